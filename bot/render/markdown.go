@@ -1,0 +1,387 @@
+package render
+
+import (
+	"bytes"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-telegram/bot/models"
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	east "github.com/yuin/goldmark/extension/ast"
+	"github.com/yuin/goldmark/parser"
+	"github.com/yuin/goldmark/text"
+	"github.com/yuin/goldmark/util"
+)
+
+// Message is one Telegram message's worth of rendered text.
+type Message struct {
+	Text     string
+	Entities []models.MessageEntity
+}
+
+// thematicBreak is what a Markdown "---" line shows as.
+const thematicBreak = "———"
+
+// mdParser is built once: building it sorts goldmark's parser tables, which would cost more
+// than parsing a short answer. A goldmark parser keeps no state between Parse calls.
+var mdParser = sync.OnceValue(func() parser.Parser {
+	return goldmark.New(goldmark.WithExtensions(
+		extension.Strikethrough,
+		extension.Table,
+		extension.Linkify,
+		extension.TaskList,
+	)).Parser()
+})
+
+// Markdown renders Markdown (possibly partial, mid-stream) into text and entities.
+//
+// It follows CommonMark with GitHub's strikethrough, tables, task lists and bare-URL links,
+// and keeps the model's soft line breaks as newlines. Input that renders to nothing visible
+// but has visible characters (say, only a link reference definition) comes back as its plain
+// source, so a reply is never empty. Invalid UTF-8 and NUL bytes become U+FFFD.
+func Markdown(src string) Message {
+	src = sanitize(src)
+	source := []byte(src)
+	doc := mdParser().Parse(text.NewReader(source))
+	r := renderer{source: source}
+	r.block(doc)
+	m := r.b.message()
+	if m.Text == "" {
+		// Nothing rendered, though the source may hold characters, e.g. only a link
+		// reference definition: show the source rather than an empty reply.
+		return Message{Text: strings.TrimRightFunc(strings.TrimLeft(src, "\n"), unicode.IsSpace)}
+	}
+	return m
+}
+
+// sanitize makes the source valid UTF-8 without NULs or CRs, so every later step can rely on
+// that and the output is valid UTF-8 whatever the model sent.
+func sanitize(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	if strings.IndexByte(s, '\r') >= 0 {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+	}
+	return s
+}
+
+type renderer struct {
+	source []byte
+	b      builder
+	depth  int // list nesting, for the bullet shape
+}
+
+func (r *renderer) block(n ast.Node) {
+	switch n := n.(type) {
+	case *ast.Document:
+		r.children(n)
+	case *ast.Paragraph:
+		r.children(n)
+		r.b.endBlock(2)
+	case *ast.TextBlock: // a paragraph of a tight list item
+		r.children(n)
+		r.b.endBlock(1)
+	case *ast.Heading:
+		r.b.push(models.MessageEntityTypeBold, "", "")
+		r.children(n)
+		r.b.pop()
+		r.b.endBlock(2)
+	case *ast.ThematicBreak:
+		r.b.writeString(thematicBreak)
+		r.b.endBlock(2)
+	case *ast.FencedCodeBlock:
+		var lang []byte
+		if n.Info != nil {
+			lang = decode(nil, n.Language(r.source))
+		}
+		r.code(n, string(lang))
+	case *ast.CodeBlock:
+		r.code(n, "")
+	case *ast.Blockquote:
+		r.b.push(models.MessageEntityTypeBlockquote, "", "")
+		r.children(n)
+		r.b.pop()
+		r.b.endBlock(2)
+	case *ast.List:
+		r.list(n)
+	case *ast.HTMLBlock:
+		var raw []byte
+		lines := n.Lines()
+		for i := range lines.Len() {
+			seg := lines.At(i)
+			raw = append(raw, seg.Value(r.source)...)
+		}
+		if n.HasClosure() {
+			closure := n.ClosureLine
+			raw = append(raw, closure.Value(r.source)...)
+		}
+		r.b.text(bytes.TrimRight(raw, "\n"))
+		r.b.endBlock(2)
+	case *east.Table:
+		r.table(n)
+		r.b.endBlock(2)
+	default:
+		if n.Type() == ast.TypeInline {
+			r.inline(n)
+			return
+		}
+		r.children(n)
+		r.b.endBlock(2)
+	}
+}
+
+func (r *renderer) children(n ast.Node) {
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		if c.Type() == ast.TypeInline {
+			r.inline(c)
+		} else {
+			r.block(c)
+		}
+	}
+}
+
+// code writes a code block's lines byte for byte as one pre entity, without list
+// indentation, dropping only the newline that ends its last line.
+func (r *renderer) code(n ast.Node, lang string) {
+	var body []byte
+	lines := n.Lines()
+	for i := range lines.Len() {
+		seg := lines.At(i)
+		body = append(body, seg.Value(r.source)...)
+	}
+	body = bytes.TrimSuffix(body, []byte("\n"))
+	r.b.push(models.MessageEntityTypePre, "", lang)
+	r.b.verbatim++
+	r.b.write(body)
+	r.b.verbatim--
+	r.b.pop()
+	r.b.endBlock(2)
+}
+
+var bullets = [...]string{"• ", "◦ ", "▪ "}
+
+// list writes one line per item: a bullet (•, then ◦ and ▪ for nested lists) or the item's
+// number, with continuation lines and nested lists indented to the item's text.
+func (r *renderer) list(n *ast.List) {
+	sep := 2
+	if n.IsTight {
+		sep = 1
+	}
+	num := n.Start
+	outer := r.b.prefix
+	r.depth++
+	for item := n.FirstChild(); item != nil; item = item.NextSibling() {
+		marker := bullets[(r.depth-1)%len(bullets)]
+		if n.IsOrdered() {
+			marker = strconv.Itoa(num) + string(n.Marker) + " "
+			num++
+		}
+		r.b.writeString(marker)
+		r.b.prefix = append(outer[:len(outer):len(outer)], strings.Repeat(" ", utf8.RuneCountInString(marker))...)
+		r.children(item)
+		r.b.prefix = outer
+		r.b.endBlock(sep)
+	}
+	r.depth--
+	r.b.endBlock(2)
+}
+
+func (r *renderer) inline(n ast.Node) {
+	switch n := n.(type) {
+	case *ast.Text:
+		seg := n.Segment.Value(r.source)
+		if n.IsRaw() {
+			r.b.text(seg)
+		} else {
+			r.decoded(seg)
+		}
+		if n.HardLineBreak() || n.SoftLineBreak() {
+			r.b.newline()
+		}
+	case *ast.String:
+		if n.IsCode() || n.IsRaw() {
+			r.b.text(n.Value)
+		} else {
+			r.decoded(n.Value)
+		}
+	case *ast.CodeSpan:
+		r.b.push(models.MessageEntityTypeCode, "", "")
+		for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+			t, ok := c.(*ast.Text)
+			if !ok {
+				continue
+			}
+			v := t.Segment.Value(r.source)
+			if last := len(v) - 1; last >= 0 && v[last] == '\n' {
+				r.b.write(v[:last])
+				r.b.writeString(" ")
+			} else {
+				r.b.write(v)
+			}
+		}
+		r.b.pop()
+	case *ast.Emphasis:
+		typ := models.MessageEntityTypeItalic
+		if n.Level >= 2 {
+			typ = models.MessageEntityTypeBold
+		}
+		r.b.push(typ, "", "")
+		r.children(n)
+		r.b.pop()
+	case *east.Strikethrough:
+		r.b.push(models.MessageEntityTypeStrikethrough, "", "")
+		r.children(n)
+		r.b.pop()
+	case *ast.Link:
+		r.link(n, n.Destination)
+	case *ast.Image:
+		r.link(n, n.Destination)
+	case *ast.AutoLink:
+		label := n.Label(r.source)
+		typ := models.MessageEntityTypeURL
+		if n.AutoLinkType == ast.AutoLinkEmail {
+			typ = models.MessageEntityTypeEmail
+		} else if _, ok := linkURL(n.URL(r.source)); !ok {
+			typ = ""
+		}
+		if typ == "" {
+			r.b.write(label)
+			return
+		}
+		r.b.push(typ, "", "")
+		r.b.write(label)
+		r.b.pop()
+	case *ast.RawHTML:
+		for i := range n.Segments.Len() {
+			seg := n.Segments.At(i)
+			r.b.text(seg.Value(r.source))
+		}
+	case *east.TaskCheckBox:
+		if n.IsChecked {
+			r.b.writeString("☑ ")
+		} else {
+			r.b.writeString("☐ ")
+		}
+	default:
+		r.children(n)
+	}
+}
+
+// link writes a link's or an image's text as a text_link to its destination. A destination
+// Telegram would not take (relative, javascript:, ...) leaves just the text; a link without
+// text shows its destination instead.
+func (r *renderer) link(n ast.Node, dest []byte) {
+	u, ok := linkURL(dest)
+	if ok {
+		r.b.push(models.MessageEntityTypeTextLink, u, "")
+	}
+	before := r.b.u16
+	r.children(n)
+	if r.b.u16 == before {
+		r.b.write(decode(r.b.scratch[:0], dest))
+	}
+	if ok {
+		r.b.pop()
+	}
+}
+
+// linkURL returns dest with escapes resolved and unsafe characters percent-encoded, and
+// whether it is an absolute URL of a scheme Telegram opens.
+func linkURL(dest []byte) (string, bool) {
+	if len(dest) == 0 {
+		return "", false
+	}
+	s := string(util.URLEscape(dest, true))
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https", "ftp":
+		return s, u.Host != ""
+	case "tg", "ton":
+		return s, u.Host != "" || u.Opaque != ""
+	}
+	return "", false
+}
+
+// decoded writes Markdown text with backslash escapes and character references resolved.
+func (r *renderer) decoded(s []byte) {
+	r.b.scratch = decode(r.b.scratch[:0], s)
+	r.b.text(r.b.scratch)
+}
+
+// decode appends src to dst with backslash escapes of ASCII punctuation and HTML character
+// references resolved, as goldmark's HTML writer does for text, but without escaping the
+// result for HTML.
+func decode(dst, src []byte) []byte {
+	n := 0
+	escaped := false
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if escaped {
+			escaped = false
+			if util.IsPunct(c) {
+				dst = append(dst, src[n:i-1]...)
+				n = i
+				continue
+			}
+		}
+		switch c {
+		case '\\':
+			escaped = true
+		case '&':
+			if size, repl := charRef(src[i:]); size > 0 {
+				dst = append(dst, src[n:i]...)
+				dst = append(dst, repl...)
+				n = i + size
+				i = n - 1
+			}
+		}
+	}
+	return append(dst, src[n:]...)
+}
+
+// charRef reads an HTML character reference at the start of s ("&amp;", "&#35;", "&#x1F600;")
+// and returns its length and the characters it stands for, or 0 if there is none.
+func charRef(s []byte) (int, []byte) {
+	end := bytes.IndexByte(s, ';')
+	if end < 2 || end > 40 {
+		return 0, nil
+	}
+	body := s[1:end]
+	if body[0] == '#' {
+		digits, base, maxLen := body[1:], 10, 7
+		if len(digits) > 0 && (digits[0] == 'x' || digits[0] == 'X') {
+			digits, base, maxLen = digits[1:], 16, 6
+		}
+		if len(digits) == 0 || len(digits) > maxLen {
+			return 0, nil
+		}
+		v, err := strconv.ParseUint(string(digits), base, 32)
+		if err != nil {
+			return 0, nil
+		}
+		return end + 1, utf8.AppendRune(nil, util.ToValidRune(rune(v)))
+	}
+	for _, c := range body {
+		if !util.IsAlphaNumeric(c) {
+			return 0, nil
+		}
+	}
+	e, ok := util.LookUpHTML5EntityByName(string(body))
+	if !ok {
+		return 0, nil
+	}
+	return end + 1, e.Characters
+}

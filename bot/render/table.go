@@ -1,0 +1,195 @@
+package render
+
+import (
+	"bytes"
+	"strings"
+	"unicode"
+
+	"github.com/go-telegram/bot/models"
+	"github.com/yuin/goldmark/ast"
+	east "github.com/yuin/goldmark/extension/ast"
+)
+
+// tableMaxWidth is the widest table, in monospace columns, shown as an aligned pre block. A
+// Telegram bubble on a phone holds about 40 monospace characters; a wider pre block wraps its
+// rows and stops reading as a table, so wider tables are shown as one line per row instead.
+const tableMaxWidth = 40
+
+// table renders a GFM table. A narrow table becomes a pre block of aligned columns, which
+// reads like the table the model meant. A wide one, or one whose cells hold links (a pre
+// block cannot keep them clickable), becomes one line per row with cells joined by " | " and
+// the header row in bold; that wraps gracefully and keeps the cells' formatting.
+func (r *renderer) table(n *east.Table) {
+	var rows [][]Message
+	links := false
+	for row := n.FirstChild(); row != nil; row = row.NextSibling() {
+		var cells []Message
+		var last ast.Node
+		for c := row.FirstChild(); c != nil; c = c.NextSibling() {
+			sub := renderer{source: r.source}
+			sub.children(c)
+			m := sub.b.message()
+			for _, e := range m.Entities {
+				if e.URL != "" || e.Type == models.MessageEntityTypeEmail {
+					links = true
+				}
+			}
+			cells = append(cells, m)
+			last = c
+		}
+		cells = append(cells, r.extraCells(last)...)
+		rows = append(rows, cells)
+	}
+	if len(rows) == 0 {
+		return
+	}
+
+	cols := 0
+	for _, row := range rows {
+		cols = max(cols, len(row))
+	}
+	widths := make([]int, cols)
+	for _, row := range rows {
+		for i, c := range row {
+			widths[i] = max(widths[i], displayWidth(c.Text))
+		}
+	}
+	total := 3 * (cols - 1)
+	for _, w := range widths {
+		total += w
+	}
+	if links || total > tableMaxWidth {
+		r.tableLines(rows)
+		return
+	}
+
+	var body strings.Builder
+	line := func(row []Message) {
+		var l strings.Builder
+		for i := range cols {
+			if i > 0 {
+				l.WriteString(" | ")
+			}
+			var cell string
+			if i < len(row) {
+				cell = row[i].Text
+			}
+			align := east.AlignNone
+			if i < len(n.Alignments) {
+				align = n.Alignments[i]
+			}
+			l.WriteString(pad(cell, widths[i], align))
+		}
+		body.WriteString(strings.TrimRight(l.String(), " "))
+		body.WriteByte('\n')
+	}
+	for i, row := range rows {
+		line(row)
+		if i == 0 {
+			for j, w := range widths {
+				if j > 0 {
+					body.WriteString("-+-")
+				}
+				body.WriteString(strings.Repeat("-", w))
+			}
+			body.WriteByte('\n')
+		}
+	}
+	r.b.push(models.MessageEntityTypePre, "", "")
+	r.b.verbatim++
+	r.b.writeString(strings.TrimSuffix(body.String(), "\n"))
+	r.b.verbatim--
+	r.b.pop()
+}
+
+// tableLines writes one line per row: cells joined by " | ", the header row bold.
+func (r *renderer) tableLines(rows [][]Message) {
+	for i, row := range rows {
+		if i > 0 {
+			r.b.newline()
+		}
+		if i == 0 {
+			r.b.push(models.MessageEntityTypeBold, "", "")
+		}
+		for j, c := range row {
+			if j > 0 {
+				r.b.writeString(" | ")
+			}
+			r.b.appendMessage(c)
+		}
+		if i == 0 {
+			r.b.pop()
+		}
+	}
+}
+
+// extraCells returns the cells of a body row beyond the header's column count. GFM says to
+// ignore them and goldmark drops them from the tree, but they are usually text the model
+// meant to show (often a cell with an unescaped "|" in it), so they are read back from the
+// source as plain text.
+func (r *renderer) extraCells(last ast.Node) []Message {
+	if last == nil || last.Parent() == nil || last.Parent().Kind() != east.KindTableRow {
+		return nil
+	}
+	lines := last.Lines()
+	if lines.Len() == 0 {
+		return nil
+	}
+	stop := lines.At(lines.Len() - 1).Stop
+	rest := r.source[stop:]
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i]
+	}
+	rest = bytes.TrimSpace(rest)
+	rest = bytes.TrimPrefix(rest, []byte("|"))
+	if n := len(rest); n > 0 && rest[n-1] == '|' && (n < 2 || rest[n-2] != '\\') {
+		rest = rest[:n-1]
+	}
+	if len(bytes.TrimSpace(rest)) == 0 {
+		return nil
+	}
+	var cells []Message
+	start := 0
+	for i := 0; i <= len(rest); i++ {
+		if i < len(rest) && (rest[i] != '|' || (i > 0 && rest[i-1] == '\\')) {
+			continue
+		}
+		cells = append(cells, Message{Text: string(bytes.TrimSpace(decode(nil, rest[start:i])))})
+		start = i + 1
+	}
+	return cells
+}
+
+// pad fills s with spaces to width columns, aligned as the table's delimiter row says.
+func pad(s string, width int, align east.Alignment) string {
+	gap := width - displayWidth(s)
+	if gap <= 0 {
+		return s
+	}
+	switch align {
+	case east.AlignRight:
+		return strings.Repeat(" ", gap) + s
+	case east.AlignCenter:
+		return strings.Repeat(" ", gap/2) + s + strings.Repeat(" ", gap-gap/2)
+	}
+	return s + strings.Repeat(" ", gap)
+}
+
+// displayWidth approximates how many monospace columns s takes: East Asian wide characters
+// and emoji take two, combining marks and joiners none. It only has to be good enough to
+// line up table columns.
+func displayWidth(s string) int {
+	w := 0
+	for _, r := range s {
+		switch {
+		case unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) || (r >= 0xFE00 && r <= 0xFE0F):
+		case r >= 0x1100 && r <= 0x115F, r >= 0x2E80 && r <= 0xA4CF, r >= 0xAC00 && r <= 0xD7A3,
+			r >= 0xF900 && r <= 0xFAFF, r >= 0xFE30 && r <= 0xFE4F, r >= 0xFF00 && r <= 0xFF60,
+			r >= 0xFFE0 && r <= 0xFFE6, r >= 0x1F300 && r <= 0x1FAFF, r >= 0x20000 && r <= 0x3FFFD:
+			w += 2
+		default:
+			w++
+		}
+	}
+	return w
+}
