@@ -1,0 +1,119 @@
+// Package history is the conversation store: for every chat, or topic inside
+// a chat, it keeps the system prompt and the turns (what the user said, what
+// the assistant answered) in a SQLite file, and picks the recent turns that
+// fit a model's context window.
+//
+// It knows nothing of Telegram or HTTP: message ids and display names are
+// plain values handed in by the caller. The schema lives in the migrations
+// package and is brought up to date by Open.
+//
+// A Store is safe for concurrent use by multiple goroutines.
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Key identifies a conversation: a chat, or a topic inside a chat.
+// ThreadID 0 means the chat has no topic.
+type Key struct {
+	ChatID   int64
+	ThreadID int64
+}
+
+// Role says who wrote a turn.
+type Role string
+
+// The roles of a turn.
+const (
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+)
+
+// Status says whether a turn is complete.
+type Status string
+
+// The statuses of a turn. StatusCut marks an assistant reply that broke off;
+// its Content is what the user saw.
+const (
+	StatusDone Status = "done"
+	StatusCut  Status = "cut"
+)
+
+// Turn is one message of a conversation.
+type Turn struct {
+	ID        int64
+	Role      Role
+	Content   string
+	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise
+	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
+	Status    Status    // "" means done when appending
+	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
+}
+
+// ErrNotFound is returned when the thing asked for does not exist, for
+// example by Rewind when the conversation has no user turn.
+var ErrNotFound = errors.New("history: not found")
+
+// TooLongError is returned by Window when the newest user turn, together
+// with the system prompt, does not fit the budget. Length and Budget are in
+// characters (Unicode code points).
+type TooLongError struct {
+	Length, Budget int
+}
+
+func (e *TooLongError) Error() string {
+	return fmt.Sprintf("history: newest message with the system prompt is %d characters, over the budget of %d", e.Length, e.Budget)
+}
+
+// Store is the conversation store. Create it with Open; it is safe for
+// concurrent use.
+//
+// It holds two pools on the same file. SQLite allows one writer at a time,
+// and a writer that finds the lock taken does not queue: it sleeps and polls
+// (busy_timeout), with growing sleeps up to 100 ms, so many goroutines
+// writing through a pool of connections would wait far longer than the
+// writes take, and could still fail with SQLITE_BUSY once the timeout ran
+// out. Instead every write goes through w, a pool of exactly one connection:
+// writers queue in database/sql (in order, honouring their contexts) and
+// never meet a locked database from inside this process. Reads go through r,
+// several connections that WAL lets run alongside the writer.
+//
+// w also begins its transactions with BEGIN IMMEDIATE (_txlock=immediate), so
+// a transaction takes the write lock before it reads anything. With the
+// default BEGIN DEFERRED, a transaction that reads and then writes while
+// another process (a second instance, the sqlite3 shell) committed in between
+// fails at once with SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot cure;
+// taking the lock up front turns that into an ordinary wait.
+type Store struct {
+	path string
+	w    *sqlx.DB // single connection, every write
+	r    *sqlx.DB // read-only connections (query_only)
+}
+
+// Close closes the store. The last connection to close checkpoints the WAL
+// into the database file.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Ping checks that the database can still be reached, for health checks.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("history: ping: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("history: ping: %w", err)
+	}
+	return nil
+}
+
+// unixMilli converts a stored timestamp back to the time it was taken.
+func unixMilli(ms int64) time.Time {
+	return time.UnixMilli(ms).UTC()
+}

@@ -1,0 +1,232 @@
+package history
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/jmoiron/sqlx"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"aurabot/migrations"
+)
+
+// sqliteHeader starts every SQLite database file.
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// busyTimeoutMS bounds how long a connection waits for a lock held by another
+// process (within this process, writers queue on the single writer
+// connection instead; see Store).
+const busyTimeoutMS = "10000"
+
+// options are the knobs tests need that callers do not.
+type options struct {
+	// readOnly opens the file with SQLite's mode=ro, as SQLite itself does
+	// when the file cannot be opened for writing. Tests run as root, which
+	// can write to any file, so this is how they reach the read-only path.
+	readOnly bool
+}
+
+// Open opens the store in the SQLite file at path, creating the folder (0700)
+// and the file (0600) if they are missing, and applies any pending
+// migrations. It fails, naming the path and changing nothing, if the file is
+// not a SQLite database, cannot be written, or its folder cannot be created.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, options{})
+}
+
+func open(ctx context.Context, path string, opt options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("history: open: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("history: open %s: %w", path, err)
+	}
+	if err := prepareFile(abs); err != nil {
+		return nil, fmt.Errorf("history: open %s: %w", abs, err)
+	}
+
+	s, err := connect(ctx, abs, opt)
+	if err != nil {
+		return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
+	}
+	if err := migrate(ctx, s.w, migrations.FS); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
+	}
+	return s, nil
+}
+
+// prepareFile creates the folder and the file with private permissions, and
+// refuses a file that is not a database or cannot be written, before SQLite
+// touches it. SQLite would create the file with 0644 and, given a file it
+// cannot write, silently open it read-only; its -wal and -shm files take
+// their permissions from the database file, so creating that one 0600 here
+// keeps all three private.
+func prepareFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create folder: %w", err)
+	}
+	// O_RDWR without O_TRUNC: fails on a read-only file or file system for
+	// anyone but root, and never changes an existing file.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("file is not writable: %w", err)
+		}
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	switch {
+	case n == 0 && (err == nil || errors.Is(err, io.EOF)):
+		return nil // new or empty: SQLite treats it as an empty database
+	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("read header: %w", err)
+	case !bytes.Equal(head[:n], sqliteHeader) || n < len(sqliteHeader):
+		return errors.New("not a SQLite database (left unchanged)")
+	}
+	return nil
+}
+
+// connect opens the writer and reader pools and checks the file can be
+// written.
+func connect(ctx context.Context, path string, opt options) (*Store, error) {
+	// Pragmas go in the DSN so that every connection either pool opens gets
+	// them, not only the first. foreign_keys is per connection; busy_timeout
+	// too. journal_mode=WAL is stored in the file, so readers do not block
+	// the writer nor it them. synchronous=FULL makes a commit durable on
+	// power loss, not just on a crash of the process (NORMAL, the usual WAL
+	// choice, may lose the last commits): losing what a user said is the
+	// worst failure this store can have, and it costs one fsync per write.
+	// secure_delete overwrites deleted content, so /reset really removes it
+	// from the database file.
+	common := url.Values{"_pragma": {
+		"busy_timeout(" + busyTimeoutMS + ")",
+		"foreign_keys(1)",
+		"journal_mode(WAL)",
+		"mmap_size(1073741824)",
+	}}
+	if opt.readOnly {
+		common.Set("mode", "ro")
+	}
+
+	wq := cloneValues(common)
+	wq["_pragma"] = append(wq["_pragma"], "synchronous(FULL)", "secure_delete(1)")
+	wq.Set("_txlock", "immediate")
+	w, err := sqlx.Open("sqlite", dsn(path, wq))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	// Connect the writer first: its journal_mode pragma switches a new file
+	// to WAL before any reader looks at it.
+	if err := checkWritable(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	rq := cloneValues(common)
+	// query_only: a write by mistake through a reader fails loudly instead
+	// of competing with the writer for the lock.
+	rq["_pragma"] = append(rq["_pragma"], "query_only(1)")
+	r, err := sqlx.Open("sqlite", dsn(path, rq))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxIdleTime(0)
+	r.SetConnMaxLifetime(0)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	return &Store{path: path, w: w, r: r}, nil
+}
+
+// checkWritable connects w and makes sure SQLite can write the file: SQLite
+// opens a file it may not write read-only without saying so, and only the
+// first write would tell.
+func checkWritable(ctx context.Context, w *sqlx.DB) error {
+	conn, err := w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		ro, ok := dc.(interface{ IsReadOnly(string) (bool, error) })
+		if !ok {
+			return fmt.Errorf("driver %T cannot report read-only", dc)
+		}
+		readOnly, err := ro.IsReadOnly("main")
+		if err != nil {
+			return err
+		}
+		if readOnly {
+			return errReadOnly
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if mode != "wal" {
+		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	return nil
+}
+
+var errReadOnly = errors.New("database is read-only")
+
+// explain turns the SQLite errors a bad file produces at open into words.
+func explain(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_READONLY:
+		return fmt.Errorf("%w: %w", errReadOnly, err)
+	case sqlite3.SQLITE_NOTADB:
+		return fmt.Errorf("not a SQLite database (left unchanged): %w", err)
+	case sqlite3.SQLITE_CANTOPEN:
+		return fmt.Errorf("cannot open the database file: %w", err)
+	}
+	return err
+}
+
+// dsn builds a file: URI, escaping the path so that a '?', '#' or '%' in it
+// stays part of the path.
+func dsn(path string, q url.Values) string {
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}

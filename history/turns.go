@@ -1,0 +1,284 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// turnRow is a turns row as stored.
+type turnRow struct {
+	ID        int64  `db:"id"`
+	Role      string `db:"role"`
+	Content   string `db:"content"`
+	Author    string `db:"author"`
+	MessageID int64  `db:"message_id"`
+	Status    string `db:"status"`
+	CreatedAt int64  `db:"created_at"`
+}
+
+const turnColumns = `id, role, content, author, message_id, status, created_at`
+
+func (r turnRow) turn() Turn {
+	return Turn{
+		ID:        r.ID,
+		Role:      Role(r.Role),
+		Content:   r.Content,
+		Author:    r.Author,
+		MessageID: r.MessageID,
+		Status:    Status(r.Status),
+		CreatedAt: unixMilli(r.CreatedAt),
+	}
+}
+
+// queryTurns runs a query selecting turnColumns. It scans by hand rather than
+// with sqlx's reflection: Window loads dozens of turns per call and this is
+// its hot loop.
+func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) ([]Turn, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ts := []Turn{}
+	for rows.Next() {
+		var r turnRow
+		if err := rows.Scan(&r.ID, &r.Role, &r.Content, &r.Author, &r.MessageID, &r.Status, &r.CreatedAt); err != nil {
+			return nil, err
+		}
+		ts = append(ts, r.turn())
+	}
+	return ts, rows.Err()
+}
+
+// Append stores t as the newest turn of the conversation k, creating the
+// conversation if needed, and returns it as stored (with ID, Status and
+// CreatedAt filled in, CreatedAt truncated to milliseconds, in UTC).
+//
+// A user turn whose MessageID is already stored in that conversation (a
+// redelivered update) is not stored again: Append returns the stored turn and
+// inserted false.
+func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserted bool, err error) {
+	switch t.Role {
+	case RoleUser, RoleAssistant:
+	default:
+		return Turn{}, false, fmt.Errorf("history: append: unknown role %q", t.Role)
+	}
+	switch t.Status {
+	case "":
+		t.Status = StatusDone
+	case StatusDone:
+	case StatusCut:
+		if t.Role != RoleAssistant {
+			return Turn{}, false, fmt.Errorf("history: append: status %q is for assistant turns", t.Status)
+		}
+	default:
+		return Turn{}, false, fmt.Errorf("history: append: unknown status %q", t.Status)
+	}
+	now := time.Now()
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = now
+	}
+	t.CreatedAt = unixMilli(t.CreatedAt.UnixMilli())
+
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	defer tx.Rollback()
+	conv, err := ensureConversation(ctx, tx, k, now)
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	// The conflict target is the partial unique index turns_user_message:
+	// only a user turn repeating a message id is skipped; any other
+	// constraint still fails loudly.
+	err = tx.QueryRowxContext(ctx, `
+		INSERT INTO turns (conversation_id, role, content, author, message_id, status, char_count, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (conversation_id, message_id) WHERE role = 'user' AND message_id <> 0 DO NOTHING
+		RETURNING id`,
+		conv, t.Role, t.Content, t.Author, t.MessageID, t.Status,
+		utf8.RuneCountInString(t.Content), t.CreatedAt.UnixMilli(),
+	).Scan(&t.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		var r turnRow
+		err = tx.GetContext(ctx, &r, `SELECT `+turnColumns+` FROM turns
+			WHERE conversation_id = ? AND role = 'user' AND message_id = ?`, conv, t.MessageID)
+		if err != nil {
+			return Turn{}, false, fmt.Errorf("history: append: load duplicate: %w", err)
+		}
+		return r.turn(), false, nil
+	}
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	return t, true, nil
+}
+
+// ensureConversation returns the id of k's conversation, creating it.
+func ensureConversation(ctx context.Context, tx *sqlx.Tx, k Key, now time.Time) (int64, error) {
+	var id int64
+	err := tx.GetContext(ctx, &id, `SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?`, k.ChatID, k.ThreadID)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.GetContext(ctx, &id, `INSERT INTO conversations (chat_id, thread_id, created_at) VALUES (?, ?, ?) RETURNING id`,
+			k.ChatID, k.ThreadID, now.UnixMilli())
+	}
+	return id, err
+}
+
+// conversationID is the id of k's conversation in q; ok is false if it has
+// none yet.
+func conversationID(ctx context.Context, q sqlx.QueryerContext, k Key) (id int64, ok bool, err error) {
+	err = sqlx.GetContext(ctx, q, &id, `SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?`, k.ChatID, k.ThreadID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
+}
+
+// Turns returns every turn of the conversation, oldest first; none if it has
+// none.
+func (s *Store) Turns(ctx context.Context, k Key) ([]Turn, error) {
+	ts, err := queryTurns(ctx, s.r, `SELECT `+turnColumns+` FROM turns
+		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)
+		ORDER BY id`, k.ChatID, k.ThreadID)
+	if err != nil {
+		return nil, fmt.Errorf("history: turns: %w", err)
+	}
+	return ts, nil
+}
+
+// Reset deletes every turn of the conversation. The system prompt stays.
+// The deleted content is overwritten in the database file (secure_delete).
+func (s *Store) Reset(ctx context.Context, k Key) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM turns
+		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)`,
+		k.ChatID, k.ThreadID)
+	if err != nil {
+		return fmt.Errorf("history: reset: %w", err)
+	}
+	return nil
+}
+
+// Rewind prepares the conversation for answering its newest user turn again
+// (/retry): it deletes the assistant turns after that user turn and returns
+// it. It returns ErrNotFound if the conversation has no user turn.
+func (s *Store) Rewind(ctx context.Context, k Key) (Turn, error) {
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+	}
+	defer tx.Rollback()
+	var r turnRow
+	err = tx.GetContext(ctx, &r, `SELECT `+turnColumns+` FROM turns
+		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)
+		  AND role = 'user'
+		ORDER BY id DESC LIMIT 1`, k.ChatID, k.ThreadID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Turn{}, fmt.Errorf("history: rewind: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM turns
+		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)
+		  AND id > ?`, k.ChatID, k.ThreadID, r.ID); err != nil {
+		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+	}
+	return r.turn(), nil
+}
+
+// Window returns the context to send with the conversation's newest user
+// turn: the newest contiguous run of turns that, together with systemPrompt,
+// fits budget characters (Unicode code points), oldest first and ending with
+// that user turn. Assistant turns after it (a reply being retried) are left
+// out. If the user turn and systemPrompt alone do not fit, it returns a
+// *TooLongError. A conversation without user turns gives an empty window.
+//
+// It walks the conversation newest-first over an index holding each turn's
+// length and stops at the first turn that does not fit, so its cost follows
+// the size of the window, not of the conversation; only the turns it returns
+// are read in full.
+func (s *Store) Window(ctx context.Context, k Key, budget int, systemPrompt string) ([]Turn, error) {
+	// One read transaction: both queries see the same snapshot.
+	tx, err := s.r.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("history: window: %w", err)
+	}
+	defer tx.Rollback()
+	conv, ok, err := conversationID(ctx, tx, k)
+	if err != nil {
+		return nil, fmt.Errorf("history: window: %w", err)
+	}
+	if !ok {
+		return []Turn{}, nil
+	}
+	first, last, err := windowBounds(ctx, tx, conv, budget, utf8.RuneCountInString(systemPrompt))
+	if err != nil {
+		return nil, err
+	}
+	if last == 0 {
+		return []Turn{}, nil
+	}
+	ts, err := queryTurns(ctx, tx, `SELECT `+turnColumns+` FROM turns
+		WHERE conversation_id = ? AND id BETWEEN ? AND ?
+		ORDER BY id`, conv, first, last)
+	if err != nil {
+		return nil, fmt.Errorf("history: window: %w", err)
+	}
+	return ts, nil
+}
+
+// windowBounds finds the ids of the oldest and newest turn of the window;
+// last is 0 if the conversation has no user turn.
+func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, budget, used int) (first, last int64, err error) {
+	// Served from the covering index turns_window, newest first.
+	rows, err := tx.QueryContext(ctx, `SELECT id, role, char_count FROM turns
+		WHERE conversation_id = ? ORDER BY id DESC`, conv)
+	if err != nil {
+		return 0, 0, fmt.Errorf("history: window: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id    int64
+			role  Role
+			chars int
+		)
+		if err := rows.Scan(&id, &role, &chars); err != nil {
+			return 0, 0, fmt.Errorf("history: window: %w", err)
+		}
+		if last == 0 {
+			if role != RoleUser {
+				continue // an answer to the newest user turn: not part of its context
+			}
+			if used+chars > budget {
+				return 0, 0, &TooLongError{Length: used + chars, Budget: budget}
+			}
+			used += chars
+			first, last = id, id
+			continue
+		}
+		if used+chars > budget {
+			break
+		}
+		used += chars
+		first = id
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("history: window: %w", err)
+	}
+	return first, last, nil
+}
