@@ -65,15 +65,17 @@ func (r *renderer) table(n *east.Table) {
 
 	var body strings.Builder
 	line := func(row []Message) {
+		// Empty cells at the end of a row would only leave dangling separators.
+		last := len(row)
+		for last > 0 && row[last-1].Text == "" {
+			last--
+		}
 		var l strings.Builder
-		for i := range cols {
+		for i := range last {
 			if i > 0 {
 				l.WriteString(" | ")
 			}
-			var cell string
-			if i < len(row) {
-				cell = row[i].Text
-			}
+			cell := row[i].Text
 			align := east.AlignNone
 			if i < len(n.Alignments) {
 				align = n.Alignments[i]
