@@ -159,4 +159,3 @@ func isSubsequence(want, got []rune) (bool, int) {
 	}
 	return i == len(want), i
 }
-

@@ -43,6 +43,9 @@ func utf16Len(b []byte) int { return UTF16Len(string(b)) } // no copy: the conve
 // visible text gives no parts. A limit below 2 is taken as 2, so any character fits.
 func Split(m Message, limit int) []Message {
 	spans := splitSpans(m, max(limit, 2))
+	if len(spans) == 0 {
+		return nil
+	}
 	out := make([]Message, 0, len(spans))
 	for _, s := range spans {
 		part := Message{Text: m.Text[s.start:s.end]}
@@ -126,15 +129,17 @@ func findCut(t string, verb []bool, s, su, limit int) (c cut, ok bool) {
 	i, u := s, su
 	hard := cut{s, su, s, su}
 	for i < len(t) && u-su <= limit {
-		hard = cut{i, u, i, u}
+		hard = cut{i, u, i, u} // the window ends at the last i the loop sees
 		ch := t[i]
 		if isSpaceByte(ch) && visible {
 			if verb != nil && verb[i] {
-				kind := word
+				// In code, drop a single newline, or a single space between two words:
+				// never indentation.
 				if ch == '\n' {
-					kind = line
+					record(line, cut{i, u, i + 1, u + 1})
+				} else if !isSpaceByte(t[i-1]) {
+					record(word, cut{i, u, i + 1, u + 1})
 				}
-				record(kind, cut{i, u, i + 1, u + 1})
 				i, u = i+1, u+1
 				continue
 			}
@@ -151,13 +156,16 @@ func findCut(t string, verb []bool, s, su, limit int) (c cut, ok bool) {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(t[i:])
+		if u+runeUnits(r)-su > limit {
+			break
+		}
 		if !unicode.IsSpace(r) {
 			visible = true
 		}
 		i += size
 		u += runeUnits(r)
 	}
-	if i >= len(t) && u-su <= limit {
+	if u-su <= limit {
 		hard = cut{i, u, i, u}
 	}
 	if !visible {
