@@ -80,6 +80,11 @@ func prepareFile(path string) error {
 	// anyone but root, and never changes an existing file.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		// The caller names the path; keep the reason only.
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == path {
+			err = pe.Err
+		}
 		if errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("file is not writable: %w", err)
 		}
@@ -204,6 +209,9 @@ func explain(err error) error {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return err
+	}
+	if se.Code() == sqlite3.SQLITE_READONLY_DIRECTORY {
+		return fmt.Errorf("%w: the folder is not writable, and SQLite keeps its -wal and -shm files there: %w", errReadOnly, err)
 	}
 	switch se.Code() & 0xff {
 	case sqlite3.SQLITE_READONLY:
