@@ -30,14 +30,39 @@ const thematicBreak = "———"
 
 // mdParser is built once: building it sorts goldmark's parser tables, which would cost more
 // than parsing a short answer. A goldmark parser keeps no state between Parse calls.
-var mdParser = sync.OnceValue(func() parser.Parser {
-	return goldmark.New(goldmark.WithExtensions(
-		extension.Strikethrough,
-		extension.Table,
-		extension.Linkify,
-		extension.TaskList,
-	)).Parser()
-})
+var mdParser = sync.OnceValue(func() parser.Parser { return newGoldmark().Parser() })
+
+// newGoldmark returns goldmark set up the way Markdown parses.
+func newGoldmark() goldmark.Markdown {
+	return goldmark.New(
+		goldmark.WithExtensions(extension.Strikethrough, extension.Table, extension.Linkify, extension.TaskList),
+		goldmark.WithParserOptions(parser.WithASTTransformers(util.Prioritized(tableHeadingOrder{}, 0))),
+	)
+}
+
+// tableHeadingOrder puts back in source order what goldmark gets wrong when a setext
+// underline follows a table that interrupted a paragraph ("Intro:\n| a |\n|---|\n| 1 |\n---"):
+// goldmark makes "Intro:" a heading but puts it after the table.
+type tableHeadingOrder struct{}
+
+func (tableHeadingOrder) Transform(doc *ast.Document, _ text.Reader, _ parser.Context) {
+	var moves [][2]ast.Node
+	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if t, ok := n.(*east.Table); ok && entering && t.FirstChild() != nil {
+			if h, ok := t.NextSibling().(*ast.Heading); ok && h.Pos() < t.FirstChild().Pos() {
+				moves = append(moves, [2]ast.Node{t, h})
+			}
+			return ast.WalkSkipChildren, nil
+		}
+		return ast.WalkContinue, nil
+	})
+	for _, m := range moves {
+		t, h := m[0], m[1]
+		p := t.Parent()
+		p.RemoveChild(p, h)
+		p.InsertBefore(p, t, h)
+	}
+}
 
 // Markdown renders Markdown (possibly partial, mid-stream) into text and entities.
 //

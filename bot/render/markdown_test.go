@@ -140,6 +140,8 @@ var markdownTests = []struct {
 		"Name | Site\nGo | go.dev", ents{ent(bold, 0, 11), link(17, 6, "https://go.dev")}},
 	{"table keeps extra cells", "| a | b |\n|---|---|\n| `x || y` | or |",
 		"a  | b\n---+---+----+---\n`x |   | y` | or", ents{pre(0, 40, "")}},
+	{"setext underline after a table that interrupted a paragraph", "Intro:\n| a |\n|---|\n| 1 |\n---\nNext",
+		"Intro:\n\na\n-\n1\n\nNext", ents{ent(bold, 0, 6), pre(8, 5, "")}},
 	{"table cell formatting in pre is plain", "| **a** |\n|---|\n| *b* |", "a\n-\nb", ents{pre(0, 5, "")}},
 
 	// UTF-16 offsets.
