@@ -1,0 +1,207 @@
+package bot
+
+import (
+	"context"
+	"iter"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-telegram/bot/models"
+
+	"aurabot/aura"
+	"aurabot/bot/telegramtest"
+	"aurabot/history"
+)
+
+var _ Store = (*history.Store)(nil)
+var _ Model = (*aura.Client)(nil)
+
+// fakeModel is a Model whose stream a test scripts.
+type fakeModel struct {
+	mu    sync.Mutex
+	calls [][]aura.Message
+	fn    func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool)
+}
+
+func (f *fakeModel) Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error] {
+	f.mu.Lock()
+	f.calls = append(f.calls, msgs)
+	fn := f.fn
+	f.mu.Unlock()
+	return func(yield func(string, error) bool) { fn(ctx, msgs, yield) }
+}
+
+func (f *fakeModel) requests() [][]aura.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]aura.Message(nil), f.calls...)
+}
+
+// chunks yields each chunk in turn.
+func chunks(cs ...string) func(context.Context, []aura.Message, func(string, error) bool) {
+	return func(_ context.Context, _ []aura.Message, yield func(string, error) bool) {
+		for _, c := range cs {
+			if !yield(c, nil) {
+				return
+			}
+		}
+	}
+}
+
+type env struct {
+	t     *testing.T
+	tg    *telegramtest.Server
+	model *fakeModel
+	store *history.Store
+	bot   *Bot
+	stop  func()
+}
+
+const (
+	user  = 777
+	group = -100123
+)
+
+// newEnv runs a bot against a fake Telegram and a fake model, with fast pacing unless cfg says otherwise.
+func newEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	store, err := history.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	model := &fakeModel{fn: chunks("ok")}
+	cfg.Token = telegramtest.Token
+	cfg.APIURL = tg.URL()
+	if cfg.AllowedUsers == nil && !cfg.AllowAll {
+		cfg.AllowedUsers = []int64{user}
+	}
+	if cfg.DefaultPrompt == "" {
+		cfg.DefaultPrompt = "Be helpful."
+	}
+	if cfg.ContextBudget == 0 {
+		cfg.ContextBudget = 10000
+	}
+	if cfg.PrivateInterval == 0 {
+		cfg.PrivateInterval = 20 * time.Millisecond
+	}
+	if cfg.GroupInterval == 0 {
+		cfg.GroupInterval = 60 * time.Millisecond
+	}
+	if cfg.PollTimeout == 0 {
+		cfg.PollTimeout = 5 * time.Second
+	}
+	if os.Getenv("AURABOT_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b, err := New(cfg, store, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	e := &env{t: t, tg: tg, model: model, store: store, bot: b}
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(e.stop)
+	e.wait(func() bool { return len(tg.Calls("setMyCommands")) > 0 })
+	return e
+}
+
+func (e *env) wait(cond func() bool) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.tg.Wait(ctx, cond); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// say delivers a text message from user in chat and returns its id.
+func (e *env) say(chat int64, from int64, text string) int {
+	id := e.tg.NewMessageID()
+	typ := models.ChatTypePrivate
+	if chat < 0 {
+		typ = models.ChatTypeSupergroup
+	}
+	e.tg.Push(models.Update{Message: &models.Message{
+		ID: id, Date: int(time.Now().Unix()), Text: text,
+		Chat: models.Chat{ID: chat, Type: typ},
+		From: &models.User{ID: from, FirstName: "Ann"},
+	}})
+	return id
+}
+
+// final waits until the reply to message id is final (no cursor, no Stop button) and returns
+// all the messages of that reply.
+func (e *env) final(chat int64, id int) []telegramtest.Message {
+	e.t.Helper()
+	var got []telegramtest.Message
+	e.wait(func() bool {
+		got = got[:0]
+		ms := e.tg.Messages(chat)
+		for i, m := range ms {
+			if m.ReplyTo == id {
+				got = append(got, ms[i:]...)
+				break
+			}
+		}
+		if len(got) == 0 {
+			return false
+		}
+		for _, m := range got {
+			if strings.HasSuffix(m.Text, cursor) || m.Markup != "" {
+				return false
+			}
+		}
+		return true
+	})
+	return got
+}
+
+// eventually polls cond, for conditions the fake Telegram server cannot signal (the store's).
+func (e *env) eventually(cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// answered waits until conversation k holds n turns, the last one an answer, and returns them.
+func (e *env) answered(k history.Key, n int) []history.Turn {
+	e.t.Helper()
+	var ts []history.Turn
+	e.eventually(func() bool {
+		ts = e.turns(k)
+		return len(ts) >= n && ts[len(ts)-1].Role == history.RoleAssistant
+	})
+	return ts
+}
+
+func (e *env) turns(k history.Key) []history.Turn {
+	e.t.Helper()
+	ts, err := e.store.Turns(context.Background(), k)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ts
+}

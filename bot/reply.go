@@ -1,0 +1,402 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+
+	"aurabot/aura"
+	"aurabot/bot/render"
+	"aurabot/history"
+)
+
+// target is where a reply goes.
+type target struct {
+	chatID   int64
+	threadID int
+	replyTo  int // the user's message
+	group    bool
+}
+
+const (
+	cursor       = " ▍"
+	callbackStop = "stop"
+	maxText      = 4096 // Telegram's limit, UTF-16 units
+	typingEvery  = 4 * time.Second
+)
+
+var (
+	errShutdown = errors.New("the bot is shutting down")
+	errStopped  = errors.New("stopped by the user")
+	errBlocked  = errors.New("the user blocked the bot")
+)
+
+// activeReply is a reply that is streaming now; /stop cancels it.
+type activeReply struct {
+	cancel context.CancelCauseFunc
+}
+
+// stop cancels the reply streaming in conversation k, if any.
+func (b *Bot) stop(k history.Key) bool {
+	b.mu.Lock()
+	a := b.active[k]
+	b.mu.Unlock()
+	if a == nil {
+		return false
+	}
+	a.cancel(errStopped)
+	return true
+}
+
+// outcome is what a streamed reply ended with.
+type outcome struct {
+	text    string // everything the model sent, which the user now sees
+	err     error  // why the stream ended early; nil when it completed
+	firstID int    // the first Telegram message of the reply
+}
+
+// stream asks the model and shows the answer as it grows: the first text as soon as it arrives,
+// then edits at the pace the pacer allows, each with the newest text, and a final edit with the
+// whole formatted answer.
+func (b *Bot) stream(ctx context.Context, k history.Key, t target, msgs []aura.Message) outcome {
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	b.mu.Lock()
+	b.active[k] = &activeReply{cancel: cancel}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.active, k)
+		b.mu.Unlock()
+	}()
+
+	var (
+		mu      sync.Mutex
+		buf     strings.Builder
+		gotText = make(chan struct{})
+		dirty   = make(chan struct{}, 1)
+		done    = make(chan struct{})
+		serr    error
+	)
+	go func() {
+		defer close(done)
+		first := true
+		for chunk, err := range b.model.Stream(sctx, msgs) {
+			if err != nil {
+				serr = err
+				return
+			}
+			if chunk == "" {
+				continue
+			}
+			mu.Lock()
+			buf.WriteString(chunk)
+			mu.Unlock()
+			if first {
+				first = false
+				close(gotText)
+			}
+			select {
+			case dirty <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	var typing sync.WaitGroup
+	typing.Go(func() { b.typing(sctx, t, gotText) })
+	defer typing.Wait()
+
+	d := &display{b: b, t: t, stopButton: true}
+	snapshot := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
+	shown := ""
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case <-dirty:
+		}
+		if err := b.pace.wait(sctx, t.chatID); err != nil {
+			<-done
+			break
+		}
+		select {
+		case <-done:
+			// The stream ended while this edit waited: make it the final one.
+			break loop
+		default:
+		}
+		text := snapshot()
+		if text == shown {
+			continue
+		}
+		if err := d.show(sctx, text, false, true); err != nil {
+			if errors.Is(err, errBlocked) {
+				cancel(errBlocked)
+				<-done
+				return outcome{err: errBlocked}
+			}
+			continue
+		}
+		shown = text
+	}
+	<-done
+	cancel(nil) // the stream is over; stop the typing indicator
+
+	text := snapshot()
+	err := serr
+	if cause := context.Cause(sctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause // the stream saw its context end: say why (stopped, shutdown)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	notice := noticeFor(err)
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finalTimeout(ctx))
+	defer fcancel()
+	if text == "" {
+		if err == nil {
+			notice = "The model sent an empty answer. Send /retry to try again."
+		}
+		d.notice(fctx, notice)
+		return outcome{err: err}
+	}
+	if ferr := d.final(fctx, text, notice); ferr != nil {
+		b.log.Warn("final edit failed", "chat_id", t.chatID, "err", b.scrub(ferr))
+		if errors.Is(ferr, errBlocked) {
+			return outcome{err: errBlocked}
+		}
+	}
+	return outcome{text: text, err: err, firstID: d.firstID()}
+}
+
+// finalTimeout bounds how long a final edit may wait out Telegram penalties: long normally (the
+// final text must arrive), short when the bot is shutting down.
+func finalTimeout(ctx context.Context) time.Duration {
+	if ctx.Err() != nil {
+		return 5 * time.Second
+	}
+	return 10 * time.Minute
+}
+
+// typing shows "typing…" until the first text arrives or ctx ends.
+func (b *Bot) typing(ctx context.Context, t target, gotText <-chan struct{}) {
+	tick := time.NewTicker(typingEvery)
+	defer tick.Stop()
+	for {
+		if b.pace.penalized(t.chatID) {
+			// Don't poke a chat Telegram asked us to leave alone.
+		} else if _, err := b.api.SendChatAction(ctx, &tgbot.SendChatActionParams{
+			ChatID: t.chatID, MessageThreadID: t.threadID, Action: models.ChatActionTyping,
+		}); err != nil && ctx.Err() == nil {
+			b.log.Debug("sendChatAction failed", "chat_id", t.chatID, "err", b.scrub(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-gotText:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// noticeFor is the line a user sees under a reply that did not complete.
+func noticeFor(err error) string {
+	var se *aura.StatusError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, errStopped):
+		return "⏹ Stopped."
+	case errors.Is(err, errShutdown):
+		return "⚠️ Interrupted: the bot restarted. Send /retry to get a full answer."
+	case errors.As(err, &se):
+		msg := "⚠️ The model server failed with HTTP status " + strconv.Itoa(se.StatusCode) + "."
+		if se.Reason != "" {
+			msg = "⚠️ The model server failed: " + strconv.Itoa(se.StatusCode) + " " + se.Reason + "."
+		}
+		return msg + " Send /retry to try again."
+	case errors.Is(err, aura.ErrConnect):
+		return "⚠️ I could not reach the model server. Send /retry to try again."
+	case errors.Is(err, aura.ErrFirstByteTimeout):
+		return "⚠️ The model server did not start answering in time. Send /retry to try again."
+	case errors.Is(err, aura.ErrIdleTimeout):
+		return "⚠️ The model server stopped sending in the middle of the answer. Send /retry to try again."
+	case errors.Is(err, aura.ErrBrokenStream):
+		return "⚠️ The model server broke off the answer. Send /retry to try again."
+	default:
+		return "⚠️ The answer failed. Send /retry to try again."
+	}
+}
+
+// display is the set of Telegram messages that show one reply.
+type display struct {
+	b          *Bot
+	t          target
+	sent       []sentMessage
+	plain      bool // Telegram refused our entities once: send plain text from now on
+	stopButton bool
+}
+
+type sentMessage struct {
+	id       int
+	text     string
+	entities []models.MessageEntity
+	button   bool
+}
+
+func (d *display) firstID() int {
+	if len(d.sent) == 0 {
+		return 0
+	}
+	return d.sent[0].id
+}
+
+// show renders md and brings the messages up to date. The caller has already waited for one
+// pacer slot when paid is true; any further call waits for its own.
+func (d *display) show(ctx context.Context, md string, final, paid bool) error {
+	parts := d.parts(md, "", final)
+	return d.apply(ctx, parts, final, paid)
+}
+
+func (d *display) parts(md, notice string, final bool) []render.Message {
+	msg := render.Markdown(md)
+	if notice != "" {
+		msg = appendNotice(msg, notice)
+	}
+	limit := maxText
+	if !final {
+		limit -= render.UTF16Len(cursor)
+	}
+	parts := render.Split(msg, limit)
+	if !final && len(parts) > 0 {
+		parts[len(parts)-1].Text += cursor
+	}
+	return parts
+}
+
+// appendNotice adds an italic line under the reply.
+func appendNotice(m render.Message, notice string) render.Message {
+	sep := "\n\n"
+	if m.Text == "" {
+		sep = ""
+	}
+	off := render.UTF16Len(m.Text + sep)
+	m.Text += sep + notice
+	m.Entities = append(slices.Clone(m.Entities), models.MessageEntity{Type: models.MessageEntityTypeItalic, Offset: off, Length: render.UTF16Len(notice)})
+	return m
+}
+
+// final shows the complete answer, with notice under it, and no cursor or button. It waits out
+// penalties: the final text is never skipped.
+func (d *display) final(ctx context.Context, md, notice string) error {
+	return d.apply(ctx, d.parts(md, notice, true), true, false)
+}
+
+// notice answers with notice alone, when no text ever came.
+func (d *display) notice(ctx context.Context, notice string) {
+	if err := d.apply(ctx, []render.Message{appendNotice(render.Message{}, notice)}, true, false); err != nil {
+		d.b.log.Warn("could not send the failure notice", "chat_id", d.t.chatID, "err", d.b.scrub(err))
+	}
+}
+
+func (d *display) apply(ctx context.Context, parts []render.Message, final, paid bool) error {
+	for i, p := range parts {
+		button := d.stopButton && !final && i == len(parts)-1
+		if i < len(d.sent) {
+			s := d.sent[i]
+			if s.text == p.Text && s.button == button && (d.plain || slices.Equal(s.entities, p.Entities)) {
+				continue
+			}
+		}
+		for {
+			if !paid {
+				if err := d.b.pace.wait(ctx, d.t.chatID); err != nil {
+					return err
+				}
+			}
+			paid = false
+			err := d.put(ctx, i, p, button)
+			var tm *tgbot.TooManyRequestsError
+			if errors.As(err, &tm) && final {
+				continue // the pacer now holds the penalty; wait it out and try again
+			}
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// put sends part i as a new message or edits the message that shows it.
+func (d *display) put(ctx context.Context, i int, p render.Message, button bool) error {
+	ents := p.Entities
+	if d.plain {
+		ents = nil
+	}
+	var markup models.ReplyMarkup
+	if button {
+		markup = models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{{{Text: "⏹ Stop", CallbackData: callbackStop}}}}
+	}
+	var err error
+	if i < len(d.sent) {
+		_, err = d.b.api.EditMessageText(ctx, &tgbot.EditMessageTextParams{
+			ChatID: d.t.chatID, MessageID: d.sent[i].id, Text: p.Text, Entities: ents, ReplyMarkup: markup,
+			LinkPreviewOptions: noPreview,
+		})
+		if err != nil && strings.Contains(err.Error(), "message is not modified") {
+			err = nil
+		}
+		if err != nil && strings.Contains(err.Error(), "message to edit not found") {
+			// The user deleted it: go on in a new message.
+			d.sent = d.sent[:i]
+			return d.put(ctx, i, p, button)
+		}
+		if err == nil {
+			d.sent[i] = sentMessage{id: d.sent[i].id, text: p.Text, entities: ents, button: button}
+		}
+	} else {
+		reply := 0
+		if i == 0 {
+			reply = d.t.replyTo
+		}
+		var m *models.Message
+		m, err = d.b.api.SendMessage(ctx, &tgbot.SendMessageParams{
+			ChatID: d.t.chatID, MessageThreadID: d.t.threadID, Text: p.Text, Entities: ents,
+			ReplyParameters: replyTo(reply), ReplyMarkup: markup, LinkPreviewOptions: noPreview,
+		})
+		if err == nil {
+			d.sent = append(d.sent, sentMessage{id: m.ID, text: p.Text, entities: ents, button: button})
+		}
+	}
+	d.b.observe(d.t.chatID, err)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tgbot.ErrorForbidden):
+		return errBlocked
+	case errors.Is(err, tgbot.ErrorBadRequest) && !d.plain && len(ents) > 0 && strings.Contains(err.Error(), "entit"):
+		// Telegram did not accept our formatting: never lose the text, send it plain.
+		d.b.log.Warn("telegram refused entities; sending plain text", "chat_id", d.t.chatID, "err", d.b.scrub(err))
+		d.plain = true
+		return d.put(ctx, i, p, button)
+	}
+	return d.b.scrub(err)
+}
+
+var noPreview = &models.LinkPreviewOptions{IsDisabled: tgbot.True()}

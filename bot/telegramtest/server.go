@@ -1,0 +1,498 @@
+// Package telegramtest is a fake Telegram Bot API server for tests and benchmarks.
+//
+// It speaks the subset of the Bot API that aurabot uses (getMe, getUpdates, sendMessage,
+// editMessageText, sendChatAction, sendMessageDraft, setMyCommands, deleteWebhook, setWebhook,
+// setMessageReaction, answerCallbackQuery, editMessageReplyMarkup), keeps the current text and
+// entities of every message it has accepted, records every call, and answers like Telegram does:
+// "message is not modified", 400 for text over 4096 UTF-16 units or bad entities, 403 for chats
+// marked as blocked, and 429 with retry_after when a flood limit is crossed (see Limits).
+// It is not a Telegram emulator: anything it does not know it answers with 404.
+package telegramtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf16"
+
+	"github.com/go-telegram/bot/models"
+)
+
+// Token is the bot token the server accepts.
+const Token = "123456:TEST-token-secret"
+
+// BotUsername is the username getMe reports.
+const BotUsername = "aura_test_bot"
+
+// BotID is the user id of the bot.
+const BotID = 123456
+
+// Call is one recorded Bot API call.
+type Call struct {
+	Method string
+	Params map[string]string
+	At     time.Time
+	// Status is the HTTP-like error code the server answered (0 for success).
+	Status int
+}
+
+// ChatID returns the call's chat_id parameter.
+func (c Call) ChatID() int64 {
+	id, _ := strconv.ParseInt(c.Params["chat_id"], 10, 64)
+	return id
+}
+
+// Message is the server's view of a message the bot sent.
+type Message struct {
+	ID        int
+	ChatID    int64
+	ThreadID  int
+	ReplyTo   int
+	Text      string
+	Entities  []models.MessageEntity
+	Markup    string
+	Edits     int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Fault is an answer a test wants for a call instead of the normal one.
+type Fault struct {
+	Code        int
+	Description string
+	RetryAfter  int
+}
+
+// Server is the fake Bot API. Create it with New; it is safe for concurrent use.
+type Server struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	cond     chan struct{} // closed and replaced on every state change
+	nextUpd  int64
+	updates  []models.Update
+	nextMsg  int
+	messages map[int64]map[int]*Message
+	calls    []Call
+	blocked  map[int64]bool
+	faults   func(method string, params map[string]string) *Fault
+	webhook  string
+	limits   *flood
+}
+
+// New starts a server. Close it with Close.
+func New() *Server {
+	s := &Server{
+		cond:     make(chan struct{}),
+		nextUpd:  1,
+		nextMsg:  1000,
+		messages: map[int64]map[int]*Message{},
+		blocked:  map[int64]bool{},
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the value for TELEGRAM_API_URL.
+func (s *Server) URL() string { return s.srv.URL }
+
+// Close stops the server.
+func (s *Server) Close() {
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// SetFaults installs a function that may answer a call with an error instead of handling it.
+func (s *Server) SetFaults(f func(method string, params map[string]string) *Fault) {
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
+
+// Block makes every call for chatID answer 403, as when a user has blocked the bot.
+func (s *Server) Block(chatID int64) {
+	s.mu.Lock()
+	s.blocked[chatID] = true
+	s.mu.Unlock()
+}
+
+// Push queues an update for getUpdates and returns its update_id.
+func (s *Server) Push(u models.Update) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u.ID = s.nextUpd
+	s.nextUpd++
+	s.updates = append(s.updates, u)
+	s.changed()
+	return u.ID
+}
+
+// NewMessageID reserves a message id, for building incoming messages.
+func (s *Server) NewMessageID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextMsg++
+	return s.nextMsg
+}
+
+// PendingUpdates counts updates not yet confirmed by getUpdates.
+func (s *Server) PendingUpdates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.updates)
+}
+
+// Calls returns the recorded calls of one method ("" for all).
+func (s *Server) Calls(method string) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Call
+	for _, c := range s.calls {
+		if method == "" || c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Messages returns copies of the messages the bot has in a chat, oldest first.
+func (s *Server) Messages(chatID int64) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for id := 0; id <= s.nextMsg; id++ {
+		if m, ok := s.messages[chatID][id]; ok {
+			c := *m
+			c.Entities = append([]models.MessageEntity(nil), m.Entities...)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Webhook returns the URL of the last setWebhook call ("" after deleteWebhook).
+func (s *Server) Webhook() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webhook
+}
+
+// Wait blocks until cond returns true (checked after every change of the server's state) or
+// ctx ends. cond runs without the server's lock held.
+func (s *Server) Wait(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ch := s.cond
+		s.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("telegramtest: condition not met: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+func (s *Server) changed() {
+	close(s.cond)
+	s.cond = make(chan struct{})
+}
+
+type apiResponse struct {
+	OK          bool   `json:"ok"`
+	Result      any    `json:"result,omitempty"`
+	ErrorCode   int    `json:"error_code,omitempty"`
+	Description string `json:"description,omitempty"`
+	Parameters  *struct {
+		RetryAfter int `json:"retry_after,omitempty"`
+	} `json:"parameters,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v apiResponse) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, f Fault) {
+	r := apiResponse{ErrorCode: f.Code, Description: f.Description}
+	if f.RetryAfter > 0 {
+		r.Parameters = &struct {
+			RetryAfter int `json:"retry_after,omitempty"`
+		}{f.RetryAfter}
+	}
+	writeJSON(w, f.Code, r)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/bot"+Token+"/")
+	if !ok {
+		fail(w, Fault{Code: 401, Description: "Unauthorized"})
+		return
+	}
+	method := rest
+	params, err := readParams(r)
+	if err != nil {
+		fail(w, Fault{Code: 400, Description: "Bad Request: " + err.Error()})
+		return
+	}
+	if method == "getUpdates" {
+		s.getUpdates(r.Context(), w, params)
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	call := Call{Method: method, Params: params, At: time.Now()}
+	res, f := s.handle(method, params, call.At)
+	if f != nil {
+		call.Status = f.Code
+	}
+	s.calls = append(s.calls, call)
+	s.changed()
+	if f != nil {
+		fail(w, *f)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: res})
+}
+
+// handle runs with s.mu held.
+func (s *Server) handle(method string, p map[string]string, now time.Time) (any, *Fault) {
+	chatID, _ := strconv.ParseInt(p["chat_id"], 10, 64)
+	if s.faults != nil {
+		if f := s.faults(method, p); f != nil {
+			return nil, f
+		}
+	}
+	if chatID != 0 && s.blocked[chatID] {
+		return nil, &Fault{Code: 403, Description: "Forbidden: bot was blocked by the user"}
+	}
+	if s.limits != nil && countsForFlood(method) {
+		if f := s.limits.check(chatID, now); f != nil {
+			return nil, f
+		}
+	}
+	switch method {
+	case "getMe":
+		return models.User{ID: BotID, IsBot: true, FirstName: "Aura", Username: BotUsername}, nil
+	case "deleteWebhook":
+		s.webhook = ""
+		return true, nil
+	case "setWebhook":
+		s.webhook = p["url"]
+		return true, nil
+	case "setMyCommands", "sendChatAction", "setMessageReaction", "answerCallbackQuery":
+		return true, nil
+	case "sendMessageDraft":
+		if f := checkText(p); f != nil {
+			return nil, f
+		}
+		return true, nil
+	case "sendMessage":
+		if f := checkText(p); f != nil {
+			return nil, f
+		}
+		ents, f := checkEntities(p)
+		if f != nil {
+			return nil, f
+		}
+		s.nextMsg++
+		m := &Message{ID: s.nextMsg, ChatID: chatID, Text: p["text"], Entities: ents, Markup: p["reply_markup"], CreatedAt: now, UpdatedAt: now}
+		m.ThreadID, _ = strconv.Atoi(p["message_thread_id"])
+		if rp := p["reply_parameters"]; rp != "" {
+			var v models.ReplyParameters
+			_ = json.Unmarshal([]byte(rp), &v)
+			m.ReplyTo = v.MessageID
+		}
+		if s.messages[chatID] == nil {
+			s.messages[chatID] = map[int]*Message{}
+		}
+		s.messages[chatID][m.ID] = m
+		return models.Message{ID: m.ID, Chat: models.Chat{ID: chatID}, Date: int(now.Unix()), Text: m.Text}, nil
+	case "editMessageText":
+		id, _ := strconv.Atoi(p["message_id"])
+		m := s.messages[chatID][id]
+		if m == nil {
+			return nil, &Fault{Code: 400, Description: "Bad Request: message to edit not found"}
+		}
+		if f := checkText(p); f != nil {
+			return nil, f
+		}
+		ents, f := checkEntities(p)
+		if f != nil {
+			return nil, f
+		}
+		if m.Text == p["text"] && sameEntities(m.Entities, ents) && m.Markup == p["reply_markup"] {
+			return nil, &Fault{Code: 400, Description: "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"}
+		}
+		m.Text, m.Entities, m.Markup, m.UpdatedAt = p["text"], ents, p["reply_markup"], now
+		m.Edits++
+		return models.Message{ID: m.ID, Chat: models.Chat{ID: chatID}, Text: m.Text}, nil
+	case "editMessageReplyMarkup":
+		id, _ := strconv.Atoi(p["message_id"])
+		m := s.messages[chatID][id]
+		if m == nil {
+			return nil, &Fault{Code: 400, Description: "Bad Request: message to edit not found"}
+		}
+		if m.Markup == p["reply_markup"] {
+			return nil, &Fault{Code: 400, Description: "Bad Request: message is not modified"}
+		}
+		m.Markup = p["reply_markup"]
+		return models.Message{ID: m.ID, Chat: models.Chat{ID: chatID}, Text: m.Text}, nil
+	}
+	return nil, &Fault{Code: 404, Description: "Not Found: method " + method}
+}
+
+func countsForFlood(method string) bool {
+	switch method {
+	case "sendMessage", "editMessageText", "editMessageReplyMarkup":
+		return true
+	}
+	return false
+}
+
+func checkText(p map[string]string) *Fault {
+	t := p["text"]
+	n := len(utf16.Encode([]rune(t)))
+	if strings.TrimSpace(t) == "" {
+		return &Fault{Code: 400, Description: "Bad Request: message text is empty"}
+	}
+	if n > 4096 {
+		return &Fault{Code: 400, Description: "Bad Request: message is too long"}
+	}
+	return nil
+}
+
+// checkEntities rejects entities outside the text or not on UTF-16 boundaries, as Telegram does.
+func checkEntities(p map[string]string) ([]models.MessageEntity, *Fault) {
+	raw := p["entities"]
+	if raw == "" {
+		return nil, nil
+	}
+	var ents []models.MessageEntity
+	if err := json.Unmarshal([]byte(raw), &ents); err != nil {
+		return nil, &Fault{Code: 400, Description: "Bad Request: can't parse entities JSON object"}
+	}
+	u := utf16.Encode([]rune(p["text"]))
+	for _, e := range ents {
+		if e.Offset < 0 || e.Length <= 0 || e.Offset+e.Length > len(u) {
+			return nil, &Fault{Code: 400, Description: "Bad Request: can't parse entities: entity beyond the end of the text"}
+		}
+		if utf16.IsSurrogate(rune(u[e.Offset])) && e.Offset > 0 && isHigh(u[e.Offset-1]) {
+			return nil, &Fault{Code: 400, Description: "Bad Request: can't parse entities: entity starts inside a character"}
+		}
+	}
+	return ents, nil
+}
+
+func isHigh(c uint16) bool { return c >= 0xD800 && c < 0xDC00 }
+
+func sameEntities(a, b []models.MessageEntity) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Type != b[i].Type || a[i].Offset != b[i].Offset || a[i].Length != b[i].Length ||
+			a[i].URL != b[i].URL || a[i].Language != b[i].Language {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) getUpdates(ctx context.Context, w http.ResponseWriter, p map[string]string) {
+	offset, _ := strconv.ParseInt(p["offset"], 10, 64)
+	timeout, _ := strconv.Atoi(p["timeout"])
+	deadline := time.NewTimer(time.Duration(timeout) * time.Second)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		// Confirm everything below offset, as Telegram does.
+		kept := s.updates[:0]
+		for _, u := range s.updates {
+			if u.ID >= offset {
+				kept = append(kept, u)
+			}
+		}
+		s.updates = kept
+		out := append([]models.Update(nil), s.updates...)
+		ch := s.cond
+		s.mu.Unlock()
+		if len(out) > 0 || timeout == 0 {
+			writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: out})
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: []models.Update{}})
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// readParams flattens a multipart, urlencoded or JSON request into strings: nested values stay
+// JSON, as go-telegram/bot sends them.
+func readParams(r *http.Request) (map[string]string, error) {
+	out := map[string]string{}
+	ct, ps, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "multipart/form-data":
+		body, err := io.ReadAll(r.Body)
+		if err != nil || len(body) == 0 {
+			return out, err // go-telegram/bot sends an empty body for calls without parameters
+		}
+		mr := multipart.NewReader(bytes.NewReader(body), ps["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				return out, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			b, err := io.ReadAll(part)
+			if err != nil {
+				return nil, err
+			}
+			out[part.FormName()] = string(b)
+		}
+	case "application/json":
+		var m map[string]json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				out[k] = s
+			} else {
+				out[k] = string(v)
+			}
+		}
+		return out, nil
+	default:
+		if err := r.ParseForm(); err != nil {
+			return nil, err
+		}
+		for k := range r.Form {
+			out[k] = r.Form.Get(k)
+		}
+		return out, nil
+	}
+}

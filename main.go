@@ -1,0 +1,294 @@
+// Command aurabot is a Telegram bot that lets people chat with a language model served by an
+// Aura (chatbot-ui) or OpenAI-compatible server, streaming each answer as it is written.
+//
+// main wires the packages: it reads the configuration, opens the store, builds the model client
+// and the bot, and runs until SIGINT or SIGTERM.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"aurabot/aura"
+	"aurabot/bot"
+	"aurabot/history"
+)
+
+// config is every setting, read from the environment (and a .env file). The README's table and
+// config.example.env document each one.
+type config struct {
+	TelegramToken  string `env:"TELEGRAM_TOKEN"`
+	TelegramAPIURL string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
+
+	AuraURL              string        `env:"AURA_URL" envDefault:"https://openchat.team"`
+	AuraModel            string        `env:"AURA_MODEL" envDefault:"openchat_3.6"`
+	AuraModelName        string        `env:"AURA_MODEL_NAME" envDefault:"OpenChat 3.6 (latest)"`
+	AuraMaxLength        int           `env:"AURA_MAX_LENGTH" envDefault:"24576"`
+	AuraMaxTokens        int           `env:"AURA_MAX_TOKENS" envDefault:"8192"`
+	AuraTemperature      float64       `env:"AURA_TEMPERATURE" envDefault:"0.5"`
+	AuraKey              string        `env:"AURA_KEY"`
+	AuraCookies          string        `env:"AURA_COOKIES"`
+	AuraUserAgent        string        `env:"AURA_USER_AGENT"`
+	AuraProxy            string        `env:"AURA_PROXY"`
+	AuraFirstByteTimeout time.Duration `env:"AURA_FIRST_BYTE_TIMEOUT" envDefault:"60s"`
+	AuraIdleTimeout      time.Duration `env:"AURA_IDLE_TIMEOUT" envDefault:"60s"`
+
+	DatabasePath  string `env:"DATABASE_PATH" envDefault:"data/bot.db"`
+	AllowedUsers  idList `env:"ALLOWED_USERS"`
+	AllowedChats  idList `env:"ALLOWED_CHATS"`
+	SystemPrompt  string `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
+	LogLevel      string `env:"LOG_LEVEL" envDefault:"info"`
+	StreamMode    string `env:"STREAM_MODE" envDefault:"edit"`
+	MaxReplies    int    `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
+	ShutdownAfter time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+}
+
+// idList is a comma-separated list of Telegram ids, or "*" for everyone.
+type idList struct {
+	all bool
+	ids []int64
+}
+
+func (l *idList) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "*" {
+		l.all = true
+		return nil
+	}
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a Telegram id (use numbers separated by commas, or *)", f)
+		}
+		l.ids = append(l.ids, id)
+	}
+	return nil
+}
+
+// loadConfig reads the .env file at dotenv (if it exists) under the environment, which wins.
+func loadConfig(environ []string, dotenv string) (config, error) {
+	vars := map[string]string{}
+	if err := readDotenv(dotenv, vars); err != nil {
+		return config{}, err
+	}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	cfg, err := env.ParseAsWithOptions[config](env.Options{Environment: vars})
+	if err != nil {
+		return config{}, explain(err)
+	}
+	return cfg, cfg.validate()
+}
+
+// explain turns env's errors, which name struct fields, into ones that name the variable.
+func explain(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) || len(agg.Errors) == 0 {
+		return fmt.Errorf("config: %w", err)
+	}
+	var pe env.ParseError
+	if errors.As(agg.Errors[0], &pe) {
+		f, _ := reflect.TypeFor[config]().FieldByName(pe.Name)
+		return fmt.Errorf("config: %s: %w", f.Tag.Get("env"), pe.Err)
+	}
+	return fmt.Errorf("config: %w", agg.Errors[0])
+}
+
+func (c config) validate() error {
+	bad := func(name, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", name, fmt.Sprintf(format, args...))
+	}
+	if strings.TrimSpace(c.TelegramToken) == "" {
+		return bad("TELEGRAM_TOKEN", "is required: get a token from @BotFather and put it in .env")
+	}
+	if !validHTTPURL(c.TelegramAPIURL) {
+		return bad("TELEGRAM_API_URL", "%q is not an http(s) URL", c.TelegramAPIURL)
+	}
+	if !validHTTPURL(c.AuraURL) {
+		return bad("AURA_URL", "%q is not an http(s) URL", c.AuraURL)
+	}
+	if c.AuraProxy != "" {
+		u, err := url.Parse(c.AuraProxy)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
+			return bad("AURA_PROXY", "must be an http://, https:// or socks5:// URL")
+		}
+	}
+	if c.AuraTemperature < 0 || c.AuraTemperature > 2 {
+		return bad("AURA_TEMPERATURE", "%v is out of range: use 0 to 2", c.AuraTemperature)
+	}
+	if c.AuraMaxLength < 100 {
+		return bad("AURA_MAX_LENGTH", "%d is too small: use at least 100 characters", c.AuraMaxLength)
+	}
+	if c.AuraMaxTokens < 1 {
+		return bad("AURA_MAX_TOKENS", "%d must be positive", c.AuraMaxTokens)
+	}
+	if c.AuraFirstByteTimeout <= 0 {
+		return bad("AURA_FIRST_BYTE_TIMEOUT", "must be positive, like 60s")
+	}
+	if c.AuraIdleTimeout <= 0 {
+		return bad("AURA_IDLE_TIMEOUT", "must be positive, like 60s")
+	}
+	if strings.TrimSpace(c.DatabasePath) == "" {
+		return bad("DATABASE_PATH", "must not be empty")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return bad("LOG_LEVEL", "%v", err)
+	}
+	if c.StreamMode != bot.StreamEdit && c.StreamMode != bot.StreamDraft {
+		return bad("STREAM_MODE", "%q is not edit or draft", c.StreamMode)
+	}
+	if c.MaxReplies < 1 {
+		return bad("MAX_CONCURRENT_REPLIES", "%d must be at least 1", c.MaxReplies)
+	}
+	if c.ShutdownAfter < 0 {
+		return bad("SHUTDOWN_TIMEOUT", "must not be negative")
+	}
+	return nil
+}
+
+func validHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+}
+
+// readDotenv adds KEY=VALUE lines of a .env file to vars. A missing file is fine.
+func readDotenv(path string, vars map[string]string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			return fmt.Errorf("config: %s line %d: expected KEY=VALUE", path, n)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			if v[0] == '"' {
+				if uq, err := strconv.Unquote(v); err == nil {
+					v = uq
+				} else {
+					v = v[1 : len(v)-1]
+				}
+			} else {
+				v = v[1 : len(v)-1]
+			}
+		} else if i := strings.Index(v, " #"); i >= 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+		vars[k] = v
+	}
+	return sc.Err()
+}
+
+// run is the whole program; main only turns its error into an exit code.
+func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer) error {
+	cfg, err := loadConfig(environ, dotenv)
+	if err != nil {
+		return err
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	store, err := history.Open(ctx, cfg.DatabasePath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	model, err := aura.New(aura.Config{
+		BaseURL:          cfg.AuraURL,
+		Model:            cfg.AuraModel,
+		ModelName:        cfg.AuraModelName,
+		MaxLength:        cfg.AuraMaxLength,
+		TokenLimit:       cfg.AuraMaxTokens,
+		Temperature:      cfg.AuraTemperature,
+		Key:              cfg.AuraKey,
+		Cookies:          cfg.AuraCookies,
+		UserAgent:        cfg.AuraUserAgent,
+		Proxy:            cfg.AuraProxy,
+		FirstByteTimeout: cfg.AuraFirstByteTimeout,
+		IdleTimeout:      cfg.AuraIdleTimeout,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+
+	b, err := bot.New(bot.Config{
+		Token:                cfg.TelegramToken,
+		APIURL:               cfg.TelegramAPIURL,
+		AllowAll:             cfg.AllowedUsers.all,
+		AllowedUsers:         cfg.AllowedUsers.ids,
+		AllowedChats:         cfg.AllowedChats.ids,
+		DefaultPrompt:        cfg.SystemPrompt,
+		ContextBudget:        cfg.AuraMaxLength,
+		StreamMode:           cfg.StreamMode,
+		MaxConcurrentReplies: cfg.MaxReplies,
+		ShutdownTimeout:      cfg.ShutdownAfter,
+		Logger:               log,
+	}, store, model)
+	if err != nil {
+		return err
+	}
+	if !cfg.AllowedUsers.all && len(cfg.AllowedUsers.ids) == 0 && len(cfg.AllowedChats.ids) == 0 {
+		log.Warn("ALLOWED_USERS is empty: the bot answers nobody; each user who writes is told their id")
+	}
+	return b.Run(ctx)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Environ(), ".env", os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "aurabot:", err)
+		stop()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-telegram/bot/models"
+
+	"aurabot/aura"
+	"aurabot/bot/telegramtest"
+)
+
+func TestConfigRejectsBadValues(t *testing.T) {
+	base := []string{"TELEGRAM_TOKEN=1:x"}
+	tests := []struct {
+		name string
+		env  []string
+		want string // the variable the error must name
+	}{
+		{"missing token", nil, "TELEGRAM_TOKEN"},
+		{"blank token", []string{"TELEGRAM_TOKEN=  "}, "TELEGRAM_TOKEN"},
+		{"aura url does not parse", append(base, "AURA_URL=http://%zz"), "AURA_URL"},
+		{"aura url without scheme", append(base, "AURA_URL=openchat.team"), "AURA_URL"},
+		{"telegram url", append(base, "TELEGRAM_API_URL=ftp://x"), "TELEGRAM_API_URL"},
+		{"temperature 7", append(base, "AURA_TEMPERATURE=7"), "AURA_TEMPERATURE"},
+		{"temperature negative", append(base, "AURA_TEMPERATURE=-0.1"), "AURA_TEMPERATURE"},
+		{"temperature a word", append(base, "AURA_TEMPERATURE=hot"), "AURA_TEMPERATURE"},
+		{"id list with a word", append(base, "ALLOWED_USERS=12,bob"), "ALLOWED_USERS"},
+		{"chat list with a word", append(base, "ALLOWED_CHATS=-100x"), "ALLOWED_CHATS"},
+		{"max length a word", append(base, "AURA_MAX_LENGTH=lots"), "AURA_MAX_LENGTH"},
+		{"max length tiny", append(base, "AURA_MAX_LENGTH=3"), "AURA_MAX_LENGTH"},
+		{"max tokens zero", append(base, "AURA_MAX_TOKENS=0"), "AURA_MAX_TOKENS"},
+		{"proxy scheme", append(base, "AURA_PROXY=ftp://proxy:21"), "AURA_PROXY"},
+		{"log level", append(base, "LOG_LEVEL=loud"), "LOG_LEVEL"},
+		{"timeout", append(base, "AURA_IDLE_TIMEOUT=soon"), "AURA_IDLE_TIMEOUT"},
+		{"stream mode", append(base, "STREAM_MODE=smoke"), "STREAM_MODE"},
+		{"max replies", append(base, "MAX_CONCURRENT_REPLIES=0"), "MAX_CONCURRENT_REPLIES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.env, filepath.Join(t.TempDir(), "none.env"))
+			if err == nil {
+				t.Fatalf("got no error, want one naming %s", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %q, want it to name %s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got a multi-line error %q, want one line", err)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
+	dotenv := filepath.Join(t.TempDir(), ".env")
+	content := "# comment\nTELEGRAM_TOKEN=from-file\nexport AURA_MODEL=\"from file\"\nALLOWED_USERS=1, 2 ,3\nSYSTEM_PROMPT='Be brief.' \nAURA_KEY=abc # trailing comment\n"
+	if err := os.WriteFile(dotenv, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=from-env", "AURA_TEMPERATURE=1.5"}, dotenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"environment wins", cfg.TelegramToken, "from-env"},
+		{"quoted value", cfg.AuraModel, "from file"},
+		{"single quotes", cfg.SystemPrompt, "Be brief."},
+		{"comment stripped", cfg.AuraKey, "abc"},
+		{"id list", len(cfg.AllowedUsers.ids), 3},
+		{"temperature", cfg.AuraTemperature, 1.5},
+		{"default url", cfg.AuraURL, "https://openchat.team"},
+		{"default model name", cfg.AuraModelName, "OpenChat 3.6 (latest)"},
+		{"default max length", cfg.AuraMaxLength, 24576},
+		{"default max tokens", cfg.AuraMaxTokens, 8192},
+		{"default database", cfg.DatabasePath, "data/bot.db"},
+		{"default telegram", cfg.TelegramAPIURL, "https://api.telegram.org"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	star, err := loadConfig([]string{"TELEGRAM_TOKEN=x", "ALLOWED_USERS=*"}, dotenv)
+	if err != nil || !star.AllowedUsers.all {
+		t.Errorf("ALLOWED_USERS=*: got all=%v err=%v, want all=true", star.AllowedUsers.all, err)
+	}
+}
+
+// fakeAura is an Aura (chatbot-ui) server that records requests and streams scripted replies.
+type fakeAura struct {
+	srv *httptest.Server
+
+	mu    sync.Mutex
+	reqs  []auraRequest
+	reply func(w http.ResponseWriter, flush func(), req auraRequest)
+}
+
+type auraRequest struct {
+	Model struct {
+		ID         string `json:"id"`
+		Name       string `json:"name"`
+		MaxLength  int    `json:"maxLength"`
+		TokenLimit int    `json:"tokenLimit"`
+	} `json:"model"`
+	Messages    []aura.Message `json:"messages"`
+	Key         string         `json:"key"`
+	Prompt      string         `json:"prompt"`
+	Temperature float64        `json:"temperature"`
+}
+
+func newFakeAura(t *testing.T) *fakeAura {
+	f := &fakeAura{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/chat" || r.Method != http.MethodPost {
+			http.NotFound(w, r)
+			return
+		}
+		var req auraRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, "Error", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.reqs = append(f.reqs, req)
+		reply := f.reply
+		f.mu.Unlock()
+		flush := func() { w.(http.Flusher).Flush() }
+		reply(w, flush, req)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAura) requests() []auraRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]auraRequest(nil), f.reqs...)
+}
+
+// harness runs the real program (run, as main calls it) against fake Telegram and Aura servers.
+type harness struct {
+	t    *testing.T
+	tg   *telegramtest.Server
+	aura *fakeAura
+	db   string
+	stop func()
+	logs *bytes.Buffer
+}
+
+const userID = 4242
+
+func newHarness(t *testing.T) *harness {
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	h := &harness{t: t, tg: tg, aura: newFakeAura(t), db: filepath.Join(t.TempDir(), "data", "bot.db")}
+	return h
+}
+
+func (h *harness) start(extra ...string) {
+	h.t.Helper()
+	environ := append([]string{
+		"TELEGRAM_TOKEN=" + telegramtest.Token,
+		"TELEGRAM_API_URL=" + h.tg.URL(),
+		"AURA_URL=" + h.aura.srv.URL,
+		"DATABASE_PATH=" + h.db,
+		"ALLOWED_USERS=" + strconv.Itoa(userID),
+		"LOG_LEVEL=debug",
+	}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() { done <- run(ctx, environ, filepath.Join(h.t.TempDir(), "none.env"), logs) }()
+	h.stop = func() {
+		h.t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				h.t.Fatalf("run returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			h.t.Fatal("the bot did not stop within 30s")
+		}
+		if strings.Contains(logs.String(), telegramtest.Token) {
+			h.t.Fatal("the logs contain the bot token")
+		}
+	}
+	h.t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			cancel()
+			<-done
+		}
+	})
+	// The bot is up once it has registered its commands.
+	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > 0 })
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (h *harness) wait(cond func() bool) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.tg.Wait(ctx, cond); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// send delivers a private message from the allowed user and returns its message id.
+func (h *harness) send(text string) int {
+	id := h.tg.NewMessageID()
+	h.tg.Push(models.Update{Message: &models.Message{
+		ID:   id,
+		Date: int(time.Now().Unix()),
+		Chat: models.Chat{ID: userID, Type: models.ChatTypePrivate},
+		From: &models.User{ID: userID, FirstName: "Ann"},
+		Text: text,
+	}})
+	return id
+}
+
+// replyTo waits for the bot's final message answering message id and returns it.
+func (h *harness) replyTo(id int) telegramtest.Message {
+	h.t.Helper()
+	var got telegramtest.Message
+	h.wait(func() bool {
+		for _, m := range h.tg.Messages(userID) {
+			if m.ReplyTo == id && !strings.HasSuffix(m.Text, "▍") && m.Markup == "" {
+				got = m
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+
+// streamText replies with the chunks, flushing each.
+func streamText(chunks ...string) func(http.ResponseWriter, func(), auraRequest) {
+	return func(w http.ResponseWriter, flush func(), _ auraRequest) {
+		for _, c := range chunks {
+			_, _ = w.Write([]byte(c))
+			flush()
+		}
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	h := newHarness(t)
+
+	// The first answer streams in three steps, each waiting until Telegram shows the last one,
+	// so the test sees the message posted and then edited while the stream is still open.
+	h.aura.reply = func(w http.ResponseWriter, flush func(), _ auraRequest) {
+		_, _ = w.Write([]byte("Hello"))
+		flush()
+		h.wait(func() bool { return len(h.tg.Calls("sendMessage")) >= 1 })
+		_, _ = w.Write([]byte(" there, "))
+		flush()
+		h.wait(func() bool {
+			for _, c := range h.tg.Calls("editMessageText") {
+				if strings.HasSuffix(c.Params["text"], "▍") {
+					return true
+				}
+			}
+			return false
+		})
+		_, _ = w.Write([]byte("friend. Ünïcødé ✓"))
+		flush()
+	}
+	h.start()
+
+	if got := h.tg.Webhook(); got != "" {
+		t.Errorf("webhook after start: got %q, want it deleted", got)
+	}
+	if n := len(h.tg.Calls("deleteWebhook")); n != 1 {
+		t.Errorf("deleteWebhook calls: got %d, want 1", n)
+	}
+
+	first := h.send("hi")
+	msg := h.replyTo(first)
+	if want := "Hello there, friend. Ünïcødé ✓"; msg.Text != want {
+		t.Fatalf("final text: got %q, want %q", msg.Text, want)
+	}
+	if msg.Edits < 2 {
+		t.Errorf("edits: got %d, want at least one while streaming and the final one", msg.Edits)
+	}
+	if n := len(h.tg.Calls("sendMessage")); n != 1 {
+		t.Errorf("sendMessage calls: got %d, want 1 (one reply, edited in place)", n)
+	}
+	reqs := h.aura.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("aura requests: got %d, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if r.Prompt != "You are a helpful assistant." || r.Model.ID != "openchat_3.6" || r.Model.MaxLength != 24576 || r.Model.TokenLimit != 8192 || r.Temperature != 0.5 {
+		t.Errorf("first request: got %+v, want the default prompt and model", r)
+	}
+	if len(r.Messages) != 1 || r.Messages[0] != (aura.Message{Role: "user", Content: "hi"}) {
+		t.Errorf("first messages: got %+v, want [user: hi]", r.Messages)
+	}
+
+	// The history goes with the next message.
+	h.aura.reply = streamText("Second ", "answer.")
+	second := h.send("and now?")
+	if got := h.replyTo(second).Text; got != "Second answer." {
+		t.Fatalf("second reply: got %q", got)
+	}
+	r = h.aura.requests()[1]
+	wantMsgs := []aura.Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "Hello there, friend. Ünïcødé ✓"}, {Role: "user", Content: "and now?"}}
+	if !equalMessages(r.Messages, wantMsgs) {
+		t.Errorf("second messages: got %+v, want %+v", r.Messages, wantMsgs)
+	}
+
+	// /system changes the prompt Aura receives.
+	sys := h.send("/system You are a pirate.")
+	h.wait(func() bool { return hasReply(h.tg, sys, "System prompt set") })
+	h.aura.reply = streamText("Arr.")
+	third := h.send("who are you?")
+	h.replyTo(third)
+	if got := h.aura.requests()[2].Prompt; got != "You are a pirate." {
+		t.Errorf("prompt after /system: got %q, want %q", got, "You are a pirate.")
+	}
+	show := h.send("/system")
+	h.wait(func() bool { return hasReply(h.tg, show, "You are a pirate.") })
+
+	// Restart on the same database: history and prompt survive.
+	h.stop()
+	h.start()
+	fourth := h.send("still there?")
+	h.replyTo(fourth)
+	r = h.aura.requests()[3]
+	if r.Prompt != "You are a pirate." {
+		t.Errorf("prompt after restart: got %q", r.Prompt)
+	}
+	if len(r.Messages) != 7 || r.Messages[0].Content != "hi" || r.Messages[6].Content != "still there?" {
+		t.Errorf("messages after restart: got %d %+v, want the 7 turns so far", len(r.Messages), r.Messages)
+	}
+
+	// /reset empties the history except the new message.
+	reset := h.send("/reset")
+	h.wait(func() bool { return hasReply(h.tg, reset, "forgot") })
+	h.aura.reply = streamText("Fresh start.")
+	fifth := h.send("hello again")
+	h.replyTo(fifth)
+	r = h.aura.requests()[4]
+	if len(r.Messages) != 1 || r.Messages[0].Content != "hello again" {
+		t.Errorf("messages after /reset: got %+v, want only the new one", r.Messages)
+	}
+	if r.Prompt != "You are a pirate." {
+		t.Errorf("prompt after /reset: got %q, want it kept", r.Prompt)
+	}
+	h.stop()
+}
+
+func hasReply(tg *telegramtest.Server, to int, substr string) bool {
+	for _, m := range tg.Messages(userID) {
+		if m.ReplyTo == to && strings.Contains(m.Text, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalMessages(a, b []aura.Message) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
