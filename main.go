@@ -47,13 +47,13 @@ type config struct {
 	AuraFirstByteTimeout time.Duration `env:"AURA_FIRST_BYTE_TIMEOUT" envDefault:"60s"`
 	AuraIdleTimeout      time.Duration `env:"AURA_IDLE_TIMEOUT" envDefault:"60s"`
 
-	DatabasePath  string `env:"DATABASE_PATH" envDefault:"data/bot.db"`
-	AllowedUsers  idList `env:"ALLOWED_USERS"`
-	AllowedChats  idList `env:"ALLOWED_CHATS"`
-	SystemPrompt  string `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
-	LogLevel      string `env:"LOG_LEVEL" envDefault:"info"`
-	StreamMode    string `env:"STREAM_MODE" envDefault:"edit"`
-	MaxReplies    int    `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
+	DatabasePath  string        `env:"DATABASE_PATH" envDefault:"data/bot.db"`
+	AllowedUsers  idList        `env:"ALLOWED_USERS"`
+	AllowedChats  idList        `env:"ALLOWED_CHATS"`
+	SystemPrompt  string        `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
+	LogLevel      string        `env:"LOG_LEVEL" envDefault:"info"`
+	StreamMode    string        `env:"STREAM_MODE" envDefault:"edit"`
+	MaxReplies    int           `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
 	ShutdownAfter time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 }
 

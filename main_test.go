@@ -266,7 +266,6 @@ func (h *harness) replyTo(id int) telegramtest.Message {
 	return got
 }
 
-
 // streamText replies with the chunks, flushing each.
 func streamText(chunks ...string) func(http.ResponseWriter, func(), auraRequest) {
 	return func(w http.ResponseWriter, flush func(), _ auraRequest) {
