@@ -91,9 +91,8 @@ func (e *TooLongError) Error() string {
 // fails at once with SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot cure;
 // taking the lock up front turns that into an ordinary wait.
 type Store struct {
-	path string
-	w    *sqlx.DB // single connection, every write
-	r    *sqlx.DB // read-only connections (query_only)
+	w *sqlx.DB // single connection, every write
+	r *sqlx.DB // read-only connections (query_only)
 }
 
 // Close closes the store. The last connection to close checkpoints the WAL

@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -65,6 +66,18 @@ func migrate(ctx context.Context, db *sqlx.DB, fsys fs.FS) error {
 	ms, err := loadMigrations(fsys)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	// A database with tables but no migration log was made by something
+	// else: adding ours to it would mix two programs' data in one file.
+	var logs, tables int
+	if err := db.QueryRowxContext(ctx, `SELECT
+		count(*) FILTER (WHERE name = 'schema_migrations'),
+		count(*) FILTER (WHERE name NOT LIKE 'sqlite_%')
+		FROM sqlite_schema`).Scan(&logs, &tables); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if logs == 0 && tables > 0 {
+		return errors.New("migrate: the database has tables but no schema_migrations: not made by this program (left unchanged)")
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,

@@ -128,6 +128,25 @@ func TestOpenFailsClearly(t *testing.T) {
 		}
 	})
 
+	t.Run("another program's database", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "h.sqlite")
+		db := rawDB(t, path)
+		if _, err := db.ExecContext(t.Context(), `CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ann')`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		wantOpenError(t, path, options{}, "not made by this program")
+		db = rawDB(t, path)
+		defer db.Close()
+		var tables []string
+		if err := db.SelectContext(t.Context(), &tables, `SELECT name FROM sqlite_schema ORDER BY name`); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(tables, []string{"users"}) {
+			t.Errorf("got tables %q, want only %q", tables, "users")
+		}
+	})
+
 	t.Run("folder cannot be created", func(t *testing.T) {
 		// A regular file where a folder should be stops root as well.
 		blocker := filepath.Join(t.TempDir(), "data")
