@@ -75,6 +75,7 @@ func Markdown(src string) Message {
 	source := []byte(src)
 	doc := mdParser().Parse(text.NewReader(source))
 	r := renderer{source: source}
+	r.b.buf = make([]byte, 0, len(source)) // rendered text is rarely longer than its source
 	r.block(doc)
 	m := r.b.message()
 	if m.Text == "" {
@@ -342,6 +343,10 @@ func linkURL(dest []byte) (string, bool) {
 
 // decoded writes Markdown text with backslash escapes and character references resolved.
 func (r *renderer) decoded(s []byte) {
+	if bytes.IndexByte(s, '\\') < 0 && bytes.IndexByte(s, '&') < 0 {
+		r.b.text(s) // nothing to resolve: most text
+		return
+	}
 	r.b.scratch = decode(r.b.scratch[:0], s)
 	r.b.text(r.b.scratch)
 }
