@@ -66,10 +66,20 @@ func (tableHeadingOrder) Transform(doc *ast.Document, _ text.Reader, _ parser.Co
 
 // Markdown renders Markdown (possibly partial, mid-stream) into text and entities.
 //
-// It follows CommonMark with GitHub's strikethrough, tables, task lists and bare-URL links,
-// and keeps the model's soft line breaks as newlines. Input that renders to nothing visible
-// but has visible characters (say, only a link reference definition) comes back as its plain
-// source, so a reply is never empty. Invalid UTF-8 and NUL bytes become U+FFFD.
+// It follows CommonMark with GitHub's strikethrough, tables, task lists and bare-URL links.
+// Blocks are separated by a blank line and the model's soft line breaks stay newlines.
+// Headings are bold lines; list items are "• " lines ("◦ ", "▪ " when nested, "1. " when
+// ordered) with nested content indented; quotes are blockquote entities; code blocks are
+// pre entities with their language, their content byte for byte; a thematic break is "———".
+// A table up to 40 columns wide is a pre block of aligned columns; a wider one, or one with
+// links in it, is a line per row, cells joined by " | ", the header bold. Links become text_link entities when their URL is absolute
+// http(s), ftp, tg or ton, bare URLs url entities, images their alt text linked to the
+// image. Raw HTML is shown as written. An unclosed code fence (mid-stream) is a code block
+// to the end; a half-typed "**bold" shows as typed.
+//
+// Input that renders to nothing visible but has visible characters (say, only a link
+// reference definition) comes back as its plain source, so a reply is never empty. Invalid
+// UTF-8 and NUL bytes become U+FFFD. Markdown is safe for concurrent use.
 func Markdown(src string) Message {
 	src = sanitize(src)
 	source := []byte(src)
