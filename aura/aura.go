@@ -1,0 +1,256 @@
+package aura
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Message is one turn of a conversation.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// The roles a Message can have.
+const (
+	RoleSystem    = "system"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+)
+
+// The wire dialects a Client can speak; see Config.Protocol.
+const (
+	ProtocolChatbotUI = "chatbot-ui"
+	ProtocolOpenAI    = "openai"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultFirstByteTimeout = 60 * time.Second
+	DefaultIdleTimeout      = 60 * time.Second
+	// DefaultUserAgent is a current desktop Chrome: the chatbot-ui site sat
+	// behind a bot check that expects a browser.
+	DefaultUserAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36"
+)
+
+// Config says where and how a Client talks to the model.
+type Config struct {
+	// Protocol is ProtocolChatbotUI (also when empty) or ProtocolOpenAI.
+	Protocol string
+	// BaseURL is the server's root, e.g. https://openchat.team or
+	// http://localhost:11434. The client posts to BaseURL + "/api/chat"
+	// (chatbot-ui) or BaseURL + "/v1/chat/completions" (openai; a BaseURL
+	// that already ends in "/v1" gets only "/chat/completions").
+	BaseURL string
+	// Model is model.id (chatbot-ui) or the model name (openai, required).
+	// In chatbot-ui mode an empty Model means openchat_3.6.
+	Model string
+	// ModelName is model.name (chatbot-ui only). Empty means the known
+	// name for a known Model id, else Model itself.
+	ModelName string
+	// MaxLength is model.maxLength (chatbot-ui only); 0 means 3*TokenLimit.
+	MaxLength int
+	// TokenLimit is model.tokenLimit (chatbot-ui only); 0 means 8192.
+	TokenLimit int
+	// MaxOutputTokens is max_tokens (openai only); 0 means not sent.
+	MaxOutputTokens int
+	// Temperature is sent as is; 0 is a valid temperature. (The Python
+	// provider defaulted to 0.5.)
+	Temperature float64
+	// Key is the body's "key" (chatbot-ui) or an "Authorization: Bearer"
+	// header (openai, only when set).
+	Key string
+	// Cookies is a raw Cookie header value, sent when set.
+	Cookies string
+	// UserAgent overrides DefaultUserAgent.
+	UserAgent string
+	// Proxy is an http://, https://, socks5:// or socks5h:// URL. Empty
+	// means the environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as in any Go
+	// program.
+	Proxy string
+	// FirstByteTimeout bounds the wait for the response headers and the
+	// first body byte of each try; 0 means DefaultFirstByteTimeout.
+	FirstByteTimeout time.Duration
+	// IdleTimeout bounds the silence between two body reads; 0 means
+	// DefaultIdleTimeout. Time the caller spends handling a chunk does not
+	// count.
+	IdleTimeout time.Duration
+	// Logger receives debug and warning records; nil discards them.
+	// Message contents, keys and cookies are never logged.
+	Logger *slog.Logger
+}
+
+// Client streams replies from one server. It is safe for concurrent use;
+// make one and share it.
+type Client struct {
+	hc        *http.Client
+	transport *http.Transport
+	endpoint  string
+	header    http.Header
+	dialect   dialect
+	redactor  redactor
+	log       *slog.Logger
+
+	firstByte time.Duration
+	idle      time.Duration
+	// drain bounds the wait for the end of the body after the reply is
+	// complete (openai: after [DONE] or finish_reason). Reading to the end
+	// lets the connection be reused; a server that lingers is cut off
+	// without an error.
+	drain time.Duration
+	// tries is the number of attempts for one reply: 1 + retries.
+	tries int
+	// backoff is the wait before the first retry; it doubles for each
+	// further retry, with jitter.
+	backoff time.Duration
+}
+
+// New checks cfg and returns a Client. Its errors never contain cfg.Key or
+// cfg.Cookies.
+func New(cfg Config) (*Client, error) {
+	if cfg.FirstByteTimeout < 0 || cfg.IdleTimeout < 0 {
+		return nil, errors.New("aura: timeouts must not be negative")
+	}
+	if cfg.FirstByteTimeout == 0 {
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
+	}
+	for _, f := range []struct{ name, value string }{
+		{"key", cfg.Key}, {"cookies", cfg.Cookies}, {"user agent", cfg.UserAgent},
+	} {
+		if strings.ContainsFunc(f.value, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return nil, fmt.Errorf("aura: %s contains a control character", f.name)
+		}
+	}
+	base, err := parseURL("base URL", cfg.BaseURL, "http", "https")
+	if err != nil {
+		return nil, err
+	}
+	proxy := http.ProxyFromEnvironment
+	if cfg.Proxy != "" {
+		u, err := parseURL("proxy", cfg.Proxy, "http", "https", "socks5", "socks5h")
+		if err != nil {
+			return nil, err
+		}
+		proxy = http.ProxyURL(u)
+	}
+
+	var d dialect
+	switch cfg.Protocol {
+	case "", ProtocolChatbotUI:
+		d, err = newChatbotUI(cfg)
+	case ProtocolOpenAI:
+		d, err = newOpenAI(cfg)
+	default:
+		return nil, fmt.Errorf("aura: unknown protocol %q (want %q or %q)", cfg.Protocol, ProtocolChatbotUI, ProtocolOpenAI)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	endpoint := *base
+	endpoint.Path = d.path(strings.TrimRight(base.Path, "/"))
+	endpoint.RawPath, endpoint.RawQuery, endpoint.Fragment = "", "", ""
+
+	header := http.Header{}
+	header.Set("Content-Type", "application/json")
+	header.Set("User-Agent", cfg.UserAgent)
+	if cfg.Cookies != "" {
+		header.Set("Cookie", cfg.Cookies)
+	}
+	d.setHeader(header)
+
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	t := newTransport(proxy)
+	return &Client{
+		hc: &http.Client{
+			Transport: t,
+			// A redirected POST turns into a GET without a body, which no
+			// chat endpoint answers sensibly: report the 3xx instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			// No Timeout: it would cut long replies. See watchdog.
+		},
+		transport: t,
+		endpoint:  endpoint.String(),
+		header:    header,
+		dialect:   d,
+		redactor:  newRedactor(cfg.Key, cfg.Cookies),
+		log:       logger,
+		firstByte: cfg.FirstByteTimeout,
+		idle:      cfg.IdleTimeout,
+		drain:     min(cfg.IdleTimeout, 2*time.Second),
+		tries:     3,
+		backoff:   250 * time.Millisecond,
+	}, nil
+}
+
+// Close closes the connections the Client keeps open for reuse. Streams in
+// progress are not affected.
+func (c *Client) Close() {
+	c.transport.CloseIdleConnections()
+}
+
+// newTransport returns the one Transport a Client uses for all requests.
+func newTransport(proxy func(*http.Request) (*url.URL, error)) *http.Transport {
+	dialer := &net.Dialer{
+		// Shorter than the first-byte timeout, so that an unreachable host
+		// counts as a connection failure and is retried.
+		Timeout:   10 * time.Second,
+		KeepAlive: 30 * time.Second,
+	}
+	return &http.Transport{
+		Proxy:               proxy,
+		DialContext:         dialer.DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 16, // a busy bot streams several replies at once to one host
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		// Compression would make the server's gzip writer hold text back
+		// until it has a block to compress, delaying chunks.
+		DisableCompression: true,
+	}
+}
+
+// parseURL parses an absolute URL with one of the given schemes. Its errors
+// leave out the URL itself, which may carry credentials.
+func parseURL(what, raw string, schemes ...string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("aura: %s is empty", what)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("aura: %s: %w", what, err)
+	}
+	ok := false
+	for _, s := range schemes {
+		if strings.EqualFold(u.Scheme, s) {
+			ok = true
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("aura: %s: scheme %q is not supported (want one of %s)", what, u.Scheme, strings.Join(schemes, ", "))
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("aura: %s has no host", what)
+	}
+	return u, nil
+}

@@ -1,0 +1,26 @@
+// Package aura is a streaming HTTP client for the large language model that
+// answers the bot's users. It sends a conversation and relays the reply text
+// to the caller chunk by chunk, as soon as each chunk arrives.
+//
+// Two wire dialects are spoken:
+//
+//   - ProtocolChatbotUI (the default): the legacy chatbot-ui "/api/chat"
+//     route that openchat.team ran, which replies with a plain-text body.
+//   - ProtocolOpenAI: "/v1/chat/completions" with server-sent events, as
+//     served by OpenAI, Ollama, llama.cpp and vLLM.
+//
+// The package knows nothing of Telegram or SQL: it takes []Message and yields
+// strings. A Client holds one tuned http.Client whose connections are reused
+// across replies; it is safe for concurrent use.
+//
+// A reply has no total time limit (long answers are normal). Instead a
+// first-byte timeout bounds the wait for the server to start answering, an
+// idle timeout bounds each silence within the body, and the caller's context
+// ends the request at once. Connection failures are retried only while no
+// text has reached the caller, so a reply is never duplicated.
+//
+// Errors that callers branch on are *StatusError, ErrBrokenStream,
+// ErrFirstByteTimeout, ErrIdleTimeout and ErrConnect; a cancelled context
+// gives an error matching context.Canceled. No error text contains the
+// configured Key or Cookies.
+package aura

@@ -1,0 +1,107 @@
+package aura
+
+import (
+	"bufio"
+	"io"
+	"iter"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// newTestClient builds a Client for a test server, with retries that wait
+// only a millisecond.
+func newTestClient(t testing.TB, cfg Config) *Client {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	c.backoff = time.Millisecond
+	t.Cleanup(c.Close)
+	return c
+}
+
+// trustTestCert makes c trust the certificate every httptest TLS server
+// uses, for a TLS target and for a TLS proxy alike.
+func trustTestCert(t testing.TB, c *Client, srv *httptest.Server) {
+	t.Helper()
+	tr, ok := srv.Client().Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("test server client has transport %T", srv.Client().Transport)
+	}
+	c.transport.TLSClientConfig = tr.TLSClientConfig.Clone()
+}
+
+// result is everything a Stream yielded.
+type result struct {
+	chunks []string
+	err    error
+}
+
+func (r result) text() string { return strings.Join(r.chunks, "") }
+
+// collect runs seq to its end, checking the contract: text chunks are
+// non-empty, and an error, if any, comes last with an empty string.
+func collect(t testing.TB, seq iter.Seq2[string, error]) result {
+	t.Helper()
+	var r result
+	for s, err := range seq {
+		if r.err != nil {
+			t.Errorf("got a yield (%q, %v) after the error %v, want nothing after an error", s, err, r.err)
+		}
+		if err != nil {
+			if s != "" {
+				t.Errorf("got text %q with error %v, want empty text", s, err)
+			}
+			r.err = err
+			continue
+		}
+		if s == "" {
+			t.Errorf("got an empty chunk, want only non-empty chunks")
+		}
+		r.chunks = append(r.chunks, s)
+	}
+	return r
+}
+
+// flushWrite writes s and flushes it to the client.
+func flushWrite(w http.ResponseWriter, s string) {
+	_, _ = w.Write([]byte(s))
+	w.(http.Flusher).Flush()
+}
+
+// hijack takes over the connection of a request, for answers net/http
+// would not write (a custom reason phrase, a broken chunked body).
+func hijack(t testing.TB, w http.ResponseWriter) (net.Conn, *bufio.ReadWriter) {
+	t.Helper()
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Errorf("hijack: %v", err)
+		panic(http.ErrAbortHandler)
+	}
+	return conn, rw
+}
+
+// waitFor waits for ch to close, failing the test if that does not happen
+// within a generous bound (a guard against a hang, not a timing assertion).
+func waitFor(t testing.TB, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("gave up waiting: %s", what)
+	}
+}
+
+// readBody reads the request body to its end, as a real server does. Until
+// it has, net/http does not watch the connection, and r.Context() would not
+// end when the client goes away.
+func readBody(t testing.TB, r *http.Request) {
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		t.Errorf("server: read body: %v", err)
+	}
+}

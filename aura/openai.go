@@ -1,0 +1,372 @@
+package aura
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// openAI speaks "/v1/chat/completions" with "stream": true: a body of
+// server-sent events whose data are JSON chunks, ended by "data: [DONE]".
+type openAI struct {
+	model       string
+	key         string
+	temperature float64
+	maxTokens   int
+}
+
+type openAIRequest struct {
+	Model       string    `json:"model"`
+	Messages    []Message `json:"messages"`
+	Temperature float64   `json:"temperature"`
+	Stream      bool      `json:"stream"`
+	MaxTokens   int       `json:"max_tokens,omitempty"`
+}
+
+func newOpenAI(cfg Config) (*openAI, error) {
+	if cfg.Model == "" {
+		return nil, errors.New("aura: the openai protocol needs a model name")
+	}
+	if cfg.MaxOutputTokens < 0 {
+		return nil, errors.New("aura: max output tokens must not be negative")
+	}
+	return &openAI{model: cfg.Model, key: cfg.Key, temperature: cfg.Temperature, maxTokens: cfg.MaxOutputTokens}, nil
+}
+
+// path accepts both base URL spellings in use: "http://host" (Ollama's
+// docs) and "https://host/v1" (OpenAI's SDKs).
+func (d *openAI) path(base string) string {
+	if strings.HasSuffix(base, "/v1") {
+		return base + "/chat/completions"
+	}
+	return base + "/v1/chat/completions"
+}
+
+func (d *openAI) setHeader(h http.Header) {
+	h.Set("Accept", "text/event-stream")
+	if d.key != "" {
+		h.Set("Authorization", "Bearer "+d.key)
+	}
+}
+
+// encode sends the system messages first, joined into one, as the
+// chatbot-ui dialect does with its prompt: many chat templates (llama.cpp,
+// vLLM) accept only one system message, and only at the start.
+func (d *openAI) encode(msgs []Message) ([]byte, error) {
+	req := openAIRequest{
+		Model:       d.model,
+		Messages:    make([]Message, 1, len(msgs)+1),
+		Temperature: d.temperature,
+		Stream:      true,
+		MaxTokens:   d.maxTokens,
+	}
+	var system []string
+	for i, m := range msgs {
+		switch m.Role {
+		case RoleSystem:
+			system = append(system, m.Content)
+		case RoleUser, RoleAssistant:
+			req.Messages = append(req.Messages, m)
+		default:
+			return nil, fmt.Errorf("aura: message %d has unknown role %q", i, m.Role)
+		}
+	}
+	if system != nil {
+		req.Messages[0] = Message{Role: RoleSystem, Content: strings.Join(system, "\n")}
+	} else {
+		req.Messages = req.Messages[1:]
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("aura: encode request: %w", err)
+	}
+	return b, nil
+}
+
+// statusError takes the reason from a JSON error body when there is one:
+// OpenAI, vLLM, llama.cpp and Ollama's /v1 send {"error": {"message": ...}};
+// Ollama's own routes send {"error": "..."}.
+func (d *openAI) statusError(resp *http.Response, body []byte) *StatusError {
+	se := &StatusError{
+		StatusCode: resp.StatusCode,
+		Reason:     reasonPhrase(resp),
+		Body:       truncateUTF8(string(body), maxErrorBody),
+	}
+	if msg, _, ok := parseErrorBody(body); ok && msg != "" {
+		se.Reason = msg
+	}
+	return se
+}
+
+func (d *openAI) newDecoder() decoder { return &sseDecoder{} }
+
+// sseDecoder reads server-sent events. It keeps its buffers for the whole
+// body and decodes JSON in place, so an event costs no allocation.
+type sseDecoder struct {
+	line     []byte // a line split across reads
+	data     []byte // the data of the event being read
+	hasData  bool
+	isError  bool // the event is an error ("event: error", or llama.cpp's "error:" field)
+	skipLF   bool // the last read ended in '\r'; a '\n' starting the next belongs to it
+	finished bool
+}
+
+func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
+	for len(p) > 0 {
+		if d.skipLF {
+			d.skipLF = false
+			if p[0] == '\n' {
+				p = p[1:]
+				continue
+			}
+		}
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			d.line = append(d.line, p...)
+			break
+		}
+		line := p[:i]
+		if len(d.line) > 0 {
+			d.line = append(d.line, line...)
+			line = d.line
+		}
+		if p[i] == '\r' {
+			if i+1 == len(p) {
+				d.skipLF = true
+			} else if p[i+1] == '\n' {
+				i++
+			}
+		}
+		p = p[i+1:]
+		var err error
+		dst, err = d.line1(dst, line)
+		d.line = d.line[:0]
+		if err != nil || d.finished {
+			return dst, d.finished, err
+		}
+	}
+	return dst, false, nil
+}
+
+// end takes a last line and event that lack their terminators, then checks
+// that the reply was complete.
+func (d *sseDecoder) end(dst []byte) ([]byte, error) {
+	var err error
+	if len(d.line) > 0 {
+		dst, err = d.line1(dst, d.line)
+		d.line = d.line[:0]
+	}
+	if err == nil && !d.finished {
+		dst, err = d.line1(dst, nil)
+	}
+	if err == nil && !d.finished {
+		err = fmt.Errorf("%w: the stream ended without [DONE] or a finish_reason", ErrBrokenStream)
+	}
+	return dst, err
+}
+
+// line1 handles one line of the event stream.
+func (d *sseDecoder) line1(dst, line []byte) ([]byte, error) {
+	if len(line) == 0 {
+		// A blank line dispatches the event.
+		if !d.hasData {
+			d.isError = false
+			return dst, nil
+		}
+		dst, err := d.dispatch(dst)
+		d.data, d.hasData, d.isError = d.data[:0], false, false
+		return dst, err
+	}
+	if line[0] == ':' {
+		return dst, nil // a comment, such as a keep-alive ": ping"
+	}
+	field, value := line, []byte(nil)
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		field, value = line[:i], line[i+1:]
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+	}
+	switch string(field) {
+	case "data":
+	case "error":
+		// llama.cpp sends a failure as "error: {...}" instead of data.
+		d.isError = true
+	case "event":
+		if string(value) == "error" {
+			d.isError = true
+		}
+		return dst, nil
+	default:
+		return dst, nil // id, retry, and fields no one defined
+	}
+	if d.hasData {
+		d.data = append(d.data, '\n')
+	}
+	d.data = append(d.data, value...)
+	d.hasData = true
+	return dst, nil
+}
+
+// dispatch handles one event's data.
+func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
+	data := d.data
+	if string(bytes.TrimSpace(data)) == "[DONE]" {
+		d.finished = true
+		return dst, nil
+	}
+	if d.isError {
+		return dst, streamError(data)
+	}
+	dst, finished, hasError, err := parseChunk(dst, data)
+	if err != nil {
+		return dst, fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
+	}
+	if hasError {
+		return dst, streamError(data)
+	}
+	if finished {
+		d.finished = true
+	}
+	return dst, nil
+}
+
+// streamError makes the error for an error event.
+func streamError(data []byte) *StatusError {
+	se := &StatusError{StatusCode: http.StatusOK, Body: truncateUTF8(string(data), maxErrorBody), inStream: true}
+	msg, code, ok := parseErrorBody(data)
+	if !ok {
+		// llama.cpp's "error:" field holds the error object itself.
+		msg, code, ok = parseErrorObject(data, 0)
+	}
+	if ok {
+		se.Reason = msg
+		if code >= 100 && code <= 599 {
+			se.StatusCode = code
+		}
+	}
+	return se
+}
+
+// parseChunk appends choices[0].delta.content of a chunk to dst. finished
+// reports a non-empty choices[0].finish_reason; hasError, an error member.
+// Everything else (role, reasoning_content, usage, ...) is skipped.
+func parseChunk(dst, b []byte) (out []byte, finished, hasError bool, err error) {
+	it := newObjectIter(b, 0)
+	for key, ok := it.next(); ok; key, ok = it.next() {
+		switch string(key) {
+		case "error":
+			if !isNull(b, it.val) {
+				hasError = true
+			}
+		case "object":
+			if rawStringIs(b, it.val, "error") {
+				hasError = true // older vLLM sent the error object bare
+			}
+		case "choices":
+			if isNull(b, it.val) {
+				continue
+			}
+			start, ok, err := firstElement(b, it.val)
+			if err != nil {
+				return dst, false, false, err
+			}
+			if ok {
+				dst, finished, err = parseChoice(dst, b, start)
+				if err != nil {
+					return dst, false, false, err
+				}
+			}
+		}
+	}
+	end, err := it.end()
+	if err != nil {
+		return dst, false, false, err
+	}
+	if skipSpace(b, end) != len(b) {
+		return dst, false, false, errJSON
+	}
+	return dst, finished, hasError, nil
+}
+
+func parseChoice(dst, b []byte, i int) (out []byte, finished bool, err error) {
+	it := newObjectIter(b, i)
+	for key, ok := it.next(); ok; key, ok = it.next() {
+		switch string(key) {
+		case "delta":
+			if isNull(b, it.val) {
+				continue
+			}
+			dit := newObjectIter(b, it.val)
+			for dkey, ok := dit.next(); ok; dkey, ok = dit.next() {
+				if string(dkey) == "content" && !isNull(b, dit.val) {
+					if dst, err = appendString(dst, b, dit.val); err != nil {
+						return dst, false, err
+					}
+				}
+			}
+			if _, err := dit.end(); err != nil {
+				return dst, false, err
+			}
+		case "finish_reason":
+			if !isNull(b, it.val) {
+				end, err := scanString(b, it.val)
+				if err != nil {
+					return dst, false, err
+				}
+				finished = end-it.val > 2
+			}
+		}
+	}
+	_, err = it.end()
+	return dst, finished, err
+}
+
+// parseErrorBody finds the error in {"error": {...}}, {"error": "..."} or a
+// bare {"object": "error", "message": ...}.
+func parseErrorBody(b []byte) (msg string, code int, ok bool) {
+	var bare bool
+	it := newObjectIter(b, 0)
+	for key, more := it.next(); more; key, more = it.next() {
+		switch string(key) {
+		case "error":
+			if v, err := appendString(nil, b, it.val); err == nil {
+				return string(v), 0, true
+			}
+			if msg, code, ok := parseErrorObject(b, it.val); ok {
+				return msg, code, true
+			}
+		case "object":
+			if rawStringIs(b, it.val, "error") {
+				bare = true
+			}
+		}
+	}
+	if bare {
+		return parseErrorObject(b, 0)
+	}
+	return "", 0, false
+}
+
+// parseErrorObject reads {"message": "...", "code": 400, ...}. ok is false
+// if b is not an object with a string message.
+func parseErrorObject(b []byte, i int) (msg string, code int, ok bool) {
+	it := newObjectIter(b, i)
+	for key, more := it.next(); more; key, more = it.next() {
+		switch string(key) {
+		case "message":
+			if v, err := appendString(nil, b, it.val); err == nil {
+				msg, ok = string(v), true
+			}
+		case "code":
+			code, _ = parseInt(b, it.val)
+		}
+	}
+	if _, err := it.end(); err != nil {
+		return "", 0, false
+	}
+	return msg, code, ok
+}

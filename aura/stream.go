@@ -1,0 +1,349 @@
+package aura
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"net/http"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// dialect is what differs between the wire protocols: the request and the
+// decoding of the body. Everything else (transport, timeouts, retries, UTF-8
+// carry-over) is shared and lives in this file.
+type dialect interface {
+	// path returns the endpoint path under the base URL's path.
+	path(base string) string
+	// setHeader adds the dialect's request headers.
+	setHeader(h http.Header)
+	// encode returns the request body for msgs.
+	encode(msgs []Message) ([]byte, error)
+	// statusError describes a non-2xx response from its start line and the
+	// start of its body.
+	statusError(resp *http.Response, body []byte) *StatusError
+	// newDecoder returns a decoder for one response body.
+	newDecoder() decoder
+}
+
+// decoder turns raw body bytes into reply text.
+type decoder interface {
+	// decode appends the text in p, the next bytes of the body, to dst.
+	// done reports that the reply is complete; later bytes are ignored.
+	// An error (a *StatusError for an error event) ends the reply.
+	decode(dst, p []byte) (out []byte, done bool, err error)
+	// end is called when the body ends before done; it appends any text
+	// still held back and says whether the end was clean.
+	end(dst []byte) ([]byte, error)
+}
+
+// Stream sends msgs and yields the reply's text chunks as they are read.
+// If the reply fails, the last pair yielded is ("", err); a clean end
+// yields no error. Each iteration sends a new request. Stopping the
+// iteration early closes the connection.
+//
+// Connection failures, and 502, 503 and 504 answers, are retried (twice, with
+// a jittered exponential backoff) as long as no text has been yielded; a
+// timeout, a cancellation, any other status and anything after the first
+// yielded text are not.
+func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		body, err := c.dialect.encode(msgs)
+		if err != nil {
+			yield("", err)
+			return
+		}
+		if err := c.stream(ctx, body, yield); err != nil {
+			yield("", err)
+		}
+	}
+}
+
+// errStopped reports that the caller stopped the iteration.
+var errStopped = errors.New("aura: caller stopped reading")
+
+// stream runs the tries for one reply. It returns nil on a clean end and on
+// errStopped's behalf, or the error to yield.
+func (c *Client) stream(ctx context.Context, body []byte, yield func(string, error) bool) error {
+	start := time.Now()
+	r := relay{yield: yield}
+	for try := 1; ; try++ {
+		retry, err := c.try(ctx, body, &r)
+		switch {
+		case err == nil:
+			c.log.DebugContext(ctx, "aura: reply done", "bytes", r.total, "chunks", r.chunks, "tries", try, "took", time.Since(start))
+			return nil
+		case errors.Is(err, errStopped):
+			c.log.DebugContext(ctx, "aura: caller stopped the reply", "bytes", r.total)
+			return nil
+		case !retry || r.sent || try >= c.tries:
+			var ce *connectError
+			if errors.As(err, &ce) {
+				err = fmt.Errorf("%w: %w", ErrConnect, ce.err)
+				if try > 1 {
+					err = fmt.Errorf("%w after %d tries: %w", ErrConnect, try, ce.err)
+				}
+			}
+			c.log.DebugContext(ctx, "aura: reply failed", "err", err, "tries", try, "bytes", r.total)
+			return err
+		}
+		wait := c.backoffFor(try)
+		c.log.WarnContext(ctx, "aura: retrying", "err", err, "try", try, "wait", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return cancelError(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// backoffFor returns the wait after the given failed try: backoff doubled
+// per try, times a random factor in [0.5, 1.5) so that clients that failed
+// together do not come back together.
+func (c *Client) backoffFor(try int) time.Duration {
+	d := c.backoff << (try - 1)
+	return d/2 + rand.N(d+1)
+}
+
+// connectError marks a failure to get a response at all; stream turns it
+// into ErrConnect once the tries are used up.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "aura: connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+func cancelError(ctx context.Context) error {
+	return fmt.Errorf("aura: request stopped: %w", ctx.Err())
+}
+
+// try makes one request and relays its body. retry reports whether the
+// failure may be retried if no text has reached the caller yet.
+func (c *Client) try(ctx context.Context, body []byte, r *relay) (retry bool, err error) {
+	reqCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wd := newWatchdog(cancel, c.firstByte)
+	defer wd.stop()
+
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return false, fmt.Errorf("aura: build request: %w", err)
+	}
+	req.Header = c.header.Clone()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if e := c.stopError(ctx, reqCtx); e != nil {
+			return false, e
+		}
+		var cverr *tls.CertificateVerificationError
+		return !errors.As(err, &cverr), &connectError{err}
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		data, rerr := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+		if rerr != nil {
+			if e := c.stopError(ctx, reqCtx); e != nil {
+				return false, e
+			}
+		}
+		se := c.redactor.statusError(c.dialect.statusError(resp, data))
+		switch resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// A proxy or load balancer in front of the model could not
+			// reach it, or it is briefly overloaded: worth another try.
+			// A 500 is the model's own answer (chatbot-ui puts its reason
+			// there) and is not retried.
+			return true, se
+		}
+		return false, se
+	}
+
+	c.log.DebugContext(ctx, "aura: reply started", "status", resp.StatusCode, "proto", resp.Proto)
+	err = r.run(resp.Body, c.dialect.newDecoder(), wd, c.idle, c.drain)
+	switch {
+	case err == nil, errors.Is(err, errStopped):
+		return false, err
+	case r.done:
+		// The reply was complete; whatever broke the drain does not matter.
+		return false, nil
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return false, c.redactor.statusError(se)
+	}
+	if errors.Is(err, ErrBrokenStream) {
+		return false, err // the body ended cleanly, but too early
+	}
+	if e := c.stopError(ctx, reqCtx); e != nil {
+		return false, e
+	}
+	return true, fmt.Errorf("%w: %w", ErrBrokenStream, err)
+}
+
+// stopError returns the error for a request stopped by the caller's
+// context or by the watchdog, or nil if it was neither.
+func (c *Client) stopError(ctx, reqCtx context.Context) error {
+	if ctx.Err() != nil {
+		return cancelError(ctx)
+	}
+	switch cause := context.Cause(reqCtx); {
+	case errors.Is(cause, ErrFirstByteTimeout):
+		return fmt.Errorf("%w (waited %s)", ErrFirstByteTimeout, c.firstByte)
+	case errors.Is(cause, ErrIdleTimeout):
+		return fmt.Errorf("%w (silent for %s)", ErrIdleTimeout, c.idle)
+	}
+	return nil
+}
+
+// readBufSize is the size of the buffer a reply's body is read into.
+const readBufSize = 16 << 10
+
+// relay copies one reply's text from a body to the caller, carrying an
+// incomplete UTF-8 sequence over to the next read. It keeps its buffers
+// across tries.
+type relay struct {
+	yield func(string, error) bool
+	buf   []byte // raw body bytes
+	text  []byte // decoded text; starts with the carried-over tail
+
+	sent   bool // some text reached the caller
+	done   bool // the decoder saw the reply's end
+	total  int  // bytes yielded
+	chunks int  // chunks yielded
+}
+
+// run reads body to its end. wd may be nil (in tests that drive run
+// directly). It returns nil on a clean end; errStopped if the caller
+// stopped; a decoder's error; or the read error, unclassified.
+func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.Duration) error {
+	if r.buf == nil {
+		r.buf = make([]byte, readBufSize)
+		r.text = make([]byte, 0, readBufSize+utf8.UTFMax)
+	}
+	r.text = r.text[:0]
+	r.done = false
+	for {
+		n, rerr := body.Read(r.buf)
+		if wd != nil {
+			// The caller's time with a chunk is not the server's silence.
+			wd.stop()
+		}
+		if n > 0 && !r.done {
+			var derr error
+			r.text, r.done, derr = dec.decode(r.text, r.buf[:n])
+			cut := len(r.text)
+			if !r.done {
+				cut = completeUTF8(r.text)
+			}
+			if !r.emit(cut) {
+				return errStopped
+			}
+			if derr != nil {
+				return derr
+			}
+		}
+		if rerr == io.EOF {
+			if r.done {
+				return nil
+			}
+			var err error
+			r.text, err = dec.end(r.text)
+			if !r.emit(len(r.text)) {
+				return errStopped
+			}
+			return err
+		}
+		if rerr != nil {
+			return rerr
+		}
+		if wd != nil {
+			switch {
+			case r.done:
+				wd.arm(drain, errDrained)
+			case n > 0 || wd.phase() != ErrFirstByteTimeout:
+				wd.arm(idle, ErrIdleTimeout)
+			default:
+				wd.arm(0, ErrFirstByteTimeout) // keep the first-byte deadline
+			}
+		}
+	}
+}
+
+// emit yields r.text[:cut] and keeps the rest as the carry. It reports
+// whether the caller wants more.
+func (r *relay) emit(cut int) bool {
+	if cut == 0 {
+		return true
+	}
+	r.sent = true
+	r.total += cut
+	r.chunks++
+	ok := r.yield(string(r.text[:cut]), nil)
+	r.text = r.text[:copy(r.text, r.text[cut:])]
+	return ok
+}
+
+// completeUTF8 returns the length of the longest prefix of p that does not
+// end inside a UTF-8 sequence that the next bytes could complete. Invalid
+// bytes are not held back: they are passed on as they are.
+func completeUTF8(p []byte) int {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax+1; i-- {
+		if utf8.RuneStart(p[i]) {
+			if utf8.FullRune(p[i:]) {
+				return len(p)
+			}
+			return i
+		}
+	}
+	return len(p)
+}
+
+// errDrained is the watchdog's cause when a complete reply's body did not
+// end in time; the reply stands.
+var errDrained = errors.New("aura: body did not end after the reply")
+
+// watchdog cancels a request when the server is silent for too long. It is
+// a single timer, stopped while the caller handles a chunk and re-armed
+// before each read, so it costs no allocation per chunk.
+type watchdog struct {
+	t      *time.Timer
+	cancel context.CancelCauseFunc
+	cause  atomic.Pointer[error]
+	// start is when the first-byte deadline began.
+	start time.Time
+	first time.Duration
+}
+
+func newWatchdog(cancel context.CancelCauseFunc, firstByte time.Duration) *watchdog {
+	w := &watchdog{cancel: cancel, start: time.Now(), first: firstByte}
+	cause := ErrFirstByteTimeout
+	w.cause.Store(&cause)
+	w.t = time.AfterFunc(firstByte, func() { w.cancel(*w.cause.Load()) })
+	return w
+}
+
+// phase returns the cause the watchdog would cancel with.
+func (w *watchdog) phase() error { return *w.cause.Load() }
+
+// stop stops the timer.
+func (w *watchdog) stop() { w.t.Stop() }
+
+// arm restarts the timer for d with the given cause. For
+// ErrFirstByteTimeout it resumes the original deadline instead.
+func (w *watchdog) arm(d time.Duration, cause error) {
+	if cause == ErrFirstByteTimeout {
+		d = max(w.first-time.Since(w.start), time.Nanosecond)
+	}
+	if *w.cause.Load() != cause {
+		w.cause.Store(&cause)
+	}
+	w.t.Reset(d)
+}
