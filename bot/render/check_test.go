@@ -2,6 +2,8 @@ package render
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
@@ -68,19 +70,29 @@ func isVerbatim(t models.MessageEntityType) bool {
 	return t == models.MessageEntityTypePre || t == models.MessageEntityTypeCode
 }
 
-// coverage returns, for each UTF-16 unit of m.Text, the set of entity kinds covering it. A
-// kind is the type plus URL and language, so a clipped link keeps its URL and a clipped code
-// block its language.
-func coverage(m Message) []map[string]bool {
-	cov := make([]map[string]bool, UTF16Len(m.Text))
+// coverage returns, for each kind of entity in m, the UTF-16 units of [lo, hi) it covers,
+// re-based to lo, as sorted, merged intervals. A kind is the type plus URL and language, so
+// a clipped link must keep its URL and a clipped code block its language.
+func coverage(m Message, lo, hi int) map[string][][2]int {
+	cov := map[string][][2]int{}
 	for _, e := range m.Entities {
-		kind := string(e.Type) + "|" + e.URL + "|" + e.Language
-		for u := e.Offset; u < e.Offset+e.Length && u < len(cov); u++ {
-			if cov[u] == nil {
-				cov[u] = map[string]bool{}
-			}
-			cov[u][kind] = true
+		a, b := max(e.Offset, lo), min(e.Offset+e.Length, hi)
+		if a < b {
+			kind := string(e.Type) + "|" + e.URL + "|" + e.Language
+			cov[kind] = append(cov[kind], [2]int{a - lo, b - lo})
 		}
+	}
+	for kind, iv := range cov {
+		slices.SortFunc(iv, func(x, y [2]int) int { return x[0] - y[0] })
+		merged := iv[:1]
+		for _, x := range iv[1:] {
+			if last := &merged[len(merged)-1]; x[0] <= last[1] {
+				last[1] = max(last[1], x[1])
+			} else {
+				merged = append(merged, x)
+			}
+		}
+		cov[kind] = merged
 	}
 	return cov
 }
@@ -100,7 +112,6 @@ func checkSplit(m Message, limit int) error {
 		}
 		return nil
 	}
-	cov := coverage(m)
 	prev, prevU := 0, 0
 	for i, p := range parts {
 		s := spans[i]
@@ -122,11 +133,8 @@ func checkSplit(m Message, limit int) error {
 		if s.u0 != prevU+UTF16Len(m.Text[prev:s.start]) || s.u1 != s.u0+UTF16Len(p.Text) {
 			return fmt.Errorf("part %d: span %+v has wrong UTF-16 offsets", i, s)
 		}
-		pcov := coverage(p)
-		for u := range pcov {
-			if !mapsEqual(pcov[u], cov[s.u0+u]) {
-				return fmt.Errorf("part %d unit %d: entities %v, want %v", i, u, pcov[u], cov[s.u0+u])
-			}
+		if got, want := coverage(p, 0, s.u1-s.u0), coverage(m, s.u0, s.u1); !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("part %d: entities cover %v, want %v", i, got, want)
 		}
 		prev, prevU = s.end, s.u1
 	}
@@ -134,18 +142,6 @@ func checkSplit(m Message, limit int) error {
 		return fmt.Errorf("dropped %q at the end, which is not whitespace", m.Text[prev:])
 	}
 	return nil
-}
-
-func mapsEqual(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
 }
 
 // isSubsequence reports whether want appears in got in order, and if not, how much of want
