@@ -2,6 +2,7 @@ package history
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -232,6 +233,10 @@ func TestOpenFailsClearly(t *testing.T) {
 		if err := os.Chmod(path, 0o666); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
 		before, _ := os.ReadFile(path)
 		msg := openAsNobody(t, path)
 		if !strings.HasPrefix(msg, "history: open "+path+": ") || !strings.Contains(msg, "folder is not writable") {
@@ -275,9 +280,10 @@ func assertNoSidecars(t *testing.T, path string) {
 }
 
 // openAsNobody opens path in a child process running as an unprivileged
-// user and returns the error message it got. As root, the test binary and
-// the folders down to path are made readable to that user first; otherwise
-// the child simply runs as the current user.
+// user and returns the error message it got. As root, the child runs as
+// nobody, and the test binary and the folders down to path are made
+// readable (not writable) to it first; otherwise the child simply runs as
+// the current user, to whom permissions already apply.
 func openAsNobody(t *testing.T, path string) string {
 	t.Helper()
 	exe, err := os.Executable()
@@ -297,7 +303,11 @@ func openAsNobody(t *testing.T, path string) string {
 			t.Fatal(err)
 		}
 		for d := filepath.Dir(path); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-			if err := os.Chmod(d, 0o755); err != nil {
+			fi, err := os.Stat(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(d, fi.Mode().Perm()|0o055); err != nil { // read and enter, not write
 				t.Fatal(err)
 			}
 		}
@@ -305,6 +315,9 @@ func openAsNobody(t *testing.T, path string) string {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}
 	out, err := cmd.CombinedOutput()
+	if errors.Is(err, syscall.EPERM) {
+		t.Skipf("cannot start a process as another user: %v", err)
+	}
 	if err != nil {
 		t.Fatalf("helper process: %v\n%s", err, out)
 	}

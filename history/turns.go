@@ -64,10 +64,35 @@ func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args .
 // redelivered update) is not stored again: Append returns the stored turn and
 // inserted false.
 func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserted bool, err error) {
+	now := time.Now()
+	t, err = prepare(t, now)
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	defer tx.Rollback()
+	stored, inserted, err = appendTx(ctx, tx, k, t, now)
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	if !inserted {
+		return stored, false, nil
+	}
+	if err := tx.Commit(); err != nil {
+		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+	}
+	return stored, true, nil
+}
+
+// prepare checks a turn to append and fills in its defaults.
+func prepare(t Turn, now time.Time) (Turn, error) {
 	switch t.Role {
 	case RoleUser, RoleAssistant:
 	default:
-		return Turn{}, false, fmt.Errorf("history: append: unknown role %q", t.Role)
+		return Turn{}, fmt.Errorf("unknown role %q", t.Role)
 	}
 	switch t.Status {
 	case "":
@@ -75,25 +100,23 @@ func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserte
 	case StatusDone:
 	case StatusCut:
 		if t.Role != RoleAssistant {
-			return Turn{}, false, fmt.Errorf("history: append: status %q is for assistant turns", t.Status)
+			return Turn{}, fmt.Errorf("status %q is for assistant turns", t.Status)
 		}
 	default:
-		return Turn{}, false, fmt.Errorf("history: append: unknown status %q", t.Status)
+		return Turn{}, fmt.Errorf("unknown status %q", t.Status)
 	}
-	now := time.Now()
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = now
 	}
 	t.CreatedAt = unixMilli(t.CreatedAt.UnixMilli())
+	return t, nil
+}
 
-	tx, err := s.w.BeginTxx(ctx, nil)
-	if err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
-	}
-	defer tx.Rollback()
+// appendTx appends a prepared turn inside tx; see Append.
+func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (Turn, bool, error) {
 	conv, err := ensureConversation(ctx, tx, k, now)
 	if err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, err
 	}
 	// The conflict target is the partial unique index turns_user_message:
 	// only a user turn repeating a message id is skipped; any other
@@ -111,15 +134,12 @@ func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserte
 		err = tx.GetContext(ctx, &r, `SELECT `+turnColumns+` FROM turns
 			WHERE conversation_id = ? AND role = 'user' AND message_id = ?`, conv, t.MessageID)
 		if err != nil {
-			return Turn{}, false, fmt.Errorf("history: append: load duplicate: %w", err)
+			return Turn{}, false, fmt.Errorf("load duplicate: %w", err)
 		}
 		return r.turn(), false, nil
 	}
 	if err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, err
 	}
 	return t, true, nil
 }
