@@ -2,9 +2,11 @@ package history
 
 import (
 	"bytes"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/jmoiron/sqlx"
 )
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
@@ -342,4 +346,53 @@ func TestOpenHelperProcess(t *testing.T) {
 		return
 	}
 	fmt.Println("OPEN ERROR: " + err.Error())
+}
+
+// The pragmas come from the DSN, so every connection of both pools has them,
+// not just the first one opened.
+func TestPragmasOnEveryConnection(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	check := func(t *testing.T, db *sqlx.DB, n int, want map[string]string) {
+		t.Helper()
+		var conns []*sql.Conn
+		for range n { // hold n at once, so they are n distinct connections
+			c, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		for i, c := range conns {
+			for pragma, w := range want {
+				var got string
+				if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+					t.Fatalf("PRAGMA %s: %v", pragma, err)
+				}
+				if got != w {
+					t.Errorf("connection %d: got %s = %s, want %s", i, pragma, got, w)
+				}
+			}
+			c.Close()
+		}
+	}
+	common := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": busyTimeoutMS}
+	t.Run("writer", func(t *testing.T) {
+		want := maps.Clone(common)
+		want["synchronous"] = "2" // FULL
+		want["secure_delete"] = "1"
+		want["query_only"] = "0"
+		check(t, s.w, 1, want)
+	})
+	t.Run("readers", func(t *testing.T) {
+		want := maps.Clone(common)
+		want["query_only"] = "1"
+		check(t, s.r, 4, want)
+	})
+	t.Run("foreign keys enforced", func(t *testing.T) {
+		_, err := s.w.ExecContext(ctx, `INSERT INTO turns (conversation_id, role, content, created_at) VALUES (12345, 'user', 'x', 0)`)
+		if err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+			t.Errorf("got error %v, want a FOREIGN KEY constraint failure", err)
+		}
+	})
 }
