@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
@@ -32,6 +33,14 @@ type Store interface {
 	Reset(ctx context.Context, k history.Key) error
 	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
 	Window(ctx context.Context, k history.Key, budget int, systemPrompt string) ([]history.Turn, error)
+
+	// The update inbox: every update is saved before Telegram is told it was received, and
+	// finished once it has been handled, so a crash loses nothing.
+	SaveUpdates(ctx context.Context, us []history.Update) (fresh []int64, err error)
+	PendingUpdates(ctx context.Context) ([]history.Update, error)
+	LastUpdateID(ctx context.Context) (int64, error)
+	RecordReply(ctx context.Context, updateID int64, messageIDs []int64, shown string) error
+	Finish(ctx context.Context, updateID int64, k history.Key, answer *history.Turn) error
 }
 
 // Model streams an answer to a conversation. aura.Client implements it.
@@ -116,6 +125,8 @@ type Bot struct {
 	queue *dispatcher
 	me    models.User
 
+	closing atomic.Bool // set when shutdown begins: jobs not yet started stay in the inbox
+
 	mu     sync.Mutex
 	active map[history.Key]*activeReply // replies streaming now, for /stop
 	// refused remembers when each chat was last told it is not allowed.
@@ -166,7 +177,11 @@ func (b *Bot) Run(ctx context.Context) error {
 	replyCtx, cancelReplies := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelReplies(errShutdown)
 
-	err := b.poll(ctx, replyCtx)
+	err := b.recover(replyCtx)
+	if err == nil {
+		err = b.poll(ctx, replyCtx)
+	}
+	b.closing.Store(true)
 
 	b.log.Info("shutting down: waiting for replies", "timeout", b.cfg.ShutdownTimeout)
 	drained := make(chan struct{})

@@ -33,15 +33,45 @@ var commands = []command{
 
 const refusalEvery = time.Hour
 
-// handleUpdate routes one update. It never blocks on a reply: answers are queued per conversation.
+// req is one update being handled in a conversation.
+type req struct {
+	update int64 // the inbox entry to finish when done
+	k      history.Key
+	t      target
+}
+
+// handleUpdate routes one update. It never blocks on a reply: answers are queued per
+// conversation, and the queued job finishes the update in the inbox when it is done.
 func (b *Bot) handleUpdate(ctx context.Context, u *models.Update) {
+	queued := false
 	switch {
 	case u.Message != nil:
-		b.onMessage(ctx, u.Message)
+		queued = b.onMessage(ctx, u.ID, u.Message)
 	case u.CallbackQuery != nil:
 		b.onCallback(ctx, u.CallbackQuery)
 	}
 	// Edited messages and everything else are ignored on purpose: an edit does not re-ask.
+	if !queued {
+		b.finish(ctx, u.ID, history.Key{}, nil)
+	}
+}
+
+// finish marks an update handled, storing the answer with it (in one transaction) if there is one.
+func (b *Bot) finish(ctx context.Context, update int64, k history.Key, answer *history.Turn) {
+	if err := b.store.Finish(context.WithoutCancel(ctx), update, k, answer); err != nil {
+		b.log.Error("could not finish an update in the inbox", "update_id", update, "err", err)
+	}
+}
+
+// enqueue runs fn in conversation r.k after what is already queued there. A job that has not
+// started when the bot shuts down is left in the inbox, to run after the restart.
+func (b *Bot) enqueue(ctx context.Context, r req, reply bool, fn func(ctx context.Context, r req)) bool {
+	return b.queue.submit(ctx, r.k, job{reply: reply, run: func(ctx context.Context) {
+		if b.closing.Load() {
+			return
+		}
+		fn(ctx, r)
+	}})
 }
 
 // keyOf is the conversation a message belongs to: its chat, or its topic in a chat with topics.
@@ -59,27 +89,27 @@ func (b *Bot) allowed(userID, chatID int64) bool {
 	return b.cfg.AllowAll || slices.Contains(b.cfg.AllowedUsers, userID) || slices.Contains(b.cfg.AllowedChats, chatID)
 }
 
-func (b *Bot) onMessage(ctx context.Context, m *models.Message) {
+// onMessage handles a message; it reports whether it queued a job that finishes the update.
+func (b *Bot) onMessage(ctx context.Context, update int64, m *models.Message) bool {
 	if m.From == nil || m.From.IsBot {
-		return
+		return false
 	}
 	group := isGroup(m.Chat)
 	cmd, arg, isCmd, forUs := b.parseCommand(m.Text)
 	if isCmd && !forUs {
-		return // a command for another bot in the group
+		return false // a command for another bot in the group
 	}
 	if group && !isCmd && !b.addressed(m) {
-		return
+		return false
 	}
 	if !b.allowed(m.From.ID, m.Chat.ID) {
 		b.refuse(ctx, m)
-		return
+		return false
 	}
-	k := keyOf(m)
-	t := target{chatID: m.Chat.ID, threadID: threadOf(m), replyTo: m.ID, group: group}
+	r := req{update: update, k: keyOf(m), t: target{chatID: m.Chat.ID, threadID: threadOf(m), replyTo: m.ID, group: group}}
+	t := r.t
 	if isCmd {
-		b.onCommand(ctx, k, t, m, cmd, arg)
-		return
+		return b.onCommand(ctx, r, cmd, arg)
 	}
 	text := m.Text
 	if text == "" {
@@ -95,32 +125,30 @@ func (b *Bot) onMessage(ctx context.Context, m *models.Message) {
 			what = "a file"
 		}
 		b.notify(ctx, t, "I read text only, so I can't use "+what+". Please send your question as text.")
-		return
+		return false
 	}
 	if group {
 		text = strings.TrimSpace(strings.ReplaceAll(text, "@"+b.me.Username, ""))
 		if text == "" {
 			b.notify(ctx, t, "Yes? Mention me with a question, or reply to one of my messages.")
-			return
+			return false
 		}
 	}
-	prompt := b.prompt(ctx, k)
+	prompt := b.prompt(ctx, r.k)
 	if n := utf8.RuneCountInString(prompt) + utf8.RuneCountInString(text); n > b.cfg.ContextBudget {
 		b.notify(ctx, t, fmt.Sprintf("That message is too long for the model: with the system prompt it is %d characters, and the limit is %d. Please send a shorter one.", n, b.cfg.ContextBudget))
-		return
+		return false
 	}
 	author := ""
 	if group {
 		author = displayName(m.From)
 	}
 	turn := history.Turn{Role: history.RoleUser, Content: text, Author: author, MessageID: int64(m.ID)}
-	queued := b.queue.submit(ctx, k, job{reply: true, run: func(ctx context.Context) {
-		b.answer(ctx, k, t, turn)
-	}})
-	if queued {
+	if b.enqueue(ctx, r, true, func(ctx context.Context, r req) { b.answer(ctx, r, turn) }) {
 		// The user sees the message was received while the previous reply still streams.
 		b.react(ctx, t.chatID, m.ID, "👀")
 	}
+	return true
 }
 
 // addressed reports whether a group message is for the bot: it mentions it or replies to it.
@@ -186,29 +214,33 @@ func (b *Bot) refuse(ctx context.Context, m *models.Message) {
 	b.notify(ctx, target{chatID: m.Chat.ID, threadID: threadOf(m), replyTo: m.ID, group: isGroup(m.Chat)}, text)
 }
 
-func (b *Bot) onCommand(ctx context.Context, k history.Key, t target, m *models.Message, cmd, arg string) {
+// onCommand runs a command; it reports whether it queued a job that finishes the update.
+func (b *Bot) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 	switch cmd {
 	case "start", "help":
-		b.notify(ctx, t, b.helpText(cmd == "start"))
+		b.notify(ctx, r.t, b.helpText(cmd == "start"))
 	case "stop":
-		if !b.stop(k) {
-			b.notify(ctx, t, "Nothing is streaming right now.")
+		if !b.stop(r.k) {
+			b.notify(ctx, r.t, "Nothing is streaming right now.")
 		}
-	case "system", "reset", "retry":
+	case "system", "reset":
 		// These change the conversation, so they wait for the reply in progress, in order.
-		b.queue.submit(ctx, k, job{reply: cmd == "retry", run: func(ctx context.Context) {
-			switch cmd {
-			case "system":
-				b.cmdSystem(ctx, k, t, arg)
-			case "reset":
-				b.cmdReset(ctx, k, t)
-			case "retry":
-				b.cmdRetry(ctx, k, t)
+		b.enqueue(ctx, r, false, func(ctx context.Context, r req) {
+			if cmd == "system" {
+				b.cmdSystem(ctx, r.k, r.t, arg)
+			} else {
+				b.cmdReset(ctx, r.k, r.t)
 			}
-		}})
+			b.finish(ctx, r.update, r.k, nil)
+		})
+		return true
+	case "retry":
+		b.enqueue(ctx, r, true, b.cmdRetry)
+		return true
 	default:
-		b.notify(ctx, t, "I don't know /"+cmd+". Send /help to see what I can do.")
+		b.notify(ctx, r.t, "I don't know /"+cmd+". Send /help to see what I can do.")
 	}
+	return false
 }
 
 func (b *Bot) helpText(start bool) string {
@@ -277,18 +309,22 @@ func (b *Bot) cmdReset(ctx context.Context, k history.Key, t target) {
 	b.notify(ctx, t, "Done: I forgot this conversation. The system prompt stays.")
 }
 
-func (b *Bot) cmdRetry(ctx context.Context, k history.Key, t target) {
-	last, err := b.store.Rewind(ctx, k)
+func (b *Bot) cmdRetry(ctx context.Context, r req) {
+	last, err := b.store.Rewind(ctx, r.k)
 	if errors.Is(err, history.ErrNotFound) {
-		b.notify(ctx, t, "There is no message of yours to answer again.")
+		b.notify(ctx, r.t, "There is no message of yours to answer again.")
+		b.finish(ctx, r.update, r.k, nil)
 		return
 	}
 	if err != nil {
-		b.storeFailed(ctx, t, "load your last message", err)
+		b.storeFailed(ctx, r.t, "load your last message", err)
+		b.finish(ctx, r.update, r.k, nil)
 		return
 	}
-	t.replyTo = int(last.MessageID)
-	b.respond(ctx, k, t)
+	if last.MessageID != 0 {
+		r.t.replyTo = int(last.MessageID)
+	}
+	b.respond(ctx, r)
 }
 
 func (b *Bot) storeFailed(ctx context.Context, t target, what string, err error) {
@@ -296,17 +332,24 @@ func (b *Bot) storeFailed(ctx context.Context, t target, what string, err error)
 	b.notify(ctx, t, "Sorry, I could not "+what+": the bot's database failed. Please try again later.")
 }
 
-// answer stores a user's message and answers it.
-func (b *Bot) answer(ctx context.Context, k history.Key, t target, turn history.Turn) {
-	if _, _, err := b.store.Append(ctx, k, turn); err != nil {
-		b.storeFailed(ctx, t, "save your message", err)
+// answer stores a user's message and answers it. A message stored before a crash is not stored
+// again: Append ignores a Telegram message it already has.
+func (b *Bot) answer(ctx context.Context, r req, turn history.Turn) {
+	if _, _, err := b.store.Append(ctx, r.k, turn); err != nil {
+		b.storeFailed(ctx, r.t, "save your message", err)
+		b.finish(ctx, r.update, r.k, nil)
 		return
 	}
-	b.respond(ctx, k, t)
+	b.respond(ctx, r)
 }
 
-// respond asks the model about the conversation as stored and shows the answer live.
-func (b *Bot) respond(ctx context.Context, k history.Key, t target) {
+// respond asks the model about the conversation as stored, shows the answer live, and stores it
+// while finishing the update.
+func (b *Bot) respond(ctx context.Context, r req) {
+	k, t := r.k, r.t
+	var answer *history.Turn
+	defer func() { b.finish(ctx, r.update, k, answer) }()
+
 	prompt := b.prompt(ctx, k)
 	window, err := b.store.Window(ctx, k, b.cfg.ContextBudget, prompt)
 	var tooLong *history.TooLongError
@@ -335,7 +378,7 @@ func (b *Bot) respond(ctx context.Context, k history.Key, t target) {
 		msgs = append(msgs, aura.Message{Role: string(turn.Role), Content: content})
 	}
 
-	out := b.stream(ctx, k, t, msgs)
+	out := b.stream(ctx, r, msgs)
 	if out.text == "" {
 		return
 	}
@@ -343,12 +386,7 @@ func (b *Bot) respond(ctx context.Context, k history.Key, t target) {
 	if out.err != nil {
 		status = history.StatusCut
 	}
-	if _, _, err := b.store.Append(context.WithoutCancel(ctx), k, history.Turn{
-		Role: history.RoleAssistant, Content: out.text, MessageID: int64(out.firstID), Status: status,
-	}); err != nil {
-		b.log.Error("store the answer", "chat_id", k.ChatID, "err", err)
-		b.notify(ctx, t, "Sorry, I could not save that answer: the bot's database failed.")
-	}
+	answer = &history.Turn{Role: history.RoleAssistant, Content: out.text, MessageID: int64(out.firstID), Status: status}
 }
 
 // notify sends a short plain message in reply to the user's message.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-telegram/bot/models"
+
+	"aurabot/history"
 )
 
 // allowedUpdates are the update types the bot asks Telegram for.
@@ -20,7 +22,14 @@ var allowedUpdates = []string{"message", "edited_message", "callback_query"}
 // soon as it is queued, before anything handled it; this one advances the offset only after an
 // update has been handed to the bot, so nothing Telegram delivered is skipped.
 func (b *Bot) poll(ctx, replyCtx context.Context) error {
-	var offset int64
+	last, err := b.store.LastUpdateID(ctx)
+	if err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
+	offset := last + 1
+	if last == 0 {
+		offset = 0
+	}
 	backoff := time.Duration(0)
 	for {
 		if backoff > 0 {
@@ -44,11 +53,71 @@ func (b *Bot) poll(ctx, replyCtx context.Context) error {
 			continue
 		}
 		backoff = 0
-		for _, u := range updates {
-			b.handleUpdate(replyCtx, u)
-			offset = u.ID + 1
+		if len(updates) == 0 {
+			continue
 		}
+		fresh, err := b.save(ctx, updates)
+		if err != nil {
+			// Not confirmed to Telegram: it sends them again on the next call.
+			backoff = time.Second
+			b.log.Error("could not save updates; Telegram will send them again", "err", err)
+			continue
+		}
+		for _, u := range fresh {
+			b.handleUpdate(replyCtx, u)
+		}
+		offset = updates[len(updates)-1].ID + 1
 	}
+}
+
+// save stores updates in the inbox and returns those not seen before.
+func (b *Bot) save(ctx context.Context, updates []*models.Update) ([]*models.Update, error) {
+	recs := make([]history.Update, 0, len(updates))
+	byID := make(map[int64]*models.Update, len(updates))
+	for _, u := range updates {
+		raw, err := json.Marshal(u)
+		if err != nil {
+			return nil, fmt.Errorf("encode update %d: %w", u.ID, err)
+		}
+		recs = append(recs, history.Update{ID: u.ID, Payload: raw})
+		byID[u.ID] = u
+	}
+	ids, err := b.store.SaveUpdates(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	fresh := make([]*models.Update, 0, len(ids))
+	for _, id := range ids {
+		fresh = append(fresh, byID[id])
+	}
+	return fresh, nil
+}
+
+// recover handles what the inbox holds from before a crash or stop: updates never handled are
+// handled now; replies that were streaming are finalised with an "interrupted" notice.
+func (b *Bot) recover(ctx context.Context) error {
+	pending, err := b.store.PendingUpdates(ctx)
+	if err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
+	if len(pending) > 0 {
+		b.log.Info("resuming updates from before the restart", "count", len(pending))
+	}
+	for _, p := range pending {
+		var u models.Update
+		if err := json.Unmarshal(p.Payload, &u); err != nil {
+			b.log.Error("dropping an undecodable update from the inbox", "update_id", p.ID, "err", err)
+			b.finish(ctx, p.ID, history.Key{}, nil)
+			continue
+		}
+		u.ID = p.ID
+		if len(p.MessageIDs) > 0 && u.Message != nil {
+			b.resumeInterrupted(ctx, p, u.Message)
+			continue
+		}
+		b.handleUpdate(ctx, &u)
+	}
+	return nil
 }
 
 type apiError struct {

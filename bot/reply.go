@@ -65,7 +65,8 @@ type outcome struct {
 // stream asks the model and shows the answer as it grows: the first text as soon as it arrives,
 // then edits at the pace the pacer allows, each with the newest text, and a final edit with the
 // whole formatted answer.
-func (b *Bot) stream(ctx context.Context, k history.Key, t target, msgs []aura.Message) outcome {
+func (b *Bot) stream(ctx context.Context, r req, msgs []aura.Message) outcome {
+	k, t := r.k, r.t
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	b.mu.Lock()
@@ -151,6 +152,10 @@ loop:
 			continue
 		}
 		shown = text
+		// Remember what the user sees, so that a crash can still finalise this reply.
+		if err := b.store.RecordReply(sctx, r.update, d.ids(), shown); err != nil && sctx.Err() == nil {
+			b.log.Warn("could not record reply progress", "chat_id", t.chatID, "err", err)
+		}
 	}
 	<-done
 	cancel(nil) // the stream is over; stop the typing indicator
@@ -180,6 +185,30 @@ loop:
 		}
 	}
 	return outcome{text: text, err: err, firstID: d.firstID()}
+}
+
+// resumeInterrupted finalises a reply that was streaming when the bot stopped without a chance
+// to finish it (a crash, a kill): its messages get the text recorded last and an "interrupted"
+// notice, and history keeps that text as a cut answer.
+func (b *Bot) resumeInterrupted(ctx context.Context, p history.Update, m *models.Message) {
+	r := req{update: p.ID, k: keyOf(m), t: target{chatID: m.Chat.ID, threadID: threadOf(m), replyTo: m.ID, group: isGroup(m.Chat)}}
+	b.enqueue(ctx, r, false, func(ctx context.Context, r req) {
+		d := &display{b: b, t: r.t}
+		for _, id := range p.MessageIDs {
+			// The text these messages hold is unknown; the final edit sets it.
+			d.sent = append(d.sent, sentMessage{id: int(id), text: "\x00"})
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := d.final(fctx, p.Shown, noticeFor(errShutdown)); err != nil {
+			b.log.Warn("could not mark an interrupted reply", "chat_id", r.t.chatID, "err", b.scrub(err))
+		}
+		var answer *history.Turn
+		if p.Shown != "" {
+			answer = &history.Turn{Role: history.RoleAssistant, Content: p.Shown, MessageID: p.MessageIDs[0], Status: history.StatusCut}
+		}
+		b.finish(ctx, r.update, r.k, answer)
+	})
 }
 
 // finalTimeout bounds how long a final edit may wait out Telegram penalties: long normally (the
@@ -256,6 +285,14 @@ type sentMessage struct {
 	text     string
 	entities []models.MessageEntity
 	button   bool
+}
+
+func (d *display) ids() []int64 {
+	ids := make([]int64, len(d.sent))
+	for i, s := range d.sent {
+		ids[i] = int64(s.id)
+	}
+	return ids
 }
 
 func (d *display) firstID() int {
