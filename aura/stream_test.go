@@ -196,7 +196,7 @@ func TestErrorKinds(t *testing.T) {
 			tt.cfg.BaseURL = srv.URL
 			c := newTestClient(t, tt.cfg)
 			r := collect(t, c.Stream(t.Context(), []Message{{Role: "user", Content: "hi"}}))
-
+			t.Logf("yielded %q, then error: %v", r.chunks, r.err)
 			if r.text() != tt.wantText {
 				t.Errorf("got text %q, want %q", r.text(), tt.wantText)
 			}
