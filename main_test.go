@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"aurabot/aura"
 	"aurabot/bot/telegramtest"
+	"aurabot/history"
 )
 
 func TestConfigRejectsBadValues(t *testing.T) {
@@ -120,6 +122,8 @@ type auraRequest struct {
 	Key         string         `json:"key"`
 	Prompt      string         `json:"prompt"`
 	Temperature float64        `json:"temperature"`
+
+	ctx context.Context // the server-side request's context
 }
 
 func newFakeAura(t *testing.T) *fakeAura {
@@ -129,7 +133,7 @@ func newFakeAura(t *testing.T) *fakeAura {
 			http.NotFound(w, r)
 			return
 		}
-		var req auraRequest
+		req := auraRequest{ctx: r.Context()}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			http.Error(w, "Error", http.StatusBadRequest)
 			return
@@ -402,4 +406,148 @@ func equalMessages(a, b []aura.Message) bool {
 		}
 	}
 	return true
+}
+
+// TestMain lets a test run the real program in a subprocess, to kill it with SIGKILL.
+func TestMain(m *testing.M) {
+	if os.Getenv("AURABOT_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// A bot killed with SIGKILL mid-reply loses nothing: after the restart the cut reply carries an
+// "interrupted" notice, the message that was waiting is answered exactly once, and no user turn
+// is stored twice.
+func TestKilledMidReplyLosesNothing(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		last := req.Messages[len(req.Messages)-1].Content
+		if last == "first" {
+			_, _ = w.Write([]byte("Partial answer"))
+			flush()
+			<-release // never finishes while the first process lives
+			return
+		}
+		_, _ = w.Write([]byte("Answer to " + last))
+	}
+	defer close(release)
+
+	environ := append(os.Environ(),
+		"AURABOT_TEST_MAIN=1",
+		"TELEGRAM_TOKEN="+telegramtest.Token,
+		"TELEGRAM_API_URL="+h.tg.URL(),
+		"AURA_URL="+h.aura.srv.URL,
+		"DATABASE_PATH="+h.db,
+		"ALLOWED_USERS="+strconv.Itoa(userID),
+	)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = environ
+	cmd.Dir = t.TempDir() // no .env there
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > 0 })
+
+	first := h.send("first")
+	h.wait(func() bool { return hasReply(h.tg, first, "Partial answer") })
+	second := h.send("second")
+	// The second message is received (and confirmed to Telegram) while the first streams.
+	h.wait(func() bool { return len(h.tg.Calls("setMessageReaction")) > 0 && h.tg.PendingUpdates() == 0 })
+	// Give the reply's progress a moment to be recorded, as it is after every edit.
+	deadline := time.Now().Add(10 * time.Second)
+	for !recorded(t, h.db, "Partial answer") {
+		if time.Now().After(deadline) {
+			t.Fatal("the reply's progress was never recorded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if strings.Contains(stderr.String(), telegramtest.Token) {
+		t.Error("the subprocess logged the token")
+	}
+
+	h.start()
+	got := h.replyTo(first)
+	if !strings.HasPrefix(got.Text, "Partial answer") || !strings.Contains(got.Text, "Interrupted") || !strings.Contains(got.Text, "/retry") {
+		t.Errorf("first reply after restart: got %q, want the partial text and an interrupted notice", got.Text)
+	}
+	if got := h.replyTo(second).Text; got != "Answer to second" {
+		t.Errorf("second reply: got %q, want %q", got, "Answer to second")
+	}
+	h.stop()
+
+	answers := 0
+	for _, m := range h.tg.Messages(userID) {
+		if m.ReplyTo == second {
+			answers++
+		}
+	}
+	if answers != 1 {
+		t.Errorf("replies to the second message: got %d, want exactly 1", answers)
+	}
+	reqs := h.aura.requests()
+	last := reqs[len(reqs)-1].Messages
+	want := []string{"first", "Partial answer\n\n[this answer was cut off]", "second"}
+	if len(last) != len(want) {
+		t.Fatalf("messages sent for the second: got %+v, want %q", last, want)
+	}
+	for i := range want {
+		if last[i].Content != want[i] {
+			t.Errorf("message %d: got %q, want %q", i, last[i].Content, want[i])
+		}
+	}
+}
+
+// recorded reports whether the inbox holds a streaming reply showing text.
+func recorded(t *testing.T, path, text string) bool {
+	store, err := history.Open(context.Background(), path)
+	if err != nil {
+		return false
+	}
+	defer store.Close()
+	pending, err := store.PendingUpdates(context.Background())
+	if err != nil {
+		return false
+	}
+	for _, p := range pending {
+		if p.Shown == text && len(p.MessageIDs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// SIGTERM lets a reply finish for SHUTDOWN_TIMEOUT, then marks it interrupted; the restart does
+// not answer it again.
+func TestShutdownInterruptsSlowReplies(t *testing.T) {
+	h := newHarness(t)
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		_, _ = w.Write([]byte("Slow start"))
+		flush()
+		<-req.ctx.Done()
+	}
+	h.start("SHUTDOWN_TIMEOUT=300ms")
+	id := h.send("hi")
+	h.wait(func() bool { return hasReply(h.tg, id, "Slow start") })
+	h.stop()
+	got := h.replyTo(id)
+	if !strings.HasPrefix(got.Text, "Slow start") || !strings.Contains(got.Text, "Interrupted") {
+		t.Fatalf("after shutdown: got %q, want the text and an interrupted notice", got.Text)
+	}
+	h.aura.reply = streamText("unused")
+	h.start()
+	next := h.send("next")
+	h.replyTo(next)
+	h.stop()
+	if n := len(h.aura.requests()); n != 2 {
+		t.Errorf("aura requests: got %d, want 2 (the interrupted message is not asked again)", n)
+	}
 }

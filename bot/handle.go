@@ -442,6 +442,10 @@ func (b *Bot) onCallback(ctx context.Context, q *models.CallbackQuery) {
 		_, _ = b.api.AnswerCallbackQuery(context.WithoutCancel(ctx), &tgbot.AnswerCallbackQueryParams{CallbackQueryID: q.ID, Text: text})
 	}
 	msg := q.Message.Message
+	if im := q.Message.InaccessibleMessage; msg == nil && im != nil {
+		// An old message (Telegram no longer sends its content): its chat is enough.
+		msg = &models.Message{ID: im.MessageID, Chat: im.Chat}
+	}
 	if msg == nil {
 		answer("")
 		return

@@ -427,7 +427,10 @@ func (s *Server) getUpdates(ctx context.Context, w http.ResponseWriter, p map[st
 				kept = append(kept, u)
 			}
 		}
-		s.updates = kept
+		if len(kept) != len(s.updates) {
+			s.updates = kept
+			s.changed()
+		}
 		out := append([]models.Update(nil), s.updates...)
 		ch := s.cond
 		s.mu.Unlock()
