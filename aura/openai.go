@@ -221,12 +221,14 @@ func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
 	if d.isError {
 		return dst, streamError(data)
 	}
+	n := len(dst)
 	dst, finished, hasError, err := parseChunk(dst, data)
 	if err != nil {
-		return dst, fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
+		// The event's text cannot be trusted: show none of it.
+		return dst[:n], fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
 	}
 	if hasError {
-		return dst, streamError(data)
+		return dst[:n], streamError(data)
 	}
 	if finished {
 		d.finished = true
