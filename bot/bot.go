@@ -125,7 +125,8 @@ type Bot struct {
 	queue *dispatcher
 	me    models.User
 
-	closing atomic.Bool // set when shutdown begins: jobs not yet started stay in the inbox
+	closing  atomic.Bool  // set when shutdown begins: jobs not yet started stay in the inbox
+	draftIDs atomic.Int64 // sendMessageDraft ids, unique for the process
 
 	mu     sync.Mutex
 	active map[history.Key]*activeReply // replies streaming now, for /stop
@@ -149,6 +150,7 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		refused: map[int64]time.Time{},
 	}
 	b.queue = newDispatcher(cfg.MaxConcurrentReplies)
+	b.draftIDs.Store(time.Now().UnixMilli() % 1e9) // non-zero, and new after a restart
 	api, err := tgbot.New(cfg.Token,
 		tgbot.WithSkipGetMe(),
 		tgbot.WithServerURL(cfg.APIURL),

@@ -116,6 +116,7 @@ func (b *Bot) stream(ctx context.Context, r req, msgs []aura.Message) outcome {
 	defer typing.Wait()
 
 	d := &display{b: b, t: t, stopButton: true}
+	dr := b.newDraft(t)
 	snapshot := func() string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -129,7 +130,11 @@ loop:
 			break loop
 		case <-dirty:
 		}
-		if err := b.pace.wait(sctx, t.chatID); err != nil {
+		wait := func(ctx context.Context) error { return b.pace.wait(ctx, t.chatID) }
+		if dr != nil {
+			wait = dr.wait
+		}
+		if err := wait(sctx); err != nil {
 			<-done
 			break
 		}
@@ -142,6 +147,21 @@ loop:
 		text := snapshot()
 		if text == shown {
 			continue
+		}
+		if dr != nil {
+			err := dr.show(sctx, text)
+			if err == nil {
+				shown = text
+				continue
+			}
+			if sctx.Err() != nil {
+				continue
+			}
+			b.log.Warn("telegram refused a draft; streaming by edits", "chat_id", t.chatID, "err", err)
+			dr = nil
+			if err := b.pace.wait(sctx, t.chatID); err != nil {
+				continue
+			}
 		}
 		if err := d.show(sctx, text, false, true); err != nil {
 			if errors.Is(err, errBlocked) {
