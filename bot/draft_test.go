@@ -13,7 +13,9 @@ import (
 // streamSlowly yields three chunks, each after Telegram has shown something new.
 func streamSlowly(e *env) func(context.Context, []aura.Message, func(string, error) bool) {
 	return func(ctx context.Context, _ []aura.Message, yield func(string, error) bool) {
-		shown := func() int { return len(e.tg.Calls("sendMessageDraft")) + len(e.tg.Calls("editMessageText")) + len(e.tg.Calls("sendMessage")) }
+		shown := func() int {
+			return len(e.tg.Calls("sendMessageDraft")) + len(e.tg.Calls("editMessageText")) + len(e.tg.Calls("sendMessage"))
+		}
 		for _, c := range []string{"One", " two", " **three**"} {
 			before := shown()
 			if !yield(c, nil) {
