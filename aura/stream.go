@@ -68,8 +68,8 @@ func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, e
 // errStopped reports that the caller stopped the iteration.
 var errStopped = errors.New("aura: caller stopped reading")
 
-// stream runs the tries for one reply. It returns nil on a clean end and on
-// errStopped's behalf, or the error to yield.
+// stream runs the tries for one reply. It returns the error to yield, or
+// nil after a clean end or when the caller stopped iterating.
 func (c *Client) stream(ctx context.Context, body []byte, yield func(string, error) bool) error {
 	start := time.Now()
 	r := relay{yield: yield}
