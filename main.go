@@ -35,6 +35,8 @@ type config struct {
 	TelegramAPIURL string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
 
 	AuraURL              string        `env:"AURA_URL" envDefault:"https://openchat.team"`
+	AuraProtocol         string        `env:"AURA_PROTOCOL" envDefault:"chatbot-ui"`
+	AuraMaxOutputTokens  int           `env:"AURA_MAX_OUTPUT_TOKENS"`
 	AuraModel            string        `env:"AURA_MODEL" envDefault:"openchat_3.6"`
 	AuraModelName        string        `env:"AURA_MODEL_NAME" envDefault:"OpenChat 3.6 (latest)"`
 	AuraMaxLength        int           `env:"AURA_MAX_LENGTH" envDefault:"24576"`
@@ -55,6 +57,8 @@ type config struct {
 	StreamMode    string        `env:"STREAM_MODE" envDefault:"edit"`
 	MaxReplies    int           `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
 	ShutdownAfter time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+
+	set map[string]string // every variable given, to tell "set" from "default"
 }
 
 // idList is a comma-separated list of Telegram ids, or "*" for everyone.
@@ -98,7 +102,23 @@ func loadConfig(environ []string, dotenv string) (config, error) {
 	if err != nil {
 		return config{}, explain(err)
 	}
+	cfg.set = vars
 	return cfg, cfg.validate()
+}
+
+// ignored lists the settings that were set but mean nothing in the chosen protocol.
+func (c config) ignored() []string {
+	unused := []string{"AURA_MAX_OUTPUT_TOKENS"}
+	if c.AuraProtocol == aura.ProtocolOpenAI {
+		unused = []string{"AURA_MODEL_NAME", "AURA_MAX_TOKENS"}
+	}
+	var out []string
+	for _, name := range unused {
+		if _, ok := c.set[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // explain turns env's errors, which name struct fields, into ones that name the variable.
@@ -128,9 +148,21 @@ func (c config) validate() error {
 	if !validHTTPURL(c.AuraURL) {
 		return bad("AURA_URL", "%q is not an http(s) URL", c.AuraURL)
 	}
+	switch c.AuraProtocol {
+	case aura.ProtocolChatbotUI:
+	case aura.ProtocolOpenAI:
+		if _, ok := c.set["AURA_MODEL"]; !ok {
+			return bad("AURA_MODEL", "is required with AURA_PROTOCOL=openai: the model name your server serves (e.g. llama3.1:8b for Ollama)")
+		}
+	default:
+		return bad("AURA_PROTOCOL", "%q is not chatbot-ui or openai", c.AuraProtocol)
+	}
+	if c.AuraMaxOutputTokens < 0 {
+		return bad("AURA_MAX_OUTPUT_TOKENS", "%d must not be negative", c.AuraMaxOutputTokens)
+	}
 	if c.AuraProxy != "" {
 		u, err := url.Parse(c.AuraProxy)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5" && u.Scheme != "socks5h") {
 			return bad("AURA_PROXY", "must be an http://, https:// or socks5:// URL")
 		}
 	}
@@ -234,6 +266,9 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, name := range cfg.ignored() {
+		log.Debug("setting ignored with AURA_PROTOCOL="+cfg.AuraProtocol, "variable", name)
+	}
 
 	store, err := history.Open(ctx, cfg.DatabasePath)
 	if err != nil {
@@ -242,7 +277,9 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	defer store.Close()
 
 	model, err := aura.New(aura.Config{
+		Protocol:         cfg.AuraProtocol,
 		BaseURL:          cfg.AuraURL,
+		MaxOutputTokens:  cfg.AuraMaxOutputTokens,
 		Model:            cfg.AuraModel,
 		ModelName:        cfg.AuraModelName,
 		MaxLength:        cfg.AuraMaxLength,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -47,6 +48,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"timeout", append(base, "AURA_IDLE_TIMEOUT=soon"), "AURA_IDLE_TIMEOUT"},
 		{"stream mode", append(base, "STREAM_MODE=smoke"), "STREAM_MODE"},
 		{"max replies", append(base, "MAX_CONCURRENT_REPLIES=0"), "MAX_CONCURRENT_REPLIES"},
+		{"protocol", append(base, "AURA_PROTOCOL=grpc"), "AURA_PROTOCOL"},
+		{"openai without a model", append(base, "AURA_PROTOCOL=openai"), "AURA_MODEL"},
+		{"output tokens negative", append(base, "AURA_MAX_OUTPUT_TOKENS=-1"), "AURA_MAX_OUTPUT_TOKENS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,19 +127,62 @@ type auraRequest struct {
 	Prompt      string         `json:"prompt"`
 	Temperature float64        `json:"temperature"`
 
-	ctx context.Context // the server-side request's context
+	ctx    context.Context // the server-side request's context
+	openai bool
+}
+
+// sseWriter turns each Write into an OpenAI chat-completions chunk event.
+type sseWriter struct{ w http.ResponseWriter }
+
+func (s *sseWriter) Header() http.Header  { return s.w.Header() }
+func (s *sseWriter) WriteHeader(code int) { s.w.WriteHeader(code) }
+func (s *sseWriter) Flush()               { s.w.(http.Flusher).Flush() }
+func (s *sseWriter) Write(p []byte) (int, error) {
+	chunk, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]string{"content": string(p)}}}})
+	if _, err := fmt.Fprintf(s.w, "data: %s\n\n", chunk); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+func (s *sseWriter) done() {
+	fmt.Fprint(s.w, "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
 }
 
 func newFakeAura(t *testing.T) *fakeAura {
 	f := &fakeAura{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/chat" || r.Method != http.MethodPost {
-			http.NotFound(w, r)
-			return
-		}
 		req := auraRequest{ctx: r.Context()}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, "Error", http.StatusBadRequest)
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/api/chat":
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				http.Error(w, "Error", http.StatusBadRequest)
+				return
+			}
+		case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions":
+			// The OpenAI dialect: record it in the same shape, answer in server-sent events.
+			var body struct {
+				Model       string         `json:"model"`
+				Messages    []aura.Message `json:"messages"`
+				Temperature float64        `json:"temperature"`
+				Stream      bool           `json:"stream"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !body.Stream {
+				http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
+				return
+			}
+			req.Model.ID, req.Temperature, req.openai = body.Model, body.Temperature, true
+			for _, m := range body.Messages {
+				if m.Role == "system" {
+					req.Prompt = m.Content
+				} else {
+					req.Messages = append(req.Messages, m)
+				}
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			w = &sseWriter{w: w}
+			defer w.(*sseWriter).done()
+		default:
+			http.NotFound(w, r)
 			return
 		}
 		f.mu.Lock()
@@ -281,7 +328,19 @@ func streamText(chunks ...string) func(http.ResponseWriter, func(), auraRequest)
 }
 
 func TestEndToEnd(t *testing.T) {
+	for _, protocol := range []string{"chatbot-ui", "openai"} {
+		t.Run(protocol, func(t *testing.T) { testEndToEnd(t, protocol) })
+	}
+}
+
+func testEndToEnd(t *testing.T, protocol string) {
 	h := newHarness(t)
+	extra := []string{"AURA_PROTOCOL=" + protocol}
+	model := "openchat_3.6"
+	if protocol == "openai" {
+		model = "llama3.1:8b"
+		extra = append(extra, "AURA_MODEL="+model)
+	}
 
 	// The first answer streams in three steps, each waiting until Telegram shows the last one,
 	// so the test sees the message posted and then edited while the stream is still open.
@@ -302,7 +361,7 @@ func TestEndToEnd(t *testing.T) {
 		_, _ = w.Write([]byte("friend. Ünïcødé ✓"))
 		flush()
 	}
-	h.start()
+	h.start(extra...)
 
 	if got := h.tg.Webhook(); got != "" {
 		t.Errorf("webhook after start: got %q, want it deleted", got)
@@ -327,8 +386,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("aura requests: got %d, want 1", len(reqs))
 	}
 	r := reqs[0]
-	if r.Prompt != "You are a helpful assistant." || r.Model.ID != "openchat_3.6" || r.Model.MaxLength != 24576 || r.Model.TokenLimit != 8192 || r.Temperature != 0.5 {
-		t.Errorf("first request: got %+v, want the default prompt and model", r)
+	if r.Prompt != "You are a helpful assistant." || r.Model.ID != model || r.Temperature != 0.5 || r.openai != (protocol == "openai") {
+		t.Errorf("first request: got %+v, want the default prompt and model %s over %s", r, model, protocol)
+	}
+	if protocol == "chatbot-ui" && (r.Model.MaxLength != 24576 || r.Model.TokenLimit != 8192 || r.Model.Name != "OpenChat 3.6 (latest)") {
+		t.Errorf("first request: got model %+v, want the configured maxLength, tokenLimit and name", r.Model)
 	}
 	if len(r.Messages) != 1 || r.Messages[0] != (aura.Message{Role: "user", Content: "hi"}) {
 		t.Errorf("first messages: got %+v, want [user: hi]", r.Messages)
@@ -360,7 +422,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Restart on the same database: history and prompt survive.
 	h.stop()
-	h.start()
+	h.start(extra...)
 	fourth := h.send("still there?")
 	h.replyTo(fourth)
 	r = h.aura.requests()[3]
@@ -549,5 +611,16 @@ func TestShutdownInterruptsSlowReplies(t *testing.T) {
 	h.stop()
 	if n := len(h.aura.requests()); n != 2 {
 		t.Errorf("aura requests: got %d, want 2 (the interrupted message is not asked again)", n)
+	}
+}
+
+// The example file, as a new user copies it, loads once the token is filled in.
+func TestConfigExampleLoads(t *testing.T) {
+	cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x"}, "config.example.env")
+	if err != nil {
+		t.Fatalf("config.example.env: %v", err)
+	}
+	if cfg.AuraProtocol != "chatbot-ui" || cfg.StreamMode != "edit" || cfg.AuraMaxOutputTokens != 0 {
+		t.Errorf("got %+v, want the documented defaults", cfg)
 	}
 }

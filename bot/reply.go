@@ -274,7 +274,10 @@ func noticeFor(err error) string {
 		return "⚠️ Interrupted: the bot restarted. Send /retry to get a full answer."
 	case errors.As(err, &se):
 		msg := "⚠️ The model server failed with HTTP status " + strconv.Itoa(se.StatusCode) + "."
-		if se.Reason != "" {
+		if se.StatusCode < 300 {
+			// An error event inside a stream that had started fine.
+			msg = "⚠️ The model server reported an error mid-answer: " + se.Reason + "."
+		} else if se.Reason != "" {
 			msg = "⚠️ The model server failed: " + strconv.Itoa(se.StatusCode) + " " + se.Reason + "."
 		}
 		return msg + " Send /retry to try again."

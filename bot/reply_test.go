@@ -313,6 +313,7 @@ func TestNoticeForNamesEveryFailure(t *testing.T) {
 		want string
 	}{
 		{&aura.StatusError{StatusCode: 502}, "502"},
+		{&aura.StatusError{StatusCode: 200, Reason: "context length exceeded"}, "mid-answer: context length exceeded"},
 		{errors.Join(aura.ErrConnect, errors.New("refused")), "could not reach"},
 		{aura.ErrFirstByteTimeout, "did not start"},
 		{aura.ErrIdleTimeout, "stopped sending"},
