@@ -50,7 +50,7 @@ type Turn struct {
 	ID        int64
 	Role      Role
 	Content   string
-	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise
+	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise. Sent as "Author: content", and counted so by Window
 	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read

@@ -87,6 +87,16 @@ func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserte
 	return stored, true, nil
 }
 
+// chars is what the turn counts against a context budget: its content, and for a user turn with
+// an author the "Author: " prefix the bot puts before it when it is sent to the model.
+func (t Turn) chars() int {
+	n := utf8.RuneCountInString(t.Content)
+	if t.Role == RoleUser && t.Author != "" {
+		n += utf8.RuneCountInString(t.Author) + len(": ")
+	}
+	return n
+}
+
 // prepare checks a turn to append and fills in its defaults.
 func prepare(t Turn, now time.Time) (Turn, error) {
 	switch t.Role {
@@ -127,7 +137,7 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 		ON CONFLICT (conversation_id, message_id) WHERE role = 'user' AND message_id <> 0 DO NOTHING
 		RETURNING id`,
 		conv, t.Role, t.Content, t.Author, t.MessageID, t.Status,
-		utf8.RuneCountInString(t.Content), t.CreatedAt.UnixMilli(),
+		t.chars(), t.CreatedAt.UnixMilli(),
 	).Scan(&t.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		var r turnRow

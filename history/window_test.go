@@ -177,3 +177,25 @@ func FuzzWindow(f *testing.F) {
 		}
 	})
 }
+
+// A group's user turn is sent as "Author: content", so the budget counts the prefix too.
+func TestWindowCountsAuthorPrefix(t *testing.T) {
+	s := openTest(t)
+	k := Key{ChatID: -1}
+	mustAppend(t, s, k, Turn{Role: RoleUser, Content: "hello", Author: "Ann"}) // 3+2+5 = 10
+	mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "hi"})              // 2
+	mustAppend(t, s, k, Turn{Role: RoleUser, Content: "again", Author: "Bob"}) // 10
+	for _, tt := range []struct{ budget, want int }{{22, 3}, {21, 2}, {11, 1}, {10, 1}} {
+		got, err := s.Window(t.Context(), k, tt.budget, "")
+		if err != nil {
+			t.Fatalf("budget %d: %v", tt.budget, err)
+		}
+		if len(got) != tt.want {
+			t.Errorf("budget %d: got %d turns, want %d", tt.budget, len(got), tt.want)
+		}
+	}
+	var tooLong *TooLongError
+	if _, err := s.Window(t.Context(), k, 9, ""); !errors.As(err, &tooLong) {
+		t.Errorf("budget 9: got %v, want a TooLongError", err)
+	}
+}
