@@ -12,7 +12,11 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/aurabot /aurabot
 # The volume's mount point belongs to the nonroot user (65532), so the bot can create its database.
 COPY --from=build --chown=65532:65532 /out/data /data
-ENV DATABASE_PATH=/data/bot.db
+ENV DATABASE_PATH=/data/bot.db LISTEN_ADDR=:8080
 VOLUME ["/data"]
+# /healthz, /metrics and, with WEBHOOK_URL, the webhook.
+EXPOSE 8080
 USER nonroot:nonroot
+# The image has no curl: the binary checks GET /healthz of the running bot itself.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["/aurabot", "-healthcheck"]
 ENTRYPOINT ["/aurabot"]

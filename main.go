@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -58,6 +59,11 @@ type config struct {
 	MaxReplies    int           `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
 	ShutdownAfter time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 
+	ListenAddr    string `env:"LISTEN_ADDR"` // see listenAddr: set empty, it turns the listener off
+	WebhookURL    string `env:"WEBHOOK_URL"`
+	WebhookSecret string `env:"WEBHOOK_SECRET"`
+	LogFormat     string `env:"LOG_FORMAT" envDefault:"text"`
+
 	set map[string]string // every variable given, to tell "set" from "default"
 }
 
@@ -87,8 +93,18 @@ func (l *idList) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// loadConfig reads the .env file at dotenv (if it exists) under the environment, which wins.
+// loadConfig reads the .env file at dotenv (if it exists) under the environment, which wins,
+// and checks the result.
 func loadConfig(environ []string, dotenv string) (config, error) {
+	cfg, err := parseConfig(environ, dotenv)
+	if err != nil {
+		return config{}, err
+	}
+	return cfg, cfg.validate()
+}
+
+// parseConfig reads the configuration without checking it, for -backup and -healthcheck.
+func parseConfig(environ []string, dotenv string) (config, error) {
 	vars := map[string]string{}
 	if err := readDotenv(dotenv, vars); err != nil {
 		return config{}, err
@@ -103,7 +119,15 @@ func loadConfig(environ []string, dotenv string) (config, error) {
 		return config{}, explain(err)
 	}
 	cfg.set = vars
-	return cfg, cfg.validate()
+	return cfg, nil
+}
+
+// listenAddr is LISTEN_ADDR: :8080 when it is not set; set empty, no listener.
+func (c config) listenAddr() string {
+	if _, ok := c.set["LISTEN_ADDR"]; !ok {
+		return ":8080"
+	}
+	return strings.TrimSpace(c.ListenAddr)
 }
 
 // ignored lists the settings that were set but mean nothing in the chosen protocol.
@@ -196,7 +220,40 @@ func (c config) validate() error {
 	if c.ShutdownAfter < 0 {
 		return bad("SHUTDOWN_TIMEOUT", "must not be negative")
 	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
+	}
+	if addr := c.listenAddr(); addr != "" && !validListenAddr(addr) {
+		return bad("LISTEN_ADDR", "%q is not host:port or :port, like :8080", addr)
+	}
+	if c.WebhookURL != "" {
+		if !validHTTPURL(c.WebhookURL) {
+			return bad("WEBHOOK_URL", "%q is not an http(s) URL (Telegram wants https)", c.WebhookURL)
+		}
+		if _, err := bot.WebhookPath(c.WebhookURL); err != nil {
+			return bad("WEBHOOK_URL", "%v", err)
+		}
+		if c.WebhookSecret == "" {
+			return bad("WEBHOOK_SECRET", "is required with WEBHOOK_URL: make one with `openssl rand -hex 32`")
+		}
+		if c.listenAddr() == "" {
+			return bad("LISTEN_ADDR", "must not be empty with WEBHOOK_URL: the webhook is served there")
+		}
+	}
+	if c.WebhookSecret != "" && !bot.ValidWebhookSecret(c.WebhookSecret) {
+		return bad("WEBHOOK_SECRET", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+	}
 	return nil
+}
+
+// validListenAddr accepts host:port with a numeric port; the host may be empty (all interfaces).
+func validListenAddr(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || strings.ContainsAny(host, " /") {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 func validHTTPURL(s string) bool {
@@ -265,7 +322,11 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		return err
 	}
 	level, _ := parseLevel(cfg.LogLevel)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.LogFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
 	for _, name := range cfg.ignored() {
 		log.Debug("setting ignored with AURA_PROTOCOL="+cfg.AuraProtocol, "variable", name)
 	}
@@ -309,6 +370,9 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		StreamMode:           cfg.StreamMode,
 		MaxConcurrentReplies: cfg.MaxReplies,
 		ShutdownTimeout:      cfg.ShutdownAfter,
+		ListenAddr:           cfg.listenAddr(),
+		WebhookURL:           cfg.WebhookURL,
+		WebhookSecret:        cfg.WebhookSecret,
 		Logger:               log,
 	}, store, model)
 	if err != nil {
@@ -323,7 +387,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Environ(), ".env", os.Stderr); err != nil {
+	if err := command(ctx, os.Args[1:], os.Environ(), ".env", os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "aurabot:", err)
 		stop()
 		os.Exit(1)

@@ -48,6 +48,16 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"timeout", append(base, "AURA_IDLE_TIMEOUT=soon"), "AURA_IDLE_TIMEOUT"},
 		{"stream mode", append(base, "STREAM_MODE=smoke"), "STREAM_MODE"},
 		{"max replies", append(base, "MAX_CONCURRENT_REPLIES=0"), "MAX_CONCURRENT_REPLIES"},
+		{"webhook without secret", append(base, "WEBHOOK_URL=https://bot.example.com/tg"), "WEBHOOK_SECRET"},
+		{"webhook secret with a space", append(base, "WEBHOOK_URL=https://bot.example.com/tg", "WEBHOOK_SECRET=not secret"), "WEBHOOK_SECRET"},
+		{"webhook secret too long", append(base, "WEBHOOK_URL=https://bot.example.com/tg", "WEBHOOK_SECRET="+strings.Repeat("a", 257)), "WEBHOOK_SECRET"},
+		{"webhook url scheme", append(base, "WEBHOOK_URL=ftp://bot.example.com/tg", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook on /metrics", append(base, "WEBHOOK_URL=https://bot.example.com/metrics", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook without listener", append(base, "WEBHOOK_URL=https://bot.example.com/tg", "WEBHOOK_SECRET=s3cret", "LISTEN_ADDR="), "LISTEN_ADDR"},
+		{"listen address without port", append(base, "LISTEN_ADDR=8080"), "LISTEN_ADDR"},
+		{"listen address with a word port", append(base, "LISTEN_ADDR=:http-alt"), "LISTEN_ADDR"},
+		{"listen port out of range", append(base, "LISTEN_ADDR=:70000"), "LISTEN_ADDR"},
+		{"log format", append(base, "LOG_FORMAT=xml"), "LOG_FORMAT"},
 		{"protocol", append(base, "AURA_PROTOCOL=grpc"), "AURA_PROTOCOL"},
 		{"openai without a model", append(base, "AURA_PROTOCOL=openai"), "AURA_MODEL"},
 		{"output tokens negative", append(base, "AURA_MAX_OUTPUT_TOKENS=-1"), "AURA_MAX_OUTPUT_TOKENS"},
@@ -94,11 +104,21 @@ func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 		{"default max tokens", cfg.AuraMaxTokens, 8192},
 		{"default database", cfg.DatabasePath, "data/bot.db"},
 		{"default telegram", cfg.TelegramAPIURL, "https://api.telegram.org"},
+		{"default listen address", cfg.listenAddr(), ":8080"},
+		{"default log format", cfg.LogFormat, "text"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
 		}
+	}
+	off, err := loadConfig([]string{"TELEGRAM_TOKEN=x", "LISTEN_ADDR="}, dotenv)
+	if err != nil || off.listenAddr() != "" {
+		t.Errorf("LISTEN_ADDR=: got %q, %v, want the listener off", off.listenAddr(), err)
+	}
+	hook, err := loadConfig([]string{"TELEGRAM_TOKEN=x", "WEBHOOK_URL=https://bot.example.com/tg/hook", "WEBHOOK_SECRET=Ab_9-z"}, dotenv)
+	if err != nil || hook.WebhookSecret != "Ab_9-z" {
+		t.Errorf("webhook config: got %v, want it accepted", err)
 	}
 	star, err := loadConfig([]string{"TELEGRAM_TOKEN=x", "ALLOWED_USERS=*"}, dotenv)
 	if err != nil || !star.AllowedUsers.all {
@@ -209,7 +229,7 @@ type harness struct {
 	aura *fakeAura
 	db   string
 	stop func()
-	logs *bytes.Buffer
+	logs *syncBuffer // the logs of the last start
 }
 
 const userID = 4242
@@ -230,10 +250,12 @@ func (h *harness) start(extra ...string) {
 		"DATABASE_PATH=" + h.db,
 		"ALLOWED_USERS=" + strconv.Itoa(userID),
 		"LOG_LEVEL=debug",
+		"LISTEN_ADDR=127.0.0.1:0",
 	}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
+	h.logs = logs
 	go func() { done <- run(ctx, environ, filepath.Join(h.t.TempDir(), "none.env"), logs) }()
 	h.stop = func() {
 		h.t.Helper()
@@ -473,6 +495,7 @@ func equalMessages(a, b []aura.Message) bool {
 // TestMain lets a test run the real program in a subprocess, to kill it with SIGKILL.
 func TestMain(m *testing.M) {
 	if os.Getenv("AURABOT_TEST_MAIN") == "1" {
+		os.Args = append(os.Args[:1], strings.Fields(os.Getenv("AURABOT_TEST_ARGS"))...)
 		main()
 		return
 	}
@@ -504,6 +527,7 @@ func TestKilledMidReplyLosesNothing(t *testing.T) {
 		"AURA_URL="+h.aura.srv.URL,
 		"DATABASE_PATH="+h.db,
 		"ALLOWED_USERS="+strconv.Itoa(userID),
+		"LISTEN_ADDR=127.0.0.1:0",
 	)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = environ

@@ -33,6 +33,7 @@ type Store interface {
 	Reset(ctx context.Context, k history.Key) error
 	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
 	Window(ctx context.Context, k history.Key, budget int, systemPrompt string) ([]history.Turn, error)
+	Ping(ctx context.Context) error // for GET /healthz
 
 	// The update inbox: every update is saved before Telegram is told it was received, and
 	// finished once it has been handled, so a crash loses nothing.
@@ -76,8 +77,17 @@ type Config struct {
 	GlobalRate      float64
 
 	PollTimeout time.Duration // long-polling timeout, default 50s
-	Logger      *slog.Logger
-	HTTPClient  *http.Client // for the Bot API; default one with sane timeouts
+
+	// ListenAddr is where GET /healthz, GET /metrics and the webhook are served; "" serves
+	// nothing (polling mode only).
+	ListenAddr string
+	// WebhookURL switches from long polling to a webhook: Telegram posts updates to this URL,
+	// which must reach ListenAddr at the same path. WebhookSecret is then required.
+	WebhookURL    string
+	WebhookSecret string
+
+	Logger     *slog.Logger
+	HTTPClient *http.Client // for the Bot API; default one with sane timeouts
 }
 
 func (c *Config) setDefaults() {
@@ -128,6 +138,11 @@ type Bot struct {
 	closing  atomic.Bool  // set when shutdown begins: jobs not yet started stay in the inbox
 	draftIDs atomic.Int64 // sendMessageDraft ids, unique for the process
 
+	metrics *metrics
+	health  health
+	inbox   *inbox       // webhook requests' way in
+	addr    atomic.Value // the HTTP listener's address, a string
+
 	mu     sync.Mutex
 	active map[history.Key]*activeReply // replies streaming now, for /stop
 	// refused remembers when each chat was last told it is not allowed.
@@ -140,6 +155,17 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 	if cfg.StreamMode != StreamEdit && cfg.StreamMode != StreamDraft {
 		return nil, fmt.Errorf("bot: unknown stream mode %q", cfg.StreamMode)
 	}
+	if cfg.WebhookURL != "" {
+		if cfg.ListenAddr == "" {
+			return nil, errors.New("bot: a webhook needs a listen address")
+		}
+		if !ValidWebhookSecret(cfg.WebhookSecret) {
+			return nil, errors.New("bot: the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+		}
+		if _, err := WebhookPath(cfg.WebhookURL); err != nil {
+			return nil, fmt.Errorf("bot: webhook URL: %w", err)
+		}
+	}
 	b := &Bot{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -150,17 +176,20 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		refused: map[int64]time.Time{},
 	}
 	b.queue = newDispatcher(cfg.MaxConcurrentReplies)
+	b.metrics = newMetrics(func() float64 { return float64(b.queue.pending()) })
+	b.inbox = newInbox()
+	b.cfg.HTTPClient = b.instrument(cfg.HTTPClient)
 	b.draftIDs.Store(time.Now().UnixMilli() % 1e9) // non-zero, and new after a restart
 	api, err := tgbot.New(cfg.Token,
 		tgbot.WithSkipGetMe(),
 		tgbot.WithServerURL(cfg.APIURL),
-		tgbot.WithHTTPClient(cfg.PollTimeout, cfg.HTTPClient),
+		tgbot.WithHTTPClient(cfg.PollTimeout, b.cfg.HTTPClient),
 		tgbot.WithErrorsHandler(func(err error) {
 			b.log.Warn("telegram library error", "err", b.scrub(err))
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("bot: %w", err)
+		return nil, fmt.Errorf("bot: %w", b.scrub(err))
 	}
 	b.api = api
 	return b, nil
@@ -169,20 +198,40 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 // Run connects to Telegram and serves updates until ctx ends, then shuts down gracefully:
 // it stops taking updates, lets streaming replies finish for up to ShutdownTimeout and marks
 // the rest as interrupted.
+//
+// Updates come by long polling, or by webhook when WebhookURL is set. The HTTP listener (health,
+// metrics, webhook) opens first, as Telegram may call a webhook left set by the previous run as
+// soon as it can, and closes last; webhook requests wait until the updates left from before a
+// restart are queued, so that every conversation keeps its order.
 func (b *Bot) Run(ctx context.Context) error {
+	srv, err := b.listen()
+	if err != nil {
+		return err
+	}
+	defer srv.shutdown(b.log)
+	defer b.inbox.stop()
 	if err := b.connect(ctx); err != nil {
 		return err
 	}
-	b.log.Info("bot started", "username", b.me.Username, "stream_mode", b.cfg.StreamMode)
+	mode := "polling"
+	if b.cfg.WebhookURL != "" {
+		mode = "webhook"
+	}
+	b.log.Info("bot started", "username", b.me.Username, "stream_mode", b.cfg.StreamMode, "updates", mode)
 
 	// Replies live in their own context so that a shutdown can give them time to finish.
 	replyCtx, cancelReplies := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelReplies(errShutdown)
 
-	err := b.recover(replyCtx)
+	err = b.recover(replyCtx)
 	if err == nil {
-		err = b.poll(ctx, replyCtx)
+		if b.cfg.WebhookURL != "" {
+			err = b.takeWebhooks(ctx, replyCtx, srv)
+		} else {
+			err = b.poll(ctx, replyCtx)
+		}
 	}
+	b.inbox.stop() // no update reaches the queues from here on
 	b.closing.Store(true)
 
 	b.log.Info("shutting down: waiting for replies", "timeout", b.cfg.ShutdownTimeout)
@@ -198,7 +247,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	return err
 }
 
-// connect checks the token, clears any webhook and registers the commands.
+// connect checks the token, sets the webhook (webhook mode) or clears it (polling: a webhook
+// makes getUpdates fail), and registers the commands. A shutdown leaves the webhook set, so
+// Telegram keeps updates for the next run.
 func (b *Bot) connect(ctx context.Context) error {
 	me, err := b.api.GetMe(ctx)
 	if err != nil {
@@ -208,7 +259,11 @@ func (b *Bot) connect(ctx context.Context) error {
 		return fmt.Errorf("bot: getMe: %w", b.scrub(err))
 	}
 	b.me = *me
-	if _, err := b.api.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{}); err != nil {
+	if b.cfg.WebhookURL != "" {
+		if err := b.setWebhook(ctx); err != nil {
+			return err
+		}
+	} else if _, err := b.api.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{}); err != nil {
 		return fmt.Errorf("bot: deleteWebhook: %w", b.scrub(err))
 	}
 	cmds := make([]models.BotCommand, 0, len(commands))

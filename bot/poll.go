@@ -49,7 +49,7 @@ func (b *Bot) poll(ctx, replyCtx context.Context) error {
 				return errors.New("bot: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized)")
 			}
 			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
-			b.log.Warn("getUpdates failed", "err", err, "retry_in", backoff)
+			b.log.Warn("getUpdates failed", "err", b.scrub(err), "retry_in", backoff)
 			continue
 		}
 		backoff = 0

@@ -65,8 +65,10 @@ type outcome struct {
 // stream asks the model and shows the answer as it grows: the first text as soon as it arrives,
 // then edits at the pace the pacer allows, each with the newest text, and a final edit with the
 // whole formatted answer.
-func (b *Bot) stream(ctx context.Context, r req, msgs []aura.Message) outcome {
+func (b *Bot) stream(ctx context.Context, r req, msgs []aura.Message) (out outcome) {
 	k, t := r.k, r.t
+	meter := b.startReply(k)
+	defer func() { meter.end(out) }()
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	b.mu.Lock()
@@ -152,6 +154,7 @@ loop:
 			err := dr.show(sctx, text)
 			if err == nil {
 				shown = text
+				meter.shown()
 				continue
 			}
 			if sctx.Err() != nil {
@@ -172,6 +175,7 @@ loop:
 			continue
 		}
 		shown = text
+		meter.shown()
 		// Remember what the user sees, so that a crash can still finalise this reply.
 		if err := b.store.RecordReply(sctx, r.update, d.ids(), shown); err != nil && sctx.Err() == nil {
 			b.log.Warn("could not record reply progress", "chat_id", t.chatID, "err", err)

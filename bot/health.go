@@ -1,0 +1,77 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// health remembers the outcome of the last Bot API call, for GET /healthz.
+//
+// A call counts as good when Telegram answered it, even with a refusal that concerns that one
+// call (400 "message is not modified", 403 "blocked by the user") or with 429 flood control:
+// those show Telegram is reachable and takes the token, and a health check that failed on them
+// would have a container restarted for a user blocking the bot. A call is bad when Telegram
+// could not be reached, failed (5xx), or refused the bot itself: 401/404 (the token) or 409
+// (another instance is polling, or a webhook is set while this one polls).
+type health struct {
+	mu     sync.Mutex
+	called bool
+	reason string // "" while the last call was good
+	at     time.Time
+}
+
+func (h *health) telegram(method string, resp *http.Response, err error) {
+	reason := ""
+	switch {
+	case err != nil:
+		reason = fmt.Sprintf("telegram: %s: unreachable: %v", method, err)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound:
+		reason = fmt.Sprintf("telegram: %s: %d: Telegram rejects TELEGRAM_TOKEN", method, resp.StatusCode)
+	case resp.StatusCode == http.StatusConflict:
+		reason = fmt.Sprintf("telegram: %s: 409 conflict: another instance uses this token, or a webhook is set", method)
+	case resp.StatusCode >= 500:
+		reason = fmt.Sprintf("telegram: %s: answered %d", method, resp.StatusCode)
+	}
+	h.mu.Lock()
+	h.called, h.reason, h.at = true, reason, time.Now()
+	h.mu.Unlock()
+}
+
+// check returns "" when the bot is healthy, else a one-line reason.
+func (b *Bot) check(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := b.store.Ping(ctx); err != nil {
+		return "database: " + oneLine(err.Error())
+	}
+	h := &b.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case !h.called:
+		return "telegram: not called yet"
+	case h.reason != "":
+		return oneLine(h.reason) + " (" + time.Since(h.at).Round(time.Second).String() + " ago)"
+	}
+	return ""
+}
+
+func (b *Bot) serveHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if reason := b.check(r.Context()); reason != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, b.scrub(errors.New(reason)))
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
