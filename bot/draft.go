@@ -38,10 +38,7 @@ func (dr *draft) wait(ctx context.Context) error {
 	if err := sleepUntil(ctx, dr.last.Add(draftEvery)); err != nil {
 		return err
 	}
-	if err := sleepUntil(ctx, dr.b.pace.deadline(dr.t.chatID)); err != nil {
-		return err
-	}
-	return dr.b.pace.global.Wait(ctx)
+	return dr.b.pace.waitUnpaced(ctx, dr.t.chatID)
 }
 
 // show updates the draft with the newest text (its last 4096-unit part, for a long reply). An

@@ -184,6 +184,25 @@ func (p *pacer) wait(ctx context.Context, id int64) error {
 	}
 }
 
+// waitUnpaced blocks until a call that does not count against the chat's message interval (a
+// draft update) may go out in chat id: after any penalty, in turn for the global rate, and
+// again after a penalty that arrived while it queued.
+func (p *pacer) waitUnpaced(ctx context.Context, id int64) error {
+	for {
+		if err := sleepUntil(ctx, p.deadline(id)); err != nil {
+			return err
+		}
+		r := p.global.Reserve()
+		if err := sleepUntil(ctx, time.Now().Add(r.Delay())); err != nil {
+			r.Cancel()
+			return err
+		}
+		if !p.penalized(id) {
+			return nil
+		}
+	}
+}
+
 // penalized reports whether a call in chat id would have to wait on a penalty now.
 func (p *pacer) penalized(id int64) bool {
 	return time.Now().Before(p.deadline(id))

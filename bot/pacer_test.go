@@ -404,3 +404,23 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A draft update waits out a chat's penalty and takes a global slot, but not the chat's interval.
+func TestPacerUnpacedWaitsOutPenalty(t *testing.T) {
+	p := newPacer(time.Hour, time.Hour, 1000)
+	ctx := t.Context()
+	if err := p.wait(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := p.waitUnpaced(ctx, 1); err != nil { // no hour-long interval for drafts
+		t.Fatal(err)
+	}
+	p.tooMany(1, 80*time.Millisecond)
+	if err := p.waitUnpaced(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Since(start); got < 80*time.Millisecond {
+		t.Errorf("waitUnpaced returned %v after a 80ms penalty, want after it", got)
+	}
+}

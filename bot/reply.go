@@ -125,6 +125,9 @@ func (b *Bot) stream(ctx context.Context, r req, msgs []aura.Message) (out outco
 		return buf.String()
 	}
 	shown := ""
+	// paid is true while this reply holds a pacer slot for its chat that it has not used yet: a
+	// slot is never thrown away, not even when the stream ends while an edit waits for one.
+	paid := false
 loop:
 	for {
 		select {
@@ -132,17 +135,21 @@ loop:
 			break loop
 		case <-dirty:
 		}
-		wait := func(ctx context.Context) error { return b.pace.wait(ctx, t.chatID) }
 		if dr != nil {
-			wait = dr.wait
-		}
-		if err := wait(sctx); err != nil {
-			<-done
-			break
+			if err := dr.wait(sctx); err != nil {
+				<-done
+				break
+			}
+		} else if !paid {
+			if err := b.pace.wait(sctx, t.chatID); err != nil {
+				<-done
+				break
+			}
+			paid = true
 		}
 		select {
 		case <-done:
-			// The stream ended while this edit waited: make it the final one.
+			// The stream ended while this edit waited: the final edit takes its slot.
 			break loop
 		default:
 		}
@@ -165,8 +172,11 @@ loop:
 			if err := b.pace.wait(sctx, t.chatID); err != nil {
 				continue
 			}
+			paid = true
 		}
-		if err := d.show(sctx, text, false, true); err != nil {
+		err := d.show(sctx, text, false, paid)
+		paid = false
+		if err != nil {
 			if errors.Is(err, errBlocked) {
 				cancel(errBlocked)
 				<-done
@@ -195,14 +205,14 @@ loop:
 	notice := noticeFor(err)
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finalTimeout(ctx))
 	defer fcancel()
-	if text == "" {
+	if strings.TrimSpace(text) == "" {
 		if err == nil {
 			notice = "The model sent an empty answer. Send /retry to try again."
 		}
 		d.notice(fctx, notice)
 		return outcome{err: err}
 	}
-	if ferr := d.final(fctx, text, notice); ferr != nil {
+	if ferr := d.apply(fctx, d.parts(text, notice, true), true, paid); ferr != nil {
 		b.log.Warn("final edit failed", "chat_id", t.chatID, "err", b.scrub(ferr))
 		if errors.Is(ferr, errBlocked) {
 			return outcome{err: errBlocked}

@@ -328,3 +328,15 @@ func TestNoticeForNamesEveryFailure(t *testing.T) {
 		}
 	}
 }
+
+// An answer of only whitespace is an empty answer: a notice, and nothing stored.
+func TestReplyBlankAnswer(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.model.fn = chunks("  ", "\n\n ")
+	id := e.say(user, user, "hi")
+	e.wait(func() bool { return hasText(e.tg, user, id, "empty answer") })
+	e.stop()
+	if ts := e.turns(history.Key{ChatID: user}); len(ts) != 1 {
+		t.Errorf("stored: got %+v, want only the user turn", ts)
+	}
+}
