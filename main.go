@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -382,6 +383,58 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		log.Warn("ALLOWED_USERS is empty: the bot answers nobody; each user who writes is told their id")
 	}
 	return b.Run(ctx)
+}
+
+// command runs what the flags ask for: the bot (no flags), a health check of a running bot
+// (-healthcheck, for Docker's HEALTHCHECK in an image without curl) or an online backup of its
+// database (-backup PATH).
+func command(ctx context.Context, args, environ []string, dotenv string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("aurabot", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // main prints the error; the usage follows it below
+	health := fs.Bool("healthcheck", false, "check GET /healthz of the bot running on LISTEN_ADDR and exit 0 (healthy) or 1")
+	backup := fs.String("backup", "", "write a consistent copy of DATABASE_PATH to this new file, while the bot runs, and exit")
+	if err := fs.Parse(args); err != nil {
+		out := stderr
+		if errors.Is(err, flag.ErrHelp) {
+			out, err = stdout, nil
+		}
+		fmt.Fprintln(out, "Usage: aurabot [-healthcheck | -backup PATH]; settings come from the environment and .env.")
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: the bot is configured by environment variables (see config.example.env)", fs.Arg(0))
+	}
+	switch {
+	case *health && *backup != "":
+		return errors.New("use -healthcheck or -backup, not both")
+	case *health:
+		cfg, err := parseConfig(environ, dotenv)
+		if err != nil {
+			return err
+		}
+		if cfg.listenAddr() == "" {
+			return errors.New("healthcheck: LISTEN_ADDR is empty, so the bot serves no /healthz")
+		}
+		status, err := bot.CheckHealth(ctx, cfg.listenAddr())
+		if err == nil {
+			fmt.Fprintln(stdout, status)
+		}
+		return err
+	case *backup != "":
+		cfg, err := parseConfig(environ, dotenv)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := history.BackupFile(ctx, cfg.DatabasePath, *backup); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "backed up %s to %s in %s\n", cfg.DatabasePath, *backup, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	return run(ctx, environ, dotenv, stderr)
 }
 
 func main() {

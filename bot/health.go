@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -74,4 +76,34 @@ func (b *Bot) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// CheckHealth asks the bot listening on listenAddr for GET /healthz over loopback and returns its
+// one-line answer; an error when it is unreachable or unhealthy. It backs the binary's
+// -healthcheck flag, for Docker's HEALTHCHECK in an image without curl.
+func CheckHealth(ctx context.Context, listenAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return "", fmt.Errorf("healthcheck: LISTEN_ADDR %q is not host:port", listenAddr)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on every interface: loopback is one of them
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return "", fmt.Errorf("healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	reason := strings.TrimSpace(string(body))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("healthcheck: %d: %s", resp.StatusCode, reason)
+	}
+	return reason, nil
 }

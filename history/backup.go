@@ -80,3 +80,18 @@ func syncToDisk(path string) error {
 	}
 	return nil
 }
+
+// BackupFile copies the database at dbPath to path (see Store.Backup), for the binary's -backup
+// flag. A missing dbPath is an error: Open would create an empty database, and a backup of
+// nothing is a mistake in the path.
+func BackupFile(ctx context.Context, dbPath, path string) error {
+	if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("history: backup: %w", err)
+	}
+	s, err := Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Backup(ctx, path)
+}
