@@ -4,7 +4,12 @@ FROM golang:1.26-alpine AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
-COPY . .
+# Only the sources: never a developer's .env (it holds the bot token) or their data/ folder.
+COPY main.go ./
+COPY aura ./aura
+COPY bot ./bot
+COPY history ./history
+COPY migrations ./migrations
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/aurabot . && mkdir -p /out/data
 
 # Run: no shell, no package manager, a non-root user, the database on a volume.
