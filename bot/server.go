@@ -64,6 +64,7 @@ func (b *Bot) listen() (*server, error) {
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second, // answers are small: an ok, a metrics page
 			IdleTimeout:       2 * time.Minute,
 		},
 	}
