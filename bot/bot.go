@@ -211,6 +211,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	defer srv.shutdown(b.log)
 	defer b.inbox.stop()
 	if err := b.connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before Telegram could be reached
+		}
 		return err
 	}
 	mode := "polling"
@@ -251,12 +254,9 @@ func (b *Bot) Run(ctx context.Context) error {
 // makes getUpdates fail), and registers the commands. A shutdown leaves the webhook set, so
 // Telegram keeps updates for the next run.
 func (b *Bot) connect(ctx context.Context) error {
-	me, err := b.api.GetMe(ctx)
+	me, err := b.getMe(ctx)
 	if err != nil {
-		if errors.Is(err, tgbot.ErrorUnauthorized) || errors.Is(err, tgbot.ErrorNotFound) {
-			return errors.New("bot: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized): check the token from @BotFather")
-		}
-		return fmt.Errorf("bot: getMe: %w", b.scrub(err))
+		return err
 	}
 	b.me = *me
 	if b.cfg.WebhookURL != "" {
@@ -275,6 +275,30 @@ func (b *Bot) connect(ctx context.Context) error {
 		b.log.Warn("setMyCommands failed", "err", b.scrub(err))
 	}
 	return nil
+}
+
+// getMe checks the token and learns the bot's username. A network failure or a Telegram outage
+// is waited out, so a bot that starts before the network is up still comes up; a rejected token
+// is final.
+func (b *Bot) getMe(ctx context.Context) (*models.User, error) {
+	backoff := time.Second
+	for {
+		me, err := b.api.GetMe(ctx)
+		if err == nil {
+			return me, nil
+		}
+		if errors.Is(err, tgbot.ErrorUnauthorized) || errors.Is(err, tgbot.ErrorNotFound) {
+			return nil, errors.New("bot: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized): check the token from @BotFather")
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		b.log.Warn("cannot reach Telegram; trying again", "err", b.scrub(err), "retry_in", backoff)
+		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
+			return nil, err
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
 }
 
 // scrub removes the bot token from an error's text, for logs and returned errors.

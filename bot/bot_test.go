@@ -205,3 +205,49 @@ func (e *env) turns(k history.Key) []history.Turn {
 	}
 	return ts
 }
+
+// A bot that starts while Telegram cannot be reached waits for it; a rejected token stops it.
+func TestStartWaitsForTelegram(t *testing.T) {
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	calls := 0
+	tg.SetFaults(func(method string, _ map[string]string) *telegramtest.Fault {
+		if method == "getMe" {
+			calls++
+			if calls <= 2 {
+				return &telegramtest.Fault{Code: 502, Description: "Bad Gateway"}
+			}
+		}
+		return nil
+	})
+	store, err := history.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	b, err := New(Config{Token: telegramtest.Token, APIURL: tg.URL(), AllowAll: true, ContextBudget: 1000}, store, &fakeModel{fn: chunks("ok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	if err := tg.Wait(wctx, func() bool { return len(tg.Calls("setMyCommands")) > 0 }); err != nil {
+		t.Fatalf("the bot did not come up after Telegram recovered: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+
+	bad, err := New(Config{Token: "1:wrong", APIURL: tg.URL(), AllowAll: true, ContextBudget: 1000}, store, &fakeModel{fn: chunks("ok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "TELEGRAM_TOKEN") || strings.Contains(err.Error(), "1:wrong") {
+		t.Errorf("Run with a rejected token: got %v, want an error naming TELEGRAM_TOKEN without the token", err)
+	}
+}

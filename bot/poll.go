@@ -24,6 +24,9 @@ var allowedUpdates = []string{"message", "edited_message", "callback_query"}
 func (b *Bot) poll(ctx, replyCtx context.Context) error {
 	last, err := b.store.LastUpdateID(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped at once
+		}
 		return fmt.Errorf("bot: %w", err)
 	}
 	offset := last + 1
