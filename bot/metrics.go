@@ -178,19 +178,10 @@ func replyResult(out outcome) (string, bool) {
 // auraKind is the label of a model server failure.
 func auraKind(err error) string {
 	var se *aura.StatusError
-	switch {
-	case errors.As(err, &se):
+	if errors.As(err, &se) {
 		return "status"
-	case errors.Is(err, aura.ErrConnect):
-		return "connect"
-	case errors.Is(err, aura.ErrFirstByteTimeout):
-		return "first_byte_timeout"
-	case errors.Is(err, aura.ErrIdleTimeout):
-		return "idle_timeout"
-	case errors.Is(err, aura.ErrBrokenStream):
-		return "broken_stream"
 	}
-	return "other"
+	return modelFailure(err).kind
 }
 
 // observedTransport counts every Bot API call by method and result, and feeds the outcome to

@@ -295,17 +295,32 @@ func noticeFor(err error) string {
 			msg = "⚠️ The model server failed: " + strconv.Itoa(se.StatusCode) + " " + se.Reason + "."
 		}
 		return msg + " Send /retry to try again."
-	case errors.Is(err, aura.ErrConnect):
-		return "⚠️ I could not reach the model server. Send /retry to try again."
-	case errors.Is(err, aura.ErrFirstByteTimeout):
-		return "⚠️ The model server did not start answering in time. Send /retry to try again."
-	case errors.Is(err, aura.ErrIdleTimeout):
-		return "⚠️ The model server stopped sending in the middle of the answer. Send /retry to try again."
-	case errors.Is(err, aura.ErrBrokenStream):
-		return "⚠️ The model server broke off the answer. Send /retry to try again."
-	default:
-		return "⚠️ The answer failed. Send /retry to try again."
 	}
+	return "⚠️ " + modelFailure(err).notice + " Send /retry to try again."
+}
+
+// failureKind is a model server failure other than an HTTP status: the error it matches, its
+// metric label, and what the user is told.
+type failureKind struct {
+	err          error
+	kind, notice string
+}
+
+var modelFailures = []failureKind{
+	{aura.ErrConnect, "connect", "I could not reach the model server."},
+	{aura.ErrFirstByteTimeout, "first_byte_timeout", "The model server did not start answering in time."},
+	{aura.ErrIdleTimeout, "idle_timeout", "The model server stopped sending in the middle of the answer."},
+	{aura.ErrBrokenStream, "broken_stream", "The model server broke off the answer."},
+}
+
+// modelFailure returns the row of modelFailures err is, or a generic one.
+func modelFailure(err error) failureKind {
+	for _, f := range modelFailures {
+		if errors.Is(err, f.err) {
+			return f
+		}
+	}
+	return failureKind{kind: "other", notice: "The answer failed."}
 }
 
 // display is the set of Telegram messages that show one reply.
