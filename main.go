@@ -218,8 +218,8 @@ func (c config) validate() error {
 	if c.MaxReplies < 1 {
 		return bad("MAX_CONCURRENT_REPLIES", "%d must be at least 1", c.MaxReplies)
 	}
-	if c.ShutdownAfter < 0 {
-		return bad("SHUTDOWN_TIMEOUT", "must not be negative")
+	if c.ShutdownAfter <= 0 {
+		return bad("SHUTDOWN_TIMEOUT", "must be positive, like 10s")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)

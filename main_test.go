@@ -48,6 +48,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"timeout", append(base, "AURA_IDLE_TIMEOUT=soon"), "AURA_IDLE_TIMEOUT"},
 		{"stream mode", append(base, "STREAM_MODE=smoke"), "STREAM_MODE"},
 		{"max replies", append(base, "MAX_CONCURRENT_REPLIES=0"), "MAX_CONCURRENT_REPLIES"},
+		{"shutdown timeout zero", append(base, "SHUTDOWN_TIMEOUT=0s"), "SHUTDOWN_TIMEOUT"},
 		{"webhook without secret", append(base, "WEBHOOK_URL=https://bot.example.com/tg"), "WEBHOOK_SECRET"},
 		{"webhook secret with a space", append(base, "WEBHOOK_URL=https://bot.example.com/tg", "WEBHOOK_SECRET=not secret"), "WEBHOOK_SECRET"},
 		{"webhook secret too long", append(base, "WEBHOOK_URL=https://bot.example.com/tg", "WEBHOOK_SECRET="+strings.Repeat("a", 257)), "WEBHOOK_SECRET"},

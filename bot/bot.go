@@ -12,6 +12,7 @@ import (
 	"iter"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,8 +136,9 @@ type Bot struct {
 	queue *dispatcher
 	me    models.User
 
-	closing  atomic.Bool  // set when shutdown begins: jobs not yet started stay in the inbox
-	draftIDs atomic.Int64 // sendMessageDraft ids, unique for the process
+	mention  *regexp.Regexp // "@botusername", set once getMe has answered
+	closing  atomic.Bool    // set when shutdown begins: jobs not yet started stay in the inbox
+	draftIDs atomic.Int64   // sendMessageDraft ids, unique for the process
 
 	metrics *metrics
 	health  health
@@ -259,6 +261,9 @@ func (b *Bot) connect(ctx context.Context) error {
 		return err
 	}
 	b.me = *me
+	// A mention is stripped from a group message before it goes to the model, in any case, as
+	// Telegram matches usernames.
+	b.mention = regexp.MustCompile(`(?i)@` + regexp.QuoteMeta(me.Username) + `\b`)
 	if b.cfg.WebhookURL != "" {
 		if err := b.setWebhook(ctx); err != nil {
 			return err

@@ -12,6 +12,16 @@ type job struct {
 	run func(ctx context.Context)
 	// reply marks jobs that call the model; they count against MaxConcurrentReplies.
 	reply bool
+	// notice marks a short answer (help, a refusal, "text only"): notices have a queue of their
+	// own per conversation, so that they neither wait behind a streaming reply nor hold up the
+	// updates that come after them.
+	notice bool
+}
+
+// lane is one queue: a conversation's replies and commands, or its notices.
+type lane struct {
+	k      history.Key
+	notice bool
 }
 
 // dispatcher runs the jobs of each conversation one at a time, in the order they came, and the
@@ -21,29 +31,30 @@ type dispatcher struct {
 	sem chan struct{} // one slot per reply allowed to run at once
 
 	mu     sync.Mutex
-	queues map[history.Key][]job
+	queues map[lane][]job
 	wg     sync.WaitGroup
 }
 
 func newDispatcher(maxReplies int) *dispatcher {
-	return &dispatcher{sem: make(chan struct{}, maxReplies), queues: map[history.Key][]job{}}
+	return &dispatcher{sem: make(chan struct{}, maxReplies), queues: map[lane][]job{}}
 }
 
 // submit queues j for conversation k. It reports whether the job had to wait behind others.
 func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued bool) {
+	l := lane{k: k, notice: j.notice}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	q, running := d.queues[k]
-	d.queues[k] = append(q, j)
+	q, running := d.queues[l]
+	d.queues[l] = append(q, j)
 	if running {
 		return true
 	}
 	d.wg.Add(1)
-	go d.work(ctx, k)
+	go d.work(ctx, l)
 	return false
 }
 
-func (d *dispatcher) work(ctx context.Context, k history.Key) {
+func (d *dispatcher) work(ctx context.Context, k lane) {
 	defer d.wg.Done()
 	for {
 		d.mu.Lock()

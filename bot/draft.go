@@ -7,9 +7,11 @@ import (
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
-
-	"aurabot/bot/render"
 )
+
+// errDraftThrottled means Telegram answered a draft update with 429: nothing was shown, and the
+// next update waits out the penalty.
+var errDraftThrottled = errors.New("draft update throttled")
 
 // draftEvery is how often a draft is refreshed: far smoother than edits, which Telegram limits
 // to about one a second; third-party experience is that 200-500 ms is tolerated.
@@ -44,20 +46,20 @@ func (dr *draft) wait(ctx context.Context) error {
 // show updates the draft with the newest text (its last 4096-unit part, for a long reply). An
 // error means Telegram refused the draft and the reply should go on with edits.
 func (dr *draft) show(ctx context.Context, md string) error {
-	parts := render.Split(render.Markdown(md), maxText-render.UTF16Len(cursor))
+	parts := renderParts(md, "", false)
 	if len(parts) == 0 {
 		return nil
 	}
 	p := parts[len(parts)-1]
 	_, err := dr.b.api.SendMessageDraft(ctx, &tgbot.SendMessageDraftParams{
 		ChatID: dr.t.chatID, MessageThreadID: dr.t.threadID, DraftID: strconv.FormatInt(dr.id, 10),
-		Text: p.Text + cursor, Entities: p.Entities,
+		Text: p.Text, Entities: p.Entities,
 	})
 	dr.last = time.Now()
 	var tm *tgbot.TooManyRequestsError
 	if errors.As(err, &tm) {
 		dr.b.observe(dr.t.chatID, err) // wait it out; drafts stay on
-		return nil
+		return errDraftThrottled
 	}
 	return dr.b.scrub(err)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/render"
 	"aurabot/history"
 )
 
@@ -74,13 +75,29 @@ func (b *Bot) enqueue(ctx context.Context, r req, reply bool, fn func(ctx contex
 	}})
 }
 
-// keyOf is the conversation a message belongs to: its chat, or its topic in a chat with topics.
-func keyOf(m *models.Message) history.Key {
-	k := history.Key{ChatID: m.Chat.ID}
+// tell answers r's message with a short notice and finishes the update. The notice is sent from
+// the conversation's notice queue, never from the goroutine that takes updates: a chat under a
+// Telegram penalty must not hold up the others. It reports true: the update is taken care of.
+func (b *Bot) tell(ctx context.Context, r req, text string) bool {
+	b.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
+		if b.closing.Load() {
+			return // left in the inbox: told after the restart
+		}
+		b.notify(ctx, r.t, text)
+		b.finish(ctx, r.update, r.k, nil)
+	}})
+	return true
+}
+
+// reqOf is the conversation and reply target of a message: its chat, or its topic in a chat
+// with topics.
+func reqOf(update int64, m *models.Message) req {
+	r := req{update: update, k: history.Key{ChatID: m.Chat.ID}, t: target{chatID: m.Chat.ID, replyTo: m.ID, group: isGroup(m.Chat)}}
 	if m.IsTopicMessage {
-		k.ThreadID = int64(m.MessageThreadID)
+		r.k.ThreadID = int64(m.MessageThreadID)
+		r.t.threadID = m.MessageThreadID
 	}
-	return k
+	return r
 }
 
 func isGroup(c models.Chat) bool { return c.Type != models.ChatTypePrivate }
@@ -102,12 +119,10 @@ func (b *Bot) onMessage(ctx context.Context, update int64, m *models.Message) bo
 	if group && !isCmd && !b.addressed(m) {
 		return false
 	}
+	r := reqOf(update, m)
 	if !b.allowed(m.From.ID, m.Chat.ID) {
-		b.refuse(ctx, m)
-		return false
+		return b.refuse(ctx, r, m)
 	}
-	r := req{update: update, k: keyOf(m), t: target{chatID: m.Chat.ID, threadID: threadOf(m), replyTo: m.ID, group: group}}
-	t := r.t
 	if isCmd {
 		return b.onCommand(ctx, r, cmd, arg)
 	}
@@ -124,20 +139,13 @@ func (b *Bot) onMessage(ctx context.Context, update int64, m *models.Message) bo
 		case m.Document != nil:
 			what = "a file"
 		}
-		b.notify(ctx, t, "I read text only, so I can't use "+what+". Please send your question as text.")
-		return false
+		return b.tell(ctx, r, "I read text only, so I can't use "+what+". Please send your question as text.")
 	}
 	if group {
-		text = strings.TrimSpace(strings.ReplaceAll(text, "@"+b.me.Username, ""))
+		text = strings.TrimSpace(b.mention.ReplaceAllString(text, ""))
 		if text == "" {
-			b.notify(ctx, t, "Yes? Mention me with a question, or reply to one of my messages.")
-			return false
+			return b.tell(ctx, r, "Yes? Mention me with a question, or reply to one of my messages.")
 		}
-	}
-	prompt := b.prompt(ctx, r.k)
-	if n := utf8.RuneCountInString(prompt) + utf8.RuneCountInString(text); n > b.cfg.ContextBudget {
-		b.notify(ctx, t, fmt.Sprintf("That message is too long for the model: with the system prompt it is %d characters, and the limit is %d. Please send a shorter one.", n, b.cfg.ContextBudget))
-		return false
 	}
 	author := ""
 	if group {
@@ -146,7 +154,7 @@ func (b *Bot) onMessage(ctx context.Context, update int64, m *models.Message) bo
 	turn := history.Turn{Role: history.RoleUser, Content: text, Author: author, MessageID: int64(m.ID)}
 	if b.enqueue(ctx, r, true, func(ctx context.Context, r req) { b.answer(ctx, r, turn) }) {
 		// The user sees the message was received while the previous reply still streams.
-		b.react(ctx, t.chatID, m.ID, "👀")
+		b.react(ctx, r.t.chatID, m.ID, "👀")
 	}
 	return true
 }
@@ -177,13 +185,6 @@ func (b *Bot) parseCommand(text string) (cmd, arg string, isCmd, forUs bool) {
 	return strings.ToLower(cmd), strings.TrimSpace(arg), true, forUs
 }
 
-func threadOf(m *models.Message) int {
-	if m.IsTopicMessage {
-		return m.MessageThreadID
-	}
-	return 0
-}
-
 func displayName(u *models.User) string {
 	name := strings.TrimSpace(u.FirstName + " " + u.LastName)
 	if name == "" {
@@ -195,13 +196,15 @@ func displayName(u *models.User) string {
 	return name
 }
 
-func (b *Bot) refuse(ctx context.Context, m *models.Message) {
+// refuse tells a stranger, at most once an hour per chat, how the owner can let them in. It
+// reports whether it queued that notice (which finishes the update).
+func (b *Bot) refuse(ctx context.Context, r req, m *models.Message) bool {
 	b.mu.Lock()
 	last, seen := b.refused[m.Chat.ID]
 	now := time.Now()
 	if seen && now.Sub(last) < refusalEvery {
 		b.mu.Unlock()
-		return
+		return false
 	}
 	b.refused[m.Chat.ID] = now
 	b.mu.Unlock()
@@ -211,17 +214,17 @@ func (b *Bot) refuse(ctx context.Context, m *models.Message) {
 		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d and this chat's id is %d: the owner can allow you with ALLOWED_USERS, or this whole chat with ALLOWED_CHATS.", m.From.ID, m.Chat.ID)
 	}
 	b.log.Info("refused a stranger", "user_id", m.From.ID, "chat_id", m.Chat.ID)
-	b.notify(ctx, target{chatID: m.Chat.ID, threadID: threadOf(m), replyTo: m.ID, group: isGroup(m.Chat)}, text)
+	return b.tell(ctx, r, text)
 }
 
 // onCommand runs a command; it reports whether it queued a job that finishes the update.
 func (b *Bot) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 	switch cmd {
 	case "start", "help":
-		b.notify(ctx, r.t, b.helpText(cmd == "start"))
+		return b.tell(ctx, r, b.helpText(cmd == "start"))
 	case "stop":
 		if !b.stop(r.k) {
-			b.notify(ctx, r.t, "Nothing is streaming right now.")
+			return b.tell(ctx, r, "Nothing is streaming right now.")
 		}
 	case "system", "reset":
 		// These change the conversation, so they wait for the reply in progress, in order.
@@ -238,7 +241,7 @@ func (b *Bot) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 		b.enqueue(ctx, r, true, b.cmdRetry)
 		return true
 	default:
-		b.notify(ctx, r.t, "I don't know /"+cmd+". Send /help to see what I can do.")
+		return b.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
 	}
 	return false
 }
@@ -324,7 +327,7 @@ func (b *Bot) cmdRetry(ctx context.Context, r req) {
 	if last.MessageID != 0 {
 		r.t.replyTo = int(last.MessageID)
 	}
-	b.respond(ctx, r)
+	b.respond(ctx, r, b.prompt(ctx, r.k))
 }
 
 func (b *Bot) storeFailed(ctx context.Context, t target, what string, err error) {
@@ -335,22 +338,33 @@ func (b *Bot) storeFailed(ctx context.Context, t target, what string, err error)
 // answer stores a user's message and answers it. A message stored before a crash is not stored
 // again: Append ignores a Telegram message it already has.
 func (b *Bot) answer(ctx context.Context, r req, turn history.Turn) {
+	// The prompt is read here, in turn, so that a /system queued before this message applies.
+	prompt := b.prompt(ctx, r.k)
+	if n := utf8.RuneCountInString(prompt) + utf8.RuneCountInString(turn.Content); n > b.cfg.ContextBudget {
+		b.notify(ctx, r.t, fmt.Sprintf("That message is too long for the model: with the system prompt it is %d characters, and the limit is %d. Please send a shorter one.", n, b.cfg.ContextBudget))
+		b.finish(ctx, r.update, r.k, nil)
+		return
+	}
 	if _, _, err := b.store.Append(ctx, r.k, turn); err != nil {
 		b.storeFailed(ctx, r.t, "save your message", err)
 		b.finish(ctx, r.update, r.k, nil)
 		return
 	}
-	b.respond(ctx, r)
+	b.respond(ctx, r, prompt)
 }
 
 // respond asks the model about the conversation as stored, shows the answer live, and stores it
 // while finishing the update.
-func (b *Bot) respond(ctx context.Context, r req) {
+func (b *Bot) respond(ctx context.Context, r req, prompt string) {
 	k, t := r.k, r.t
 	var answer *history.Turn
-	defer func() { b.finish(ctx, r.update, k, answer) }()
+	unfinished := false
+	defer func() {
+		if !unfinished {
+			b.finish(ctx, r.update, k, answer)
+		}
+	}()
 
-	prompt := b.prompt(ctx, k)
 	window, err := b.store.Window(ctx, k, b.cfg.ContextBudget, prompt)
 	var tooLong *history.TooLongError
 	if errors.As(err, &tooLong) {
@@ -379,6 +393,10 @@ func (b *Bot) respond(ctx context.Context, r req) {
 	}
 
 	out := b.stream(ctx, r, msgs)
+	if out.unfinished {
+		unfinished = true // the restart shows the final text, and stores it
+		return
+	}
 	if out.text == "" {
 		return
 	}
@@ -389,21 +407,15 @@ func (b *Bot) respond(ctx context.Context, r req) {
 	answer = &history.Turn{Role: history.RoleAssistant, Content: out.text, MessageID: int64(out.firstID), Status: status}
 }
 
-// notify sends a short plain message in reply to the user's message.
+// notify sends a short plain message in reply to the user's message, through the same path as
+// a reply's final text: Telegram penalties are waited out, other failures retried, but within
+// the final context's bounds (a shutdown cuts it short).
 func (b *Bot) notify(ctx context.Context, t target, text string) {
-	ctx = context.WithoutCancel(ctx)
-	if err := b.pace.wait(ctx, t.chatID); err != nil {
-		return
-	}
-	_, err := b.api.SendMessage(ctx, &tgbot.SendMessageParams{
-		ChatID:          t.chatID,
-		MessageThreadID: t.threadID,
-		Text:            text,
-		ReplyParameters: replyTo(t.replyTo),
-	})
-	b.observe(t.chatID, err)
-	if err != nil {
-		b.log.Warn("sendMessage failed", "chat_id", t.chatID, "err", b.scrub(err))
+	fctx, cancel := finalContext(ctx)
+	defer cancel()
+	d := &display{b: b, t: t}
+	if err := d.apply(fctx, []render.Message{{Text: text}}, true, false); err != nil {
+		b.log.Warn("could not send a notice", "chat_id", t.chatID, "err", b.scrub(err))
 	}
 }
 
@@ -458,7 +470,7 @@ func (b *Bot) onCallback(ctx context.Context, q *models.CallbackQuery) {
 		answer("")
 		return
 	}
-	if b.stop(keyOf(msg)) {
+	if b.stop(reqOf(0, msg).k) {
 		answer("Stopped.")
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -149,7 +150,7 @@ func (m *replyMeter) end(out outcome) {
 	}
 	attrs := []any{
 		"chat_id", m.k.ChatID, "thread_id", m.k.ThreadID,
-		"duration", took.Round(time.Millisecond), "chars", len([]rune(out.text)), "edits", m.edits,
+		"duration", took.Round(time.Millisecond), "chars", utf8.RuneCountInString(out.text), "edits", m.edits,
 		"outcome", result,
 	}
 	if out.err != nil {

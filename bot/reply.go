@@ -60,6 +60,9 @@ type outcome struct {
 	text    string // everything the model sent, which the user now sees
 	err     error  // why the stream ended early; nil when it completed
 	firstID int    // the first Telegram message of the reply
+	// unfinished: the bot is shutting down and the final text could not be shown in time. The
+	// update stays in the inbox, with the text recorded, for the restart to show and store.
+	unfinished bool
 }
 
 // stream asks the model and shows the answer as it grows: the first text as soon as it arrives,
@@ -135,6 +138,11 @@ loop:
 			break loop
 		case <-dirty:
 		}
+		if snapshot() == shown {
+			// Nothing new (the chunk that woke us went out with the last update): take no slot,
+			// since a slot held while the model pauses would let two edits out back to back.
+			continue
+		}
 		if dr != nil {
 			if err := dr.wait(sctx); err != nil {
 				<-done
@@ -153,10 +161,7 @@ loop:
 			break loop
 		default:
 		}
-		text := snapshot()
-		if text == shown {
-			continue
-		}
+		text := snapshot() // newer than shown: the text only grows
 		if dr != nil {
 			err := dr.show(sctx, text)
 			if err == nil {
@@ -164,7 +169,7 @@ loop:
 				meter.shown()
 				continue
 			}
-			if sctx.Err() != nil {
+			if sctx.Err() != nil || errors.Is(err, errDraftThrottled) {
 				continue
 			}
 			b.log.Warn("telegram refused a draft; streaming by edits", "chat_id", t.chatID, "err", err)
@@ -203,7 +208,7 @@ loop:
 		err = context.Cause(ctx)
 	}
 	notice := noticeFor(err)
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finalTimeout(ctx))
+	fctx, fcancel := finalContext(ctx)
 	defer fcancel()
 	if strings.TrimSpace(text) == "" {
 		if err == nil {
@@ -212,10 +217,20 @@ loop:
 		d.notice(fctx, notice)
 		return outcome{err: err}
 	}
-	if ferr := d.apply(fctx, d.parts(text, notice, true), true, paid); ferr != nil {
+	// The whole text is recorded before it is shown: if the bot dies during the final edit, the
+	// restart still has it to show.
+	if len(d.sent) > 0 {
+		if err := b.store.RecordReply(fctx, r.update, d.ids(), text); err != nil {
+			b.log.Warn("could not record reply progress", "chat_id", t.chatID, "err", err)
+		}
+	}
+	if ferr := d.apply(fctx, renderParts(text, notice, true), true, paid); ferr != nil {
 		b.log.Warn("final edit failed", "chat_id", t.chatID, "err", b.scrub(ferr))
 		if errors.Is(ferr, errBlocked) {
 			return outcome{err: errBlocked}
+		}
+		if len(d.sent) > 0 && ctx.Err() != nil {
+			return outcome{text: text, err: err, firstID: d.firstID(), unfinished: true}
 		}
 	}
 	return outcome{text: text, err: err, firstID: d.firstID()}
@@ -225,16 +240,15 @@ loop:
 // to finish it (a crash, a kill): its messages get the text recorded last and an "interrupted"
 // notice, and history keeps that text as a cut answer.
 func (b *Bot) resumeInterrupted(ctx context.Context, p history.Update, m *models.Message) {
-	r := req{update: p.ID, k: keyOf(m), t: target{chatID: m.Chat.ID, threadID: threadOf(m), replyTo: m.ID, group: isGroup(m.Chat)}}
-	b.enqueue(ctx, r, false, func(ctx context.Context, r req) {
+	b.enqueue(ctx, reqOf(p.ID, m), false, func(ctx context.Context, r req) {
 		d := &display{b: b, t: r.t}
 		for _, id := range p.MessageIDs {
 			// The text these messages hold is unknown; the final edit sets it.
 			d.sent = append(d.sent, sentMessage{id: int(id), text: "\x00"})
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		fctx, cancel := finalContext(ctx)
 		defer cancel()
-		if err := d.final(fctx, p.Shown, noticeFor(errShutdown)); err != nil {
+		if err := d.apply(fctx, renderParts(p.Shown, noticeFor(errShutdown), true), true, false); err != nil {
 			b.log.Warn("could not mark an interrupted reply", "chat_id", r.t.chatID, "err", b.scrub(err))
 		}
 		var answer *history.Turn
@@ -245,13 +259,26 @@ func (b *Bot) resumeInterrupted(ctx context.Context, p history.Update, m *models
 	})
 }
 
-// finalTimeout bounds how long a final edit may wait out Telegram penalties: long normally (the
-// final text must arrive), short when the bot is shutting down.
-func finalTimeout(ctx context.Context) time.Duration {
-	if ctx.Err() != nil {
-		return 5 * time.Second
+// finalGrace is how long a final edit may go on once the bot has begun to cut replies short at
+// shutdown; finalLimit bounds it otherwise (waiting out Telegram penalties: the final text must
+// arrive).
+const (
+	finalGrace = 5 * time.Second
+	finalLimit = 10 * time.Minute
+)
+
+// finalContext is the context of a final edit or a notice: it outlives ctx, so that a reply cut
+// by a shutdown still shows its text, but by finalGrace at most.
+func finalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalLimit)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(finalGrace, cancel)
+		context.AfterFunc(fctx, func() { t.Stop() })
+	})
+	return fctx, func() {
+		stop()
+		cancel()
 	}
-	return 10 * time.Minute
 }
 
 // typing shows "typing…" until the first text arrives or ctx ends.
@@ -357,11 +384,13 @@ func (d *display) firstID() int {
 // show renders md and brings the messages up to date. The caller has already waited for one
 // pacer slot when paid is true; any further call waits for its own.
 func (d *display) show(ctx context.Context, md string, final, paid bool) error {
-	parts := d.parts(md, "", final)
+	parts := renderParts(md, "", final)
 	return d.apply(ctx, parts, final, paid)
 }
 
-func (d *display) parts(md, notice string, final bool) []render.Message {
+// renderParts renders md (with notice under it) into the messages that show it; while streaming
+// (not final), the last one ends with the cursor.
+func renderParts(md, notice string, final bool) []render.Message {
 	msg := render.Markdown(md)
 	if notice != "" {
 		msg = appendNotice(msg, notice)
@@ -389,12 +418,6 @@ func appendNotice(m render.Message, notice string) render.Message {
 	return m
 }
 
-// final shows the complete answer, with notice under it, and no cursor or button. It waits out
-// penalties: the final text is never skipped.
-func (d *display) final(ctx context.Context, md, notice string) error {
-	return d.apply(ctx, d.parts(md, notice, true), true, false)
-}
-
 // notice answers with notice alone, when no text ever came.
 func (d *display) notice(ctx context.Context, notice string) {
 	if err := d.apply(ctx, []render.Message{appendNotice(render.Message{}, notice)}, true, false); err != nil {
@@ -419,9 +442,11 @@ func (d *display) apply(ctx context.Context, parts []render.Message, final, paid
 			}
 			paid = false
 			err := d.put(ctx, i, p, button)
-			var tm *tgbot.TooManyRequestsError
-			if errors.As(err, &tm) && final {
-				continue // the pacer now holds the penalty; wait it out and try again
+			if err != nil && final && retryable(err) && ctx.Err() == nil {
+				// The final text must arrive: a 429 is waited out (the pacer holds the penalty), a
+				// network failure or a 5xx tried again, paced, until ctx ends.
+				d.b.log.Warn("final text not delivered; trying again", "chat_id", d.t.chatID, "err", d.b.scrub(err))
+				continue
 			}
 			if err != nil {
 				return err
@@ -430,6 +455,13 @@ func (d *display) apply(ctx context.Context, parts []render.Message, final, paid
 		}
 	}
 	return nil
+}
+
+// retryable reports whether sending again may succeed: not when the user blocked the bot, and
+// not when Telegram refused the request itself (put has already handled the 400s it can).
+func retryable(err error) bool {
+	return !errors.Is(err, errBlocked) && !errors.Is(err, tgbot.ErrorBadRequest) &&
+		!errors.Is(err, tgbot.ErrorUnauthorized) && !errors.Is(err, tgbot.ErrorNotFound)
 }
 
 // put sends part i as a new message or edits the message that shows it.
