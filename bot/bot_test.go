@@ -54,7 +54,8 @@ func chunks(cs ...string) func(context.Context, []aura.Message, func(string, err
 }
 
 type env struct {
-	t     *testing.T
+	t      *testing.T
+	grants *grants // when the pacer let each send or edit go, per chat
 	tg    *telegramtest.Server
 	model *fakeModel
 	store *history.Store
@@ -105,10 +106,11 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := record(b.pace)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	e := &env{t: t, tg: tg, model: model, store: store, bot: b}
+	e := &env{t: t, tg: tg, model: model, store: store, bot: b, grants: g}
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {

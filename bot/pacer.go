@@ -162,7 +162,7 @@ func (p *pacer) wait(ctx context.Context, id int64) error {
 		}
 
 		// Queue for the global rate, behind the chats that were ready before this one.
-		r := p.global.Reserve()
+		r := p.reserveGlobal()
 		if err := sleepUntil(ctx, time.Now().Add(r.Delay())); err != nil {
 			r.Cancel()
 			return err
@@ -192,7 +192,7 @@ func (p *pacer) waitUnpaced(ctx context.Context, id int64) error {
 		if err := sleepUntil(ctx, p.deadline(id)); err != nil {
 			return err
 		}
-		r := p.global.Reserve()
+		r := p.reserveGlobal()
 		if err := sleepUntil(ctx, time.Now().Add(r.Delay())); err != nil {
 			r.Cancel()
 			return err
@@ -201,6 +201,16 @@ func (p *pacer) waitUnpaced(ctx context.Context, id int64) error {
 			return nil
 		}
 	}
+}
+
+// reserveGlobal takes the next slot of the global rate. The clock is read under p.mu, so that
+// reservations are made in time order: rate.Limiter resets its clock to each caller's reading,
+// and readings that reach it out of order (callers racing for its lock) would each hand out a
+// little extra, adding up under contention.
+func (p *pacer) reserveGlobal() *rate.Reservation {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.global.ReserveN(time.Now(), 1)
 }
 
 // penalized reports whether a call in chat id would have to wait on a penalty now.

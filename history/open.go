@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"modernc.org/sqlite"
@@ -54,16 +55,39 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	if err := prepareFile(abs); err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", abs, err)
 	}
+	start := time.Now()
 
-	s, err := connect(ctx, abs, opt)
-	if err != nil {
-		return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
+	// Two processes opening the same new file at once can meet SQLITE_BUSY
+	// without the busy handler being asked: SQLite does not wait while it
+	// switches a file to WAL. Connecting and migrating are safe to repeat
+	// (each migration is one transaction, recorded), so a busy open is tried
+	// again for a while.
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		s, err := connect(ctx, abs, opt)
+		if err == nil {
+			if err = migrate(ctx, s.w, migrations.FS); err != nil {
+				s.Close()
+			}
+		}
+		if err == nil {
+			return s, nil
+		}
+		if !isBusy(err) || time.Since(start) > openRetryFor || ctx.Err() != nil {
+			return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
-	if err := migrate(ctx, s.w, migrations.FS); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
-	}
-	return s, nil
+}
+
+// openRetryFor bounds how long Open tries again on a busy database.
+const openRetryFor = 10 * time.Second
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // prepareFile creates the folder and the file with private permissions, and
