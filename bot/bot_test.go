@@ -56,11 +56,11 @@ func chunks(cs ...string) func(context.Context, []aura.Message, func(string, err
 type env struct {
 	t      *testing.T
 	grants *grants // when the pacer let each send or edit go, per chat
-	tg    *telegramtest.Server
-	model *fakeModel
-	store *history.Store
-	bot   *Bot
-	stop  func()
+	tg     *telegramtest.Server
+	model  *fakeModel
+	store  *history.Store
+	bot    *Bot
+	stop   func()
 }
 
 const (
