@@ -22,9 +22,8 @@ import (
 // (another instance is polling, or a webhook is set while this one polls).
 type health struct {
 	mu     sync.Mutex
-	called bool
-	reason string // "" while the last call was good
-	at     time.Time
+	reason string    // "" while the last call was good
+	at     time.Time // zero until the first call
 }
 
 func (h *health) telegram(method string, resp *http.Response, err error) {
@@ -40,7 +39,7 @@ func (h *health) telegram(method string, resp *http.Response, err error) {
 		reason = fmt.Sprintf("telegram: %s: answered %d", method, resp.StatusCode)
 	}
 	h.mu.Lock()
-	h.called, h.reason, h.at = true, reason, time.Now()
+	h.reason, h.at = reason, time.Now()
 	h.mu.Unlock()
 }
 
@@ -55,7 +54,7 @@ func (b *Bot) check(ctx context.Context) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
-	case !h.called:
+	case h.at.IsZero():
 		return "telegram: not called yet"
 	case h.reason != "":
 		return oneLine(h.reason) + " (" + time.Since(h.at).Round(time.Second).String() + " ago)"

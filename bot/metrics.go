@@ -107,11 +107,10 @@ func (m *metrics) handler() http.Handler {
 
 // replyMeter follows one streamed reply, for its metrics and its log line.
 type replyMeter struct {
-	b       *Bot
-	k       history.Key
-	start   time.Time
-	edits   int  // live updates (drafts or edits) shown before the final message
-	visible bool // the user has seen some text
+	b     *Bot
+	k     history.Key
+	start time.Time
+	edits int // live updates (drafts or edits) shown before the final message
 }
 
 func (b *Bot) startReply(k history.Key) *replyMeter {
@@ -123,8 +122,7 @@ func (b *Bot) startReply(k history.Key) *replyMeter {
 // shown notes a live update of the reply that Telegram accepted.
 func (m *replyMeter) shown() {
 	m.edits++
-	if !m.visible {
-		m.visible = true
+	if m.edits == 1 {
 		m.b.metrics.firstText.Observe(time.Since(m.start).Seconds())
 	}
 }
@@ -135,7 +133,7 @@ func (m *replyMeter) end(out outcome) {
 	took := time.Since(m.start)
 	b.metrics.streams.Dec()
 	b.metrics.replyDuration.Observe(took.Seconds())
-	if out.text != "" && !m.visible {
+	if out.text != "" && m.edits == 0 {
 		// Nothing was shown while streaming: the final message is the first text.
 		b.metrics.firstText.Observe(took.Seconds())
 	}

@@ -45,10 +45,7 @@ func (b *Bot) listen() (*server, error) {
 	mux.HandleFunc("GET /healthz", b.serveHealth)
 	mux.Handle("GET /metrics", b.metrics.handler())
 	if b.cfg.WebhookURL != "" {
-		p, err := WebhookPath(b.cfg.WebhookURL)
-		if err != nil {
-			return nil, fmt.Errorf("bot: webhook URL: %w", err)
-		}
+		p, _ := WebhookPath(b.cfg.WebhookURL) // New has checked it
 		if p == "/" {
 			p = "/{$}" // only "/" itself, not every path
 		}
