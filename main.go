@@ -27,6 +27,8 @@ import (
 
 	"aurabot/aura"
 	"aurabot/bot"
+	"aurabot/bot/intake"
+	"aurabot/bot/ops"
 	"aurabot/history"
 )
 
@@ -231,7 +233,7 @@ func (c config) validate() error {
 		if !validHTTPURL(c.WebhookURL) {
 			return bad("WEBHOOK_URL", "%q is not an http(s) URL (Telegram wants https)", c.WebhookURL)
 		}
-		if _, err := bot.WebhookPath(c.WebhookURL); err != nil {
+		if _, err := intake.WebhookPath(c.WebhookURL); err != nil {
 			return bad("WEBHOOK_URL", "%v", err)
 		}
 		if c.WebhookSecret == "" {
@@ -241,7 +243,7 @@ func (c config) validate() error {
 			return bad("LISTEN_ADDR", "must not be empty with WEBHOOK_URL: the webhook is served there")
 		}
 	}
-	if c.WebhookSecret != "" && !bot.ValidWebhookSecret(c.WebhookSecret) {
+	if c.WebhookSecret != "" && !intake.ValidWebhookSecret(c.WebhookSecret) {
 		return bad("WEBHOOK_SECRET", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
 	}
 	return nil
@@ -417,7 +419,7 @@ func command(ctx context.Context, args, environ []string, dotenv string, stdout,
 		if cfg.listenAddr() == "" {
 			return errors.New("healthcheck: LISTEN_ADDR is empty, so the bot serves no /healthz")
 		}
-		status, err := bot.CheckHealth(ctx, cfg.listenAddr())
+		status, err := ops.CheckHealth(ctx, cfg.listenAddr())
 		if err == nil {
 			fmt.Fprintln(stdout, status)
 		}

@@ -593,6 +593,26 @@ func TestKilledMidReplyLosesNothing(t *testing.T) {
 	}
 }
 
+// waitStored waits until the user's conversation holds n turns, the last an answer.
+func (h *harness) waitStored(n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		store, err := history.Open(context.Background(), h.db)
+		if err == nil {
+			turns, _ := store.Turns(context.Background(), history.Key{ChatID: userID})
+			store.Close()
+			if len(turns) >= n && turns[len(turns)-1].Role == history.RoleAssistant {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the conversation never held %d turns", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // recorded reports whether the inbox holds a streaming reply showing text.
 func recorded(t *testing.T, path, text string) bool {
 	store, err := history.Open(context.Background(), path)
@@ -600,12 +620,12 @@ func recorded(t *testing.T, path, text string) bool {
 		return false
 	}
 	defer store.Close()
-	pending, err := store.PendingUpdates(context.Background())
+	pending, err := store.Inbox().Pending(context.Background())
 	if err != nil {
 		return false
 	}
 	for _, p := range pending {
-		if p.Shown == text && len(p.MessageIDs) > 0 {
+		if p.Reply.Text == text && len(p.Reply.MessageIDs) > 0 {
 			return true
 		}
 	}
@@ -691,6 +711,7 @@ func TestBackupFlagWhileTheBotRuns(t *testing.T) {
 	h.aura.reply = streamText("Backed-up answer.")
 	h.start()
 	h.replyTo(h.send("remember this"))
+	h.waitStored(2)
 
 	backup := func(path string) (string, error) {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

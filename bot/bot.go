@@ -1,8 +1,16 @@
-// Package bot is aurabot's Telegram side: it takes updates, keeps every conversation in a Store,
-// asks a Model for answers and shows them as they stream, paced so Telegram never floods.
+// Package bot is aurabot's Telegram side. It wires the rooms a message travels through, in the
+// order it visits them:
 //
-// It is the only package that talks to Telegram. It knows nothing of SQL or of the model's wire
-// format: it declares the Store and Model it needs and main wires the real ones in.
+//   - intake: updates come in (long polling or webhook), are decoded one by one and saved in the
+//     inbox before Telegram is told they arrived;
+//   - conversation: who may use the bot, commands, and the queue that answers each conversation
+//     one message at a time;
+//   - reply: the answer streamed into Telegram, a live message (or draft) that grows, rendered
+//     by render, paced by pace, recorded in a journal before every call;
+//   - ops: /healthz, /metrics and the HTTP listener.
+//
+// tg holds what they share about the Bot API. The package knows nothing of SQL or of the model's
+// wire format: it declares the Store and Model it needs and main wires the real ones in.
 package bot
 
 import (
@@ -12,9 +20,7 @@ import (
 	"iter"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,27 +28,20 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
-	"aurabot/history"
+	"aurabot/bot/conversation"
+	"aurabot/bot/intake"
+	"aurabot/bot/ops"
+	"aurabot/bot/pace"
+	"aurabot/bot/reply"
+	"aurabot/bot/tg"
+	"aurabot/history/inbox"
 )
 
-// Store keeps conversations. history.Store implements it.
+// Store keeps conversations and the update inbox. history.Store implements it.
 type Store interface {
-	Append(ctx context.Context, k history.Key, t history.Turn) (history.Turn, bool, error)
-	SystemPrompt(ctx context.Context, k history.Key) (string, bool, error)
-	SetSystemPrompt(ctx context.Context, k history.Key, prompt string) error
-	ClearSystemPrompt(ctx context.Context, k history.Key) error
-	Reset(ctx context.Context, k history.Key) error
-	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
-	Window(ctx context.Context, k history.Key, budget int, systemPrompt string) ([]history.Turn, error)
-	Ping(ctx context.Context) error // for GET /healthz
-
-	// The update inbox: every update is saved before Telegram is told it was received, and
-	// finished once it has been handled, so a crash loses nothing.
-	SaveUpdates(ctx context.Context, us []history.Update) (fresh []int64, err error)
-	PendingUpdates(ctx context.Context) ([]history.Update, error)
-	LastUpdateID(ctx context.Context) (int64, error)
-	RecordReply(ctx context.Context, updateID int64, messageIDs []int64, shown string) error
-	Finish(ctx context.Context, updateID int64, k history.Key, answer *history.Turn) error
+	conversation.Store
+	ops.Store
+	Inbox() *inbox.Inbox
 }
 
 // Model streams an answer to a conversation. aura.Client implements it.
@@ -56,7 +55,8 @@ const (
 	StreamDraft = "draft"
 )
 
-// Config is what the bot needs to know. Zero values take the documented defaults.
+// Config is what the bot needs to know. Zero values take the documented defaults. main has
+// validated the user's settings; New trusts them.
 type Config struct {
 	Token  string
 	APIURL string // default https://api.telegram.org
@@ -71,6 +71,8 @@ type Config struct {
 	StreamMode           string        // StreamEdit (default) or StreamDraft
 	MaxConcurrentReplies int           // default 32
 	ShutdownTimeout      time.Duration // default 10s
+	MaxAnswerChars       int           // default 65536: longer answers are cut, and the user told
+	MaxOutputTokens      int           // AURA_MAX_OUTPUT_TOKENS, named when an answer hits it
 
 	// Pacing. Defaults: 1s per private chat, 3s per group, 30 calls/s for the whole bot.
 	PrivateInterval time.Duration
@@ -86,6 +88,10 @@ type Config struct {
 	// which must reach ListenAddr at the same path. WebhookSecret is then required.
 	WebhookURL    string
 	WebhookSecret string
+
+	// Force, when closed, cuts a shutdown short: replies still streaming are interrupted at
+	// once instead of being given ShutdownTimeout (a second SIGTERM).
+	Force <-chan struct{}
 
 	Logger     *slog.Logger
 	HTTPClient *http.Client // for the Bot API; default one with sane timeouts
@@ -104,6 +110,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.MaxAnswerChars <= 0 {
+		c.MaxAnswerChars = 65536
 	}
 	if c.PrivateInterval <= 0 {
 		c.PrivateInterval = time.Second
@@ -129,157 +138,241 @@ func (c *Config) setDefaults() {
 type Bot struct {
 	cfg   Config
 	log   *slog.Logger
-	api   *tgbot.Bot
+	tg    *tg.Client
 	store Store
-	model Model
-	pace  *pacer
-	queue *dispatcher
-	me    models.User
+	inbox *inbox.Inbox
+	pace  *pace.Pacer
 
-	mention  *regexp.Regexp // "@botusername", set once getMe has answered
-	closing  atomic.Bool    // set when shutdown begins: jobs not yet started stay in the inbox
-	draftIDs atomic.Int64   // sendMessageDraft ids, unique for the process
+	registry *reply.Registry
+	streamer *reply.Streamer
+	handler  *conversation.Handler
+	metrics  *ops.Metrics
+	health   *ops.Health
+	webhook  *intake.Webhook
 
-	metrics *metrics
-	health  health
-	inbox   *inbox       // webhook requests' way in
-	addr    atomic.Value // the HTTP listener's address, a string
-
-	mu     sync.Mutex
-	active map[history.Key]*activeReply // replies streaming now, for /stop
-	// refused remembers when each chat was last told it is not allowed.
-	refused map[int64]time.Time
+	addr atomic.Value // the HTTP listener's address, a string
 }
 
 // New builds a bot. It makes no network calls; Run does.
 func New(cfg Config, store Store, model Model) (*Bot, error) {
 	cfg.setDefaults()
-	if cfg.StreamMode != StreamEdit && cfg.StreamMode != StreamDraft {
-		return nil, fmt.Errorf("bot: unknown stream mode %q", cfg.StreamMode)
-	}
-	if cfg.WebhookURL != "" {
-		if cfg.ListenAddr == "" {
-			return nil, errors.New("bot: a webhook needs a listen address")
-		}
-		if !ValidWebhookSecret(cfg.WebhookSecret) {
-			return nil, errors.New("bot: the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
-		}
-		if _, err := WebhookPath(cfg.WebhookURL); err != nil {
-			return nil, fmt.Errorf("bot: webhook URL: %w", err)
-		}
-	}
 	b := &Bot{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		store:   store,
-		model:   model,
-		pace:    newPacer(cfg.PrivateInterval, cfg.GroupInterval, cfg.GlobalRate),
-		active:  map[history.Key]*activeReply{},
-		refused: map[int64]time.Time{},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    store,
+		inbox:    store.Inbox(),
+		pace:     pace.New(cfg.PrivateInterval, cfg.GroupInterval, cfg.GlobalRate),
+		registry: reply.NewRegistry(),
 	}
-	b.queue = newDispatcher(cfg.MaxConcurrentReplies)
-	b.metrics = newMetrics(func() float64 { return float64(b.queue.pending()) })
-	b.inbox = newInbox()
-	b.cfg.HTTPClient = b.instrument(cfg.HTTPClient)
-	b.draftIDs.Store(time.Now().UnixMilli() % 1e9) // non-zero, and new after a restart
-	api, err := tgbot.New(cfg.Token,
-		tgbot.WithSkipGetMe(),
-		tgbot.WithServerURL(cfg.APIURL),
-		tgbot.WithHTTPClient(cfg.PollTimeout, b.cfg.HTTPClient),
-		tgbot.WithErrorsHandler(func(err error) {
-			b.log.Warn("telegram library error", "err", b.scrub(err))
-		}),
-	)
+	b.metrics = ops.NewMetrics(func() float64 { return float64(b.handler.Queued()) })
+	b.health = ops.NewHealth(store, cfg.PollTimeout)
+	scrub := func(err error) error { return tg.Scrub(err, cfg.Token) }
+	client, err := tg.New(cfg.Token, cfg.APIURL, cfg.PollTimeout, ops.Instrument(cfg.HTTPClient, b.metrics, b.health, scrub), b.log)
 	if err != nil {
-		return nil, fmt.Errorf("bot: %w", b.scrub(err))
+		return nil, fmt.Errorf("bot: %w", err)
 	}
-	b.api = api
+	b.tg = client
+	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry}, reply.Config{
+		Draft:  cfg.StreamMode == StreamDraft,
+		Limits: reply.Limits{MaxChars: cfg.MaxAnswerChars, MaxOutputTokens: cfg.MaxOutputTokens},
+	})
+	b.handler = conversation.New(conversation.Config{
+		AllowAll:             cfg.AllowAll,
+		AllowedUsers:         cfg.AllowedUsers,
+		AllowedChats:         cfg.AllowedChats,
+		DefaultPrompt:        cfg.DefaultPrompt,
+		ContextBudget:        cfg.ContextBudget,
+		MaxConcurrentReplies: cfg.MaxConcurrentReplies,
+	}, conversation.Deps{
+		TG: client, Pacer: b.pace, Streamer: b.streamer, Registry: b.registry,
+		Store: store, Journal: b.inbox, Model: model, Metrics: b.metrics, Log: b.log,
+	})
 	return b, nil
 }
 
+// intakeDeps is what the poller and the webhook need.
+func (b *Bot) intakeDeps() intake.Deps {
+	return intake.Deps{TG: b.tg, Inbox: b.inbox, Handle: b.handler.Handle, Log: b.log}
+}
+
 // Run connects to Telegram and serves updates until ctx ends, then shuts down gracefully:
-// it stops taking updates, lets streaming replies finish for up to ShutdownTimeout and marks
-// the rest as interrupted.
+// it stops taking updates, lets streaming replies finish for up to ShutdownTimeout (or until
+// Force closes) and marks the rest as interrupted.
 //
 // Updates come by long polling, or by webhook when WebhookURL is set. The HTTP listener (health,
 // metrics, webhook) opens first, as Telegram may call a webhook left set by the previous run as
 // soon as it can, and closes last; webhook requests wait until the updates left from before a
 // restart are queued, so that every conversation keeps its order.
 func (b *Bot) Run(ctx context.Context) error {
+	if b.cfg.WebhookURL != "" {
+		b.webhook = intake.NewWebhook(b.intakeDeps(), b.cfg.WebhookSecret, b.metrics.WebhookRequest)
+		defer b.webhook.Close()
+	}
 	srv, err := b.listen()
 	if err != nil {
 		return err
 	}
-	defer srv.shutdown(b.log)
-	defer b.inbox.stop()
-	if err := b.connect(ctx); err != nil {
+	defer srv.Shutdown(b.log)
+	me, err := b.connect(ctx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before Telegram could be reached
 		}
 		return err
 	}
+	b.handler.SetMe(*me)
 	mode := "polling"
-	if b.cfg.WebhookURL != "" {
+	if b.webhook != nil {
 		mode = "webhook"
 	}
-	b.log.Info("bot started", "username", b.me.Username, "stream_mode", b.cfg.StreamMode, "updates", mode)
+	b.log.Info("bot started", "username", me.Username, "stream_mode", b.cfg.StreamMode, "updates", mode)
 
 	// Replies live in their own context so that a shutdown can give them time to finish.
 	replyCtx, cancelReplies := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer cancelReplies(errShutdown)
+	defer cancelReplies(reply.ErrShutdown)
 
 	err = b.recover(replyCtx)
 	if err == nil {
-		if b.cfg.WebhookURL != "" {
-			err = b.takeWebhooks(ctx, replyCtx, srv)
+		if b.webhook != nil {
+			b.webhook.Open(replyCtx)
+			go b.probe(ctx)
+			select {
+			case <-ctx.Done():
+			case <-srv.Stopped():
+				err = fmt.Errorf("bot: the webhook server stopped: %w", srv.Err())
+			}
 		} else {
-			err = b.poll(ctx, replyCtx)
+			err = intake.NewPoller(b.intakeDeps(), b.cfg.PollTimeout).Run(ctx, replyCtx)
 		}
 	}
-	b.inbox.stop() // no update reaches the queues from here on
-	b.closing.Store(true)
+	if b.webhook != nil {
+		b.webhook.Close() // no update reaches the queues from here on
+	}
+	b.handler.Close()
 
 	b.log.Info("shutting down: waiting for replies", "timeout", b.cfg.ShutdownTimeout)
 	drained := make(chan struct{})
-	go func() { b.queue.wait(); close(drained) }()
+	go func() { b.handler.Wait(); b.streamer.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-time.After(b.cfg.ShutdownTimeout):
 		b.log.Warn("shutdown timeout: interrupting replies still streaming")
-		cancelReplies(errShutdown)
+		cancelReplies(reply.ErrShutdown)
+		<-drained
+	case <-b.cfg.Force:
+		b.log.Warn("second signal: interrupting replies now")
+		cancelReplies(reply.ErrShutdown)
 		<-drained
 	}
 	return err
 }
 
+// recover loads what the inbox knows and hands the updates left from before a restart to the
+// conversations, in order.
+func (b *Bot) recover(ctx context.Context) error {
+	known, err := b.inbox.KnownMessages(ctx)
+	if err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
+	for chat, ids := range known {
+		for _, id := range ids {
+			b.registry.Add(chat, int(id))
+		}
+	}
+	pending, err := b.inbox.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
+	if len(pending) > 0 {
+		b.log.Info("resuming updates from before the restart", "count", len(pending))
+	}
+	b.handler.Recover(ctx, pending)
+	return nil
+}
+
+// listen opens ListenAddr (if set) with /healthz, /metrics and, in webhook mode, the webhook.
+func (b *Bot) listen() (*ops.Server, error) {
+	if b.cfg.ListenAddr == "" {
+		return nil, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", b.health.Handler(b.tg.Scrub))
+	mux.Handle("GET /metrics", b.metrics.Handler())
+	if b.webhook != nil {
+		p, err := intake.WebhookPath(b.cfg.WebhookURL)
+		if err != nil {
+			return nil, fmt.Errorf("bot: WEBHOOK_URL: %w", err)
+		}
+		if p == "/" {
+			p = "/{$}" // only "/" itself, not every path
+		}
+		mux.Handle("POST "+p, b.webhook)
+	}
+	srv, err := ops.Listen(b.cfg.ListenAddr, mux, b.log)
+	if err != nil {
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	b.addr.Store(srv.Addr())
+	return srv, nil
+}
+
+// Addr is the address the HTTP listener is bound to ("" before Run listens or when it does not).
+func (b *Bot) Addr() string {
+	a, _ := b.addr.Load().(string)
+	return a
+}
+
+// probeEvery is how often, in webhook mode, Telegram is asked something when nothing else was:
+// health then follows Telegram, not whichever call happened to run last.
+const probeEvery = 15 * time.Second
+
+// probe asks Telegram for the webhook's state now and then until ctx ends.
+func (b *Bot) probe(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		info, err := b.tg.GetWebhookInfo(pctx)
+		cancel()
+		if err == nil && info.LastErrorMessage != "" && time.Since(time.Unix(int64(info.LastErrorDate), 0)) < time.Minute {
+			b.log.Warn("Telegram cannot deliver to the webhook", "error", info.LastErrorMessage)
+		}
+	}
+}
+
 // connect checks the token, sets the webhook (webhook mode) or clears it (polling: a webhook
 // makes getUpdates fail), and registers the commands. A shutdown leaves the webhook set, so
 // Telegram keeps updates for the next run.
-func (b *Bot) connect(ctx context.Context) error {
+func (b *Bot) connect(ctx context.Context) (*models.User, error) {
 	me, err := b.getMe(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.me = *me
-	// A mention is stripped from a group message before it goes to the model, in any case, as
-	// Telegram matches usernames.
-	b.mention = regexp.MustCompile(`(?i)@` + regexp.QuoteMeta(me.Username) + `\b`)
-	if b.cfg.WebhookURL != "" {
-		if err := b.setWebhook(ctx); err != nil {
-			return err
+	if b.webhook != nil {
+		if _, err := b.tg.SetWebhook(ctx, &tgbot.SetWebhookParams{
+			URL:            b.cfg.WebhookURL,
+			SecretToken:    b.cfg.WebhookSecret,
+			AllowedUpdates: intake.AllowedUpdates,
+		}); err != nil {
+			return nil, fmt.Errorf("bot: setWebhook: %w", b.tg.Scrub(err))
 		}
-	} else if _, err := b.api.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{}); err != nil {
-		return fmt.Errorf("bot: deleteWebhook: %w", b.scrub(err))
+	} else if _, err := b.tg.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{}); err != nil {
+		return nil, fmt.Errorf("bot: deleteWebhook: %w", b.tg.Scrub(err))
 	}
-	cmds := make([]models.BotCommand, 0, len(commands))
-	for _, c := range commands {
-		cmds = append(cmds, models.BotCommand{Command: c.name, Description: c.short})
+	var cmds []models.BotCommand
+	for _, c := range conversation.Commands() {
+		cmds = append(cmds, models.BotCommand{Command: c.Name, Description: c.Short})
 	}
-	if _, err := b.api.SetMyCommands(ctx, &tgbot.SetMyCommandsParams{Commands: cmds}); err != nil {
+	if _, err := b.tg.SetMyCommands(ctx, &tgbot.SetMyCommandsParams{Commands: cmds}); err != nil {
 		// Not fatal: the bot works without the command menu.
-		b.log.Warn("setMyCommands failed", "err", b.scrub(err))
+		b.log.Warn("setMyCommands failed", "err", b.tg.Scrub(err))
 	}
-	return nil
+	return me, nil
 }
 
 // getMe checks the token and learns the bot's username. A network failure or a Telegram outage
@@ -288,7 +381,7 @@ func (b *Bot) connect(ctx context.Context) error {
 func (b *Bot) getMe(ctx context.Context) (*models.User, error) {
 	backoff := time.Second
 	for {
-		me, err := b.api.GetMe(ctx)
+		me, err := b.tg.GetMe(ctx)
 		if err == nil {
 			return me, nil
 		}
@@ -298,26 +391,10 @@ func (b *Bot) getMe(ctx context.Context) (*models.User, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		b.log.Warn("cannot reach Telegram; trying again", "err", b.scrub(err), "retry_in", backoff)
-		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
+		b.log.Warn("cannot reach Telegram; trying again", "err", b.tg.Scrub(err), "retry_in", backoff)
+		if err := pace.SleepUntil(ctx, time.Now().Add(backoff)); err != nil {
 			return nil, err
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
 }
-
-// scrub removes the bot token from an error's text, for logs and returned errors.
-func (b *Bot) scrub(err error) error {
-	if err == nil || b.cfg.Token == "" || !strings.Contains(err.Error(), b.cfg.Token) {
-		return err
-	}
-	return scrubbedError{msg: strings.ReplaceAll(err.Error(), b.cfg.Token, "<token>"), err: err}
-}
-
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e scrubbedError) Error() string { return e.msg }
-func (e scrubbedError) Unwrap() error { return e.err }

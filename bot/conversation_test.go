@@ -87,8 +87,8 @@ func TestConcurrentRepliesAreCapped(t *testing.T) {
 	if p := peak.Load(); p != 2 {
 		t.Errorf("peak concurrent replies: got %d, want 2", p)
 	}
-	// Idle conversations hold no goroutine.
-	e.eventually(func() bool { return e.bot.queue.pending() == 0 })
+	// Idle conversations hold no goroutine: no conversation keeps a worker once answered.
+	e.eventually(func() bool { return e.bot.handler.Busy() == 0 })
 }
 
 // /retry answers the last message again as a new message; the old answer leaves the history.

@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,8 @@ import (
 func TestReplyStreamsThenFinalises(t *testing.T) {
 	e := newEnv(t, Config{})
 	e.model.fn = func(ctx context.Context, _ []aura.Message, yield func(string, error) bool) {
+		// While the model is silent, the user sees "typing…".
+		e.wait(func() bool { return len(e.tg.Calls("sendChatAction")) > 0 })
 		if !yield("Here is **bold**", nil) {
 			return
 		}
@@ -51,10 +52,6 @@ func TestReplyStreamsThenFinalises(t *testing.T) {
 	}
 	if !strings.Contains(send.Params["reply_parameters"], jsonInt(id)) {
 		t.Errorf("first send: got reply_parameters %q, want a reply to %d", send.Params["reply_parameters"], id)
-	}
-	// The typing indicator was shown while waiting.
-	if n := len(e.tg.Calls("sendChatAction")); n == 0 {
-		t.Error("sendChatAction: got none, want typing while waiting for the first text")
 	}
 	ts := e.answered(history.Key{ChatID: user}, 2)
 	if len(ts) != 2 || ts[1].Content != "Here is **bold** and `code`." || ts[1].Status != history.StatusDone {
@@ -303,28 +300,6 @@ func TestReplyModelFailures(t *testing.T) {
 	ts = e.answered(history.Key{ChatID: user}, 3)
 	if ts[2].Content != "The answer is" || ts[2].Status != history.StatusCut {
 		t.Errorf("stored partial: got %+v, want the text the user saw, marked cut", ts[2])
-	}
-}
-
-func TestNoticeForNamesEveryFailure(t *testing.T) {
-	tests := []struct {
-		err  error
-		want string
-	}{
-		{&aura.StatusError{StatusCode: 502}, "502"},
-		{&aura.StatusError{StatusCode: 200, Reason: "context length exceeded"}, "mid-answer: context length exceeded"},
-		{errors.Join(aura.ErrConnect, errors.New("refused")), "could not reach"},
-		{aura.ErrFirstByteTimeout, "did not start"},
-		{aura.ErrIdleTimeout, "stopped sending"},
-		{aura.ErrBrokenStream, "broke off"},
-		{errStopped, "Stopped"},
-		{errShutdown, "restarted"},
-		{errors.New("other"), "/retry"},
-	}
-	for _, tt := range tests {
-		if got := noticeFor(tt.err); !strings.Contains(got, tt.want) {
-			t.Errorf("noticeFor(%v): got %q, want it to contain %q", tt.err, got, tt.want)
-		}
 	}
 }
 

@@ -110,11 +110,11 @@ func TestShutdownDoesNotWaitOutLongPenalties(t *testing.T) {
 	case <-time.After(time.Minute): // the penalty is 10 minutes: returning at all is the point
 		t.Fatal("Run waited out a 10-minute penalty at shutdown")
 	}
-	pending, err := e.store.PendingUpdates(context.Background())
+	pending, err := e.store.Inbox().Pending(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pending) != 1 || pending[0].Shown != "partial" {
+	if len(pending) != 1 || pending[0].Reply.Text != "partial" {
 		t.Errorf("inbox after shutdown: got %+v, want the reply pending with its text, for the restart", pending)
 	}
 }

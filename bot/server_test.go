@@ -109,7 +109,7 @@ func TestWebhook(t *testing.T) {
 			t.Errorf("secret %q: got %d, want 401", secret, code)
 		}
 	}
-	if last, err := e.store.LastUpdateID(context.Background()); err != nil || last != 0 {
+	if last, err := e.store.Inbox().LastUpdateID(context.Background()); err != nil || last != 0 {
 		t.Errorf("inbox after refused requests: got last update %d, %v, want none", last, err)
 	}
 
@@ -193,35 +193,6 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-func TestHealthFollowsTelegram(t *testing.T) {
-	resp := func(code int) *http.Response { return &http.Response{StatusCode: code} }
-	tests := []struct {
-		name    string
-		resp    *http.Response
-		err     error
-		healthy bool
-	}{
-		{"ok", resp(200), nil, true},
-		{"flood control", resp(429), nil, true},
-		{"message not modified", resp(400), nil, true},
-		{"blocked by a user", resp(403), nil, true},
-		{"token revoked", resp(401), nil, false},
-		{"token unknown", resp(404), nil, false},
-		{"another instance polls", resp(409), nil, false},
-		{"telegram down", resp(502), nil, false},
-		{"unreachable", nil, fmt.Errorf("dial tcp: connection refused"), false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var h health
-			h.telegram("sendMessage", tt.resp, tt.err)
-			if got := h.reason == ""; got != tt.healthy {
-				t.Errorf("got healthy=%v (%q), want %v", got, h.reason, tt.healthy)
-			}
-		})
-	}
-}
-
 func TestMetricsAfterReplies(t *testing.T) {
 	var logs syncBuffer
 	e := newEnv(t, Config{ListenAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -296,40 +267,9 @@ func TestMetricsAfterReplies(t *testing.T) {
 	}
 }
 
-func TestWebhookConfigChecks(t *testing.T) {
-	tests := []struct {
-		name string
-		cfg  Config
-	}{
-		{"no listener", Config{WebhookURL: hookURL, WebhookSecret: hookSecret}},
-		{"no secret", Config{WebhookURL: hookURL, ListenAddr: "127.0.0.1:0"}},
-		{"bad secret", Config{WebhookURL: hookURL, WebhookSecret: "a b", ListenAddr: "127.0.0.1:0"}},
-		{"path taken", Config{WebhookURL: "https://x.example/healthz", WebhookSecret: hookSecret, ListenAddr: "127.0.0.1:0"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Token = telegramtest.Token
-			if _, err := New(tt.cfg, nil, nil); err == nil {
-				t.Error("got no error, want one")
-			}
-		})
-	}
-	for s, want := range map[string]bool{"a": true, "A-z_0": true, strings.Repeat("x", 256): true,
-		"": false, strings.Repeat("x", 257): false, "a b": false, "é": false, "a/b": false} {
-		if got := ValidWebhookSecret(s); got != want {
-			t.Errorf("ValidWebhookSecret(%q): got %v, want %v", s, got, want)
-		}
-	}
-	for path, want := range map[string]string{"/bot123:abc/sendMessage": "sendMessage", "/x/getUpdates": "getUpdates", "/x/": "other", "/x/a.b": "other"} {
-		if got := apiMethod(path); got != want {
-			t.Errorf("apiMethod(%q): got %q, want %q", path, got, want)
-		}
-	}
-}
-
 // counted is the value of a counter of b's registry with the given label values.
 func counted(b *Bot, name string, labels ...string) float64 {
-	mfs, _ := b.metrics.reg.Gather()
+	mfs, _ := b.metrics.Gatherer().Gather()
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue

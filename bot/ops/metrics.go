@@ -1,25 +1,22 @@
-package bot
+package ops
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"aurabot/aura"
-	"aurabot/history"
 )
 
-// metrics are the bot's Prometheus metrics, in a registry of its own (never the global default
+// Metrics are the bot's Prometheus metrics, in a registry of its own (never the global default
 // one), so that tests can run several bots in one process. No label ever holds a chat or user id:
 // the values of every label are a small fixed set.
-type metrics struct {
+type Metrics struct {
 	reg *prometheus.Registry
 
 	repliesStarted  prometheus.Counter
@@ -37,11 +34,13 @@ type metrics struct {
 var (
 	finishOutcomes = []string{"done", "stopped", "interrupted"}
 	failReasons    = []string{"model", "empty", "blocked"}
-	auraKinds      = []string{"status", "connect", "first_byte_timeout", "idle_timeout", "broken_stream", "other"}
+	auraKinds      = []string{"status", "connect", "first_byte_timeout", "idle_timeout", "broken_stream", "images_unsupported", "browser", "other"}
 )
 
-func newMetrics(queueLength func() float64) *metrics {
-	m := &metrics{
+// NewMetrics returns the metrics; queueLength reports the messages waiting in conversation
+// queues.
+func NewMetrics(queueLength func() float64) *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		repliesStarted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aurabot_replies_started_total",
@@ -84,7 +83,7 @@ func newMetrics(queueLength func() float64) *metrics {
 	}
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "aurabot_queue_length",
-		Help: "Messages and commands waiting in conversation queues, the running ones included.",
+		Help: "Messages and commands waiting in conversation queues (not the ones running).",
 	}, queueLength)
 	m.reg.MustRegister(m.repliesStarted, m.repliesFinished, m.repliesFailed, m.replyDuration, m.firstText,
 		m.streams, m.telegramCalls, m.auraErrors, m.webhookRequests, queue,
@@ -101,112 +100,70 @@ func newMetrics(queueLength func() float64) *metrics {
 	return m
 }
 
-func (m *metrics) handler() http.Handler {
+// Handler serves GET /metrics.
+func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// replyMeter follows one streamed reply, for its metrics and its log line.
-type replyMeter struct {
-	b     *Bot
-	k     history.Key
-	start time.Time
-	edits int // live updates (drafts or edits) shown before the final message
+// ReplyStarted counts a reply that began streaming.
+func (m *Metrics) ReplyStarted() {
+	m.repliesStarted.Inc()
+	m.streams.Inc()
 }
 
-func (b *Bot) startReply(k history.Key) *replyMeter {
-	b.metrics.repliesStarted.Inc()
-	b.metrics.streams.Inc()
-	return &replyMeter{b: b, k: k, start: time.Now()}
-}
-
-// shown notes a live update of the reply that Telegram accepted.
-func (m *replyMeter) shown() {
-	m.edits++
-	if m.edits == 1 {
-		m.b.metrics.firstText.Observe(time.Since(m.start).Seconds())
+// ReplyEnded records how a reply ended: result is its outcome label, failed whether that is a
+// failure, auraKind the kind of model failure ("" for none); firstText is 0 when no text was
+// ever shown.
+func (m *Metrics) ReplyEnded(result string, failed bool, auraKind string, took, firstText time.Duration) {
+	m.streams.Dec()
+	m.replyDuration.Observe(took.Seconds())
+	if firstText > 0 {
+		m.firstText.Observe(firstText.Seconds())
 	}
-}
-
-// end records how the reply ended and logs its one line. It never logs the text.
-func (m *replyMeter) end(out outcome) {
-	b := m.b
-	took := time.Since(m.start)
-	b.metrics.streams.Dec()
-	b.metrics.replyDuration.Observe(took.Seconds())
-	if out.text != "" && m.edits == 0 {
-		// Nothing was shown while streaming: the final message is the first text.
-		b.metrics.firstText.Observe(took.Seconds())
-	}
-	result, failed := replyResult(out)
 	if failed {
-		b.metrics.repliesFailed.WithLabelValues(result).Inc()
+		m.repliesFailed.WithLabelValues(result).Inc()
 	} else {
-		b.metrics.repliesFinished.WithLabelValues(result).Inc()
+		m.repliesFinished.WithLabelValues(result).Inc()
 	}
-	if result == "model" {
-		b.metrics.auraErrors.WithLabelValues(auraKind(out.err)).Inc()
+	if auraKind != "" {
+		m.auraErrors.WithLabelValues(auraKind).Inc()
 	}
-	attrs := []any{
-		"chat_id", m.k.ChatID, "thread_id", m.k.ThreadID,
-		"duration", took.Round(time.Millisecond), "chars", utf8.RuneCountInString(out.text), "edits", m.edits,
-		"outcome", result,
-	}
-	if out.err != nil {
-		attrs = append(attrs, "err", b.scrub(out.err))
-	}
-	b.log.Info("reply", attrs...)
 }
 
-// replyResult names how a reply ended, and whether that is a failure.
-func replyResult(out outcome) (string, bool) {
-	switch {
-	case errors.Is(out.err, errBlocked):
-		return "blocked", true
-	case errors.Is(out.err, errStopped):
-		return "stopped", false
-	case errors.Is(out.err, errShutdown):
-		return "interrupted", false
-	case out.err != nil:
-		return "model", true
-	case out.text == "":
-		return "empty", true
-	}
-	return "done", false
+// WebhookRequest counts a webhook request by the status it got.
+func (m *Metrics) WebhookRequest(code int) {
+	m.webhookRequests.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
-// auraKind is the label of a model server failure.
-func auraKind(err error) string {
-	var se *aura.StatusError
-	if errors.As(err, &se) {
-		return "status"
-	}
-	return modelFailure(err).kind
-}
-
-// observedTransport counts every Bot API call by method and result, and feeds the outcome to
-// the health check. It sits under both go-telegram/bot and the poller, so no call escapes it.
+// observedTransport counts every Bot API call by method and result, and feeds it to the health
+// check. It sits under both go-telegram/bot and the poller, so no call escapes it.
 type observedTransport struct {
-	next http.RoundTripper
-	b    *Bot
+	next    http.RoundTripper
+	metrics *Metrics
+	health  *Health
+	scrub   func(error) error
 }
 
 func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(r)
-	if r.Context().Err() != nil && err != nil {
-		return resp, err // cancelled by us (a shutdown, a stopped reply): says nothing of Telegram
-	}
 	method := apiMethod(r.URL.Path)
+	t.health.started(r, method)
+	resp, err := t.next.RoundTrip(r)
+	if err != nil && errors.Is(r.Context().Err(), context.Canceled) {
+		// Cancelled by us (a shutdown, a stopped reply): says nothing of Telegram.
+		t.health.forget(r)
+		return resp, err
+	}
 	result := "ok"
 	switch {
 	case err != nil:
-		result = "network_error"
+		result = "network_error" // a timeout too: Telegram did not answer in time
 	case resp.StatusCode >= 500:
 		result = "5xx"
 	case resp.StatusCode != http.StatusOK:
 		result = strconv.Itoa(resp.StatusCode)
 	}
-	t.b.metrics.telegramCalls.WithLabelValues(method, result).Inc()
-	t.b.health.telegram(method, resp, t.b.scrub(err))
+	t.metrics.telegramCalls.WithLabelValues(method, result).Inc()
+	t.health.answered(r, method, resp, t.scrub(err))
 	return resp, err
 }
 
@@ -224,13 +181,16 @@ func apiMethod(path string) string {
 	return m
 }
 
-// instrument returns a copy of c whose calls go through an observedTransport.
-func (b *Bot) instrument(c *http.Client) *http.Client {
+// Instrument returns a copy of c whose calls are counted in m and followed by h.
+func Instrument(c *http.Client, m *Metrics, h *Health, scrub func(error) error) *http.Client {
 	cc := *c
 	next := cc.Transport
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	cc.Transport = &observedTransport{next: next, b: b}
+	cc.Transport = &observedTransport{next: next, metrics: m, health: h, scrub: scrub}
 	return &cc
 }
+
+// Gatherer is the metrics' registry, for tests that read a value.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }

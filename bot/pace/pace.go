@@ -1,4 +1,8 @@
-package bot
+// Package pace decides when the bot may call Telegram in a chat: it keeps every chat under
+// Telegram's flood limits (an interval per chat, a global rate, and the penalties Telegram hands
+// out with 429). It knows nothing of messages or replies; time comes from an injected Clock, so
+// its tests can run on a fake one.
+package pace
 
 import (
 	"context"
@@ -19,7 +23,7 @@ import (
 // are served in the order their chats became ready: with many chats streaming at once each gets
 // an equal share, and a chat that waited long for its own interval does not jump ahead of
 // those that were ready before it.
-type pacer struct {
+type Pacer struct {
 	private, group time.Duration
 	global         *rate.Limiter
 
@@ -29,7 +33,33 @@ type pacer struct {
 	recent429   []hit     // recent 429s, to tell a global limit from a chat's
 	nextSweep   time.Time
 
+	clock   Clock
 	onGrant func(id int64, at time.Time) // for tests: called with p.mu held when a call may go
+}
+
+// Clock is the pacer's source of time: the wall clock unless WithClock sets another.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits until t, or returns ctx's error if ctx ends first.
+	Sleep(ctx context.Context, t time.Time) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                               { return time.Now() }
+func (realClock) Sleep(ctx context.Context, t time.Time) error { return SleepUntil(ctx, t) }
+
+// WithClock makes the pacer read and wait on c; for tests.
+func (p *Pacer) WithClock(c Clock) *Pacer {
+	p.clock = c
+	return p
+}
+
+// OnGrant calls f, with the pacer's lock held, each time a call is let go; for tests.
+func (p *Pacer) OnGrant(f func(chat int64, at time.Time)) {
+	p.mu.Lock()
+	p.onGrant = f
+	p.mu.Unlock()
 }
 
 type chatPace struct {
@@ -72,18 +102,19 @@ const (
 // chats that start together appear without delay: 20 chats at once all show text within about
 // 170 ms, where a burst of 1 makes the last wait 630 ms. The sustained rate stays globalRate, and
 // only after a quiet spell can one second hold more than globalRate calls (1.5 times at most).
-func newPacer(private, group time.Duration, globalRate float64) *pacer {
+func New(private, group time.Duration, globalRate float64) *Pacer {
 	burst := max(1, int(math.Ceil(globalRate/2)))
-	return &pacer{
+	return &Pacer{
 		private: private,
 		group:   group,
 		global:  rate.NewLimiter(rate.Limit(globalRate), burst),
 		chats:   map[int64]*chatPace{},
+		clock:   realClock{},
 	}
 }
 
 // chat returns the state of chat id, creating it if needed. p.mu must be held.
-func (p *pacer) chat(id int64, now time.Time) *chatPace {
+func (p *Pacer) chat(id int64, now time.Time) *chatPace {
 	if now.After(p.nextSweep) {
 		p.sweep(now)
 		p.nextSweep = now.Add(sweepEvery)
@@ -103,7 +134,7 @@ func (p *pacer) chat(id int64, now time.Time) *chatPace {
 
 // sweep forgets chats that have been quiet for forgetAfter, carry no pending penalty and have no
 // call waiting. p.mu must be held.
-func (p *pacer) sweep(now time.Time) {
+func (p *Pacer) sweep(now time.Time) {
 	for id, c := range p.chats {
 		if c.waiters == 0 && now.Sub(c.lastUse) > forgetAfter && !now.Before(c.until) {
 			delete(p.chats, id)
@@ -112,13 +143,13 @@ func (p *pacer) sweep(now time.Time) {
 }
 
 // deadline returns when chat id may next be called as far as penalties go.
-func (p *pacer) deadline(id int64) time.Time {
+func (p *Pacer) deadline(id int64) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.deadlineLocked(p.chats[id])
 }
 
-func (p *pacer) deadlineLocked(c *chatPace) time.Time {
+func (p *Pacer) deadlineLocked(c *chatPace) time.Time {
 	if c == nil || p.globalUntil.After(c.until) {
 		return p.globalUntil
 	}
@@ -127,15 +158,15 @@ func (p *pacer) deadlineLocked(c *chatPace) time.Time {
 
 // wait blocks until the bot may make one call (send or edit) in chat id. The call is expected
 // right away: the chat's interval counts from the moment wait returns.
-func (p *pacer) wait(ctx context.Context, id int64) error {
+func (p *Pacer) Wait(ctx context.Context, id int64) error {
 	p.mu.Lock()
-	c := p.chat(id, time.Now())
+	c := p.chat(id, p.clock.Now())
 	c.waiters++
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		c.waiters--
-		c.lastUse = time.Now()
+		c.lastUse = p.clock.Now()
 		p.mu.Unlock()
 	}()
 
@@ -154,22 +185,22 @@ func (p *pacer) wait(ctx context.Context, id int64) error {
 			at = next
 		}
 		p.mu.Unlock()
-		if err := sleepUntil(ctx, at); err != nil {
+		if err := p.clock.Sleep(ctx, at); err != nil {
 			return err
 		}
-		if p.penalized(id) { // a penalty arrived while this call slept
+		if p.Penalized(id) { // a penalty arrived while this call slept
 			continue
 		}
 
 		// Queue for the global rate, behind the chats that were ready before this one.
-		r := p.reserveGlobal()
-		if err := sleepUntil(ctx, time.Now().Add(r.Delay())); err != nil {
+		r, at := p.reserveGlobal()
+		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
 			r.Cancel()
 			return err
 		}
 
 		p.mu.Lock()
-		now := time.Now()
+		now := p.clock.Now()
 		if now.Before(p.deadlineLocked(c)) {
 			// A penalty arrived while this call queued: honour it; the global slot is lost.
 			p.mu.Unlock()
@@ -187,17 +218,17 @@ func (p *pacer) wait(ctx context.Context, id int64) error {
 // waitUnpaced blocks until a call that does not count against the chat's message interval (a
 // draft update) may go out in chat id: after any penalty, in turn for the global rate, and
 // again after a penalty that arrived while it queued.
-func (p *pacer) waitUnpaced(ctx context.Context, id int64) error {
+func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
 	for {
-		if err := sleepUntil(ctx, p.deadline(id)); err != nil {
+		if err := p.clock.Sleep(ctx, p.deadline(id)); err != nil {
 			return err
 		}
-		r := p.reserveGlobal()
-		if err := sleepUntil(ctx, time.Now().Add(r.Delay())); err != nil {
+		r, at := p.reserveGlobal()
+		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
 			r.Cancel()
 			return err
 		}
-		if !p.penalized(id) {
+		if !p.Penalized(id) {
 			return nil
 		}
 	}
@@ -207,21 +238,22 @@ func (p *pacer) waitUnpaced(ctx context.Context, id int64) error {
 // reservations are made in time order: rate.Limiter resets its clock to each caller's reading,
 // and readings that reach it out of order (callers racing for its lock) would each hand out a
 // little extra, adding up under contention.
-func (p *pacer) reserveGlobal() *rate.Reservation {
+func (p *Pacer) reserveGlobal() (*rate.Reservation, time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.global.ReserveN(time.Now(), 1)
+	now := p.clock.Now()
+	return p.global.ReserveN(now, 1), now
 }
 
 // penalized reports whether a call in chat id would have to wait on a penalty now.
-func (p *pacer) penalized(id int64) bool {
-	return time.Now().Before(p.deadline(id))
+func (p *Pacer) Penalized(id int64) bool {
+	return p.clock.Now().Before(p.deadline(id))
 }
 
 // tooMany records a 429 for chat id: nothing goes to that chat before retryAfter has passed, and
 // its interval grows. 429s in several chats at once set the deadline for the whole bot.
-func (p *pacer) tooMany(id int64, retryAfter time.Duration) {
-	now := time.Now()
+func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
+	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.chat(id, now)
@@ -244,17 +276,17 @@ func (p *pacer) tooMany(id int64, retryAfter time.Duration) {
 }
 
 // ok records a successful call in chat id: a grown interval shrinks back slowly.
-func (p *pacer) ok(id int64) {
+func (p *Pacer) OK(id int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.chat(id, time.Now())
+	c := p.chat(id, p.clock.Now())
 	if c.interval > c.base {
 		c.interval = max(c.base, time.Duration(float64(c.interval)*recoverFactor))
 	}
 }
 
 // sleepUntil waits until t, or returns ctx's error if ctx ends first.
-func sleepUntil(ctx context.Context, t time.Time) error {
+func SleepUntil(ctx context.Context, t time.Time) error {
 	d := time.Until(t)
 	if d <= 0 {
 		return ctx.Err()

@@ -1,4 +1,4 @@
-package bot
+package conversation
 
 import (
 	"context"
@@ -81,7 +81,7 @@ func (d *dispatcher) work(ctx context.Context, k lane) {
 	}
 }
 
-// pending reports how many jobs wait in all queues (running ones included).
+// pending reports how many jobs wait in all queues, not counting the ones running.
 func (d *dispatcher) pending() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -90,6 +90,13 @@ func (d *dispatcher) pending() int {
 		n += len(q)
 	}
 	return n
+}
+
+// workers reports how many conversations have a worker (a goroutine) now.
+func (d *dispatcher) workers() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.queues)
 }
 
 // wait blocks until every worker has finished.

@@ -1,4 +1,4 @@
-package bot
+package pace
 
 import (
 	"context"
@@ -19,7 +19,7 @@ type grants struct {
 	at map[int64][]time.Time
 }
 
-func record(p *pacer) *grants {
+func record(p *Pacer) *grants {
 	g := &grants{at: map[int64][]time.Time{}}
 	p.onGrant = func(id int64, at time.Time) {
 		g.mu.Lock()
@@ -46,9 +46,9 @@ func (g *grants) all() []time.Time {
 	return out
 }
 
-func mustWait(t *testing.T, p *pacer, id int64) {
+func mustWait(t *testing.T, p *Pacer, id int64) {
 	t.Helper()
-	if err := p.wait(context.Background(), id); err != nil {
+	if err := p.Wait(context.Background(), id); err != nil {
 		t.Fatalf("wait(%d): %v", id, err)
 	}
 }
@@ -79,7 +79,7 @@ func TestPacerSpacesCallsInAChat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := newPacer(private, group, 1000)
+			p := New(private, group, 1000)
 			g := record(p)
 			if tt.idle {
 				p.mu.Lock()
@@ -102,7 +102,7 @@ func TestPacerSpacesCallsInAChat(t *testing.T) {
 // like the calls of one.
 func TestPacerSpacesConcurrentCallsInAChat(t *testing.T) {
 	const interval = 15 * time.Millisecond
-	p := newPacer(interval, interval, 1000)
+	p := New(interval, interval, 1000)
 	g := record(p)
 	var wg sync.WaitGroup
 	for range 5 {
@@ -125,7 +125,7 @@ func TestPacerSharesGlobalRate(t *testing.T) {
 		chats = 20
 		each  = 10
 	)
-	p := newPacer(time.Millisecond, time.Millisecond, rate)
+	p := New(time.Millisecond, time.Millisecond, rate)
 	if got := p.global.Burst(); got != burst {
 		t.Fatalf("global burst: got %d, want %d", got, burst)
 	}
@@ -163,15 +163,15 @@ func TestPacerSharesGlobalRate(t *testing.T) {
 // A 429 holds the chat until retry_after has passed; other chats go on.
 func TestPacerWaitsOutTooMany(t *testing.T) {
 	const penalty = 80 * time.Millisecond
-	p := newPacer(time.Millisecond, time.Millisecond, 1000)
+	p := New(time.Millisecond, time.Millisecond, 1000)
 	g := record(p)
 	mustWait(t, p, 1)
 	hit := time.Now()
-	p.tooMany(1, penalty)
+	p.TooMany(1, penalty)
 	if !p.deadline(1).After(hit.Add(penalty - time.Nanosecond)) {
 		t.Errorf("deadline: got %v after the 429, want at least %v", p.deadline(1).Sub(hit), penalty)
 	}
-	if p.penalized(2) {
+	if p.Penalized(2) {
 		t.Error("penalized(2): got true, want false: only chat 1 got a 429")
 	}
 	mustWait(t, p, 2)
@@ -186,14 +186,14 @@ func TestPacerWaitsOutTooMany(t *testing.T) {
 func TestPacerPenaltyWhileWaiting(t *testing.T) {
 	const penalty = 150 * time.Millisecond
 	t.Run("for the interval", func(t *testing.T) {
-		p := newPacer(50*time.Millisecond, time.Second, 1000)
+		p := New(50*time.Millisecond, time.Second, 1000)
 		g := record(p)
 		mustWait(t, p, 1)
 		done := make(chan error)
-		go func() { done <- p.wait(context.Background(), 1) }()
+		go func() { done <- p.Wait(context.Background(), 1) }()
 		waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.chats[1].waiters == 1 })
 		hit := time.Now()
-		p.tooMany(1, penalty)
+		p.TooMany(1, penalty)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -201,12 +201,12 @@ func TestPacerPenaltyWhileWaiting(t *testing.T) {
 	})
 	t.Run("for the global slot", func(t *testing.T) {
 		const rate = 20.0
-		p := newPacer(time.Millisecond, time.Millisecond, rate)
+		p := New(time.Millisecond, time.Millisecond, rate)
 		g := record(p)
 		t0 := time.Now()
 		p.global.ReserveN(t0, p.global.Burst()) // the burst is spent: the next slot is 50ms away
 		done := make(chan error)
-		go func() { done <- p.wait(context.Background(), 1) }()
+		go func() { done <- p.Wait(context.Background(), 1) }()
 		// The call has reserved its slot once the limiter holds one token less than the refill
 		// since t0 accounts for.
 		waitFor(t, func() bool {
@@ -214,7 +214,7 @@ func TestPacerPenaltyWhileWaiting(t *testing.T) {
 			return p.global.TokensAt(now) < rate*now.Sub(t0).Seconds()-0.5
 		})
 		hit := time.Now()
-		p.tooMany(1, penalty)
+		p.TooMany(1, penalty)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -244,12 +244,12 @@ func TestPacerGlobalDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPacer(time.Millisecond, time.Millisecond, 1000)
+			p := New(time.Millisecond, time.Millisecond, 1000)
 			g := record(p)
 			var hit time.Time
 			for _, id := range tt.chats {
 				hit = time.Now()
-				p.tooMany(id, penalty)
+				p.TooMany(id, penalty)
 			}
 			d := p.deadline(9)
 			if !tt.global {
@@ -272,12 +272,12 @@ func TestPacerGlobalDeadline(t *testing.T) {
 // After a 429 a chat's interval doubles, and it shrinks back to the base with successful calls.
 func TestPacerIntervalGrowsAndRecovers(t *testing.T) {
 	const base = 20 * time.Millisecond
-	p := newPacer(base, time.Second, 1000)
+	p := New(base, time.Second, 1000)
 	g := record(p)
 	interval := func() time.Duration { p.mu.Lock(); defer p.mu.Unlock(); return p.chats[5].interval }
 
 	mustWait(t, p, 5)
-	p.tooMany(5, time.Millisecond)
+	p.TooMany(5, time.Millisecond)
 	if got := interval(); got != 2*base {
 		t.Fatalf("interval after a 429: got %v, want %v", got, 2*base)
 	}
@@ -285,14 +285,14 @@ func TestPacerIntervalGrowsAndRecovers(t *testing.T) {
 	if ts := g.of(5); ts[1].Sub(ts[0]) < 2*base {
 		t.Errorf("call after the 429 came %v after the one before, want at least %v", ts[1].Sub(ts[0]), 2*base)
 	}
-	p.tooMany(5, time.Millisecond)
+	p.TooMany(5, time.Millisecond)
 	if got := interval(); got != 4*base {
 		t.Fatalf("interval after two 429s: got %v, want %v", got, 4*base)
 	}
 
 	last := interval()
 	for range 100 {
-		p.ok(5)
+		p.OK(5)
 		got := interval()
 		if got > last || got < base {
 			t.Fatalf("interval while recovering: got %v after %v, want it to shrink towards %v", got, last, base)
@@ -302,9 +302,9 @@ func TestPacerIntervalGrowsAndRecovers(t *testing.T) {
 	if last != base {
 		t.Errorf("interval after 100 successes: got %v, want %v", last, base)
 	}
-	p.tooMany(5, time.Millisecond)
+	p.TooMany(5, time.Millisecond)
 	for range 10 {
-		p.tooMany(5, time.Millisecond)
+		p.TooMany(5, time.Millisecond)
 	}
 	if got := interval(); got != maxInterval {
 		t.Errorf("interval after many 429s: got %v, want the cap %v", got, maxInterval)
@@ -314,11 +314,11 @@ func TestPacerIntervalGrowsAndRecovers(t *testing.T) {
 // The pacer forgets quiet chats, so its memory is bounded by the chats of the last minutes;
 // it keeps those with a penalty pending or a call waiting.
 func TestPacerSweepBoundsMemory(t *testing.T) {
-	p := newPacer(time.Millisecond, time.Millisecond, 1000)
+	p := New(time.Millisecond, time.Millisecond, 1000)
 	for id := range int64(1000) {
-		p.ok(id + 1)
+		p.OK(id + 1)
 	}
-	p.tooMany(-1, time.Hour)
+	p.TooMany(-1, time.Hour)
 
 	// A call waits in chat 2000: its turn is taken.
 	p.mu.Lock()
@@ -327,7 +327,7 @@ func TestPacerSweepBoundsMemory(t *testing.T) {
 	busy.turn <- struct{}{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- p.wait(ctx, 2000) }()
+	go func() { done <- p.Wait(ctx, 2000) }()
 	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return busy.waiters == 1 })
 
 	// Nothing is forgotten while recent.
@@ -346,7 +346,7 @@ func TestPacerSweepBoundsMemory(t *testing.T) {
 	}
 	p.nextSweep = time.Time{}
 	p.mu.Unlock()
-	p.ok(3000)
+	p.OK(3000)
 	p.mu.Lock()
 	var left []int64
 	for id := range p.chats {
@@ -359,7 +359,7 @@ func TestPacerSweepBoundsMemory(t *testing.T) {
 	}
 
 	// Asking about a chat does not make the pacer remember it.
-	p.penalized(4000)
+	p.Penalized(4000)
 	p.deadline(4001)
 	p.mu.Lock()
 	_, a := p.chats[4000]
@@ -377,11 +377,11 @@ func TestPacerSweepBoundsMemory(t *testing.T) {
 
 // A cancelled wait gives up its turn: the chat's next call is not stuck behind it.
 func TestPacerWaitCancelled(t *testing.T) {
-	p := newPacer(time.Hour, time.Hour, 1000)
+	p := New(time.Hour, time.Hour, 1000)
 	mustWait(t, p, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- p.wait(ctx, 1) }() // waits an hour for the interval
+	go func() { done <- p.Wait(ctx, 1) }() // waits an hour for the interval
 	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.chats[1].waiters == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
@@ -407,17 +407,17 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // A draft update waits out a chat's penalty and takes a global slot, but not the chat's interval.
 func TestPacerUnpacedWaitsOutPenalty(t *testing.T) {
-	p := newPacer(time.Hour, time.Hour, 1000)
+	p := New(time.Hour, time.Hour, 1000)
 	ctx := t.Context()
-	if err := p.wait(ctx, 1); err != nil {
+	if err := p.Wait(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := p.waitUnpaced(ctx, 1); err != nil { // no hour-long interval for drafts
+	if err := p.WaitUnpaced(ctx, 1); err != nil { // no hour-long interval for drafts
 		t.Fatal(err)
 	}
-	p.tooMany(1, 80*time.Millisecond)
-	if err := p.waitUnpaced(ctx, 1); err != nil {
+	p.TooMany(1, 80*time.Millisecond)
+	if err := p.WaitUnpaced(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := time.Since(start); got < 80*time.Millisecond {

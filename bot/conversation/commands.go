@@ -1,0 +1,180 @@
+package conversation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"aurabot/history"
+)
+
+// Command is one of the bot's commands, for the menu and /help.
+type Command struct {
+	Name, Short string
+}
+
+// Commands is the command menu and the /help text, in order.
+func Commands() []Command {
+	return []Command{
+		{"start", "what this bot is"},
+		{"help", "list the commands"},
+		{"system", "show or set the system prompt: /system <text>, /system default"},
+		{"reset", "forget this conversation's history (the system prompt stays)"},
+		{"retry", "answer your last message again"},
+		{"stop", "stop the reply that is streaming now"},
+	}
+}
+
+// enqueue runs fn in conversation r.k after what is already queued there. A job that has not
+// started when the bot shuts down is left in the inbox, to run after the restart. It reports
+// whether the job had to wait behind others.
+func (h *Handler) enqueue(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req)) bool {
+	return h.queue.submit(ctx, r.k, job{reply: isReply, run: func(ctx context.Context) {
+		if h.closing.Load() {
+			return
+		}
+		fn(ctx, r)
+	}})
+}
+
+// tell answers r's message with a short notice and finishes the update. The notice is sent from
+// the conversation's notice queue, never from the goroutine that takes updates: a chat under a
+// Telegram penalty must not hold up the others. It reports true: the update is taken care of.
+func (h *Handler) tell(ctx context.Context, r req, text string) bool {
+	h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
+		if h.closing.Load() {
+			return // left in the inbox: told after the restart
+		}
+		h.notify(ctx, r, text)
+		h.finish(ctx, r.update)
+	}})
+	return true
+}
+
+// notify sends a notice in reply to r's message, recorded in r's journal.
+func (h *Handler) notify(ctx context.Context, r req, text string) {
+	if err := h.deps.Streamer.Notify(ctx, r.t, h.journal(r), text); err != nil {
+		h.deps.Log.Warn("could not send a notice", "chat_id", r.t.ChatID, "err", err)
+	}
+}
+
+// onCommand runs a command; it reports whether it queued a job that finishes the update.
+func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
+	switch cmd {
+	case "start", "help":
+		return h.tell(ctx, r, h.helpText(cmd == "start"))
+	case "stop":
+		if !h.stop(r.k, 0) {
+			return h.tell(ctx, r, "Nothing is streaming right now.")
+		}
+	case "system", "reset":
+		// These change the conversation, so they wait for the reply in progress, in order.
+		h.enqueue(ctx, r, false, func(ctx context.Context, r req) {
+			if cmd == "system" {
+				h.cmdSystem(ctx, r, arg)
+			} else {
+				h.cmdReset(ctx, r)
+			}
+			h.finish(ctx, r.update)
+		})
+		return true
+	case "retry":
+		h.enqueue(ctx, r, true, h.cmdRetry)
+		return true
+	default:
+		return h.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
+	}
+	return false
+}
+
+func (h *Handler) helpText(start bool) string {
+	var sb strings.Builder
+	if start {
+		sb.WriteString("Hi! I pass your messages to a language model and show its answer as it is written. ")
+		sb.WriteString("I remember this conversation until you /reset it.\n\n")
+	}
+	sb.WriteString("Commands:\n")
+	for _, c := range Commands() {
+		fmt.Fprintf(&sb, "/%s: %s\n", c.Name, c.Short)
+	}
+	sb.WriteString("\nIn groups, mention me or reply to one of my messages.")
+	return sb.String()
+}
+
+// prompt is the conversation's system prompt, or the configured default.
+func (h *Handler) prompt(ctx context.Context, k history.Key) string {
+	p, ok, err := h.deps.Store.SystemPrompt(ctx, k)
+	if err != nil {
+		h.deps.Log.Error("load system prompt", "chat_id", k.ChatID, "err", err)
+	}
+	if !ok || err != nil {
+		return h.cfg.DefaultPrompt
+	}
+	return p
+}
+
+func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) {
+	k := r.k
+	switch {
+	case arg == "":
+		p, ok, err := h.deps.Store.SystemPrompt(ctx, k)
+		if err != nil {
+			h.storeFailed(ctx, r, "read the system prompt", err)
+			return
+		}
+		if !ok {
+			h.notify(ctx, r, "The system prompt is the default:\n\n"+h.cfg.DefaultPrompt+"\n\nSet your own with /system <text>.")
+			return
+		}
+		h.notify(ctx, r, "The system prompt is:\n\n"+p+"\n\nChange it with /system <text>, or go back to the default with /system default.")
+	case arg == "default":
+		if err := h.deps.Store.ClearSystemPrompt(ctx, k); err != nil {
+			h.storeFailed(ctx, r, "reset the system prompt", err)
+			return
+		}
+		h.notify(ctx, r, "The system prompt is back to the default.")
+	default:
+		if n := utf8.RuneCountInString(arg); n > h.cfg.ContextBudget/2 {
+			h.notify(ctx, r, fmt.Sprintf("That system prompt is %d characters; it can take at most half of the model's %d, so there is room for the conversation.", n, h.cfg.ContextBudget))
+			return
+		}
+		if err := h.deps.Store.SetSystemPrompt(ctx, k, arg); err != nil {
+			h.storeFailed(ctx, r, "save the system prompt", err)
+			return
+		}
+		h.notify(ctx, r, "System prompt set. It applies from your next message.")
+	}
+}
+
+func (h *Handler) cmdReset(ctx context.Context, r req) {
+	if err := h.deps.Store.Reset(ctx, r.k); err != nil {
+		h.storeFailed(ctx, r, "clear the history", err)
+		return
+	}
+	h.notify(ctx, r, "Done: I forgot this conversation. The system prompt stays.")
+}
+
+func (h *Handler) cmdRetry(ctx context.Context, r req) {
+	last, err := h.deps.Store.Rewind(ctx, r.k)
+	if errors.Is(err, history.ErrNotFound) {
+		h.notify(ctx, r, "There is no message of yours to answer again.")
+		h.finish(ctx, r.update)
+		return
+	}
+	if err != nil {
+		h.storeFailed(ctx, r, "load your last message", err)
+		h.finish(ctx, r.update)
+		return
+	}
+	if last.MessageID != 0 {
+		r.t.ReplyTo = int(last.MessageID)
+	}
+	h.respond(ctx, r, h.prompt(ctx, r.k))
+}
+
+func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) {
+	h.deps.Log.Error("store failed", "what", what, "chat_id", r.t.ChatID, "err", err)
+	h.notify(ctx, r, "Sorry, I could not "+what+": the bot's database failed. Please try again later.")
+}

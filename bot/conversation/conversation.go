@@ -1,0 +1,172 @@
+// Package conversation decides what to do with each update the bot takes: who may use the bot,
+// which conversation a message belongs to (a chat, or a topic), the commands, and answering a
+// message by asking the model with the conversation's context and streaming the answer as a
+// reply. Every conversation is answered one message at a time, in order; conversations run in
+// parallel, up to a bound on the replies streaming at once.
+//
+// Handle never waits on Telegram: it queues work and returns. Reactions, callback answers and
+// notices go out from queues of their own.
+package conversation
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"log/slog"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-telegram/bot/models"
+
+	"aurabot/aura"
+	"aurabot/bot/pace"
+	"aurabot/bot/reply"
+	"aurabot/bot/tg"
+	"aurabot/history"
+)
+
+// Store is what a conversation needs of the conversation store.
+type Store interface {
+	Append(ctx context.Context, k history.Key, t history.Turn) (history.Turn, bool, error)
+	SystemPrompt(ctx context.Context, k history.Key) (string, bool, error)
+	SetSystemPrompt(ctx context.Context, k history.Key, prompt string) error
+	ClearSystemPrompt(ctx context.Context, k history.Key) error
+	Reset(ctx context.Context, k history.Key) error
+	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
+	Window(ctx context.Context, k history.Key, budget int, systemPrompt string) ([]history.Turn, error)
+}
+
+// Journal is what a conversation needs of the update inbox: the reply journal, and finishing
+// an update once it is handled.
+type Journal interface {
+	RecordText(ctx context.Context, update int64, text string, final bool, notice string, plain bool) error
+	RecordSending(ctx context.Context, update, chat int64, idx int, floor int64) error
+	RecordSent(ctx context.Context, update int64, idx int, messageID int64) error
+	RecordRemoved(ctx context.Context, update int64, idx int) error
+	Finish(ctx context.Context, update int64) error
+}
+
+// Model streams an answer to a conversation.
+type Model interface {
+	Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error]
+}
+
+// Metrics is what a conversation reports about replies.
+type Metrics interface {
+	ReplyStarted()
+	ReplyEnded(result string, failed bool, auraKind string, took, firstText time.Duration)
+}
+
+// Config is how conversations are handled.
+type Config struct {
+	AllowAll     bool
+	AllowedUsers []int64
+	AllowedChats []int64
+
+	DefaultPrompt        string
+	ContextBudget        int // characters of prompt + history sent to the model
+	MaxConcurrentReplies int
+}
+
+// Deps is what conversations need from the rest of the bot.
+type Deps struct {
+	TG       *tg.Client
+	Pacer    *pace.Pacer
+	Streamer *reply.Streamer
+	Registry *reply.Registry
+	Store    Store
+	Journal  Journal
+	Model    Model
+	Metrics  Metrics
+	Log      *slog.Logger
+}
+
+// Handler handles updates. Create it with New.
+type Handler struct {
+	cfg   Config
+	deps  Deps
+	queue *dispatcher
+	side  *sideCalls
+
+	me      models.User
+	mention *regexp.Regexp // "@botusername", set by SetMe
+	closing atomic.Bool    // set when shutdown begins: jobs not yet started stay in the inbox
+
+	mu      sync.Mutex
+	active  map[history.Key]*activeReply // replies streaming now, for /stop and the button
+	refused *refusals
+}
+
+// activeReply is a reply streaming now.
+type activeReply struct {
+	update int64 // the update it answers: its Stop button carries it
+	stop   func()
+}
+
+// New returns a handler.
+func New(cfg Config, deps Deps) *Handler {
+	return &Handler{
+		cfg:     cfg,
+		deps:    deps,
+		queue:   newDispatcher(max(cfg.MaxConcurrentReplies, 1)),
+		side:    newSideCalls(deps),
+		active:  map[history.Key]*activeReply{},
+		refused: newRefusals(refusalEvery, maxRefusals),
+	}
+}
+
+// SetMe tells the handler who the bot is (getMe), for mentions and commands in groups. It must
+// be called before the first Handle.
+func (h *Handler) SetMe(me models.User) {
+	h.me = me
+	h.mention = regexp.MustCompile(`(?i)@` + regexp.QuoteMeta(me.Username) + `\b`)
+}
+
+// Queued is how many jobs wait in conversation queues (not the ones running).
+func (h *Handler) Queued() int { return h.queue.pending() }
+
+// Busy is how many conversations hold a worker now: idle ones hold none.
+func (h *Handler) Busy() int { return h.queue.workers() }
+
+// Close stops starting jobs: those not started stay in the inbox, for the restart.
+func (h *Handler) Close() { h.closing.Store(true) }
+
+// Wait waits until every queued job has run (or been left for the restart) and every side call
+// has ended.
+func (h *Handler) Wait() {
+	h.queue.wait()
+	h.side.wait()
+}
+
+// finish marks an update handled.
+func (h *Handler) finish(ctx context.Context, update int64) {
+	if update == 0 {
+		return
+	}
+	if err := retryStore(ctx, h.deps.Log, func(ctx context.Context) error { return h.deps.Journal.Finish(ctx, update) }); err != nil {
+		h.deps.Log.Error("could not finish an update in the inbox", "update_id", update, "err", err)
+	}
+}
+
+// retryStore runs a store write, trying again while it fails (a full or failing disk) until
+// it succeeds or ctx ends (a shutdown: what was not written is done again after the restart).
+func retryStore(ctx context.Context, log *slog.Logger, write func(ctx context.Context) error) error {
+	wctx := context.WithoutCancel(ctx)
+	backoff := 200 * time.Millisecond
+	for {
+		err := write(wctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		log.Warn("a database write failed; trying again", "err", err, "retry_in", backoff)
+		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
+			return errors.Join(err, serr)
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}

@@ -1,0 +1,159 @@
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+)
+
+// maxWebhookBody is the largest update the webhook accepts. Telegram's updates are a few KiB.
+const maxWebhookBody = 1 << 20
+
+// secretHeader carries the secret_token given to setWebhook on every webhook call.
+const secretHeader = "X-Telegram-Bot-Api-Secret-Token"
+
+var secretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+
+// ValidWebhookSecret reports whether s is a secret_token Telegram accepts: 1-256 characters of
+// A-Z, a-z, 0-9, _ and -.
+func ValidWebhookSecret(s string) bool { return secretPattern.MatchString(s) }
+
+// WebhookPath is the path the webhook is served at for a WEBHOOK_URL: the URL's own path, so that
+// a reverse proxy can pass requests through unchanged. It refuses a path that is not clean (empty
+// or dot segments), which the HTTP mux could not serve as given.
+func WebhookPath(webhookURL string) (string, error) {
+	u, err := url.Parse(webhookURL)
+	if err != nil {
+		return "", errors.New("not a URL")
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	if path.Clean(p) != p && path.Clean(p)+"/" != p || strings.Contains(p, "//") {
+		return "", errors.New("its path " + p + " is not clean: no empty segments, no . or ..")
+	}
+	if p == "/healthz" || p == "/metrics" {
+		return "", errors.New("path " + p + " is taken by the bot's own endpoint")
+	}
+	return p, nil
+}
+
+// Webhook takes updates that Telegram posts. It lets requests in once Open is called (after the
+// updates left from before a restart are queued) and serialises them, so that updates are saved
+// and handed on in the order they arrive: the same guarantees as polling, though Telegram may
+// call over several connections at once.
+type Webhook struct {
+	deps   Deps
+	secret string
+	count  func(code int) // counts requests by status, for metrics
+
+	mu        sync.Mutex // held while an update is saved and handed on
+	open      chan struct{}
+	closed    chan struct{}
+	handleCtx context.Context // set before open is closed
+	stopped   bool
+	once      sync.Map
+}
+
+// NewWebhook returns a webhook handler that checks secret; count, if not nil, is told the
+// status of every request.
+func NewWebhook(deps Deps, secret string, count func(code int)) *Webhook {
+	return &Webhook{deps: deps, secret: secret, count: count, open: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// Open lets requests in: from now on updates are handled with handleCtx.
+func (wh *Webhook) Open(handleCtx context.Context) {
+	wh.handleCtx = handleCtx
+	close(wh.open)
+}
+
+// Close turns requests away (503, so Telegram sends them again after the restart). It waits for
+// the request being handed on, so that no update is handled after it returns.
+func (wh *Webhook) Close() {
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	if !wh.stopped {
+		wh.stopped = true
+		close(wh.closed)
+	}
+}
+
+// ServeHTTP takes one update from Telegram. It answers 200 only once the update is saved in the
+// inbox (or kept raw, when it cannot be decoded), so that Telegram sends again what the bot could
+// not keep; a request without the right secret is refused before its body is read.
+func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	code := wh.take(w, r)
+	if wh.count != nil {
+		wh.count(code)
+	}
+	if code != http.StatusOK {
+		http.Error(w, http.StatusText(code), code)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
+	got := sha256.Sum256([]byte(r.Header.Get(secretHeader)))
+	want := sha256.Sum256([]byte(wh.secret))
+	// Hashing first makes the comparison constant-time in the length too.
+	if r.Header.Get(secretHeader) == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		wh.deps.Log.Warn("webhook request with a wrong or missing secret", "remote", r.RemoteAddr)
+		return http.StatusUnauthorized
+	}
+	if r.ContentLength > maxWebhookBody {
+		return http.StatusRequestEntityTooLarge
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge
+	}
+	if err != nil {
+		return http.StatusBadRequest
+	}
+	var id struct {
+		ID int64 `json:"update_id"`
+	}
+	if err := json.Unmarshal(raw, &id); err != nil || id.ID == 0 {
+		wh.deps.Log.Warn("webhook request is not an update", "err", err)
+		return http.StatusBadRequest
+	}
+
+	select {
+	case <-wh.open:
+	case <-wh.closed:
+		return http.StatusServiceUnavailable
+	case <-r.Context().Done():
+		return http.StatusServiceUnavailable
+	}
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	if wh.stopped {
+		return http.StatusServiceUnavailable
+	}
+	us, _, err := decode(r.Context(), wh.deps, []json.RawMessage{raw}, &wh.once)
+	if err != nil {
+		wh.deps.Log.Error("could not keep an undecodable update; Telegram will send it again", "update_id", id.ID, "err", err)
+		return http.StatusInternalServerError
+	}
+	fresh, err := save(r.Context(), wh.deps, us)
+	if err != nil {
+		wh.deps.Log.Error("could not save an update; Telegram will send it again", "update_id", id.ID, "err", err)
+		return http.StatusInternalServerError
+	}
+	for _, u := range fresh {
+		wh.deps.Handle(wh.handleCtx, u)
+	}
+	return http.StatusOK
+}

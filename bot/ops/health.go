@@ -1,0 +1,169 @@
+// Package ops is what operators see: GET /healthz, GET /metrics, and the HTTP listener that
+// serves them (and the webhook). It watches every Bot API call from under the HTTP client, so no
+// call escapes it, and asks the store to really write.
+//
+// It reaches into no other room: the rooms report to it (Metrics), and it reports to nobody.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store is what health needs of the database: a real write, so that a full disk shows.
+type Store interface {
+	CheckWrite(ctx context.Context) error
+}
+
+// How long a Bot API call may go unanswered before health says Telegram is silent. getUpdates
+// is a long poll: it gets the poll timeout on top.
+const silentAfter = 5 * time.Second
+
+// Health follows the Bot API calls, for GET /healthz.
+//
+// A call counts as good when Telegram answered it, even with a refusal that concerns that one
+// call (400 "message is not modified", 403 "blocked by the user") or with 429 flood control:
+// those show Telegram is reachable and takes the token. A call is bad when Telegram could not
+// be reached, did not answer in time, failed (5xx), or refused the bot itself: 401/404 (the
+// token) or 409 (another instance is polling, or a webhook is set while this one polls). A call
+// in flight for longer than silentAfter (getUpdates: its poll timeout more) is bad already.
+type Health struct {
+	pollTimeout time.Duration
+	store       Store
+	now         func() time.Time
+
+	mu       sync.Mutex
+	reason   string    // "" while the last answered call was good
+	at       time.Time // when the last call was answered; zero until then
+	inFlight map[*http.Request]flight
+}
+
+type flight struct {
+	method string
+	since  time.Time
+}
+
+// NewHealth returns a health check over store; pollTimeout is getUpdates' long-poll timeout.
+func NewHealth(store Store, pollTimeout time.Duration) *Health {
+	return &Health{store: store, pollTimeout: pollTimeout, now: time.Now, inFlight: map[*http.Request]flight{}}
+}
+
+func (h *Health) started(r *http.Request, method string) {
+	h.mu.Lock()
+	h.inFlight[r] = flight{method: method, since: h.now()}
+	h.mu.Unlock()
+}
+
+func (h *Health) answered(r *http.Request, method string, resp *http.Response, err error) {
+	reason := ""
+	switch {
+	case err != nil:
+		reason = fmt.Sprintf("telegram: %s: unreachable: %v", method, err)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound:
+		reason = fmt.Sprintf("telegram: %s: %d: Telegram rejects TELEGRAM_TOKEN", method, resp.StatusCode)
+	case resp.StatusCode == http.StatusConflict:
+		reason = fmt.Sprintf("telegram: %s: 409 conflict: another instance uses this token, or a webhook is set", method)
+	case resp.StatusCode >= 500:
+		reason = fmt.Sprintf("telegram: %s: answered %d", method, resp.StatusCode)
+	}
+	h.mu.Lock()
+	delete(h.inFlight, r)
+	h.reason, h.at = reason, h.now()
+	h.mu.Unlock()
+}
+
+// forget drops a call we cancelled ourselves: it says nothing of Telegram.
+func (h *Health) forget(r *http.Request) {
+	h.mu.Lock()
+	delete(h.inFlight, r)
+	h.mu.Unlock()
+}
+
+// Telegram returns "" while Telegram answers, else a one-line reason.
+func (h *Health) Telegram() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	for _, f := range h.inFlight {
+		limit := silentAfter
+		if f.method == "getUpdates" {
+			limit += h.pollTimeout
+		}
+		if waited := now.Sub(f.since); waited > limit {
+			return fmt.Sprintf("telegram: %s: no answer for %s", f.method, waited.Round(time.Second))
+		}
+	}
+	switch {
+	case h.at.IsZero():
+		return "telegram: not called yet"
+	case h.reason != "":
+		return oneLine(h.reason) + " (" + now.Sub(h.at).Round(time.Second).String() + " ago)"
+	}
+	return ""
+}
+
+// Check returns "" when the bot is healthy, else a one-line reason: the database cannot write,
+// or Telegram is silent or refuses the bot.
+func (h *Health) Check(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := h.store.CheckWrite(ctx); err != nil {
+		return "database: " + oneLine(err.Error())
+	}
+	return h.Telegram()
+}
+
+// Handler serves GET /healthz; scrub removes secrets from the reason.
+func (h *Health) Handler(scrub func(error) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if reason := h.Check(r.Context()); reason != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, scrub(errors.New(reason)))
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// CheckHealth asks the bot listening on listenAddr for GET /healthz over loopback and returns its
+// one-line answer; an error when it is unreachable or unhealthy. It backs the binary's
+// -healthcheck flag, for Docker's HEALTHCHECK in an image without curl.
+func CheckHealth(ctx context.Context, listenAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return "", fmt.Errorf("healthcheck: LISTEN_ADDR %q is not host:port", listenAddr)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on every interface: loopback is one of them
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return "", fmt.Errorf("healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	reason := strings.TrimSpace(string(body))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("healthcheck: %d: %s", resp.StatusCode, reason)
+	}
+	return reason, nil
+}

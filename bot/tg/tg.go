@@ -1,0 +1,142 @@
+// Package tg is what every room of the bot shares about the Bot API: a client that never lets
+// the token into an error, the way Telegram's answers are told apart (refused, throttled, gone,
+// or never answered at all), and inline keyboards that carry only the fields that are set.
+//
+// It holds no state of the conversation and makes no decisions: the rooms that call Telegram
+// decide what an answer means for them.
+package tg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+)
+
+// Client is a Bot API client. Errors it returns never contain the token.
+type Client struct {
+	*tgbot.Bot
+	token  string
+	apiURL string
+	http   *http.Client
+}
+
+// New builds a client for token at apiURL (without a trailing slash). It makes no network call.
+func New(token, apiURL string, pollTimeout time.Duration, hc *http.Client, log *slog.Logger) (*Client, error) {
+	c := &Client{token: token, apiURL: apiURL, http: hc}
+	api, err := tgbot.New(token,
+		tgbot.WithSkipGetMe(),
+		tgbot.WithServerURL(apiURL),
+		tgbot.WithHTTPClient(pollTimeout, hc),
+		tgbot.WithErrorsHandler(func(err error) {
+			log.Warn("telegram library error", "err", c.Scrub(err))
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: %w", c.Scrub(err))
+	}
+	c.Bot = api
+	return c, nil
+}
+
+// HTTP is the client's HTTP client (instrumented by the caller), for raw calls such as getUpdates.
+func (c *Client) HTTP() *http.Client { return c.http }
+
+// MethodURL is the URL of a Bot API method. It holds the token: never log it.
+func (c *Client) MethodURL(method string) string { return c.apiURL + "/bot" + c.token + "/" + method }
+
+// FileURL is the download URL of a file_path that getFile returned. It holds the token.
+func (c *Client) FileURL(filePath string) string {
+	return c.apiURL + "/file/bot" + c.token + "/" + strings.TrimPrefix(filePath, "/")
+}
+
+// Scrub removes the token from an error's text, for logs and returned errors. Errors.Is and As
+// still see the original.
+func (c *Client) Scrub(err error) error {
+	return Scrub(err, c.token)
+}
+
+// Scrub removes token from err's text.
+func Scrub(err error, token string) error {
+	if err == nil || token == "" || !strings.Contains(err.Error(), token) {
+		return err
+	}
+	return scrubbedError{msg: strings.ReplaceAll(err.Error(), token, "<token>"), err: err}
+}
+
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.err }
+
+// Refused reports whether Telegram answered the call with an error of its own: the call was not
+// carried out. Any other error (a broken connection, a timeout, a 5xx) leaves the outcome
+// unknown: the call may have been carried out.
+func Refused(err error) bool {
+	var tm *tgbot.TooManyRequestsError
+	var mig *tgbot.MigrateError
+	return errors.Is(err, tgbot.ErrorBadRequest) || errors.Is(err, tgbot.ErrorForbidden) ||
+		errors.Is(err, tgbot.ErrorUnauthorized) || errors.Is(err, tgbot.ErrorNotFound) ||
+		errors.Is(err, tgbot.ErrorConflict) || errors.As(err, &tm) || errors.As(err, &mig)
+}
+
+// Unknown reports whether err leaves the outcome of a call unknown (see Refused). A call the
+// caller cancelled itself is unknown too: it may have reached Telegram.
+func Unknown(err error) bool { return err != nil && !Refused(err) }
+
+// RetryAfter is Telegram's flood-control wait for a 429, if err is one.
+func RetryAfter(err error) (time.Duration, bool) {
+	var tm *tgbot.TooManyRequestsError
+	if !errors.As(err, &tm) {
+		return 0, false
+	}
+	return time.Duration(max(tm.RetryAfter, 1)) * time.Second, true
+}
+
+// Blocked reports whether the user blocked the bot, or the bot may no longer write in the chat.
+func Blocked(err error) bool { return errors.Is(err, tgbot.ErrorForbidden) }
+
+// NotModified reports Telegram's "message is not modified": the message already shows exactly
+// that, which is success for an edit.
+func NotModified(err error) bool { return badRequest(err, "message is not modified") }
+
+// Gone reports that the message no longer exists (the user deleted it) or was never there.
+func Gone(err error) bool {
+	return badRequest(err, "message to edit not found") || badRequest(err, "message to delete not found") ||
+		badRequest(err, "message not found")
+}
+
+// NotOurs reports that the message exists but the bot may not edit it: it is not the bot's.
+func NotOurs(err error) bool { return badRequest(err, "message can't be edited") }
+
+// BadFormatting reports a 400 about the text's formatting (its entities), in any of the ways
+// Telegram words it ("can't parse entities", "ENTITY_MENTION_USER_INVALID", ...): the same
+// text sent plain goes through.
+func BadFormatting(err error) bool {
+	if !errors.Is(err, tgbot.ErrorBadRequest) {
+		return false
+	}
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "entit") || strings.Contains(s, "can't parse")
+}
+
+// TooLong reports Telegram's "message is too long".
+func TooLong(err error) bool { return badRequest(err, "message is too long") }
+
+func badRequest(err error, what string) bool {
+	return errors.Is(err, tgbot.ErrorBadRequest) && strings.Contains(strings.ToLower(err.Error()), what)
+}
+
+// Background is ctx without its cancellation, bounded by d: for calls that must not be cut by
+// the caller ending (an answer to a callback, a reaction) but must not hang either.
+func Background(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
