@@ -314,6 +314,11 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 			return nil, f
 		}
 	}
+	// telegram-bot-api parses the markup before it asks Telegram, so a bad keyboard is refused
+	// before any other check.
+	if f := checkMarkup(p["reply_markup"]); f != nil {
+		return nil, f
+	}
 	if chatID != 0 && s.blocked[chatID] {
 		return nil, &Fault{Code: 403, Description: "Forbidden: bot was blocked by the user"}
 	}
