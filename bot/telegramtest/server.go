@@ -322,7 +322,7 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 	if chatID != 0 && s.blocked[chatID] {
 		return nil, &Fault{Code: 403, Description: "Forbidden: bot was blocked by the user"}
 	}
-	if s.limits != nil && countsForFlood(method) {
+	if s.limits != nil && s.limits.counts(method) {
 		if f := s.limits.check(chatID, now); f != nil {
 			return nil, f
 		}
@@ -486,14 +486,6 @@ func inlineKeyboard(markup string) json.RawMessage {
 	}
 	b, _ := json.Marshal(v)
 	return b
-}
-
-func countsForFlood(method string) bool {
-	switch method {
-	case "sendMessage", "editMessageText", "editMessageReplyMarkup":
-		return true
-	}
-	return false
 }
 
 func checkText(p map[string]string) *Fault {
