@@ -2,12 +2,14 @@
 //
 // It speaks the subset of the Bot API that aurabot uses (getMe, getUpdates, sendMessage,
 // editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, sendMessageDraft,
-// setMyCommands, deleteWebhook, setWebhook, setMessageReaction, answerCallbackQuery), keeps the
+// setMyCommands, deleteWebhook, setWebhook, setMessageReaction, answerCallbackQuery, getFile and
+// file downloads), keeps the
 // current text and entities of every message it has accepted, records every call, and answers
 // like Telegram does: "message is not modified", 400 for text over 4096 UTF-16 units or bad
 // entities, 400 for edits of messages the bot did not send or that are gone, 403 for chats marked
 // as blocked, and 429 with retry_after when a flood limit is crossed (see Limits). Message ids
-// are numbered per chat, as in Telegram.
+// are numbered per chat, as in Telegram. Push queues updates; PushPhoto and its kin queue media
+// messages whose files getFile and /file/ hand out (see SetLocalMode for telegram-bot-api --local).
 // It is not a Telegram emulator: anything it does not know it answers with 404.
 package telegramtest
 
@@ -89,6 +91,10 @@ type Server struct {
 	faults  func(method string, params map[string]string) *Fault
 	webhook string
 	limits  *flood
+
+	nextFile int
+	files    map[string]*storedFile // by file_id
+	localDir string                 // "" unless in local mode
 }
 
 // New starts a server. Close it with Close.
@@ -98,6 +104,7 @@ func New() *Server {
 		nextUpd: 1,
 		chats:   map[int64]*chat{},
 		blocked: map[int64]bool{},
+		files:   map[string]*storedFile{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -274,6 +281,10 @@ func fail(w http.ResponseWriter, f Fault) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if fp, ok := strings.CutPrefix(r.URL.Path, "/file/bot"+Token+"/"); ok && r.Method == http.MethodGet {
+		s.download(w, fp)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/bot"+Token+"/")
 	if !ok {
 		fail(w, Fault{Code: 401, Description: "Unauthorized"})
@@ -336,6 +347,8 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 	case "setWebhook":
 		s.webhook = p["url"]
 		return true, nil
+	case "getFile":
+		return s.getFile(p)
 	case "setMyCommands", "sendChatAction", "setMessageReaction", "answerCallbackQuery":
 		return true, nil
 	case "sendMessageDraft":
