@@ -313,7 +313,7 @@ func (h *harness) wait(cond func() bool) {
 
 // send delivers a private message from the allowed user and returns its message id.
 func (h *harness) send(text string) int {
-	id := h.tg.NewMessageID()
+	id := h.tg.NewMessageID(userID)
 	h.tg.Push(models.Update{Message: &models.Message{
 		ID:   id,
 		Date: int(time.Now().Unix()),

@@ -136,7 +136,7 @@ func (e *env) wait(cond func() bool) {
 
 // say delivers a text message from user in chat and returns its id.
 func (e *env) say(chat int64, from int64, text string) int {
-	id := e.tg.NewMessageID()
+	id := e.tg.NewMessageID(chat)
 	typ := models.ChatTypePrivate
 	if chat < 0 {
 		typ = models.ChatTypeSupergroup

@@ -221,7 +221,7 @@ func TestGroups(t *testing.T) {
 	}
 	// A reply to the bot's message is addressed to it.
 	botMsg := ms[0].ID
-	rid := e.tg.NewMessageID()
+	rid := e.tg.NewMessageID(group)
 	e.tg.Push(models.Update{Message: &models.Message{
 		ID: rid, Text: "and Rust?", Chat: models.Chat{ID: group, Type: models.ChatTypeSupergroup},
 		From:           &models.User{ID: 6, FirstName: "Bob"},
@@ -232,7 +232,7 @@ func TestGroups(t *testing.T) {
 	e.wait(func() bool { return hasText(e.tg, group, help, "/retry") })
 
 	// A forum topic is its own conversation.
-	tid := e.tg.NewMessageID()
+	tid := e.tg.NewMessageID(group)
 	e.tg.Push(models.Update{Message: &models.Message{
 		ID: tid, Text: "@" + telegramtest.BotUsername + " topic question", MessageThreadID: 77, IsTopicMessage: true,
 		Chat: models.Chat{ID: group, Type: models.ChatTypeSupergroup, IsForum: true},
@@ -295,7 +295,7 @@ func TestAccess(t *testing.T) {
 // with its length, none of them reaching the model.
 func TestInputThatIsNotPlainText(t *testing.T) {
 	e := newEnv(t, Config{ContextBudget: 200})
-	photo := e.tg.NewMessageID()
+	photo := e.tg.NewMessageID(user)
 	e.tg.Push(models.Update{Message: &models.Message{
 		ID: photo, Caption: "what is this?", Photo: []models.PhotoSize{{FileID: "x", Width: 1, Height: 1}},
 		Chat: models.Chat{ID: user, Type: models.ChatTypePrivate}, From: &models.User{ID: user},

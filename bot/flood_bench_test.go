@@ -250,7 +250,7 @@ func floodChunk(chat int64, i int) string {
 // sayIn delivers a text message from user id in their private chat.
 func sayIn(tg *telegramtest.Server, id int64, text string) {
 	tg.Push(models.Update{Message: &models.Message{
-		ID: tg.NewMessageID(), Date: int(time.Now().Unix()), Text: text,
+		ID: tg.NewMessageID(id), Date: int(time.Now().Unix()), Text: text,
 		Chat: models.Chat{ID: id, Type: models.ChatTypePrivate},
 		From: &models.User{ID: id, FirstName: "User"},
 	}})

@@ -63,7 +63,7 @@ func (e *env) hook(secret string, body []byte) int {
 // update encodes a private text message from user as a webhook body.
 func (e *env) update(updateID int64, text string) (body []byte, msgID int) {
 	e.t.Helper()
-	msgID = e.tg.NewMessageID()
+	msgID = e.tg.NewMessageID(user)
 	body, err := json.Marshal(models.Update{ID: updateID, Message: &models.Message{
 		ID: msgID, Date: int(time.Now().Unix()), Text: text,
 		Chat: models.Chat{ID: user, Type: models.ChatTypePrivate},

@@ -82,15 +82,15 @@ func TestFloodChatBurstThen429(t *testing.T) {
 			if a.Parameters.RetryAfter < 1 {
 				t.Errorf("retry_after: got %d, want at least 1", a.Parameters.RetryAfter)
 			}
-			// Chat actions do not count; other chats have their own limit.
-			if a := call(t, s, "sendChatAction", tt.chat); !a.OK {
-				t.Errorf("sendChatAction in the limited chat: got error %d, want ok", a.ErrorCode)
+			// Chat actions count too; other chats have their own limit.
+			if a := call(t, s, "sendChatAction", tt.chat); a.ErrorCode != 429 {
+				t.Errorf("sendChatAction in the limited chat: got code %d, want 429", a.ErrorCode)
 			}
 			if a := call(t, s, "sendMessage", tt.chat+1); !a.OK {
 				t.Errorf("another chat: got error %d, want ok", a.ErrorCode)
 			}
-			if got := s.TooManyRequests(); got != 1 {
-				t.Errorf("TooManyRequests: got %d, want 1", got)
+			if got := s.TooManyRequests(); got != 2 {
+				t.Errorf("TooManyRequests: got %d, want 2", got)
 			}
 			calls := s.Calls("sendMessage")
 			if got := calls[tt.burst].Status; got != 429 {
@@ -146,8 +146,8 @@ func TestFloodGlobalLimit(t *testing.T) {
 			t.Errorf("chat %d past the global burst: got code %d retry_after %d, want 429 with retry_after", chat, a.ErrorCode, a.Parameters.RetryAfter)
 		}
 	}
-	if a := call(t, s, "sendChatAction", 300); !a.OK {
-		t.Errorf("sendChatAction past the global burst: got error %d, want ok (it does not count)", a.ErrorCode)
+	if a := call(t, s, "sendChatAction", 300); a.ErrorCode != 429 {
+		t.Errorf("sendChatAction past the global burst: got code %d, want 429 (it counts)", a.ErrorCode)
 	}
 }
 

@@ -1,11 +1,15 @@
 // Package telegramtest is a fake Telegram Bot API server for tests and benchmarks.
 //
 // It speaks the subset of the Bot API that aurabot uses (getMe, getUpdates, sendMessage,
-// editMessageText, sendChatAction, sendMessageDraft, setMyCommands, deleteWebhook, setWebhook,
-// setMessageReaction, answerCallbackQuery, editMessageReplyMarkup), keeps the current text and
-// entities of every message it has accepted, records every call, and answers like Telegram does:
-// "message is not modified", 400 for text over 4096 UTF-16 units or bad entities, 403 for chats
-// marked as blocked, and 429 with retry_after when a flood limit is crossed (see Limits).
+// editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, sendMessageDraft,
+// setMyCommands, deleteWebhook, setWebhook, setMessageReaction, answerCallbackQuery, getFile and
+// file downloads), keeps the
+// current text and entities of every message it has accepted, records every call, and answers
+// like Telegram does: "message is not modified", 400 for text over 4096 UTF-16 units or bad
+// entities, 400 for edits of messages the bot did not send or that are gone, 403 for chats marked
+// as blocked, and 429 with retry_after when a flood limit is crossed (see Limits). Message ids
+// are numbered per chat, as in Telegram. Push queues updates; PushPhoto and its kin queue media
+// messages whose files getFile and /file/ hand out (see SetLocalMode for telegram-bot-api --local).
 // It is not a Telegram emulator: anything it does not know it answers with 404.
 package telegramtest
 
@@ -61,7 +65,7 @@ type Message struct {
 	Text      string
 	Entities  []models.MessageEntity
 	Markup    string
-	Edits     int
+	Edits     int // editMessageText calls that changed the message
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -77,27 +81,30 @@ type Fault struct {
 type Server struct {
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	cond     chan struct{} // closed and replaced on every state change
-	nextUpd  int64
-	updates  []models.Update
-	nextMsg  int
-	messages map[int64]map[int]*Message
-	calls    []Call
-	blocked  map[int64]bool
-	faults   func(method string, params map[string]string) *Fault
-	webhook  string
-	limits   *flood
+	mu      sync.Mutex
+	cond    chan struct{} // closed and replaced on every state change
+	nextUpd int64
+	updates []models.Update
+	chats   map[int64]*chat
+	calls   []Call
+	blocked map[int64]bool
+	faults  func(method string, params map[string]string) *Fault
+	webhook string
+	limits  *flood
+
+	nextFile int
+	files    map[string]*storedFile // by file_id
+	localDir string                 // "" unless in local mode
 }
 
 // New starts a server. Close it with Close.
 func New() *Server {
 	s := &Server{
-		cond:     make(chan struct{}),
-		nextUpd:  1,
-		nextMsg:  1000,
-		messages: map[int64]map[int]*Message{},
-		blocked:  map[int64]bool{},
+		cond:    make(chan struct{}),
+		nextUpd: 1,
+		chats:   map[int64]*chat{},
+		blocked: map[int64]bool{},
+		files:   map[string]*storedFile{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -137,12 +144,35 @@ func (s *Server) Push(u models.Update) int64 {
 	return u.ID
 }
 
-// NewMessageID reserves a message id, for building incoming messages.
-func (s *Server) NewMessageID() int {
+// chat is the server's view of one chat. As in Telegram, the messages of a chat are numbered
+// densely from 1, the user's and the bot's in one sequence.
+type chat struct {
+	last int              // the last message id given out
+	bot  map[int]*Message // the bot's messages
+	user map[int]bool     // ids of incoming (user) messages
+	// deleted lists the ids deleted by deleteMessage, in the order they were deleted.
+	deleted []int
+}
+
+// chat returns the state of a chat, creating it. It runs with s.mu held.
+func (s *Server) chat(id int64) *chat {
+	c := s.chats[id]
+	if c == nil {
+		c = &chat{bot: map[int]*Message{}, user: map[int]bool{}}
+		s.chats[id] = c
+	}
+	return c
+}
+
+// NewMessageID reserves the next message id in chatID for an incoming (user) message, for
+// building updates to Push.
+func (s *Server) NewMessageID(chatID int64) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nextMsg++
-	return s.nextMsg
+	c := s.chat(chatID)
+	c.last++
+	c.user[c.last] = true
+	return c.last
 }
 
 // PendingUpdates counts updates not yet confirmed by getUpdates.
@@ -170,14 +200,28 @@ func (s *Server) Messages(chatID int64) []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Message
-	for id := 0; id <= s.nextMsg; id++ {
-		if m, ok := s.messages[chatID][id]; ok {
+	c := s.chats[chatID]
+	if c == nil {
+		return nil
+	}
+	for id := 1; id <= c.last; id++ {
+		if m, ok := c.bot[id]; ok {
 			c := *m
 			c.Entities = append([]models.MessageEntity(nil), m.Entities...)
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// Deleted returns the ids of the messages deleted in a chat, in the order they were deleted.
+func (s *Server) Deleted(chatID int64) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.chats[chatID]; c != nil {
+		return append([]int(nil), c.deleted...)
+	}
+	return nil
 }
 
 // Webhook returns the URL of the last setWebhook call ("" after deleteWebhook).
@@ -237,6 +281,10 @@ func fail(w http.ResponseWriter, f Fault) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if fp, ok := strings.CutPrefix(r.URL.Path, "/file/bot"+Token+"/"); ok && r.Method == http.MethodGet {
+		s.download(w, fp)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/bot"+Token+"/")
 	if !ok {
 		fail(w, Fault{Code: 401, Description: "Unauthorized"})
@@ -277,10 +325,15 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 			return nil, f
 		}
 	}
+	// telegram-bot-api parses the markup before it asks Telegram, so a bad keyboard is refused
+	// before any other check.
+	if f := checkMarkup(p["reply_markup"]); f != nil {
+		return nil, f
+	}
 	if chatID != 0 && s.blocked[chatID] {
 		return nil, &Fault{Code: 403, Description: "Forbidden: bot was blocked by the user"}
 	}
-	if s.limits != nil && countsForFlood(method) {
+	if s.limits != nil && s.limits.counts(method) {
 		if f := s.limits.check(chatID, now); f != nil {
 			return nil, f
 		}
@@ -294,6 +347,8 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 	case "setWebhook":
 		s.webhook = p["url"]
 		return true, nil
+	case "getFile":
+		return s.getFile(p)
 	case "setMyCommands", "sendChatAction", "setMessageReaction", "answerCallbackQuery":
 		return true, nil
 	case "sendMessageDraft":
@@ -309,24 +364,22 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 		if f != nil {
 			return nil, f
 		}
-		s.nextMsg++
-		m := &Message{ID: s.nextMsg, ChatID: chatID, Text: p["text"], Entities: ents, Markup: p["reply_markup"], CreatedAt: now, UpdatedAt: now}
+		c := s.chat(chatID)
+		c.last++
+		m := &Message{ID: c.last, ChatID: chatID, Text: p["text"], Entities: ents, Markup: p["reply_markup"], CreatedAt: now, UpdatedAt: now}
 		m.ThreadID, _ = strconv.Atoi(p["message_thread_id"])
+		m.ReplyTo, _ = strconv.Atoi(p["reply_to_message_id"])
 		if rp := p["reply_parameters"]; rp != "" {
 			var v models.ReplyParameters
 			_ = json.Unmarshal([]byte(rp), &v)
 			m.ReplyTo = v.MessageID
 		}
-		if s.messages[chatID] == nil {
-			s.messages[chatID] = map[int]*Message{}
-		}
-		s.messages[chatID][m.ID] = m
-		return models.Message{ID: m.ID, Chat: models.Chat{ID: chatID}, Date: int(now.Unix()), Text: m.Text}, nil
+		c.bot[m.ID] = m
+		return s.wire(m, false), nil
 	case "editMessageText":
-		id, _ := strconv.Atoi(p["message_id"])
-		m := s.messages[chatID][id]
-		if m == nil {
-			return nil, &Fault{Code: 400, Description: "Bad Request: message to edit not found"}
+		m, f := s.editable(chatID, p)
+		if f != nil {
+			return nil, f
 		}
 		if f := checkText(p); f != nil {
 			return nil, f
@@ -336,32 +389,116 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 			return nil, f
 		}
 		if m.Text == p["text"] && sameEntities(m.Entities, ents) && m.Markup == p["reply_markup"] {
-			return nil, &Fault{Code: 400, Description: "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"}
+			return nil, &Fault{Code: 400, Description: notModified}
 		}
 		m.Text, m.Entities, m.Markup, m.UpdatedAt = p["text"], ents, p["reply_markup"], now
 		m.Edits++
-		return models.Message{ID: m.ID, Chat: models.Chat{ID: chatID}, Text: m.Text}, nil
+		return s.wire(m, true), nil
 	case "editMessageReplyMarkup":
-		id, _ := strconv.Atoi(p["message_id"])
-		m := s.messages[chatID][id]
-		if m == nil {
-			return nil, &Fault{Code: 400, Description: "Bad Request: message to edit not found"}
+		m, f := s.editable(chatID, p)
+		if f != nil {
+			return nil, f
 		}
 		if m.Markup == p["reply_markup"] {
-			return nil, &Fault{Code: 400, Description: "Bad Request: message is not modified"}
+			return nil, &Fault{Code: 400, Description: notModified}
 		}
 		m.Markup = p["reply_markup"]
-		return models.Message{ID: m.ID, Chat: models.Chat{ID: chatID}, Text: m.Text}, nil
+		return s.wire(m, true), nil
+	case "deleteMessage":
+		id, _ := strconv.Atoi(p["message_id"])
+		c := s.chat(chatID)
+		switch {
+		case c.bot[id] != nil:
+			delete(c.bot, id)
+		case c.user[id]:
+			delete(c.user, id)
+		default:
+			return nil, &Fault{Code: 400, Description: "Bad Request: message to delete not found"}
+		}
+		c.deleted = append(c.deleted, id)
+		return true, nil
 	}
 	return nil, &Fault{Code: 404, Description: "Not Found: method " + method}
 }
 
-func countsForFlood(method string) bool {
-	switch method {
-	case "sendMessage", "editMessageText", "editMessageReplyMarkup":
-		return true
+const notModified = "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"
+
+// editable finds the bot's message that an edit names. It runs with s.mu held.
+func (s *Server) editable(chatID int64, p map[string]string) (*Message, *Fault) {
+	id, _ := strconv.Atoi(p["message_id"])
+	c := s.chat(chatID)
+	if c.user[id] {
+		return nil, &Fault{Code: 400, Description: "Bad Request: message can't be edited"}
 	}
-	return false
+	m := c.bot[id]
+	if m == nil {
+		return nil, &Fault{Code: 400, Description: "Bad Request: message to edit not found"}
+	}
+	return m, nil
+}
+
+// wireMessage is a message as the Bot API answers it.
+type wireMessage struct {
+	ID          int                    `json:"message_id"`
+	ThreadID    int                    `json:"message_thread_id,omitempty"`
+	From        *models.User           `json:"from,omitempty"`
+	Chat        wireChat               `json:"chat"`
+	Date        int64                  `json:"date"`
+	EditDate    int64                  `json:"edit_date,omitempty"`
+	ReplyTo     *wireMessage           `json:"reply_to_message,omitempty"`
+	Text        string                 `json:"text,omitempty"`
+	Entities    []models.MessageEntity `json:"entities,omitempty"`
+	ReplyMarkup json.RawMessage        `json:"reply_markup,omitempty"`
+}
+
+type wireChat struct {
+	ID   int64  `json:"id"`
+	Type string `json:"type"`
+}
+
+func chatOf(id int64) wireChat {
+	if id > 0 {
+		return wireChat{ID: id, Type: "private"}
+	}
+	return wireChat{ID: id, Type: "supergroup"}
+}
+
+func botUser() *models.User {
+	return &models.User{ID: BotID, IsBot: true, FirstName: "Aura", Username: BotUsername}
+}
+
+// wire renders one of the bot's messages as Telegram answers sendMessage and the edits: with the
+// message it replied to (its id and chat, and its text when it is the bot's) and the inline
+// keyboard it carries. It runs with s.mu held.
+func (s *Server) wire(m *Message, edited bool) wireMessage {
+	w := wireMessage{
+		ID: m.ID, ThreadID: m.ThreadID, From: botUser(), Chat: chatOf(m.ChatID),
+		Date: m.CreatedAt.Unix(), Text: m.Text, Entities: m.Entities, ReplyMarkup: inlineKeyboard(m.Markup),
+	}
+	if edited {
+		w.EditDate = m.UpdatedAt.Unix()
+	}
+	if m.ReplyTo != 0 {
+		r := &wireMessage{ID: m.ReplyTo, Chat: w.Chat}
+		if b := s.chat(m.ChatID).bot[m.ReplyTo]; b != nil {
+			r.From, r.Date, r.Text, r.Entities = botUser(), b.CreatedAt.Unix(), b.Text, b.Entities
+		}
+		w.ReplyTo = r
+	}
+	return w
+}
+
+// inlineKeyboard returns the inline keyboard of a reply_markup parameter, as Telegram echoes it
+// in a message (other kinds of markup are not part of a message), or nil.
+func inlineKeyboard(markup string) json.RawMessage {
+	var v struct {
+		InlineKeyboard json.RawMessage `json:"inline_keyboard"`
+	}
+	if markup == "" || json.Unmarshal([]byte(markup), &v) != nil || len(v.InlineKeyboard) == 0 || string(v.InlineKeyboard) == "null" {
+		return nil
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 func checkText(p map[string]string) *Fault {
