@@ -103,8 +103,8 @@ func (d *openAI) statusError(resp *http.Response, body []byte) *StatusError {
 
 func (d *openAI) newDecoder() decoder { return &sseDecoder{} }
 
-// sseDecoder reads server-sent events. It keeps its buffers for the whole
-// body and decodes JSON in place, so an event costs no allocation.
+// sseDecoder reads server-sent events. It keeps its line and data buffers
+// for the whole body.
 type sseDecoder struct {
 	line     []byte // a line split across reads
 	data     []byte // the data of the event being read
@@ -242,7 +242,7 @@ func streamError(data []byte) *StatusError {
 	msg, code, ok := parseErrorBody(data)
 	if !ok {
 		// llama.cpp's "error:" field holds the error object itself.
-		msg, code, ok = parseErrorObject(data, 0)
+		msg, code, ok = parseErrorObject(data)
 	}
 	if ok {
 		se.Reason = msg
@@ -253,122 +253,88 @@ func streamError(data []byte) *StatusError {
 	return se
 }
 
-// parseChunk appends choices[0].delta.content of a chunk to dst. finished
-// reports a non-empty choices[0].finish_reason; hasError, an error member.
-// Everything else (role, reasoning_content, usage, ...) is skipped.
-func parseChunk(dst, b []byte) (out []byte, finished, hasError bool, err error) {
-	it := newObjectIter(b, 0)
-	for key, ok := it.next(); ok; key, ok = it.next() {
-		switch string(key) {
-		case "error":
-			if !isNull(b, it.val) {
-				hasError = true
-			}
-		case "object":
-			if rawStringIs(b, it.val, "error") {
-				hasError = true // older vLLM sent the error object bare
-			}
-		case "choices":
-			if isNull(b, it.val) {
-				continue
-			}
-			start, ok, err := firstElement(b, it.val)
-			if err != nil {
-				return dst, false, false, err
-			}
-			if ok {
-				dst, finished, err = parseChoice(dst, b, start)
-				if err != nil {
-					return dst, false, false, err
-				}
-			}
-		}
-	}
-	end, err := it.end()
-	if err != nil {
-		return dst, false, false, err
-	}
-	if skipSpace(b, end) != len(b) {
-		return dst, false, false, errJSON
-	}
-	return dst, finished, hasError, nil
+// chunk is the part of an openai stream chunk the client reads; role,
+// reasoning_content, usage and the rest are skipped.
+type chunk struct {
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Error  json.RawMessage `json:"error"`
+	Object json.RawMessage `json:"object"`
 }
 
-func parseChoice(dst, b []byte, i int) (out []byte, finished bool, err error) {
-	it := newObjectIter(b, i)
-	for key, ok := it.next(); ok; key, ok = it.next() {
-		switch string(key) {
-		case "delta":
-			if isNull(b, it.val) {
-				continue
-			}
-			dit := newObjectIter(b, it.val)
-			for dkey, ok := dit.next(); ok; dkey, ok = dit.next() {
-				if string(dkey) == "content" && !isNull(b, dit.val) {
-					if dst, err = appendString(dst, b, dit.val); err != nil {
-						return dst, false, err
-					}
-				}
-			}
-			if _, err := dit.end(); err != nil {
-				return dst, false, err
-			}
-		case "finish_reason":
-			if !isNull(b, it.val) {
-				end, err := scanString(b, it.val)
-				if err != nil {
-					return dst, false, err
-				}
-				finished = end-it.val > 2
-			}
-		}
+// parseChunk appends choices[0].delta.content of a chunk to dst. finished
+// reports a non-empty choices[0].finish_reason; hasError, an error member
+// (or an older vLLM's bare error object).
+func parseChunk(dst, b []byte) (out []byte, finished, hasError bool, err error) {
+	var c chunk
+	if err := json.Unmarshal(b, &c); err != nil {
+		return dst, false, false, err
 	}
-	_, err = it.end()
-	return dst, finished, err
+	if isJSONValue(c.Error) || string(c.Object) == `"error"` {
+		return dst, false, true, nil
+	}
+	if len(c.Choices) == 0 {
+		return dst, false, false, nil
+	}
+	ch := c.Choices[0]
+	return append(dst, ch.Delta.Content...), ch.FinishReason != "", false, nil
+}
+
+// isJSONValue reports whether raw holds a value other than null.
+func isJSONValue(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
 }
 
 // parseErrorBody finds the error in {"error": {...}}, {"error": "..."} or a
 // bare {"object": "error", "message": ...}.
 func parseErrorBody(b []byte) (msg string, code int, ok bool) {
-	var bare bool
-	it := newObjectIter(b, 0)
-	for key, more := it.next(); more; key, more = it.next() {
-		switch string(key) {
-		case "error":
-			if v, err := appendString(nil, b, it.val); err == nil {
-				return string(v), 0, true
-			}
-			if msg, code, ok := parseErrorObject(b, it.val); ok {
-				return msg, code, true
-			}
-		case "object":
-			if rawStringIs(b, it.val, "error") {
-				bare = true
-			}
-		}
+	var body struct {
+		Error  json.RawMessage `json:"error"`
+		Object json.RawMessage `json:"object"`
 	}
-	if bare {
-		return parseErrorObject(b, 0)
+	if json.Unmarshal(b, &body) != nil {
+		return "", 0, false
+	}
+	if s, ok := jsonString(body.Error); ok {
+		return s, 0, true
+	}
+	if msg, code, ok := parseErrorObject(body.Error); ok {
+		return msg, code, true
+	}
+	if string(body.Object) == `"error"` {
+		return parseErrorObject(b)
 	}
 	return "", 0, false
 }
 
 // parseErrorObject reads {"message": "...", "code": 400, ...}. ok is false
-// if b is not an object with a string message.
-func parseErrorObject(b []byte, i int) (msg string, code int, ok bool) {
-	it := newObjectIter(b, i)
-	for key, more := it.next(); more; key, more = it.next() {
-		switch string(key) {
-		case "message":
-			if v, err := appendString(nil, b, it.val); err == nil {
-				msg, ok = string(v), true
-			}
-		case "code":
-			code, _ = parseInt(b, it.val)
-		}
+// if b is not an object with a string message. A code that is not a number
+// (OpenAI sends "invalid_api_key") gives 0.
+func parseErrorObject(b []byte) (msg string, code int, ok bool) {
+	var obj struct {
+		Message json.RawMessage `json:"message"`
+		Code    json.RawMessage `json:"code"`
 	}
-	if _, err := it.end(); err != nil {
+	if len(b) == 0 || json.Unmarshal(b, &obj) != nil {
 		return "", 0, false
 	}
-	return msg, code, ok
+	msg, ok = jsonString(obj.Message)
+	if !ok {
+		return "", 0, false
+	}
+	_ = json.Unmarshal(obj.Code, &code)
+	return msg, code, true
+}
+
+// jsonString decodes raw if it is a string literal.
+func jsonString(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }

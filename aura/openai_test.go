@@ -526,17 +526,3 @@ func TestOpenAISharedGuarantees(t *testing.T) {
 		}
 	})
 }
-
-func TestParseChunkAllocations(t *testing.T) {
-	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"caf\u00e9 and more text"},"logprobs":null,"finish_reason":null}]}`)
-	dst := make([]byte, 0, 256)
-	allocs := testing.AllocsPerRun(100, func() {
-		out, _, _, err := parseChunk(dst[:0], chunk)
-		if err != nil || string(out) != "café and more text" {
-			t.Fatalf("got (%q, %v), want (\"café and more text\", nil)", out, err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("got %v allocations per chunk, want 0", allocs)
-	}
-}
