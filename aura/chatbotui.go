@@ -138,3 +138,6 @@ func (plainDecoder) decode(dst, p []byte) ([]byte, bool, error) { return append(
 // end accepts any clean end: the reply ends when the body does. A truncated
 // chunked body is not a clean end; net/http reports it as a read error.
 func (plainDecoder) end(dst []byte) ([]byte, error) { return dst, nil }
+
+// complete has nothing to report: the body carries nothing but text.
+func (plainDecoder) complete() error { return nil }

@@ -20,7 +20,7 @@
 // text has reached the caller, so a reply is never duplicated.
 //
 // Errors that callers branch on are *StatusError, ErrBrokenStream,
-// ErrFirstByteTimeout, ErrIdleTimeout and ErrConnect; a cancelled context
+// ErrFirstByteTimeout, ErrIdleTimeout, ErrConnect and ErrOutputLimit; a cancelled context
 // gives an error matching context.Canceled. No error text contains the
 // configured Key or Cookies. A server's own error text can still quote
 // other secrets and links: show users StatusError.UserReason, not Error.

@@ -30,6 +30,11 @@ var (
 	// ErrConnect means no connection could be made, even after retries. The
 	// error that wraps it also wraps the last cause (a *net.OpError, say).
 	ErrConnect = errors.New("aura: could not connect to the server")
+
+	// ErrOutputLimit means the server stopped the reply at its output
+	// limit (openai: finish_reason "length"). All the text was yielded
+	// before it and is worth keeping; the answer is just not finished.
+	ErrOutputLimit = errors.New("aura: the reply was cut at the output limit")
 )
 
 // maxErrorBody is the most of an error response body a StatusError keeps.

@@ -112,6 +112,7 @@ type sseDecoder struct {
 	isError  bool // the event is an error ("event: error", or llama.cpp's "error:" field)
 	skipLF   bool // the last read ended in '\r'; a '\n' starting the next belongs to it
 	finished bool
+	cut      bool // the finish_reason was "length"
 }
 
 func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
@@ -222,7 +223,7 @@ func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
 		return dst, streamError(data)
 	}
 	n := len(dst)
-	dst, finished, hasError, err := parseChunk(dst, data)
+	dst, finish, hasError, err := parseChunk(dst, data)
 	if err != nil {
 		// The event's text cannot be trusted: show none of it.
 		return dst[:n], fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
@@ -230,10 +231,19 @@ func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
 	if hasError {
 		return dst[:n], streamError(data)
 	}
-	if finished {
+	if finish != "" {
 		d.finished = true
+		d.cut = finish == "length"
 	}
 	return dst, nil
+}
+
+// complete reports a reply the server cut at its output limit.
+func (d *sseDecoder) complete() error {
+	if d.cut {
+		return fmt.Errorf(`%w (finish_reason "length")`, ErrOutputLimit)
+	}
+	return nil
 }
 
 // streamError makes the error for an error event.
@@ -266,22 +276,22 @@ type chunk struct {
 	Object json.RawMessage `json:"object"`
 }
 
-// parseChunk appends choices[0].delta.content of a chunk to dst. finished
-// reports a non-empty choices[0].finish_reason; hasError, an error member
-// (or an older vLLM's bare error object).
-func parseChunk(dst, b []byte) (out []byte, finished, hasError bool, err error) {
+// parseChunk appends choices[0].delta.content of a chunk to dst. finish is
+// choices[0].finish_reason ("" while the reply goes on); hasError reports
+// an error member (or an older vLLM's bare error object).
+func parseChunk(dst, b []byte) (out []byte, finish string, hasError bool, err error) {
 	var c chunk
 	if err := json.Unmarshal(b, &c); err != nil {
-		return dst, false, false, err
+		return dst, "", false, err
 	}
 	if isJSONValue(c.Error) || string(c.Object) == `"error"` {
-		return dst, false, true, nil
+		return dst, "", true, nil
 	}
 	if len(c.Choices) == 0 {
-		return dst, false, false, nil
+		return dst, "", false, nil
 	}
 	ch := c.Choices[0]
-	return append(dst, ch.Delta.Content...), ch.FinishReason != "", false, nil
+	return append(dst, ch.Delta.Content...), ch.FinishReason, false, nil
 }
 
 // isJSONValue reports whether raw holds a value other than null.

@@ -231,8 +231,26 @@ func TestOpenAIStreams(t *testing.T) {
 		},
 		{
 			name: "data after the end is ignored",
-			body: sse("\n", `data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"length"}]}`, `data: {"choices":[{"index":0,"delta":{"content":"ignored"}}]}`, "data: [DONE]"),
+			body: sse("\n", `data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}`, `data: {"choices":[{"index":0,"delta":{"content":"ignored"}}]}`, "data: [DONE]"),
 			want: "x",
+		},
+		{
+			name:   "cut at the output limit",
+			body:   sse("\n", append(slices.Clone(vllmTranscript[:3]), strings.Replace(vllmTranscript[3], `"stop"`, `"length"`, 1), "data: [DONE]")...),
+			want:   hello,
+			wantIs: ErrOutputLimit,
+		},
+		{
+			name:   "cut at the output limit, text in the last event, usage after it",
+			body:   sse("\n", openAITranscript[1], `data: {"choices":[{"index":0,"delta":{"content":", café 😀!"},"finish_reason":"length"}],"usage":null}`, `data: {"choices":[],"usage":{"completion_tokens":4}}`, "data: [DONE]"),
+			want:   hello,
+			wantIs: ErrOutputLimit,
+		},
+		{
+			name:   "cut at the output limit, no [DONE], last line without a newline",
+			body:   sse("\n", ollamaTranscript[1:3]...) + `data: {"choices":[{"index":0,"delta":{"content":""},"finish_reason":"length"}]}`,
+			want:   hello,
+			wantIs: ErrOutputLimit,
 		},
 		{
 			name:   "ends without [DONE] or finish_reason",

@@ -41,12 +41,21 @@ type decoder interface {
 	// end is called when the body ends before done; it appends any text
 	// still held back and says whether the end was clean.
 	end(dst []byte) ([]byte, error)
+	// complete is called after a clean end; a non-nil error (one wrapping
+	// ErrOutputLimit) means the text is all there is but not all the model
+	// meant to say.
+	complete() error
 }
 
 // Stream sends msgs and yields the reply's text chunks as they are read.
 // If the reply fails, the last pair yielded is ("", err); a clean end
 // yields no error. Each iteration sends a new request. Stopping the
 // iteration early closes the connection.
+//
+// A reply the server stopped at its output limit (openai: finish_reason
+// "length", for example after Config.MaxOutputTokens tokens) yields all its
+// text and then ("", err) with err wrapping ErrOutputLimit: the text is
+// good to keep, but it ends mid-answer.
 //
 // Connection failures, and 502, 503 and 504 answers, are retried (twice, with
 // a jittered exponential backoff) as long as no text has been yielded; a
@@ -167,13 +176,14 @@ func (c *Client) try(ctx context.Context, body []byte, r *relay) (retry bool, er
 	}
 
 	c.log.DebugContext(ctx, "aura: reply started", "status", resp.StatusCode, "proto", resp.Proto)
-	err = r.run(resp.Body, c.dialect.newDecoder(), wd, c.idle, c.drain)
+	dec := c.dialect.newDecoder()
+	err = r.run(resp.Body, dec, wd, c.idle, c.drain)
 	switch {
-	case err == nil, errors.Is(err, errStopped):
+	case errors.Is(err, errStopped):
 		return false, err
-	case r.done:
+	case err == nil, r.done:
 		// The reply was complete; whatever broke the drain does not matter.
-		return false, nil
+		return false, dec.complete()
 	}
 	var se *StatusError
 	if errors.As(err, &se) {
