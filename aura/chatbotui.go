@@ -95,6 +95,9 @@ func (d *chatbotUI) encode(msgs []Message) ([]byte, error) {
 	}
 	var prompt []string
 	for i, m := range msgs {
+		if len(m.Images) > 0 {
+			return nil, fmt.Errorf("%w (message %d has %d)", ErrImagesUnsupported, i, len(m.Images))
+		}
 		switch m.Role {
 		case RoleSystem:
 			prompt = append(prompt, m.Content)

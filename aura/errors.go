@@ -35,6 +35,10 @@ var (
 	// limit (openai: finish_reason "length"). All the text was yielded
 	// before it and is worth keeping; the answer is just not finished.
 	ErrOutputLimit = errors.New("aura: the reply was cut at the output limit")
+
+	// ErrImagesUnsupported means a request held images but the protocol
+	// cannot send them (chatbot-ui). No request was made.
+	ErrImagesUnsupported = errors.New("aura: the chatbot-ui protocol cannot send images")
 )
 
 // maxErrorBody is the most of an error response body a StatusError keeps.

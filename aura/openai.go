@@ -2,6 +2,7 @@ package aura
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +20,32 @@ type openAI struct {
 }
 
 type openAIRequest struct {
-	Model       string    `json:"model"`
-	Messages    []Message `json:"messages"`
-	Temperature float64   `json:"temperature"`
-	Stream      bool      `json:"stream"`
-	MaxTokens   int       `json:"max_tokens,omitempty"`
+	Model       string          `json:"model"`
+	Messages    []openAIMessage `json:"messages"`
+	Temperature float64         `json:"temperature"`
+	Stream      bool            `json:"stream"`
+	MaxTokens   int             `json:"max_tokens,omitempty"`
+}
+
+// openAIMessage is a Message on the wire. Content is a string, or for a
+// message with images a list of parts: its text, then each image.
+type openAIMessage struct {
+	Role    string `json:"role"`
+	Content any    `json:"content"`
+}
+
+type openAITextPart struct {
+	Type string `json:"type"` // "text"
+	Text string `json:"text"`
+}
+
+type openAIImagePart struct {
+	Type     string         `json:"type"` // "image_url"
+	ImageURL openAIImageURL `json:"image_url"`
+}
+
+type openAIImageURL struct {
+	URL string `json:"url"`
 }
 
 func newOpenAI(cfg Config) (*openAI, error) {
@@ -58,24 +80,31 @@ func (d *openAI) setHeader(h http.Header) {
 func (d *openAI) encode(msgs []Message) ([]byte, error) {
 	req := openAIRequest{
 		Model:       d.model,
-		Messages:    make([]Message, 1, len(msgs)+1),
+		Messages:    make([]openAIMessage, 1, len(msgs)+1),
 		Temperature: d.temperature,
 		Stream:      true,
 		MaxTokens:   d.maxTokens,
 	}
 	var system []string
 	for i, m := range msgs {
+		if len(m.Images) > 0 && m.Role != RoleUser {
+			return nil, fmt.Errorf("aura: message %d: only user messages can carry images, not %q ones", i, m.Role)
+		}
 		switch m.Role {
 		case RoleSystem:
 			system = append(system, m.Content)
 		case RoleUser, RoleAssistant:
-			req.Messages = append(req.Messages, m)
+			wm, err := wireMessage(m)
+			if err != nil {
+				return nil, fmt.Errorf("aura: message %d: %w", i, err)
+			}
+			req.Messages = append(req.Messages, wm)
 		default:
 			return nil, fmt.Errorf("aura: message %d has unknown role %q", i, m.Role)
 		}
 	}
 	if system != nil {
-		req.Messages[0] = Message{Role: RoleSystem, Content: strings.Join(system, "\n")}
+		req.Messages[0] = openAIMessage{Role: RoleSystem, Content: strings.Join(system, "\n")}
 	} else {
 		req.Messages = req.Messages[1:]
 	}
@@ -84,6 +113,52 @@ func (d *openAI) encode(msgs []Message) ([]byte, error) {
 		return nil, fmt.Errorf("aura: encode request: %w", err)
 	}
 	return b, nil
+}
+
+// wireMessage returns m as sent: content is the plain string unless m has
+// images, then a text part (left out when there is no text) followed by
+// one data: URL part per image.
+func wireMessage(m Message) (openAIMessage, error) {
+	if len(m.Images) == 0 {
+		return openAIMessage{Role: m.Role, Content: m.Content}, nil
+	}
+	parts := make([]any, 0, len(m.Images)+1)
+	if m.Content != "" {
+		parts = append(parts, openAITextPart{Type: "text", Text: m.Content})
+	}
+	for j, img := range m.Images {
+		mime, err := imageMIME(img)
+		if err != nil {
+			return openAIMessage{}, fmt.Errorf("image %d: %w", j, err)
+		}
+		url := make([]byte, 0, len("data:;base64,")+len(mime)+base64.StdEncoding.EncodedLen(len(img.Data)))
+		url = append(url, "data:"...)
+		url = append(url, mime...)
+		url = append(url, ";base64,"...)
+		url = base64.StdEncoding.AppendEncode(url, img.Data)
+		parts = append(parts, openAIImagePart{Type: "image_url", ImageURL: openAIImageURL{URL: string(url)}})
+	}
+	return openAIMessage{Role: m.Role, Content: parts}, nil
+}
+
+// imageMIME returns the media type to send for img: its own, lower-cased,
+// or the one sniffed from its bytes. It must be a bare image type, as a
+// data: URL cannot carry anything else in that place.
+func imageMIME(img Image) (string, error) {
+	if len(img.Data) == 0 {
+		return "", errors.New("no data")
+	}
+	mime := strings.ToLower(strings.TrimSpace(img.MIME))
+	if mime == "" {
+		mime, _, _ = strings.Cut(http.DetectContentType(img.Data), ";")
+	}
+	sub, ok := strings.CutPrefix(mime, "image/")
+	if !ok || sub == "" || strings.ContainsFunc(sub, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("+-.", r))
+	}) {
+		return "", fmt.Errorf("media type %q is not an image type", mime)
+	}
+	return mime, nil
 }
 
 // statusError takes the reason from a JSON error body when there is one:
