@@ -123,6 +123,11 @@ type Client struct {
 	// backoff is the wait before the first retry; it doubles for each
 	// further retry, with jitter.
 	backoff time.Duration
+
+	// models caches the answer of Models; see models.go.
+	models modelCache
+	// now is the clock of the models cache; nil means time.Now.
+	now func() time.Time
 }
 
 // New checks cfg and returns a Client. Its errors never contain cfg.Key or

@@ -76,6 +76,11 @@ func newChatbotUI(cfg Config) (*chatbotUI, error) {
 
 func (d *chatbotUI) path(base string) string { return base + "/api/chat" }
 
+func (d *chatbotUI) configuredModel() string { return d.model.ID }
+
+// listsModels is false: the route has no model list.
+func (d *chatbotUI) listsModels() bool { return false }
+
 func (d *chatbotUI) setHeader(h http.Header) {
 	// The headers the Python provider sent, so that the site's bot check
 	// sees what it saw then.
@@ -86,9 +91,16 @@ func (d *chatbotUI) setHeader(h http.Header) {
 
 // encode moves system messages into "prompt", joined with "\n", as the
 // provider did; the server would otherwise use its own default prompt.
-func (d *chatbotUI) encode(msgs []Message) ([]byte, error) {
+func (d *chatbotUI) encode(model string, msgs []Message) ([]byte, error) {
+	m := d.model
+	if model != "" && model != m.ID {
+		m.ID, m.Name = model, knownModelName(model)
+		if m.Name == "" {
+			m.Name = model
+		}
+	}
 	req := chatbotUIRequest{
-		Model:       d.model,
+		Model:       m,
 		Messages:    make([]Message, 0, len(msgs)),
 		Key:         d.key,
 		Temperature: d.temperature,

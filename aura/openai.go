@@ -67,6 +67,10 @@ func (d *openAI) path(base string) string {
 	return base + "/v1/chat/completions"
 }
 
+func (d *openAI) configuredModel() string { return d.model }
+
+func (d *openAI) listsModels() bool { return true }
+
 func (d *openAI) setHeader(h http.Header) {
 	h.Set("Accept", "text/event-stream")
 	if d.key != "" {
@@ -77,9 +81,12 @@ func (d *openAI) setHeader(h http.Header) {
 // encode sends the system messages first, joined into one, as the
 // chatbot-ui dialect does with its prompt: many chat templates (llama.cpp,
 // vLLM) accept only one system message, and only at the start.
-func (d *openAI) encode(msgs []Message) ([]byte, error) {
+func (d *openAI) encode(model string, msgs []Message) ([]byte, error) {
+	if model == "" {
+		model = d.model
+	}
 	req := openAIRequest{
-		Model:       d.model,
+		Model:       model,
 		Messages:    make([]openAIMessage, 1, len(msgs)+1),
 		Temperature: d.temperature,
 		Stream:      true,

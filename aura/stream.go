@@ -23,8 +23,13 @@ type dialect interface {
 	path(base string) string
 	// setHeader adds the dialect's request headers.
 	setHeader(h http.Header)
-	// encode returns the request body for msgs.
-	encode(msgs []Message) ([]byte, error)
+	// encode returns the request body for msgs, asking for model ("": the
+	// configured one).
+	encode(model string, msgs []Message) ([]byte, error)
+	// configuredModel returns the model asked for when none is named.
+	configuredModel() string
+	// listsModels reports whether the server has an openai model list.
+	listsModels() bool
 	// statusError describes a non-2xx response from its start line and the
 	// start of its body.
 	statusError(resp *http.Response, body []byte) *StatusError
@@ -62,8 +67,17 @@ type decoder interface {
 // timeout, a cancellation, any other status and anything after the first
 // yielded text are not.
 func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, error] {
+	return c.StreamModel(ctx, "", msgs)
+}
+
+// StreamModel is Stream asking for the given model instead of Config.Model;
+// "" means Config.Model. In the chatbot-ui protocol model is model.id, and
+// model.name is the known name for that id, else the id itself (the
+// configured MaxLength and TokenLimit stay). Models lists the names a
+// server offers.
+func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		body, err := c.dialect.encode(msgs)
+		body, err := c.dialect.encode(model, msgs)
 		if err != nil {
 			yield("", err)
 			return
