@@ -102,3 +102,21 @@ func FuzzSSEChunks(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSSEDecoder feeds arbitrary bytes to the openai decoder: whatever the
+// server sends, the decoder must not panic, and the text it passes on is
+// valid UTF-8 (encoding/json turns bad bytes in strings into U+FFFD).
+func FuzzSSEDecoder(f *testing.F) {
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"h\\u00e9\"},\"finish_reason\":\"length\"}]}\n\n"), []byte{1, 2, 3})
+	f.Add([]byte("event: error\ndata: {\"message\":\"x\",\"code\":500}\n\ndata: [DONE]\n\n"), []byte{7})
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"\xff\xfe\"}}]}\r\r"), []byte{0})
+	f.Add([]byte("error: {\"code\":\"x\"}\n\ndata: {\"object\":\"error\"}\n\n"), []byte{})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		chunks, _ := relayAll(t, &sseDecoder{}, data, cuts)
+		for _, c := range chunks {
+			if !utf8.ValidString(c) {
+				t.Fatalf("got chunk %q, want valid UTF-8", c)
+			}
+		}
+	})
+}

@@ -91,6 +91,8 @@ func (c *Client) fetchModels(ctx context.Context) ([]string, error) {
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxModelsBody)).Decode(&list); err != nil {
 		return nil, c.modelsError(ctx, reqCtx, fmt.Errorf("aura: models: unreadable list: %w", err))
 	}
+	// Read a little further, so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	ids := make([]string, 0, len(list.Data))
 	for _, m := range list.Data {
 		if m.ID != "" {
