@@ -15,6 +15,20 @@ import (
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// Images are pictures sent with a user message. Only the openai
+	// protocol sends them; in the chatbot-ui protocol a request that holds
+	// any fails with ErrImagesUnsupported. They are never part of the
+	// message's JSON.
+	Images []Image `json:"-"`
+}
+
+// Image is a picture attached to a Message.
+type Image struct {
+	// MIME is the image's media type, such as "image/jpeg". Empty means
+	// the type sniffed from Data; it must be an image type.
+	MIME string
+	// Data is the image file's bytes.
+	Data []byte
 }
 
 // The roles a Message can have.
@@ -109,6 +123,11 @@ type Client struct {
 	// backoff is the wait before the first retry; it doubles for each
 	// further retry, with jitter.
 	backoff time.Duration
+
+	// models caches the answer of Models; see models.go.
+	models modelCache
+	// now is the clock of the models cache; nil means time.Now.
+	now func() time.Time
 }
 
 // New checks cfg and returns a Client. Its errors never contain cfg.Key or

@@ -221,3 +221,67 @@ func TestRedactor(t *testing.T) {
 		t.Errorf("got %q, want %q", got, "plain")
 	}
 }
+
+// TestUserReason checks that the reason meant for users leaves out what a
+// server put in its error text beyond the reason, while Error keeps it.
+func TestUserReason(t *testing.T) {
+	const openAI401 = "Incorrect API key provided: sk-proj-Ab12****************************************Yz90. You can find your API key at https://platform.openai.com/account/api-keys."
+	tests := []struct {
+		name     string
+		protocol string
+		handler  http.HandlerFunc
+		want     string
+		inError  string
+	}{
+		{
+			name:     "openai 401 quoting a server-side key and a link",
+			protocol: ProtocolOpenAI,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				readBody(t, r)
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = fmt.Fprintf(w, `{"error":{"message":%q,"type":"invalid_request_error","code":"invalid_api_key"}}`, openAI401)
+			},
+			want:    "Incorrect API key provided",
+			inError: "https://platform.openai.com/account/api-keys.",
+		},
+		{
+			name: "chatbot-ui status line with a token and a trailing period",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				readBody(t, r)
+				conn, _ := hijack(t, w)
+				defer conn.Close()
+				_, _ = fmt.Fprint(conn, "HTTP/1.1 500 upstream refused Bearer 9f8e7d6c5b4a39281706f5e4d3c2b1a0.\r\nContent-Length: 5\r\n\r\nError")
+			},
+			want:    "upstream refused",
+			inError: "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+		},
+		{
+			name:     "openai error event with only a link",
+			protocol: ProtocolOpenAI,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				readBody(t, r)
+				_, _ = fmt.Fprint(w, "data: {\"error\":{\"message\":\"https://status.example.com/incident/42\"}}\n\n")
+			},
+			want:    "",
+			inError: "https://status.example.com/incident/42",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			t.Cleanup(srv.Close)
+			c := newTestClient(t, Config{BaseURL: srv.URL, Protocol: tt.protocol, Model: "m"})
+			r := collect(t, c.Stream(t.Context(), []Message{{Role: RoleUser, Content: "hi"}}))
+			var se *StatusError
+			if !errors.As(r.err, &se) {
+				t.Fatalf("got error %v, want a *StatusError", r.err)
+			}
+			if got := se.UserReason(); got != tt.want {
+				t.Errorf("got UserReason %q, want %q", got, tt.want)
+			}
+			if !strings.Contains(se.Error(), tt.inError) {
+				t.Errorf("got Error %q, want it to keep %q for the logs", se.Error(), tt.inError)
+			}
+		})
+	}
+}

@@ -76,6 +76,11 @@ func newChatbotUI(cfg Config) (*chatbotUI, error) {
 
 func (d *chatbotUI) path(base string) string { return base + "/api/chat" }
 
+func (d *chatbotUI) configuredModel() string { return d.model.ID }
+
+// listsModels is false: the route has no model list.
+func (d *chatbotUI) listsModels() bool { return false }
+
 func (d *chatbotUI) setHeader(h http.Header) {
 	// The headers the Python provider sent, so that the site's bot check
 	// sees what it saw then.
@@ -86,15 +91,25 @@ func (d *chatbotUI) setHeader(h http.Header) {
 
 // encode moves system messages into "prompt", joined with "\n", as the
 // provider did; the server would otherwise use its own default prompt.
-func (d *chatbotUI) encode(msgs []Message) ([]byte, error) {
+func (d *chatbotUI) encode(model string, msgs []Message) ([]byte, error) {
+	m := d.model
+	if model != "" && model != m.ID {
+		m.ID, m.Name = model, knownModelName(model)
+		if m.Name == "" {
+			m.Name = model
+		}
+	}
 	req := chatbotUIRequest{
-		Model:       d.model,
+		Model:       m,
 		Messages:    make([]Message, 0, len(msgs)),
 		Key:         d.key,
 		Temperature: d.temperature,
 	}
 	var prompt []string
 	for i, m := range msgs {
+		if len(m.Images) > 0 {
+			return nil, fmt.Errorf("%w (message %d has %d)", ErrImagesUnsupported, i, len(m.Images))
+		}
 		switch m.Role {
 		case RoleSystem:
 			prompt = append(prompt, m.Content)
@@ -138,3 +153,6 @@ func (plainDecoder) decode(dst, p []byte) ([]byte, bool, error) { return append(
 // end accepts any clean end: the reply ends when the body does. A truncated
 // chunked body is not a clean end; net/http reports it as a read error.
 func (plainDecoder) end(dst []byte) ([]byte, error) { return dst, nil }
+
+// complete has nothing to report: the body carries nothing but text.
+func (plainDecoder) complete() error { return nil }

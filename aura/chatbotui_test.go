@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode/utf8"
 )
@@ -144,7 +145,7 @@ func TestChatbotUIRequestBody(t *testing.T) {
 			if gotModel != tt.model {
 				t.Errorf("got model %+v, want %+v", gotModel, tt.model)
 			}
-			if gotMessages == nil || !slices.Equal(gotMessages, tt.messages) {
+			if gotMessages == nil || !equalMessages(gotMessages, tt.messages) {
 				t.Errorf("got messages %+v, want %+v", gotMessages, tt.messages)
 			}
 			if gotKey != tt.key {
@@ -315,5 +316,43 @@ func TestChatbotUIStatusError(t *testing.T) {
 				t.Errorf("got message %q, want %q", got, tt.wantMsg)
 			}
 		})
+	}
+}
+
+// TestChatbotUIRequestBytes pins the exact body, so that a change to
+// Message (such as its Images, which are never sent) cannot change the
+// wire format unnoticed.
+func TestChatbotUIRequestBytes(t *testing.T) {
+	srv, seen := captureServer(t, "ok")
+	c := newTestClient(t, Config{BaseURL: srv.URL, Temperature: 0.5})
+	msgs := []Message{{Role: RoleSystem, Content: "Be brief."}, {Role: RoleUser, Content: "hi"}, {Role: RoleAssistant, Content: "hello"}, {Role: RoleUser, Content: "more"}}
+	if r := collect(t, c.Stream(t.Context(), msgs)); r.err != nil {
+		t.Fatalf("got error %v, want none", r.err)
+	}
+	const want = `{"model":{"id":"openchat_3.6","name":"OpenChat 3.6 (latest)","maxLength":24576,"tokenLimit":8192},"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":"more"}],"key":"","prompt":"Be brief.","temperature":0.5}`
+	if got := string((<-seen).body); got != want {
+		t.Errorf("got body\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestChatbotUIImagesUnsupported(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, Config{BaseURL: srv.URL})
+	msgs := []Message{{Role: RoleUser, Content: "hi"}, {Role: RoleUser, Content: "what is this?", Images: []Image{{MIME: "image/png", Data: []byte("\x89PNG")}}}}
+	r := collect(t, c.Stream(t.Context(), msgs))
+	if !errors.Is(r.err, ErrImagesUnsupported) || len(r.chunks) != 0 {
+		t.Errorf("got (%q, %v), want no text and an error matching ErrImagesUnsupported", r.text(), r.err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("got %d requests, want none", n)
+	}
+	// Images never appear in a message's JSON.
+	b, err := json.Marshal(msgs[1])
+	if err != nil || string(b) != `{"role":"user","content":"what is this?"}` {
+		t.Errorf("got %s, %v; want {\"role\":\"user\",\"content\":\"what is this?\"}", b, err)
 	}
 }

@@ -10,7 +10,8 @@
 //     served by OpenAI, Ollama, llama.cpp and vLLM.
 //
 // The package knows nothing of Telegram or SQL: it takes []Message and yields
-// strings. A Client holds one tuned http.Client whose connections are reused
+// strings. StreamModel picks the model per request; Models lists the ones an
+// openai server offers. Speech to text is in the sub-package transcribe. A Client holds one tuned http.Client whose connections are reused
 // across replies; it is safe for concurrent use.
 //
 // A reply has no total time limit (long answers are normal). Instead a
@@ -20,7 +21,8 @@
 // text has reached the caller, so a reply is never duplicated.
 //
 // Errors that callers branch on are *StatusError, ErrBrokenStream,
-// ErrFirstByteTimeout, ErrIdleTimeout and ErrConnect; a cancelled context
+// ErrFirstByteTimeout, ErrIdleTimeout, ErrConnect and ErrOutputLimit; a cancelled context
 // gives an error matching context.Canceled. No error text contains the
-// configured Key or Cookies.
+// configured Key or Cookies. A server's own error text can still quote
+// other secrets and links: show users StatusError.UserReason, not Error.
 package aura

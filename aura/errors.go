@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"aurabot/aura/internal/reason"
 )
 
 // Sentinel errors a caller can branch on with errors.Is. The errors Stream
@@ -28,6 +30,15 @@ var (
 	// ErrConnect means no connection could be made, even after retries. The
 	// error that wraps it also wraps the last cause (a *net.OpError, say).
 	ErrConnect = errors.New("aura: could not connect to the server")
+
+	// ErrOutputLimit means the server stopped the reply at its output
+	// limit (openai: finish_reason "length"). All the text was yielded
+	// before it and is worth keeping; the answer is just not finished.
+	ErrOutputLimit = errors.New("aura: the reply was cut at the output limit")
+
+	// ErrImagesUnsupported means a request held images but the protocol
+	// cannot send them (chatbot-ui). No request was made.
+	ErrImagesUnsupported = errors.New("aura: the chatbot-ui protocol cannot send images")
 )
 
 // maxErrorBody is the most of an error response body a StatusError keeps.
@@ -65,6 +76,16 @@ func (e *StatusError) Error() string {
 		return fmt.Sprintf("aura: server answered %d", e.StatusCode)
 	}
 	return fmt.Sprintf("aura: server answered %d %s", e.StatusCode, e.Reason)
+}
+
+// UserReason returns Reason made fit to show a user: the first line, at
+// most 200 characters, without links or anything that looks like a key or
+// a token (the text after such a word is dropped too), and without
+// trailing punctuation, so that the caller can end it with its own ".". A
+// closing quote or bracket may end it. It is "" when nothing useful
+// remains. Error and Body keep the full text for logs.
+func (e *StatusError) UserReason() string {
+	return reason.Sanitize(e.Reason)
 }
 
 // truncateUTF8 returns at most n bytes of s, cut so that no character is

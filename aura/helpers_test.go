@@ -2,11 +2,13 @@ package aura
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"iter"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +106,13 @@ func readBody(t testing.TB, r *http.Request) {
 	if _, err := io.Copy(io.Discard, r.Body); err != nil {
 		t.Errorf("server: read body: %v", err)
 	}
+}
+
+// equalMessages reports whether a and b hold the same messages, images
+// included.
+func equalMessages(a, b []Message) bool {
+	return slices.EqualFunc(a, b, func(x, y Message) bool {
+		return x.Role == y.Role && x.Content == y.Content &&
+			slices.EqualFunc(x.Images, y.Images, func(p, q Image) bool { return p.MIME == q.MIME && bytes.Equal(p.Data, q.Data) })
+	})
 }

@@ -2,6 +2,7 @@ package aura
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +20,32 @@ type openAI struct {
 }
 
 type openAIRequest struct {
-	Model       string    `json:"model"`
-	Messages    []Message `json:"messages"`
-	Temperature float64   `json:"temperature"`
-	Stream      bool      `json:"stream"`
-	MaxTokens   int       `json:"max_tokens,omitempty"`
+	Model       string          `json:"model"`
+	Messages    []openAIMessage `json:"messages"`
+	Temperature float64         `json:"temperature"`
+	Stream      bool            `json:"stream"`
+	MaxTokens   int             `json:"max_tokens,omitempty"`
+}
+
+// openAIMessage is a Message on the wire. Content is a string, or for a
+// message with images a list of parts: its text, then each image.
+type openAIMessage struct {
+	Role    string `json:"role"`
+	Content any    `json:"content"`
+}
+
+type openAITextPart struct {
+	Type string `json:"type"` // "text"
+	Text string `json:"text"`
+}
+
+type openAIImagePart struct {
+	Type     string         `json:"type"` // "image_url"
+	ImageURL openAIImageURL `json:"image_url"`
+}
+
+type openAIImageURL struct {
+	URL string `json:"url"`
 }
 
 func newOpenAI(cfg Config) (*openAI, error) {
@@ -45,6 +67,10 @@ func (d *openAI) path(base string) string {
 	return base + "/v1/chat/completions"
 }
 
+func (d *openAI) configuredModel() string { return d.model }
+
+func (d *openAI) listsModels() bool { return true }
+
 func (d *openAI) setHeader(h http.Header) {
 	h.Set("Accept", "text/event-stream")
 	if d.key != "" {
@@ -55,27 +81,37 @@ func (d *openAI) setHeader(h http.Header) {
 // encode sends the system messages first, joined into one, as the
 // chatbot-ui dialect does with its prompt: many chat templates (llama.cpp,
 // vLLM) accept only one system message, and only at the start.
-func (d *openAI) encode(msgs []Message) ([]byte, error) {
+func (d *openAI) encode(model string, msgs []Message) ([]byte, error) {
+	if model == "" {
+		model = d.model
+	}
 	req := openAIRequest{
-		Model:       d.model,
-		Messages:    make([]Message, 1, len(msgs)+1),
+		Model:       model,
+		Messages:    make([]openAIMessage, 1, len(msgs)+1),
 		Temperature: d.temperature,
 		Stream:      true,
 		MaxTokens:   d.maxTokens,
 	}
 	var system []string
 	for i, m := range msgs {
+		if len(m.Images) > 0 && m.Role != RoleUser {
+			return nil, fmt.Errorf("aura: message %d: only user messages can carry images, not %q ones", i, m.Role)
+		}
 		switch m.Role {
 		case RoleSystem:
 			system = append(system, m.Content)
 		case RoleUser, RoleAssistant:
-			req.Messages = append(req.Messages, m)
+			wm, err := wireMessage(m)
+			if err != nil {
+				return nil, fmt.Errorf("aura: message %d: %w", i, err)
+			}
+			req.Messages = append(req.Messages, wm)
 		default:
 			return nil, fmt.Errorf("aura: message %d has unknown role %q", i, m.Role)
 		}
 	}
 	if system != nil {
-		req.Messages[0] = Message{Role: RoleSystem, Content: strings.Join(system, "\n")}
+		req.Messages[0] = openAIMessage{Role: RoleSystem, Content: strings.Join(system, "\n")}
 	} else {
 		req.Messages = req.Messages[1:]
 	}
@@ -84,6 +120,52 @@ func (d *openAI) encode(msgs []Message) ([]byte, error) {
 		return nil, fmt.Errorf("aura: encode request: %w", err)
 	}
 	return b, nil
+}
+
+// wireMessage returns m as sent: content is the plain string unless m has
+// images, then a text part (left out when there is no text) followed by
+// one data: URL part per image.
+func wireMessage(m Message) (openAIMessage, error) {
+	if len(m.Images) == 0 {
+		return openAIMessage{Role: m.Role, Content: m.Content}, nil
+	}
+	parts := make([]any, 0, len(m.Images)+1)
+	if m.Content != "" {
+		parts = append(parts, openAITextPart{Type: "text", Text: m.Content})
+	}
+	for j, img := range m.Images {
+		mime, err := imageMIME(img)
+		if err != nil {
+			return openAIMessage{}, fmt.Errorf("image %d: %w", j, err)
+		}
+		url := make([]byte, 0, len("data:;base64,")+len(mime)+base64.StdEncoding.EncodedLen(len(img.Data)))
+		url = append(url, "data:"...)
+		url = append(url, mime...)
+		url = append(url, ";base64,"...)
+		url = base64.StdEncoding.AppendEncode(url, img.Data)
+		parts = append(parts, openAIImagePart{Type: "image_url", ImageURL: openAIImageURL{URL: string(url)}})
+	}
+	return openAIMessage{Role: m.Role, Content: parts}, nil
+}
+
+// imageMIME returns the media type to send for img: its own, lower-cased,
+// or the one sniffed from its bytes. It must be a bare image type, as a
+// data: URL cannot carry anything else in that place.
+func imageMIME(img Image) (string, error) {
+	if len(img.Data) == 0 {
+		return "", errors.New("no data")
+	}
+	mime := strings.ToLower(strings.TrimSpace(img.MIME))
+	if mime == "" {
+		mime, _, _ = strings.Cut(http.DetectContentType(img.Data), ";")
+	}
+	sub, ok := strings.CutPrefix(mime, "image/")
+	if !ok || sub == "" || strings.ContainsFunc(sub, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("+-.", r))
+	}) {
+		return "", fmt.Errorf("media type %q is not an image type", mime)
+	}
+	return mime, nil
 }
 
 // statusError takes the reason from a JSON error body when there is one:
@@ -103,8 +185,8 @@ func (d *openAI) statusError(resp *http.Response, body []byte) *StatusError {
 
 func (d *openAI) newDecoder() decoder { return &sseDecoder{} }
 
-// sseDecoder reads server-sent events. It keeps its buffers for the whole
-// body and decodes JSON in place, so an event costs no allocation.
+// sseDecoder reads server-sent events. It keeps its line and data buffers
+// for the whole body.
 type sseDecoder struct {
 	line     []byte // a line split across reads
 	data     []byte // the data of the event being read
@@ -112,6 +194,7 @@ type sseDecoder struct {
 	isError  bool // the event is an error ("event: error", or llama.cpp's "error:" field)
 	skipLF   bool // the last read ended in '\r'; a '\n' starting the next belongs to it
 	finished bool
+	cut      bool // the finish_reason was "length"
 }
 
 func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
@@ -222,7 +305,7 @@ func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
 		return dst, streamError(data)
 	}
 	n := len(dst)
-	dst, finished, hasError, err := parseChunk(dst, data)
+	dst, finish, hasError, err := parseChunk(dst, data)
 	if err != nil {
 		// The event's text cannot be trusted: show none of it.
 		return dst[:n], fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
@@ -230,10 +313,19 @@ func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
 	if hasError {
 		return dst[:n], streamError(data)
 	}
-	if finished {
+	if finish != "" {
 		d.finished = true
+		d.cut = finish == "length"
 	}
 	return dst, nil
+}
+
+// complete reports a reply the server cut at its output limit.
+func (d *sseDecoder) complete() error {
+	if d.cut {
+		return fmt.Errorf(`%w (finish_reason "length")`, ErrOutputLimit)
+	}
+	return nil
 }
 
 // streamError makes the error for an error event.
@@ -242,7 +334,7 @@ func streamError(data []byte) *StatusError {
 	msg, code, ok := parseErrorBody(data)
 	if !ok {
 		// llama.cpp's "error:" field holds the error object itself.
-		msg, code, ok = parseErrorObject(data, 0)
+		msg, code, ok = parseErrorObject(data)
 	}
 	if ok {
 		se.Reason = msg
@@ -253,122 +345,88 @@ func streamError(data []byte) *StatusError {
 	return se
 }
 
-// parseChunk appends choices[0].delta.content of a chunk to dst. finished
-// reports a non-empty choices[0].finish_reason; hasError, an error member.
-// Everything else (role, reasoning_content, usage, ...) is skipped.
-func parseChunk(dst, b []byte) (out []byte, finished, hasError bool, err error) {
-	it := newObjectIter(b, 0)
-	for key, ok := it.next(); ok; key, ok = it.next() {
-		switch string(key) {
-		case "error":
-			if !isNull(b, it.val) {
-				hasError = true
-			}
-		case "object":
-			if rawStringIs(b, it.val, "error") {
-				hasError = true // older vLLM sent the error object bare
-			}
-		case "choices":
-			if isNull(b, it.val) {
-				continue
-			}
-			start, ok, err := firstElement(b, it.val)
-			if err != nil {
-				return dst, false, false, err
-			}
-			if ok {
-				dst, finished, err = parseChoice(dst, b, start)
-				if err != nil {
-					return dst, false, false, err
-				}
-			}
-		}
-	}
-	end, err := it.end()
-	if err != nil {
-		return dst, false, false, err
-	}
-	if skipSpace(b, end) != len(b) {
-		return dst, false, false, errJSON
-	}
-	return dst, finished, hasError, nil
+// chunk is the part of an openai stream chunk the client reads; role,
+// reasoning_content, usage and the rest are skipped.
+type chunk struct {
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Error  json.RawMessage `json:"error"`
+	Object json.RawMessage `json:"object"`
 }
 
-func parseChoice(dst, b []byte, i int) (out []byte, finished bool, err error) {
-	it := newObjectIter(b, i)
-	for key, ok := it.next(); ok; key, ok = it.next() {
-		switch string(key) {
-		case "delta":
-			if isNull(b, it.val) {
-				continue
-			}
-			dit := newObjectIter(b, it.val)
-			for dkey, ok := dit.next(); ok; dkey, ok = dit.next() {
-				if string(dkey) == "content" && !isNull(b, dit.val) {
-					if dst, err = appendString(dst, b, dit.val); err != nil {
-						return dst, false, err
-					}
-				}
-			}
-			if _, err := dit.end(); err != nil {
-				return dst, false, err
-			}
-		case "finish_reason":
-			if !isNull(b, it.val) {
-				end, err := scanString(b, it.val)
-				if err != nil {
-					return dst, false, err
-				}
-				finished = end-it.val > 2
-			}
-		}
+// parseChunk appends choices[0].delta.content of a chunk to dst. finish is
+// choices[0].finish_reason ("" while the reply goes on); hasError reports
+// an error member (or an older vLLM's bare error object).
+func parseChunk(dst, b []byte) (out []byte, finish string, hasError bool, err error) {
+	var c chunk
+	if err := json.Unmarshal(b, &c); err != nil {
+		return dst, "", false, err
 	}
-	_, err = it.end()
-	return dst, finished, err
+	if isJSONValue(c.Error) || string(c.Object) == `"error"` {
+		return dst, "", true, nil
+	}
+	if len(c.Choices) == 0 {
+		return dst, "", false, nil
+	}
+	ch := c.Choices[0]
+	return append(dst, ch.Delta.Content...), ch.FinishReason, false, nil
+}
+
+// isJSONValue reports whether raw holds a value other than null.
+func isJSONValue(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
 }
 
 // parseErrorBody finds the error in {"error": {...}}, {"error": "..."} or a
 // bare {"object": "error", "message": ...}.
 func parseErrorBody(b []byte) (msg string, code int, ok bool) {
-	var bare bool
-	it := newObjectIter(b, 0)
-	for key, more := it.next(); more; key, more = it.next() {
-		switch string(key) {
-		case "error":
-			if v, err := appendString(nil, b, it.val); err == nil {
-				return string(v), 0, true
-			}
-			if msg, code, ok := parseErrorObject(b, it.val); ok {
-				return msg, code, true
-			}
-		case "object":
-			if rawStringIs(b, it.val, "error") {
-				bare = true
-			}
-		}
+	var body struct {
+		Error  json.RawMessage `json:"error"`
+		Object json.RawMessage `json:"object"`
 	}
-	if bare {
-		return parseErrorObject(b, 0)
+	if json.Unmarshal(b, &body) != nil {
+		return "", 0, false
+	}
+	if s, ok := jsonString(body.Error); ok {
+		return s, 0, true
+	}
+	if msg, code, ok := parseErrorObject(body.Error); ok {
+		return msg, code, true
+	}
+	if string(body.Object) == `"error"` {
+		return parseErrorObject(b)
 	}
 	return "", 0, false
 }
 
 // parseErrorObject reads {"message": "...", "code": 400, ...}. ok is false
-// if b is not an object with a string message.
-func parseErrorObject(b []byte, i int) (msg string, code int, ok bool) {
-	it := newObjectIter(b, i)
-	for key, more := it.next(); more; key, more = it.next() {
-		switch string(key) {
-		case "message":
-			if v, err := appendString(nil, b, it.val); err == nil {
-				msg, ok = string(v), true
-			}
-		case "code":
-			code, _ = parseInt(b, it.val)
-		}
+// if b is not an object with a string message. A code that is not a number
+// (OpenAI sends "invalid_api_key") gives 0.
+func parseErrorObject(b []byte) (msg string, code int, ok bool) {
+	var obj struct {
+		Message json.RawMessage `json:"message"`
+		Code    json.RawMessage `json:"code"`
 	}
-	if _, err := it.end(); err != nil {
+	if len(b) == 0 || json.Unmarshal(b, &obj) != nil {
 		return "", 0, false
 	}
-	return msg, code, ok
+	msg, ok = jsonString(obj.Message)
+	if !ok {
+		return "", 0, false
+	}
+	_ = json.Unmarshal(obj.Code, &code)
+	return msg, code, true
+}
+
+// jsonString decodes raw if it is a string literal.
+func jsonString(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }

@@ -2,6 +2,7 @@ package aura
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -107,7 +108,7 @@ func TestOpenAIRequest(t *testing.T) {
 			if model != tt.cfg.Model {
 				t.Errorf("got model %q, want %q", model, tt.cfg.Model)
 			}
-			if !slices.Equal(messages, tt.wantMessages) {
+			if !equalMessages(messages, tt.wantMessages) {
 				t.Errorf("got messages %+v, want %+v", messages, tt.wantMessages)
 			}
 			if temp != tt.cfg.Temperature {
@@ -231,8 +232,26 @@ func TestOpenAIStreams(t *testing.T) {
 		},
 		{
 			name: "data after the end is ignored",
-			body: sse("\n", `data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"length"}]}`, `data: {"choices":[{"index":0,"delta":{"content":"ignored"}}]}`, "data: [DONE]"),
+			body: sse("\n", `data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}`, `data: {"choices":[{"index":0,"delta":{"content":"ignored"}}]}`, "data: [DONE]"),
 			want: "x",
+		},
+		{
+			name:   "cut at the output limit",
+			body:   sse("\n", append(slices.Clone(vllmTranscript[:3]), strings.Replace(vllmTranscript[3], `"stop"`, `"length"`, 1), "data: [DONE]")...),
+			want:   hello,
+			wantIs: ErrOutputLimit,
+		},
+		{
+			name:   "cut at the output limit, text in the last event, usage after it",
+			body:   sse("\n", openAITranscript[1], `data: {"choices":[{"index":0,"delta":{"content":", café 😀!"},"finish_reason":"length"}],"usage":null}`, `data: {"choices":[],"usage":{"completion_tokens":4}}`, "data: [DONE]"),
+			want:   hello,
+			wantIs: ErrOutputLimit,
+		},
+		{
+			name:   "cut at the output limit, no [DONE], last line without a newline",
+			body:   sse("\n", ollamaTranscript[1:3]...) + `data: {"choices":[{"index":0,"delta":{"content":""},"finish_reason":"length"}]}`,
+			want:   hello,
+			wantIs: ErrOutputLimit,
 		},
 		{
 			name:   "ends without [DONE] or finish_reason",
@@ -527,16 +546,71 @@ func TestOpenAISharedGuarantees(t *testing.T) {
 	})
 }
 
-func TestParseChunkAllocations(t *testing.T) {
-	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"caf\u00e9 and more text"},"logprobs":null,"finish_reason":null}]}`)
-	dst := make([]byte, 0, 256)
-	allocs := testing.AllocsPerRun(100, func() {
-		out, _, _, err := parseChunk(dst[:0], chunk)
-		if err != nil || string(out) != "café and more text" {
-			t.Fatalf("got (%q, %v), want (\"café and more text\", nil)", out, err)
+func TestOpenAIImages(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+	jpeg := []byte{0xff, 0xd8, 0xff, 0xe0, 1, 2, 3}
+	msgs := []Message{
+		{Role: RoleSystem, Content: "Be brief."},
+		{Role: RoleUser, Content: "hi"},
+		{Role: RoleAssistant, Content: "hello"},
+		{Role: RoleUser, Content: "what are these?", Images: []Image{{MIME: "image/png", Data: png}, {MIME: "Image/JPEG", Data: jpeg}}},
+		{Role: RoleUser, Images: []Image{{Data: png}}}, // no text, no MIME: sniffed
+	}
+	srv, seen := captureServer(t, "data: [DONE]\n\n")
+	c := newTestClient(t, Config{BaseURL: srv.URL, Protocol: ProtocolOpenAI, Model: "m"})
+	if r := collect(t, c.Stream(t.Context(), msgs)); r.err != nil {
+		t.Fatalf("got error %v, want none", r.err)
+	}
+	var body struct {
+		Messages []json.RawMessage `json:"messages"`
+	}
+	req := <-seen
+	mustUnmarshal(t, req.body, &body)
+	pngURL := "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+	jpegURL := "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(jpeg)
+	want := []string{
+		`{"role":"system","content":"Be brief."}`,
+		`{"role":"user","content":"hi"}`,
+		`{"role":"assistant","content":"hello"}`,
+		`{"role":"user","content":[{"type":"text","text":"what are these?"},{"type":"image_url","image_url":{"url":"` + pngURL + `"}},{"type":"image_url","image_url":{"url":"` + jpegURL + `"}}]}`,
+		`{"role":"user","content":[{"type":"image_url","image_url":{"url":"` + pngURL + `"}}]}`,
+	}
+	if len(body.Messages) != len(want) {
+		t.Fatalf("got %d messages %s, want %d", len(body.Messages), req.body, len(want))
+	}
+	for i, m := range body.Messages {
+		if string(m) != want[i] {
+			t.Errorf("message %d: got %s, want %s", i, m, want[i])
 		}
-	})
-	if allocs != 0 {
-		t.Errorf("got %v allocations per chunk, want 0", allocs)
+	}
+}
+
+func TestOpenAIImagesRejected(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  Message
+		want string
+	}{
+		{name: "on an assistant message", msg: Message{Role: RoleAssistant, Content: "x", Images: []Image{{MIME: "image/png", Data: []byte("x")}}}, want: "only user messages"},
+		{name: "on a system message", msg: Message{Role: RoleSystem, Content: "x", Images: []Image{{MIME: "image/png", Data: []byte("x")}}}, want: "only user messages"},
+		{name: "not an image type", msg: Message{Role: RoleUser, Images: []Image{{MIME: "text/html", Data: []byte("<p>")}}}, want: `"text/html" is not an image type`},
+		{name: "a type that would break the data URL", msg: Message{Role: RoleUser, Images: []Image{{MIME: "image/png;base64,AAAA", Data: []byte("x")}}}, want: "is not an image type"},
+		{name: "sniffed as not an image", msg: Message{Role: RoleUser, Images: []Image{{Data: []byte("plain text")}}}, want: `"text/plain" is not an image type`},
+		{name: "no data", msg: Message{Role: RoleUser, Images: []Image{{MIME: "image/png"}}}, want: "image 0: no data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1) }))
+			t.Cleanup(srv.Close)
+			c := newTestClient(t, Config{BaseURL: srv.URL, Protocol: ProtocolOpenAI, Model: "m"})
+			r := collect(t, c.Stream(t.Context(), []Message{tt.msg}))
+			if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {
+				t.Errorf("got error %v, want one saying %q", r.err, tt.want)
+			}
+			if n := requests.Load(); n != 0 {
+				t.Errorf("got %d requests, want none", n)
+			}
+		})
 	}
 }

@@ -23,8 +23,13 @@ type dialect interface {
 	path(base string) string
 	// setHeader adds the dialect's request headers.
 	setHeader(h http.Header)
-	// encode returns the request body for msgs.
-	encode(msgs []Message) ([]byte, error)
+	// encode returns the request body for msgs, asking for model ("": the
+	// configured one).
+	encode(model string, msgs []Message) ([]byte, error)
+	// configuredModel returns the model asked for when none is named.
+	configuredModel() string
+	// listsModels reports whether the server has an openai model list.
+	listsModels() bool
 	// statusError describes a non-2xx response from its start line and the
 	// start of its body.
 	statusError(resp *http.Response, body []byte) *StatusError
@@ -41,6 +46,10 @@ type decoder interface {
 	// end is called when the body ends before done; it appends any text
 	// still held back and says whether the end was clean.
 	end(dst []byte) ([]byte, error)
+	// complete is called after a clean end; a non-nil error (one wrapping
+	// ErrOutputLimit) means the text is all there is but not all the model
+	// meant to say.
+	complete() error
 }
 
 // Stream sends msgs and yields the reply's text chunks as they are read.
@@ -48,13 +57,27 @@ type decoder interface {
 // yields no error. Each iteration sends a new request. Stopping the
 // iteration early closes the connection.
 //
+// A reply the server stopped at its output limit (openai: finish_reason
+// "length", for example after Config.MaxOutputTokens tokens) yields all its
+// text and then ("", err) with err wrapping ErrOutputLimit: the text is
+// good to keep, but it ends mid-answer.
+//
 // Connection failures, and 502, 503 and 504 answers, are retried (twice, with
 // a jittered exponential backoff) as long as no text has been yielded; a
 // timeout, a cancellation, any other status and anything after the first
 // yielded text are not.
 func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, error] {
+	return c.StreamModel(ctx, "", msgs)
+}
+
+// StreamModel is Stream asking for the given model instead of Config.Model;
+// "" means Config.Model. In the chatbot-ui protocol model is model.id, and
+// model.name is the known name for that id, else the id itself (the
+// configured MaxLength and TokenLimit stay). Models lists the names a
+// server offers.
+func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		body, err := c.dialect.encode(msgs)
+		body, err := c.dialect.encode(model, msgs)
 		if err != nil {
 			yield("", err)
 			return
@@ -167,13 +190,14 @@ func (c *Client) try(ctx context.Context, body []byte, r *relay) (retry bool, er
 	}
 
 	c.log.DebugContext(ctx, "aura: reply started", "status", resp.StatusCode, "proto", resp.Proto)
-	err = r.run(resp.Body, c.dialect.newDecoder(), wd, c.idle, c.drain)
+	dec := c.dialect.newDecoder()
+	err = r.run(resp.Body, dec, wd, c.idle, c.drain)
 	switch {
-	case err == nil, errors.Is(err, errStopped):
+	case errors.Is(err, errStopped):
 		return false, err
-	case r.done:
+	case err == nil, r.done:
 		// The reply was complete; whatever broke the drain does not matter.
-		return false, nil
+		return false, dec.complete()
 	}
 	var se *StatusError
 	if errors.As(err, &se) {

@@ -1,0 +1,270 @@
+// Package reason turns the error text a server sends into a short reason
+// that is safe to show a user: one line, no links, no secrets. It is shared
+// by the aura client and its sub-packages; it knows nothing of HTTP.
+package reason
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxRunes is the most runes Sanitize returns.
+const MaxRunes = 200
+
+// keyRun is the length of a run of key characters (see isKeyChar) that
+// Sanitize treats as a secret: long base64, hex or base64url runs are API
+// keys, tokens and session ids far more often than words.
+const keyRun = 20
+
+// mixedRun is the length from which a run of key characters that mixes
+// letters and digits is treated as a secret.
+const mixedRun = 16
+
+// secretPrefixes start well-known kinds of keys and tokens, matched without
+// regard to case.
+var secretPrefixes = []string{
+	"sk-", "sk_", "pk-", "pk_", "rk_", "ghp_", "gho_", "ghs_", "github_pat_",
+	"xoxb-", "xoxp-", "hf_", "aiza", "eyj", "glpat-", "akia",
+}
+
+// Sanitize returns a short reason taken from a server's error text s, or ""
+// if nothing useful remains:
+//
+//   - only the first non-blank line, with control and invisible characters
+//     removed and runs of spaces folded into one;
+//   - a sentence with a link (http://..., www.example.com, host/path) is
+//     dropped, unless it is the first, which is cut before the link;
+//   - text is cut before the first secret-like word (sk-..., "Bearer x",
+//     key=..., a masked "ab12****yz", a run of 20 or more key characters or
+//     of 16 or more mixing letters and digits, "[redacted]"), and whatever
+//     follows it is dropped;
+//   - at most MaxRunes runes, cut at a word boundary where there is one;
+//   - no trailing punctuation or space, so that a caller can append ".".
+func Sanitize(s string) string {
+	s = firstLine(s)
+	var kept []string
+	for sentence := range sentences(s) {
+		words := strings.Fields(sentence)
+		cut, stop := len(words), false
+		for i, w := range words {
+			if isLink(w) {
+				cut = i
+				if len(kept) > 0 {
+					cut = 0 // a later sentence about a link is only a pointer
+				}
+				break
+			}
+			if isSecret(w, words[i+1:]) {
+				cut, stop = i, true
+				break
+			}
+		}
+		if part := trimEnd(strings.Join(words[:cut], " ")); part != "" {
+			kept = append(kept, part+sentenceEnd(words, cut))
+		}
+		if stop {
+			break
+		}
+	}
+	out := trimEnd(truncate(strings.Join(kept, " "), MaxRunes))
+	if !strings.ContainsFunc(out, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+		return ""
+	}
+	return out
+}
+
+// sentenceEnd returns the punctuation that ended the sentence's last kept
+// word, when the sentence was kept whole, so that sentences joined again
+// read as they did.
+func sentenceEnd(words []string, cut int) string {
+	if cut != len(words) || cut == 0 {
+		return ""
+	}
+	last := words[cut-1]
+	r, _ := utf8.DecodeLastRuneInString(last)
+	if r == '.' || r == '!' || r == '?' {
+		return string(r)
+	}
+	return ""
+}
+
+// firstLine returns the first line of s that has something other than
+// spaces, with invisible characters removed and spaces folded.
+func firstLine(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	for line := range strings.FieldsFuncSeq(s, func(r rune) bool {
+		return r == '\n' || r == '\r' || r == '\v' || r == '\f' || r == 0x85 || r == 0x2028 || r == 0x2029
+	}) {
+		line = strings.Map(func(r rune) rune {
+			switch {
+			case r == '\t' || unicode.IsSpace(r):
+				return ' '
+			case !unicode.IsPrint(r):
+				// Dropped, not turned into a space, so that a secret
+				// with a zero-width character inside stays one word.
+				return -1
+			}
+			return r
+		}, line)
+		if line = strings.Join(strings.Fields(line), " "); line != "" {
+			return line
+		}
+	}
+	return ""
+}
+
+// sentences yields s cut after each '.', '!' or '?' that a space follows.
+func sentences(s string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for len(s) > 0 {
+			end := len(s)
+			for i := 0; i+1 < len(s); i++ {
+				if (s[i] == '.' || s[i] == '!' || s[i] == '?') && s[i+1] == ' ' {
+					end = i + 1
+					break
+				}
+			}
+			if !yield(s[:end]) {
+				return
+			}
+			s = strings.TrimLeft(s[end:], " ")
+		}
+	}
+}
+
+// isLink reports whether the word w is or holds a URL or a host with a path.
+func isLink(w string) bool {
+	lower := strings.ToLower(w)
+	if strings.Contains(lower, "://") || strings.Contains(w, "http") ||
+		strings.Contains(lower, "http:") || strings.Contains(lower, "https:") ||
+		strings.Contains(lower, "www.") {
+		return true
+	}
+	// example.com/path: a dotted host name before the first slash.
+	host, _, ok := strings.Cut(strings.TrimLeft(lower, "(<[\"'`"), "/")
+	if !ok || !strings.Contains(host, ".") {
+		return false
+	}
+	labels := strings.Split(host, ".")
+	tld := labels[len(labels)-1]
+	if len(tld) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || strings.ContainsFunc(l, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }) {
+			return false
+		}
+	}
+	return strings.ContainsFunc(tld, func(r rune) bool { return r >= 'a' && r <= 'z' })
+}
+
+// isSecret reports whether the word w looks like a key, a token or a
+// credential; rest is the words after it.
+func isSecret(w string, rest []string) bool {
+	core := strings.TrimFunc(w, func(r rune) bool { return !isKeyChar(r) && r != '-' && r != '*' && r != '.' && r != '[' && r != ']' })
+	lower := strings.ToLower(core)
+	for _, p := range secretPrefixes {
+		if strings.HasPrefix(lower, p) && len(lower) > len(p) {
+			return true
+		}
+	}
+	switch strings.Trim(lower, ":") {
+	case "bearer", "basic", "token":
+		// "Bearer abc..." or "token abc...": the word after is the secret.
+		// ("token" alone, as in "max tokens", is fine.)
+		return len(rest) > 0 && strings.ContainsFunc(rest[0], isKeyChar) && !isPlainWord(rest[0])
+	}
+	if strings.Contains(lower, "[redacted]") {
+		return true
+	}
+	if strings.Contains(core, "**") && strings.ContainsFunc(core, func(r rune) bool { return r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)) }) {
+		return true // a masked secret, "sk-ab12****wxyz"
+	}
+	for _, sep := range []string{"=", ":"} {
+		if name, value, ok := strings.Cut(lower, sep); ok && isCredentialName(name) && isCredentialValue(value) {
+			return true
+		}
+	}
+	// Long runs of key characters.
+	run, letters, digits := 0, false, false
+	for _, r := range w {
+		if !isKeyChar(r) {
+			run, letters, digits = 0, false, false
+			continue
+		}
+		run++
+		letters = letters || unicode.IsLetter(r)
+		digits = digits || unicode.IsDigit(r)
+		if run >= keyRun || (run >= mixedRun && letters && digits) {
+			return true
+		}
+	}
+	return false
+}
+
+// isCredentialName reports whether name, the left side of "name=value", is
+// the name of a credential.
+func isCredentialName(name string) bool {
+	for _, n := range []string{"key", "token", "secret", "password", "passwd", "auth", "cookie", "session"} {
+		if strings.Contains(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// isCredentialValue reports whether v, the right side of "name=value",
+// could be a credential rather than a number ("max_tokens=4096").
+func isCredentialValue(v string) bool {
+	v = strings.TrimRightFunc(v, unicode.IsPunct)
+	return len(v) >= 6 && strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) })
+}
+
+// isPlainWord reports whether w is made of lower-case letters only (with
+// trailing punctuation), as words are and keys are not.
+func isPlainWord(w string) bool {
+	w = strings.TrimRightFunc(w, unicode.IsPunct)
+	return w != "" && !strings.ContainsFunc(w, func(r rune) bool { return !unicode.IsLower(r) })
+}
+
+// isKeyChar reports whether r can be part of a key: ASCII letters and
+// digits and the extra characters of base64 and base64url, except '-', so
+// that hyphenated names ("gpt-4o-mini-2024-07-18") are not taken for keys.
+func isKeyChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '/' || r == '=' || r == '_'
+}
+
+// truncate cuts s to at most n runes, at the last space if there is one in
+// the second half.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i, count := 0, 0
+	for i = range s {
+		if count == n {
+			break
+		}
+		count++
+	}
+	s = s[:i]
+	if sp := strings.LastIndexByte(s, ' '); sp > len(s)/2 {
+		s = s[:sp]
+	}
+	return s
+}
+
+// trimEnd removes trailing spaces and punctuation, except closing brackets
+// and quotes, which end a phrase without ending a sentence.
+func trimEnd(s string) string {
+	return strings.TrimRightFunc(s, func(r rune) bool {
+		if unicode.IsSpace(r) {
+			return true
+		}
+		if r == '"' || r == '\'' || r == '`' || unicode.In(r, unicode.Pe, unicode.Pf) {
+			return false
+		}
+		return r != '%' && (unicode.IsPunct(r) || unicode.IsSymbol(r))
+	})
+}

@@ -1,0 +1,315 @@
+// Package transcribe turns speech into text through an OpenAI-compatible
+// speech-to-text server: POST /v1/audio/transcriptions, as OpenAI
+// (whisper-1), LocalAI, Speaches (faster-whisper) and the whisper.cpp
+// server offer it. It knows nothing of Telegram: it takes an audio file and
+// returns its text. It does not convert audio; the server must accept the
+// format (OpenAI and faster-whisper take Telegram's Ogg/Opus voice notes).
+package transcribe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"aurabot/aura/internal/reason"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultModel   = "whisper-1"
+	DefaultTimeout = 2 * time.Minute
+)
+
+// MaxAudioBytes is the largest audio file Transcribe sends: OpenAI's limit.
+const MaxAudioBytes = 25 << 20
+
+// ErrTooLarge means the audio was longer than MaxAudioBytes; nothing was
+// sent.
+var ErrTooLarge = errors.New("transcribe: the audio file is too large")
+
+// maxErrorBody is the most of an error response body a StatusError keeps.
+const maxErrorBody = 1 << 10
+
+// Config says where and how a Client reaches the server.
+type Config struct {
+	// URL is the server's root, e.g. https://api.openai.com or
+	// http://localhost:8000. The client posts to URL +
+	// "/v1/audio/transcriptions"; a URL that already ends in "/v1" gets
+	// only "/audio/transcriptions".
+	URL string
+	// Model is the model field; empty means DefaultModel.
+	Model string
+	// Key is sent as "Authorization: Bearer <Key>" when set. It never
+	// appears in an error.
+	Key string
+	// HTTPClient makes the requests; nil means one that reports a redirect
+	// as a StatusError instead of following it.
+	HTTPClient *http.Client
+	// Timeout bounds one Transcribe call, upload included; 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Client transcribes audio files. It is safe for concurrent use.
+type Client struct {
+	endpoint string
+	urlErr   error // why URL was refused; reported by Transcribe
+	model    string
+	key      string
+	hc       *http.Client
+	timeout  time.Duration
+}
+
+// New returns a Client for cfg. A URL that cannot be used is reported by
+// each Transcribe call.
+func New(cfg Config) *Client {
+	c := &Client{model: cfg.Model, key: cfg.Key, hc: cfg.HTTPClient, timeout: cfg.Timeout}
+	if c.model == "" {
+		c.model = DefaultModel
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	c.endpoint, c.urlErr = endpoint(cfg.URL)
+	return c
+}
+
+// endpoint returns the transcription URL under root. Its errors leave out
+// the URL, which may carry credentials.
+func endpoint(root string) (string, error) {
+	if root == "" {
+		return "", errors.New("transcribe: URL is empty")
+	}
+	u, err := url.Parse(root)
+	if err != nil {
+		return "", errors.New("transcribe: URL does not parse")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("transcribe: URL scheme %q is not supported (want http or https)", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", errors.New("transcribe: URL has no host")
+	}
+	base := strings.TrimRight(u.Path, "/")
+	if strings.HasSuffix(base, "/v1") {
+		u.Path = base + "/audio/transcriptions"
+	} else {
+		u.Path = base + "/v1/audio/transcriptions"
+	}
+	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
+	return u.String(), nil
+}
+
+// StatusError is an answer other than 2xx.
+type StatusError struct {
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Reason is error.message from a JSON error body when there is one,
+	// else the status line's reason phrase.
+	Reason string
+	// Body is the start of the response body (at most 1 KiB).
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("transcribe: server answered %d", e.StatusCode)
+	}
+	return fmt.Sprintf("transcribe: server answered %d %s", e.StatusCode, e.Reason)
+}
+
+// UserReason returns Reason made fit to show a user, as
+// aura.StatusError.UserReason does: one line of at most 200 characters, no
+// links, nothing key-like, no trailing punctuation; "" when nothing useful
+// remains.
+func (e *StatusError) UserReason() string {
+	return reason.Sanitize(e.Reason)
+}
+
+// Transcribe sends audio as a file named fileName (its extension tells the
+// server the format, e.g. "voice.ogg") and returns the text. Errors are a
+// *StatusError for a refusal, ErrTooLarge, or a wrapped transport or
+// context error; none contains the Key.
+func (c *Client) Transcribe(ctx context.Context, fileName string, audio io.Reader) (string, error) {
+	if c.urlErr != nil {
+		return "", c.urlErr
+	}
+	body, contentType, err := c.form(fileName, audio)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("transcribe: build request: %w", err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json")
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("transcribe: request stopped: %w", ctx.Err())
+		}
+		return "", fmt.Errorf("transcribe: could not reach the server: %w", c.redactErr(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+		return "", c.statusError(resp, data)
+	}
+	var answer struct {
+		Text *string `json:"text"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&answer); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("transcribe: request stopped: %w", ctx.Err())
+		}
+		return "", fmt.Errorf("transcribe: unreadable answer: %w", err)
+	}
+	if answer.Text == nil {
+		return "", errors.New("transcribe: unreadable answer: no text")
+	}
+	return strings.TrimSpace(*answer.Text), nil
+}
+
+// form builds the multipart body. The audio is read whole first: it is
+// small (a voice note is tens of kilobytes), and a body of known length is
+// what every server accepts.
+func (c *Client) form(fileName string, audio io.Reader) ([]byte, string, error) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	fw, err := w.CreateFormFile("file", cleanFileName(fileName))
+	if err != nil {
+		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
+	}
+	n, err := io.Copy(fw, io.LimitReader(audio, MaxAudioBytes+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("transcribe: read audio: %w", err)
+	}
+	if n > MaxAudioBytes {
+		return nil, "", fmt.Errorf("%w (more than %d bytes)", ErrTooLarge, MaxAudioBytes)
+	}
+	if err := w.WriteField("model", c.model); err != nil {
+		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
+	}
+	return buf.Bytes(), w.FormDataContentType(), nil
+}
+
+// cleanFileName keeps the base name of name with printable characters
+// only (a line break would end the part's header); "audio" if none.
+func cleanFileName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) || r == '"' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, strings.ToValidUTF8(name, "_"))
+	name = path.Base(strings.ReplaceAll(name, "\\", "/"))
+	if name == "." || name == "/" || strings.TrimSpace(name) == "" {
+		return "audio"
+	}
+	return name
+}
+
+// statusError describes a refusal, with the key taken out of whatever the
+// server echoed.
+func (c *Client) statusError(resp *http.Response, body []byte) *StatusError {
+	se := &StatusError{
+		StatusCode: resp.StatusCode,
+		Reason:     strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode))),
+		Body:       c.redact(truncateUTF8(string(body), maxErrorBody)),
+	}
+	if msg := errorMessage(body); msg != "" {
+		se.Reason = msg
+	}
+	se.Reason = c.redact(se.Reason)
+	return se
+}
+
+// errorMessage finds the message in {"error": {"message": ...}},
+// {"error": "..."} or {"detail": "..."} (FastAPI servers such as Speaches).
+func errorMessage(body []byte) string {
+	var v struct {
+		Error  json.RawMessage `json:"error"`
+		Detail json.RawMessage `json:"detail"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(v.Error, &s) == nil && s != "" {
+		return s
+	}
+	var obj struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(v.Error, &obj) == nil && obj.Message != "" {
+		return obj.Message
+	}
+	if json.Unmarshal(v.Detail, &s) == nil {
+		return s
+	}
+	return ""
+}
+
+func (c *Client) redact(s string) string {
+	if k := strings.TrimSpace(c.key); k != "" {
+		s = strings.ReplaceAll(s, k, "[redacted]")
+	}
+	return s
+}
+
+// redactErr guards against a transport that quotes the key: net/http does
+// not, but HTTPClient may be anyone's.
+func (c *Client) redactErr(err error) error {
+	if k := strings.TrimSpace(c.key); k != "" && strings.Contains(err.Error(), k) {
+		return &redactedError{msg: c.redact(err.Error()), err: err}
+	}
+	return err
+}
+
+// redactedError is err with its message redacted; errors.Is and As still
+// see err.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// truncateUTF8 returns at most n bytes of s, cut so that no character is
+// split.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
