@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,10 @@ type Config struct {
 	GlobalRate      float64
 
 	PollTimeout time.Duration // long-polling timeout, default 50s
+	// ProbeEvery is how often Telegram is asked something when no call has been answered for
+	// that long (a long poll waiting, a quiet webhook), so that health sees a silent Telegram
+	// within seconds. Default 5s.
+	ProbeEvery time.Duration
 
 	// ListenAddr is where GET /healthz, GET /metrics and the webhook are served; "" serves
 	// nothing (polling mode only).
@@ -125,6 +130,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PollTimeout <= 0 {
 		c.PollTimeout = 50 * time.Second
+	}
+	if c.ProbeEvery <= 0 {
+		c.ProbeEvery = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -231,11 +239,16 @@ func (b *Bot) Run(ctx context.Context) error {
 	replyCtx, cancelReplies := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelReplies(reply.ErrShutdown)
 
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	var probing sync.WaitGroup
+	probing.Go(func() { b.probe(probeCtx) })
+	defer probing.Wait()
+	defer stopProbe()
+
 	err = b.recover(replyCtx)
 	if err == nil {
 		if b.webhook != nil {
 			b.webhook.Open(replyCtx)
-			go b.probe(ctx)
 			select {
 			case <-ctx.Done():
 			case <-srv.Stopped():
@@ -322,13 +335,10 @@ func (b *Bot) Addr() string {
 	return a
 }
 
-// probeEvery is how often, in webhook mode, Telegram is asked something when nothing else was:
-// health then follows Telegram, not whichever call happened to run last.
-const probeEvery = 15 * time.Second
-
-// probe asks Telegram for the webhook's state now and then until ctx ends.
+// probe asks Telegram something cheap whenever no call has been answered for ProbeEvery, until
+// ctx ends. A call Telegram leaves unanswered shows in health within seconds (see ops.Health).
 func (b *Bot) probe(ctx context.Context) {
-	t := time.NewTicker(probeEvery)
+	t := time.NewTicker(b.cfg.ProbeEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -336,12 +346,19 @@ func (b *Bot) probe(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		info, err := b.tg.GetWebhookInfo(pctx)
-		cancel()
-		if err == nil && info.LastErrorMessage != "" && time.Since(time.Unix(int64(info.LastErrorDate), 0)) < time.Minute {
-			b.log.Warn("Telegram cannot deliver to the webhook", "error", info.LastErrorMessage)
+		if !b.health.Quiet(b.cfg.ProbeEvery) {
+			continue
 		}
+		pctx, cancel := context.WithTimeout(ctx, b.cfg.PollTimeout)
+		if b.webhook != nil {
+			info, err := b.tg.GetWebhookInfo(pctx)
+			if err == nil && info.LastErrorMessage != "" && time.Since(time.Unix(int64(info.LastErrorDate), 0)) < time.Minute {
+				b.log.Warn("Telegram cannot deliver to the webhook", "error", info.LastErrorMessage)
+			}
+		} else {
+			_, _ = b.tg.GetMe(pctx)
+		}
+		cancel()
 	}
 }
 

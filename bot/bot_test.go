@@ -73,6 +73,22 @@ func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
 	tg := telegramtest.New()
 	t.Cleanup(tg.Close)
+	return newEnvOn(t, cfg, tg, tg.URL())
+}
+
+// newProxiedEnv is newEnv with a fault-injecting proxy between the bot and the fake Telegram.
+func newProxiedEnv(t *testing.T, cfg Config) (*env, *telegramtest.Proxy) {
+	t.Helper()
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	p := telegramtest.NewProxy(tg.URL())
+	t.Cleanup(p.Close)
+	return newEnvOn(t, cfg, tg, p.URL()), p
+}
+
+// newEnvOn runs a bot against tg, reached at apiURL.
+func newEnvOn(t *testing.T, cfg Config, tg *telegramtest.Server, apiURL string) *env {
+	t.Helper()
 	store, err := history.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +96,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 	t.Cleanup(func() { store.Close() })
 	model := &fakeModel{fn: chunks("ok")}
 	cfg.Token = telegramtest.Token
-	cfg.APIURL = tg.URL()
+	cfg.APIURL = apiURL
 	if cfg.AllowedUsers == nil && !cfg.AllowAll {
 		cfg.AllowedUsers = []int64{user}
 	}

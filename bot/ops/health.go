@@ -109,6 +109,14 @@ func (h *Health) Telegram() string {
 	return ""
 }
 
+// Quiet reports whether no call has been answered for d: time to ask Telegram something, so
+// that health follows Telegram rather than whichever call happened to run last.
+func (h *Health) Quiet(d time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.now().Sub(h.at) >= d
+}
+
 // Check returns "" when the bot is healthy, else a one-line reason: the database cannot write,
 // or Telegram is silent or refuses the bot.
 func (h *Health) Check(ctx context.Context) string {

@@ -132,11 +132,16 @@ var (
 // already waited for one pacer slot. Final applies retry until ctx ends: the final text must
 // arrive.
 func (d *Display) Apply(ctx context.Context, parts []render.Message, final, paid bool) error {
-	if d.unknown >= 0 {
-		if err := d.resolve(ctx, parts, paid); err != nil {
+	for d.unknown >= 0 {
+		err := d.resolve(ctx, parts, paid)
+		paid = false
+		if err == nil {
+			break
+		}
+		if !final || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		paid = false
+		d.deps.Log.Warn("could not look for a lost message; trying again", "chat_id", d.t.ChatID, "err", err)
 	}
 	for i := 0; i < len(parts) || i < len(d.sent); i++ {
 		if i >= len(parts) {

@@ -28,6 +28,8 @@ const (
 	// firstWait bounds how long the first text waits for a whole word: a first message of
 	// three bytes followed by a second of silence reads worse than one that waits a moment.
 	firstWait = 200 * time.Millisecond
+	// retryPause is how soon an update that failed is tried again when no new text comes.
+	retryPause = 500 * time.Millisecond
 	// firstWord is how much text the first send shows at least, when it arrives within firstWait.
 	firstWord = 8
 )
@@ -153,6 +155,14 @@ func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData str
 	// slot is never thrown away, not even when the stream ends while an edit waits for one.
 	paid := false
 	firstDeadline := time.Time{}
+	retry := time.AfterFunc(time.Hour, func() {
+		select {
+		case dirty <- struct{}{}:
+		default:
+		}
+	})
+	retry.Stop()
+	defer retry.Stop()
 loop:
 	for {
 		select {
@@ -235,6 +245,8 @@ loop:
 			return Outcome{Err: ErrBlocked}
 		}
 		if err != nil {
+			// Try again soon even if the model says nothing more: the text must catch up.
+			retry.Reset(retryPause)
 			continue
 		}
 		shown = text
