@@ -1,10 +1,11 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/joho/godotenv"
 
 	"aurabot/aura"
 	"aurabot/bot"
@@ -96,8 +98,8 @@ func loadConfig(environ []string, dotenv string) (config, error) {
 
 // parseConfig reads the configuration without checking it, for -backup and -healthcheck.
 func parseConfig(environ []string, dotenv string) (config, error) {
-	vars := map[string]string{}
-	if err := readDotenv(dotenv, vars); err != nil {
+	vars, err := readDotenv(dotenv)
+	if err != nil {
 		return config{}, err
 	}
 	for _, kv := range environ {
@@ -275,42 +277,49 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
 }
 
-// readDotenv adds KEY=VALUE lines of a .env file to vars. A missing file is fine.
-func readDotenv(path string, vars map[string]string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// readDotenv reads the .env file at path with godotenv: KEY=VALUE lines, # comments, single
+// quotes (literal) and double quotes (\n escapes and ${VAR} expansion), as docker compose reads
+// it. A missing file is no file. The errors never quote the file, which holds secrets.
+func readDotenv(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if !ok {
-			return fmt.Errorf("config: %s line %d: expected KEY=VALUE", path, n)
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			if v[0] == '"' {
-				if uq, err := strconv.Unquote(v); err == nil {
-					v = uq
-				} else {
-					v = v[1 : len(v)-1]
-				}
-			} else {
-				v = v[1 : len(v)-1]
+	vars, err := godotenv.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s%s", path, dotenvProblem(data, err))
+	}
+	if _, ok := vars[""]; ok {
+		return nil, fmt.Errorf("config: %s: a line has no variable name (want KEY=VALUE)", path)
+	}
+	return vars, nil
+}
+
+// dotenvProblem says where and what is wrong in a .env file godotenv refused with err. godotenv's
+// own message quotes the rest of the file, so it is rebuilt from the kind of error and the line,
+// found by parsing ever longer runs of lines.
+func dotenvProblem(data []byte, err error) string {
+	lines := strings.SplitAfter(string(data), "\n")
+	parse := func(n int) error {
+		_, err := godotenv.Parse(strings.NewReader(strings.Join(lines[:n], "")))
+		return err
+	}
+	if strings.HasPrefix(err.Error(), "unterminated") {
+		// The quote opens on the line after the longest run that parses.
+		for n := len(lines) - 1; n >= 0; n-- {
+			if parse(n) == nil {
+				return fmt.Sprintf(" line %d: a quoted value is not closed", n+1)
 			}
-		} else if i := strings.Index(v, " #"); i >= 0 {
-			v = strings.TrimSpace(v[:i])
 		}
-		vars[k] = v
+		return ": a quoted value is not closed"
 	}
-	return sc.Err()
+	for n := 1; n <= len(lines); n++ {
+		if err := parse(n); err != nil && !strings.HasPrefix(err.Error(), "unterminated") {
+			return fmt.Sprintf(" line %d: not KEY=VALUE (a name is letters, digits, _ and .)", n)
+		}
+	}
+	return ": not KEY=VALUE lines"
 }

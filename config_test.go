@@ -65,11 +65,15 @@ func TestConfigRejectsBadValues(t *testing.T) {
 
 func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 	dotenv := filepath.Join(t.TempDir(), ".env")
-	content := "# comment\nTELEGRAM_TOKEN=from-file\nexport AURA_MODEL=\"from file\"\nALLOWED_USERS=1, 2 ,3\nSYSTEM_PROMPT='Be brief.' \nAURA_KEY=abc # trailing comment\n"
+	content := "# comment\nTELEGRAM_TOKEN=111:fromfile\nexport AURA_MODEL=\"from file\"\nALLOWED_USERS=1, 2 ,3\n" +
+		"SYSTEM_PROMPT='Be brief.' \nAURA_KEY=abc # trailing comment\n" +
+		"AURA_COOKIES=\"a=1; b=2\" # a quoted value, then a comment\n" +
+		"AURA_USER_AGENT='Agent #7' # single quotes, then a comment\r\n" +
+		"AURA_MODEL_NAME=\"Line one\\nline two\"\n"
 	if err := os.WriteFile(dotenv, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=from-env", "AURA_TEMPERATURE=1.5"}, dotenv)
+	cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=222:fromenv", "AURA_TEMPERATURE=1.5"}, dotenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +81,16 @@ func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"environment wins", cfg.TelegramToken, "from-env"},
+		{"environment wins", cfg.TelegramToken, "222:fromenv"},
 		{"quoted value", cfg.AuraModel, "from file"},
 		{"single quotes", cfg.SystemPrompt, "Be brief."},
 		{"comment stripped", cfg.AuraKey, "abc"},
+		{"double quotes then a comment", cfg.AuraCookies, "a=1; b=2"},
+		{"single quotes then a comment", cfg.AuraUserAgent, "Agent #7"},
+		{"escaped newline in double quotes", cfg.AuraModelName, "Line one\nline two"},
 		{"id list", len(cfg.AllowedUsers.ids), 3},
 		{"temperature", cfg.AuraTemperature, 1.5},
 		{"default url", cfg.AuraURL, "https://openchat.team"},
-		{"default model name", cfg.AuraModelName, "OpenChat 3.6 (latest)"},
 		{"default max length", cfg.AuraMaxLength, 24576},
 		{"default max tokens", cfg.AuraMaxTokens, 8192},
 		{"default database", cfg.DatabasePath, "data/bot.db"},
@@ -119,5 +125,47 @@ func TestConfigExampleLoads(t *testing.T) {
 	}
 	if cfg.AuraProtocol != "chatbot-ui" || cfg.StreamMode != "edit" || cfg.AuraMaxOutputTokens != 0 {
 		t.Errorf("got %+v, want the documented defaults", cfg)
+	}
+}
+
+func TestConfigDefaultModelName(t *testing.T) {
+	cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x"}, filepath.Join(t.TempDir(), "none.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AuraModelName != "OpenChat 3.6 (latest)" {
+		t.Errorf("AURA_MODEL_NAME: got %q, want the default", cfg.AuraModelName)
+	}
+}
+
+// A .env file godotenv cannot read stops the bot with one line that says where, and never
+// quotes the file: it holds the token.
+func TestConfigMalformedDotenv(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"bad character in a name", "# ok\nAURA_MODEL=x\nTELEGRAM-TOKEN=123:s3cr3t-token\nB=2\n", "line 3"},
+		{"quote not closed", "A=1\nTELEGRAM_TOKEN=\"123:s3cr3t-token\nB=2\n", "line 2"},
+		{"quote not closed after a multi-line value", "A=\"x\ny\"\nTELEGRAM_TOKEN='123:s3cr3t-token\n", "line 3"},
+		{"no name", "A=1\n=123:s3cr3t-token", "no variable name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dotenv := filepath.Join(t.TempDir(), ".env")
+			if err := os.WriteFile(dotenv, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(nil, dotenv)
+			if err == nil {
+				t.Fatal("got no error, want one")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, dotenv) || !strings.Contains(msg, tt.want) {
+				t.Errorf("got %q, want it to name the file and %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "s3cr3t") || strings.Contains(msg, "\n") {
+				t.Errorf("got %q, want one line without the file's contents", msg)
+			}
+		})
 	}
 }
