@@ -7,13 +7,18 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
@@ -66,6 +71,7 @@ type idList struct {
 	ids []int64
 }
 
+// UnmarshalText parses the list; env calls it.
 func (l *idList) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if s == "*" {
@@ -93,7 +99,10 @@ func loadConfig(environ []string, dotenv string) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
-	return cfg, cfg.validate()
+	if err := cfg.validate(); err != nil {
+		return config{}, scrub(err, cfg.set)
+	}
+	return cfg, nil
 }
 
 // parseConfig reads the configuration without checking it, for -backup and -healthcheck.
@@ -109,9 +118,13 @@ func parseConfig(environ []string, dotenv string) (config, error) {
 	}
 	cfg, err := env.ParseAsWithOptions[config](env.Options{Environment: vars})
 	if err != nil {
-		return config{}, explain(err)
+		return config{}, scrub(explain(err), vars)
 	}
 	cfg.set = vars
+	// A token or key pasted with a line break or a space around it is meant without.
+	for _, secret := range []*string{&cfg.TelegramToken, &cfg.AuraKey, &cfg.AuraCookies} {
+		*secret = strings.TrimSpace(*secret)
+	}
 	return cfg, nil
 }
 
@@ -138,6 +151,52 @@ func (c config) ignored() []string {
 	return out
 }
 
+// secretVars are the settings whose values never appear in an error or a log; urlVars are those
+// whose user and password never do.
+var (
+	secretVars = []string{"TELEGRAM_TOKEN", "AURA_KEY", "AURA_COOKIES", "WEBHOOK_SECRET"}
+	urlVars    = []string{"TELEGRAM_API_URL", "AURA_URL", "AURA_PROXY", "WEBHOOK_URL"}
+)
+
+// scrub is the last guard of secrets: an error that contains the value of a secret setting, or a
+// user or password of a URL setting, comes back with each replaced by xxxxx. The checks quote no
+// secret on purpose; this catches what a future check or a library's message might. Values of
+// fewer than 4 characters are left alone: replacing them would mangle the message, and they
+// are not secrets worth the name.
+func scrub(err error, vars map[string]string) error {
+	msg := err.Error()
+	var secrets []string
+	for _, name := range secretVars {
+		v := vars[name]
+		secrets = append(secrets, v, strings.TrimSpace(v))
+		if _, after, ok := strings.Cut(v, ":"); ok && name == "TELEGRAM_TOKEN" {
+			secrets = append(secrets, strings.TrimSpace(after)) // the secret half of a token
+		}
+	}
+	for _, name := range urlVars {
+		if at := strings.LastIndexByte(vars[name], '@'); at >= 0 {
+			userinfo := vars[name][:at]
+			if _, after, ok := strings.Cut(userinfo, "://"); ok {
+				userinfo = after
+			}
+			user, pass, _ := strings.Cut(userinfo, ":")
+			secrets = append(secrets, userinfo, user, pass)
+		}
+	}
+	// Longest first, so that a secret containing another is replaced whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	scrubbed := msg
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			scrubbed = strings.ReplaceAll(scrubbed, s, "xxxxx")
+		}
+	}
+	if scrubbed == msg {
+		return err
+	}
+	return errors.New(scrubbed)
+}
+
 // explain turns env's errors, which name struct fields, into ones that name the variable.
 func explain(err error) error {
 	var agg env.AggregateError
@@ -152,18 +211,54 @@ func explain(err error) error {
 	return fmt.Errorf("config: %w", agg.Errors[0])
 }
 
+// Bounds of the numeric settings. Past them a value is a mistake (a typo, a unit mix-up), not a
+// choice: no model has a context of ten million tokens, no reply should wait an hour to start.
+const (
+	maxChars       = 10_000_000 // characters of prompt + history: more than any context window
+	maxTokens      = 10_000_000 // tokens of a context window
+	maxOutput      = 1_000_000  // tokens of one answer
+	maxReplies     = 1000       // concurrent replies: at 30 calls/s each would see an edit every 33 s
+	maxWait        = time.Hour  // any timeout
+	chatbotUISpare = 1000       // tokens a chatbot-ui server keeps free of its tokenLimit
+)
+
+// tokenPattern is a bot token as @BotFather gives it: the bot's id, a colon, the secret.
+var tokenPattern = regexp.MustCompile(`^[0-9]+:[A-Za-z0-9_-]+$`)
+
+// validate checks every setting and the combinations, and names the variable in each error.
+// Errors never contain a secret: not the token, a key, the cookies, nor a URL's user or password.
 func (c config) validate() error {
 	bad := func(name, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", name, fmt.Sprintf(format, args...))
 	}
-	if strings.TrimSpace(c.TelegramToken) == "" {
+	for _, name := range []string{"TELEGRAM_API_URL", "AURA_URL", "DATABASE_PATH"} {
+		if v, ok := c.set[name]; ok && strings.TrimSpace(v) == "" {
+			return bad(name, "is set but empty: remove the line to use the default, or give a value")
+		}
+	}
+
+	// Telegram
+	switch {
+	case c.TelegramToken == "":
 		return bad("TELEGRAM_TOKEN", "is required: get a token from @BotFather and put it in .env")
+	case strings.ContainsFunc(c.TelegramToken, unicode.IsSpace):
+		return bad("TELEGRAM_TOKEN", "has a space or line break inside: copy it again from @BotFather")
+	case !tokenPattern.MatchString(c.TelegramToken):
+		return bad("TELEGRAM_TOKEN", "is not a bot token: @BotFather gives one like 123456789:AAH... (digits, a colon, then letters, digits, _ and -)")
 	}
-	if !validHTTPURL(c.TelegramAPIURL) {
-		return bad("TELEGRAM_API_URL", "%q is not an http(s) URL", c.TelegramAPIURL)
+	if err := checkURL(c.TelegramAPIURL, "http", "https"); err != nil {
+		return bad("TELEGRAM_API_URL", "%v", err)
 	}
-	if !validHTTPURL(c.AuraURL) {
-		return bad("AURA_URL", "%q is not an http(s) URL", c.AuraURL)
+	if err := checkIDs(c.AllowedUsers, "user", func(id int64) bool { return id > 0 }); err != nil {
+		return bad("ALLOWED_USERS", "%v (group ids, which are negative, go in ALLOWED_CHATS)", err)
+	}
+	if err := checkIDs(c.AllowedChats, "chat", func(id int64) bool { return id != 0 }); err != nil {
+		return bad("ALLOWED_CHATS", "%v", err)
+	}
+
+	// The model server
+	if err := checkURL(c.AuraURL, "http", "https"); err != nil {
+		return bad("AURA_URL", "%v", err)
 	}
 	switch c.AuraProtocol {
 	case aura.ProtocolChatbotUI:
@@ -174,29 +269,47 @@ func (c config) validate() error {
 	default:
 		return bad("AURA_PROTOCOL", "%q is not chatbot-ui or openai", c.AuraProtocol)
 	}
-	if c.AuraMaxOutputTokens < 0 {
-		return bad("AURA_MAX_OUTPUT_TOKENS", "%d must not be negative", c.AuraMaxOutputTokens)
-	}
 	if c.AuraProxy != "" {
 		if _, err := aura.ParseProxy(c.AuraProxy); err != nil {
 			return bad("AURA_PROXY", "%v", err)
 		}
 	}
-	if c.AuraTemperature < 0 || c.AuraTemperature > 2 {
+	for _, h := range []struct{ name, value string }{
+		{"AURA_KEY", c.AuraKey}, {"AURA_COOKIES", c.AuraCookies}, {"AURA_USER_AGENT", c.AuraUserAgent},
+	} {
+		if strings.ContainsFunc(h.value, isControl) {
+			return bad(h.name, "has a control character (a line break or a tab?) inside: it goes in an HTTP header")
+		}
+	}
+	if math.IsNaN(c.AuraTemperature) || c.AuraTemperature < 0 || c.AuraTemperature > 2 {
 		return bad("AURA_TEMPERATURE", "%v is out of range: use 0 to 2", c.AuraTemperature)
 	}
-	if c.AuraMaxLength < 100 {
-		return bad("AURA_MAX_LENGTH", "%d is too small: use at least 100 characters", c.AuraMaxLength)
+	if err := between(c.AuraMaxLength, 100, maxChars, "characters"); err != nil {
+		return bad("AURA_MAX_LENGTH", "%v", err)
 	}
-	if c.AuraMaxTokens < 1 {
-		return bad("AURA_MAX_TOKENS", "%d must be positive", c.AuraMaxTokens)
+	if err := between(c.AuraMaxTokens, 1, maxTokens, "tokens"); err != nil {
+		return bad("AURA_MAX_TOKENS", "%v", err)
 	}
-	if c.AuraFirstByteTimeout <= 0 {
-		return bad("AURA_FIRST_BYTE_TIMEOUT", "must be positive, like 60s")
+	if c.AuraProtocol == aura.ProtocolChatbotUI && c.AuraMaxTokens <= chatbotUISpare {
+		return bad("AURA_MAX_TOKENS", "%d leaves no room: a chatbot-ui server keeps %d tokens of it free, so use more than %d", c.AuraMaxTokens, chatbotUISpare, chatbotUISpare)
 	}
-	if c.AuraIdleTimeout <= 0 {
-		return bad("AURA_IDLE_TIMEOUT", "must be positive, like 60s")
+	if err := between(c.AuraMaxOutputTokens, 0, maxOutput, "tokens"); err != nil {
+		return bad("AURA_MAX_OUTPUT_TOKENS", "%v", err)
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"AURA_FIRST_BYTE_TIMEOUT", c.AuraFirstByteTimeout},
+		{"AURA_IDLE_TIMEOUT", c.AuraIdleTimeout},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownAfter},
+	} {
+		if err := within(d.v, time.Millisecond, maxWait); err != nil {
+			return bad(d.name, "%v", err)
+		}
+	}
+
+	// The bot
 	if strings.TrimSpace(c.DatabasePath) == "" {
 		return bad("DATABASE_PATH", "must not be empty")
 	}
@@ -206,11 +319,8 @@ func (c config) validate() error {
 	if c.StreamMode != bot.StreamEdit && c.StreamMode != bot.StreamDraft {
 		return bad("STREAM_MODE", "%q is not edit or draft", c.StreamMode)
 	}
-	if c.MaxReplies < 1 {
-		return bad("MAX_CONCURRENT_REPLIES", "%d must be at least 1", c.MaxReplies)
-	}
-	if c.ShutdownAfter <= 0 {
-		return bad("SHUTDOWN_TIMEOUT", "must be positive, like 10s")
+	if err := between(c.MaxReplies, 1, maxReplies, "replies"); err != nil {
+		return bad("MAX_CONCURRENT_REPLIES", "%v", err)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
@@ -219,10 +329,7 @@ func (c config) validate() error {
 		return bad("LISTEN_ADDR", "%q is not host:port or :port, like :8080", addr)
 	}
 	if c.WebhookURL != "" {
-		if !validHTTPURL(c.WebhookURL) {
-			return bad("WEBHOOK_URL", "%q is not an http(s) URL (Telegram wants https)", c.WebhookURL)
-		}
-		if _, err := bot.WebhookPath(c.WebhookURL); err != nil {
+		if err := checkWebhookURL(c.WebhookURL); err != nil {
 			return bad("WEBHOOK_URL", "%v", err)
 		}
 		if c.WebhookSecret == "" {
@@ -238,6 +345,109 @@ func (c config) validate() error {
 	return nil
 }
 
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }
+
+// between checks that n is in [lo, hi]; unit names what n counts.
+func between(n, lo, hi int, unit string) error {
+	switch {
+	case n < 0 && lo >= 0:
+		return fmt.Errorf("%d must not be negative", n)
+	case n < lo:
+		return fmt.Errorf("%d is too small: use at least %d %s", n, lo, unit)
+	case n > hi:
+		return fmt.Errorf("%d is too large: use at most %d %s", n, hi, unit)
+	}
+	return nil
+}
+
+// within checks that a duration is in [lo, hi].
+func within(d, lo, hi time.Duration) error {
+	switch {
+	case d <= 0:
+		return fmt.Errorf("%v must be positive, like 60s", d)
+	case d < lo:
+		return fmt.Errorf("%v is too short: use at least %v", d, lo)
+	case d > hi:
+		return fmt.Errorf("%v is too long: use at most %v", d, hi)
+	}
+	return nil
+}
+
+// checkIDs checks each id of a list with ok; kind names what the ids are.
+func checkIDs(l idList, kind string, ok func(int64) bool) error {
+	for _, id := range l.ids {
+		if !ok(id) {
+			return fmt.Errorf("%d is not a Telegram %s id", id, kind)
+		}
+	}
+	return nil
+}
+
+// checkURL checks that raw is an absolute URL with one of the schemes, a host, and no query or
+// fragment (settings that take a URL take a base to add paths to). Its errors quote the URL
+// only as redactURL gives it.
+func checkURL(raw string, schemes ...string) error {
+	shown := redactURL(raw)
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", shown)
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		return fmt.Errorf("%q is not an %s URL", shown, strings.Join(schemes, " or "))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", shown)
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return fmt.Errorf("%q has a query string (?...): remove it", shown)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("%q has a fragment (#...): remove it", shown)
+	}
+	return nil
+}
+
+// webhookPorts are the ports Telegram sends webhooks to.
+var webhookPorts = []string{"", "443", "80", "88", "8443"}
+
+// checkWebhookURL checks a WEBHOOK_URL: https (Telegram calls nothing else), a port Telegram
+// calls, and a path the bot can serve: the listener registers it as a route, so a path that is
+// not clean ("//", "/./", "/../", a trailing "/") would be a different route or none.
+func checkWebhookURL(raw string) error {
+	if err := checkURL(raw, "https"); err != nil {
+		return fmt.Errorf("%w (Telegram calls webhooks over https only)", err)
+	}
+	u, _ := url.Parse(raw) // checkURL has parsed it
+	if !slices.Contains(webhookPorts, u.Port()) {
+		return fmt.Errorf("port %s: Telegram calls webhooks on port 443, 80, 88 or 8443 only", u.Port())
+	}
+	p, err := bot.WebhookPath(raw)
+	if err != nil {
+		return err
+	}
+	if p != "/" && path.Clean(p) != p {
+		return fmt.Errorf("path %q is not clean (no //, no . or .. segments, no trailing /)", p)
+	}
+	return nil
+}
+
+// redactURL is raw fit to quote in an error: without the user and password (everything up to
+// the last @, after the scheme), the query and the fragment, any of which may hold a secret. It
+// works on URLs that do not parse too.
+func redactURL(raw string) string {
+	if at := strings.LastIndexByte(raw, '@'); at >= 0 {
+		start := 0
+		if i := strings.Index(raw, "://"); i >= 0 && i < at {
+			start = i + len("://")
+		}
+		raw = raw[:start] + "xxxxx" + raw[at:]
+	}
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	return raw
+}
+
 // validListenAddr accepts host:port with a numeric port; the host may be empty (all interfaces).
 func validListenAddr(s string) bool {
 	host, port, err := net.SplitHostPort(s)
@@ -246,11 +456,6 @@ func validListenAddr(s string) bool {
 	}
 	n, err := strconv.Atoi(port)
 	return err == nil && n >= 0 && n <= 65535
-}
-
-func validHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // logger is the program's logger, writing to w at LOG_LEVEL in LOG_FORMAT.

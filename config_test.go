@@ -1,10 +1,13 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"aurabot/bot"
 )
 
 func TestConfigRejectsBadValues(t *testing.T) {
@@ -46,6 +49,59 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"protocol", append(base, "AURA_PROTOCOL=grpc"), "AURA_PROTOCOL"},
 		{"openai without a model", append(base, "AURA_PROTOCOL=openai"), "AURA_MODEL"},
 		{"output tokens negative", append(base, "AURA_MAX_OUTPUT_TOKENS=-1"), "AURA_MAX_OUTPUT_TOKENS"},
+
+		// Hostile values: each was accepted before, and failed later or did something else.
+		{"token with a space inside", []string{"TELEGRAM_TOKEN=123:abc def"}, "TELEGRAM_TOKEN"},
+		{"token with a line break inside", []string{"TELEGRAM_TOKEN=123:abc\ndef"}, "TELEGRAM_TOKEN"},
+		{"token without a colon", []string{"TELEGRAM_TOKEN=123abc"}, "TELEGRAM_TOKEN"},
+		{"token without the bot id", []string{"TELEGRAM_TOKEN=:abc"}, "TELEGRAM_TOKEN"},
+		{"token with a word for the bot id", []string{"TELEGRAM_TOKEN=bot:abc"}, "TELEGRAM_TOKEN"},
+		{"token without the secret", []string{"TELEGRAM_TOKEN=123:"}, "TELEGRAM_TOKEN"},
+		{"token with a slash", []string{"TELEGRAM_TOKEN=123:ab/c"}, "TELEGRAM_TOKEN"},
+		{"webhook path with an empty segment", append(base, "WEBHOOK_URL=https://example.invalid//hook", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook path with ..", append(base, "WEBHOOK_URL=https://example.invalid/a/../hook", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook path with .", append(base, "WEBHOOK_URL=https://example.invalid/a/./hook", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook path with a trailing slash", append(base, "WEBHOOK_URL=https://example.invalid/hook/", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook over http", append(base, "WEBHOOK_URL=http://bot.example.com/tg", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook with a query", append(base, "WEBHOOK_URL=https://bot.example.com/tg?a=1", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook with an empty query", append(base, "WEBHOOK_URL=https://bot.example.com/tg?", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook with a fragment", append(base, "WEBHOOK_URL=https://bot.example.com/tg#x", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"webhook on a port Telegram does not call", append(base, "WEBHOOK_URL=https://bot.example.com:8080/tg", "WEBHOOK_SECRET=s3cret"), "WEBHOOK_URL"},
+		{"temperature NaN", append(base, "AURA_TEMPERATURE=NaN"), "AURA_TEMPERATURE"},
+		{"temperature Inf", append(base, "AURA_TEMPERATURE=Inf"), "AURA_TEMPERATURE"},
+		{"temperature -Inf", append(base, "AURA_TEMPERATURE=-Inf"), "AURA_TEMPERATURE"},
+		{"database path set empty", append(base, "DATABASE_PATH="), "DATABASE_PATH"},
+		{"aura url set empty", append(base, "AURA_URL="), "AURA_URL"},
+		{"telegram url set empty", append(base, "TELEGRAM_API_URL="), "TELEGRAM_API_URL"},
+		{"aura url with a query", append(base, "AURA_URL=https://models.example.com/?key=1"), "AURA_URL"},
+		{"aura url with a fragment", append(base, "AURA_URL=https://models.example.com/#top"), "AURA_URL"},
+		{"aura url without a host", append(base, "AURA_URL=https:///v1"), "AURA_URL"},
+		{"telegram url with a query", append(base, "TELEGRAM_API_URL=https://api.telegram.org?x=1"), "TELEGRAM_API_URL"},
+		{"telegram url with a fragment", append(base, "TELEGRAM_API_URL=https://api.telegram.org#x"), "TELEGRAM_API_URL"},
+		{"key with a line break inside", append(base, "AURA_KEY=sk-1\nsk-2"), "AURA_KEY"},
+		{"cookies with a tab inside", append(base, "AURA_COOKIES=a=1;\tb=2"), "AURA_COOKIES"},
+		{"user agent with a line break", append(base, "AURA_USER_AGENT=Agent\r\nX-Evil: 1"), "AURA_USER_AGENT"},
+		{"user id negative", append(base, "ALLOWED_USERS=12,-100123"), "ALLOWED_USERS"},
+		{"user id zero", append(base, "ALLOWED_USERS=0"), "ALLOWED_USERS"},
+		{"user id too large", append(base, "ALLOWED_USERS=99999999999999999999"), "ALLOWED_USERS"},
+		{"chat id zero", append(base, "ALLOWED_CHATS=-100,0"), "ALLOWED_CHATS"},
+		{"output tokens absurd", append(base, "AURA_MAX_OUTPUT_TOKENS=2000000"), "AURA_MAX_OUTPUT_TOKENS"},
+		{"max length negative", append(base, "AURA_MAX_LENGTH=-5"), "AURA_MAX_LENGTH"},
+		{"max length absurd", append(base, "AURA_MAX_LENGTH=50000000"), "AURA_MAX_LENGTH"},
+		{"max length past int64", append(base, "AURA_MAX_LENGTH=99999999999999999999"), "AURA_MAX_LENGTH"},
+		{"max tokens negative", append(base, "AURA_MAX_TOKENS=-1"), "AURA_MAX_TOKENS"},
+		{"max tokens absurd", append(base, "AURA_MAX_TOKENS=50000000"), "AURA_MAX_TOKENS"},
+		{"max tokens within the chatbot-ui reserve", append(base, "AURA_MAX_TOKENS=1000"), "AURA_MAX_TOKENS"},
+		{"max replies negative", append(base, "MAX_CONCURRENT_REPLIES=-3"), "MAX_CONCURRENT_REPLIES"},
+		{"max replies absurd", append(base, "MAX_CONCURRENT_REPLIES=100000"), "MAX_CONCURRENT_REPLIES"},
+		{"first byte timeout negative", append(base, "AURA_FIRST_BYTE_TIMEOUT=-1s"), "AURA_FIRST_BYTE_TIMEOUT"},
+		{"first byte timeout absurd", append(base, "AURA_FIRST_BYTE_TIMEOUT=1000h"), "AURA_FIRST_BYTE_TIMEOUT"},
+		{"first byte timeout in nanoseconds", append(base, "AURA_FIRST_BYTE_TIMEOUT=60"), "AURA_FIRST_BYTE_TIMEOUT"},
+		{"idle timeout zero", append(base, "AURA_IDLE_TIMEOUT=0s"), "AURA_IDLE_TIMEOUT"},
+		{"idle timeout absurd", append(base, "AURA_IDLE_TIMEOUT=2h"), "AURA_IDLE_TIMEOUT"},
+		{"shutdown timeout negative", append(base, "SHUTDOWN_TIMEOUT=-5s"), "SHUTDOWN_TIMEOUT"},
+		{"shutdown timeout absurd", append(base, "SHUTDOWN_TIMEOUT=48h"), "SHUTDOWN_TIMEOUT"},
+		{"listen port negative", append(base, "LISTEN_ADDR=:-1"), "LISTEN_ADDR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,15 +159,15 @@ func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	off, err := loadConfig([]string{"TELEGRAM_TOKEN=x", "LISTEN_ADDR="}, dotenv)
+	off, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "LISTEN_ADDR="}, dotenv)
 	if err != nil || off.listenAddr() != "" {
 		t.Errorf("LISTEN_ADDR=: got %q, %v, want the listener off", off.listenAddr(), err)
 	}
-	hook, err := loadConfig([]string{"TELEGRAM_TOKEN=x", "WEBHOOK_URL=https://bot.example.com/tg/hook", "WEBHOOK_SECRET=Ab_9-z"}, dotenv)
+	hook, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "WEBHOOK_URL=https://bot.example.com/tg/hook", "WEBHOOK_SECRET=Ab_9-z"}, dotenv)
 	if err != nil || hook.WebhookSecret != "Ab_9-z" {
 		t.Errorf("webhook config: got %v, want it accepted", err)
 	}
-	star, err := loadConfig([]string{"TELEGRAM_TOKEN=x", "ALLOWED_USERS=*"}, dotenv)
+	star, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "ALLOWED_USERS=*"}, dotenv)
 	if err != nil || !star.AllowedUsers.all {
 		t.Errorf("ALLOWED_USERS=*: got all=%v err=%v, want all=true", star.AllowedUsers.all, err)
 	}
@@ -167,5 +223,142 @@ func TestConfigMalformedDotenv(t *testing.T) {
 				t.Errorf("got %q, want one line without the file's contents", msg)
 			}
 		})
+	}
+}
+
+// A token pasted with a line break or a tab around it works.
+func TestConfigTrimsPastedSecrets(t *testing.T) {
+	for _, raw := range []string{"123:abc\n", "\t123:abc", " 123:abc \r\n"} {
+		cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=" + raw, "AURA_KEY= sk-1\n"}, filepath.Join(t.TempDir(), "none.env"))
+		if err != nil {
+			t.Errorf("TELEGRAM_TOKEN=%q: got %v, want it accepted", raw, err)
+			continue
+		}
+		if cfg.TelegramToken != "123:abc" || cfg.AuraKey != "sk-1" {
+			t.Errorf("TELEGRAM_TOKEN=%q: got %q and AURA_KEY %q, want them trimmed", raw, cfg.TelegramToken, cfg.AuraKey)
+		}
+	}
+}
+
+// The secrets the config errors must never contain.
+const (
+	secretToken  = "SECRETtok3n"
+	secretKey    = "sk-SECRETkey"
+	secretCookie = "SECRETcookie"
+	secretPass   = "hunter2SECRET"
+	secretUser   = "userSECRET"
+)
+
+// A config error never contains a secret: the token, a key, the cookies, nor a URL's user or
+// password, whichever setting is wrong.
+func TestConfigErrorsKeepSecrets(t *testing.T) {
+	secrets := []string{"AURA_KEY=" + secretKey, "AURA_COOKIES=cf=" + secretCookie}
+	good := append([]string{"TELEGRAM_TOKEN=123:" + secretToken}, secrets...)
+	userinfo := secretUser + ":" + secretPass + "@"
+	tests := []struct {
+		name string
+		env  []string
+	}{
+		{"token with a space", append([]string{"TELEGRAM_TOKEN=123:" + secretToken + " x"}, secrets...)},
+		{"token with a line break", append([]string{"TELEGRAM_TOKEN=123:" + secretToken + "\n" + secretToken}, secrets...)},
+		{"token without a colon", append([]string{"TELEGRAM_TOKEN=" + secretToken}, secrets...)},
+		{"token with a bad character", append([]string{"TELEGRAM_TOKEN=123:" + secretToken + "/"}, secrets...)},
+		{"key with a line break", append(good, "AURA_KEY="+secretKey+"\n"+secretKey)},
+		{"cookies with a line break", append(good, "AURA_COOKIES="+secretCookie+"\n"+secretCookie)},
+		{"aura url with a query", append(good, "AURA_URL=https://"+userinfo+"models.example.com/?key="+secretKey)},
+		{"aura url that does not parse", append(good, "AURA_URL=https://"+userinfo+"models.example.com:port/")},
+		{"aura url with a bad scheme", append(good, "AURA_URL=ftp://"+userinfo+"models.example.com/")},
+		{"aura url with a ? in the password", append(good, "AURA_URL=ftp://"+secretUser+":a?"+secretPass+"@models.example.com/")},
+		{"aura url without a scheme", append(good, "AURA_URL="+userinfo+"models.example.com")},
+		{"telegram url with a fragment", append(good, "TELEGRAM_API_URL=https://"+userinfo+"api.example.com#"+secretPass)},
+		{"telegram url with the token in its path", append(good, "TELEGRAM_API_URL=https://api.example.com/bot123:"+secretToken+"?x")},
+		{"proxy with a bad scheme", append(good, "AURA_PROXY=ftp://"+userinfo+"proxy:21")},
+		{"proxy that does not parse", append(good, "AURA_PROXY=http://"+userinfo+"proxy:port")},
+		{"webhook over http", append(good, "WEBHOOK_URL=http://"+userinfo+"bot.example.com/tg", "WEBHOOK_SECRET=s3cret")},
+		{"webhook with an unclean path", append(good, "WEBHOOK_URL=https://"+userinfo+"bot.example.com//tg", "WEBHOOK_SECRET=s3cret")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.env, filepath.Join(t.TempDir(), "none.env"))
+			if err == nil {
+				t.Fatal("got no error, want one")
+			}
+			for _, s := range []string{secretToken, secretKey, secretCookie, secretPass, secretUser} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("got %q, want it without %s", err, s)
+				}
+			}
+		})
+	}
+}
+
+// FuzzConfigURL puts arbitrary text around a user and password in each URL setting: the error,
+// if any, is one line without the password, and a WEBHOOK_URL that is accepted is one the
+// bot's listener can serve (registering its path does not panic).
+func FuzzConfigURL(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"https", "bot.example.com/tg"}, {"https", "example.invalid//hook"}, {"https", "x/a/../hook"},
+		{"http", "x/%zz"}, {"https", "x/{id}"}, {"https", "x/a b"}, {"https", "x/tg?q#f"}, {"", "@@"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	dotenv := filepath.Join(f.TempDir(), "none.env")
+	f.Fuzz(func(t *testing.T, scheme, rest string) {
+		if strings.Contains(scheme+rest, secretPass) {
+			t.Skip()
+		}
+		raw := scheme + "://" + secretUser + ":" + secretPass + "@" + rest
+		for _, name := range []string{"AURA_URL", "TELEGRAM_API_URL", "AURA_PROXY", "WEBHOOK_URL"} {
+			cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "WEBHOOK_SECRET=s", name + "=" + raw}, dotenv)
+			if err != nil {
+				if msg := err.Error(); strings.Contains(msg, secretPass) || strings.Contains(msg, "\n") {
+					t.Fatalf("%s=%q: got %q, want one line without the password", name, raw, msg)
+				}
+				continue
+			}
+			if name == "WEBHOOK_URL" {
+				serveWebhook(t, cfg.WebhookURL)
+			}
+		}
+	})
+}
+
+// serveWebhook registers the routes the bot's listener registers for a webhook URL, and fails
+// the test if the mux refuses them.
+func serveWebhook(t *testing.T, webhookURL string) {
+	t.Helper()
+	p, err := bot.WebhookPath(webhookURL)
+	if err != nil {
+		t.Fatalf("WEBHOOK_URL=%q accepted, but bot.WebhookPath says %v", webhookURL, err)
+	}
+	if p == "/" {
+		p = "/{$}"
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("WEBHOOK_URL=%q accepted, but the mux panics on its path %q: %v", webhookURL, p, r)
+		}
+	}()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", http.NotFound)
+	mux.HandleFunc("GET /metrics", http.NotFound)
+	mux.HandleFunc("POST "+p, http.NotFound)
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{"https://models.example.com/v1", "https://models.example.com/v1"},
+		{"https://user:pw@models.example.com/v1", "https://xxxxx@models.example.com/v1"},
+		{"https://user:p@ss@models.example.com", "https://xxxxx@models.example.com"},
+		{"https://user:a?b#c@models.example.com", "https://xxxxx@models.example.com"},
+		{"user:pw@models.example.com", "xxxxx@models.example.com"},
+		{"https://models.example.com/?key=sk-1", "https://models.example.com/"},
+		{"https://models.example.com/#frag", "https://models.example.com/"},
+		{"http://%zz", "http://%zz"},
+	}
+	for _, tt := range tests {
+		if got := redactURL(tt.raw); got != tt.want {
+			t.Errorf("redactURL(%q): got %q, want %q", tt.raw, got, tt.want)
+		}
 	}
 }
