@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"reflect"
 	"regexp"
@@ -62,6 +63,19 @@ type config struct {
 	WebhookSecret string `env:"WEBHOOK_SECRET"`
 	LogFormat     string `env:"LOG_FORMAT" envDefault:"text"`
 
+	// Not wired yet: read and checked here, used by bot/ and aura/ as they grow (see run).
+	MaxAnswerChars     int           `env:"MAX_ANSWER_CHARS" envDefault:"65536"`
+	AuraContextTokens  int           `env:"AURA_CONTEXT_TOKENS"` // see tokenWindow
+	AuraModels         modelList     `env:"AURA_MODELS"`         // see models and defaultModel
+	AuraImageTokens    int           `env:"AURA_IMAGE_TOKENS" envDefault:"800"`
+	TranscribeURL      string        `env:"TRANSCRIBE_URL"`
+	TranscribeModel    string        `env:"TRANSCRIBE_MODEL" envDefault:"whisper-1"`
+	TranscribeKey      string        `env:"TRANSCRIBE_KEY"`
+	MaxFileBytes       int           `env:"MAX_FILE_BYTES" envDefault:"524288"`
+	AuraBrowser        string        `env:"AURA_BROWSER"` // "", "auto" or a Chromium-family binary
+	AuraBrowserRefresh time.Duration `env:"AURA_BROWSER_REFRESH" envDefault:"30m"`
+	AuraBrowserTimeout time.Duration `env:"AURA_BROWSER_TIMEOUT" envDefault:"30s"`
+
 	set map[string]string // every variable given, to tell "set" from "default"
 }
 
@@ -90,6 +104,81 @@ func (l *idList) UnmarshalText(b []byte) error {
 		l.ids = append(l.ids, id)
 	}
 	return nil
+}
+
+// modelChoice is one model the /model command offers.
+type modelChoice struct {
+	ID   string // what the server calls it: model.id (chatbot-ui), model (openai)
+	Name string // what people see; empty means ID (chatbot-ui: aura's name for a known ID)
+}
+
+// modelList is AURA_MODELS: comma-separated entries, each an id or id=Display name.
+type modelList []modelChoice
+
+// UnmarshalText parses the list; env calls it. An empty list is no list.
+func (l *modelList) UnmarshalText(b []byte) error {
+	*l = nil
+	s := string(b)
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	seen := map[string]bool{}
+	for i, entry := range strings.Split(s, ",") {
+		id, name, _ := strings.Cut(entry, "=")
+		id, name = strings.TrimSpace(id), strings.TrimSpace(name)
+		switch {
+		case id == "":
+			return fmt.Errorf("entry %d has no model id (want id or id=Display name, separated by commas)", i+1)
+		case strings.ContainsFunc(id, unicode.IsSpace):
+			return fmt.Errorf("model id %q has a space inside (separate models with commas)", id)
+		case strings.ContainsFunc(id+name, isControl):
+			return fmt.Errorf("entry %d has a control character", i+1)
+		case seen[id]:
+			return fmt.Errorf("model id %q is listed twice", id)
+		}
+		seen[id] = true
+		*l = append(*l, modelChoice{ID: id, Name: name})
+	}
+	return nil
+}
+
+// models is what /model offers: AURA_MODELS, or else the one model of AURA_MODEL.
+func (c config) models() []modelChoice {
+	if len(c.AuraModels) > 0 {
+		return c.AuraModels
+	}
+	return []modelChoice{c.defaultModel()}
+}
+
+// defaultModel is the model of a chat that has not chosen one: AURA_MODEL (with AURA_MODEL_NAME
+// in chatbot-ui mode), which validate has checked is one of AURA_MODELS when both are set; with
+// AURA_MODELS alone, its first model.
+func (c config) defaultModel() modelChoice {
+	_, modelSet := c.set["AURA_MODEL"]
+	for _, m := range c.AuraModels {
+		if !modelSet || m.ID == c.AuraModel {
+			return m
+		}
+	}
+	m := modelChoice{ID: c.AuraModel}
+	if c.AuraProtocol == aura.ProtocolChatbotUI {
+		m.Name = c.AuraModelName
+	}
+	return m
+}
+
+// tokenWindow is how many tokens (counted with cl100k_base, an estimate for other models) the
+// system prompt and history of one request may take, or 0 for no bound. openai: the server's
+// context AURA_CONTEXT_TOKENS less room for the answer, AURA_MAX_OUTPUT_TOKENS; unset, no
+// bound. chatbot-ui: AURA_MAX_TOKENS less the 1000 tokens the server keeps free.
+func (c config) tokenWindow() int {
+	if c.AuraProtocol == aura.ProtocolChatbotUI {
+		return c.AuraMaxTokens - chatbotUISpare
+	}
+	if c.AuraContextTokens == 0 {
+		return 0
+	}
+	return c.AuraContextTokens - c.AuraMaxOutputTokens
 }
 
 // loadConfig reads the .env file at dotenv (if it exists) under the environment, which wins,
@@ -122,7 +211,7 @@ func parseConfig(environ []string, dotenv string) (config, error) {
 	}
 	cfg.set = vars
 	// A token or key pasted with a line break or a space around it is meant without.
-	for _, secret := range []*string{&cfg.TelegramToken, &cfg.AuraKey, &cfg.AuraCookies} {
+	for _, secret := range []*string{&cfg.TelegramToken, &cfg.AuraKey, &cfg.AuraCookies, &cfg.TranscribeKey} {
 		*secret = strings.TrimSpace(*secret)
 	}
 	return cfg, nil
@@ -138,7 +227,7 @@ func (c config) listenAddr() string {
 
 // ignored lists the settings that were set but mean nothing in the chosen protocol.
 func (c config) ignored() []string {
-	unused := []string{"AURA_MAX_OUTPUT_TOKENS"}
+	unused := []string{"AURA_MAX_OUTPUT_TOKENS", "AURA_CONTEXT_TOKENS"}
 	if c.AuraProtocol == aura.ProtocolOpenAI {
 		unused = []string{"AURA_MODEL_NAME", "AURA_MAX_TOKENS"}
 	}
@@ -154,8 +243,8 @@ func (c config) ignored() []string {
 // secretVars are the settings whose values never appear in an error or a log; urlVars are those
 // whose user and password never do.
 var (
-	secretVars = []string{"TELEGRAM_TOKEN", "AURA_KEY", "AURA_COOKIES", "WEBHOOK_SECRET"}
-	urlVars    = []string{"TELEGRAM_API_URL", "AURA_URL", "AURA_PROXY", "WEBHOOK_URL"}
+	secretVars = []string{"TELEGRAM_TOKEN", "AURA_KEY", "AURA_COOKIES", "TRANSCRIBE_KEY", "WEBHOOK_SECRET"}
+	urlVars    = []string{"TELEGRAM_API_URL", "AURA_URL", "AURA_PROXY", "TRANSCRIBE_URL", "WEBHOOK_URL"}
 )
 
 // scrub is the last guard of secrets: an error that contains the value of a secret setting, or a
@@ -206,7 +295,15 @@ func explain(err error) error {
 	var pe env.ParseError
 	if errors.As(agg.Errors[0], &pe) {
 		f, _ := reflect.TypeFor[config]().FieldByName(pe.Name)
-		return fmt.Errorf("config: %s: %w", f.Tag.Get("env"), pe.Err)
+		name := f.Tag.Get("env")
+		var ne *strconv.NumError
+		switch {
+		case errors.As(pe.Err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+			return fmt.Errorf("config: %s: %q: %w", name, ne.Num, ne.Err)
+		case errors.As(pe.Err, &ne):
+			return fmt.Errorf("config: %s: %q is not a number: %w", name, ne.Num, ne.Err)
+		}
+		return fmt.Errorf("config: %s: %w", name, pe.Err)
 	}
 	return fmt.Errorf("config: %w", agg.Errors[0])
 }
@@ -220,6 +317,11 @@ const (
 	maxReplies     = 1000       // concurrent replies: at 30 calls/s each would see an edit every 33 s
 	maxWait        = time.Hour  // any timeout
 	chatbotUISpare = 1000       // tokens a chatbot-ui server keeps free of its tokenLimit
+	minContext     = 512        // tokens: llama.cpp's smallest usual -c; less holds no conversation
+	minAnswer      = 1000       // characters: a shorter cap cuts ordinary answers
+	maxAnswer      = 1_000_000  // characters: 245 Telegram messages
+	maxImageTokens = 100_000    // tokens one image may count for
+	maxFileBytes   = 20 << 20   // Telegram's download limit for bots
 )
 
 // tokenPattern is a bot token as @BotFather gives it: the bot's id, a colon, the secret.
@@ -263,11 +365,14 @@ func (c config) validate() error {
 	switch c.AuraProtocol {
 	case aura.ProtocolChatbotUI:
 	case aura.ProtocolOpenAI:
-		if _, ok := c.set["AURA_MODEL"]; !ok {
+		if _, ok := c.set["AURA_MODEL"]; !ok && len(c.AuraModels) == 0 {
 			return bad("AURA_MODEL", "is required with AURA_PROTOCOL=openai: the model name your server serves (e.g. llama3.1:8b for Ollama)")
 		}
 	default:
 		return bad("AURA_PROTOCOL", "%q is not chatbot-ui or openai", c.AuraProtocol)
+	}
+	if _, ok := c.set["AURA_MODEL"]; ok && len(c.AuraModels) > 0 && !slices.ContainsFunc(c.AuraModels, func(m modelChoice) bool { return m.ID == c.AuraModel }) {
+		return bad("AURA_MODEL", "%q is not one of AURA_MODELS: add it there, or leave AURA_MODEL out to default to the first", c.AuraModel)
 	}
 	if c.AuraProxy != "" {
 		if _, err := aura.ParseProxy(c.AuraProxy); err != nil {
@@ -276,6 +381,7 @@ func (c config) validate() error {
 	}
 	for _, h := range []struct{ name, value string }{
 		{"AURA_KEY", c.AuraKey}, {"AURA_COOKIES", c.AuraCookies}, {"AURA_USER_AGENT", c.AuraUserAgent},
+		{"TRANSCRIBE_KEY", c.TranscribeKey}, {"TRANSCRIBE_MODEL", c.TranscribeModel},
 	} {
 		if strings.ContainsFunc(h.value, isControl) {
 			return bad(h.name, "has a control character (a line break or a tab?) inside: it goes in an HTTP header")
@@ -295,6 +401,34 @@ func (c config) validate() error {
 	}
 	if err := between(c.AuraMaxOutputTokens, 0, maxOutput, "tokens"); err != nil {
 		return bad("AURA_MAX_OUTPUT_TOKENS", "%v", err)
+	}
+	if strings.TrimSpace(c.set["AURA_CONTEXT_TOKENS"]) != "" {
+		if err := between(c.AuraContextTokens, minContext, maxTokens, "tokens (leave it empty for no bound)"); err != nil {
+			return bad("AURA_CONTEXT_TOKENS", "%v", err)
+		}
+		if c.AuraProtocol == aura.ProtocolOpenAI && c.AuraContextTokens <= c.AuraMaxOutputTokens {
+			return bad("AURA_CONTEXT_TOKENS", "%d leaves no room for the conversation: it must be more than AURA_MAX_OUTPUT_TOKENS (%d), the room kept for the answer", c.AuraContextTokens, c.AuraMaxOutputTokens)
+		}
+	}
+	if err := between(c.AuraImageTokens, 0, maxImageTokens, "tokens"); err != nil {
+		return bad("AURA_IMAGE_TOKENS", "%v", err)
+	}
+	if c.TranscribeURL != "" {
+		if err := checkURL(c.TranscribeURL, "http", "https"); err != nil {
+			return bad("TRANSCRIBE_URL", "%v", err)
+		}
+	}
+	if err := between(c.MaxFileBytes, 1, maxFileBytes, "bytes (Telegram lets bots download 20 MiB at most)"); err != nil {
+		return bad("MAX_FILE_BYTES", "%v", err)
+	}
+	if err := checkBrowser(c.AuraBrowser); err != nil {
+		return bad("AURA_BROWSER", "%v", err)
+	}
+	if err := within(c.AuraBrowserRefresh, time.Minute, 24*time.Hour); err != nil {
+		return bad("AURA_BROWSER_REFRESH", "%v", err)
+	}
+	if err := within(c.AuraBrowserTimeout, time.Second, 10*time.Minute); err != nil {
+		return bad("AURA_BROWSER_TIMEOUT", "%v", err)
 	}
 	for _, d := range []struct {
 		name string
@@ -322,6 +456,9 @@ func (c config) validate() error {
 	if err := between(c.MaxReplies, 1, maxReplies, "replies"); err != nil {
 		return bad("MAX_CONCURRENT_REPLIES", "%v", err)
 	}
+	if err := between(c.MaxAnswerChars, minAnswer, maxAnswer, "characters"); err != nil {
+		return bad("MAX_ANSWER_CHARS", "%v", err)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
@@ -341,6 +478,31 @@ func (c config) validate() error {
 	}
 	if c.WebhookSecret != "" && !bot.ValidWebhookSecret(c.WebhookSecret) {
 		return bad("WEBHOOK_SECRET", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+	}
+	return nil
+}
+
+// checkBrowser checks AURA_BROWSER: empty (off), auto (find one), a command on PATH or a path,
+// either of which must be an executable file. That it is of the Chromium family is not checked:
+// a wrapper script or a distribution's renamed binary is as good.
+func checkBrowser(s string) error {
+	if s == "" || s == "auto" {
+		return nil
+	}
+	if !strings.ContainsRune(s, os.PathSeparator) {
+		if _, err := exec.LookPath(s); err != nil {
+			return fmt.Errorf("%q is not auto, a path, nor a command on PATH", s)
+		}
+		return nil
+	}
+	fi, err := os.Stat(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: no such file (want empty, auto, or the path of a Chromium-family browser)", s)
+	case fi.IsDir():
+		return fmt.Errorf("%q is a folder: give the browser's executable inside it", s)
+	case fi.Mode()&0o111 == 0:
+		return fmt.Errorf("%q is not executable", s)
 	}
 	return nil
 }

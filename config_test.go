@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+	"unicode"
 
 	"aurabot/bot"
 )
@@ -102,6 +107,42 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"shutdown timeout negative", append(base, "SHUTDOWN_TIMEOUT=-5s"), "SHUTDOWN_TIMEOUT"},
 		{"shutdown timeout absurd", append(base, "SHUTDOWN_TIMEOUT=48h"), "SHUTDOWN_TIMEOUT"},
 		{"listen port negative", append(base, "LISTEN_ADDR=:-1"), "LISTEN_ADDR"},
+
+		// The settings added for answers, models, files, voice and the browser.
+		{"answer cap below 1000", append(base, "MAX_ANSWER_CHARS=999"), "MAX_ANSWER_CHARS"},
+		{"answer cap negative", append(base, "MAX_ANSWER_CHARS=-1"), "MAX_ANSWER_CHARS"},
+		{"answer cap absurd", append(base, "MAX_ANSWER_CHARS=5000000"), "MAX_ANSWER_CHARS"},
+		{"context tokens zero", append(base, "AURA_CONTEXT_TOKENS=0"), "AURA_CONTEXT_TOKENS"},
+		{"context tokens negative", append(base, "AURA_CONTEXT_TOKENS=-1"), "AURA_CONTEXT_TOKENS"},
+		{"context tokens tiny", append(base, "AURA_CONTEXT_TOKENS=100"), "AURA_CONTEXT_TOKENS"},
+		{"context tokens absurd", append(base, "AURA_CONTEXT_TOKENS=50000000"), "AURA_CONTEXT_TOKENS"},
+		{"context tokens not above output tokens", append(base, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_CONTEXT_TOKENS=4096", "AURA_MAX_OUTPUT_TOKENS=4096"), "AURA_CONTEXT_TOKENS"},
+		{"models with an empty entry", append(base, "AURA_MODELS=a,,b"), "AURA_MODELS"},
+		{"models with a trailing comma", append(base, "AURA_MODELS=a,b,"), "AURA_MODELS"},
+		{"models with a name but no id", append(base, "AURA_MODELS=a, =Name"), "AURA_MODELS"},
+		{"models with a duplicate", append(base, "AURA_MODELS=a=First,b, a=Again"), "AURA_MODELS"},
+		{"models with a space in an id", append(base, "AURA_MODELS=llama 3"), "AURA_MODELS"},
+		{"models with a control character", append(base, "AURA_MODELS=a=Name\x01"), "AURA_MODELS"},
+		{"model not among the models", append(base, "AURA_MODELS=a,b", "AURA_MODEL=c"), "AURA_MODEL"},
+		{"image tokens negative", append(base, "AURA_IMAGE_TOKENS=-1"), "AURA_IMAGE_TOKENS"},
+		{"image tokens absurd", append(base, "AURA_IMAGE_TOKENS=500000"), "AURA_IMAGE_TOKENS"},
+		{"transcribe url scheme", append(base, "TRANSCRIBE_URL=ftp://stt.example.com"), "TRANSCRIBE_URL"},
+		{"transcribe url with a query", append(base, "TRANSCRIBE_URL=https://stt.example.com/?k=1"), "TRANSCRIBE_URL"},
+		{"transcribe url without a host", append(base, "TRANSCRIBE_URL=stt.example.com"), "TRANSCRIBE_URL"},
+		{"transcribe key with a line break inside", append(base, "TRANSCRIBE_KEY=sk-1\nsk-2"), "TRANSCRIBE_KEY"},
+		{"transcribe model with a control character", append(base, "TRANSCRIBE_MODEL=whisper\x00"), "TRANSCRIBE_MODEL"},
+		{"file limit zero", append(base, "MAX_FILE_BYTES=0"), "MAX_FILE_BYTES"},
+		{"file limit negative", append(base, "MAX_FILE_BYTES=-1"), "MAX_FILE_BYTES"},
+		{"file limit past Telegram's", append(base, "MAX_FILE_BYTES=20971521"), "MAX_FILE_BYTES"},
+		{"browser missing", append(base, "AURA_BROWSER=/nonexistent/chromium"), "AURA_BROWSER"},
+		{"browser a folder", append(base, "AURA_BROWSER=/"), "AURA_BROWSER"},
+		{"browser not executable", append(base, "AURA_BROWSER="+mustAbs("config.example.env")), "AURA_BROWSER"},
+		{"browser not on PATH", append(base, "AURA_BROWSER=no-such-browser-aurabot"), "AURA_BROWSER"},
+		{"browser refresh too often", append(base, "AURA_BROWSER_REFRESH=10s"), "AURA_BROWSER_REFRESH"},
+		{"browser refresh absurd", append(base, "AURA_BROWSER_REFRESH=48h"), "AURA_BROWSER_REFRESH"},
+		{"browser refresh negative", append(base, "AURA_BROWSER_REFRESH=-1m"), "AURA_BROWSER_REFRESH"},
+		{"browser timeout zero", append(base, "AURA_BROWSER_TIMEOUT=0s"), "AURA_BROWSER_TIMEOUT"},
+		{"browser timeout absurd", append(base, "AURA_BROWSER_TIMEOUT=1h"), "AURA_BROWSER_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,8 +220,35 @@ func TestConfigExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.example.env: %v", err)
 	}
-	if cfg.AuraProtocol != "chatbot-ui" || cfg.StreamMode != "edit" || cfg.AuraMaxOutputTokens != 0 {
+	if cfg.AuraProtocol != "chatbot-ui" || cfg.StreamMode != "edit" || cfg.AuraMaxOutputTokens != 0 ||
+		cfg.MaxAnswerChars != 65536 || cfg.AuraContextTokens != 0 || len(cfg.AuraModels) != 0 ||
+		cfg.TranscribeModel != "whisper-1" || cfg.MaxFileBytes != 524288 || cfg.AuraBrowser != "" {
 		t.Errorf("got %+v, want the documented defaults", cfg)
+	}
+}
+
+// Every setting has a line in config.example.env and a row in the README's table.
+func TestConfigDocumented(t *testing.T) {
+	example, err := os.ReadFile("config.example.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := reflect.TypeFor[config]()
+	for i := range fields.NumField() {
+		name := fields.Field(i).Tag.Get("env")
+		if name == "" {
+			continue
+		}
+		if !strings.Contains("\n"+string(example), "\n"+name+"=") {
+			t.Errorf("%s has no line in config.example.env", name)
+		}
+		if !strings.Contains(string(readme), "| `"+name+"` |") {
+			t.Errorf("%s has no row in the README's table", name)
+		}
 	}
 }
 
@@ -226,6 +294,14 @@ func TestConfigMalformedDotenv(t *testing.T) {
 	}
 }
 
+func mustAbs(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		panic(err)
+	}
+	return abs
+}
+
 // A token pasted with a line break or a tab around it works.
 func TestConfigTrimsPastedSecrets(t *testing.T) {
 	for _, raw := range []string{"123:abc\n", "\t123:abc", " 123:abc \r\n"} {
@@ -247,12 +323,14 @@ const (
 	secretCookie = "SECRETcookie"
 	secretPass   = "hunter2SECRET"
 	secretUser   = "userSECRET"
+
+	secretTranscribe = "SECRETtranscribe"
 )
 
 // A config error never contains a secret: the token, a key, the cookies, nor a URL's user or
 // password, whichever setting is wrong.
 func TestConfigErrorsKeepSecrets(t *testing.T) {
-	secrets := []string{"AURA_KEY=" + secretKey, "AURA_COOKIES=cf=" + secretCookie}
+	secrets := []string{"AURA_KEY=" + secretKey, "AURA_COOKIES=cf=" + secretCookie, "TRANSCRIBE_KEY=" + secretTranscribe}
 	good := append([]string{"TELEGRAM_TOKEN=123:" + secretToken}, secrets...)
 	userinfo := secretUser + ":" + secretPass + "@"
 	tests := []struct {
@@ -272,6 +350,9 @@ func TestConfigErrorsKeepSecrets(t *testing.T) {
 		{"aura url without a scheme", append(good, "AURA_URL="+userinfo+"models.example.com")},
 		{"telegram url with a fragment", append(good, "TELEGRAM_API_URL=https://"+userinfo+"api.example.com#"+secretPass)},
 		{"telegram url with the token in its path", append(good, "TELEGRAM_API_URL=https://api.example.com/bot123:"+secretToken+"?x")},
+		{"transcribe key with a line break", append(good, "TRANSCRIBE_KEY="+secretTranscribe+"\n"+secretTranscribe)},
+		{"transcribe url with a query", append(good, "TRANSCRIBE_URL=https://"+userinfo+"stt.example.com/?key="+secretTranscribe)},
+		{"transcribe url that does not parse", append(good, "TRANSCRIBE_URL=https://"+userinfo+"stt.example.com:port/")},
 		{"proxy with a bad scheme", append(good, "AURA_PROXY=ftp://"+userinfo+"proxy:21")},
 		{"proxy that does not parse", append(good, "AURA_PROXY=http://"+userinfo+"proxy:port")},
 		{"webhook over http", append(good, "WEBHOOK_URL=http://"+userinfo+"bot.example.com/tg", "WEBHOOK_SECRET=s3cret")},
@@ -283,7 +364,7 @@ func TestConfigErrorsKeepSecrets(t *testing.T) {
 			if err == nil {
 				t.Fatal("got no error, want one")
 			}
-			for _, s := range []string{secretToken, secretKey, secretCookie, secretPass, secretUser} {
+			for _, s := range []string{secretToken, secretKey, secretCookie, secretTranscribe, secretPass, secretUser} {
 				if strings.Contains(err.Error(), s) {
 					t.Errorf("got %q, want it without %s", err, s)
 				}
@@ -308,7 +389,7 @@ func FuzzConfigURL(f *testing.F) {
 			t.Skip()
 		}
 		raw := scheme + "://" + secretUser + ":" + secretPass + "@" + rest
-		for _, name := range []string{"AURA_URL", "TELEGRAM_API_URL", "AURA_PROXY", "WEBHOOK_URL"} {
+		for _, name := range []string{"AURA_URL", "TELEGRAM_API_URL", "AURA_PROXY", "TRANSCRIBE_URL", "WEBHOOK_URL"} {
 			cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "WEBHOOK_SECRET=s", name + "=" + raw}, dotenv)
 			if err != nil {
 				if msg := err.Error(); strings.Contains(msg, secretPass) || strings.Contains(msg, "\n") {
@@ -361,4 +442,119 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("redactURL(%q): got %q, want %q", tt.raw, got, tt.want)
 		}
 	}
+}
+
+func TestConfigNewSettings(t *testing.T) {
+	none := filepath.Join(t.TempDir(), "none.env")
+	load := func(t *testing.T, env ...string) config {
+		t.Helper()
+		cfg, err := loadConfig(append([]string{"TELEGRAM_TOKEN=1:x"}, env...), none)
+		if err != nil {
+			t.Fatalf("%q: got %v, want it accepted", env, err)
+		}
+		return cfg
+	}
+	browser := filepath.Join(t.TempDir(), "chromium")
+	if err := os.WriteFile(browser, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	def := load(t)
+	chatbot := load(t, "AURA_MAX_TOKENS=4096", "AURA_MODELS=openchat_3.6, openchat_v3.2_mistral=OpenChat 3.5")
+	openai := load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_CONTEXT_TOKENS=8192", "AURA_MAX_OUTPUT_TOKENS=1024")
+	unbounded := load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_MAX_OUTPUT_TOKENS=1024")
+	listed := load(t, "AURA_PROTOCOL=openai", "AURA_MODELS= llama3.1:8b=Llama 3.1 8B , qwen2.5:7b,mistral=Mistral = 7B")
+	chosen := load(t, "AURA_PROTOCOL=openai", "AURA_MODELS=llama3.1:8b,qwen2.5:7b=Qwen", "AURA_MODEL=qwen2.5:7b")
+	set := load(t, "MAX_ANSWER_CHARS=1000", "AURA_IMAGE_TOKENS=0", "TRANSCRIBE_URL=http://127.0.0.1:9000/v1",
+		"TRANSCRIBE_MODEL=large-v3", "TRANSCRIBE_KEY= tk-1\n", "MAX_FILE_BYTES=20971520", "AURA_BROWSER="+browser,
+		"AURA_BROWSER_REFRESH=1m", "AURA_BROWSER_TIMEOUT=10m")
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"default answer cap", def.MaxAnswerChars, 65536},
+		{"default image tokens", def.AuraImageTokens, 800},
+		{"default transcribe url", def.TranscribeURL, ""},
+		{"default transcribe model", def.TranscribeModel, "whisper-1"},
+		{"default file limit", def.MaxFileBytes, 524288},
+		{"default browser", def.AuraBrowser, ""},
+		{"default browser refresh", def.AuraBrowserRefresh, 30 * time.Minute},
+		{"default browser timeout", def.AuraBrowserTimeout, 30 * time.Second},
+		{"default models", fmt.Sprint(def.models()), "[{openchat_3.6 OpenChat 3.6 (latest)}]"},
+		{"default token window (chatbot-ui: tokenLimit less 1000)", def.tokenWindow(), 7192},
+		{"chatbot-ui token window", chatbot.tokenWindow(), 3096},
+		{"chatbot-ui models", fmt.Sprint(chatbot.models()), "[{openchat_3.6 } {openchat_v3.2_mistral OpenChat 3.5}]"},
+		{"chatbot-ui default model", chatbot.defaultModel(), modelChoice{ID: "openchat_3.6"}},
+		{"openai token window (context less output)", openai.tokenWindow(), 7168},
+		{"openai without context tokens: no bound", unbounded.tokenWindow(), 0},
+		{"openai models", fmt.Sprint(listed.models()), "[{llama3.1:8b Llama 3.1 8B} {qwen2.5:7b } {mistral Mistral = 7B}]"},
+		{"first model by default", listed.defaultModel(), modelChoice{ID: "llama3.1:8b", Name: "Llama 3.1 8B"}},
+		{"AURA_MODEL picks among them", chosen.defaultModel(), modelChoice{ID: "qwen2.5:7b", Name: "Qwen"}},
+		{"answer cap", set.MaxAnswerChars, 1000},
+		{"image tokens", set.AuraImageTokens, 0},
+		{"transcribe url", set.TranscribeURL, "http://127.0.0.1:9000/v1"},
+		{"transcribe model", set.TranscribeModel, "large-v3"},
+		{"transcribe key trimmed", set.TranscribeKey, "tk-1"},
+		{"file limit", set.MaxFileBytes, 20 << 20},
+		{"browser path", set.AuraBrowser, browser},
+		{"browser refresh", set.AuraBrowserRefresh, time.Minute},
+		{"browser timeout", set.AuraBrowserTimeout, 10 * time.Minute},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if got := load(t, "AURA_BROWSER=auto").AuraBrowser; got != "auto" {
+		t.Errorf("AURA_BROWSER=auto: got %q", got)
+	}
+	load(t, "AURA_BROWSER=sh") // a command on PATH
+	if got := load(t, "AURA_CONTEXT_TOKENS=").tokenWindow(); got != 7192 {
+		t.Errorf("AURA_CONTEXT_TOKENS set empty: got window %d, want the default's", got)
+	}
+	if got := load(t, "AURA_CONTEXT_TOKENS=4096").ignored(); !slices.Contains(got, "AURA_CONTEXT_TOKENS") {
+		t.Errorf("AURA_CONTEXT_TOKENS with chatbot-ui: ignored() = %q, want it listed", got)
+	}
+}
+
+// With AURA_MODELS and no AURA_MODEL, the server is asked for the first of the models.
+func TestModelsFirstIsTheDefault(t *testing.T) {
+	h := newHarness(t)
+	h.aura.reply = streamText("Hi.")
+	h.start("AURA_PROTOCOL=openai", "AURA_MODELS=qwen2.5:7b=Qwen 2.5,llama3.1:8b")
+	h.replyTo(h.send("hello"))
+	h.stop()
+	if got := h.aura.requests()[0].Model.ID; got != "qwen2.5:7b" {
+		t.Errorf("model asked for: got %q, want the first of AURA_MODELS", got)
+	}
+}
+
+// FuzzModelList parses arbitrary AURA_MODELS: an accepted list has non-empty, unique ids
+// without spaces, and reads back the same from its own id=name form; a refusal is one line.
+func FuzzModelList(f *testing.F) {
+	for _, seed := range []string{"", "a", "a,b", "a=A,b=B", " a = A , b ", "a,,b", "a,a", "=x", "a b", "a=b=c", "a=\x00", "é=ü,😀"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var l modelList
+		if err := l.UnmarshalText([]byte(s)); err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("%q: got a multi-line error %q", s, err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		var back []string
+		for _, m := range l {
+			if m.ID == "" || seen[m.ID] || strings.ContainsFunc(m.ID, unicode.IsSpace) || strings.ContainsAny(m.ID, ",=") {
+				t.Fatalf("%q: got id %q in %q", s, m.ID, l)
+			}
+			seen[m.ID] = true
+			back = append(back, m.ID+"="+m.Name)
+		}
+		var again modelList
+		if err := again.UnmarshalText([]byte(strings.Join(back, ","))); err != nil || !slices.Equal(again, l) {
+			t.Fatalf("%q: got %q, read back as %q, %v", s, l, again, err)
+		}
+	})
 }

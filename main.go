@@ -38,12 +38,16 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	defer store.Close()
 
+	// Not wired yet (the settings are read and checked; bot/ and aura/ take them as they
+	// grow): MaxAnswerChars, tokenWindow() and AuraImageTokens, models(), the TRANSCRIBE_*
+	// settings, MaxFileBytes, and the AURA_BROWSER* settings.
+	def := cfg.defaultModel()
 	model, err := aura.New(aura.Config{
 		Protocol:         cfg.AuraProtocol,
 		BaseURL:          cfg.AuraURL,
 		MaxOutputTokens:  cfg.AuraMaxOutputTokens,
-		Model:            cfg.AuraModel,
-		ModelName:        cfg.AuraModelName,
+		Model:            def.ID,
+		ModelName:        def.Name,
 		MaxLength:        cfg.AuraMaxLength,
 		TokenLimit:       cfg.AuraMaxTokens,
 		Temperature:      cfg.AuraTemperature,
