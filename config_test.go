@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -555,6 +556,33 @@ func FuzzModelList(f *testing.F) {
 		var again modelList
 		if err := again.UnmarshalText([]byte(strings.Join(back, ","))); err != nil || !slices.Equal(again, l) {
 			t.Fatalf("%q: got %q, read back as %q, %v", s, l, again, err)
+		}
+	})
+}
+
+// FuzzDotenv reads arbitrary .env files: a refusal is one line that names the file and says what
+// is wrong in fixed words, never quoting the file (which holds the token).
+func FuzzDotenv(f *testing.F) {
+	for _, seed := range []string{
+		"A=1\n", "A=\"x\" # c\n", "A='x\n", "A=\"x\ny\"\nB=\"z\n", "A-B=1\n", "=1", "export A=1", "A: 1\r\nB=2",
+		"# only a comment", "A=${B}\n", "A=\"\\\"\"\n", "\x00=\x00",
+	} {
+		f.Add(seed)
+	}
+	dir := f.TempDir()
+	refusal := regexp.MustCompile(`^( line \d+)?: (a quoted value is not closed|not KEY=VALUE \(a name is letters, digits, _ and \.\)|not KEY=VALUE lines|a line has no variable name \(want KEY=VALUE\))$`)
+	f.Fuzz(func(t *testing.T, content string) {
+		path := filepath.Join(dir, ".env")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := readDotenv(path)
+		if err == nil {
+			return
+		}
+		msg, ok := strings.CutPrefix(err.Error(), "config: "+path)
+		if !ok || !refusal.MatchString(msg) {
+			t.Fatalf("content %q: got %q, want the file and a fixed reason", content, err)
 		}
 	})
 }
