@@ -225,7 +225,7 @@ func (c config) listenAddr() string {
 	return strings.TrimSpace(c.ListenAddr)
 }
 
-// ignored lists the settings that were set but mean nothing in the chosen protocol.
+// ignored lists the settings that were given a value but mean nothing in the chosen protocol.
 func (c config) ignored() []string {
 	unused := []string{"AURA_MAX_OUTPUT_TOKENS", "AURA_CONTEXT_TOKENS"}
 	if c.AuraProtocol == aura.ProtocolOpenAI {
@@ -233,7 +233,7 @@ func (c config) ignored() []string {
 	}
 	var out []string
 	for _, name := range unused {
-		if _, ok := c.set[name]; ok {
+		if strings.TrimSpace(c.set[name]) != "" { // set empty, as in config.example.env, is unset
 			out = append(out, name)
 		}
 	}

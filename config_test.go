@@ -145,9 +145,11 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"browser timeout zero", append(base, "AURA_BROWSER_TIMEOUT=0s"), "AURA_BROWSER_TIMEOUT"},
 		{"browser timeout absurd", append(base, "AURA_BROWSER_TIMEOUT=1h"), "AURA_BROWSER_TIMEOUT"},
 	}
+	// Secrets set alongside, which no error may quote; the row's own values come after and win.
+	secrets := []string{"AURA_KEY=" + secretKey, "AURA_COOKIES=" + secretCookie, "TRANSCRIBE_KEY=" + secretTranscribe}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadConfig(tt.env, filepath.Join(t.TempDir(), "none.env"))
+			_, err := loadConfig(append(secrets[:len(secrets):len(secrets)], tt.env...), filepath.Join(t.TempDir(), "none.env"))
 			if err == nil {
 				t.Fatalf("got no error, want one naming %s", tt.want)
 			}
@@ -156,6 +158,11 @@ func TestConfigRejectsBadValues(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got a multi-line error %q, want one line", err)
+			}
+			for _, s := range []string{secretKey, secretCookie, secretTranscribe} {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("got %q, want it without %s", err, s)
+				}
 			}
 		})
 	}
@@ -515,6 +522,9 @@ func TestConfigNewSettings(t *testing.T) {
 	}
 	if got := load(t, "AURA_CONTEXT_TOKENS=4096").ignored(); !slices.Contains(got, "AURA_CONTEXT_TOKENS") {
 		t.Errorf("AURA_CONTEXT_TOKENS with chatbot-ui: ignored() = %q, want it listed", got)
+	}
+	if got := load(t, "AURA_CONTEXT_TOKENS=", "AURA_MAX_OUTPUT_TOKENS=").ignored(); len(got) != 0 {
+		t.Errorf("AURA_CONTEXT_TOKENS and AURA_MAX_OUTPUT_TOKENS set empty: ignored() = %q, want none", got)
 	}
 }
 
