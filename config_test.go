@@ -596,3 +596,29 @@ func FuzzDotenv(f *testing.F) {
 		}
 	})
 }
+
+// The Dockerfile copies the sources one by one (never a .env): every Go file of package main
+// must be among them, or the image does not build.
+func TestDockerfileCopiesTheSources(t *testing.T) {
+	dockerfile, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := map[string]bool{}
+	for line := range strings.Lines(string(dockerfile)) {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "COPY" && !strings.HasPrefix(f[1], "--") {
+			for _, src := range f[1 : len(f)-1] {
+				copied[src] = true
+			}
+		}
+	}
+	sources, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range sources {
+		if !strings.HasSuffix(src, "_test.go") && !copied[src] {
+			t.Errorf("the Dockerfile does not copy %s", src)
+		}
+	}
+}
