@@ -418,7 +418,7 @@ func (c config) validate() error {
 			return bad("TRANSCRIBE_URL", "%v", err)
 		}
 	}
-	if err := between(c.MaxFileBytes, 1, maxFileBytes, "bytes (Telegram lets bots download 20 MiB at most)"); err != nil {
+	if err := between(c.MaxFileBytes, 1024, maxFileBytes, "bytes (Telegram lets bots download 20 MiB at most)"); err != nil {
 		return bad("MAX_FILE_BYTES", "%v", err)
 	}
 	if err := checkBrowser(c.AuraBrowser); err != nil {

@@ -133,6 +133,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"transcribe key with a line break inside", append(base, "TRANSCRIBE_KEY=sk-1\nsk-2"), "TRANSCRIBE_KEY"},
 		{"transcribe model with a control character", append(base, "TRANSCRIBE_MODEL=whisper\x00"), "TRANSCRIBE_MODEL"},
 		{"file limit zero", append(base, "MAX_FILE_BYTES=0"), "MAX_FILE_BYTES"},
+		{"file limit below 1 KiB", append(base, "MAX_FILE_BYTES=1023"), "MAX_FILE_BYTES"},
 		{"file limit negative", append(base, "MAX_FILE_BYTES=-1"), "MAX_FILE_BYTES"},
 		{"file limit past Telegram's", append(base, "MAX_FILE_BYTES=20971521"), "MAX_FILE_BYTES"},
 		{"browser missing", append(base, "AURA_BROWSER=/nonexistent/chromium"), "AURA_BROWSER"},
