@@ -158,7 +158,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	proxy := http.ProxyFromEnvironment
 	if cfg.Proxy != "" {
-		u, err := parseURL("proxy", cfg.Proxy, "http", "https", "socks5", "socks5h")
+		u, err := ParseProxy(cfg.Proxy)
 		if err != nil {
 			return nil, err
 		}
@@ -243,6 +243,12 @@ func newTransport(proxy func(*http.Request) (*url.URL, error)) *http.Transport {
 		// until it has a block to compress, delaying chunks.
 		DisableCompression: true,
 	}
+}
+
+// ParseProxy parses a proxy URL: http, https, socks5 or socks5h, with a host. Its errors leave
+// out the URL, which may carry credentials.
+func ParseProxy(raw string) (*url.URL, error) {
+	return parseURL("proxy", raw, "http", "https", "socks5", "socks5h")
 }
 
 // parseURL parses an absolute URL with one of the given schemes. Its errors
