@@ -78,7 +78,7 @@ func (s *Server) TooManyRequestsBy() map[string]int {
 }
 
 // CallCounts counts the calls the server has recorded, by method, whatever their answer.
-// getUpdates is not recorded.
+// getUpdates is not recorded; file downloads are recorded as "file".
 func (s *Server) CallCounts() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

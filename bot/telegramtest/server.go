@@ -3,13 +3,15 @@
 // It speaks the subset of the Bot API that aurabot uses (getMe, getUpdates, sendMessage,
 // editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, sendMessageDraft,
 // setMyCommands, deleteWebhook, setWebhook, setMessageReaction, answerCallbackQuery, getFile and
-// file downloads), keeps the
-// current text and entities of every message it has accepted, records every call, and answers
-// like Telegram does: "message is not modified", 400 for text over 4096 UTF-16 units or bad
-// entities, 400 for edits of messages the bot did not send or that are gone, 403 for chats marked
-// as blocked, and 429 with retry_after when a flood limit is crossed (see Limits). Message ids
-// are numbered per chat, as in Telegram. Push queues updates; PushPhoto and its kin queue media
-// messages whose files getFile and /file/ hand out (see SetLocalMode for telegram-bot-api --local).
+// file downloads), keeps the current text and entities of every message it has accepted, records
+// every call, and answers like Telegram does: "message is not modified", 400 for text over 4096
+// UTF-16 units, bad entities or bad inline keyboards, 400 for edits of messages the bot did not
+// send or that are gone, 403 for chats marked as blocked, and 429 with retry_after when a flood
+// limit is crossed (see Limits). Message ids are numbered per chat, as in Telegram. Push queues
+// updates; PushPhoto and its kin queue media messages whose files getFile and /file/ hand out
+// (see SetLocalMode for telegram-bot-api --local). Proxy sits between a bot and a Server to
+// inject latency, lost answers and connection resets.
+//
 // It is not a Telegram emulator: anything it does not know it answers with 404.
 package telegramtest
 
@@ -67,7 +69,7 @@ type Message struct {
 	Markup    string
 	Edits     int // editMessageText calls that changed the message
 	CreatedAt time.Time
-	UpdatedAt time.Time
+	UpdatedAt time.Time // the last change of text, entities or markup
 }
 
 // Fault is an answer a test wants for a call instead of the normal one.
@@ -402,7 +404,7 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 		if m.Markup == p["reply_markup"] {
 			return nil, &Fault{Code: 400, Description: notModified}
 		}
-		m.Markup = p["reply_markup"]
+		m.Markup, m.UpdatedAt = p["reply_markup"], now
 		return s.wire(m, true), nil
 	case "deleteMessage":
 		id, _ := strconv.Atoi(p["message_id"])

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-telegram/bot/models"
+
+	"aurabot/bot/telegramtest"
+)
+
+// The crash loop is a soak test, not a unit test: it runs only when asked for.
+//
+//	go test -run TestCrashLoop -crashloop -chats 5 -kills 20 -latency 100ms .
+var (
+	crashLoop       = flag.Bool("crashloop", false, "run TestCrashLoop")
+	crashLoopStrict = flag.Bool("crashloop-strict", false, "make TestCrashLoop fail unless every message is answered exactly once, nothing is stuck and the model is asked once per message")
+	crashChats      = flag.Int("chats", 5, "TestCrashLoop: private chats writing to the bot")
+	crashKills      = flag.Int("kills", 20, "TestCrashLoop: SIGKILLs before the bot is left to settle")
+	crashLatency    = flag.Duration("latency", 100*time.Millisecond, "TestCrashLoop: latency added to every Telegram call (half on the way there, half on the way back)")
+	crashSettle     = flag.Duration("crashloop-settle", 2*time.Minute, "TestCrashLoop: how long the bot may take to answer everything after the last kill")
+	crashSeed       = flag.Uint64("crashloop-seed", 0, "TestCrashLoop: random seed (0 picks one and logs it)")
+)
+
+// crashCounts is what TestCrashLoop reports.
+type crashCounts struct {
+	Sent, AnsweredOnce, AnsweredTwice, Unanswered, Interrupted, Stuck int
+	ModelRequests, ExtraModelRequests                                 int
+}
+
+func (c crashCounts) String() string {
+	return fmt.Sprintf("messages sent %d, answered once %d, answered twice or more %d, unanswered %d (of which with only an interrupted reply %d), stuck bot messages %d, model requests %d, model requests beyond one per message %d",
+		c.Sent, c.AnsweredOnce, c.AnsweredTwice, c.Unanswered, c.Interrupted, c.Stuck, c.ModelRequests, c.ExtraModelRequests)
+}
+
+// crashMessage is one message a user sent.
+type crashMessage struct {
+	chat int64
+	id   int
+	text string
+}
+
+// crashAnswer is the model's whole answer to a message; it streams in chunks.
+func crashAnswer(text string) []string {
+	chunks := []string{"Answer to " + text + ":"}
+	for _, w := range []string{"one", "two", "three", "four", "five", "six", "seven", "eight."} {
+		chunks = append(chunks, " "+w)
+	}
+	return chunks
+}
+
+// TestCrashLoop runs the real bot in a subprocess behind a Telegram proxy that adds latency,
+// while users in several private chats keep writing and a model streams answers of a few
+// seconds; it SIGKILLs the bot at random moments and restarts it, then lets it settle and counts
+// what the users got. Bad counts fail the test only with -crashloop-strict.
+func TestCrashLoop(t *testing.T) {
+	if !*crashLoop {
+		t.Skip("a soak test: run it with -crashloop")
+	}
+	seed := *crashSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (-crashloop-seed to repeat)", seed)
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var rngMu sync.Mutex
+	between := func(lo, hi time.Duration) time.Duration {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
+	}
+
+	h := newHarness(t)
+	const chunkEvery = 400 * time.Millisecond // 9 chunks: an answer takes about 3.6 s
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		last := req.Messages[len(req.Messages)-1].Content
+		for i, c := range crashAnswer(last) {
+			if i > 0 {
+				select {
+				case <-req.ctx.Done():
+					return
+				case <-time.After(chunkEvery):
+				}
+			}
+			_, _ = w.Write([]byte(c))
+			flush()
+		}
+	}
+	proxy := telegramtest.NewProxy(h.tg.URL())
+	t.Cleanup(proxy.Close)
+	half := *crashLatency / 2
+	proxy.SetRule(func(telegramtest.ProxyCall) telegramtest.Action {
+		return telegramtest.Action{DelayForward: half, DelayAnswer: *crashLatency - half}
+	})
+
+	users := make([]string, *crashChats)
+	for i := range users {
+		users[i] = strconv.Itoa(userID + 1 + i)
+	}
+	environ := append(os.Environ(),
+		"AURABOT_TEST_MAIN=1",
+		"TELEGRAM_TOKEN="+telegramtest.Token,
+		"TELEGRAM_API_URL="+proxy.URL(),
+		"AURA_URL="+h.aura.srv.URL,
+		"DATABASE_PATH="+h.db,
+		"ALLOWED_USERS="+strings.Join(users, ","),
+		"LISTEN_ADDR=127.0.0.1:0",
+	)
+	dir := t.TempDir()
+	var logs syncBuffer
+	var proc *exec.Cmd
+	start := func() {
+		t.Helper()
+		before := len(h.tg.Calls("setMyCommands"))
+		proc = exec.Command(os.Args[0], "-test.run=^$")
+		proc.Env, proc.Dir, proc.Stderr = environ, dir, &logs
+		if err := proc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := h.tg.Wait(ctx, func() bool { return len(h.tg.Calls("setMyCommands")) > before }); err != nil {
+			t.Fatalf("the bot did not start: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		if proc != nil && proc.ProcessState == nil {
+			_ = proc.Process.Kill()
+			_ = proc.Wait()
+		}
+	})
+
+	// The users write while the bot is killed and restarted.
+	var (
+		sentMu sync.Mutex
+		sent   []crashMessage
+	)
+	stopUsers := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range *crashChats {
+		chat := int64(userID + 1 + i)
+		wg.Go(func() {
+			for n := 1; ; n++ {
+				text := fmt.Sprintf("chat %d message %d", chat, n)
+				id := h.tg.NewMessageID(chat)
+				sentMu.Lock()
+				sent = append(sent, crashMessage{chat: chat, id: id, text: text})
+				sentMu.Unlock()
+				h.tg.Push(models.Update{Message: &models.Message{
+					ID: id, Date: int(time.Now().Unix()), Text: text,
+					Chat: models.Chat{ID: chat, Type: models.ChatTypePrivate},
+					From: &models.User{ID: chat, FirstName: "User"},
+				}})
+				select {
+				case <-stopUsers:
+					return
+				case <-time.After(between(2*time.Second, 8*time.Second)):
+				}
+			}
+		})
+	}
+
+	for kill := 1; kill <= *crashKills; kill++ {
+		start()
+		<-time.After(between(200*time.Millisecond, 5*time.Second)) // a random moment to die
+		if err := proc.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = proc.Wait()
+	}
+	close(stopUsers)
+	wg.Wait()
+
+	// Left alone, the bot should answer everything.
+	start()
+	ctx, cancel := context.WithTimeout(context.Background(), *crashSettle)
+	defer cancel()
+	settled := h.tg.Wait(ctx, func() bool {
+		c := countCrash(h, sent)
+		return c.Unanswered == 0 && c.Stuck == 0
+	}) == nil
+	_ = proc.Process.Signal(syscall.SIGTERM)
+	_ = proc.Wait()
+
+	c := countCrash(h, sent)
+	summary := fmt.Sprintf("crash loop: %d chats, %d kills, latency %v, settled %v: %s", *crashChats, *crashKills, *crashLatency, settled, c)
+	t.Log(summary)
+	fmt.Println(summary)
+	if strings.Contains(logs.String(), telegramtest.Token) {
+		t.Error("the bot's logs contain the token")
+	}
+	if *crashLoopStrict && (c.AnsweredOnce != c.Sent || c.Stuck != 0 || c.ExtraModelRequests != 0) {
+		t.Errorf("-crashloop-strict: got %s; want every message answered exactly once, nothing stuck and one model request per message", c)
+	}
+}
+
+// countCrash counts, from the fake Telegram and the fake model, what the users got.
+func countCrash(h *harness, sent []crashMessage) crashCounts {
+	c := crashCounts{Sent: len(sent)}
+	byChat := map[int64][]telegramtest.Message{}
+	for _, m := range sent {
+		if _, ok := byChat[m.chat]; !ok {
+			byChat[m.chat] = h.tg.Messages(m.chat)
+		}
+	}
+	for _, ms := range byChat {
+		for _, m := range ms {
+			if strings.HasSuffix(m.Text, "▍") || strings.Contains(m.Markup, "⏹") {
+				c.Stuck++
+			}
+		}
+	}
+	asked := map[string]int{}
+	distinct := 0 // sent messages the model was asked about
+	for _, r := range h.aura.requests() {
+		c.ModelRequests++
+		if len(r.Messages) > 0 {
+			asked[r.Messages[len(r.Messages)-1].Content]++
+		}
+	}
+	for _, m := range sent {
+		full := strings.Join(crashAnswer(m.text), "")
+		complete, partial := 0, 0
+		for _, b := range byChat[m.chat] {
+			if b.ReplyTo != m.id || strings.HasSuffix(b.Text, "▍") || strings.Contains(b.Markup, "⏹") {
+				continue
+			}
+			if strings.TrimSpace(b.Text) == full {
+				complete++
+			} else {
+				partial++
+			}
+		}
+		switch {
+		case complete == 1:
+			c.AnsweredOnce++
+		case complete > 1:
+			c.AnsweredTwice++
+		default:
+			c.Unanswered++
+			if partial > 0 {
+				c.Interrupted++
+			}
+		}
+		if asked[m.text] > 0 {
+			distinct++
+		}
+	}
+	c.ExtraModelRequests = c.ModelRequests - distinct
+	return c
+}
+
+// The crash loop's bookkeeping counts replies the way its report says, on a hand-made state.
+func TestCrashLoopCounts(t *testing.T) {
+	h := newHarness(t)
+	const chat = userID
+	msg := func(text string) crashMessage {
+		return crashMessage{chat: chat, id: h.tg.NewMessageID(chat), text: text}
+	}
+	once, twice, none, cut, later := msg("once"), msg("twice"), msg("none"), msg("cut"), msg("later")
+	sent := []crashMessage{once, twice, none, cut, later}
+	say := func(replyTo int, text, markup string) {
+		t.Helper()
+		p := map[string]string{"chat_id": strconv.Itoa(chat), "text": text, "reply_parameters": fmt.Sprintf(`{"message_id":%d}`, replyTo)}
+		if markup != "" {
+			p["reply_markup"] = markup
+		}
+		form := make(map[string][]string)
+		for k, v := range p {
+			form[k] = []string{v}
+		}
+		resp, err := http.PostForm(h.tg.URL()+"/bot"+telegramtest.Token+"/sendMessage", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("sendMessage %q: got %d", text, resp.StatusCode)
+		}
+	}
+	full := func(m crashMessage) string { return strings.Join(crashAnswer(m.text), "") }
+	say(once.id, full(once), "")
+	say(twice.id, full(twice), "")
+	say(twice.id, full(twice), "")
+	say(cut.id, "Answer to cut: one\n\nInterrupted, /retry", "")
+	say(later.id, "Answer to later: one ▍", "")
+	say(later.id, "Answer to later: one two", `{"inline_keyboard":[[{"text":"⏹ Stop","callback_data":"stop"}]]}`)
+
+	got := countCrash(h, sent)
+	want := crashCounts{Sent: 5, AnsweredOnce: 1, AnsweredTwice: 1, Unanswered: 3, Interrupted: 1, Stuck: 2}
+	if got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
