@@ -153,6 +153,7 @@ func (h *harness) start(extra ...string) {
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
 	h.logs = logs
+	before := len(h.tg.Calls("setMyCommands"))
 	go func() { done <- run(ctx, environ, filepath.Join(h.t.TempDir(), "none.env"), logs) }()
 	h.stop = func() {
 		h.t.Helper()
@@ -178,7 +179,7 @@ func (h *harness) start(extra ...string) {
 		}
 	})
 	// The bot is up once it has registered its commands.
-	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > 0 })
+	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > before })
 }
 
 type syncBuffer struct {

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"aurabot/bot/telegramtest"
+	"aurabot/history"
+)
+
+// spawn starts the real bot as a subprocess (this test binary, see TestMain) that reaches
+// Telegram at apiURL. kill SIGKILLs it and waits for it to die; it may be called more than once.
+func (h *harness) spawn(apiURL string, extra ...string) (kill func(), logs *syncBuffer) {
+	h.t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(),
+		"AURABOT_TEST_MAIN=1",
+		"TELEGRAM_TOKEN="+telegramtest.Token,
+		"TELEGRAM_API_URL="+apiURL,
+		"AURA_URL="+h.aura.srv.URL,
+		"DATABASE_PATH="+h.db,
+		"ALLOWED_USERS="+strconv.Itoa(userID),
+		"LISTEN_ADDR=127.0.0.1:0",
+		"LOG_LEVEL=debug",
+	), extra...)
+	cmd.Dir = h.t.TempDir()
+	logs = &syncBuffer{}
+	cmd.Stderr = logs
+	before := len(h.tg.Calls("setMyCommands"))
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	h.t.Cleanup(kill)
+	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > before })
+	return kill, logs
+}
+
+// botReplies are the bot's messages that reply to message id, and whether any of the bot's
+// messages still shows the cursor or a Stop button.
+func (h *harness) botReplies(id int) (replies []telegramtest.Message, stuck bool) {
+	for _, m := range h.tg.Messages(userID) {
+		if strings.HasSuffix(m.Text, "▍") || strings.Contains(m.Markup, "⏹") {
+			stuck = true
+		}
+		if m.ReplyTo == id {
+			replies = append(replies, m)
+		}
+	}
+	return replies, stuck
+}
+
+// settled waits until message id has its final reply, then checks there is exactly one and
+// nothing is stuck; it returns that reply.
+func (h *harness) settled(id int) telegramtest.Message {
+	h.t.Helper()
+	got := h.replyTo(id)
+	replies, stuck := h.botReplies(id)
+	if len(replies) != 1 {
+		h.t.Errorf("replies to message %d: got %d, want exactly 1: %+v", id, len(replies), replies)
+	}
+	if stuck {
+		h.t.Errorf("a bot message still shows the cursor or a Stop button: %+v", h.tg.Messages(userID))
+	}
+	return got
+}
+
+// The bot is SIGKILLed right after its reply's first sendMessage reached Telegram, before the
+// answer came back: the restart finds that message, finishes it with the text it was about to
+// show and an "interrupted" notice, and does not ask the model again (its text was seen).
+func TestKillAfterFirstSendReachedTelegram(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	defer close(release)
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		_, _ = w.Write([]byte("Little lamb, who "))
+		flush()
+		select {
+		case <-release:
+		case <-req.ctx.Done():
+		}
+	}
+	proxy := telegramtest.NewProxy(h.tg.URL())
+	t.Cleanup(proxy.Close)
+	killed := make(chan struct{})
+	var kill func()
+	var once sync.Once
+	proxy.OnCall(func(c telegramtest.ProxyCall) {
+		if c.Method == "sendMessage" && c.N == 1 && c.Answered {
+			once.Do(func() { kill(); close(killed) })
+		}
+	})
+	kill, _ = h.spawn(proxy.URL())
+	id := h.send("a poem")
+	<-killed
+	if ms := h.tg.Messages(userID); len(ms) != 1 || !strings.HasSuffix(ms[0].Text, "▍") {
+		t.Fatalf("before the restart: got %+v, want one message with the cursor", ms)
+	}
+
+	h.start()
+	got := h.settled(id)
+	if !strings.HasPrefix(got.Text, "Little lamb, who") || !strings.Contains(got.Text, "Interrupted") {
+		t.Errorf("reply: got %q, want the text shown and an interrupted notice", got.Text)
+	}
+	if n := len(h.aura.requests()); n != 1 {
+		t.Errorf("model requests: got %d, want 1 (the user had seen the answer's start)", n)
+	}
+	h.stop()
+}
+
+// The bot is SIGKILLed while a short reply's only sendMessage is in flight. Whether Telegram
+// carried it out or not, the restart converges to one complete reply, and the model is asked
+// once (the final text was recorded before it was sent).
+func TestKillWhileTheOnlySendIsInFlight(t *testing.T) {
+	for _, carried := range []bool{true, false} {
+		t.Run("carried out "+strconv.FormatBool(carried), func(t *testing.T) {
+			h := newHarness(t)
+			h.aura.reply = streamText("Short answer.")
+			proxy := telegramtest.NewProxy(h.tg.URL())
+			t.Cleanup(proxy.Close)
+			killed := make(chan struct{})
+			var kill func()
+			var once sync.Once
+			if !carried {
+				proxy.SetRule(func(c telegramtest.ProxyCall) telegramtest.Action {
+					if c.Method == "sendMessage" && c.N == 1 {
+						once.Do(func() { kill(); close(killed) })
+						return telegramtest.Action{Reset: true}
+					}
+					return telegramtest.Action{}
+				})
+			} else {
+				proxy.OnCall(func(c telegramtest.ProxyCall) {
+					if c.Method == "sendMessage" && c.N == 1 && c.Answered {
+						once.Do(func() { kill(); close(killed) })
+					}
+				})
+			}
+			kill, _ = h.spawn(proxy.URL())
+			id := h.send("hi")
+			<-killed
+			if n := len(h.tg.Messages(userID)); carried != (n == 1) {
+				t.Fatalf("before the restart Telegram has %d messages; the fault was not injected as meant", n)
+			}
+
+			h.start()
+			if got := h.settled(id); got.Text != "Short answer." {
+				t.Errorf("reply: got %q, want the complete answer alone", got.Text)
+			}
+			if n := len(h.aura.requests()); n != 1 {
+				t.Errorf("model requests: got %d, want 1", n)
+			}
+			h.waitStored(2)
+			h.stop()
+			checkStored(t, h, "Short answer.", history.StatusDone)
+		})
+	}
+}
+
+// The bot is SIGKILLed right after its final edit reached Telegram: the complete answer stays
+// complete (never marked interrupted) and is stored as done.
+func TestKillAfterTheFinalEditReachedTelegram(t *testing.T) {
+	h := newHarness(t)
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		_, _ = w.Write([]byte("Part one"))
+		flush()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(h.tg.Messages(userID)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		_, _ = w.Write([]byte(" and part two."))
+	}
+	proxy := telegramtest.NewProxy(h.tg.URL())
+	t.Cleanup(proxy.Close)
+	killed := make(chan struct{})
+	var kill func()
+	var once sync.Once
+	proxy.OnCall(func(c telegramtest.ProxyCall) {
+		if c.Method == "editMessageText" && c.Answered && c.Params["text"] == "Part one and part two." {
+			once.Do(func() { kill(); close(killed) })
+		}
+	})
+	kill, _ = h.spawn(proxy.URL())
+	id := h.send("two parts")
+	<-killed
+
+	h.start()
+	if got := h.settled(id); got.Text != "Part one and part two." {
+		t.Errorf("reply: got %q, want the complete answer, not marked interrupted", got.Text)
+	}
+	h.waitStored(2)
+	h.stop()
+	checkStored(t, h, "Part one and part two.", history.StatusDone)
+	if n := len(h.aura.requests()); n != 1 {
+		t.Errorf("model requests: got %d, want 1", n)
+	}
+}
+
+// checkStored fails unless the conversation holds the user's message and one answer with text
+// and status.
+func checkStored(t *testing.T, h *harness, text string, status history.Status) {
+	t.Helper()
+	store, err := history.Open(t.Context(), h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	turns, err := store.Turns(t.Context(), history.Key{ChatID: userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(turns) != 2 || turns[1].Content != text || turns[1].Status != status {
+		t.Errorf("stored: got %+v, want the question and the answer %q, %s", turns, text, status)
+	}
+}
