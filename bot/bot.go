@@ -33,7 +33,7 @@ type Store interface {
 	ClearSystemPrompt(ctx context.Context, k history.Key) error
 	Reset(ctx context.Context, k history.Key) error
 	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
-	Window(ctx context.Context, k history.Key, budget int, systemPrompt string) ([]history.Turn, error)
+	Window(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) ([]history.Turn, error)
 	Ping(ctx context.Context) error // for GET /healthz
 
 	// The update inbox: every update is saved before Telegram is told it was received, and

@@ -365,10 +365,10 @@ func (b *Bot) respond(ctx context.Context, r req, prompt string) {
 		}
 	}()
 
-	window, err := b.store.Window(ctx, k, b.cfg.ContextBudget, prompt)
+	window, err := b.store.Window(ctx, k, history.Budget{Chars: b.cfg.ContextBudget}, prompt)
 	var tooLong *history.TooLongError
 	if errors.As(err, &tooLong) {
-		b.notify(ctx, t, fmt.Sprintf("That message is too long for the model: %d characters with the system prompt, and the limit is %d.", tooLong.Length, tooLong.Budget))
+		b.notify(ctx, t, fmt.Sprintf("That message is too long for the model: it is %d characters, and with the system prompt it may be at most %d.", tooLong.Chars, tooLong.MaxChars))
 		return
 	}
 	if err != nil {

@@ -124,11 +124,11 @@ func TestUpgradeFromFirstMigration(t *testing.T) {
 	}
 
 	// char_count was backfilled in characters: the window sees 8 + 6 + 5 + 5.
-	w, err := s.Window(ctx, Key{ChatID: 100}, 24, "")
+	w, err := s.Window(ctx, Key{ChatID: 100}, Budget{Chars: 24}, "")
 	if err != nil || len(w) != 4 {
 		t.Errorf("Window(24): got %d turns, %v; want 4, nil", len(w), err)
 	}
-	w, err = s.Window(ctx, Key{ChatID: 100}, 23, "")
+	w, err = s.Window(ctx, Key{ChatID: 100}, Budget{Chars: 23}, "")
 	if err != nil || len(w) != 3 {
 		t.Errorf("Window(23): got %d turns, %v; want 3, nil", len(w), err)
 	}

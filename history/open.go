@@ -65,7 +65,11 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		s, err := connect(ctx, abs, opt)
 		if err == nil {
-			if err = migrate(ctx, s.w, migrations.FS); err != nil {
+			err = migrate(ctx, s.w, migrations.FS)
+			if err == nil {
+				err = countStored(ctx, s.w)
+			}
+			if err != nil {
 				s.Close()
 			}
 		}
