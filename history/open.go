@@ -108,11 +108,7 @@ func prepareFile(path string) error {
 	// anyone but root, and never changes an existing file.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		// The caller names the path; keep the reason only.
-		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Path == path {
-			err = pe.Err
-		}
+		err = unwrapPath(err, path)
 		if errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("file is not writable: %w", err)
 		}
@@ -130,6 +126,16 @@ func prepareFile(path string) error {
 		return errors.New("not a SQLite database (left unchanged)")
 	}
 	return nil
+}
+
+// unwrapPath drops the path from an error about path: the caller names it
+// once, and the reason is what is left to say.
+func unwrapPath(err error, path string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return pe.Err
+	}
+	return err
 }
 
 // connect opens the writer and reader pools and checks the file can be
