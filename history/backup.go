@@ -126,13 +126,17 @@ func BackupFile(ctx context.Context, dbPath, path string) error {
 	})
 }
 
-// checkSource refuses a backup source that is missing or is not a SQLite database, before
-// SQLite opens it.
+// checkSource refuses a backup source that is missing, is not a regular file (a named pipe
+// would block the open), or is not a SQLite database, before SQLite opens it.
 func checkSource(path string) error {
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return unwrapPath(err, path)
 	}
-	f, err := os.Open(path)
+	if err := notRegular(fi); err != nil {
+		return err
+	}
+	f, err := openRegular(path, os.O_RDONLY)
 	if err != nil {
 		return unwrapPath(err, path)
 	}
