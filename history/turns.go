@@ -70,18 +70,18 @@ func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserte
 	}
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, fmt.Errorf("history: append: %w", writeFailed(err))
 	}
 	defer tx.Rollback()
 	stored, inserted, err = appendTx(ctx, tx, k, t, now)
 	if err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, fmt.Errorf("history: append: %w", writeFailed(err))
 	}
 	if !inserted {
 		return stored, false, nil
 	}
 	if err := tx.Commit(); err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, fmt.Errorf("history: append: %w", writeFailed(err))
 	}
 	return stored, true, nil
 }
@@ -111,11 +111,12 @@ func prepare(t Turn, now time.Time) (Turn, error) {
 	return t, nil
 }
 
-// appendTx appends a prepared turn inside tx; see Append.
+// appendTx appends a prepared turn inside tx; see Append. Its errors wrap
+// ErrStorageFull when the storage is full, for every caller.
 func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (Turn, bool, error) {
 	conv, err := ensureConversation(ctx, tx, k, now)
 	if err != nil {
-		return Turn{}, false, err
+		return Turn{}, false, writeFailed(err)
 	}
 	// The conflict target is the partial unique index turns_user_message:
 	// only a user turn repeating a message id is skipped; any other
@@ -139,7 +140,7 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 		return r.turn(), false, nil
 	}
 	if err != nil {
-		return Turn{}, false, err
+		return Turn{}, false, writeFailed(err)
 	}
 	return t, true, nil
 }
@@ -184,7 +185,7 @@ func (s *Store) Reset(ctx context.Context, k Key) error {
 		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)`,
 		k.ChatID, k.ThreadID)
 	if err != nil {
-		return fmt.Errorf("history: reset: %w", err)
+		return fmt.Errorf("history: reset: %w", writeFailed(err))
 	}
 	return nil
 }
@@ -195,7 +196,7 @@ func (s *Store) Reset(ctx context.Context, k Key) error {
 func (s *Store) Rewind(ctx context.Context, k Key) (Turn, error) {
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	defer tx.Rollback()
 	var r turnRow
@@ -207,15 +208,15 @@ func (s *Store) Rewind(ctx context.Context, k Key) (Turn, error) {
 		return Turn{}, fmt.Errorf("history: rewind: %w", ErrNotFound)
 	}
 	if err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM turns
 		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)
 		  AND id > ?`, k.ChatID, k.ThreadID, r.ID); err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	if err := tx.Commit(); err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	return r.turn(), nil
 }
