@@ -364,13 +364,14 @@ func TestCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	calls := map[string]func() error{
-		"Append":   func() error { _, _, err := s.Append(ctx, k, Turn{Role: RoleUser, Content: "x"}); return err },
-		"Turns":    func() error { _, err := s.Turns(ctx, k); return err },
-		"Window":   func() error { _, err := s.Window(ctx, k, Budget{Chars: 100}, ""); return err },
-		"Coverage": func() error { _, _, err := s.Coverage(ctx, k, Budget{Chars: 100}, ""); return err },
-		"Rewind":   func() error { _, err := s.Rewind(ctx, k); return err },
-		"Reset":    func() error { return s.Reset(ctx, k) },
-		"Ping":     func() error { return s.Ping(ctx) },
+		"Append":     func() error { _, _, err := s.Append(ctx, k, Turn{Role: RoleUser, Content: "x"}); return err },
+		"Turns":      func() error { _, err := s.Turns(ctx, k); return err },
+		"Window":     func() error { _, err := s.Window(ctx, k, Budget{Chars: 100}, ""); return err },
+		"Coverage":   func() error { _, _, err := s.Coverage(ctx, k, Budget{Chars: 100}, ""); return err },
+		"Rewind":     func() error { _, err := s.Rewind(ctx, k); return err },
+		"Reset":      func() error { return s.Reset(ctx, k) },
+		"Ping":       func() error { return s.Ping(ctx) },
+		"CheckWrite": func() error { return s.CheckWrite(ctx) },
 		"SetSystemPrompt": func() error {
 			return s.SetSystemPrompt(ctx, k, "p")
 		},
