@@ -59,9 +59,10 @@ func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args .
 // conversation if needed, and returns it as stored (with ID, Status and
 // CreatedAt filled in, CreatedAt truncated to milliseconds, in UTC).
 //
-// A user turn whose MessageID is already stored in that conversation (a
-// redelivered update) is not stored again: Append returns the stored turn and
-// inserted false.
+// A turn whose MessageID is already stored in that conversation for a turn
+// of the same role (a redelivered update, or an answer stored again by a
+// recovery after a crash) is not stored again: Append returns the stored
+// turn and inserted false.
 func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserted bool, err error) {
 	now := time.Now()
 	t, err = prepare(t, now)
@@ -118,14 +119,16 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 	if err != nil {
 		return Turn{}, false, writeFailed(err)
 	}
-	// The conflict target is the partial unique index turns_user_message:
-	// only a user turn repeating a message id is skipped; any other
-	// constraint still fails loudly.
+	// The conflict targets are the partial unique indexes
+	// turns_user_message and turns_assistant_message: only a turn repeating
+	// a message id of its own role is skipped; any other constraint still
+	// fails loudly.
 	n := countOf(t.Sent())
 	err = tx.QueryRowxContext(ctx, `
 		INSERT INTO turns (conversation_id, role, content, author, message_id, status, char_count, token_count, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (conversation_id, message_id) WHERE role = 'user' AND message_id <> 0 DO NOTHING
+		ON CONFLICT (conversation_id, message_id) WHERE role = 'assistant' AND message_id <> 0 DO NOTHING
 		RETURNING id`,
 		conv, t.Role, t.Content, t.Author, t.MessageID, t.Status,
 		n.chars, n.tokens, t.CreatedAt.UnixMilli(),
@@ -133,7 +136,7 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 	if errors.Is(err, sql.ErrNoRows) {
 		var r turnRow
 		err = tx.GetContext(ctx, &r, `SELECT `+turnColumns+` FROM turns
-			WHERE conversation_id = ? AND role = 'user' AND message_id = ?`, conv, t.MessageID)
+			WHERE conversation_id = ? AND role = ? AND message_id = ?`, conv, t.Role, t.MessageID)
 		if err != nil {
 			return Turn{}, false, fmt.Errorf("load duplicate: %w", err)
 		}
