@@ -51,7 +51,11 @@ func CountTokens(s string) int {
 		// is a bound that keeps the window within budget.
 		return len(s)
 	}
-	return n
+	// tiktoken-go v0.10.0 drops U+007F (DEL) without a token, where
+	// cl100k_base encodes it as a byte of its own (found by
+	// FuzzCountTokens; no other code point is dropped when alone). Each
+	// counts one token, the cost of that byte next to letters or alone.
+	return n + strings.Count(s, "\x7f")
 }
 
 // count is the size of a text in both units a Budget bounds.

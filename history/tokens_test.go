@@ -26,6 +26,8 @@ func TestCountTokens(t *testing.T) {
 		{"你好世界", 5},
 		{CutMarker, 7},
 		{"<|endoftext|>", 7}, // a special token's text counts as ordinary text
+		{"\x7f", 1},          // dropped by tiktoken-go, one byte token in cl100k_base
+		{"x\x7fy", 3},        // "x", "\x7f", "y"
 	} {
 		if got := CountTokens(tc.in); got != tc.want {
 			t.Errorf("CountTokens(%q): got %d, want %d", tc.in, got, tc.want)
@@ -326,4 +328,18 @@ func TestUpgradeCountsTokens(t *testing.T) {
 	if err := s.r.GetContext(ctx, &uncounted, `SELECT count(*) FROM turns WHERE token_count IS NULL`); err != nil || uncounted != 0 {
 		t.Errorf("got %d uncounted turns (%v), want 0", uncounted, err)
 	}
+}
+
+// Every cl100k_base token is at least one byte, which CountTokens relies on
+// for its fallback; and text is never free.
+func FuzzCountTokens(f *testing.F) {
+	for _, s := range []string{"", "tiktoken is great!", "龘龘龘龘", "\xff\xfe", "<|endoftext|>", CutMarker, "  \n\n\t x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := CountTokens(s)
+		if n > len(s) || (s != "" && n < 1) {
+			t.Errorf("CountTokens(%q): got %d for %d bytes", s, n, len(s))
+		}
+	})
 }
