@@ -40,7 +40,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	defer store.Close()
 
 	// Not wired yet (the settings are read and checked; bot/ and aura/ take them as they
-	// grow): tokenWindow() and AuraImageTokens, models(), the TRANSCRIBE_* settings,
+	// grow): AuraImageTokens, models(), the TRANSCRIBE_* settings,
 	// MaxFileBytes, and the AURA_BROWSER* settings.
 	def := cfg.defaultModel()
 	model, err := aura.New(aura.Config{
@@ -73,6 +73,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		AllowedChats:         cfg.AllowedChats.ids,
 		DefaultPrompt:        cfg.SystemPrompt,
 		ContextBudget:        cfg.AuraMaxLength,
+		ContextTokens:        cfg.tokenWindow(),
 		StreamMode:           cfg.StreamMode,
 		MaxConcurrentReplies: cfg.MaxReplies,
 		ShutdownTimeout:      cfg.ShutdownAfter,

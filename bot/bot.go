@@ -35,6 +35,7 @@ import (
 	"aurabot/bot/pace"
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
+	"aurabot/history"
 	"aurabot/history/inbox"
 )
 
@@ -68,6 +69,9 @@ type Config struct {
 
 	DefaultPrompt string
 	ContextBudget int // characters of prompt + history sent to the model
+	// ContextTokens bounds the tokens (cl100k_base) of prompt + history, with what the model
+	// server keeps free for its own use already taken off; 0 sets no token bound.
+	ContextTokens int
 
 	StreamMode           string        // StreamEdit (default) or StreamDraft
 	MaxConcurrentReplies int           // default 32
@@ -189,7 +193,7 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		AllowedUsers:         cfg.AllowedUsers,
 		AllowedChats:         cfg.AllowedChats,
 		DefaultPrompt:        cfg.DefaultPrompt,
-		ContextBudget:        cfg.ContextBudget,
+		Budget:               history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens},
 		MaxConcurrentReplies: cfg.MaxConcurrentReplies,
 	}, conversation.Deps{
 		TG: client, Pacer: b.pace, Streamer: b.streamer, Registry: b.registry,

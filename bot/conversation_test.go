@@ -305,7 +305,10 @@ func TestInputThatIsNotPlainText(t *testing.T) {
 		ID: photo, Text: "edited", Chat: models.Chat{ID: user, Type: models.ChatTypePrivate}, From: &models.User{ID: user},
 	}})
 	long := e.say(user, user, strings.Repeat("word ", 100))
-	e.wait(func() bool { return hasText(e.tg, user, long, "too long") && hasText(e.tg, user, long, "200") })
+	// The notice says how long it is and how long it may be with the prompt ("Be helpful.").
+	e.wait(func() bool {
+		return hasText(e.tg, user, long, "too long") && hasText(e.tg, user, long, "500 characters") && hasText(e.tg, user, long, "at most 189 characters")
+	})
 	if n := len(e.model.requests()); n != 0 {
 		t.Errorf("model requests: got %d, want 0", n)
 	}

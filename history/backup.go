@@ -1,13 +1,18 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Backup writes a consistent copy of the database to path while the store, and any other
@@ -18,6 +23,11 @@ import (
 // Backup refuses to overwrite: path must not exist. The copy is created 0600, like the
 // database, and synced to disk before Backup returns.
 func (s *Store) Backup(ctx context.Context, path string) error {
+	return backupTo(ctx, path, s.vacuumInto)
+}
+
+// backupTo claims path and fills it with vacuum; see Store.Backup.
+func backupTo(ctx context.Context, path string, vacuum func(ctx context.Context, path string) error) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("history: backup: %w", err)
@@ -35,7 +45,7 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 		os.Remove(abs)
 		return fmt.Errorf("history: backup: %w", err)
 	}
-	if err := s.vacuumInto(ctx, abs); err != nil {
+	if err := vacuum(ctx, abs); err != nil {
 		os.Remove(abs)
 		return fmt.Errorf("history: backup to %s: %w", abs, err)
 	}
@@ -82,16 +92,58 @@ func syncToDisk(path string) error {
 }
 
 // BackupFile copies the database at dbPath to path (see Store.Backup), for the binary's -backup
-// flag. A missing dbPath is an error: Open would create an empty database, and a backup of
-// nothing is a mistake in the path.
+// flag, while a bot may be running on it. It only reads dbPath: it opens it read-only (SQLite's
+// mode=ro), never migrates it (a newer binary must not upgrade the schema under an older bot
+// that is running), never switches its journal mode, and never creates it. dbPath must be an
+// existing SQLite database in a regular file; anything else is refused with one error that says
+// why.
 func BackupFile(ctx context.Context, dbPath, path string) error {
-	if _, err := os.Stat(dbPath); err != nil {
+	abs, err := filepath.Abs(dbPath)
+	if err != nil {
 		return fmt.Errorf("history: backup: %w", err)
 	}
-	s, err := Open(ctx, dbPath)
+	if err := checkSource(abs); err != nil {
+		return fmt.Errorf("history: backup of %s: %w", abs, err)
+	}
+	db, err := sqlx.Open("sqlite", dsn(abs, url.Values{
+		"mode":    {"ro"},
+		"_pragma": {"busy_timeout(" + busyTimeoutMS + ")"},
+	}))
 	if err != nil {
+		return fmt.Errorf("history: backup of %s: %w", abs, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	// A file with the right header can still be damaged past it: read the schema before
+	// claiming the target, so that such a file is refused like one that is not a database.
+	var tables int
+	if err := db.GetContext(ctx, &tables, `SELECT count(*) FROM sqlite_schema`); err != nil {
+		return fmt.Errorf("history: backup of %s: %w", abs, explain(err))
+	}
+	return backupTo(ctx, path, func(ctx context.Context, path string) error {
+		_, err := db.ExecContext(ctx, "VACUUM INTO ?", path)
+		return err
+	})
+}
+
+// checkSource refuses a backup source that is missing, is not a regular file (a named pipe
+// would block the open), or is not a SQLite database, before SQLite opens it.
+func checkSource(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return unwrapPath(err, path)
+	}
+	if err := notRegular(fi); err != nil {
 		return err
 	}
-	defer s.Close()
-	return s.Backup(ctx, path)
+	f, err := openRegular(path, os.O_RDONLY)
+	if err != nil {
+		return unwrapPath(err, path)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, sqliteHeader) {
+		return errors.New("not a SQLite database")
+	}
+	return nil
 }

@@ -66,7 +66,7 @@ func TestConcurrentAppends(t *testing.T) {
 		readers.Go(func() {
 			for n := range 100 {
 				for _, k := range []Key{own((r*13 + n) % writers), shared} {
-					if _, err := s.Window(ctx, k, 200, "prompt"); err != nil {
+					if _, err := s.Window(ctx, k, Budget{Chars: 200, Tokens: 200, ReserveTokens: 10}, "prompt"); err != nil {
 						var tl *TooLongError
 						if !errors.As(err, &tl) {
 							errs <- fmt.Errorf("Window: %w", err)

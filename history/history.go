@@ -39,7 +39,8 @@ const (
 type Status string
 
 // The statuses of a turn. StatusCut marks an assistant reply that broke off;
-// its Content is what the user saw.
+// its Content is what the user saw, and it is sent to the model with
+// CutMarker after it (see Sent).
 const (
 	StatusDone Status = "done"
 	StatusCut  Status = "cut"
@@ -50,7 +51,7 @@ type Turn struct {
 	ID        int64
 	Role      Role
 	Content   string
-	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise. Sent as "Author: content", and counted so by Window
+	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise. Sent as "Author: content" (see Sent)
 	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
@@ -59,17 +60,6 @@ type Turn struct {
 // ErrNotFound is returned when the thing asked for does not exist, for
 // example by Rewind when the conversation has no user turn.
 var ErrNotFound = errors.New("history: not found")
-
-// TooLongError is returned by Window when the newest user turn, together
-// with the system prompt, does not fit the budget. Length and Budget are in
-// characters (Unicode code points).
-type TooLongError struct {
-	Length, Budget int
-}
-
-func (e *TooLongError) Error() string {
-	return fmt.Sprintf("history: newest message with the system prompt is %d characters, over the budget of %d", e.Length, e.Budget)
-}
 
 // Store is the conversation store. Create it with Open; it is safe for
 // concurrent use.

@@ -163,7 +163,8 @@ func TestAppendRedeliveredIsNoOp(t *testing.T) {
 		{"other chat", Key{ChatID: 6}, Turn{Role: RoleUser, Content: "q", MessageID: 42}},
 		{"other topic", Key{ChatID: 5, ThreadID: 1}, Turn{Role: RoleUser, Content: "q", MessageID: 42}},
 		{"assistant turn", k, Turn{Role: RoleAssistant, Content: "a", MessageID: 42}},
-		{"assistant turn twice", k, Turn{Role: RoleAssistant, Content: "a", MessageID: 42}},
+		{"answer without message id", k, Turn{Role: RoleAssistant, Content: "a"}},
+		{"answer without message id twice", k, Turn{Role: RoleAssistant, Content: "a"}},
 		{"no message id", k, Turn{Role: RoleUser, Content: "q"}},
 		{"no message id twice", k, Turn{Role: RoleUser, Content: "q"}},
 	} {
@@ -179,11 +180,42 @@ func TestAppendRedeliveredIsNoOp(t *testing.T) {
 	}
 }
 
+// An answer stored again (a recovery after a crash finishing a reply that
+// was already stored) is kept once: Append returns the stored turn.
+func TestAppendAnswerTwiceIsNoOp(t *testing.T) {
+	s := openTest(t)
+	k := Key{ChatID: 5}
+	mustAppend(t, s, k, Turn{Role: RoleUser, Content: "question", MessageID: 42})
+	first := mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "answer", MessageID: 43})
+	again, inserted, err := s.Append(t.Context(), k, Turn{Role: RoleAssistant, Content: "answer, again", MessageID: 43, Status: StatusCut})
+	if err != nil {
+		t.Fatalf("Append again: %v", err)
+	}
+	if inserted || again != first {
+		t.Errorf("got (%+v, inserted %v), want the stored turn %+v and false", again, inserted, first)
+	}
+	if got, want := contents(mustTurns(t, s, k)), []string{"question", "answer"}; !slices.Equal(got, want) {
+		t.Errorf("got turns %q, want %q", got, want)
+	}
+	// The same id on another conversation's answer is another message.
+	mustAppend(t, s, Key{ChatID: 6}, Turn{Role: RoleAssistant, Content: "answer", MessageID: 43})
+}
+
 // The unique index, not only the check in Append, keeps a message from being
 // stored twice.
 func TestDuplicateUserMessageRejectedBySchema(t *testing.T) {
 	s := openTest(t)
 	turn := mustAppend(t, s, Key{ChatID: 1}, Turn{Role: RoleUser, Content: "q", MessageID: 9})
+	_, err := s.w.ExecContext(t.Context(), `INSERT INTO turns (conversation_id, role, content, message_id, created_at)
+		SELECT conversation_id, role, content, message_id, created_at FROM turns WHERE id = ?`, turn.ID)
+	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+		t.Errorf("got error %v, want a UNIQUE constraint failure", err)
+	}
+}
+
+func TestDuplicateAnswerRejectedBySchema(t *testing.T) {
+	s := openTest(t)
+	turn := mustAppend(t, s, Key{ChatID: 1}, Turn{Role: RoleAssistant, Content: "a", MessageID: 9})
 	_, err := s.w.ExecContext(t.Context(), `INSERT INTO turns (conversation_id, role, content, message_id, created_at)
 		SELECT conversation_id, role, content, message_id, created_at FROM turns WHERE id = ?`, turn.ID)
 	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
@@ -364,12 +396,14 @@ func TestCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	calls := map[string]func() error{
-		"Append": func() error { _, _, err := s.Append(ctx, k, Turn{Role: RoleUser, Content: "x"}); return err },
-		"Turns":  func() error { _, err := s.Turns(ctx, k); return err },
-		"Window": func() error { _, err := s.Window(ctx, k, 100, ""); return err },
-		"Rewind": func() error { _, err := s.Rewind(ctx, k); return err },
-		"Reset":  func() error { return s.Reset(ctx, k) },
-		"Ping":   func() error { return s.Ping(ctx) },
+		"Append":     func() error { _, _, err := s.Append(ctx, k, Turn{Role: RoleUser, Content: "x"}); return err },
+		"Turns":      func() error { _, err := s.Turns(ctx, k); return err },
+		"Window":     func() error { _, err := s.Window(ctx, k, Budget{Chars: 100}, ""); return err },
+		"Coverage":   func() error { _, _, err := s.Coverage(ctx, k, Budget{Chars: 100}, ""); return err },
+		"Rewind":     func() error { _, err := s.Rewind(ctx, k); return err },
+		"Reset":      func() error { return s.Reset(ctx, k) },
+		"Ping":       func() error { return s.Ping(ctx) },
+		"CheckWrite": func() error { return s.CheckWrite(ctx) },
 		"SetSystemPrompt": func() error {
 			return s.SetSystemPrompt(ctx, k, "p")
 		},

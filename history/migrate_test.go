@@ -124,11 +124,11 @@ func TestUpgradeFromFirstMigration(t *testing.T) {
 	}
 
 	// char_count was backfilled in characters: the window sees 8 + 6 + 5 + 5.
-	w, err := s.Window(ctx, Key{ChatID: 100}, 24, "")
+	w, err := s.Window(ctx, Key{ChatID: 100}, Budget{Chars: 24}, "")
 	if err != nil || len(w) != 4 {
 		t.Errorf("Window(24): got %d turns, %v; want 4, nil", len(w), err)
 	}
-	w, err = s.Window(ctx, Key{ChatID: 100}, 23, "")
+	w, err = s.Window(ctx, Key{ChatID: 100}, Budget{Chars: 23}, "")
 	if err != nil || len(w) != 3 {
 		t.Errorf("Window(23): got %d turns, %v; want 3, nil", len(w), err)
 	}
@@ -281,5 +281,55 @@ func TestMigrateConcurrentOpen(t *testing.T) {
 	var dup int
 	if err := db.GetContext(t.Context(), &dup, `SELECT count(*) - count(DISTINCT name) FROM schema_migrations`); err != nil || dup != 0 {
 		t.Errorf("got %d duplicate migration records, %v; want 0", dup, err)
+	}
+}
+
+// A database at 0004 may hold an answer stored twice. 0005 deletes a later
+// copy identical to the first, unlinks one that differs, and from then on
+// the schema keeps an answer once.
+func TestUpgradeDeduplicatesAnswers(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "v4.sqlite")
+	db := rawDB(t, path)
+	if err := migrate(ctx, db, onlyMigrations(t, 4)); err != nil {
+		t.Fatalf("migrate to 0004: %v", err)
+	}
+	for _, q := range []string{
+		`INSERT INTO conversations (id, chat_id, thread_id, created_at) VALUES (1, 100, 0, 0), (2, 200, 0, 0)`,
+		`INSERT INTO turns (conversation_id, role, content, message_id, status, char_count, token_count, created_at) VALUES
+			(1, 'user', 'q', 10, 'done', 1, 1, 0),
+			(1, 'assistant', 'a', 11, 'done', 1, 1, 0),
+			(1, 'assistant', 'a', 11, 'done', 1, 1, 0),
+			(1, 'assistant', 'a, longer', 11, 'cut', 9, 3, 0),
+			(1, 'assistant', 'a', 11, 'done', 1, 1, 0),
+			(2, 'assistant', 'a', 11, 'done', 1, 1, 0)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	type row struct {
+		content string
+		msg     int64
+	}
+	var got []row
+	for _, tt := range mustTurns(t, s, Key{ChatID: 100}) {
+		got = append(got, row{tt.Content, tt.MessageID})
+	}
+	want := []row{{"q", 10}, {"a", 11}, {"a, longer", 0}}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if n := len(mustTurns(t, s, Key{ChatID: 200})); n != 1 {
+		t.Errorf("other conversation: got %d turns, want 1", n)
+	}
+	if _, inserted, err := s.Append(ctx, Key{ChatID: 100}, Turn{Role: RoleAssistant, Content: "a", MessageID: 11}); err != nil || inserted {
+		t.Errorf("Append the answer again: got (inserted %v, %v), want (false, nil)", inserted, err)
 	}
 }

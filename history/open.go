@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -65,7 +66,11 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		s, err := connect(ctx, abs, opt)
 		if err == nil {
-			if err = migrate(ctx, s.w, migrations.FS); err != nil {
+			err = migrate(ctx, s.w, migrations.FS)
+			if err == nil {
+				err = countStored(ctx, s.w)
+			}
+			if err != nil {
 				s.Close()
 			}
 		}
@@ -96,19 +101,26 @@ func isBusy(err error) bool {
 // cannot write, silently open it read-only; its -wal and -shm files take
 // their permissions from the database file, so creating that one 0600 here
 // keeps all three private.
+//
+// Anything but a regular file (a named pipe, a device, a folder) is refused
+// before it is opened: opening a named pipe blocks until someone writes to
+// it, which left the bot hanging, deaf to SIGTERM.
 func prepareFile(path string) error {
+	// A Stat that fails (nothing there yet, or a file where a folder should
+	// be) is left for the steps below to report.
+	if fi, err := os.Stat(path); err == nil {
+		if err := notRegular(fi); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create folder: %w", err)
 	}
 	// O_RDWR without O_TRUNC: fails on a read-only file or file system for
 	// anyone but root, and never changes an existing file.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openRegular(path, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		// The caller names the path; keep the reason only.
-		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Path == path {
-			err = pe.Err
-		}
+		err = unwrapPath(err, path)
 		if errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("file is not writable: %w", err)
 		}
@@ -126,6 +138,57 @@ func prepareFile(path string) error {
 		return errors.New("not a SQLite database (left unchanged)")
 	}
 	return nil
+}
+
+// openRegular opens path (creating it 0600 if flag says so) without
+// blocking, and refuses anything that is not a regular file. The check
+// before it (notRegular on a Stat) gives the clear error; O_NONBLOCK here
+// closes the gap in which a named pipe could take the file's place, as
+// opening one for reading would otherwise wait for a writer.
+func openRegular(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = notRegular(fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// notRegular says what fi is if it is not a regular file: SQLite needs one.
+func notRegular(fi fs.FileInfo) error {
+	var what string
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		what = "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	default:
+		what = "a " + m.Type().String() + " file"
+	}
+	return fmt.Errorf("is %s, not a regular file", what)
+}
+
+// unwrapPath drops the path from an error about path: the caller names it
+// once, and the reason is what is left to say.
+func unwrapPath(err error, path string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return pe.Err
+	}
+	return err
 }
 
 // connect opens the writer and reader pools and checks the file can be

@@ -167,7 +167,7 @@ func TestOpenFailsClearly(t *testing.T) {
 
 	t.Run("path is a folder", func(t *testing.T) {
 		path := t.TempDir()
-		wantOpenError(t, path, options{}, "is a directory")
+		wantOpenError(t, path, options{}, "is a folder, not a regular file")
 	})
 
 	t.Run("read-only database", func(t *testing.T) {

@@ -32,7 +32,7 @@ func (s *Store) SetSystemPrompt(ctx context.Context, k Key, prompt string) error
 		ON CONFLICT (chat_id, thread_id) DO UPDATE SET system_prompt = excluded.system_prompt`,
 		k.ChatID, k.ThreadID, prompt, time.Now().UnixMilli())
 	if err != nil {
-		return fmt.Errorf("history: set system prompt: %w", err)
+		return fmt.Errorf("history: set system prompt: %w", writeFailed(err))
 	}
 	return nil
 }
@@ -43,7 +43,7 @@ func (s *Store) ClearSystemPrompt(ctx context.Context, k Key) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE conversations SET system_prompt = NULL WHERE chat_id = ? AND thread_id = ?`,
 		k.ChatID, k.ThreadID)
 	if err != nil {
-		return fmt.Errorf("history: clear system prompt: %w", err)
+		return fmt.Errorf("history: clear system prompt: %w", writeFailed(err))
 	}
 	return nil
 }

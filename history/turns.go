@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -60,9 +59,10 @@ func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args .
 // conversation if needed, and returns it as stored (with ID, Status and
 // CreatedAt filled in, CreatedAt truncated to milliseconds, in UTC).
 //
-// A user turn whose MessageID is already stored in that conversation (a
-// redelivered update) is not stored again: Append returns the stored turn and
-// inserted false.
+// A turn whose MessageID is already stored in that conversation for a turn
+// of the same role (a redelivered update, or an answer stored again by a
+// recovery after a crash) is not stored again: Append returns the stored
+// turn and inserted false.
 func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserted bool, err error) {
 	now := time.Now()
 	t, err = prepare(t, now)
@@ -71,30 +71,20 @@ func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserte
 	}
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, fmt.Errorf("history: append: %w", writeFailed(err))
 	}
 	defer tx.Rollback()
 	stored, inserted, err = appendTx(ctx, tx, k, t, now)
 	if err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, fmt.Errorf("history: append: %w", writeFailed(err))
 	}
 	if !inserted {
 		return stored, false, nil
 	}
 	if err := tx.Commit(); err != nil {
-		return Turn{}, false, fmt.Errorf("history: append: %w", err)
+		return Turn{}, false, fmt.Errorf("history: append: %w", writeFailed(err))
 	}
 	return stored, true, nil
-}
-
-// chars is what the turn counts against a context budget: its content, and for a user turn with
-// an author the "Author: " prefix the bot puts before it when it is sent to the model.
-func (t Turn) chars() int {
-	n := utf8.RuneCountInString(t.Content)
-	if t.Role == RoleUser && t.Author != "" {
-		n += utf8.RuneCountInString(t.Author) + len(": ")
-	}
-	return n
 }
 
 // prepare checks a turn to append and fills in its defaults.
@@ -122,34 +112,38 @@ func prepare(t Turn, now time.Time) (Turn, error) {
 	return t, nil
 }
 
-// appendTx appends a prepared turn inside tx; see Append.
+// appendTx appends a prepared turn inside tx; see Append. Its errors wrap
+// ErrStorageFull when the storage is full, for every caller.
 func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (Turn, bool, error) {
 	conv, err := ensureConversation(ctx, tx, k, now)
 	if err != nil {
-		return Turn{}, false, err
+		return Turn{}, false, writeFailed(err)
 	}
-	// The conflict target is the partial unique index turns_user_message:
-	// only a user turn repeating a message id is skipped; any other
-	// constraint still fails loudly.
+	// The conflict targets are the partial unique indexes
+	// turns_user_message and turns_assistant_message: only a turn repeating
+	// a message id of its own role is skipped; any other constraint still
+	// fails loudly.
+	n := countOf(t.Sent())
 	err = tx.QueryRowxContext(ctx, `
-		INSERT INTO turns (conversation_id, role, content, author, message_id, status, char_count, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO turns (conversation_id, role, content, author, message_id, status, char_count, token_count, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (conversation_id, message_id) WHERE role = 'user' AND message_id <> 0 DO NOTHING
+		ON CONFLICT (conversation_id, message_id) WHERE role = 'assistant' AND message_id <> 0 DO NOTHING
 		RETURNING id`,
 		conv, t.Role, t.Content, t.Author, t.MessageID, t.Status,
-		t.chars(), t.CreatedAt.UnixMilli(),
+		n.chars, n.tokens, t.CreatedAt.UnixMilli(),
 	).Scan(&t.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		var r turnRow
 		err = tx.GetContext(ctx, &r, `SELECT `+turnColumns+` FROM turns
-			WHERE conversation_id = ? AND role = 'user' AND message_id = ?`, conv, t.MessageID)
+			WHERE conversation_id = ? AND role = ? AND message_id = ?`, conv, t.Role, t.MessageID)
 		if err != nil {
 			return Turn{}, false, fmt.Errorf("load duplicate: %w", err)
 		}
 		return r.turn(), false, nil
 	}
 	if err != nil {
-		return Turn{}, false, err
+		return Turn{}, false, writeFailed(err)
 	}
 	return t, true, nil
 }
@@ -194,7 +188,7 @@ func (s *Store) Reset(ctx context.Context, k Key) error {
 		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)`,
 		k.ChatID, k.ThreadID)
 	if err != nil {
-		return fmt.Errorf("history: reset: %w", err)
+		return fmt.Errorf("history: reset: %w", writeFailed(err))
 	}
 	return nil
 }
@@ -205,7 +199,7 @@ func (s *Store) Reset(ctx context.Context, k Key) error {
 func (s *Store) Rewind(ctx context.Context, k Key) (Turn, error) {
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	defer tx.Rollback()
 	var r turnRow
@@ -217,31 +211,35 @@ func (s *Store) Rewind(ctx context.Context, k Key) (Turn, error) {
 		return Turn{}, fmt.Errorf("history: rewind: %w", ErrNotFound)
 	}
 	if err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM turns
 		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)
 		  AND id > ?`, k.ChatID, k.ThreadID, r.ID); err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	if err := tx.Commit(); err != nil {
-		return Turn{}, fmt.Errorf("history: rewind: %w", err)
+		return Turn{}, fmt.Errorf("history: rewind: %w", writeFailed(err))
 	}
 	return r.turn(), nil
 }
 
 // Window returns the context to send with the conversation's newest user
-// turn: the newest contiguous run of turns that, together with systemPrompt,
-// fits budget characters (Unicode code points), oldest first and ending with
-// that user turn. Assistant turns after it (a reply being retried) are left
-// out. If the user turn and systemPrompt alone do not fit, it returns a
-// *TooLongError. A conversation without user turns gives an empty window.
+// turn: the newest contiguous run of turns, oldest first and ending with that
+// user turn, that fits the budget b together with systemPrompt. A turn
+// counts as the text sent for it (Turn.Sent): the characters of the prompt
+// and the turns must be at most b.Chars, and their cl100k_base tokens plus
+// b.ReserveTokens at most b.Tokens, as a chatbot-ui server counts when it
+// trims a request. Assistant turns after the user turn (a reply being
+// retried) are left out. If the user turn alone does not fit with
+// systemPrompt, it returns a *TooLongError. A conversation without user
+// turns gives an empty window.
 //
 // It walks the conversation newest-first over an index holding each turn's
-// length and stops at the first turn that does not fit, so its cost follows
+// counts and stops at the first turn that does not fit, so its cost follows
 // the size of the window, not of the conversation; only the turns it returns
 // are read in full.
-func (s *Store) Window(ctx context.Context, k Key, budget int, systemPrompt string) ([]Turn, error) {
+func (s *Store) Window(ctx context.Context, k Key, b Budget, systemPrompt string) ([]Turn, error) {
 	// One read transaction: both queries see the same snapshot.
 	tx, err := s.r.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -255,7 +253,7 @@ func (s *Store) Window(ctx context.Context, k Key, budget int, systemPrompt stri
 	if !ok {
 		return []Turn{}, nil
 	}
-	first, last, err := windowBounds(ctx, tx, conv, budget, utf8.RuneCountInString(systemPrompt))
+	first, last, _, err := windowBounds(ctx, tx, conv, b, systemPrompt)
 	if err != nil {
 		return nil, err
 	}
@@ -271,44 +269,99 @@ func (s *Store) Window(ctx context.Context, k Key, budget int, systemPrompt stri
 	return ts, nil
 }
 
-// windowBounds finds the ids of the oldest and newest turn of the window;
-// last is 0 if the conversation has no user turn.
-func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, budget, used int) (first, last int64, err error) {
-	// Served from the covering index turns_window, newest first.
-	rows, err := tx.QueryContext(ctx, `SELECT id, role, char_count FROM turns
-		WHERE conversation_id = ? ORDER BY id DESC`, conv)
+// Coverage returns how many of the conversation's turns the model sees with
+// the next request (the turns Window returns) and how many the conversation
+// holds, so that the user can be told "the model sees the last 12 of 40
+// messages". If the newest user turn does not fit, it returns 0, the total
+// and the *TooLongError.
+func (s *Store) Coverage(ctx context.Context, k Key, b Budget, systemPrompt string) (inWindow, total int, err error) {
+	tx, err := s.r.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return 0, 0, fmt.Errorf("history: window: %w", err)
+		return 0, 0, fmt.Errorf("history: coverage: %w", err)
+	}
+	defer tx.Rollback()
+	conv, ok, err := conversationID(ctx, tx, k)
+	if err != nil {
+		return 0, 0, fmt.Errorf("history: coverage: %w", err)
+	}
+	if !ok {
+		return 0, 0, nil
+	}
+	if err := tx.GetContext(ctx, &total, `SELECT count(*) FROM turns WHERE conversation_id = ?`, conv); err != nil {
+		return 0, 0, fmt.Errorf("history: coverage: %w", err)
+	}
+	_, _, inWindow, err = windowBounds(ctx, tx, conv, b, systemPrompt)
+	if err != nil {
+		return 0, total, err
+	}
+	return inWindow, total, nil
+}
+
+// windowWalk lists a conversation's turns newest first with what the window
+// needs of each, from the covering index turns_window alone.
+const windowWalk = `SELECT id, role, char_count, coalesce(token_count, -1) FROM turns
+	WHERE conversation_id = ? ORDER BY id DESC`
+
+// windowBounds finds the ids of the oldest and newest turn of the window and
+// how many turns it holds; last is 0 if the conversation has no user turn.
+func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, systemPrompt string) (first, last int64, n int, err error) {
+	roomChars, roomTokens := b.Room(systemPrompt)
+	var used count
+	fits := func(c count) bool {
+		return c.chars <= roomChars-used.chars && c.tokens <= roomTokens-used.tokens
+	}
+	// Served from the covering index turns_window, newest first. A NULL
+	// token_count is a row stored by an older program since this one
+	// opened the file (see countStored): it is counted here from its text.
+	rows, err := tx.QueryContext(ctx, windowWalk, conv)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("history: window: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id    int64
-			role  Role
-			chars int
+			id   int64
+			role Role
+			c    count
 		)
-		if err := rows.Scan(&id, &role, &chars); err != nil {
-			return 0, 0, fmt.Errorf("history: window: %w", err)
+		if err := rows.Scan(&id, &role, &c.chars, &c.tokens); err != nil {
+			return 0, 0, 0, fmt.Errorf("history: window: %w", err)
 		}
-		if last == 0 {
-			if role != RoleUser {
-				continue // an answer to the newest user turn: not part of its context
-			}
-			if used+chars > budget {
-				return 0, 0, &TooLongError{Length: used + chars, Budget: budget}
-			}
-			used += chars
-			first, last = id, id
-			continue
+		if last == 0 && role != RoleUser {
+			continue // an answer to the newest user turn: not part of its context
 		}
-		if used+chars > budget {
+		if c.tokens < 0 {
+			if c, err = countTurn(ctx, tx, id); err != nil {
+				return 0, 0, 0, fmt.Errorf("history: window: %w", err)
+			}
+		}
+		if !fits(c) {
+			if last == 0 {
+				return 0, 0, 0, &TooLongError{
+					Chars: c.chars, MaxChars: max(roomChars, 0),
+					Tokens: c.tokens, MaxTokens: max(roomTokens, 0),
+				}
+			}
 			break
 		}
-		used += chars
-		first = id
+		used.chars += c.chars
+		used.tokens += c.tokens
+		first, n = id, n+1
+		if last == 0 {
+			last = id
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return 0, 0, fmt.Errorf("history: window: %w", err)
+		return 0, 0, 0, fmt.Errorf("history: window: %w", err)
 	}
-	return first, last, nil
+	return first, last, n, nil
+}
+
+// countTurn counts the sent text of the turn with the given id.
+func countTurn(ctx context.Context, q sqlx.QueryerContext, id int64) (count, error) {
+	var r turnRow
+	if err := sqlx.GetContext(ctx, q, &r, `SELECT `+turnColumns+` FROM turns WHERE id = ?`, id); err != nil {
+		return count{}, err
+	}
+	return countOf(r.turn().Sent()), nil
 }

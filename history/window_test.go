@@ -3,6 +3,7 @@ package history
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -25,8 +26,8 @@ func TestWindow(t *testing.T) {
 		turns   []turn
 		prompt  int
 		budget  int
-		want    []int // indexes into turns, oldest first
-		wantErr *TooLongError
+		want    []int         // indexes into turns, oldest first
+		wantErr *TooLongError // Chars and MaxChars; the token fields are checked apart
 	}{
 		{name: "empty history", budget: 100, want: []int{}},
 		{name: "empty history, prompt over budget", prompt: 200, budget: 100, want: []int{}},
@@ -36,13 +37,16 @@ func TestWindow(t *testing.T) {
 		{name: "one over", turns: []turn{u(5), a(5), u(5)}, prompt: 10, budget: 24, want: []int{1, 2}},
 		{name: "newest user turn exactly fills", turns: []turn{u(5), a(5), u(20)}, prompt: 5, budget: 25, want: []int{2}},
 		{name: "single turn over budget", turns: []turn{u(26)}, budget: 25,
-			wantErr: &TooLongError{Length: 26, Budget: 25}},
+			wantErr: &TooLongError{Chars: 26, MaxChars: 25}},
 		{name: "single turn over budget with prompt", turns: []turn{u(5), a(5), u(20)}, prompt: 6, budget: 25,
-			wantErr: &TooLongError{Length: 26, Budget: 25}},
+			wantErr: &TooLongError{Chars: 20, MaxChars: 19}},
 		{name: "prompt alone eats the budget", turns: []turn{u(1)}, prompt: 25, budget: 25,
-			wantErr: &TooLongError{Length: 26, Budget: 25}},
+			wantErr: &TooLongError{Chars: 1, MaxChars: 0}},
+		{name: "prompt over the budget", turns: []turn{u(1)}, prompt: 30, budget: 25,
+			wantErr: &TooLongError{Chars: 1, MaxChars: 0}},
 		{name: "prompt leaves room for one character", turns: []turn{a(1), u(1)}, prompt: 24, budget: 25, want: []int{1}},
-		{name: "empty user turn, zero budget", turns: []turn{u(0)}, budget: 0, want: []int{0}},
+		{name: "empty user turn, no room left", turns: []turn{u(0)}, prompt: 25, budget: 25, want: []int{0}},
+		{name: "zero budget: no bound", turns: []turn{u(5000), a(5000), u(5000)}, prompt: 5000, budget: 0, want: []int{0, 1, 2}},
 		{name: "trailing assistant turn left out", turns: []turn{u(5), a(5), u(5), a(5)}, budget: 100, want: []int{0, 1, 2}},
 		{name: "trailing assistant turns over budget", turns: []turn{u(5), a(500), a(500)}, budget: 10, want: []int{0}},
 		{name: "old turn over budget stops the run", turns: []turn{u(100), a(5), u(5)}, budget: 20, want: []int{1, 2}},
@@ -60,14 +64,16 @@ func TestWindow(t *testing.T) {
 				stored = append(stored, mustAppend(t, s, k, Turn{Role: tt.role, Content: chars(tt.chars), MessageID: int64(i + 1)}))
 				mustAppend(t, s, Key{ChatID: 8}, Turn{Role: RoleUser, Content: "other chat"})
 			}
-			got, err := s.Window(t.Context(), k, tc.budget, chars(tc.prompt))
+			got, err := s.Window(t.Context(), k, Budget{Chars: tc.budget}, chars(tc.prompt))
 			if tc.wantErr != nil {
 				var tl *TooLongError
 				if !errors.As(err, &tl) {
 					t.Fatalf("got error %v, want *TooLongError", err)
 				}
-				if *tl != *tc.wantErr {
-					t.Errorf("got %+v, want %+v", *tl, *tc.wantErr)
+				want := *tc.wantErr
+				want.Tokens, want.MaxTokens = CountTokens(chars(tc.wantErr.Chars)), math.MaxInt
+				if *tl != want {
+					t.Errorf("got %+v, want %+v", *tl, want)
 				}
 				return
 			}
@@ -97,17 +103,29 @@ func TestWindow(t *testing.T) {
 
 func TestWindowUnknownConversation(t *testing.T) {
 	s := openTest(t)
-	got, err := s.Window(t.Context(), Key{ChatID: 404}, 100, "prompt")
+	got, err := s.Window(t.Context(), Key{ChatID: 404}, Budget{Chars: 100}, "prompt")
 	if err != nil || len(got) != 0 {
 		t.Errorf("got (%v, %v), want (empty, nil)", got, err)
 	}
 }
 
 func TestTooLongErrorMessage(t *testing.T) {
-	err := error(&TooLongError{Length: 30000, Budget: 24576})
-	want := "history: newest message with the system prompt is 30000 characters, over the budget of 24576"
-	if err.Error() != want {
-		t.Errorf("got %q, want %q", err.Error(), want)
+	for _, tc := range []struct {
+		err  TooLongError
+		want string
+	}{
+		{TooLongError{Chars: 30000, MaxChars: 24000, Tokens: 7600, MaxTokens: 7000},
+			"history: message too long: it is 30000 characters, 7600 tokens; with this system prompt it may be at most 24000 characters and 7000 tokens"},
+		{TooLongError{Chars: 30000, MaxChars: 24000, Tokens: 7600, MaxTokens: math.MaxInt},
+			"history: message too long: it is 30000 characters, 7600 tokens; with this system prompt it may be at most 24000 characters"},
+		{TooLongError{Chars: 3000, MaxChars: math.MaxInt, Tokens: 7600, MaxTokens: 7000},
+			"history: message too long: it is 3000 characters, 7600 tokens; with this system prompt it may be at most 7000 tokens"},
+		{TooLongError{Chars: 5, MaxChars: 0, Tokens: 2, MaxTokens: 100},
+			"history: message too long: the system prompt leaves no room for it (it is 5 characters, 2 tokens)"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
 	}
 }
 
@@ -118,15 +136,18 @@ func TestWindowQueryPlans(t *testing.T) {
 	s := openTest(t)
 	for _, tc := range []struct {
 		query string
+		args  []any
 		want  string
 	}{
-		{`SELECT id, role, char_count FROM turns WHERE conversation_id = 1 ORDER BY id DESC`,
+		{windowWalk, []any{1},
 			"SEARCH turns USING COVERING INDEX turns_window (conversation_id=?)"},
-		{`SELECT ` + turnColumns + ` FROM turns WHERE conversation_id = 1 AND id BETWEEN 1 AND 5 ORDER BY id`,
+		{`SELECT ` + turnColumns + ` FROM turns WHERE conversation_id = 1 AND id BETWEEN 1 AND 5 ORDER BY id`, nil,
 			"SEARCH turns USING INDEX turns_window (conversation_id=? AND id>? AND id<?)"},
+		{uncounted, []any{0, 10},
+			"SEARCH turns USING INDEX turns_uncounted (id>?)"},
 	} {
 		var plan []string
-		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tc.query)
+		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,35 +166,61 @@ func TestWindowQueryPlans(t *testing.T) {
 	}
 }
 
+// FuzzWindow checks Window against the budget in both units, for any text,
+// author, cut status and budget: the window fits, ends with the newest user
+// turn, and is as long as it can be (the turn before it would not fit); a
+// TooLongError is returned exactly when the newest user turn alone does not
+// fit, and reports its size as sent.
 func FuzzWindow(f *testing.F) {
-	f.Add("hello", "world", "é🙂", 10)
-	f.Add("", "", "", 0)
-	f.Fuzz(func(t *testing.T, first, second, prompt string, budget int) {
+	f.Add("hello", "world", "é🙂", "", false, 10, 0, 0)
+	f.Add("", "", "", "", false, 0, 0, 0)
+	f.Add("你好世界", "answer", "prompt", "Ann", true, 100, 1030, 1000)
+	f.Add("long question here", "a cut answer", "", "", true, 0, 40, 0)
+	f.Fuzz(func(t *testing.T, first, second, prompt, author string, cut bool, chars, tokens, reserve int) {
 		s := openTest(t)
 		k := Key{ChatID: 1}
-		mustAppend(t, s, k, Turn{Role: RoleUser, Content: first})
-		mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: second})
-		mustAppend(t, s, k, Turn{Role: RoleUser, Content: first + second})
-		got, err := s.Window(t.Context(), k, budget, prompt)
+		status := StatusDone
+		if cut {
+			status = StatusCut
+		}
+		in := []Turn{
+			mustAppend(t, s, k, Turn{Role: RoleUser, Content: first, Author: author}),
+			mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: second, Status: status}),
+			mustAppend(t, s, k, Turn{Role: RoleUser, Content: first + second, Author: author}),
+		}
+		b := Budget{Chars: chars, Tokens: tokens, ReserveTokens: reserve}
+		roomC, roomT := b.Room(prompt)
+		fits := func(ts []Turn) bool {
+			var c, n int
+			for _, t := range ts {
+				c += utf8.RuneCountInString(t.Sent())
+				n += CountTokens(t.Sent())
+			}
+			return c <= roomC && n <= roomT
+		}
+		got, err := s.Window(t.Context(), k, b, prompt)
 		var tl *TooLongError
 		if errors.As(err, &tl) {
-			if tl.Length <= budget {
-				t.Fatalf("got %+v, length within budget", *tl)
+			if fits(in[2:]) {
+				t.Fatalf("got %+v, but the newest turn fits", *tl)
+			}
+			sent := in[2].Sent()
+			if tl.Chars != utf8.RuneCountInString(sent) || tl.Tokens != CountTokens(sent) {
+				t.Errorf("got %+v, want the size of %q", *tl, sent)
 			}
 			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		total := utf8.RuneCountInString(prompt)
-		for _, g := range got {
-			total += utf8.RuneCountInString(g.Content)
+		if len(got) == 0 || got[len(got)-1].ID != in[2].ID {
+			t.Fatalf("got %s, want it to end with the newest user turn", fmt.Sprint(contents(got)))
 		}
-		if total > budget {
-			t.Errorf("got %d characters, over budget %d", total, budget)
+		if !fits(got) {
+			t.Errorf("got %d turns, over budget %+v with prompt %q", len(got), b, prompt)
 		}
-		if len(got) == 0 || got[len(got)-1].Content != first+second {
-			t.Errorf("got %s, want it to end with the newest user turn", fmt.Sprint(contents(got)))
+		if n := len(got); n < len(in) && fits(in[len(in)-n-1:]) {
+			t.Errorf("got %d turns, but %d fit", n, n+1)
 		}
 	})
 }
@@ -186,7 +233,7 @@ func TestWindowCountsAuthorPrefix(t *testing.T) {
 	mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "hi"})              // 2
 	mustAppend(t, s, k, Turn{Role: RoleUser, Content: "again", Author: "Bob"}) // 10
 	for _, tt := range []struct{ budget, want int }{{22, 3}, {21, 2}, {11, 1}, {10, 1}} {
-		got, err := s.Window(t.Context(), k, tt.budget, "")
+		got, err := s.Window(t.Context(), k, Budget{Chars: tt.budget}, "")
 		if err != nil {
 			t.Fatalf("budget %d: %v", tt.budget, err)
 		}
@@ -195,7 +242,20 @@ func TestWindowCountsAuthorPrefix(t *testing.T) {
 		}
 	}
 	var tooLong *TooLongError
-	if _, err := s.Window(t.Context(), k, 9, ""); !errors.As(err, &tooLong) {
+	if _, err := s.Window(t.Context(), k, Budget{Chars: 9}, ""); !errors.As(err, &tooLong) {
 		t.Errorf("budget 9: got %v, want a TooLongError", err)
+	}
+	// In tokens: "Bob: again" is 3 tokens ("Bob", ":", " again"), not the 1
+	// of "again".
+	if got, want := CountTokens("Bob: again"), 3; got != want {
+		t.Fatalf("CountTokens(%q): got %d, want %d", "Bob: again", got, want)
+	}
+	if _, err := s.Window(t.Context(), k, Budget{Tokens: 1002, ReserveTokens: 1000}, ""); !errors.As(err, &tooLong) {
+		t.Errorf("2 tokens of room: got %v, want a TooLongError", err)
+	} else if want := (TooLongError{Chars: 10, MaxChars: math.MaxInt, Tokens: 3, MaxTokens: 2}); *tooLong != want {
+		t.Errorf("got %+v, want %+v", *tooLong, want)
+	}
+	if got, err := s.Window(t.Context(), k, Budget{Tokens: 1003, ReserveTokens: 1000}, ""); err != nil || len(got) != 1 {
+		t.Errorf("3 tokens of room: got %d turns, %v; want 1, nil", len(got), err)
 	}
 }

@@ -18,6 +18,8 @@ var released = map[string]string{
 	"0001_conversations_turns.sql":      "6c3ec18a19890c5e6300ce3ce7674121c410c7ddf8b439abb71839ab22739e0a",
 	"0002_turn_author_status_chars.sql": "de12ead7aec1e099708f56c9aab2bcc1ff675e06ec7bba3f02eabb652b71c74a",
 	"0003_update_inbox.sql":             "adaed9446ce750086db13dfc76becd8ae425fb52217e8ecacfbc1c3dee3862f2",
+	"0004_turn_token_count.sql":         "5ea3aa7cea48a6b326307334abfa54d78be63ee01f622b4d057dfed4a93bd69c",
+	"0005_write_check_answer_once.sql":  "a96af5435c817662faea1704fa74b8e1db3be2c52fc15c3303357e0665022c1a",
 }
 
 func TestReleasedMigrationsUnchanged(t *testing.T) {

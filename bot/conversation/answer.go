@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -19,8 +20,8 @@ import (
 func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) {
 	// The prompt is read here, in turn, so that a /system queued before this message applies.
 	prompt := h.prompt(ctx, r.k)
-	if n := utf8.RuneCountInString(prompt) + utf8.RuneCountInString(turn.Content); n > h.cfg.ContextBudget {
-		h.notify(ctx, r, fmt.Sprintf("That message is too long for the model: with the system prompt it is %d characters, and the limit is %d. Please send a shorter one.", n, h.cfg.ContextBudget))
+	if msg := tooLong(h.cfg.Budget, prompt, turn.Sent()); msg != "" {
+		h.notify(ctx, r, msg)
 		h.finish(ctx, r.update)
 		return
 	}
@@ -36,10 +37,10 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) {
 // respond asks the model about the conversation as stored, shows the answer live, and stores it
 // before finishing the update.
 func (h *Handler) respond(ctx context.Context, r req, prompt string) {
-	window, err := h.deps.Store.Window(ctx, r.k, h.cfg.ContextBudget, prompt)
-	var tooLong *history.TooLongError
-	if errors.As(err, &tooLong) {
-		h.notify(ctx, r, fmt.Sprintf("That message is too long for the model: %d characters with the system prompt, and the limit is %d.", tooLong.Length, tooLong.Budget))
+	window, err := h.deps.Store.Window(ctx, r.k, h.cfg.Budget, prompt)
+	var long *history.TooLongError
+	if errors.As(err, &long) {
+		h.notify(ctx, r, tooLongNotice(long))
 		h.finish(ctx, r.update)
 		return
 	}
@@ -56,14 +57,9 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string) {
 	msgs := make([]aura.Message, 0, len(window)+1)
 	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: prompt})
 	for _, turn := range window {
-		content := turn.Content
-		switch {
-		case turn.Role == history.RoleUser && turn.Author != "":
-			content = turn.Author + ": " + content
-		case turn.Status == history.StatusCut:
-			content += "\n\n[this answer was cut off]"
-		}
-		msgs = append(msgs, aura.Message{Role: string(turn.Role), Content: content})
+		// Sent is what the window counted: the author of a group message, the marker of a cut
+		// answer.
+		msgs = append(msgs, aura.Message{Role: string(turn.Role), Content: turn.Sent()})
 	}
 
 	start := time.Now()
@@ -99,6 +95,51 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string) {
 		}
 	}
 	h.finish(ctx, r.update)
+}
+
+// tooLong returns a notice if a message (as sent) cannot fit the budget with prompt even alone,
+// saying how long it may be; "" if it fits.
+func tooLong(b history.Budget, prompt, sent string) string {
+	roomChars, roomTokens := b.Room(prompt)
+	chars, tokens := utf8.RuneCountInString(sent), 0
+	if chars <= roomChars && roomTokens != math.MaxInt {
+		tokens = history.CountTokens(sent)
+	}
+	if chars <= roomChars && tokens <= roomTokens {
+		return ""
+	}
+	if tokens == 0 {
+		tokens = history.CountTokens(sent)
+	}
+	return tooLongNotice(&history.TooLongError{Chars: chars, MaxChars: roomChars, Tokens: tokens, MaxTokens: roomTokens})
+}
+
+// tooLongNotice tells the user how long their message is and how long it may be.
+func tooLongNotice(e *history.TooLongError) string {
+	if e.MaxChars <= 0 || e.MaxTokens <= 0 {
+		return "That message cannot be sent: the system prompt leaves the model no room for it. Make the prompt shorter with /system, or go back to the default with /system default."
+	}
+	return "That message is too long for the model: it is " + size(e.Chars, e.Tokens, e.MaxTokens != math.MaxInt) +
+		", and with the system prompt it may be at most " + limit(e.MaxChars, e.MaxTokens) + ". Please send a shorter one."
+}
+
+// size says how long a text is: characters, and tokens when tokens bound it.
+func size(chars, tokens int, withTokens bool) string {
+	if !withTokens {
+		return fmt.Sprintf("%d characters", chars)
+	}
+	return fmt.Sprintf("%d characters (%d tokens)", chars, tokens)
+}
+
+// limit says how long a text may be, in the units that bound it.
+func limit(chars, tokens int) string {
+	switch {
+	case tokens == math.MaxInt:
+		return fmt.Sprintf("%d characters", chars)
+	case chars == math.MaxInt:
+		return fmt.Sprintf("%d tokens (about %d characters of English)", tokens, tokens*4)
+	}
+	return fmt.Sprintf("%d characters and %d tokens", chars, tokens)
 }
 
 // ended records how a reply ended, in the metrics and in one log line. It never logs the text.

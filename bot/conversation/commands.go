@@ -1,9 +1,11 @@
 package conversation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -124,11 +126,12 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) {
 			h.storeFailed(ctx, r, "read the system prompt", err)
 			return
 		}
+		seen := h.coverage(ctx, r.k, cmp.Or(p, h.cfg.DefaultPrompt))
 		if !ok {
-			h.notify(ctx, r, "The system prompt is the default:\n\n"+h.cfg.DefaultPrompt+"\n\nSet your own with /system <text>.")
+			h.notify(ctx, r, "The system prompt is the default:\n\n"+h.cfg.DefaultPrompt+"\n\nSet your own with /system <text>."+seen)
 			return
 		}
-		h.notify(ctx, r, "The system prompt is:\n\n"+p+"\n\nChange it with /system <text>, or go back to the default with /system default.")
+		h.notify(ctx, r, "The system prompt is:\n\n"+p+"\n\nChange it with /system <text>, or go back to the default with /system default."+seen)
 	case arg == "default":
 		if err := h.deps.Store.ClearSystemPrompt(ctx, k); err != nil {
 			h.storeFailed(ctx, r, "reset the system prompt", err)
@@ -136,8 +139,8 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) {
 		}
 		h.notify(ctx, r, "The system prompt is back to the default.")
 	default:
-		if n := utf8.RuneCountInString(arg); n > h.cfg.ContextBudget/2 {
-			h.notify(ctx, r, fmt.Sprintf("That system prompt is %d characters; it can take at most half of the model's %d, so there is room for the conversation.", n, h.cfg.ContextBudget))
+		if msg := promptTooLong(h.cfg.Budget, arg); msg != "" {
+			h.notify(ctx, r, msg)
 			return
 		}
 		if err := h.deps.Store.SetSystemPrompt(ctx, k, arg); err != nil {
@@ -146,6 +149,43 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) {
 		}
 		h.notify(ctx, r, "System prompt set. It applies from your next message.")
 	}
+}
+
+// promptTooLong returns a notice if a system prompt would take more than half of what may be
+// sent to the model (leaving too little room for the conversation), saying how long it may be;
+// "" if it fits.
+func promptTooLong(b history.Budget, prompt string) string {
+	half := history.Budget{Chars: b.Chars / 2, Tokens: (b.Tokens - max(b.ReserveTokens, 0)) / 2}
+	if b.Tokens == 0 {
+		half.Tokens = 0
+	}
+	roomChars, roomTokens := half.Room(prompt)
+	if roomChars >= 0 && roomTokens >= 0 {
+		return ""
+	}
+	tokens := history.CountTokens(prompt)
+	maxChars, maxTokens := math.MaxInt, math.MaxInt
+	if half.Chars > 0 {
+		maxChars = half.Chars
+	}
+	if half.Tokens > 0 {
+		maxTokens = half.Tokens
+	}
+	return "That system prompt is " + size(utf8.RuneCountInString(prompt), tokens, maxTokens != math.MaxInt) +
+		"; it may take at most half of what the model is sent, " + limit(maxChars, maxTokens) + ", so that there is room for the conversation."
+}
+
+// coverage says how much of the conversation the model sees now, as a line to add to a
+// notice; "" when it sees all of it or the store cannot tell.
+func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) string {
+	in, total, err := h.deps.Store.Coverage(ctx, k, h.cfg.Budget, prompt)
+	switch {
+	case err != nil || total == 0:
+		return ""
+	case in >= total:
+		return fmt.Sprintf("\n\nThe model sees all %d messages of this conversation.", total)
+	}
+	return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation: older ones no longer fit its context window. /reset starts afresh.", in, total)
 }
 
 func (h *Handler) cmdReset(ctx context.Context, r req) {

@@ -35,7 +35,8 @@ type Store interface {
 	ClearSystemPrompt(ctx context.Context, k history.Key) error
 	Reset(ctx context.Context, k history.Key) error
 	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
-	Window(ctx context.Context, k history.Key, budget int, systemPrompt string) ([]history.Turn, error)
+	Window(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) ([]history.Turn, error)
+	Coverage(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (inWindow, total int, err error)
 }
 
 // Journal is what a conversation needs of the update inbox: the reply journal, and finishing
@@ -66,7 +67,7 @@ type Config struct {
 	AllowedChats []int64
 
 	DefaultPrompt        string
-	ContextBudget        int // characters of prompt + history sent to the model
+	Budget               history.Budget // what may be sent to the model with each request
 	MaxConcurrentReplies int
 }
 

@@ -1,0 +1,65 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrStorageFull is wrapped by the errors of writes that failed because the
+// storage is full or failing (SQLite's SQLITE_FULL or a disk I/O error), so
+// the caller can tell the user "cannot save right now" rather than report a
+// bug. Nothing was stored by such a write; once there is room again, writes
+// succeed and nothing stored before is lost.
+var ErrStorageFull = errors.New("history: cannot write: storage full or failing")
+
+// writeFailed wraps err with ErrStorageFull if SQLite reports the storage
+// full or failing.
+func writeFailed(err error) error {
+	var se *sqlite.Error
+	if err == nil || errors.Is(err, ErrStorageFull) || !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
+		return fmt.Errorf("%w: %w", ErrStorageFull, err)
+	}
+	return err
+}
+
+// checkBytes is the payload CheckWrite writes: more than a page (4096
+// bytes), so the write needs room to grow, as a long turn would.
+const checkBytes = 8192
+
+// CheckWrite really writes to the database, for a health check: it stores
+// a row of checkBytes bytes, commits (with the fsync of every commit), and
+// deletes it again. A Ping only proves the file can be reached; this proves
+// a turn could be stored now. Errors of a full or failing disk wrap
+// ErrStorageFull.
+func (s *Store) CheckWrite(ctx context.Context) error {
+	now := time.Now().UnixMilli()
+	var id int64
+	err := s.w.GetContext(ctx, &id, `INSERT INTO write_checks (payload, checked_at) VALUES (zeroblob(?), ?) RETURNING id`,
+		checkBytes, now)
+	if err != nil {
+		return fmt.Errorf("history: check write: %w", writeFailed(err))
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM write_checks WHERE id <= ?`, id); err != nil {
+		return fmt.Errorf("history: check write: %w", writeFailed(err))
+	}
+	return nil
+}
+
+// maxPageCount sets the most pages the database file may grow to, on the
+// writer connection (the setting is per connection), and returns what
+// SQLite set: never less than the pages in use. Tests use it to fill the
+// database like a full disk, and to free it again.
+func (s *Store) maxPageCount(ctx context.Context, n int64) (int64, error) {
+	var got int64
+	err := s.w.GetContext(ctx, &got, fmt.Sprintf("PRAGMA max_page_count = %d", n))
+	return got, err
+}
