@@ -40,8 +40,8 @@ type crashCounts struct {
 }
 
 func (c crashCounts) String() string {
-	return fmt.Sprintf("messages sent %d, answered once %d, answered twice or more %d, unanswered %d (of which with only an interrupted reply %d), stuck bot messages %d, model requests %d, model requests beyond one per message %d",
-		c.Sent, c.AnsweredOnce, c.AnsweredTwice, c.Unanswered, c.Interrupted, c.Stuck, c.ModelRequests, c.ExtraModelRequests)
+	return fmt.Sprintf("messages sent %d, answered once %d (of which cut by a kill and marked interrupted %d), answered twice or more %d, unanswered %d, stuck bot messages %d, model requests %d, model requests beyond one per message %d",
+		c.Sent, c.AnsweredOnce, c.Interrupted, c.AnsweredTwice, c.Unanswered, c.Stuck, c.ModelRequests, c.ExtraModelRequests)
 }
 
 // crashMessage is one message a user sent.
@@ -242,16 +242,18 @@ func countCrash(h *harness, sent []crashMessage) crashCounts {
 				partial++
 			}
 		}
+		// A reply cut by a kill ends with the text the user saw and an "interrupted" notice:
+		// that is one reply (the model is not asked again once its text was seen).
 		switch {
+		case complete+partial > 1:
+			c.AnsweredTwice++
 		case complete == 1:
 			c.AnsweredOnce++
-		case complete > 1:
-			c.AnsweredTwice++
+		case partial == 1:
+			c.AnsweredOnce++
+			c.Interrupted++
 		default:
 			c.Unanswered++
-			if partial > 0 {
-				c.Interrupted++
-			}
 		}
 		if asked[m.text] > 0 {
 			distinct++
@@ -298,7 +300,7 @@ func TestCrashLoopCounts(t *testing.T) {
 	say(later.id, "Answer to later: one two", `{"inline_keyboard":[[{"text":"⏹ Stop","callback_data":"stop"}]]}`)
 
 	got := countCrash(h, sent)
-	want := crashCounts{Sent: 5, AnsweredOnce: 1, AnsweredTwice: 1, Unanswered: 3, Interrupted: 1, Stuck: 2}
+	want := crashCounts{Sent: 5, AnsweredOnce: 2, AnsweredTwice: 1, Unanswered: 2, Interrupted: 1, Stuck: 2}
 	if got != want {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
