@@ -66,7 +66,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string) {
 	h.deps.Metrics.ReplyStarted()
 	started := func(stop func()) {
 		h.mu.Lock()
-		h.active[r.k] = &activeReply{update: r.update, stop: stop}
+		h.active[r.k] = &activeReply{update: r.update, asker: r.from, stop: stop}
 		h.mu.Unlock()
 	}
 	out := h.deps.Streamer.Stream(ctx, r.t, h.journal(r), stopData(r.update), started,
@@ -221,15 +221,33 @@ func stopData(update int64) string { return callbackStop + ":" + strconv.FormatI
 
 const callbackStop = "stop"
 
-// stop stops the reply streaming in conversation k: any reply when update is 0 (/stop), else
-// only the reply to update. It reports whether it stopped one.
-func (h *Handler) stop(k history.Key, update int64) bool {
+// stopAs stops, on behalf of user, the reply streaming in conversation k: any reply when update
+// is 0 (/stop), else only the reply to update (its button). The asker, an allowed user or a
+// group's administrator may; answer is told the outcome. Checking an administrator asks
+// Telegram, so that case finishes on its own goroutine: the caller never waits on Telegram.
+func (h *Handler) stopAs(ctx context.Context, r req, update int64, answer func(ctx context.Context, text string)) {
 	h.mu.Lock()
-	a := h.active[k]
+	a := h.active[r.k]
 	h.mu.Unlock()
-	if a == nil || update != 0 && a.update != update {
-		return false
+	switch {
+	case a == nil && update == 0:
+		answer(ctx, "Nothing is streaming right now.")
+		return
+	case a == nil || update != 0 && a.update != update:
+		answer(ctx, "That reply has already ended.")
+		return
+	case r.from == a.asker || h.allowedUser(r.from):
+		a.stop()
+		answer(ctx, "Stopped.")
+		return
 	}
-	a.stop()
-	return true
+	h.side.run(ctx, func(cctx context.Context) {
+		// The answer is queued with the handler's ctx, not cctx, which ends with this call.
+		if h.mayStop(cctx, r.t.ChatID, r.t.Group, r.from, a.asker) {
+			a.stop()
+			answer(ctx, "Stopped.")
+			return
+		}
+		answer(ctx, "Only the person who asked, the bot's allowed users or this group's administrators can stop this reply.")
+	})
 }

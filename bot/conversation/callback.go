@@ -30,11 +30,13 @@ func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 		return
 	}
 	update, _ := strconv.ParseInt(arg, 10, 64) // 0 for a button of an older version: any reply
-	if h.stop(reqOf(0, msg).k, update) {
-		h.side.answerCallback(ctx, q.ID, "Stopped.")
-		return
-	}
-	// The reply this button belongs to has ended: the button should not be there any more.
-	h.side.removeButtons(ctx, msg.Chat.ID, msg.ID)
-	h.side.answerCallback(ctx, q.ID, "That reply has already ended.")
+	r := reqOf(0, msg)
+	r.from = q.From.ID
+	h.stopAs(ctx, r, update, func(ctx context.Context, text string) {
+		if text == "That reply has already ended." {
+			// The button should not be there any more.
+			h.side.removeButtons(ctx, msg.Chat.ID, msg.ID)
+		}
+		h.side.answerCallback(ctx, q.ID, text)
+	})
 }

@@ -68,12 +68,21 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 	case "start", "help":
 		return h.tell(ctx, r, h.helpText(cmd == "start"))
 	case "stop":
-		if !h.stop(r.k, 0) {
-			return h.tell(ctx, r, "Nothing is streaming right now.")
-		}
+		// The update is finished at once; a refusal, if any, is a notice of its own.
+		h.stopAs(ctx, r, 0, func(ctx context.Context, text string) {
+			if text != "Stopped." { // a stopped reply says so itself
+				h.tell(ctx, r, text)
+			}
+		})
+		return false
 	case "system", "reset":
 		// These change the conversation, so they wait for the reply in progress, in order.
 		h.enqueue(ctx, r, false, func(ctx context.Context, r req) {
+			if (cmd == "reset" || arg != "") && !h.mayConfigure(ctx, r) {
+				h.notify(ctx, r, "Only the bot's allowed users and this group's administrators can change its system prompt or clear its history.")
+				h.finish(ctx, r.update)
+				return
+			}
 			if cmd == "system" {
 				h.cmdSystem(ctx, r, arg)
 			} else {
@@ -85,10 +94,8 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 	case "retry":
 		h.enqueue(ctx, r, true, h.cmdRetry)
 		return true
-	default:
-		return h.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
 	}
-	return false
+	return h.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
 }
 
 func (h *Handler) helpText(start bool) string {

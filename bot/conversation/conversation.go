@@ -98,11 +98,13 @@ type Handler struct {
 	mu      sync.Mutex
 	active  map[history.Key]*activeReply // replies streaming now, for /stop and the button
 	refused *refusals
+	admins  *admins
 }
 
 // activeReply is a reply streaming now.
 type activeReply struct {
 	update int64 // the update it answers: its Stop button carries it
+	asker  int64 // who asked: they may stop it
 	stop   func()
 }
 
@@ -115,6 +117,7 @@ func New(cfg Config, deps Deps) *Handler {
 		side:    newSideCalls(deps),
 		active:  map[history.Key]*activeReply{},
 		refused: newRefusals(refusalEvery, maxRefusals),
+		admins:  &admins{chats: map[int64]adminList{}},
 	}
 }
 

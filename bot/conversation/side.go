@@ -104,4 +104,13 @@ func (s *sideCalls) observe(chat int64, err error) {
 	}
 }
 
+// run runs fn on its own goroutine, bounded by sideTimeout.
+func (s *sideCalls) run(ctx context.Context, fn func(ctx context.Context)) {
+	s.wg.Go(func() {
+		cctx, cancel := tg.Background(ctx, sideTimeout)
+		defer cancel()
+		fn(cctx)
+	})
+}
+
 func (s *sideCalls) wait() { s.wg.Wait() }

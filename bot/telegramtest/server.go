@@ -90,6 +90,7 @@ type Server struct {
 	chats   map[int64]*chat
 	calls   []Call
 	blocked map[int64]bool
+	admins  map[int64][]int64
 	faults  func(method string, params map[string]string) *Fault
 	webhook string
 	limits  *flood
@@ -106,6 +107,7 @@ func New() *Server {
 		nextUpd: 1,
 		chats:   map[int64]*chat{},
 		blocked: map[int64]bool{},
+		admins:  map[int64][]int64{},
 		files:   map[string]*storedFile{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -132,6 +134,14 @@ func (s *Server) SetFaults(f func(method string, params map[string]string) *Faul
 func (s *Server) Block(chatID int64) {
 	s.mu.Lock()
 	s.blocked[chatID] = true
+	s.mu.Unlock()
+}
+
+// SetAdministrators makes getChatAdministrators of chatID answer users (the first as the
+// owner).
+func (s *Server) SetAdministrators(chatID int64, users ...int64) {
+	s.mu.Lock()
+	s.admins[chatID] = users
 	s.mu.Unlock()
 }
 
@@ -351,6 +361,19 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 		return true, nil
 	case "getFile":
 		return s.getFile(p)
+	case "getChatAdministrators":
+		var out []map[string]any
+		for i, id := range s.admins[chatID] {
+			status := "administrator"
+			if i == 0 {
+				status = "creator"
+			}
+			out = append(out, map[string]any{"status": status, "user": models.User{ID: id, FirstName: "Admin"}, "is_anonymous": false})
+		}
+		if out == nil {
+			out = []map[string]any{}
+		}
+		return out, nil
 	case "setMyCommands", "sendChatAction", "setMessageReaction", "answerCallbackQuery":
 		return true, nil
 	case "sendMessageDraft":
