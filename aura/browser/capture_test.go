@@ -7,7 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,19 +125,23 @@ var n = 0; setInterval(function () { document.cookie = "tick=" + (n++) + "; path
 	}
 }
 
-// hangingServer accepts the page request and never answers it.
-func hangingServer(t *testing.T) *httptest.Server {
+// hangingServer accepts the page request and never answers it. The
+// channel is closed at the first request: the browser is up and loading.
+func hangingServer(t *testing.T) (*httptest.Server, <-chan struct{}) {
+	requested := make(chan struct{})
+	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(requested) })
 		<-r.Context().Done()
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, requested
 }
 
 func TestCaptureTimeoutLeavesNothing(t *testing.T) {
 	needBrowser(t)
 	watchLeaks(t)
-	srv := hangingServer(t)
+	srv, _ := hangingServer(t)
 	_, err := capture(t.Context(), testConfig(t, srv.URL, 3*time.Second))
 	if err == nil || !strings.Contains(err.Error(), "did not load within 3s") {
 		t.Fatalf("got error %v, want one saying the page did not load in time", err)
@@ -141,15 +150,15 @@ func TestCaptureTimeoutLeavesNothing(t *testing.T) {
 
 func TestCaptureCancelledMidwayLeavesNothing(t *testing.T) {
 	needBrowser(t)
-	mark := watchLeaks(t)
-	srv := hangingServer(t)
+	watchLeaks(t)
+	srv, requested := hangingServer(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		_, err := capture(ctx, testConfig(t, srv.URL, time.Minute))
 		done <- err
 	}()
-	waitMarked(t, mark)
+	waitFor(t, requested, "the browser to request the page")
 	cancel()
 	select {
 	case err := <-done:
@@ -177,5 +186,67 @@ func TestCaptureWithoutBrowser(t *testing.T) {
 	_, err := capture(t.Context(), testConfig(t, "http://127.0.0.1:1", time.Second))
 	if !errors.Is(err, ErrNoBrowser) {
 		t.Fatalf("got error %v, want ErrNoBrowser", err)
+	}
+}
+
+// sigtermURLEnv tells the test binary, run again as a child, to be a bot
+// that captures from this URL until SIGTERM.
+const sigtermURLEnv = "AURABOT_BROWSER_SIGTERM_URL"
+
+func TestSIGTERMDuringCaptureLeavesNothing(t *testing.T) {
+	if pageURL := os.Getenv(sigtermURLEnv); pageURL != "" {
+		// The child: main's shutdown in miniature.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		c, err := New(Options{Browser: Auto, URL: pageURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = c.Credentials(ctx, false)
+		c.Close()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("child: got %v, want context.Canceled", err)
+		}
+		return
+	}
+	needBrowser(t)
+	mark := watchLeaks(t)
+	srv, requested := hangingServer(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSIGTERMDuringCaptureLeavesNothing$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), sigtermURLEnv+"="+srv.URL)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitFor(t, requested, "the browser to request the page")
+	if n := len(marked(mark, cmd.Process.Pid)); n < 2 {
+		t.Fatalf("got %d browser processes, want the browser and its children", n)
+	}
+	t.Logf("%d browser processes before SIGTERM", len(marked(mark, cmd.Process.Pid)))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("child: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("gave up waiting for the child to exit after SIGTERM\n%s", out.String())
+	}
+}
+
+// waitFor waits for ch to close, failing the test if that does not happen
+// within a generous bound (a guard against a hang, not a timing assertion).
+func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gave up waiting for %s", what)
 	}
 }

@@ -127,14 +127,14 @@ func checkNoLeaks(t *testing.T, mark, tmp string) {
 }
 
 // marked returns the live processes (not zombies) whose environment has
-// leakMarkEnv=mark, other than this one.
-func marked(mark string) []int {
+// leakMarkEnv=mark, other than this one and except.
+func marked(mark string, except ...int) []int {
 	want := []byte(leakMarkEnv + "=" + mark)
 	dirs, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid == os.Getpid() || slices.Contains(except, pid) {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
@@ -164,22 +164,6 @@ func processState(pid int) string {
 		}
 	}
 	return ""
-}
-
-// waitMarked waits until a process with the mark runs: the browser has
-// started. It is a guard against a hang, not a timing assertion.
-func waitMarked(t *testing.T, mark string) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond) // /proc has no event to wait on
-	defer tick.Stop()
-	for len(marked(mark)) == 0 {
-		select {
-		case <-deadline:
-			t.Fatal("gave up waiting for the browser to start")
-		case <-tick.C:
-		}
-	}
 }
 
 // TestLeakCheckSeesMarkedProcesses makes sure the leak check would see a
