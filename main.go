@@ -26,6 +26,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"aurabot/aura"
+	"aurabot/aura/browser"
 	"aurabot/bot"
 	"aurabot/history"
 )
@@ -50,6 +51,9 @@ type config struct {
 	AuraProxy            string        `env:"AURA_PROXY"`
 	AuraFirstByteTimeout time.Duration `env:"AURA_FIRST_BYTE_TIMEOUT" envDefault:"60s"`
 	AuraIdleTimeout      time.Duration `env:"AURA_IDLE_TIMEOUT" envDefault:"60s"`
+	AuraBrowser          string        `env:"AURA_BROWSER"` // empty: off; auto or a path: see aura/browser
+	AuraBrowserRefresh   time.Duration `env:"AURA_BROWSER_REFRESH" envDefault:"30m"`
+	AuraBrowserTimeout   time.Duration `env:"AURA_BROWSER_TIMEOUT" envDefault:"30s"`
 
 	DatabasePath  string        `env:"DATABASE_PATH" envDefault:"data/bot.db"`
 	AllowedUsers  idList        `env:"ALLOWED_USERS"`
@@ -206,6 +210,17 @@ func (c config) validate() error {
 	if c.AuraIdleTimeout <= 0 {
 		return bad("AURA_IDLE_TIMEOUT", "must be positive, like 60s")
 	}
+	if c.AuraBrowser != "" {
+		if c.AuraBrowserRefresh <= 0 {
+			return bad("AURA_BROWSER_REFRESH", "must be positive, like 30m")
+		}
+		if c.AuraBrowserTimeout <= 0 {
+			return bad("AURA_BROWSER_TIMEOUT", "must be positive, like 30s")
+		}
+		if u, err := url.Parse(c.AuraProxy); c.AuraProxy != "" && err == nil && u.User != nil {
+			return bad("AURA_PROXY", "must not hold a user name or password with AURA_BROWSER: the browser cannot use them")
+		}
+	}
 	if strings.TrimSpace(c.DatabasePath) == "" {
 		return bad("DATABASE_PATH", "must not be empty")
 	}
@@ -338,6 +353,19 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	defer store.Close()
 
+	var credentials aura.Credentials
+	switch {
+	case cfg.AuraBrowser == "":
+	case cfg.AuraCookies != "" && cfg.AuraUserAgent != "":
+		log.Warn("AURA_BROWSER is ignored: AURA_COOKIES and AURA_USER_AGENT are both set, and they win")
+	default:
+		capturer, err := newCapturer(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer capturer.Close() // after the bot: it stops a capture in progress, and its browser
+		credentials = capturer
+	}
 	model, err := aura.New(aura.Config{
 		Protocol:         cfg.AuraProtocol,
 		BaseURL:          cfg.AuraURL,
@@ -353,6 +381,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		Proxy:            cfg.AuraProxy,
 		FirstByteTimeout: cfg.AuraFirstByteTimeout,
 		IdleTimeout:      cfg.AuraIdleTimeout,
+		Credentials:      credentials,
 		Logger:           log,
 	})
 	if err != nil {
@@ -383,6 +412,24 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		log.Warn("ALLOWED_USERS is empty: the bot answers nobody; each user who writes is told their id")
 	}
 	return b.Run(ctx)
+}
+
+// newCapturer returns the Capturer that AURA_BROWSER asks for. A missing browser is only a
+// warning: each capture looks again, and a failed one is reported with the reply.
+func newCapturer(cfg config, log *slog.Logger) (*browser.Capturer, error) {
+	if bin, err := browser.Find(cfg.AuraBrowser); err != nil {
+		log.Warn("AURA_BROWSER: replies will fail until a browser is installed", "err", err)
+	} else {
+		log.Info("cookies for the model server come from a headless browser", "browser", bin, "refresh", cfg.AuraBrowserRefresh)
+	}
+	return browser.New(browser.Options{
+		Browser: cfg.AuraBrowser,
+		URL:     cfg.AuraURL,
+		Proxy:   cfg.AuraProxy,
+		Refresh: cfg.AuraBrowserRefresh,
+		Timeout: cfg.AuraBrowserTimeout,
+		Logger:  log,
+	})
 }
 
 // command runs what the flags ask for: the bot (no flags), a health check of a running bot
