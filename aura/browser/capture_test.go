@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,10 +98,14 @@ func TestCaptureWaitsForTheCookiesToSettle(t *testing.T) {
 	// The cookie comes well after the load event, but within the settle
 	// time of the previous change.
 	srv := newCheckServer(t, 700*time.Millisecond)
+	goroutines := runtime.NumGoroutine()
 	res, err := capture(t.Context(), testConfig(t, srv.URL, 30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Nothing of the browser stays in the bot: its goroutines end with it.
+	srv.CloseClientConnections()
+	waitUntil(t, func() bool { return runtime.NumGoroutine() <= goroutines })
 	if !res.settled || res.cookies != 2 || !strings.Contains(res.cookie, checkCookie+"=") {
 		t.Errorf("got %d cookies (settled %v), want the check's cookie and session, settled", res.cookies, res.settled)
 	}

@@ -35,7 +35,7 @@ type checkServer struct {
 
 const checkCookie = "aura_check"
 
-func newCheckServer(t *testing.T, delay time.Duration) *checkServer {
+func newCheckServer(t testing.TB, delay time.Duration) *checkServer {
 	s := &checkServer{key: []byte("test key " + t.Name())}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
