@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
@@ -215,7 +216,37 @@ func stepError(ctx context.Context, step string, timeout time.Duration, err erro
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("browser: %s: the page did not load within %s: %w", step, timeout, err)
 	}
-	return fmt.Errorf("browser: %s: %w", step, err)
+	return &oneLineError{msg: "browser: " + step + ": " + oneLine(err.Error(), 500), err: err}
+}
+
+// oneLineError is an error whose text is kept to one line of bounded
+// length: chromedp puts the browser's whole output into a start error.
+type oneLineError struct {
+	msg string
+	err error
+}
+
+func (e *oneLineError) Error() string { return e.msg }
+func (e *oneLineError) Unwrap() error { return e.err }
+
+// oneLine joins the non-blank lines of s with "; " and cuts the result to
+// at most n bytes, at a character boundary.
+func oneLine(s string, n int) string {
+	var lines []string
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	s = strings.Join(lines, "; ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // forHost returns the cookies a browser would send to host on some path:

@@ -181,8 +181,8 @@ func TestCaptureCrashedBrowser(t *testing.T) {
 	cfg := testConfig(t, "http://127.0.0.1:1", 10*time.Second)
 	cfg.browser = "false" // exits at once, like a browser that crashes on start
 	_, err := capture(t.Context(), cfg)
-	if err == nil || !strings.HasPrefix(err.Error(), "browser: start false") {
-		t.Fatalf("got error %v, want one about the start", err)
+	if err == nil || !strings.HasPrefix(err.Error(), "browser: start false") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got error %q, want one line about the start", err)
 	}
 }
 
