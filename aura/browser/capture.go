@@ -216,7 +216,13 @@ func stepError(ctx context.Context, step string, timeout time.Duration, err erro
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("browser: %s: the page did not load within %s: %w", step, timeout, err)
 	}
-	return &oneLineError{msg: "browser: " + step + ": " + oneLine(err.Error(), 500), err: err}
+	e := &oneLineError{msg: "browser: " + step + ": " + oneLine(err.Error(), 500), err: err}
+	if errors.Is(err, context.Canceled) {
+		// chromedp cancels its own context when the browser dies; the
+		// caller did not cancel, and must not take it for its own.
+		e.err = nil
+	}
+	return e
 }
 
 // oneLineError is an error whose text is kept to one line of bounded

@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -254,4 +256,52 @@ func waitFor(t *testing.T, ch <-chan struct{}, what string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("gave up waiting for %s", what)
 	}
+}
+
+func TestCaptureBrowserCrashLeavesNothing(t *testing.T) {
+	needBrowser(t)
+	mark := watchLeaks(t)
+	srv, requested := hangingServer(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := capture(t.Context(), testConfig(t, srv.URL, time.Minute))
+		done <- err
+	}()
+	waitFor(t, requested, "the browser to request the page")
+	// The browser's main process is the marked child of this one.
+	killed := 0
+	for _, pid := range marked(mark) {
+		if parentOf(pid) == os.Getpid() {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d browser main processes, want 1", killed)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "browser process exited") || errors.Is(err, context.Canceled) {
+			t.Errorf("got error %v, want the crash, not matching context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gave up waiting for the capture to return after the crash")
+	}
+}
+
+// parentOf returns the parent process id of pid, or 0.
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
