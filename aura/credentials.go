@@ -38,11 +38,19 @@ func (c *Client) send(ctx context.Context, body []byte, yield func(string, error
 		sent = true
 		return yield(s, err)
 	}
+	var last http.Header
+	var refusal error
 	for refresh := false; ; refresh = true {
 		header, red, err := c.credentialHeader(ctx, refresh)
 		if err != nil {
 			return err
 		}
+		if refusal != nil && sameCredentials(header, last) {
+			// Nothing new to try (a capture that ran moments ago gave
+			// these): the refusal stands.
+			return refusal
+		}
+		last = header
 		err = c.stream(ctx, header, body, relay)
 		var se *StatusError
 		if errors.As(err, &se) {
@@ -53,8 +61,15 @@ func (c *Client) send(ctx context.Context, body []byte, yield func(string, error
 		if err == nil || refresh || sent || !c.refused(err) {
 			return err
 		}
+		refusal = err
 		c.log.InfoContext(ctx, "aura: the server refused the browser's cookies; capturing them again", "status", se.StatusCode)
 	}
+}
+
+// sameCredentials reports whether a and b carry the same cookies and
+// User-Agent.
+func sameCredentials(a, b http.Header) bool {
+	return a.Get("Cookie") == b.Get("Cookie") && a.Get("User-Agent") == b.Get("User-Agent")
 }
 
 // credentialHeader returns the request header with the credentials of

@@ -121,6 +121,25 @@ func TestRefusedTwiceGivesTheStatusError(t *testing.T) {
 	}
 }
 
+func TestRefusedIsNotResentWithTheSameCredentials(t *testing.T) {
+	srv, requests := checkServer(t, http.StatusForbidden, "never", "never")
+	same := &fakeCredentials{fn: func(context.Context, bool) (string, string, error) {
+		return "check=old-cookie-value", "Browser/1", nil
+	}}
+	c := newTestClient(t, Config{BaseURL: srv.URL, Credentials: same})
+	r := collect(t, c.Stream(t.Context(), []Message{{Role: RoleUser, Content: "hi"}}))
+	var se *StatusError
+	if !errors.As(r.err, &se) || se.StatusCode != http.StatusForbidden {
+		t.Fatalf("got error %v, want a *StatusError with 403", r.err)
+	}
+	if got := same.refreshes(); len(got) != 2 {
+		t.Errorf("got Credentials calls with refresh %v, want [false true]", got)
+	}
+	if got := requests.Load(); got != 1 {
+		t.Errorf("got %d requests, want 1: the refresh brought nothing new", got)
+	}
+}
+
 func TestOtherRefusalsAreNotRecaptured(t *testing.T) {
 	tests := []struct {
 		name   string
