@@ -114,7 +114,10 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 		chromedp.Flag("disable-gpu", true),
 	)
 	if cfg.proxy != "" {
-		opts = append(opts, chromedp.ProxyServer(cfg.proxy))
+		opts = append(opts, chromedp.ProxyServer(cfg.proxy),
+			// Like the bot's own requests: loopback through the proxy too
+			// (Chromium bypasses the proxy for it by default).
+			chromedp.Flag("proxy-bypass-list", "<-loopback>"))
 	}
 	// As root (in a container), Chromium needs --no-sandbox; the allocator
 	// adds it.
