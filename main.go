@@ -217,8 +217,8 @@ func (c config) validate() error {
 		if c.AuraBrowserTimeout <= 0 {
 			return bad("AURA_BROWSER_TIMEOUT", "must be positive, like 30s")
 		}
-		if u, err := url.Parse(c.AuraProxy); c.AuraProxy != "" && err == nil && u.User != nil {
-			return bad("AURA_PROXY", "must not hold a user name or password with AURA_BROWSER: the browser cannot use them")
+		if u, err := url.Parse(c.AuraProxy); c.AuraProxy != "" && err == nil && u.User != nil && strings.HasPrefix(u.Scheme, "socks5") {
+			return bad("AURA_PROXY", "a SOCKS5 proxy must not hold a user name or password with AURA_BROWSER: Chromium cannot log in to one (an http:// proxy can)")
 		}
 	}
 	if strings.TrimSpace(c.DatabasePath) == "" {

@@ -65,7 +65,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"browser refresh zero", append(base, "AURA_BROWSER=auto", "AURA_BROWSER_REFRESH=0s"), "AURA_BROWSER_REFRESH"},
 		{"browser timeout a word", append(base, "AURA_BROWSER=auto", "AURA_BROWSER_TIMEOUT=soon"), "AURA_BROWSER_TIMEOUT"},
 		{"browser timeout negative", append(base, "AURA_BROWSER=auto", "AURA_BROWSER_TIMEOUT=-1s"), "AURA_BROWSER_TIMEOUT"},
-		{"browser with proxy password", append(base, "AURA_BROWSER=auto", "AURA_PROXY=http://u:pw@proxy:3128"), "AURA_PROXY"},
+		{"browser with socks5 proxy password", append(base, "AURA_BROWSER=auto", "AURA_PROXY=socks5://u:pw@proxy:1080"), "AURA_PROXY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,7 +41,8 @@ type Options struct {
 	// URL is the page to open: the model server's base URL.
 	URL string
 	// Proxy, when set, is the http://, https:// or socks5:// proxy the
-	// browser goes through (without a user name or password).
+	// browser goes through. A user name and password in it are given to
+	// an http(s) proxy that asks; Chromium cannot log in to a SOCKS5 one.
 	Proxy string
 	// Refresh is how long captured cookies are used before the next
 	// request captures new ones; 0 means DefaultRefresh.
@@ -109,7 +110,7 @@ func New(opts Options) (*Capturer, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return nil, errors.New("browser: the page URL is not an http(s) URL with a host")
 	}
-	proxy, err := proxyServer(opts.Proxy)
+	proxy, proxyUser, proxyPassword, err := proxyServer(opts.Proxy)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +128,17 @@ func New(opts Options) (*Capturer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg := captureConfig{
-		browser:    opts.Browser,
-		url:        opts.URL,
-		host:       u.Hostname(),
-		proxy:      proxy,
-		timeout:    opts.Timeout,
-		settle:     min(2*time.Second, opts.Timeout/4),
-		poll:       200 * time.Millisecond,
-		closeGrace: 5 * time.Second,
-		log:        log,
+		browser:       opts.Browser,
+		url:           opts.URL,
+		host:          u.Hostname(),
+		proxy:         proxy,
+		proxyUser:     proxyUser,
+		proxyPassword: proxyPassword,
+		timeout:       opts.Timeout,
+		settle:        min(2*time.Second, opts.Timeout/4),
+		poll:          200 * time.Millisecond,
+		closeGrace:    5 * time.Second,
+		log:           log,
 	}
 	return newCapturer(func(ctx context.Context) (captured, error) { return capture(ctx, cfg) }, opts.Refresh, log), nil
 }

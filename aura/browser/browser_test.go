@@ -264,7 +264,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"no browser", Options{URL: "https://x"}, "no browser set"},
 		{"no URL", Options{Browser: Auto}, "not an http(s) URL"},
 		{"ftp URL", Options{Browser: Auto, URL: "ftp://x"}, "not an http(s) URL"},
-		{"proxy with password", Options{Browser: Auto, URL: "https://x", Proxy: "http://u:secret-pw@proxy:3128"}, "user name or password"},
+		{"socks5 proxy with password", Options{Browser: Auto, URL: "https://x", Proxy: "socks5://u:secret-pw@proxy:1080"}, "cannot log in to a SOCKS5 proxy"},
 		{"proxy scheme", Options{Browser: Auto, URL: "https://x", Proxy: "ftp://proxy:21"}, `scheme "ftp"`},
 		{"negative timeout", Options{Browser: Auto, URL: "https://x", Timeout: -time.Second}, "negative"},
 	}
@@ -283,15 +283,19 @@ func TestNewRejectsBadOptions(t *testing.T) {
 }
 
 func TestProxyServer(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                         "",
-		"http://proxy:3128":        "http://proxy:3128",
-		"socks5h://127.0.0.1:1080": "socks5://127.0.0.1:1080",
-		"HTTPS://proxy:8443/":      "https://proxy:8443",
-	} {
-		got, err := proxyServer(in)
-		if err != nil || got != want {
-			t.Errorf("proxyServer(%q): got (%q, %v), want (%q, nil)", in, got, err, want)
+	tests := []struct {
+		in, server, user, password string
+	}{
+		{"", "", "", ""},
+		{"http://proxy:3128", "http://proxy:3128", "", ""},
+		{"socks5h://127.0.0.1:1080", "socks5://127.0.0.1:1080", "", ""},
+		{"HTTPS://proxy:8443/", "https://proxy:8443", "", ""},
+		{"http://ann:p%40ss@proxy:3128", "http://proxy:3128", "ann", "p@ss"},
+	}
+	for _, tt := range tests {
+		server, user, password, err := proxyServer(tt.in)
+		if err != nil || server != tt.server || user != tt.user || password != tt.password {
+			t.Errorf("proxyServer(%q): got (%q, %q, %q, %v), want (%q, %q, %q, nil)", tt.in, server, user, password, err, tt.server, tt.user, tt.password)
 		}
 	}
 }

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
@@ -65,7 +67,10 @@ type captureConfig struct {
 	url     string
 	host    string
 	proxy   string // a --proxy-server value, or empty
-	timeout time.Duration
+	// proxyUser and proxyPassword answer the proxy's authentication
+	// challenge; Chromium takes no credentials on its command line.
+	proxyUser, proxyPassword string
+	timeout                  time.Duration
 	// settle is how long the cookies must stay the same after the page
 	// loaded; poll is how often they are read meanwhile.
 	settle, poll time.Duration
@@ -170,6 +175,13 @@ func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 	if _, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
 		return captured{}, fmt.Errorf("set the user agent: %w", err)
 	}
+	if cfg.proxyUser != "" || cfg.proxyPassword != "" {
+		stop, err := answerProxyAuth(ctx, cfg.proxyUser, cfg.proxyPassword)
+		if err != nil {
+			return captured{}, fmt.Errorf("set up the proxy login: %w", err)
+		}
+		defer stop()
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(cfg.url)); err != nil {
 		return captured{}, fmt.Errorf("open the page: %w", err)
 	}
@@ -204,6 +216,50 @@ func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+// answerProxyAuth makes the page's requests pause, lets them go on, and
+// answers a proxy's authentication challenge with user and password (once
+// per request: a second challenge means they are wrong, and the request
+// fails). stop ends it and waits for its goroutines.
+func answerProxyAuth(ctx context.Context, user, password string) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	// Subscribe before enabling, so that no event is missed.
+	paused := chromedp.Events(ctx, fetch.RequestPaused)
+	challenges := chromedp.Events(ctx, fetch.AuthRequired)
+	handle := true
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle}); err != nil {
+		cancel()
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	})
+	wg.Go(func() {
+		answered := map[fetch.RequestID]bool{}
+		for ev, err := range challenges {
+			if err != nil {
+				return
+			}
+			answer := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}
+			if ev.AuthChallenge != nil && ev.AuthChallenge.Source == fetch.AuthChallengeSourceProxy && !answered[ev.RequestID] {
+				answered[ev.RequestID] = true
+				answer = &fetch.AuthChallengeResponse{
+					Response: fetch.AuthChallengeResponseResponseProvideCredentials,
+					Username: user,
+					Password: password,
+				}
+			}
+			_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID, AuthChallengeResponse: answer})
+		}
+	})
+	return func() { cancel(); wg.Wait() }, nil
 }
 
 func result(cookies []*network.Cookie, ua string, settled bool) captured {
@@ -300,18 +356,17 @@ func cookieHeader(cookies []*network.Cookie) string {
 	return strings.Join(parts, "; ")
 }
 
-// proxyServer turns an AURA_PROXY URL into Chromium's --proxy-server value.
-// Chromium takes no user name or password there.
-func proxyServer(raw string) (string, error) {
+// proxyServer turns an AURA_PROXY URL into Chromium's --proxy-server value
+// and the user name and password in it, if any. Chromium takes no
+// credentials there; capture answers the proxy's challenge with them. Its
+// errors never contain the URL.
+func proxyServer(raw string) (server, user, password string, err error) {
 	if raw == "" {
-		return "", nil
+		return "", "", "", nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return "", errors.New("browser: the proxy is not a URL with a host")
-	}
-	if u.User != nil {
-		return "", errors.New("browser: a proxy with a user name or password is not supported for the browser; use one without")
+		return "", "", "", errors.New("browser: the proxy is not a URL with a host")
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch scheme {
@@ -319,7 +374,14 @@ func proxyServer(raw string) (string, error) {
 	case "socks5h":
 		scheme = "socks5" // Chromium resolves names through a SOCKS5 proxy anyway
 	default:
-		return "", fmt.Errorf("browser: proxy scheme %q is not supported", u.Scheme)
+		return "", "", "", fmt.Errorf("browser: proxy scheme %q is not supported", u.Scheme)
 	}
-	return scheme + "://" + u.Host, nil
+	if u.User != nil {
+		if scheme == "socks5" {
+			return "", "", "", errors.New("browser: Chromium cannot log in to a SOCKS5 proxy; use one without a user name and password, or an http:// proxy")
+		}
+		user = u.User.Username()
+		password, _ = u.User.Password()
+	}
+	return scheme + "://" + u.Host, user, password, nil
 }

@@ -66,7 +66,7 @@ func TestCaptureGoesThroughTheProxy(t *testing.T) {
 	proxy := newForwardProxy(t, "", "")
 	cfg := testConfig(t, srv.URL, 30*time.Second)
 	var err error
-	if cfg.proxy, err = proxyServer(proxy.URL); err != nil {
+	if cfg.proxy, cfg.proxyUser, cfg.proxyPassword, err = proxyServer(proxy.URL); err != nil {
 		t.Fatal(err)
 	}
 	res, err := capture(t.Context(), cfg)
@@ -78,5 +78,47 @@ func TestCaptureGoesThroughTheProxy(t *testing.T) {
 	}
 	if proxy.served.Load() == 0 || srv.pages.Load() != 1 {
 		t.Errorf("got %d proxied requests and %d page loads, want the page loaded through the proxy", proxy.served.Load(), srv.pages.Load())
+	}
+}
+
+func TestCaptureLogsInToTheProxy(t *testing.T) {
+	needBrowser(t)
+	watchLeaks(t)
+	srv := newCheckServer(t, 300*time.Millisecond)
+	proxy := newForwardProxy(t, "ann", "s3cret pass")
+	cfg := testConfig(t, srv.URL, 30*time.Second)
+	u := strings.Replace(proxy.URL, "http://", "http://ann:s3cret%20pass@", 1)
+	var err error
+	if cfg.proxy, cfg.proxyUser, cfg.proxyPassword, err = proxyServer(u); err != nil {
+		t.Fatal(err)
+	}
+	res, err := capture(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.cookie, checkCookie+"=") {
+		t.Errorf("got %d cookies, want the check's", res.cookies)
+	}
+	if proxy.challenged.Load() == 0 || proxy.served.Load() == 0 {
+		t.Errorf("got %d challenges and %d proxied requests, want a login, then the page through the proxy", proxy.challenged.Load(), proxy.served.Load())
+	}
+}
+
+func TestCaptureWithAWrongProxyPasswordFails(t *testing.T) {
+	needBrowser(t)
+	watchLeaks(t)
+	srv := newCheckServer(t, 300*time.Millisecond)
+	proxy := newForwardProxy(t, "ann", "right")
+	cfg := testConfig(t, srv.URL, 10*time.Second)
+	cfg.proxy, cfg.proxyUser, cfg.proxyPassword = proxy.URL, "ann", "wrong-password"
+	_, err := capture(t.Context(), cfg)
+	if err == nil {
+		t.Fatal("got no error, want the page load to fail")
+	}
+	if strings.Contains(err.Error(), "wrong-password") {
+		t.Errorf("got error %q, want it without the password", err)
+	}
+	if got := srv.pages.Load(); got != 0 {
+		t.Errorf("got %d page loads, want none", got)
 	}
 }
