@@ -106,7 +106,7 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(bin),
 		chromedp.Env("TMPDIR="+tmp),
 		// The profile is a new temporary folder, deleted at the end: the
