@@ -19,6 +19,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/aura/browser"
 	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
@@ -780,8 +781,8 @@ func TestBrowserCaptureFailureIsReported(t *testing.T) {
 }
 
 func TestBrowserCaptureWiring(t *testing.T) {
-	if _, err := exec.LookPath("chromium"); err != nil {
-		t.Skip("SKIP: no chromium on the PATH, so the bot's browser capture is not tested; .ci/run installs it")
+	if _, err := browser.Find(browser.Auto); err != nil {
+		t.Skipf("SKIP: the bot's browser capture is not tested: %v", err)
 	}
 	// Chromium inherits the environment: the mark finds its processes afterwards.
 	mark := "aurabot-main-test-" + strconv.Itoa(os.Getpid())
