@@ -766,7 +766,13 @@ func TestJSONLogs(t *testing.T) {
 func TestBrowserCaptureFailureIsReported(t *testing.T) {
 	h := newHarness(t)
 	h.aura.reply = streamText("never sent")
-	h.start("AURA_BROWSER=" + filepath.Join(t.TempDir(), "no-chromium"))
+	// An executable that dies at once, like a browser that crashes on start (a missing one is
+	// refused by the configuration check instead).
+	crasher := filepath.Join(t.TempDir(), "chromium")
+	if err := os.WriteFile(crasher, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.start("AURA_BROWSER=" + crasher)
 	msg := h.replyTo(h.send("hi"))
 	if !strings.Contains(msg.Text, "⚠️") {
 		t.Errorf("got reply %q, want a failure notice", msg.Text)
