@@ -11,12 +11,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"aurabot/aura"
+	"aurabot/aura/browser"
 	"aurabot/bot"
 	"aurabot/bot/ops"
 	"aurabot/history"
@@ -39,9 +41,22 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	defer store.Close()
 
+	var credentials aura.Credentials
+	switch {
+	case cfg.AuraBrowser == "":
+	case cfg.AuraCookies != "" && cfg.AuraUserAgent != "":
+		log.Warn("AURA_BROWSER is ignored: AURA_COOKIES and AURA_USER_AGENT are both set, and they win")
+	default:
+		capturer, err := newCapturer(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer capturer.Close() // after the bot: it stops a capture in progress, and its browser
+		credentials = capturer
+	}
+
 	// Not wired yet (the settings are read and checked; bot/ and aura/ take them as they
-	// grow): AuraImageTokens, models(), the TRANSCRIBE_* settings,
-	// MaxFileBytes, and the AURA_BROWSER* settings.
+	// grow): AuraImageTokens, models(), the TRANSCRIBE_* settings and MaxFileBytes.
 	def := cfg.defaultModel()
 	model, err := aura.New(aura.Config{
 		Protocol:         cfg.AuraProtocol,
@@ -58,6 +73,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		Proxy:            cfg.AuraProxy,
 		FirstByteTimeout: cfg.AuraFirstByteTimeout,
 		IdleTimeout:      cfg.AuraIdleTimeout,
+		Credentials:      credentials,
 		Logger:           log,
 	})
 	if err != nil {
@@ -92,6 +108,23 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		log.Warn("ALLOWED_USERS is empty: the bot answers nobody; each user who writes is told their id")
 	}
 	return b.Run(ctx)
+}
+
+// newCapturer builds the headless-browser capture of the model server's cookies (AURA_BROWSER).
+func newCapturer(cfg config, log *slog.Logger) (*browser.Capturer, error) {
+	if bin, err := browser.Find(cfg.AuraBrowser); err != nil {
+		log.Warn("AURA_BROWSER: replies will fail until a browser is installed", "err", err)
+	} else {
+		log.Info("cookies for the model server come from a headless browser", "browser", bin, "refresh", cfg.AuraBrowserRefresh)
+	}
+	return browser.New(browser.Options{
+		Browser: cfg.AuraBrowser,
+		URL:     cfg.AuraURL,
+		Proxy:   cfg.AuraProxy,
+		Refresh: cfg.AuraBrowserRefresh,
+		Timeout: cfg.AuraBrowserTimeout,
+		Logger:  log,
+	})
 }
 
 // force returns a channel closed by a second SIGINT or SIGTERM once ctx has ended (the first

@@ -19,6 +19,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/aura/browser"
 	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
@@ -44,8 +45,9 @@ type auraRequest struct {
 	Prompt      string         `json:"prompt"`
 	Temperature float64        `json:"temperature"`
 
-	ctx    context.Context // the server-side request's context
-	openai bool
+	ctx       context.Context // the server-side request's context
+	openai    bool
+	userAgent string
 }
 
 // sseWriter turns each Write into an OpenAI chat-completions chunk event.
@@ -68,7 +70,7 @@ func (s *sseWriter) done() {
 func newFakeAura(t *testing.T) *fakeAura {
 	f := &fakeAura{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req := auraRequest{ctx: r.Context()}
+		req := auraRequest{ctx: r.Context(), userAgent: r.UserAgent()}
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == "/api/chat":
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -658,6 +660,69 @@ func TestJSONLogs(t *testing.T) {
 	for _, secret := range []string{"confidential", "private question", telegramtest.Token} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the logs contain %q", secret)
+		}
+	}
+}
+
+func TestBrowserCaptureFailureIsReported(t *testing.T) {
+	h := newHarness(t)
+	h.aura.reply = streamText("never sent")
+	// An executable that dies at once, like a browser that crashes on start (a missing one is
+	// refused by the configuration check instead).
+	crasher := filepath.Join(t.TempDir(), "chromium")
+	if err := os.WriteFile(crasher, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.start("AURA_BROWSER=" + crasher)
+	msg := h.replyTo(h.send("hi"))
+	if !strings.Contains(msg.Text, "⚠️") {
+		t.Errorf("got reply %q, want a failure notice", msg.Text)
+	}
+	if n := len(h.aura.requests()); n != 0 {
+		t.Errorf("got %d model requests, want none without the browser's cookies", n)
+	}
+	h.stop()
+	if logs := h.logs.String(); !strings.Contains(logs, "browser: capture failed") {
+		t.Errorf("got logs %q, want the capture failure", logs)
+	}
+}
+
+func TestBrowserCaptureWiring(t *testing.T) {
+	if _, err := browser.Find(browser.Auto); err != nil {
+		t.Skipf("SKIP: the bot's browser capture is not tested: %v", err)
+	}
+	// Chromium inherits the environment: the mark finds its processes afterwards.
+	mark := "aurabot-main-test-" + strconv.Itoa(os.Getpid())
+	t.Setenv("AURABOT_BROWSER_TEST_MARK", mark)
+	h := newHarness(t)
+	h.aura.reply = streamText("Hello ", "from the model.")
+	h.start("AURA_BROWSER=auto")
+	if msg := h.replyTo(h.send("hi")); msg.Text != "Hello from the model." {
+		t.Errorf("got reply %q, want the model's", msg.Text)
+	}
+	reqs := h.aura.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("got %d model requests, want 1", len(reqs))
+	}
+	if ua := reqs[0].userAgent; ua == aura.DefaultUserAgent || !strings.Contains(ua, "Chrome/") || strings.Contains(ua, "Headless") {
+		t.Errorf("got User-Agent %q, want the browser's, as a desktop Chrome", ua)
+	}
+	h.stop()
+	if logs := h.logs.String(); !strings.Contains(logs, "browser: captured cookies") {
+		t.Errorf("got logs %q, want the capture", logs)
+	}
+	// The browser ran only during the capture.
+	want := []byte("AURABOT_BROWSER_TEST_MARK=" + mark)
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
+		status, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "status"))
+		if bytes.Contains(env, want) && !bytes.Contains(status, []byte("State:\tZ")) {
+			t.Errorf("got process %d with the mark still running, want no browser left", pid)
 		}
 	}
 }

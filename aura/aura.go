@@ -95,6 +95,11 @@ type Config struct {
 	// DefaultIdleTimeout. Time the caller spends handling a chunk does not
 	// count.
 	IdleTimeout time.Duration
+	// Credentials, when set, supplies cookies and a User-Agent before each
+	// reply (see Credentials); Cookies and UserAgent, when set, win over
+	// them. A reply refused with 403, 429 or 503 and an HTML page is tried
+	// once more with fresh ones.
+	Credentials Credentials
 	// Logger receives debug and warning records; nil discards them.
 	// Message contents, keys and cookies are never logged.
 	Logger *slog.Logger
@@ -110,6 +115,12 @@ type Client struct {
 	dialect   dialect
 	redactor  redactor
 	log       *slog.Logger
+
+	// creds is Config.Credentials; ownCookies and ownUserAgent say that
+	// Config set the header it would otherwise fill.
+	creds        Credentials
+	ownCookies   bool
+	ownUserAgent bool
 
 	firstByte time.Duration
 	idle      time.Duration
@@ -142,7 +153,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	if cfg.UserAgent == "" {
+	ownUserAgent := cfg.UserAgent != ""
+	if !ownUserAgent {
 		cfg.UserAgent = DefaultUserAgent
 	}
 	for _, f := range []struct{ name, value string }{
@@ -195,7 +207,7 @@ func New(cfg Config) (*Client, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	t := newTransport(proxy)
-	return &Client{
+	c := &Client{
 		hc: &http.Client{
 			Transport: t,
 			// A redirected POST turns into a GET without a body, which no
@@ -214,7 +226,9 @@ func New(cfg Config) (*Client, error) {
 		drain:     min(cfg.IdleTimeout, 2*time.Second),
 		tries:     3,
 		backoff:   250 * time.Millisecond,
-	}, nil
+	}
+	c.creds, c.ownCookies, c.ownUserAgent = cfg.Credentials, cfg.Cookies != "", ownUserAgent
+	return c, nil
 }
 
 // Close closes the connections the Client keeps open for reuse. Streams in

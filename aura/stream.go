@@ -82,7 +82,7 @@ func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) 
 			yield("", err)
 			return
 		}
-		if err := c.stream(ctx, body, yield); err != nil {
+		if err := c.send(ctx, body, yield); err != nil {
 			yield("", err)
 		}
 	}
@@ -93,11 +93,11 @@ var errStopped = errors.New("aura: caller stopped reading")
 
 // stream runs the tries for one reply. It returns the error to yield, or
 // nil after a clean end or when the caller stopped iterating.
-func (c *Client) stream(ctx context.Context, body []byte, yield func(string, error) bool) error {
+func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yield func(string, error) bool) error {
 	start := time.Now()
 	r := relay{yield: yield}
 	for try := 1; ; try++ {
-		retry, err := c.try(ctx, body, &r)
+		retry, err := c.try(ctx, header, body, &r)
 		switch {
 		case err == nil:
 			c.log.DebugContext(ctx, "aura: reply done", "bytes", r.total, "chunks", r.chunks, "tries", try, "took", time.Since(start))
@@ -149,7 +149,7 @@ func cancelError(ctx context.Context) error {
 
 // try makes one request and relays its body. retry reports whether the
 // failure may be retried if no text has reached the caller yet.
-func (c *Client) try(ctx context.Context, body []byte, r *relay) (retry bool, err error) {
+func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *relay) (retry bool, err error) {
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	wd := newWatchdog(cancel, c.firstByte)
@@ -159,7 +159,7 @@ func (c *Client) try(ctx context.Context, body []byte, r *relay) (retry bool, er
 	if err != nil {
 		return false, fmt.Errorf("aura: build request: %w", err)
 	}
-	req.Header = c.header.Clone()
+	req.Header = header.Clone()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if e := c.stopError(ctx, reqCtx); e != nil {
@@ -183,8 +183,9 @@ func (c *Client) try(ctx context.Context, body []byte, r *relay) (retry bool, er
 			// A proxy or load balancer in front of the model could not
 			// reach it, or it is briefly overloaded: worth another try.
 			// A 500 is the model's own answer (chatbot-ui puts its reason
-			// there) and is not retried.
-			return true, se
+			// there) and is not retried. A browser check's page is not
+			// retried here: send captures fresh cookies first.
+			return !c.refused(se), se
 		}
 		return false, se
 	}

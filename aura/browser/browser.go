@@ -1,0 +1,279 @@
+// Package browser takes the cookies and the User-Agent that a model server's
+// page gives a real browser, for servers that sit behind a browser check
+// (a script that sets a cookie before the site answers). It is what the
+// reference provider did with a webdriver, done with a headless Chromium
+// driven over the DevTools protocol.
+//
+// A Capturer runs the browser only during a capture: it starts Chromium with
+// a fresh profile in a temporary folder, opens the page, waits for the
+// cookies to settle, reads them, and closes the browser, killing any process
+// left and deleting the profile. Between captures no browser runs. A
+// Capturer is the aura.Credentials of an aura.Client.
+//
+// It is not a general browser automation package, and it never downloads a
+// browser: Chromium must be installed.
+package browser
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultRefresh = 30 * time.Minute
+	DefaultTimeout = 30 * time.Second
+)
+
+// ErrClosed is returned by Credentials after Close.
+var ErrClosed = errors.New("browser: closed")
+
+// Options configures a Capturer.
+type Options struct {
+	// Browser is Auto or the path of a Chromium-family binary. It is
+	// looked up at each capture, so a browser installed later is found.
+	Browser string
+	// URL is the page to open: the model server's base URL.
+	URL string
+	// Proxy, when set, is the http://, https:// or socks5:// proxy the
+	// browser goes through. A user name and password in it are given to
+	// an http(s) proxy that asks; Chromium cannot log in to a SOCKS5 one.
+	Proxy string
+	// Refresh is how long captured cookies are used before the next
+	// request captures new ones; 0 means DefaultRefresh.
+	Refresh time.Duration
+	// Timeout bounds a capture from the browser's start to the cookies
+	// read; 0 means DefaultTimeout. Closing the browser may take a few
+	// seconds more.
+	Timeout time.Duration
+	// Logger receives the captures' records; nil discards them. Cookies
+	// and the User-Agent are never logged.
+	Logger *slog.Logger
+}
+
+// Capturer supplies captured cookies and User-Agent, capturing them when
+// there are none yet, when they are older than Options.Refresh, and when a
+// caller asks for a refresh. It runs one capture at a time: callers that
+// come during a capture wait for it. After a failed capture, callers get
+// that failure at once until a backoff has passed; the next call then
+// tries again. It is safe for concurrent use.
+type Capturer struct {
+	capture func(ctx context.Context) (captured, error)
+	now     func() time.Time
+	log     *slog.Logger
+
+	refresh time.Duration
+	// minGap is the least age of cookies that a refresh replaces: replies
+	// refused together ask for a refresh together, and one capture serves
+	// them all.
+	minGap time.Duration
+	// backoffMin and backoffMax bound the wait after a failed capture; it
+	// doubles with each failure in a row.
+	backoffMin, backoffMax time.Duration
+
+	life context.Context // ends at Close; the parent of every capture
+	stop context.CancelFunc
+	wg   sync.WaitGroup // the capture goroutine
+
+	mu       sync.Mutex
+	cur      captured // the last good capture, if have
+	have     bool
+	at       time.Time // when cur was captured
+	inflight *call
+	failure  error // the last capture's error, until retryAt
+	retryAt  time.Time
+	backoff  time.Duration
+	closed   bool
+}
+
+// call is one capture in progress and the callers waiting for it.
+type call struct {
+	done    chan struct{} // closed when res and err are set
+	res     captured
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// New checks opts and returns a Capturer. No browser starts until the
+// first call of Credentials.
+func New(opts Options) (*Capturer, error) {
+	if opts.Browser == "" {
+		return nil, errors.New("browser: no browser set (use auto or a path)")
+	}
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil, errors.New("browser: the page URL is not an http(s) URL with a host")
+	}
+	proxy, proxyUser, proxyPassword, err := proxyServer(opts.Proxy)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Refresh < 0 || opts.Timeout < 0 {
+		return nil, errors.New("browser: refresh and timeout must not be negative")
+	}
+	if opts.Refresh == 0 {
+		opts.Refresh = DefaultRefresh
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := captureConfig{
+		browser:       opts.Browser,
+		url:           opts.URL,
+		host:          u.Hostname(),
+		proxy:         proxy,
+		proxyUser:     proxyUser,
+		proxyPassword: proxyPassword,
+		timeout:       opts.Timeout,
+		settle:        min(2*time.Second, opts.Timeout/4),
+		poll:          200 * time.Millisecond,
+		closeGrace:    5 * time.Second,
+		log:           log,
+	}
+	return newCapturer(func(ctx context.Context) (captured, error) { return capture(ctx, cfg) }, opts.Refresh, log), nil
+}
+
+// newCapturer returns a Capturer that captures with capture.
+func newCapturer(capture func(context.Context) (captured, error), refresh time.Duration, log *slog.Logger) *Capturer {
+	life, stop := context.WithCancel(context.Background())
+	return &Capturer{
+		capture:    capture,
+		now:        time.Now,
+		log:        log,
+		refresh:    refresh,
+		minGap:     min(15*time.Second, refresh),
+		backoffMin: 5 * time.Second,
+		backoffMax: 2 * time.Minute,
+		life:       life,
+		stop:       stop,
+	}
+}
+
+// Credentials returns the captured Cookie header value and User-Agent,
+// capturing them first when needed (see Capturer). refresh asks for a new
+// capture because the server refused the current cookies. It waits for a
+// capture at most until ctx ends; a capture that every waiter has given up
+// on is stopped. Its errors never contain a cookie.
+func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userAgent string, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return "", "", ErrClosed
+	}
+	stale, haveStale := c.cur, c.have
+	cl := c.inflight
+	if cl == nil {
+		now := c.now()
+		if c.have {
+			age := now.Sub(c.at)
+			if (!refresh && age < c.refresh) || (refresh && age < c.minGap) {
+				c.mu.Unlock()
+				return stale.cookie, stale.userAgent, nil
+			}
+		}
+		if c.failure != nil && now.Before(c.retryAt) {
+			err := fmt.Errorf("browser: the last capture failed, next try in %s: %w", c.retryAt.Sub(now).Round(time.Second), c.failure)
+			c.mu.Unlock()
+			if haveStale && !refresh {
+				return stale.cookie, stale.userAgent, nil
+			}
+			return "", "", err
+		}
+		cl = c.start()
+	}
+	cl.waiters++
+	c.mu.Unlock()
+
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		c.mu.Lock()
+		cl.waiters--
+		if cl.waiters == 0 {
+			// Nobody wants it any more: kill it, and let the next caller
+			// start afresh instead of joining a dying capture.
+			cl.cancel()
+			if c.inflight == cl {
+				c.inflight = nil
+			}
+		}
+		c.mu.Unlock()
+		return "", "", fmt.Errorf("browser: waiting for the capture: %w", ctx.Err())
+	}
+	if cl.err != nil {
+		if haveStale && !refresh && !errors.Is(cl.err, ErrClosed) {
+			// A periodic capture failed: the cookies in hand may still
+			// work, and a refused reply asks again.
+			return stale.cookie, stale.userAgent, nil
+		}
+		return "", "", cl.err
+	}
+	return cl.res.cookie, cl.res.userAgent, nil
+}
+
+// start begins a capture in a goroutine that Close waits for. c.mu is held.
+func (c *Capturer) start() *call {
+	ctx, cancel := context.WithCancel(c.life)
+	cl := &call{done: make(chan struct{}), cancel: cancel}
+	c.inflight = cl
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer cancel()
+		began := time.Now()
+		c.log.DebugContext(ctx, "browser: capturing cookies")
+		res, err := c.capture(ctx)
+		took := time.Since(began)
+
+		c.mu.Lock()
+		if c.inflight == cl {
+			c.inflight = nil
+		}
+		switch {
+		case ctx.Err() != nil:
+			// Every waiter gave up, or Close: not the capture's failure,
+			// and nothing to back off from.
+			err = ErrClosed
+			if !c.closed {
+				err = fmt.Errorf("browser: capture stopped: %w", context.Canceled)
+			}
+			c.log.InfoContext(ctx, "browser: capture stopped", "took", took)
+		case err == nil:
+			c.cur, c.have, c.at = res, true, c.now()
+			c.failure, c.backoff = nil, 0
+			if res.settled {
+				c.log.InfoContext(ctx, "browser: captured cookies", "cookies", res.cookies, "took", took)
+			} else {
+				c.log.WarnContext(ctx, "browser: captured cookies that were still changing at the timeout", "cookies", res.cookies, "took", took)
+			}
+		default:
+			c.backoff = min(max(2*c.backoff, c.backoffMin), c.backoffMax)
+			c.failure, c.retryAt = err, c.now().Add(c.backoff)
+			c.log.ErrorContext(ctx, "browser: capture failed", "err", err, "took", took, "next_try_in", c.backoff)
+		}
+		cl.res, cl.err = res, err
+		c.mu.Unlock()
+		close(cl.done)
+	}()
+	return cl
+}
+
+// Close stops a capture in progress (killing its browser) and waits for it
+// to end. Later calls of Credentials return ErrClosed.
+func (c *Capturer) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.stop()
+	c.wg.Wait()
+}
