@@ -236,3 +236,56 @@ func checkStored(t *testing.T, h *harness, text string, status history.Status) {
 		t.Errorf("stored: got %+v, want the question and the answer %q, %s", turns, text, status)
 	}
 }
+
+// A second instance started on the same database (a rolling deploy) waits, touching nothing,
+// until the first exits; then it takes over, and every message is answered once.
+func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
+	h := newHarness(t)
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		_, _ = w.Write([]byte("Answer to " + req.Messages[len(req.Messages)-1].Content))
+	}
+	killFirst, _ := h.spawn(h.tg.URL())
+	first := h.send("first")
+	h.settled(first)
+
+	// The second instance: started by hand, as spawn waits for it to be up.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "AURABOT_TEST_MAIN=1", "TELEGRAM_TOKEN="+telegramtest.Token,
+		"TELEGRAM_API_URL="+h.tg.URL(), "AURA_URL="+h.aura.srv.URL, "DATABASE_PATH="+h.db,
+		"ALLOWED_USERS="+strconv.Itoa(userID), "LISTEN_ADDR=127.0.0.1:0")
+	cmd.Dir = t.TempDir()
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for it to exit") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second instance did not say it waits: %s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "holder=\"pid ") {
+		t.Errorf("the wait does not name the holder: %s", logs.String())
+	}
+	calls := len(h.tg.Calls("getMe"))
+	second := h.send("second")
+	h.settled(second) // answered by the first instance
+	if n := len(h.tg.Calls("getMe")); n != calls {
+		t.Errorf("the waiting instance called Telegram (getMe %d -> %d)", calls, n)
+	}
+
+	killFirst()
+	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) >= 2 })
+	third := h.send("third")
+	if got := h.settled(third); got.Text != "Answer to third" {
+		t.Errorf("after the takeover: got %q", got.Text)
+	}
+	for _, id := range []int{first, second} {
+		if replies, _ := h.botReplies(id); len(replies) != 1 {
+			t.Errorf("message %d: %d replies, want 1", id, len(replies))
+		}
+	}
+}

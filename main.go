@@ -35,6 +35,17 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		log.Debug("setting ignored with AURA_PROTOCOL="+cfg.AuraProtocol, "variable", name)
 	}
 
+	// One instance per database: a second one (a rolling deploy) waits for the first to exit.
+	release, err := history.Lock(ctx, cfg.DatabasePath, func(holder string) {
+		log.Warn("another aurabot is running on this database; waiting for it to exit", "database", cfg.DatabasePath, "holder", holder)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting
+		}
+		return err
+	}
+	defer release()
 	store, err := history.Open(ctx, cfg.DatabasePath)
 	if err != nil {
 		return err

@@ -59,6 +59,13 @@ func (s *Store) CheckWrite(ctx context.Context) error {
 // SQLite set: never less than the pages in use. Tests use it to fill the
 // database like a full disk, and to free it again.
 func (s *Store) maxPageCount(ctx context.Context, n int64) (int64, error) {
+	return s.LimitPages(ctx, n)
+}
+
+// LimitPages caps the pages the database file may grow to (n <= the pages in use: full now) and
+// returns the cap SQLite set. It is for fault tests of the callers (a full disk, and the space
+// coming back); a bot never calls it.
+func (s *Store) LimitPages(ctx context.Context, n int64) (int64, error) {
 	var got int64
 	err := s.w.GetContext(ctx, &got, fmt.Sprintf("PRAGMA max_page_count = %d", n))
 	return got, err
