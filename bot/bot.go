@@ -184,7 +184,8 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
 	b.tg = client
-	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry}, reply.Config{
+	trouble := func(ctx context.Context, t reply.Target) { b.handler.StorageTrouble(ctx, t) }
+	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry, Trouble: trouble}, reply.Config{
 		Draft:  cfg.StreamMode == StreamDraft,
 		Limits: reply.Limits{MaxChars: cfg.MaxAnswerChars, MaxOutputTokens: cfg.MaxOutputTokens},
 	})
@@ -204,7 +205,7 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 
 // intakeDeps is what the poller and the webhook need.
 func (b *Bot) intakeDeps() intake.Deps {
-	return intake.Deps{TG: b.tg, Inbox: b.inbox, Handle: b.handler.Handle, Log: b.log}
+	return intake.Deps{TG: b.tg, Inbox: b.inbox, Handle: b.handler.Handle, Log: b.log, SaveFailed: b.handler.SaveFailed}
 }
 
 // Run connects to Telegram and serves updates until ctx ends, then shuts down gracefully:

@@ -25,7 +25,7 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) {
 		h.finish(ctx, r.update)
 		return
 	}
-	if err := retryStore(ctx, h.deps.Log, func(ctx context.Context) error {
+	if err := h.retryStore(ctx, r, func(ctx context.Context) error {
 		_, _, err := h.deps.Store.Append(ctx, r.k, turn)
 		return err
 	}); err != nil {
@@ -87,7 +87,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string) {
 			status = history.StatusDone
 		}
 		answer := history.Turn{Role: history.RoleAssistant, Content: out.Text, MessageID: int64(out.FirstID), Status: status}
-		if err := retryStore(ctx, h.deps.Log, func(ctx context.Context) error {
+		if err := h.retryStore(ctx, r, func(ctx context.Context) error {
 			_, _, err := h.deps.Store.Append(ctx, r.k, answer)
 			return err
 		}); err != nil {

@@ -95,10 +95,11 @@ type Handler struct {
 	mention *regexp.Regexp // "@botusername", set by SetMe
 	closing atomic.Bool    // set when shutdown begins: jobs not yet started stay in the inbox
 
-	mu      sync.Mutex
-	active  map[history.Key]*activeReply // replies streaming now, for /stop and the button
-	refused *refusals
-	admins  *admins
+	mu       sync.Mutex
+	active   map[history.Key]*activeReply // replies streaming now, for /stop and the button
+	refused  *refusals
+	troubled *refusals // chats told that the bot cannot save
+	admins   *admins
 }
 
 // activeReply is a reply streaming now.
@@ -111,13 +112,14 @@ type activeReply struct {
 // New returns a handler.
 func New(cfg Config, deps Deps) *Handler {
 	return &Handler{
-		cfg:     cfg,
-		deps:    deps,
-		queue:   newDispatcher(max(cfg.MaxConcurrentReplies, 1)),
-		side:    newSideCalls(deps),
-		active:  map[history.Key]*activeReply{},
-		refused: newRefusals(refusalEvery, maxRefusals),
-		admins:  &admins{chats: map[int64]adminList{}},
+		cfg:      cfg,
+		deps:     deps,
+		queue:    newDispatcher(max(cfg.MaxConcurrentReplies, 1)),
+		side:     newSideCalls(deps),
+		active:   map[history.Key]*activeReply{},
+		refused:  newRefusals(refusalEvery, maxRefusals),
+		troubled: newRefusals(troubleEvery, maxRefusals),
+		admins:   &admins{chats: map[int64]adminList{}},
 	}
 }
 
@@ -144,19 +146,49 @@ func (h *Handler) Wait() {
 	h.side.wait()
 }
 
+// troubleEvery is how often a chat is told that the bot cannot save.
+const troubleEvery = 10 * time.Minute
+
+// StorageTrouble is storageTrouble, for the reply's journal failures.
+func (h *Handler) StorageTrouble(ctx context.Context, t reply.Target) { h.storageTrouble(ctx, t) }
+
+// storageTrouble tells the chat of t, at most once every troubleEvery, that the bot cannot save
+// right now and will answer when it can. The notice is not journaled (the database is what
+// fails) and goes out on its own.
+func (h *Handler) storageTrouble(ctx context.Context, t reply.Target) {
+	if !h.troubled.due(t.ChatID, time.Now()) {
+		return
+	}
+	h.side.run(ctx, func(cctx context.Context) {
+		if err := h.deps.Streamer.Notify(cctx, t, nil, "⚠️ I can't save anything right now: the bot's storage is full or failing. I'll answer as soon as it works again."); err != nil {
+			h.deps.Log.Warn("could not tell a chat about the storage", "chat_id", t.ChatID, "err", err)
+		}
+	})
+}
+
+// SaveFailed is told about updates intake could not save: their users learn why they wait.
+func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, _ error) {
+	for _, u := range us {
+		if m := u.Message; m != nil && m.From != nil && h.allowed(m.From.ID, m.Chat.ID) {
+			h.storageTrouble(ctx, reqOf(u.ID, m).t)
+		}
+	}
+}
+
 // finish marks an update handled.
 func (h *Handler) finish(ctx context.Context, update int64) {
 	if update == 0 {
 		return
 	}
-	if err := retryStore(ctx, h.deps.Log, func(ctx context.Context) error { return h.deps.Journal.Finish(ctx, update) }); err != nil {
+	if err := h.retryStore(ctx, req{}, func(ctx context.Context) error { return h.deps.Journal.Finish(ctx, update) }); err != nil {
 		h.deps.Log.Error("could not finish an update in the inbox", "update_id", update, "err", err)
 	}
 }
 
-// retryStore runs a store write, trying again while it fails (a full or failing disk) until
-// it succeeds or ctx ends (a shutdown: what was not written is done again after the restart).
-func retryStore(ctx context.Context, log *slog.Logger, write func(ctx context.Context) error) error {
+// retryStore runs a store write for r, trying again while it fails (a full or failing disk)
+// until it succeeds or ctx ends (a shutdown: what was not written is done again after the
+// restart). r's chat is told once that the bot cannot save right now.
+func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.Context) error) error {
 	wctx := context.WithoutCancel(ctx)
 	backoff := 200 * time.Millisecond
 	for {
@@ -167,7 +199,10 @@ func retryStore(ctx context.Context, log *slog.Logger, write func(ctx context.Co
 		if ctx.Err() != nil {
 			return err
 		}
-		log.Warn("a database write failed; trying again", "err", err, "retry_in", backoff)
+		if r.t.ChatID != 0 {
+			h.storageTrouble(ctx, r.t)
+		}
+		h.deps.Log.Warn("a database write failed; trying again", "err", err, "retry_in", backoff)
 		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
 			return errors.Join(err, serr)
 		}

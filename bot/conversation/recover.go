@@ -64,7 +64,7 @@ func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) {
 			status = history.StatusDone
 		}
 		answer := history.Turn{Role: history.RoleAssistant, Content: text, Status: status, MessageID: int64(first)}
-		if err := retryStore(ctx, h.deps.Log, func(ctx context.Context) error {
+		if err := h.retryStore(ctx, r, func(ctx context.Context) error {
 			_, _, err := h.deps.Store.Append(ctx, r.k, answer)
 			return err
 		}); err != nil {

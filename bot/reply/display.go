@@ -55,6 +55,9 @@ type Deps struct {
 	Pacer    *pace.Pacer
 	Log      *slog.Logger
 	Registry *Registry // the bot's messages per chat, shared by all replies
+	// Trouble, if set, is told when a reply cannot record what it is about to show (a full
+	// disk): the reply waits, and the user may be told why.
+	Trouble func(ctx context.Context, t Target)
 }
 
 // Display is the set of Telegram messages that show one reply. It owns them: Apply brings the

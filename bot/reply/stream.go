@@ -234,6 +234,8 @@ loop:
 		if j != nil {
 			if err := j.Show(sctx, Shown{Text: text}); err != nil {
 				s.deps.Log.Warn("could not record reply progress; not showing it yet", "chat_id", t.ChatID, "err", err)
+				s.trouble(ctx, t)
+				retry.Reset(retryPause)
 				continue // paid stays: the slot is used by the next try
 			}
 		}
@@ -276,7 +278,7 @@ loop:
 	// The whole text is recorded before it is shown: if the bot dies during the final edit, the
 	// restart shows it again, complete, and never marks it interrupted.
 	if j != nil {
-		if jerr := s.recordFinal(fctx, j, final, notice); jerr != nil {
+		if jerr := s.recordFinal(fctx, t, j, final, notice); jerr != nil {
 			s.deps.Log.Error("could not record the final text; the restart will finish this reply", "chat_id", t.ChatID, "err", jerr)
 			return Outcome{Text: final, Err: err, FirstID: d.FirstID(), Unfinished: true, Edits: out.Edits, FirstText: out.FirstText}
 		}
@@ -295,7 +297,7 @@ loop:
 
 // recordFinal records the final text, trying again while the database refuses (a full disk):
 // the final text is never shown before it is recorded.
-func (s *Streamer) recordFinal(ctx context.Context, j Journal, text, notice string) error {
+func (s *Streamer) recordFinal(ctx context.Context, t Target, j Journal, text, notice string) error {
 	backoff := 100 * time.Millisecond
 	for {
 		err := j.Show(ctx, Shown{Text: text, Final: true, Notice: notice})
@@ -303,10 +305,17 @@ func (s *Streamer) recordFinal(ctx context.Context, j Journal, text, notice stri
 			return err
 		}
 		s.deps.Log.Warn("could not record the final text; trying again", "err", err, "retry_in", backoff)
+		s.trouble(ctx, t)
 		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
 			return err
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Streamer) trouble(ctx context.Context, t Target) {
+	if s.deps.Trouble != nil {
+		s.deps.Trouble(ctx, t)
 	}
 }
 

@@ -1,0 +1,80 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"aurabot/aura"
+	"aurabot/history"
+)
+
+// The disk fills up: the user is told once that the bot cannot save, /healthz answers 503
+// because a real write fails, and once there is room again the message sent meanwhile is
+// answered, once.
+func TestFullDiskIsWaitedOut(t *testing.T) {
+	e := newEnv(t, Config{ListenAddr: "127.0.0.1:0"})
+	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
+		yield("re: "+lastUser(msgs), nil)
+	}
+	e.final(user, e.say(user, user, "before"))
+	e.answered(history.Key{ChatID: user}, 2)
+
+	ctx := context.Background()
+	room, err := e.store.LimitPages(ctx, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.LimitPages(ctx, 1); err != nil { // no page more than in use
+		t.Fatal(err)
+	}
+	// Fill what room the pages in use still have, down to the smallest write.
+	filler := history.Key{ChatID: 424242}
+	n := 0
+	for _, size := range []int{2000, 200, 20, 1} {
+		for {
+			n++
+			_, _, err := e.store.Append(ctx, filler, history.Turn{Role: history.RoleUser, Content: strings.Repeat("x", size), MessageID: int64(n)})
+			if errors.Is(err, history.ErrStorageFull) {
+				break
+			}
+			if err != nil || n > 100000 {
+				t.Fatalf("filling the database: %v after %d turns", err, n)
+			}
+		}
+	}
+	id := e.say(user, user, "while full")
+	e.wait(func() bool {
+		for _, m := range e.tg.Messages(user) {
+			if strings.Contains(m.Text, "can't save") {
+				return true
+			}
+		}
+		return false
+	})
+	if code, body := e.get("/healthz"); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "database:") {
+		t.Errorf("/healthz on a full disk: got %d %q, want 503 naming the database", code, body)
+	}
+	if _, err := e.store.LimitPages(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(func() bool { return hasText(e.tg, user, id, "re: while full") })
+	e.answered(history.Key{ChatID: user}, 4)
+	answers, notices := 0, 0
+	for _, m := range e.tg.Messages(user) {
+		switch {
+		case m.Text == "re: while full":
+			answers++
+		case strings.Contains(m.Text, "can't save"):
+			notices++
+		}
+	}
+	if answers != 1 || notices != 1 {
+		t.Errorf("got %d answers and %d notices, want one of each", answers, notices)
+	}
+	if code, _ := e.get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz after: got %d, want 200", code)
+	}
+}
