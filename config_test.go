@@ -104,6 +104,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"first byte timeout absurd", append(base, "AURA_FIRST_BYTE_TIMEOUT=1000h"), "AURA_FIRST_BYTE_TIMEOUT"},
 		{"first byte timeout in nanoseconds", append(base, "AURA_FIRST_BYTE_TIMEOUT=60"), "AURA_FIRST_BYTE_TIMEOUT"},
 		{"idle timeout zero", append(base, "AURA_IDLE_TIMEOUT=0s"), "AURA_IDLE_TIMEOUT"},
+		{"idle timeout negative", append(base, "AURA_IDLE_TIMEOUT=-1m"), "AURA_IDLE_TIMEOUT"},
 		{"idle timeout absurd", append(base, "AURA_IDLE_TIMEOUT=2h"), "AURA_IDLE_TIMEOUT"},
 		{"shutdown timeout negative", append(base, "SHUTDOWN_TIMEOUT=-5s"), "SHUTDOWN_TIMEOUT"},
 		{"shutdown timeout absurd", append(base, "SHUTDOWN_TIMEOUT=48h"), "SHUTDOWN_TIMEOUT"},
@@ -144,6 +145,8 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"browser refresh absurd", append(base, "AURA_BROWSER_REFRESH=48h"), "AURA_BROWSER_REFRESH"},
 		{"browser refresh negative", append(base, "AURA_BROWSER_REFRESH=-1m"), "AURA_BROWSER_REFRESH"},
 		{"browser timeout zero", append(base, "AURA_BROWSER_TIMEOUT=0s"), "AURA_BROWSER_TIMEOUT"},
+		{"browser timeout negative", append(base, "AURA_BROWSER_TIMEOUT=-30s"), "AURA_BROWSER_TIMEOUT"},
+		{"image tokens past int32", append(base, "AURA_IMAGE_TOKENS=9999999999"), "AURA_IMAGE_TOKENS"},
 		{"browser timeout absurd", append(base, "AURA_BROWSER_TIMEOUT=1h"), "AURA_BROWSER_TIMEOUT"},
 	}
 	// Secrets set alongside, which no error may quote; the row's own values come after and win.
