@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
@@ -27,6 +28,7 @@ import (
 	"aurabot/aura"
 	"aurabot/bot"
 	"aurabot/bot/intake"
+	"aurabot/history"
 )
 
 // config is every setting, read from the environment (and a .env file). The README's table and
@@ -166,6 +168,23 @@ func (c config) defaultModel() modelChoice {
 		m.Name = c.AuraModelName
 	}
 	return m
+}
+
+// checkSystemPrompt refuses a SYSTEM_PROMPT that would take more than half of what the model
+// is sent with each request (AURA_MAX_LENGTH characters, and the token window), leaving too
+// little room for the conversation, as /system does for a chat's own prompt.
+func (c config) checkSystemPrompt() error {
+	half := history.Budget{Chars: c.AuraMaxLength / 2, Tokens: c.tokenWindow() / 2}
+	chars, tokens := half.Room(c.SystemPrompt)
+	if chars >= 0 && tokens >= 0 {
+		return nil
+	}
+	limit := fmt.Sprintf("%d characters", half.Chars)
+	if half.Tokens > 0 {
+		limit += fmt.Sprintf(" and %d tokens", half.Tokens)
+	}
+	return fmt.Errorf("is %d characters (%d tokens): it may take at most half of what the model is sent, %s, so that there is room for the conversation",
+		utf8.RuneCountInString(c.SystemPrompt), history.CountTokens(c.SystemPrompt), limit)
 }
 
 // tokenWindow is how many tokens (counted with cl100k_base, an estimate for other models) the
@@ -445,6 +464,9 @@ func (c config) validate() error {
 	}
 
 	// The bot
+	if err := c.checkSystemPrompt(); err != nil {
+		return bad("SYSTEM_PROMPT", "%v", err)
+	}
 	if strings.TrimSpace(c.DatabasePath) == "" {
 		return bad("DATABASE_PATH", "must not be empty")
 	}

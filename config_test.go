@@ -29,6 +29,8 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"aura url without scheme", append(base, "AURA_URL=openchat.team"), "AURA_URL"},
 		{"telegram url", append(base, "TELEGRAM_API_URL=ftp://x"), "TELEGRAM_API_URL"},
 		{"temperature 7", append(base, "AURA_TEMPERATURE=7"), "AURA_TEMPERATURE"},
+		{"system prompt over half the characters", append(base, "AURA_MAX_LENGTH=1000", "SYSTEM_PROMPT="+strings.Repeat("a ", 300)), "SYSTEM_PROMPT"},
+		{"system prompt over half the tokens", append(base, "AURA_MAX_TOKENS=2000", "SYSTEM_PROMPT="+strings.Repeat("漢字 ", 400)), "SYSTEM_PROMPT"},
 		{"temperature negative", append(base, "AURA_TEMPERATURE=-0.1"), "AURA_TEMPERATURE"},
 		{"temperature a word", append(base, "AURA_TEMPERATURE=hot"), "AURA_TEMPERATURE"},
 		{"id list with a word", append(base, "ALLOWED_USERS=12,bob"), "ALLOWED_USERS"},

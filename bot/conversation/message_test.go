@@ -1,0 +1,29 @@
+package conversation
+
+import (
+	"testing"
+	"time"
+)
+
+// The memory of refused chats is bounded: past its size the oldest are forgotten.
+func TestRefusalsAreBounded(t *testing.T) {
+	r := newRefusals(time.Hour, 3)
+	now := time.Unix(1000, 0)
+	for chat := range int64(10) {
+		if !r.due(chat, now) {
+			t.Fatalf("chat %d: not due the first time", chat)
+		}
+	}
+	if n := r.size(); n != 3 {
+		t.Fatalf("remembered: got %d chats, want 3", n)
+	}
+	if r.due(9, now.Add(time.Minute)) {
+		t.Error("chat 9 told twice within the hour")
+	}
+	if !r.due(0, now.Add(time.Minute)) {
+		t.Error("chat 0, forgotten, was not told again")
+	}
+	if !r.due(9, now.Add(2*time.Hour)) {
+		t.Error("chat 9 not told again after an hour")
+	}
+}
