@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -287,5 +288,52 @@ func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
 		if replies, _ := h.botReplies(id); len(replies) != 1 {
 			t.Errorf("message %d: %d replies, want 1", id, len(replies))
 		}
+	}
+}
+
+// A second SIGTERM during the shutdown grace ends it at once, still marking the reply it cuts:
+// the operator who presses Ctrl-C twice does not wait SHUTDOWN_TIMEOUT.
+func TestSecondSignalEndsTheShutdown(t *testing.T) {
+	h := newHarness(t)
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		_, _ = w.Write([]byte("Slow start"))
+		flush()
+		<-req.ctx.Done()
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "AURABOT_TEST_MAIN=1", "TELEGRAM_TOKEN="+telegramtest.Token,
+		"TELEGRAM_API_URL="+h.tg.URL(), "AURA_URL="+h.aura.srv.URL, "DATABASE_PATH="+h.db,
+		"ALLOWED_USERS="+strconv.Itoa(userID), "LISTEN_ADDR=", "SHUTDOWN_TIMEOUT=10m")
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > 0 })
+	id := h.send("hi")
+	h.wait(func() bool { return hasReply(h.tg, id, "Slow start") })
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The first signal starts a shutdown that would give the reply 10 minutes.
+	select {
+	case err := <-exited:
+		t.Fatalf("the bot exited on the first signal (%v), before its shutdown grace", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(time.Minute): // far below the 10-minute grace: returning at all is the point
+		t.Fatal("the bot did not exit after a second signal")
+	}
+	got := h.replyTo(id)
+	if !strings.Contains(got.Text, "Interrupted") {
+		t.Errorf("after the second signal: got %q, want the reply marked interrupted", got.Text)
 	}
 }
