@@ -256,3 +256,39 @@ func BenchmarkCountTokens(b *testing.B) {
 	}
 	b.ReportMetric(float64(CountTokens(s)), "tokens")
 }
+
+// BenchmarkCountStored counts the tokens of turns stored before migration
+// 0004, as the first Open after the upgrade does: 10,000 turns of typical
+// sizes per op.
+func BenchmarkCountStored(b *testing.B) {
+	const turns = 10_000
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "count.sqlite"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := rand.New(rand.NewPCG(5, 5))
+	k := Key{ChatID: 1}
+	for i := range turns {
+		role, size := RoleUser, benchUserLen(r)
+		if i%2 == 1 {
+			role, size = RoleAssistant, benchAssistantLen(r)
+		}
+		if _, _, err := s.Append(ctx, k, Turn{Role: role, Content: benchContent(r, size)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := s.w.ExecContext(ctx, `UPDATE turns SET token_count = NULL`); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := countStored(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*turns), "µs/turn")
+}
