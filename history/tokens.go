@@ -137,11 +137,12 @@ func (e *TooLongError) Error() string {
 const countBatch = 500
 
 // countInBackground starts countStored on a goroutine the Store owns:
-// Close stops it and waits for it. Counting took 110-140 µs a turn of
-// typical size here (BenchmarkCountStored), two minutes or more for a
-// million, which Open should not make a restarting bot wait; Window counts a turn still uncounted from its
-// text meanwhile, so windows are right from the start. What is left when
-// the store closes, or when a write fails, is counted after the next Open.
+// Close stops it and waits for it. Counting took 54-149 µs a turn of
+// typical size here (BenchmarkCountStored), one to several minutes for a
+// million, which Open should not make a restarting bot wait. Window counts
+// a turn still uncounted from its text meanwhile, so windows are right from
+// the start. What is left when the store closes, or when a write fails, is
+// counted after the next Open.
 func (s *Store) countInBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
