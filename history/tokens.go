@@ -32,9 +32,9 @@ func (t Turn) Sent() string {
 
 // cl100k is the cl100k_base encoding, built on first use: its vocabulary is
 // compiled into the binary (nothing is downloaded), but turning it into a
-// map took 9-18 ms here (first CountTokens), which a program that never counts should
-// not pay. It is immutable once built, like a compiled regexp, hence
-// package-level.
+// map took 9-18 ms here (the first CountTokens), which a program that never
+// counts should not pay. It is immutable once built, like a compiled
+// regexp, hence package-level.
 var cl100k = sync.OnceValue(codec.NewCl100kBase)
 
 // CountTokens returns the number of tokens of s in the cl100k_base encoding,
