@@ -256,3 +256,47 @@ func BenchmarkCountTokens(b *testing.B) {
 	}
 	b.ReportMetric(float64(CountTokens(s)), "tokens")
 }
+
+// BenchmarkCountStored counts the tokens of turns stored before migration
+// 0004, as the store does in the background after the first Open following
+// the upgrade. One op is one turn of typical size.
+func BenchmarkCountStored(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "count.sqlite"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	<-s.counted // nothing to count yet: it ends at once
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, chat_id, created_at) VALUES (1, 1, 0)`); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	for i := range b.N {
+		role, size := RoleUser, benchUserLen(r)
+		if i%2 == 1 {
+			role, size = RoleAssistant, benchAssistantLen(r)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO turns (conversation_id, role, content, created_at) VALUES (1, ?, ?, 0)`,
+			role, benchContent(r, size)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	if err := countStored(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	var left int
+	if err := s.r.GetContext(ctx, &left, `SELECT count(*) FROM turns WHERE token_count IS NULL`); err != nil || left != 0 {
+		b.Fatalf("got %d turns uncounted (%v), want 0", left, err)
+	}
+}

@@ -83,11 +83,21 @@ var ErrNotFound = errors.New("history: not found")
 type Store struct {
 	w *sqlx.DB // single connection, every write
 	r *sqlx.DB // read-only connections (query_only)
+
+	// The goroutine counting the tokens of turns stored before they were
+	// counted (see countInBackground); nil until Open starts it.
+	stopCounting context.CancelFunc
+	counted      chan struct{} // closed when it has ended
 }
 
-// Close closes the store. The last connection to close checkpoints the WAL
+// Close closes the store, first stopping the count of stored turns' tokens
+// if it is still going. The last connection to close checkpoints the WAL
 // into the database file.
 func (s *Store) Close() error {
+	if s.stopCounting != nil {
+		s.stopCounting()
+		<-s.counted
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 

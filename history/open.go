@@ -66,15 +66,12 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		s, err := connect(ctx, abs, opt)
 		if err == nil {
-			err = migrate(ctx, s.w, migrations.FS)
-			if err == nil {
-				err = countStored(ctx, s.w)
-			}
-			if err != nil {
+			if err = migrate(ctx, s.w, migrations.FS); err != nil {
 				s.Close()
 			}
 		}
 		if err == nil {
+			s.countInBackground()
 			return s, nil
 		}
 		if !isBusy(err) || time.Since(start) > openRetryFor || ctx.Err() != nil {

@@ -32,9 +32,9 @@ func (t Turn) Sent() string {
 
 // cl100k is the cl100k_base encoding, built on first use: its vocabulary is
 // compiled into the binary (nothing is downloaded), but turning it into a
-// map takes tens of milliseconds that a program that never counts should
-// not pay. It is immutable once built, like a compiled regexp, hence
-// package-level.
+// map took 9-18 ms here (the first CountTokens), which a program that never
+// counts should not pay. It is immutable once built, like a compiled
+// regexp, hence package-level.
 var cl100k = sync.OnceValue(codec.NewCl100kBase)
 
 // CountTokens returns the number of tokens of s in the cl100k_base encoding,
@@ -133,24 +133,53 @@ func (e *TooLongError) Error() string {
 		size, strings.Join(limits, " and "))
 }
 
-// countBatch is how many turns countStored counts per transaction, so that
-// counting a large file does not hold the write lock for long at a time.
+// countBatch is how many turns countStored counts at a time.
 const countBatch = 500
+
+// countInBackground starts countStored on a goroutine the Store owns:
+// Close stops it and waits for it. Counting took 54-149 µs a turn of
+// typical size here (BenchmarkCountStored), one to several minutes for a
+// million, which Open should not make a restarting bot wait. Window counts
+// a turn still uncounted from its text meanwhile, so windows are right from
+// the start. What is left when the store closes, or when a write fails, is
+// counted after the next Open.
+func (s *Store) countInBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopCounting, s.counted = cancel, done
+	go func() {
+		defer close(done)
+		_ = countStored(ctx, s)
+	}()
+}
 
 // countStored fills in token_count, and recounts char_count, for the turns
 // stored before token_count existed (migration 0004 leaves it NULL: SQL
-// cannot tokenize). Open runs it after migrating; once every turn is
-// counted it is a single lookup in the empty index turns_uncounted.
-func countStored(ctx context.Context, w *sqlx.DB) error {
+// cannot tokenize). Once every turn is counted it is a single lookup in the
+// empty index turns_uncounted.
+//
+// Each batch is read and counted without holding the write lock, then
+// written in one short transaction, so Appends wait at most for that.
+func countStored(ctx context.Context, s *Store) error {
 	for after := int64(0); ; {
-		done, last, err := countStoredBatch(ctx, w, after)
+		ts, err := queryTurns(ctx, s.r, uncounted, after, countBatch)
 		if err != nil {
-			return fmt.Errorf("count tokens of stored turns: %w", err)
+			return fmt.Errorf("history: count tokens of stored turns: %w", err)
 		}
-		if done {
+		if len(ts) == 0 {
 			return nil
 		}
-		after = last
+		ns := make([]count, len(ts))
+		for i, t := range ts {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			ns[i] = countOf(t.Sent())
+		}
+		if err := saveCounts(ctx, s.w, ts, ns); err != nil {
+			return fmt.Errorf("history: count tokens of stored turns: %w", writeFailed(err))
+		}
+		after = ts[len(ts)-1].ID
 	}
 }
 
@@ -159,25 +188,20 @@ func countStored(ctx context.Context, w *sqlx.DB) error {
 const uncounted = `SELECT ` + turnColumns + ` FROM turns
 	WHERE token_count IS NULL AND id > ? ORDER BY id LIMIT ?`
 
-func countStoredBatch(ctx context.Context, w *sqlx.DB, after int64) (done bool, last int64, err error) {
+// saveCounts stores the counts of turns. A turn's text never changes once
+// stored, so counts made outside the transaction stay true; a turn deleted
+// meanwhile (/reset) is simply not found.
+func saveCounts(ctx context.Context, w *sqlx.DB, ts []Turn, ns []count) error {
 	tx, err := w.BeginTxx(ctx, nil)
 	if err != nil {
-		return false, 0, err
+		return err
 	}
 	defer tx.Rollback()
-	ts, err := queryTurns(ctx, tx, uncounted, after, countBatch)
-	if err != nil {
-		return false, 0, err
-	}
-	if len(ts) == 0 {
-		return true, 0, nil
-	}
-	for _, t := range ts {
-		n := countOf(t.Sent())
-		if _, err := tx.ExecContext(ctx, `UPDATE turns SET char_count = ?, token_count = ? WHERE id = ?`,
-			n.chars, n.tokens, t.ID); err != nil {
-			return false, 0, err
+	for i, t := range ts {
+		if _, err := tx.ExecContext(ctx, `UPDATE turns SET char_count = ?, token_count = ? WHERE id = ? AND token_count IS NULL`,
+			ns[i].chars, ns[i].tokens, t.ID); err != nil {
+			return err
 		}
 	}
-	return false, ts[len(ts)-1].ID, tx.Commit()
+	return tx.Commit()
 }

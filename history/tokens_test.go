@@ -2,6 +2,7 @@ package history
 
 import (
 	"cmp"
+	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
@@ -224,9 +225,9 @@ func TestCoverage(t *testing.T) {
 	}
 }
 
-// A turn without a token count (stored by an older program while this one
-// had the file open) is counted from its text by Window, and for good by the
-// next Open.
+// A turn without a token count (not counted yet after the upgrade, or stored
+// by an older program while this one had the file open) is counted from its
+// text by Window, and for good after the next Open.
 func TestWindowCountsUncountedTurn(t *testing.T) {
 	ctx := t.Context()
 	path := t.TempDir() + "/h.sqlite"
@@ -255,6 +256,7 @@ func TestWindowCountsUncountedTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	<-s.counted
 	var n int
 	if err := s.r.GetContext(ctx, &n, `SELECT token_count FROM turns WHERE id = ?`, old.ID); err != nil || n != 8 {
 		t.Errorf("after reopening: got token_count %d, %v; want 8", n, err)
@@ -302,6 +304,7 @@ func TestUpgradeCountsTokens(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
+	<-s.counted
 	rows, err := s.r.QueryContext(ctx, `SELECT content, char_count, token_count FROM turns ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
@@ -342,4 +345,44 @@ func FuzzCountTokens(f *testing.F) {
 			t.Errorf("CountTokens(%q): got %d for %d bytes", s, n, len(s))
 		}
 	})
+}
+
+// Close stops the count of stored turns where it is; the next Open counts
+// the rest.
+func TestCountStoredStops(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "h.sqlite")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ChatID: 1}
+	for range 3 {
+		mustAppend(t, s, k, Turn{Role: RoleUser, Content: "龘龘龘龘"})
+	}
+	<-s.counted
+	if _, err := s.w.ExecContext(ctx, `UPDATE turns SET token_count = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := countStored(stopped, s); !errors.Is(err, context.Canceled) {
+		t.Errorf("countStored with a canceled context: got %v, want context.Canceled", err)
+	}
+	var left int
+	if err := s.r.GetContext(ctx, &left, `SELECT count(*) FROM turns WHERE token_count IS NULL`); err != nil || left != 3 {
+		t.Errorf("got %d uncounted (%v), want 3", left, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	<-s.counted
+	if err := s.r.GetContext(ctx, &left, `SELECT count(*) FROM turns WHERE token_count IS NULL`); err != nil || left != 0 {
+		t.Errorf("after reopening: got %d uncounted (%v), want 0", left, err)
+	}
 }

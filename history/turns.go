@@ -311,8 +311,9 @@ func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, system
 		return c.chars <= roomChars-used.chars && c.tokens <= roomTokens-used.tokens
 	}
 	// Served from the covering index turns_window, newest first. A NULL
-	// token_count is a row stored by an older program since this one
-	// opened the file (see countStored): it is counted here from its text.
+	// token_count is a turn stored before tokens were counted, not yet
+	// reached by countInBackground, or stored since by an older program:
+	// it is counted here from its text.
 	rows, err := tx.QueryContext(ctx, windowWalk, conv)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("history: window: %w", err)
