@@ -59,13 +59,30 @@ func (dr *draft) show(ctx context.Context, r *render.Incremental, md string) err
 	return err
 }
 
-// typingEvery is how often "typing…" is renewed: Telegram shows it for about 5 s.
-const typingEvery = 4 * time.Second
+// typingEvery is how often "typing…" is renewed: Telegram shows it for about 5 s. typingAfter
+// is how long the model may be silent before it is shown at all.
+const (
+	typingEvery = 4 * time.Second
+	typingAfter = 500 * time.Millisecond
+)
 
 // typing shows "typing…" until the first text arrives or done closes. A call in flight is let
 // finish (bounded by its own timeout), never cancelled: Telegram logs a cancelled call as a
 // malformed request.
 func (s *Streamer) typing(ctx context.Context, t Target, gotText, done <-chan struct{}) {
+	// A model that answers at once needs no "typing…": wait a moment first, so that the call
+	// costs nothing of Telegram's limits when text is about to show anyway.
+	wait := time.NewTimer(typingAfter)
+	defer wait.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-done:
+		return
+	case <-gotText:
+		return
+	case <-wait.C:
+	}
 	tick := time.NewTicker(typingEvery)
 	defer tick.Stop()
 	for {
