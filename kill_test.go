@@ -337,3 +337,29 @@ func TestSecondSignalEndsTheShutdown(t *testing.T) {
 		t.Errorf("after the second signal: got %q, want the reply marked interrupted", got.Text)
 	}
 }
+
+// A DATABASE_PATH that is not a regular file (a FIFO) is refused at start with one line,
+// instead of hanging on it deaf to signals.
+func TestDatabaseFIFOIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	fifo := dir + "/bot.db"
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("cannot make a FIFO here: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(t.Context(), []string{"TELEGRAM_TOKEN=" + telegramtest.Token, "TELEGRAM_API_URL=http://127.0.0.1:1",
+			"DATABASE_PATH=" + fifo, "LISTEN_ADDR="}, dir+"/none.env", &syncBuffer{})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") && !strings.Contains(err.Error(), "named pipe") {
+			t.Fatalf("got %v, want a refusal naming the path as not a regular file", err)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("got a multi-line error: %q", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the bot hangs on a FIFO at DATABASE_PATH")
+	}
+}
