@@ -23,6 +23,8 @@ func TestNoticeForNamesEveryFailure(t *testing.T) {
 		{ErrShutdown, "restarted"},
 		{errors.New("other"), "/retry"},
 		{ErrTooLong, "100 characters"},
+		{aura.ErrBrowserCapture, "browser"},
+		{aura.ErrImagesUnsupported, "text only"},
 		{aura.ErrOutputLimit, "AURA_MAX_OUTPUT_TOKENS=7"},
 		{&aura.StatusError{StatusCode: 401, Reason: "see the docs."}, "401 see the docs. Send"},
 	}
