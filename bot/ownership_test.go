@@ -156,3 +156,4 @@ func TestAnswerCappedAtMaxAnswerChars(t *testing.T) {
 		t.Errorf("stored answer: %d characters, want 1000", n)
 	}
 }
+
