@@ -156,4 +156,3 @@ func TestAnswerCappedAtMaxAnswerChars(t *testing.T) {
 		t.Errorf("stored answer: %d characters, want 1000", n)
 	}
 }
-
