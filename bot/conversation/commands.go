@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"aurabot/bot/reply"
 	"aurabot/history"
 )
 
@@ -25,6 +26,7 @@ func Commands() []Command {
 		{"system", "show or set the system prompt: /system <text>, /system default"},
 		{"reset", "forget this conversation's history (the system prompt stays)"},
 		{"retry", "answer your last message again"},
+		{"model", "show or choose the model: /model, /model <name>"},
 		{"stop", "stop the reply that is streaming now"},
 	}
 }
@@ -71,12 +73,15 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 		if !h.stop(r.k, 0) {
 			return h.tell(ctx, r, "Nothing is streaming right now.")
 		}
-	case "system", "reset":
+	case "system", "reset", "model":
 		// These change the conversation, so they wait for the reply in progress, in order.
 		h.enqueue(ctx, r, false, func(ctx context.Context, r req) {
-			if cmd == "system" {
+			switch cmd {
+			case "system":
 				h.cmdSystem(ctx, r, arg)
-			} else {
+			case "model":
+				h.cmdModel(ctx, r, arg)
+			default:
 				h.cmdReset(ctx, r)
 			}
 			h.finish(ctx, r.update)
@@ -211,7 +216,17 @@ func (h *Handler) cmdRetry(ctx context.Context, r req) {
 	if last.MessageID != 0 {
 		r.t.ReplyTo = int(last.MessageID)
 	}
-	h.respond(ctx, r, h.prompt(ctx, r.k))
+	prompt := h.prompt(ctx, r.k)
+	if last.Untranscribed() {
+		// The recording was never heard (a failed transcription): hear it now.
+		text, ok := h.transcribeTurn(ctx, r, prompt, last)
+		if !ok {
+			return
+		}
+		h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
+		return
+	}
+	h.respond(ctx, r, prompt)
 }
 
 func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) {
