@@ -300,7 +300,9 @@ func TestInputThatIsNotPlainText(t *testing.T) {
 		ID: photo, Sticker: &models.Sticker{FileID: "x", Width: 1, Height: 1},
 		Chat: models.Chat{ID: user, Type: models.ChatTypePrivate}, From: &models.User{ID: user},
 	}})
-	e.wait(func() bool { return hasText(e.tg, user, photo, "can't use stickers") && hasText(e.tg, user, photo, "photos, voice") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, photo, "can't use stickers") && hasText(e.tg, user, photo, "photos, voice")
+	})
 	e.tg.Push(models.Update{EditedMessage: &models.Message{
 		ID: photo, Text: "edited", Chat: models.Chat{ID: user, Type: models.ChatTypePrivate}, From: &models.User{ID: user},
 	}})

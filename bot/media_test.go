@@ -154,7 +154,9 @@ func TestModelRefusesImages(t *testing.T) {
 		yield("", &aura.StatusError{StatusCode: 400, Reason: "model does not support image input"})
 	}
 	m := e.tg.PushPhoto(from("what?"), small)
-	e.wait(func() bool { return hasText(e.tg, user, m.ID, "/model") && hasText(e.tg, user, m.ID, "does not support image input") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, m.ID, "/model") && hasText(e.tg, user, m.ID, "does not support image input")
+	})
 	sw := e.say(user, user, "/model Vision")
 	e.wait(func() bool { return hasText(e.tg, user, sw, "Switched to Vision") })
 	e.model.fn = chunks("A picture.")
@@ -235,7 +237,9 @@ func TestVoiceRetryAfterFailure(t *testing.T) {
 	e := newEnv(t, Config{Transcriber: tr})
 	e.model.fn = chunks("Hi!")
 	m := e.tg.PushVoice(from(""), telegramtest.File{Data: []byte("OggS")})
-	e.wait(func() bool { return hasText(e.tg, user, m.ID, "could not transcribe") && hasText(e.tg, user, m.ID, "/retry") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, m.ID, "could not transcribe") && hasText(e.tg, user, m.ID, "/retry")
+	})
 	if n := len(e.model.requests()); n != 0 {
 		t.Fatalf("model requests after a failed transcription: got %d, want 0", n)
 	}
@@ -283,7 +287,9 @@ func TestTextFile(t *testing.T) {
 	big := e.tg.PushDocument(from(""), telegramtest.File{Data: make([]byte, 4096), FileName: "big.txt", MIMEType: "text/plain"})
 	e.wait(func() bool { return hasText(e.tg, user, big.ID, "too big") && hasText(e.tg, user, big.ID, "2 KiB") })
 	zip := e.tg.PushDocument(from(""), telegramtest.File{Data: []byte("PK\x03\x04"), FileName: "a.zip", MIMEType: "application/zip"})
-	e.wait(func() bool { return hasText(e.tg, user, zip.ID, "not a text file") && hasText(e.tg, user, zip.ID, ".csv") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, zip.ID, "not a text file") && hasText(e.tg, user, zip.ID, ".csv")
+	})
 	long := e.tg.PushDocument(from(""), telegramtest.File{Data: bytes.Repeat([]byte("word "), 400), FileName: "notes.md"})
 	e.wait(func() bool { return hasText(e.tg, user, long.ID, "too long for the model") })
 	if n := len(e.model.requests()); n != 1 {
