@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"aurabot/aura"
+	"aurabot/aura/transcribe"
 	"aurabot/bot"
 	"aurabot/bot/ops"
 	"aurabot/history"
@@ -39,9 +40,8 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	defer store.Close()
 
-	// Not wired yet (the settings are read and checked; bot/ and aura/ take them as they
-	// grow): AuraImageTokens, models(), the TRANSCRIBE_* settings,
-	// MaxFileBytes, and the AURA_BROWSER* settings.
+	// Not wired yet (the settings are read and checked; aura/ takes them as it grows): the
+	// AURA_BROWSER* settings.
 	def := cfg.defaultModel()
 	model, err := aura.New(aura.Config{
 		Protocol:         cfg.AuraProtocol,
@@ -65,6 +65,15 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	defer model.Close()
 
+	var choices []bot.ModelChoice
+	for _, m := range cfg.AuraModels {
+		choices = append(choices, bot.ModelChoice{ID: m.ID, Name: m.Name})
+	}
+	var transcriber bot.Transcriber // nil (not a nil *Client) when voice is off
+	if cfg.TranscribeURL != "" {
+		transcriber = transcribe.New(transcribe.Config{URL: cfg.TranscribeURL, Model: cfg.TranscribeModel, Key: cfg.TranscribeKey})
+	}
+
 	b, err := bot.New(bot.Config{
 		Token:                cfg.TelegramToken,
 		APIURL:               cfg.TelegramAPIURL,
@@ -79,6 +88,12 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		ShutdownTimeout:      cfg.ShutdownAfter,
 		MaxAnswerChars:       cfg.MaxAnswerChars,
 		MaxOutputTokens:      cfg.AuraMaxOutputTokens,
+		Models:               choices,
+		DefaultModel:         def.ID,
+		TextOnly:             cfg.AuraProtocol == aura.ProtocolChatbotUI,
+		ImageTokens:          cfg.AuraImageTokens,
+		MaxFileBytes:         cfg.MaxFileBytes,
+		Transcriber:          transcriber,
 		Force:                force(ctx),
 		ListenAddr:           cfg.listenAddr(),
 		WebhookURL:           cfg.WebhookURL,
