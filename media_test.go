@@ -38,7 +38,9 @@ func TestEndToEndMedia(t *testing.T) {
 	photo := []byte("\xff\xd8\xff\xe0 a jpeg")
 	p := h.tg.PushPhoto(incoming("what is this?"),
 		telegramtest.Image{Width: 320, Height: 240, Data: []byte("thumb")}, telegramtest.Image{Width: 1280, Height: 960, Data: photo})
-	h.wait(func() bool { return hasReply(h.tg, p.ID, "/model") && hasReply(h.tg, p.ID, "does not support image input") })
+	h.wait(func() bool {
+		return hasReply(h.tg, p.ID, "/model") && hasReply(h.tg, p.ID, "does not support image input")
+	})
 
 	// /model lists the server's models; a press picks the one that sees; /retry asks it.
 	pick := h.send("/model")
