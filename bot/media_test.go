@@ -353,10 +353,9 @@ func TestModelPicker(t *testing.T) {
 	e.wait(func() bool { return hasText(e.tg, user, bad, "could not get the list of models") })
 }
 
-// /model <name> switches by id or display name; an unknown one is refused; a user who may not
-// configure the chat cannot switch.
+// /model <name> switches by id or display name; an unknown one is refused.
 func TestModelByName(t *testing.T) {
-	e := newEnv(t, Config{AllowedChats: []int64{group}, Models: []ModelChoice{{ID: "a"}, {ID: "b-1", Name: "Bee One"}}, DefaultModel: "a"})
+	e := newEnv(t, Config{Models: []ModelChoice{{ID: "a"}, {ID: "b-1", Name: "Bee One"}}, DefaultModel: "a"})
 	sw := e.say(user, user, "/model bee one")
 	e.wait(func() bool { return hasText(e.tg, user, sw, "Switched to Bee One") })
 	unknown := e.say(user, user, "/model c")
@@ -384,4 +383,33 @@ func modelButton(t *testing.T, markup, label string) string {
 		t.Fatalf("callback data %q: want 1-64 bytes", data)
 	}
 	return data
+}
+
+// In a group, an album whose caption mentions the bot is one turn, its later photos (without a
+// mention) included, and the turn carries its author; a photo that does not mention the bot is
+// left alone.
+func TestAlbumInGroup(t *testing.T) {
+	e := newEnv(t, Config{AllowedChats: []int64{group}})
+	in := telegramtest.Incoming{
+		Chat: models.Chat{ID: group, Type: models.ChatTypeSupergroup}, From: models.User{ID: 555, FirstName: "Bob"},
+		Caption: "@" + telegramtest.BotUsername + " which is older?", MediaGroupID: "g1",
+	}
+	first := e.tg.PushPhoto(in, small)
+	in.Caption = ""
+	e.tg.PushPhoto(in, medium)
+	in.MediaGroupID = ""
+	e.final(group, first.ID)
+	ignored := e.tg.PushPhoto(in, small)
+	e.final(group, e.say(group, 555, "@"+telegramtest.BotUsername+" thanks"))
+	reqs := e.model.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("model requests: got %d, want the album and the text", len(reqs))
+	}
+	turn := reqs[0][1]
+	if turn.Content != "Bob: which is older?" || len(turn.Images) != 2 {
+		t.Errorf("album turn: got %q with %d images, want Bob's question with both photos", turn.Content, len(turn.Images))
+	}
+	if hasText(e.tg, group, ignored.ID, "") {
+		t.Error("a photo that does not mention the bot got a reply")
+	}
 }
