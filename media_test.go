@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/telegramtest"
+	"aurabot/history"
 )
 
 // incoming is a private message of the allowed user, for the fake's media helpers.
@@ -147,4 +153,70 @@ func buttonData(t *testing.T, markup, label string) string {
 	rest := markup[i:]
 	rest = rest[strings.Index(rest, `"callback_data":"`)+len(`"callback_data":"`):]
 	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// A bot killed with SIGKILL while it answers a voice message shows, after the restart, the
+// transcript, the text so far and the interrupted notice, once; the history holds the transcript
+// and the answer without the quote, and the recording is transcribed only once.
+func TestKilledMidVoiceReply(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	defer close(release)
+	h.aura.transcribe = func(transcription) (int, string) { return http.StatusOK, `{"text":"tell me a story"}` }
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		_, _ = w.Write([]byte("Once upon a time"))
+		flush()
+		<-release // never finishes while the first process lives
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		"AURABOT_TEST_MAIN=1",
+		"TELEGRAM_TOKEN="+telegramtest.Token,
+		"TELEGRAM_API_URL="+h.tg.URL(),
+		"AURA_URL="+h.aura.srv.URL,
+		"TRANSCRIBE_URL="+h.aura.srv.URL,
+		"DATABASE_PATH="+h.db,
+		"ALLOWED_USERS="+strconv.Itoa(userID),
+		"LISTEN_ADDR=127.0.0.1:0",
+	)
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > 0 })
+	v := h.tg.PushVoice(incoming(""), telegramtest.File{Data: []byte("OggS")})
+	h.wait(func() bool { return hasReply(h.tg, v.ID, "Once upon a time") })
+	deadline := time.Now().Add(10 * time.Second)
+	for !recorded(t, h.db, "> 🎤 \"tell me a story\"\n\nOnce upon a time") {
+		if time.Now().After(deadline) {
+			t.Fatal("the reply's progress was never recorded")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the database file, which signals nothing
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	h.start("TRANSCRIBE_URL=" + h.aura.srv.URL)
+	got := h.replyTo(v.ID)
+	if !strings.HasPrefix(got.Text, "🎤 \"tell me a story\"\n\nOnce upon a time") || !strings.Contains(got.Text, "Interrupted") {
+		t.Errorf("reply after the restart: got %q, want the transcript, the text so far and the notice", got.Text)
+	}
+	h.stop()
+	if n := len(h.aura.transcriptions()); n != 1 {
+		t.Errorf("transcriptions: got %d, want 1", n)
+	}
+	store, err := history.Open(context.Background(), h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ts, err := store.Turns(context.Background(), history.Key{ChatID: userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 2 || ts[0].Content != "tell me a story" || ts[1].Content != "Once upon a time" {
+		t.Errorf("stored: got %+v, want the transcript and the answer without the quote", ts)
+	}
 }
