@@ -413,3 +413,37 @@ func TestAlbumInGroup(t *testing.T) {
 		t.Error("a photo that does not mention the bot got a reply")
 	}
 }
+
+// A recording that could not be transcribed is not sent to the model with later messages: it
+// has no text yet.
+func TestUnheardVoiceIsNotSent(t *testing.T) {
+	tr := &fakeTranscriber{fn: func(string, []byte) (string, error) { return "", errors.New("connection refused") }}
+	e := newEnv(t, Config{Transcriber: tr})
+	v := e.tg.PushVoice(from(""), telegramtest.File{Data: []byte("OggS")})
+	e.wait(func() bool { return hasText(e.tg, user, v.ID, "could not transcribe") })
+	e.final(user, e.say(user, user, "typed"))
+	req := e.model.requests()[0]
+	if len(req) != 2 || req[1].Content != "typed" {
+		t.Errorf("request: got %+v, want the prompt and the typed message only", req)
+	}
+}
+
+// The transcript above an answer does not hide an empty answer: the user is told, and nothing
+// is stored as the answer.
+func TestVoiceEmptyAnswer(t *testing.T) {
+	tr := &fakeTranscriber{fn: func(string, []byte) (string, error) { return "hm", nil }}
+	e := newEnv(t, Config{Transcriber: tr})
+	e.model.fn = chunks()
+	v := e.tg.PushVoice(from(""), telegramtest.File{Data: []byte("OggS")})
+	ms := e.final(user, v.ID)
+	if !strings.HasPrefix(ms[0].Text, "🎤 \"hm\"") || !strings.Contains(ms[0].Text, "empty answer") {
+		t.Errorf("reply: got %q, want the transcript and the empty-answer notice", ms[0].Text)
+	}
+	e.eventually(func() bool {
+		p, err := e.store.Inbox().Pending(context.Background())
+		return err == nil && len(p) == 0
+	})
+	if ts := e.turns(history.Key{ChatID: user}); len(ts) != 1 || ts[0].Content != "hm" {
+		t.Errorf("stored: got %+v, want the transcript alone", ts)
+	}
+}
