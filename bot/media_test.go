@@ -144,6 +144,19 @@ func TestPhotoTextOnly(t *testing.T) {
 	if ts := e.turns(history.Key{ChatID: user}); len(ts) != 0 {
 		t.Errorf("stored: got %d turns, want none", len(ts))
 	}
+	// An album gets one notice.
+	in := from("")
+	in.MediaGroupID = "g"
+	a := e.tg.PushPhoto(in, small)
+	e.tg.PushPhoto(in, small)
+	e.wait(func() bool { return hasText(e.tg, user, a.ID, "takes text only") })
+	e.eventually(func() bool {
+		p, err := e.store.Inbox().Pending(context.Background())
+		return err == nil && len(p) == 0
+	})
+	if n := len(e.tg.Calls("sendMessage")); n != 2 {
+		t.Errorf("notices: got %d, want one for the photo and one for the album", n)
+	}
 }
 
 // A model that cannot see answers the picture with an error: the user is told to pick another

@@ -100,12 +100,23 @@ func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn f
 // onPhoto queues a photo, or an album's photos, as one turn. The photos are downloaded by the
 // queued job, never here on the path that takes updates.
 func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
-	if h.cfg.TextOnly {
-		return h.tell(ctx, r, "This model server takes text only: it cannot see pictures. Please describe it in words.")
-	}
 	a, opened := h.albums.join(r.k, m, r.update)
 	if !opened {
 		return true // the album's job finishes this update with the others
+	}
+	if h.cfg.TextOnly {
+		// One notice for a whole album, from the notice queue.
+		h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
+			items, ok := a.gather(ctx, h.albums)
+			if !ok || h.closing.Load() {
+				return // left in the inbox: told after the restart
+			}
+			h.notify(ctx, r, "This model server takes text only: it cannot see pictures. Please describe it in words.")
+			for _, it := range items {
+				h.finish(ctx, it.update)
+			}
+		}})
+		return true
 	}
 	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) { h.answerPhotos(ctx, r, a) })
 }
