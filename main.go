@@ -19,6 +19,7 @@ import (
 
 	"aurabot/aura"
 	"aurabot/aura/browser"
+	"aurabot/aura/transcribe"
 	"aurabot/bot"
 	"aurabot/bot/ops"
 	"aurabot/history"
@@ -66,8 +67,6 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		credentials = capturer
 	}
 
-	// Not wired yet (the settings are read and checked; bot/ and aura/ take them as they
-	// grow): AuraImageTokens, models(), the TRANSCRIBE_* settings and MaxFileBytes.
 	def := cfg.defaultModel()
 	model, err := aura.New(aura.Config{
 		Protocol:         cfg.AuraProtocol,
@@ -92,6 +91,15 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	defer model.Close()
 
+	var choices []bot.ModelChoice
+	for _, m := range cfg.AuraModels {
+		choices = append(choices, bot.ModelChoice{ID: m.ID, Name: m.Name})
+	}
+	var transcriber bot.Transcriber // nil (not a nil *Client) when voice is off
+	if cfg.TranscribeURL != "" {
+		transcriber = transcribe.New(transcribe.Config{URL: cfg.TranscribeURL, Model: cfg.TranscribeModel, Key: cfg.TranscribeKey})
+	}
+
 	b, err := bot.New(bot.Config{
 		Token:                cfg.TelegramToken,
 		APIURL:               cfg.TelegramAPIURL,
@@ -106,6 +114,12 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		ShutdownTimeout:      cfg.ShutdownAfter,
 		MaxAnswerChars:       cfg.MaxAnswerChars,
 		MaxOutputTokens:      cfg.AuraMaxOutputTokens,
+		Models:               choices,
+		DefaultModel:         def.ID,
+		TextOnly:             cfg.AuraProtocol == aura.ProtocolChatbotUI,
+		ImageTokens:          cfg.AuraImageTokens,
+		MaxFileBytes:         cfg.MaxFileBytes,
+		Transcriber:          transcriber,
 		Force:                force(ctx),
 		ListenAddr:           cfg.listenAddr(),
 		WebhookURL:           cfg.WebhookURL,

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +33,19 @@ type fakeAura struct {
 	mu    sync.Mutex
 	reqs  []auraRequest
 	reply func(w http.ResponseWriter, flush func(), req auraRequest)
+
+	// The openai dialect's extras: the models GET /v1/models lists, those that can see
+	// images (any other answers a request with one 400, as vLLM does), and speech to text.
+	models      []string
+	vision      map[string]bool
+	transcripts []transcription
+	transcribe  func(t transcription) (int, string) // status and body of the answer
+}
+
+// transcription is one POST /v1/audio/transcriptions the fake received.
+type transcription struct {
+	Auth, Model, FileName string
+	Audio                 []byte
 }
 
 type auraRequest struct {
@@ -80,26 +95,74 @@ func newFakeAura(t *testing.T) *fakeAura {
 		case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions":
 			// The OpenAI dialect: record it in the same shape, answer in server-sent events.
 			var body struct {
-				Model       string         `json:"model"`
-				Messages    []aura.Message `json:"messages"`
-				Temperature float64        `json:"temperature"`
-				Stream      bool           `json:"stream"`
+				Model       string          `json:"model"`
+				Messages    []openAIMessage `json:"messages"`
+				Temperature float64         `json:"temperature"`
+				Stream      bool            `json:"stream"`
 			}
 			if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !body.Stream {
 				http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
 				return
 			}
 			req.Model.ID, req.Temperature, req.openai = body.Model, body.Temperature, true
-			for _, m := range body.Messages {
+			images := false
+			for _, wm := range body.Messages {
+				m, err := wm.decode()
+				if err != nil {
+					http.Error(w, `{"error":{"message":"bad content"}}`, http.StatusBadRequest)
+					return
+				}
+				images = images || len(m.Images) > 0
 				if m.Role == "system" {
 					req.Prompt = m.Content
 				} else {
 					req.Messages = append(req.Messages, m)
 				}
 			}
+			f.mu.Lock()
+			blind := images && !f.vision[body.Model]
+			f.mu.Unlock()
+			if blind {
+				f.mu.Lock()
+				f.reqs = append(f.reqs, req)
+				f.mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"error":{"message":"model does not support image input"}}`)
+				return
+			}
 			w.Header().Set("Content-Type", "text/event-stream")
 			w = &sseWriter{w: w}
 			defer w.(*sseWriter).done()
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
+			f.mu.Lock()
+			var list struct {
+				Data []map[string]string `json:"data"`
+			}
+			for _, id := range f.models {
+				list.Data = append(list.Data, map[string]string{"id": id, "object": "model"})
+			}
+			f.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(list)
+			return
+		case r.Method == http.MethodPost && r.URL.Path == "/v1/audio/transcriptions":
+			tr := transcription{Auth: r.Header.Get("Authorization"), Model: r.FormValue("model")}
+			file, hdr, err := r.FormFile("file")
+			if err != nil {
+				http.Error(w, `{"error":{"message":"no file"}}`, http.StatusBadRequest)
+				return
+			}
+			tr.FileName = hdr.Filename
+			tr.Audio, _ = io.ReadAll(file)
+			f.mu.Lock()
+			f.transcripts = append(f.transcripts, tr)
+			answer := f.transcribe
+			f.mu.Unlock()
+			code, body := answer(tr)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			fmt.Fprint(w, body)
+			return
 		default:
 			http.NotFound(w, r)
 			return
@@ -113,6 +176,56 @@ func newFakeAura(t *testing.T) *fakeAura {
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// openAIMessage is a chat message as the openai dialect sends it: content is a string, or a
+// list of text and image_url parts.
+type openAIMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// decode turns the message back into an aura.Message, images included.
+func (m openAIMessage) decode() (aura.Message, error) {
+	out := aura.Message{Role: m.Role}
+	if err := json.Unmarshal(m.Content, &out.Content); err == nil {
+		return out, nil
+	}
+	var parts []struct {
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		ImageURL struct {
+			URL string `json:"url"`
+		} `json:"image_url"`
+	}
+	if err := json.Unmarshal(m.Content, &parts); err != nil {
+		return out, err
+	}
+	for _, p := range parts {
+		switch p.Type {
+		case "text":
+			out.Content += p.Text
+		case "image_url":
+			mime, data, ok := strings.Cut(strings.TrimPrefix(p.ImageURL.URL, "data:"), ";base64,")
+			if !ok {
+				return out, fmt.Errorf("image URL %.40q is not a base64 data URL", p.ImageURL.URL)
+			}
+			raw, err := base64.StdEncoding.DecodeString(data)
+			if err != nil {
+				return out, err
+			}
+			out.Images = append(out.Images, aura.Image{MIME: mime, Data: raw})
+		default:
+			return out, fmt.Errorf("unknown part %q", p.Type)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeAura) transcriptions() []transcription {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]transcription(nil), f.transcripts...)
 }
 
 func (f *fakeAura) requests() []auraRequest {

@@ -46,10 +46,19 @@ type Store interface {
 	Inbox() *inbox.Inbox
 }
 
-// Model streams an answer to a conversation. aura.Client implements it.
+// Model streams an answer to a conversation, from the model the conversation chose, and lists
+// the models the server offers. aura.Client implements it.
 type Model interface {
 	Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error]
+	StreamModel(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[string, error]
+	Models(ctx context.Context) ([]string, error)
 }
+
+// Transcriber turns voice messages into text. transcribe.Client implements it.
+type Transcriber = conversation.Transcriber
+
+// ModelChoice is a model /model offers: its id, and the name people see ("" for the id).
+type ModelChoice = conversation.ModelChoice
 
 // Stream modes.
 const (
@@ -78,6 +87,20 @@ type Config struct {
 	ShutdownTimeout      time.Duration // default 10s
 	MaxAnswerChars       int           // default 65536: longer answers are cut, and the user told
 	MaxOutputTokens      int           // AURA_MAX_OUTPUT_TOKENS, named when an answer hits it
+
+	// Models is what /model offers (AURA_MODELS); empty: the list Model.Models gives.
+	Models []ModelChoice
+	// DefaultModel is the model of a chat that chose none (AURA_MODEL); "" leaves it to Model.
+	DefaultModel string
+	// TextOnly says the model server takes text only (chatbot-ui): photos are refused at once.
+	TextOnly bool
+	// ImageTokens is what one image counts for in the context window (AURA_IMAGE_TOKENS).
+	ImageTokens int
+	// MaxFileBytes is the largest text file read (MAX_FILE_BYTES); default 512 KiB.
+	MaxFileBytes int
+	// Transcriber transcribes voice messages, audio files and video notes; nil: voice
+	// messages get a notice that they are not set up.
+	Transcriber Transcriber
 
 	// Pacing. Defaults: 1s per private chat, 3s per group, 30 calls/s for the whole bot.
 	PrivateInterval time.Duration
@@ -194,11 +217,16 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		AllowedUsers:         cfg.AllowedUsers,
 		AllowedChats:         cfg.AllowedChats,
 		DefaultPrompt:        cfg.DefaultPrompt,
-		Budget:               history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens},
+		Budget:               history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens},
 		MaxConcurrentReplies: cfg.MaxConcurrentReplies,
+		Models:               cfg.Models,
+		DefaultModel:         cfg.DefaultModel,
+		TextOnly:             cfg.TextOnly,
+		MaxFileBytes:         cfg.MaxFileBytes,
 	}, conversation.Deps{
 		TG: client, Pacer: b.pace, Streamer: b.streamer, Registry: b.registry,
 		Store: store, Journal: b.inbox, Model: model, Metrics: b.metrics, Log: b.log,
+		Transcriber: cfg.Transcriber,
 	})
 	return b, nil
 }

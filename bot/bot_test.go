@@ -23,17 +23,40 @@ var _ Model = (*aura.Client)(nil)
 
 // fakeModel is a Model whose stream a test scripts.
 type fakeModel struct {
-	mu    sync.Mutex
-	calls [][]aura.Message
-	fn    func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool)
+	mu     sync.Mutex
+	calls  [][]aura.Message
+	models []string // the model each call asked for
+	fn     func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool)
+	list   func() ([]string, error) // Models; nil: none
 }
 
 func (f *fakeModel) Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error] {
+	return f.StreamModel(ctx, "", msgs)
+}
+
+func (f *fakeModel) StreamModel(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[string, error] {
 	f.mu.Lock()
 	f.calls = append(f.calls, msgs)
+	f.models = append(f.models, model)
 	fn := f.fn
 	f.mu.Unlock()
 	return func(yield func(string, error) bool) { fn(ctx, msgs, yield) }
+}
+
+func (f *fakeModel) Models(context.Context) ([]string, error) {
+	f.mu.Lock()
+	list := f.list
+	f.mu.Unlock()
+	if list == nil {
+		return nil, nil
+	}
+	return list()
+}
+
+func (f *fakeModel) asked() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.models...)
 }
 
 func (f *fakeModel) requests() [][]aura.Message {

@@ -291,16 +291,18 @@ func TestAccess(t *testing.T) {
 	}
 }
 
-// Media gets a short "text only" answer, edits are ignored, and an over-long message is refused
+// A sticker gets a short answer naming what the bot reads, edits are ignored, and an over-long message is refused
 // with its length, none of them reaching the model.
 func TestInputThatIsNotPlainText(t *testing.T) {
 	e := newEnv(t, Config{ContextBudget: 200})
 	photo := e.tg.NewMessageID(user)
 	e.tg.Push(models.Update{Message: &models.Message{
-		ID: photo, Caption: "what is this?", Photo: []models.PhotoSize{{FileID: "x", Width: 1, Height: 1}},
+		ID: photo, Sticker: &models.Sticker{FileID: "x", Width: 1, Height: 1},
 		Chat: models.Chat{ID: user, Type: models.ChatTypePrivate}, From: &models.User{ID: user},
 	}})
-	e.wait(func() bool { return hasText(e.tg, user, photo, "text only") && hasText(e.tg, user, photo, "photo") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, photo, "can't use stickers") && hasText(e.tg, user, photo, "photos, voice")
+	})
 	e.tg.Push(models.Update{EditedMessage: &models.Message{
 		ID: photo, Text: "edited", Chat: models.Chat{ID: user, Type: models.ChatTypePrivate}, From: &models.User{ID: user},
 	}})

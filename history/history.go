@@ -55,7 +55,34 @@ type Turn struct {
 	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
+	// Images are pictures sent with a user turn, stored with it. Window returns them; Turns
+	// does not read them (see Images).
+	Images []Image
+	// Audio is the voice message, audio file or video note a user turn was spoken in; its
+	// Content is the transcript, "" until one is stored (see SetTranscript).
+	Audio Audio
+
+	imageCount int // images stored with the turn, as read
 }
+
+// Image is a picture sent with a turn.
+type Image struct {
+	MIME string // media type, such as "image/jpeg"
+	Data []byte
+}
+
+// Audio is where a spoken turn's recording is: a Telegram file id, plain text to the store,
+// and the file name to give a speech-to-text server. The zero value is a written turn.
+type Audio struct {
+	FileID string
+	Name   string
+}
+
+// Untranscribed reports whether t is a spoken turn whose transcript is not stored yet.
+func (t Turn) Untranscribed() bool { return t.Audio.FileID != "" && t.Content == "" }
+
+// ImageCount is how many images are stored with the turn, whether or not they were read.
+func (t Turn) ImageCount() int { return max(t.imageCount, len(t.Images)) }
 
 // ErrNotFound is returned when the thing asked for does not exist, for
 // example by Rewind when the conversation has no user turn.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -82,10 +83,10 @@ func TestAppendRoundTrip(t *testing.T) {
 			want.Status = StatusDone
 		}
 		want.CreatedAt = want.CreatedAt.Truncate(time.Millisecond).UTC()
-		if g != want {
+		if !reflect.DeepEqual(g, want) {
 			t.Errorf("turn %d: got %+v, want %+v", i, g, want)
 		}
-		if g != stored[i] {
+		if !reflect.DeepEqual(g, stored[i]) {
 			t.Errorf("turn %d: Append returned %+v, Turns %+v", i, stored[i], g)
 		}
 		if g.CreatedAt.Location() != time.UTC {
@@ -147,7 +148,7 @@ func TestAppendRedeliveredIsNoOp(t *testing.T) {
 	if inserted {
 		t.Errorf("got inserted true for a redelivered message, want false")
 	}
-	if again != first {
+	if !reflect.DeepEqual(again, first) {
 		t.Errorf("got %+v, want the stored turn %+v", again, first)
 	}
 	if got, want := contents(mustTurns(t, s, k)), []string{"question", "answer"}; !slices.Equal(got, want) {
@@ -191,7 +192,7 @@ func TestAppendAnswerTwiceIsNoOp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Append again: %v", err)
 	}
-	if inserted || again != first {
+	if inserted || !reflect.DeepEqual(again, first) {
 		t.Errorf("got (%+v, inserted %v), want the stored turn %+v and false", again, inserted, first)
 	}
 	if got, want := contents(mustTurns(t, s, k)), []string{"question", "answer"}; !slices.Equal(got, want) {
@@ -376,7 +377,7 @@ func TestRewind(t *testing.T) {
 				}
 			} else if err != nil {
 				t.Fatalf("Rewind: %v", err)
-			} else if got != wantTurn {
+			} else if !reflect.DeepEqual(got, wantTurn) {
 				t.Errorf("got %+v, want %+v", got, wantTurn)
 			}
 			if left := contents(mustTurns(t, s, k)); !slices.Equal(left, tc.wantLeft) {

@@ -19,19 +19,24 @@ type turnRow struct {
 	MessageID int64  `db:"message_id"`
 	Status    string `db:"status"`
 	CreatedAt int64  `db:"created_at"`
+	Images    int    `db:"image_count"`
+	AudioID   string `db:"audio_file_id"`
+	AudioName string `db:"audio_name"`
 }
 
-const turnColumns = `id, role, content, author, message_id, status, created_at`
+const turnColumns = `id, role, content, author, message_id, status, created_at, image_count, audio_file_id, audio_name`
 
 func (r turnRow) turn() Turn {
 	return Turn{
-		ID:        r.ID,
-		Role:      Role(r.Role),
-		Content:   r.Content,
-		Author:    r.Author,
-		MessageID: r.MessageID,
-		Status:    Status(r.Status),
-		CreatedAt: unixMilli(r.CreatedAt),
+		ID:         r.ID,
+		Role:       Role(r.Role),
+		Content:    r.Content,
+		Author:     r.Author,
+		MessageID:  r.MessageID,
+		Status:     Status(r.Status),
+		CreatedAt:  unixMilli(r.CreatedAt),
+		Audio:      Audio{FileID: r.AudioID, Name: r.AudioName},
+		imageCount: r.Images,
 	}
 }
 
@@ -47,7 +52,7 @@ func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args .
 	ts := []Turn{}
 	for rows.Next() {
 		var r turnRow
-		if err := rows.Scan(&r.ID, &r.Role, &r.Content, &r.Author, &r.MessageID, &r.Status, &r.CreatedAt); err != nil {
+		if err := rows.Scan(&r.ID, &r.Role, &r.Content, &r.Author, &r.MessageID, &r.Status, &r.CreatedAt, &r.Images, &r.AudioID, &r.AudioName); err != nil {
 			return nil, err
 		}
 		ts = append(ts, r.turn())
@@ -125,13 +130,15 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 	// fails loudly.
 	n := countOf(t.Sent())
 	err = tx.QueryRowxContext(ctx, `
-		INSERT INTO turns (conversation_id, role, content, author, message_id, status, char_count, token_count, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO turns (conversation_id, role, content, author, message_id, status, char_count, token_count, created_at,
+			image_count, audio_file_id, audio_name)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (conversation_id, message_id) WHERE role = 'user' AND message_id <> 0 DO NOTHING
 		ON CONFLICT (conversation_id, message_id) WHERE role = 'assistant' AND message_id <> 0 DO NOTHING
 		RETURNING id`,
 		conv, t.Role, t.Content, t.Author, t.MessageID, t.Status,
 		n.chars, n.tokens, t.CreatedAt.UnixMilli(),
+		len(t.Images), t.Audio.FileID, t.Audio.Name,
 	).Scan(&t.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		var r turnRow
@@ -140,11 +147,19 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 		if err != nil {
 			return Turn{}, false, fmt.Errorf("load duplicate: %w", err)
 		}
-		return r.turn(), false, nil
+		dup := r.turn()
+		if dup.Images, err = loadImages(ctx, tx, dup.ID, dup.ID); err != nil {
+			return Turn{}, false, fmt.Errorf("load duplicate: %w", err)
+		}
+		return dup, false, nil
 	}
 	if err != nil {
 		return Turn{}, false, writeFailed(err)
 	}
+	if err := insertImages(ctx, tx, t.ID, t.Images); err != nil {
+		return Turn{}, false, writeFailed(err)
+	}
+	t.imageCount = len(t.Images)
 	return t, true, nil
 }
 
@@ -266,6 +281,9 @@ func (s *Store) Window(ctx context.Context, k Key, b Budget, systemPrompt string
 	if err != nil {
 		return nil, fmt.Errorf("history: window: %w", err)
 	}
+	if err := attachImages(ctx, tx, ts); err != nil {
+		return nil, fmt.Errorf("history: window: %w", err)
+	}
 	return ts, nil
 }
 
@@ -299,7 +317,7 @@ func (s *Store) Coverage(ctx context.Context, k Key, b Budget, systemPrompt stri
 
 // windowWalk lists a conversation's turns newest first with what the window
 // needs of each, from the covering index turns_window alone.
-const windowWalk = `SELECT id, role, char_count, coalesce(token_count, -1) FROM turns
+const windowWalk = `SELECT id, role, char_count, coalesce(token_count, -1), image_count FROM turns
 	WHERE conversation_id = ? ORDER BY id DESC`
 
 // windowBounds finds the ids of the oldest and newest turn of the window and
@@ -321,11 +339,12 @@ func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, system
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id   int64
-			role Role
-			c    count
+			id     int64
+			role   Role
+			c      count
+			images int
 		)
-		if err := rows.Scan(&id, &role, &c.chars, &c.tokens); err != nil {
+		if err := rows.Scan(&id, &role, &c.chars, &c.tokens, &images); err != nil {
 			return 0, 0, 0, fmt.Errorf("history: window: %w", err)
 		}
 		if last == 0 && role != RoleUser {
@@ -336,6 +355,7 @@ func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, system
 				return 0, 0, 0, fmt.Errorf("history: window: %w", err)
 			}
 		}
+		c.tokens += images * max(b.ImageTokens, 0)
 		if !fits(c) {
 			if last == 0 {
 				return 0, 0, 0, &TooLongError{

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestWindow(t *testing.T) {
 				if i < 0 {
 					t.Fatalf("got turn %+v, not one of the conversation's", g)
 				}
-				if g != stored[i] {
+				if !reflect.DeepEqual(g, stored[i]) {
 					t.Errorf("got %+v, want %+v", g, stored[i])
 				}
 				gotIdx = append(gotIdx, i)

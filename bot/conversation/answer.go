@@ -37,6 +37,11 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) {
 // respond asks the model about the conversation as stored, shows the answer live, and stores it
 // before finishing the update.
 func (h *Handler) respond(ctx context.Context, r req, prompt string) {
+	h.respondWith(ctx, r, prompt, reply.Options{})
+}
+
+// respondWith is respond showing what opt says above the answer.
+func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt reply.Options) {
 	window, err := h.deps.Store.Window(ctx, r.k, h.cfg.Budget, prompt)
 	var long *history.TooLongError
 	if errors.As(err, &long) {
@@ -56,11 +61,26 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string) {
 	}
 	msgs := make([]aura.Message, 0, len(window)+1)
 	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: prompt})
+	images := 0
 	for _, turn := range window {
+		if turn.Untranscribed() {
+			continue // a voice message not heard yet: nothing to send
+		}
 		// Sent is what the window counted: the author of a group message, the marker of a cut
 		// answer.
-		msgs = append(msgs, aura.Message{Role: string(turn.Role), Content: turn.Sent()})
+		m := aura.Message{Role: string(turn.Role), Content: turn.Sent()}
+		if !h.cfg.TextOnly {
+			for _, im := range turn.Images {
+				m.Images = append(m.Images, aura.Image{MIME: im.MIME, Data: im.Data})
+			}
+			images += len(m.Images)
+		}
+		msgs = append(msgs, m)
 	}
+	if images > 0 && opt.Notice == nil {
+		opt.Notice = imagesRefused
+	}
+	model := h.model(ctx, r.k)
 
 	start := time.Now()
 	h.deps.Metrics.ReplyStarted()
@@ -69,8 +89,8 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string) {
 		h.active[r.k] = &activeReply{update: r.update, asker: r.from, stop: stop}
 		h.mu.Unlock()
 	}
-	out := h.deps.Streamer.Stream(ctx, r.t, h.journal(r), stopData(r.update), started,
-		func(ctx context.Context) iter.Seq2[string, error] { return h.deps.Model.Stream(ctx, msgs) })
+	out := h.deps.Streamer.StreamWith(ctx, r.t, h.journal(r), stopData(r.update), started,
+		func(ctx context.Context) iter.Seq2[string, error] { return h.deps.Model.StreamModel(ctx, model, msgs) }, opt)
 	h.mu.Lock()
 	if a := h.active[r.k]; a != nil && a.update == r.update {
 		delete(h.active, r.k)

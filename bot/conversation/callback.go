@@ -25,6 +25,10 @@ func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 		return
 	}
 	name, arg, _ := strings.Cut(q.Data, ":")
+	if name == callbackModel {
+		h.onModelPress(ctx, q, msg, arg) // see model.go
+		return
+	}
 	if name != callbackStop {
 		h.side.answerCallback(ctx, q.ID, "")
 		return

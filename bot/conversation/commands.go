@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"aurabot/bot/reply"
 	"aurabot/history"
 )
 
@@ -25,6 +26,7 @@ func Commands() []Command {
 		{"system", "show or set the system prompt: /system <text>, /system default"},
 		{"reset", "forget this conversation's history (the system prompt stays)"},
 		{"retry", "answer your last message again"},
+		{"model", "show or choose the model: /model, /model <name>"},
 		{"stop", "stop the reply that is streaming now"},
 	}
 }
@@ -75,17 +77,20 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 			}
 		})
 		return false
-	case "system", "reset":
+	case "system", "reset", "model":
 		// These change the conversation, so they wait for the reply in progress, in order.
 		h.enqueue(ctx, r, false, func(ctx context.Context, r req) {
-			if (cmd == "reset" || arg != "") && !h.mayConfigure(ctx, r) {
+			if (cmd == "reset" || cmd == "system" && arg != "") && !h.mayConfigure(ctx, r) {
 				h.notify(ctx, r, "Only the bot's allowed users and this group's administrators can change its system prompt or clear its history.")
 				h.finish(ctx, r.update)
 				return
 			}
-			if cmd == "system" {
+			switch cmd {
+			case "system":
 				h.cmdSystem(ctx, r, arg)
-			} else {
+			case "model":
+				h.cmdModel(ctx, r, arg)
+			default:
 				h.cmdReset(ctx, r)
 			}
 			h.finish(ctx, r.update)
@@ -218,7 +223,17 @@ func (h *Handler) cmdRetry(ctx context.Context, r req) {
 	if last.MessageID != 0 {
 		r.t.ReplyTo = int(last.MessageID)
 	}
-	h.respond(ctx, r, h.prompt(ctx, r.k))
+	prompt := h.prompt(ctx, r.k)
+	if last.Untranscribed() {
+		// The recording was never heard (a failed transcription): hear it now.
+		text, ok := h.transcribeTurn(ctx, r, prompt, last)
+		if !ok {
+			return
+		}
+		h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
+		return
+	}
+	h.respond(ctx, r, prompt)
 }
 
 func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) {

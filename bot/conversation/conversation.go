@@ -37,6 +37,9 @@ type Store interface {
 	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
 	Window(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) ([]history.Turn, error)
 	Coverage(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (inWindow, total int, err error)
+	SetTranscript(ctx context.Context, k history.Key, turnID int64, text string) error
+	Model(ctx context.Context, k history.Key) (string, bool, error)
+	SetModel(ctx context.Context, k history.Key, model string) error
 }
 
 // Journal is what a conversation needs of the update inbox: the reply journal, and finishing
@@ -49,9 +52,12 @@ type Journal interface {
 	Finish(ctx context.Context, update int64) error
 }
 
-// Model streams an answer to a conversation.
+// Model streams an answer to a conversation, from the model a conversation chose ("" for the
+// default), and lists the models a server offers.
 type Model interface {
 	Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error]
+	StreamModel(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[string, error]
+	Models(ctx context.Context) ([]string, error)
 }
 
 // Metrics is what a conversation reports about replies.
@@ -69,6 +75,16 @@ type Config struct {
 	DefaultPrompt        string
 	Budget               history.Budget // what may be sent to the model with each request
 	MaxConcurrentReplies int
+
+	// Models is what /model offers (AURA_MODELS); empty: the list the model server gives.
+	Models []ModelChoice
+	// DefaultModel is the model of a conversation that chose none; "" leaves it to the server.
+	DefaultModel string
+	// TextOnly says the model server's protocol carries text only (chatbot-ui): photos are
+	// refused without asking it, and stored pictures are not sent.
+	TextOnly bool
+	// MaxFileBytes is the largest text file read (MAX_FILE_BYTES); 0 means 512 KiB.
+	MaxFileBytes int
 }
 
 // Deps is what conversations need from the rest of the bot.
@@ -82,6 +98,8 @@ type Deps struct {
 	Model    Model
 	Metrics  Metrics
 	Log      *slog.Logger
+	// Transcriber turns voice messages into text; nil when none is set up.
+	Transcriber Transcriber
 }
 
 // Handler handles updates. Create it with New.
@@ -99,7 +117,9 @@ type Handler struct {
 	active   map[history.Key]*activeReply // replies streaming now, for /stop and the button
 	refused  *refusals
 	troubled *refusals // chats told that the bot cannot save
+	noVoice  *refusals // chats told that voice messages are not set up
 	admins   *admins
+	albums   *albums // photo albums being gathered into one turn
 }
 
 // activeReply is a reply streaming now.
@@ -119,7 +139,9 @@ func New(cfg Config, deps Deps) *Handler {
 		active:   map[history.Key]*activeReply{},
 		refused:  newRefusals(refusalEvery, maxRefusals),
 		troubled: newRefusals(troubleEvery, maxRefusals),
+		noVoice:  newRefusals(refusalEvery, maxRefusals),
 		admins:   &admins{chats: map[int64]adminList{}},
+		albums:   newAlbums(),
 	}
 }
 

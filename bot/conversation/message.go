@@ -70,7 +70,7 @@ func (h *Handler) onMessage(ctx context.Context, update int64, m *models.Message
 	if isCmd && !forUs {
 		return false // a command for another bot in the group
 	}
-	if group && !isCmd && !h.addressed(m) {
+	if group && !isCmd && !h.addressed(m) && !h.albums.isOpen(reqOf(update, m).k, m) {
 		return false
 	}
 	r := reqOf(update, m)
@@ -82,18 +82,7 @@ func (h *Handler) onMessage(ctx context.Context, update int64, m *models.Message
 	}
 	text := m.Text
 	if text == "" {
-		what := "media"
-		switch {
-		case len(m.Photo) > 0:
-			what = "a photo"
-		case m.Sticker != nil:
-			what = "a sticker"
-		case m.Voice != nil:
-			what = "a voice message"
-		case m.Document != nil:
-			what = "a file"
-		}
-		return h.tell(ctx, r, "I read text only, so I can't use "+what+". Please send your question as text.")
+		return h.onMedia(ctx, r, m) // see media.go
 	}
 	if group {
 		text = strings.TrimSpace(h.mention.ReplaceAllString(text, ""))
@@ -119,7 +108,7 @@ func (h *Handler) addressed(m *models.Message) bool {
 	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.ID == h.me.ID {
 		return true
 	}
-	return h.me.Username != "" && strings.Contains(strings.ToLower(m.Text), "@"+strings.ToLower(h.me.Username))
+	return h.me.Username != "" && strings.Contains(strings.ToLower(m.Text+" "+m.Caption), "@"+strings.ToLower(h.me.Username))
 }
 
 // parseCommand splits "/cmd@bot arg". forUs is false for a command addressed to another bot.

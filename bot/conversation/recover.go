@@ -58,6 +58,7 @@ func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) {
 			return // still in the journal: the next start tries again
 		}
 	}
+	text = stripTranscript(text) // shown above the answer, but not part of it
 	if !rec.Plain && text != "" {
 		status := history.StatusCut
 		if complete && reply.CompleteNotice(rec.Notice) {

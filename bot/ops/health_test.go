@@ -127,7 +127,7 @@ type roundTrip func(*http.Request) (*http.Response, error)
 func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestAPIMethod(t *testing.T) {
-	for path, want := range map[string]string{"/bot123:abc/sendMessage": "sendMessage", "/x/getUpdates": "getUpdates", "/x/": "other", "/x/a.b": "other"} {
+	for path, want := range map[string]string{"/bot123:abc/sendMessage": "sendMessage", "/x/getUpdates": "getUpdates", "/x/": "other", "/x/a.b": "other", "/file/bot123:abc/voice/file_1.oga": "file", "/api/file/bot1:a/photos/getMe": "file"} {
 		if got := apiMethod(path); got != want {
 			t.Errorf("apiMethod(%q): got %q, want %q", path, got, want)
 		}

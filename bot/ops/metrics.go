@@ -167,8 +167,12 @@ func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// apiMethod is the Bot API method of a request path (/bot<token>/<method>), or "other".
+// apiMethod is the Bot API method of a request path (/bot<token>/<method>), "file" for a file
+// download (/file/bot<token>/<file_path>), or "other".
 func apiMethod(path string) string {
+	if strings.Contains(path, "/file/bot") {
+		return "file"
+	}
 	m := path[strings.LastIndexByte(path, '/')+1:]
 	if m == "" || len(m) > 40 {
 		return "other"

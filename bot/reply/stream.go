@@ -78,6 +78,22 @@ type Outcome struct {
 // function that stops this reply (ErrStopped), for /stop and the button. The answer is cut at
 // Limits.MaxChars. chunks must end when the context it was made with ends: Stream's ctx.
 func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData string, started func(stop func()), chunks func(ctx context.Context) iter.Seq2[string, error]) (out Outcome) {
+	return s.StreamWith(ctx, t, j, stopData, started, chunks, Options{})
+}
+
+// Options are what a reply shows besides the model's answer.
+type Options struct {
+	// Prefix (Markdown) is shown at the top of the reply from its start, before the model
+	// sends anything: the transcript of a voice message, say. It is journaled and shown like
+	// the answer, but left out of Outcome.Text and of the MaxChars count.
+	Prefix string
+	// Notice, if not nil, gives the line shown under a reply that failed with err instead of
+	// notice, the one Notice gives.
+	Notice func(err error, notice string) string
+}
+
+// StreamWith is Stream with options.
+func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData string, started func(stop func()), chunks func(ctx context.Context) iter.Seq2[string, error], opt Options) (out Outcome) {
 	start := time.Now()
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -93,6 +109,10 @@ func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData str
 		done    = make(chan struct{})
 		serr    error
 	)
+	buf.WriteString(opt.Prefix)
+	if opt.Prefix != "" {
+		dirty <- struct{}{} // shown at once
+	}
 	go func() {
 		defer close(done)
 		first := true
@@ -257,7 +277,7 @@ loop:
 	<-done
 	cancel(nil)
 
-	text := snapshot()
+	text := snapshot()[len(opt.Prefix):]
 	err := serr
 	if cause := context.Cause(sctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause // the stream saw its context end: say why (stopped, shutdown)
@@ -266,6 +286,9 @@ loop:
 		err = context.Cause(ctx)
 	}
 	notice := Notice(err, s.cfg.Limits)
+	if opt.Notice != nil && err != nil {
+		notice = opt.Notice(err, notice)
+	}
 	fctx, fcancel := FinalContext(ctx)
 	defer fcancel()
 	final := text
@@ -277,13 +300,14 @@ loop:
 	}
 	// The whole text is recorded before it is shown: if the bot dies during the final edit, the
 	// restart shows it again, complete, and never marks it interrupted.
+	shownFinal := opt.Prefix + final
 	if j != nil {
-		if jerr := s.recordFinal(fctx, t, j, final, notice); jerr != nil {
+		if jerr := s.recordFinal(fctx, t, j, shownFinal, notice); jerr != nil {
 			s.deps.Log.Error("could not record the final text; the restart will finish this reply", "chat_id", t.ChatID, "err", jerr)
 			return Outcome{Text: final, Err: err, FirstID: d.FirstID(), Unfinished: true, Edits: out.Edits, FirstText: out.FirstText}
 		}
 	}
-	if ferr := d.Apply(fctx, FinalParts(r, final, notice), true, paid); ferr != nil {
+	if ferr := d.Apply(fctx, FinalParts(r, shownFinal, notice), true, paid); ferr != nil {
 		s.deps.Log.Warn("final edit failed", "chat_id", t.ChatID, "err", ferr)
 		if errors.Is(ferr, errBlocked) {
 			return Outcome{Err: ErrBlocked}

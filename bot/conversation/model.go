@@ -1,0 +1,242 @@
+package conversation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+
+	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+
+	"aurabot/aura"
+	"aurabot/bot/reply"
+	"aurabot/bot/tg"
+	"aurabot/history"
+)
+
+// ModelChoice is a model /model offers.
+type ModelChoice struct {
+	ID   string // what the model server calls it
+	Name string // what people see; "" means ID
+}
+
+func (c ModelChoice) label() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// maxModelButtons bounds the picker: Telegram takes 100 buttons at most, and a router that
+// offers hundreds of models makes a keyboard nobody scrolls. The rest are named by /model <name>.
+const maxModelButtons = 40
+
+const callbackModel = "model"
+
+// models is what /model offers: Config.Models, or else the list the model server gives (its
+// client caches it for a minute).
+func (h *Handler) models(ctx context.Context) ([]ModelChoice, error) {
+	if len(h.cfg.Models) > 0 {
+		return h.cfg.Models, nil
+	}
+	ids, err := h.deps.Model.Models(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ModelChoice, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, ModelChoice{ID: id})
+	}
+	return out, nil
+}
+
+// model is the model conversation k asks for: its own choice, or the default. A choice that
+// AURA_MODELS no longer lists falls back to the default.
+func (h *Handler) model(ctx context.Context, k history.Key) string {
+	m, ok, err := h.deps.Store.Model(ctx, k)
+	if err != nil {
+		h.deps.Log.Error("load the model", "chat_id", k.ChatID, "err", err)
+	}
+	if !ok || err != nil || m == "" {
+		return h.cfg.DefaultModel
+	}
+	if len(h.cfg.Models) > 0 && !slices.ContainsFunc(h.cfg.Models, func(c ModelChoice) bool { return c.ID == m }) {
+		return h.cfg.DefaultModel
+	}
+	return m
+}
+
+// choiceOf finds id in the list, for its display name.
+func choiceOf(list []ModelChoice, id string) ModelChoice {
+	for _, c := range list {
+		if c.ID == id {
+			return c
+		}
+	}
+	return ModelChoice{ID: id}
+}
+
+// modelData is the callback data of the button for list[i]: its index, and a hash of its id so
+// that a press on a list that has changed since it was shown switches to nothing rather than to
+// another model. Always far below Telegram's 64 bytes.
+func modelData(i int, id string) string {
+	f := fnv.New32a()
+	f.Write([]byte(id))
+	return callbackModel + ":" + strconv.Itoa(i) + ":" + strconv.FormatUint(uint64(f.Sum32()), 36)
+}
+
+// cmdModel shows the model and a keyboard of the others (/model), or switches to one by its id
+// or name (/model <name>).
+func (h *Handler) cmdModel(ctx context.Context, r req, arg string) {
+	list, err := h.models(ctx)
+	if err != nil {
+		h.deps.Log.Warn("could not list the models", "err", err)
+		h.notify(ctx, r, "Sorry, I could not get the list of models from the model server: "+modelsFailure(err))
+		return
+	}
+	current := choiceOf(list, h.model(ctx, r.k))
+	if arg == "" {
+		h.showPicker(ctx, r, list, current)
+		return
+	}
+	if !h.mayConfigure(ctx, r) {
+		h.notify(ctx, r, "Only the people who may set this chat's system prompt can change its model.")
+		return
+	}
+	i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == arg })
+	if i < 0 {
+		i = slices.IndexFunc(list, func(c ModelChoice) bool { return strings.EqualFold(c.ID, arg) || strings.EqualFold(c.label(), arg) })
+	}
+	if i < 0 {
+		h.notify(ctx, r, fmt.Sprintf("There is no model %q here. Send /model to see the ones you can choose.", arg))
+		return
+	}
+	if err := h.deps.Store.SetModel(ctx, r.k, list[i].ID); err != nil {
+		h.storeFailed(ctx, r, "save the model", err)
+		return
+	}
+	h.notify(ctx, r, switched(list[i]))
+}
+
+func switched(c ModelChoice) string {
+	return "Switched to " + c.label() + ". It answers from your next message (/retry asks it about your last one)."
+}
+
+// modelsFailure says why the list could not be had, fit for a user.
+func modelsFailure(err error) string {
+	var se *aura.StatusError
+	if errors.As(err, &se) {
+		if r := se.UserReason(); r != "" {
+			return strconv.Itoa(se.StatusCode) + " " + r + "."
+		}
+		return "HTTP status " + strconv.Itoa(se.StatusCode) + "."
+	}
+	return reply.ModelFailure(err).Notice
+}
+
+// showPicker answers /model with the current model and, when there is a choice, a keyboard.
+// The text goes out like any notice, through the journal; the keyboard follows on the message.
+func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, current ModelChoice) {
+	text := "The model is " + current.label() + "."
+	if len(list) < 2 {
+		h.notify(ctx, r, text+" This bot offers no other.")
+		return
+	}
+	var kb tg.Keyboard
+	for i, c := range list[:min(len(list), maxModelButtons)] {
+		label := c.label()
+		if c.ID == current.ID {
+			label = "✓ " + label
+		}
+		kb.Rows = append(kb.Rows, []tg.Button{{Text: label, Data: modelData(i, c.ID)}})
+	}
+	text += " Choose another:"
+	if len(list) > maxModelButtons {
+		text += fmt.Sprintf(" (the first %d of %d; /model <name> picks any of them)", maxModelButtons, len(list))
+	}
+	j := h.journal(r)
+	if j != nil {
+		if err := j.Show(ctx, reply.Shown{Text: text, Final: true, Plain: true}); err != nil {
+			h.deps.Log.Warn("could not record a notice", "chat_id", r.t.ChatID, "err", err)
+			return
+		}
+	}
+	fctx, cancel := reply.FinalContext(ctx)
+	defer cancel()
+	d := reply.NewDisplay(h.deps.Streamer.Deps(), r.t, j, "")
+	if err := d.Apply(fctx, reply.NoticeParts(text), true, false); err != nil {
+		h.deps.Log.Warn("could not send the model picker", "chat_id", r.t.ChatID, "err", err)
+		return
+	}
+	ids := d.IDs()
+	if len(ids) == 0 || ids[len(ids)-1] == 0 {
+		return
+	}
+	if err := h.deps.Pacer.Wait(fctx, r.t.ChatID); err != nil {
+		return
+	}
+	_, err := h.deps.TG.EditMessageReplyMarkup(fctx, &tgbot.EditMessageReplyMarkupParams{
+		ChatID: r.t.ChatID, MessageID: ids[len(ids)-1], ReplyMarkup: kb,
+	})
+	h.side.observe(r.t.ChatID, err)
+	if err != nil {
+		h.deps.Log.Warn("could not show the model keyboard", "chat_id", r.t.ChatID, "err", err)
+	}
+}
+
+// onModelPress switches the conversation of the picker msg to the model whose button was
+// pressed. It runs in the conversation's notice queue: a switch need not wait for the reply
+// streaming now, which keeps the model it started with.
+func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg *models.Message, arg string) {
+	r := reqOf(0, msg)
+	r.from = q.From.ID
+	h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
+		if h.closing.Load() {
+			h.side.answerCallback(ctx, q.ID, "")
+			return
+		}
+		if !h.mayConfigure(ctx, r) {
+			h.side.answerCallback(ctx, q.ID, "Only the people who may set this chat's system prompt can change its model.")
+			return
+		}
+		list, err := h.models(ctx)
+		if err != nil {
+			h.side.answerCallback(ctx, q.ID, "I could not get the list of models. Please try again.")
+			return
+		}
+		idx, _, _ := strings.Cut(arg, ":")
+		i, err := strconv.Atoi(idx)
+		if err != nil || i < 0 || i >= len(list) || modelData(i, list[i].ID) != callbackModel+":"+arg {
+			h.side.answerCallback(ctx, q.ID, "The list of models has changed: send /model again.")
+			return
+		}
+		if err := h.deps.Store.SetModel(ctx, r.k, list[i].ID); err != nil {
+			h.deps.Log.Error("store failed", "what", "save the model", "chat_id", r.t.ChatID, "err", err)
+			h.side.answerCallback(ctx, q.ID, "Sorry, the bot's database failed. Please try again later.")
+			return
+		}
+		h.side.answerCallback(ctx, q.ID, "Switched to "+list[i].label()+".")
+		h.side.editText(ctx, r.t.ChatID, msg.ID, switched(list[i]))
+	}})
+}
+
+// editText replaces the text of message msgID of chat, which loses its keyboard: the model
+// picker, once a model is chosen.
+func (s *sideCalls) editText(ctx context.Context, chat int64, msgID int, text string) {
+	s.wg.Go(func() {
+		cctx, cancel := tg.Background(ctx, sideTimeout)
+		defer cancel()
+		if err := s.deps.Pacer.Wait(cctx, chat); err != nil {
+			return
+		}
+		_, err := s.deps.TG.EditMessageText(cctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: msgID, Text: text})
+		s.observe(chat, err)
+		if err != nil && !tg.NotModified(err) {
+			s.deps.Log.Debug("could not edit the model picker", "chat_id", chat, "err", err)
+		}
+	})
+}
