@@ -23,7 +23,7 @@ func TestGroupPermissions(t *testing.T) {
 		owner  = 13 // in ALLOWED_USERS
 		asker  = 14
 	)
-	e := newEnv(t, Config{AllowedChats: []int64{group}, AllowedUsers: []int64{owner}})
+	e := newEnv(t, Config{AllowedChats: []int64{group}, AllowedUsers: []int64{owner}, Models: []ModelChoice{{ID: "small"}, {ID: "large"}}})
 	e.tg.SetAdministrators(group, 99, admin)
 	mention := "@" + telegramtest.BotUsername + " "
 
@@ -36,10 +36,14 @@ func TestGroupPermissions(t *testing.T) {
 	if p, ok, _ := e.store.SystemPrompt(context.Background(), history.Key{ChatID: group}); ok {
 		t.Fatalf("a member set the prompt to %q", p)
 	}
+	model := e.say(group, member, "/model large")
+	e.wait(func() bool { return hasText(e.tg, group, model, "Only the people who may set") })
 	for _, who := range []int64{admin, owner} {
 		id := e.say(group, who, "/system Be brief.")
 		e.wait(func() bool { return hasText(e.tg, group, id, "System prompt set") })
 	}
+	model = e.say(group, admin, "/model large")
+	e.wait(func() bool { return hasText(e.tg, group, model, "Switched to large") })
 
 	// Stopping: a member cannot stop another's reply; the asker can.
 	release := make(chan struct{})
