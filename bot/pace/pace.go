@@ -195,7 +195,7 @@ func (p *Pacer) Wait(ctx context.Context, id int64) error {
 		// Queue for the global rate, behind the chats that were ready before this one.
 		r, at := p.reserveGlobal()
 		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
-			r.Cancel()
+			p.cancelGlobal(r)
 			return err
 		}
 
@@ -225,7 +225,7 @@ func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
 		}
 		r, at := p.reserveGlobal()
 		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
-			r.Cancel()
+			p.cancelGlobal(r)
 			return err
 		}
 		if !p.Penalized(id) {
@@ -243,6 +243,15 @@ func (p *Pacer) reserveGlobal() (*rate.Reservation, time.Time) {
 	defer p.mu.Unlock()
 	now := p.clock.Now()
 	return p.global.ReserveN(now, 1), now
+}
+
+// cancelGlobal gives back a global slot that a cancelled call will not use, so the calls queued
+// behind it move up. It reads the pacer's clock, under p.mu like reserveGlobal: r.Cancel would
+// read the wall clock, and on any other clock give back nothing.
+func (p *Pacer) cancelGlobal(r *rate.Reservation) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r.CancelAt(p.clock.Now())
 }
 
 // penalized reports whether a call in chat id would have to wait on a penalty now.
