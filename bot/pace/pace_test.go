@@ -97,6 +97,8 @@ func interval(p *Pacer, id int64) time.Duration {
 	return p.chats[id].interval
 }
 
+// Calls in a chat go a chat interval apart, longer in a group than in a private chat; a chat
+// that was quiet for long gets no burst for it.
 func TestPacerSpacesCallsInAChat(t *testing.T) {
 	const private, group = 20 * time.Millisecond, 60 * time.Millisecond
 	tests := []struct {
@@ -205,6 +207,39 @@ func TestPacerSharesGlobalRate(t *testing.T) {
 				t.Errorf("chat %d: calls %d and %d are %v apart, want %v (a round)", c+1, i-1, i, gap, chats*slot)
 			}
 		}
+	}
+}
+
+// Chats that start together show their first text at once: the burst (half a second's worth)
+// lets the first calls go without waiting, as New's comment promises for 20 chats at the bot's
+// default 30 calls a second: the last within 170ms, where a burst of one would take 630ms.
+func TestPacerBurstLetsChatsStartTogether(t *testing.T) {
+	const (
+		rate  = 30.0
+		burst = 15
+		chats = 20
+	)
+	p, clk, g := newPacer(time.Second, time.Second, rate)
+	var fs []func()
+	for c := range chats {
+		fs = append(fs, calls(t, p, int64(c+1), 1))
+	}
+	fly(t, clk, chats, fs...).land()
+	ts := g.all()
+	if len(ts) != chats {
+		t.Fatalf("grants: got %d, want %d", len(ts), chats)
+	}
+	for i, at := range ts {
+		var want time.Duration
+		if i >= burst {
+			want = time.Duration(float64(i-burst+1) / rate * float64(time.Second))
+		}
+		if at.Round(time.Microsecond) != want.Round(time.Microsecond) {
+			t.Errorf("chat %d of %d let go at %v, want %v", i+1, chats, at, want)
+		}
+	}
+	if last := ts[len(ts)-1]; last > 170*time.Millisecond {
+		t.Errorf("last first call went at %v, want within 170ms", last)
 	}
 }
 
