@@ -13,7 +13,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// pacer is the one place that decides when the bot may send or edit a message. It keeps every
+// Pacer is the one place that decides when the bot may send or edit a message. It keeps every
 // chat under Telegram's flood limits: a minimum interval per chat (one for private chats, a longer
 // one for groups), a global rate shared by all chats, and the penalties Telegram hands out.
 //
@@ -95,8 +95,8 @@ const (
 	sweepEvery  = time.Minute
 )
 
-// newPacer paces calls to at least private (or group, for negative chat ids) apart in each chat
-// and globalRate calls per second over all chats.
+// New returns a Pacer that paces calls to at least private (or group, for negative chat ids)
+// apart in each chat and globalRate calls per second over all chats.
 //
 // The global limit lets half a second's worth of calls go at once, so that the first texts of
 // chats that start together appear without delay: 20 chats at once all show text within about
@@ -156,8 +156,8 @@ func (p *Pacer) deadlineLocked(c *chatPace) time.Time {
 	return c.until
 }
 
-// wait blocks until the bot may make one call (send or edit) in chat id. The call is expected
-// right away: the chat's interval counts from the moment wait returns.
+// Wait blocks until the bot may make one call (send or edit) in chat id. The call is expected
+// right away: the chat's interval counts from the moment Wait returns.
 func (p *Pacer) Wait(ctx context.Context, id int64) error {
 	p.mu.Lock()
 	c := p.chat(id, p.clock.Now())
@@ -195,7 +195,7 @@ func (p *Pacer) Wait(ctx context.Context, id int64) error {
 		// Queue for the global rate, behind the chats that were ready before this one.
 		r, at := p.reserveGlobal()
 		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
-			r.Cancel()
+			p.cancelGlobal(r)
 			return err
 		}
 
@@ -215,7 +215,7 @@ func (p *Pacer) Wait(ctx context.Context, id int64) error {
 	}
 }
 
-// waitUnpaced blocks until a call that does not count against the chat's message interval (a
+// WaitUnpaced blocks until a call that does not count against the chat's message interval (a
 // draft update) may go out in chat id: after any penalty, in turn for the global rate, and
 // again after a penalty that arrived while it queued.
 func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
@@ -225,7 +225,7 @@ func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
 		}
 		r, at := p.reserveGlobal()
 		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
-			r.Cancel()
+			p.cancelGlobal(r)
 			return err
 		}
 		if !p.Penalized(id) {
@@ -245,12 +245,21 @@ func (p *Pacer) reserveGlobal() (*rate.Reservation, time.Time) {
 	return p.global.ReserveN(now, 1), now
 }
 
-// penalized reports whether a call in chat id would have to wait on a penalty now.
+// cancelGlobal gives back a global slot that a cancelled call will not use, so the calls queued
+// behind it move up. It reads the pacer's clock, under p.mu like reserveGlobal: r.Cancel would
+// read the wall clock, and on any other clock give back nothing.
+func (p *Pacer) cancelGlobal(r *rate.Reservation) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r.CancelAt(p.clock.Now())
+}
+
+// Penalized reports whether a call in chat id would have to wait on a penalty now.
 func (p *Pacer) Penalized(id int64) bool {
 	return p.clock.Now().Before(p.deadline(id))
 }
 
-// tooMany records a 429 for chat id: nothing goes to that chat before retryAfter has passed, and
+// TooMany records a 429 for chat id: nothing goes to that chat before retryAfter has passed, and
 // its interval grows. 429s in several chats at once set the deadline for the whole bot.
 func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
 	now := p.clock.Now()
@@ -275,7 +284,7 @@ func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
 	}
 }
 
-// ok records a successful call in chat id: a grown interval shrinks back slowly.
+// OK records a successful call in chat id: a grown interval shrinks back slowly.
 func (p *Pacer) OK(id int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -285,7 +294,7 @@ func (p *Pacer) OK(id int64) {
 	}
 }
 
-// sleepUntil waits until t, or returns ctx's error if ctx ends first.
+// SleepUntil waits until t, or returns ctx's error if ctx ends first.
 func SleepUntil(ctx context.Context, t time.Time) error {
 	d := time.Until(t)
 	if d <= 0 {

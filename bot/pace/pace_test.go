@@ -3,73 +3,109 @@ package pace
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 )
 
-// The pacer's tests assert lower bounds only: no call is let go before its chat's interval,
-// penalty or global slot. Upper bounds would depend on the machine's load. Grant times come from
-// the pacer itself (onGrant), so the bounds hold exactly.
+// The pacer's tests run on a fake clock (fakeclock_test.go): time moves only when every call
+// under test sleeps on it, and then straight to the next wake-up. So each test says exactly when
+// each call is let go, as an offset from the fake clock's start, and takes no real time.
 
-// grants records when the pacer let each call go, per chat.
+// grants records when the pacer let each call go, per chat, as offsets from epoch.
 type grants struct {
 	mu sync.Mutex
-	at map[int64][]time.Time
+	at map[int64][]time.Duration
 }
 
 func record(p *Pacer) *grants {
-	g := &grants{at: map[int64][]time.Time{}}
-	p.onGrant = func(id int64, at time.Time) {
+	g := &grants{at: map[int64][]time.Duration{}}
+	p.OnGrant(func(id int64, at time.Time) {
 		g.mu.Lock()
-		g.at[id] = append(g.at[id], at)
+		g.at[id] = append(g.at[id], at.Sub(epoch))
 		g.mu.Unlock()
-	}
+	})
 	return g
 }
 
-func (g *grants) of(id int64) []time.Time {
+func (g *grants) of(id int64) []time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Clone(g.at[id])
 }
 
-func (g *grants) all() []time.Time {
+func (g *grants) all() []time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var out []time.Time
+	var out []time.Duration
 	for _, ts := range g.at {
 		out = append(out, ts...)
 	}
-	slices.SortFunc(out, time.Time.Compare)
+	slices.Sort(out)
 	return out
 }
 
-func mustWait(t *testing.T, p *Pacer, id int64) {
+// checkGrants fails unless chat id's calls were let go exactly at want.
+func checkGrants(t *testing.T, g *grants, id int64, want ...time.Duration) {
 	t.Helper()
-	if err := p.Wait(context.Background(), id); err != nil {
-		t.Fatalf("wait(%d): %v", id, err)
+	if got := g.of(id); !slices.Equal(got, want) {
+		t.Errorf("chat %d let go at %v, want %v", id, got, want)
 	}
 }
 
-// checkSpacing fails for every two calls of a chat closer than min.
-func checkSpacing(t *testing.T, ts []time.Time, min time.Duration) {
-	t.Helper()
-	for i := 1; i < len(ts); i++ {
-		if gap := ts[i].Sub(ts[i-1]); gap < min {
-			t.Errorf("call %d came %v after call %d, want at least %v", i, gap, i-1, min)
+// newPacer returns a pacer on a fake clock that records its grants.
+func newPacer(private, group time.Duration, globalRate float64) (*Pacer, *fakeClock, *grants) {
+	clk := newFakeClock()
+	p := New(private, group, globalRate).WithClock(clk)
+	return p, clk, record(p)
+}
+
+// calls returns a function that makes n calls in chat id, one after the other.
+func calls(t *testing.T, p *Pacer, id int64, n int) func() {
+	return func() {
+		for range n {
+			if err := p.Wait(context.Background(), id); err != nil {
+				t.Errorf("wait(%d): %v", id, err)
+				return
+			}
 		}
 	}
 }
 
+// spendBurst takes every call the global rate allows at once, so that the next waits a slot.
+func spendBurst(p *Pacer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.global.ReserveN(p.clock.Now(), p.global.Burst())
+}
+
+// waiters returns how many calls are in Wait for chat id.
+func waiters(p *Pacer, id int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.chats[id]; c != nil {
+		return c.waiters
+	}
+	return 0
+}
+
+func interval(p *Pacer, id int64) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.chats[id].interval
+}
+
+// Calls in a chat go a chat interval apart, longer in a group than in a private chat; a chat
+// that was quiet for long gets no burst for it.
 func TestPacerSpacesCallsInAChat(t *testing.T) {
 	const private, group = 20 * time.Millisecond, 60 * time.Millisecond
 	tests := []struct {
-		name string
-		id   int64
-		want time.Duration
-		idle bool // the chat was quiet for a long time before the calls
+		name     string
+		id       int64
+		interval time.Duration
+		idle     bool // the chat made a call long before, then was quiet
 	}{
 		{"private", 42, private, false},
 		{"group is slower", -42, group, false},
@@ -79,21 +115,20 @@ func TestPacerSpacesCallsInAChat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := New(private, group, 1000)
-			g := record(p)
+			p, clk, g := newPacer(private, group, 1000)
+			var start time.Duration
+			var want []time.Duration
 			if tt.idle {
-				p.mu.Lock()
-				p.chat(tt.id, time.Now()).last = time.Now().Add(-100 * tt.want)
-				p.mu.Unlock()
+				fly(t, clk, 1, calls(t, p, tt.id, 1)).land()
+				start = 100 * tt.interval
+				clk.Advance(start)
+				want = append(want, 0)
 			}
-			for range 4 {
-				mustWait(t, p, tt.id)
+			fly(t, clk, 1, calls(t, p, tt.id, 4)).land()
+			for i := range 4 {
+				want = append(want, start+time.Duration(i)*tt.interval)
 			}
-			ts := g.of(tt.id)
-			if len(ts) != 4 {
-				t.Fatalf("grants: got %d, want 4", len(ts))
-			}
-			checkSpacing(t, ts, tt.want)
+			checkGrants(t, g, tt.id, want...)
 		})
 	}
 }
@@ -102,325 +137,471 @@ func TestPacerSpacesCallsInAChat(t *testing.T) {
 // like the calls of one.
 func TestPacerSpacesConcurrentCallsInAChat(t *testing.T) {
 	const interval = 15 * time.Millisecond
-	p := New(interval, interval, 1000)
-	g := record(p)
-	var wg sync.WaitGroup
+	p, clk, g := newPacer(interval, interval, 1000)
+	fly(t, clk, 1, calls(t, p, 7, 1)).land()
+	var fs []func()
 	for range 5 {
-		wg.Go(func() { mustWait(t, p, 7) })
+		fs = append(fs, calls(t, p, 7, 1))
 	}
-	wg.Wait()
-	ts := g.of(7)
-	if len(ts) != 5 {
-		t.Fatalf("grants: got %d, want 5", len(ts))
-	}
-	checkSpacing(t, ts, interval)
+	f := fly(t, clk, 1, fs...)
+	// Time stands still until all five are in the pacer: one sleeps for the interval, the
+	// others wait for their turn.
+	waitFor(t, func() bool { return waiters(p, 7) == 5 })
+	f.land()
+	checkGrants(t, g, 7, 0, interval, 2*interval, 3*interval, 4*interval, 5*interval)
 }
 
-// Many chats at once share the global rate: after the burst, calls go no faster than the rate,
-// and every chat is served.
+// Many chats at once share the global rate: the burst goes at once, then one call a slot, in the
+// order the chats became ready, so every chat gets an equal share.
 func TestPacerSharesGlobalRate(t *testing.T) {
 	const (
-		rate  = 200.0
-		burst = 100 // newPacer allows half a second's worth at once
-		chats = 20
-		each  = 10
+		rate     = 200.0
+		slot     = 5 * time.Millisecond // 1/rate
+		burst    = 100                  // New allows half a second's worth at once
+		chats    = 20
+		each     = 10
+		interval = time.Millisecond
 	)
-	p := New(time.Millisecond, time.Millisecond, rate)
+	p, clk, g := newPacer(interval, interval, rate)
 	if got := p.global.Burst(); got != burst {
 		t.Fatalf("global burst: got %d, want %d", got, burst)
 	}
-	g := record(p)
-	start := time.Now()
-	var wg sync.WaitGroup
+	var fs []func()
 	for c := range chats {
-		wg.Go(func() {
-			for range each {
-				mustWait(t, p, int64(c+1))
-			}
-		})
+		fs = append(fs, calls(t, p, int64(c+1), each))
 	}
-	wg.Wait()
+	fly(t, clk, chats, fs...).land()
+
+	// The burst holds five rounds of the twenty chats, one round a chat interval; the burst is
+	// then spent but for the 0.2 calls the rate gave back each millisecond, which make one slot
+	// at 5ms. From then on one call goes each slot. (rate.Limiter counts calls in float64 and
+	// truncates its delays to the nanosecond, so a slot can come a nanosecond early: times are
+	// compared to the microsecond.)
 	ts := g.all()
 	if len(ts) != chats*each {
 		t.Fatalf("grants: got %d, want %d", len(ts), chats*each)
 	}
-	// Call n (from 1) comes no sooner than the time the rate needs for the n-burst calls after
-	// the burst. (A window between two later calls has no exact bound: a call may go out a
-	// little after its slot, closer to the next one.)
 	for i, at := range ts {
-		n := i + 1
-		if min := time.Duration(float64(n-burst) / rate * float64(time.Second)); at.Sub(start) < min-time.Microsecond {
-			t.Fatalf("call %d came %v after the start, want at least %v at %v/s with a burst of %d", n, at.Sub(start), min, rate, burst)
+		want := time.Duration(i/chats) * interval
+		if i >= burst {
+			want = time.Duration(i-burst+1) * slot
+		}
+		if at.Round(time.Microsecond) != want {
+			t.Fatalf("call %d of all went at %v, want %v", i+1, at, want)
 		}
 	}
+	// Once the rate binds, each chat's next call queues behind the nineteen others: its calls
+	// are a round of slots apart.
 	for c := range chats {
-		if n := len(g.of(int64(c + 1))); n != each {
-			t.Errorf("chat %d: got %d calls, want %d", c+1, n, each)
+		got := g.of(int64(c + 1))
+		if len(got) != each {
+			t.Fatalf("chat %d: got %d calls, want %d", c+1, len(got), each)
 		}
+		for i := 1; i < burst/chats; i++ {
+			if gap := got[i] - got[i-1]; gap != interval {
+				t.Errorf("chat %d: calls %d and %d are %v apart, want %v (the burst)", c+1, i-1, i, gap, interval)
+			}
+		}
+		for i := burst/chats + 1; i < each; i++ {
+			if gap := (got[i] - got[i-1]).Round(time.Microsecond); gap != chats*slot {
+				t.Errorf("chat %d: calls %d and %d are %v apart, want %v (a round)", c+1, i-1, i, gap, chats*slot)
+			}
+		}
+	}
+}
+
+// Chats that start together show their first text at once: the burst (half a second's worth)
+// lets the first calls go without waiting, as New's comment promises for 20 chats at the bot's
+// default 30 calls a second: the last within 170ms, where a burst of one would take 630ms.
+func TestPacerBurstLetsChatsStartTogether(t *testing.T) {
+	const (
+		rate  = 30.0
+		burst = 15
+		chats = 20
+	)
+	p, clk, g := newPacer(time.Second, time.Second, rate)
+	var fs []func()
+	for c := range chats {
+		fs = append(fs, calls(t, p, int64(c+1), 1))
+	}
+	fly(t, clk, chats, fs...).land()
+	ts := g.all()
+	if len(ts) != chats {
+		t.Fatalf("grants: got %d, want %d", len(ts), chats)
+	}
+	for i, at := range ts {
+		var want time.Duration
+		if i >= burst {
+			want = time.Duration(float64(i-burst+1) / rate * float64(time.Second))
+		}
+		if at.Round(time.Microsecond) != want.Round(time.Microsecond) {
+			t.Errorf("chat %d of %d let go at %v, want %v", i+1, chats, at, want)
+		}
+	}
+	if last := ts[len(ts)-1]; last > 170*time.Millisecond {
+		t.Errorf("last first call went at %v, want within 170ms", last)
 	}
 }
 
 // A 429 holds the chat until retry_after has passed; other chats go on.
 func TestPacerWaitsOutTooMany(t *testing.T) {
 	const penalty = 80 * time.Millisecond
-	p := New(time.Millisecond, time.Millisecond, 1000)
-	g := record(p)
-	mustWait(t, p, 1)
-	hit := time.Now()
+	p, clk, g := newPacer(time.Millisecond, time.Millisecond, 1000)
+	fly(t, clk, 1, calls(t, p, 1, 1)).land()
+	clk.Advance(10 * time.Millisecond)
 	p.TooMany(1, penalty)
-	if !p.deadline(1).After(hit.Add(penalty - time.Nanosecond)) {
-		t.Errorf("deadline: got %v after the 429, want at least %v", p.deadline(1).Sub(hit), penalty)
+	if got, want := p.deadline(1), epoch.Add(10*time.Millisecond+penalty); !got.Equal(want) {
+		t.Errorf("deadline: got %v after the 429, want %v", got.Sub(clk.Now()), penalty)
+	}
+	if !p.Penalized(1) {
+		t.Error("penalized(1): got false, want true")
 	}
 	if p.Penalized(2) {
 		t.Error("penalized(2): got true, want false: only chat 1 got a 429")
 	}
-	mustWait(t, p, 2)
-	mustWait(t, p, 1)
-	if got := g.of(1)[1]; got.Sub(hit) < penalty {
-		t.Errorf("chat 1 called %v after its 429, want at least %v", got.Sub(hit), penalty)
+	fly(t, clk, 2, calls(t, p, 1, 1), calls(t, p, 2, 1)).land()
+	checkGrants(t, g, 1, 0, 10*time.Millisecond+penalty)
+	checkGrants(t, g, 2, 10*time.Millisecond)
+	if p.Penalized(1) {
+		t.Error("penalized(1) after retry_after: got true, want false")
 	}
 }
 
 // A 429 that comes while a call waits, for its chat's interval or for the global slot, holds
 // that call too. The penalty outlasts the wait, so the call must wait longer than it meant to.
 func TestPacerPenaltyWhileWaiting(t *testing.T) {
-	const penalty = 150 * time.Millisecond
+	const (
+		hit     = 10 * time.Millisecond
+		penalty = 150 * time.Millisecond
+	)
 	t.Run("for the interval", func(t *testing.T) {
-		p := New(50*time.Millisecond, time.Second, 1000)
-		g := record(p)
-		mustWait(t, p, 1)
-		done := make(chan error)
-		go func() { done <- p.Wait(context.Background(), 1) }()
-		waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.chats[1].waiters == 1 })
-		hit := time.Now()
+		p, clk, g := newPacer(50*time.Millisecond, time.Second, 1000)
+		fly(t, clk, 1, calls(t, p, 1, 1)).land()
+		f := fly(t, clk, 1, calls(t, p, 1, 1))
+		f.settle() // the call sleeps until 50ms
+		clk.Advance(hit)
 		p.TooMany(1, penalty)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		checkNotIn(t, g.of(1)[1], hit, penalty)
+		f.land()
+		checkGrants(t, g, 1, 0, hit+penalty)
 	})
 	t.Run("for the global slot", func(t *testing.T) {
-		const rate = 20.0
-		p := New(time.Millisecond, time.Millisecond, rate)
-		g := record(p)
-		t0 := time.Now()
-		p.global.ReserveN(t0, p.global.Burst()) // the burst is spent: the next slot is 50ms away
-		done := make(chan error)
-		go func() { done <- p.Wait(context.Background(), 1) }()
-		// The call has reserved its slot once the limiter holds one token less than the refill
-		// since t0 accounts for.
-		waitFor(t, func() bool {
-			now := time.Now()
-			return p.global.TokensAt(now) < rate*now.Sub(t0).Seconds()-0.5
-		})
-		hit := time.Now()
+		p, clk, g := newPacer(time.Millisecond, time.Millisecond, 20)
+		spendBurst(p)
+		f := fly(t, clk, 1, calls(t, p, 1, 1))
+		f.settle() // the call sleeps for the next slot, at 50ms
+		clk.Advance(hit)
 		p.TooMany(1, penalty)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		checkNotIn(t, g.of(1)[0], hit, penalty)
+		f.land()
+		checkGrants(t, g, 1, hit+penalty)
+	})
+	// A call that wakes from its interval into a penalty goes back to sleep without queueing
+	// for the global rate: chat 2, ready before chat 1's penalty ends, takes the next slot.
+	t.Run("not queued for the global rate", func(t *testing.T) {
+		const ms = time.Millisecond
+		p, clk, g := newPacer(250*ms, time.Second, 1) // one call a second, a burst of one
+		fly(t, clk, 1, calls(t, p, 1, 1)).land()
+		f := fly(t, clk, 2,
+			calls(t, p, 1, 1), // wakes at 250ms into the penalty, to 750ms
+			func() { // ready at 500ms
+				if err := clk.Sleep(context.Background(), epoch.Add(500*ms)); err != nil {
+					t.Error(err)
+				}
+				calls(t, p, 2, 1)()
+			})
+		f.settle()
+		p.TooMany(1, 750*ms)
+		f.land()
+		checkGrants(t, g, 1, 0, 2*time.Second)
+		checkGrants(t, g, 2, time.Second)
 	})
 }
 
-// checkNotIn fails if a call went out in the retry_after window that began at hit.
-func checkNotIn(t *testing.T, at, hit time.Time, penalty time.Duration) {
-	t.Helper()
-	if !at.Before(hit) && at.Sub(hit) < penalty {
-		t.Errorf("called %v after a 429 with retry_after %v", at.Sub(hit), penalty)
-	}
-}
-
-// 429s in several chats at once mean the bot's global limit: every chat waits.
+// 429s in several chats within a second mean the bot's global limit: every chat waits.
 func TestPacerGlobalDeadline(t *testing.T) {
 	const penalty = 50 * time.Millisecond
 	tests := []struct {
 		name   string
 		chats  []int64
+		apart  time.Duration // between two 429s
 		global bool
 	}{
-		{"three chats", []int64{1, 2, 3}, true},
-		{"two chats", []int64{1, 2}, false},
-		{"one chat three times", []int64{1, 1, 1}, false},
+		{"three chats", []int64{1, 2, 3}, 0, true},
+		{"three chats within a second", []int64{1, 2, 3}, 400 * time.Millisecond, true},
+		{"three chats over a second", []int64{1, 2, 3}, 500 * time.Millisecond, false},
+		{"two chats", []int64{1, 2}, 0, false},
+		{"one chat three times", []int64{1, 1, 1}, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := New(time.Millisecond, time.Millisecond, 1000)
-			g := record(p)
-			var hit time.Time
-			for _, id := range tt.chats {
-				hit = time.Now()
+			p, clk, g := newPacer(time.Millisecond, time.Millisecond, 1000)
+			for i, id := range tt.chats {
+				if i > 0 {
+					clk.Advance(tt.apart)
+				}
 				p.TooMany(id, penalty)
 			}
-			d := p.deadline(9)
-			if !tt.global {
-				if !d.IsZero() {
-					t.Fatalf("chat 9's deadline: got %v from now, want none", time.Until(d))
-				}
-				return
+			last := clk.Now().Sub(epoch)
+			want := last
+			if tt.global {
+				want += penalty
 			}
-			if d.Sub(hit) < penalty {
-				t.Fatalf("chat 9's deadline: got %v after the last 429, want at least %v", d.Sub(hit), penalty)
+			if d := p.deadline(9); !tt.global && !d.IsZero() {
+				t.Errorf("chat 9's deadline: got %v after the last 429, want none", d.Sub(clk.Now()))
+			} else if tt.global && !d.Equal(epoch.Add(want)) {
+				t.Errorf("chat 9's deadline: got %v after the last 429, want %v", d.Sub(clk.Now()), penalty)
 			}
-			mustWait(t, p, 9)
-			if got := g.of(9)[0]; got.Sub(hit) < penalty {
-				t.Errorf("chat 9 called %v after the global 429, want at least %v", got.Sub(hit), penalty)
-			}
+			fly(t, clk, 1, calls(t, p, 9, 1)).land()
+			checkGrants(t, g, 9, want)
 		})
 	}
 }
 
-// After a 429 a chat's interval doubles, and it shrinks back to the base with successful calls.
+// After a 429 a chat's interval doubles, up to a cap, and shrinks back to the base with
+// successful calls.
 func TestPacerIntervalGrowsAndRecovers(t *testing.T) {
-	const base = 20 * time.Millisecond
-	p := New(base, time.Second, 1000)
-	g := record(p)
-	interval := func() time.Duration { p.mu.Lock(); defer p.mu.Unlock(); return p.chats[5].interval }
+	const (
+		base    = 20 * time.Millisecond
+		penalty = time.Millisecond
+	)
+	p, clk, g := newPacer(base, time.Second, 1000)
 
-	mustWait(t, p, 5)
-	p.TooMany(5, time.Millisecond)
-	if got := interval(); got != 2*base {
+	fly(t, clk, 1, calls(t, p, 5, 1)).land()
+	p.TooMany(5, penalty)
+	if got := interval(p, 5); got != 2*base {
 		t.Fatalf("interval after a 429: got %v, want %v", got, 2*base)
 	}
-	mustWait(t, p, 5)
-	if ts := g.of(5); ts[1].Sub(ts[0]) < 2*base {
-		t.Errorf("call after the 429 came %v after the one before, want at least %v", ts[1].Sub(ts[0]), 2*base)
-	}
-	p.TooMany(5, time.Millisecond)
-	if got := interval(); got != 4*base {
+	fly(t, clk, 1, calls(t, p, 5, 1)).land()
+	checkGrants(t, g, 5, 0, 2*base)
+	p.TooMany(5, penalty)
+	if got := interval(p, 5); got != 4*base {
 		t.Fatalf("interval after two 429s: got %v, want %v", got, 4*base)
 	}
 
-	last := interval()
+	p.OK(5)
+	if got, want := interval(p, 5), time.Duration(float64(4*base)*recoverFactor); got != want {
+		t.Fatalf("interval after a success: got %v, want %v", got, want)
+	}
+	last := interval(p, 5)
 	for range 100 {
 		p.OK(5)
-		got := interval()
+		got := interval(p, 5)
 		if got > last || got < base {
 			t.Fatalf("interval while recovering: got %v after %v, want it to shrink towards %v", got, last, base)
 		}
 		last = got
 	}
 	if last != base {
-		t.Errorf("interval after 100 successes: got %v, want %v", last, base)
+		t.Fatalf("interval after 100 successes: got %v, want %v", last, base)
 	}
-	p.TooMany(5, time.Millisecond)
-	for range 10 {
-		p.TooMany(5, time.Millisecond)
+	fly(t, clk, 1, calls(t, p, 5, 2)).land()
+	checkGrants(t, g, 5, 0, 2*base, 3*base, 4*base)
+
+	for range 11 {
+		p.TooMany(5, penalty)
 	}
-	if got := interval(); got != maxInterval {
-		t.Errorf("interval after many 429s: got %v, want the cap %v", got, maxInterval)
+	if got := interval(p, 5); got != maxInterval {
+		t.Fatalf("interval after many 429s: got %v, want the cap %v", got, maxInterval)
 	}
+	fly(t, clk, 1, calls(t, p, 5, 1)).land()
+	checkGrants(t, g, 5, 0, 2*base, 3*base, 4*base, 4*base+maxInterval)
+}
+
+func chatIDs(p *Pacer) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []int64
+	for id := range p.chats {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // The pacer forgets quiet chats, so its memory is bounded by the chats of the last minutes;
 // it keeps those with a penalty pending or a call waiting.
 func TestPacerSweepBoundsMemory(t *testing.T) {
-	p := New(time.Millisecond, time.Millisecond, 1000)
+	p, clk, _ := newPacer(time.Hour, time.Hour, 1000)
 	for id := range int64(1000) {
 		p.OK(id + 1)
 	}
 	p.TooMany(-1, time.Hour)
 
-	// A call waits in chat 2000: its turn is taken.
-	p.mu.Lock()
-	busy := p.chat(2000, time.Now())
-	p.mu.Unlock()
-	busy.turn <- struct{}{}
+	// A call waits an hour in chat 2000, for its interval.
+	fly(t, clk, 1, calls(t, p, 2000, 1)).land()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Wait(ctx, 2000) }()
-	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return busy.waiters == 1 })
+	clk.BlockUntil(t, 1)
 
-	// Nothing is forgotten while recent.
-	p.mu.Lock()
-	p.sweep(time.Now())
-	n := len(p.chats)
-	p.mu.Unlock()
-	if n != 1002 {
-		t.Fatalf("chats after an early sweep: got %d, want 1002", n)
-	}
-
-	// Much later the next call sweeps.
-	p.mu.Lock()
-	for _, c := range p.chats {
-		c.lastUse = c.lastUse.Add(-forgetAfter - time.Minute)
-	}
-	p.nextSweep = time.Time{}
-	p.mu.Unlock()
+	// Nothing is forgotten until it has been quiet for longer than forgetAfter.
+	clk.Advance(forgetAfter)
 	p.OK(3000)
-	p.mu.Lock()
-	var left []int64
-	for id := range p.chats {
-		left = append(left, id)
+	if n := len(chatIDs(p)); n != 1003 {
+		t.Fatalf("chats after a sweep at forgetAfter: got %d, want 1003", n)
 	}
-	p.mu.Unlock()
-	slices.Sort(left)
-	if want := []int64{-1, 2000, 3000}; !slices.Equal(left, want) {
-		t.Errorf("chats after the sweep: got %v, want %v (penalized, waiting, new)", left, want)
+	// The map is swept once every sweepEvery, not on each call.
+	clk.Advance(sweepEvery)
+	p.OK(3001)
+	if n := len(chatIDs(p)); n != 1004 {
+		t.Fatalf("chats a sweepEvery after the last sweep: got %d, want 1004 (no sweep)", n)
+	}
+	clk.Advance(time.Nanosecond)
+	p.OK(3002)
+	if got, want := chatIDs(p), []int64{-1, 2000, 3000, 3001, 3002}; !slices.Equal(got, want) {
+		t.Errorf("chats after the sweep: got %v, want %v (penalized, waiting, recent)", got, want)
 	}
 
 	// Asking about a chat does not make the pacer remember it.
 	p.Penalized(4000)
 	p.deadline(4001)
-	p.mu.Lock()
-	_, a := p.chats[4000]
-	_, b := p.chats[4001]
-	p.mu.Unlock()
-	if a || b {
-		t.Error("penalized and deadline added chats to the map, want them to only look")
+	if ids := chatIDs(p); slices.Contains(ids, 4000) || slices.Contains(ids, 4001) {
+		t.Errorf("chats: got %v: penalized and deadline added chats to the map, want them to only look", ids)
 	}
 
+	// Once the penalty is over and the call gone, those chats are forgotten too.
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Errorf("wait after cancel: got %v, want context.Canceled", err)
+		t.Fatalf("wait after cancel: got %v, want context.Canceled", err)
+	}
+	clk.Advance(time.Hour)
+	p.OK(5000)
+	if got, want := chatIDs(p), []int64{5000}; !slices.Equal(got, want) {
+		t.Errorf("chats after an hour: got %v, want %v", got, want)
 	}
 }
 
-// A cancelled wait gives up its turn: the chat's next call is not stuck behind it.
+// A cancelled call gives up its turn and its global slot: the calls after it are not held back.
 func TestPacerWaitCancelled(t *testing.T) {
-	p := New(time.Hour, time.Hour, 1000)
-	mustWait(t, p, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Wait(ctx, 1) }() // waits an hour for the interval
-	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.chats[1].waiters == 1 })
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("wait: got %v, want context.Canceled", err)
+	t.Run("waiting for the interval", func(t *testing.T) {
+		p, clk, g := newPacer(time.Hour, time.Hour, 1000)
+		fly(t, clk, 1, calls(t, p, 1, 1)).land()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- p.Wait(ctx, 1) }()
+		clk.BlockUntil(t, 1)
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("wait: got %v, want context.Canceled", err)
+		}
+		fly(t, clk, 1, calls(t, p, 1, 1)).land()
+		checkGrants(t, g, 1, 0, time.Hour)
+	})
+	t.Run("waiting for its turn", func(t *testing.T) {
+		p, clk, g := newPacer(time.Hour, time.Hour, 1000)
+		fly(t, clk, 1, calls(t, p, 1, 1)).land()
+		f := fly(t, clk, 1, calls(t, p, 1, 1))
+		f.settle() // that call has the turn, and sleeps for the interval
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- p.Wait(ctx, 1) }()
+		waitFor(t, func() bool { return waiters(p, 1) == 2 })
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("wait: got %v, want context.Canceled", err)
+		}
+		f.land()
+		fly(t, clk, 1, calls(t, p, 1, 1)).land()
+		checkGrants(t, g, 1, 0, time.Hour, 2*time.Hour)
+	})
+	for _, unpaced := range []bool{false, true} {
+		name := "waiting for the global slot"
+		if unpaced {
+			name = "unpaced, waiting for the global slot"
+		}
+		t.Run(name, func(t *testing.T) {
+			p, clk, g := newPacer(time.Millisecond, time.Millisecond, 20)
+			spendBurst(p)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() {
+				if unpaced {
+					done <- p.WaitUnpaced(ctx, 1)
+				} else {
+					done <- p.Wait(ctx, 1)
+				}
+			}()
+			clk.BlockUntil(t, 1) // for the slot at 50ms
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("wait: got %v, want context.Canceled", err)
+			}
+			fly(t, clk, 1, calls(t, p, 2, 1)).land()
+			checkGrants(t, g, 1)
+			checkGrants(t, g, 2, 50*time.Millisecond)
+		})
 	}
-	p.mu.Lock()
-	p.chats[1].last = time.Time{} // as if the hour had passed
-	p.mu.Unlock()
-	mustWait(t, p, 1)
 }
 
-// waitFor polls cond, for states of the pacer that nothing signals.
+// waitFor polls cond, for states of the pacer that nothing signals (a call blocked on its
+// chat's turn). The deadline only turns a hang into a failure.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(settleTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+			t.Fatalf("condition not met within %v", settleTimeout)
 		}
-		time.Sleep(time.Millisecond)
+		runtime.Gosched()
 	}
 }
 
 // A draft update waits out a chat's penalty and takes a global slot, but not the chat's interval.
-func TestPacerUnpacedWaitsOutPenalty(t *testing.T) {
-	p := New(time.Hour, time.Hour, 1000)
-	ctx := t.Context()
-	if err := p.Wait(ctx, 1); err != nil {
-		t.Fatal(err)
+func TestPacerUnpaced(t *testing.T) {
+	const (
+		hit     = 10 * time.Millisecond
+		penalty = 150 * time.Millisecond
+	)
+	// unpaced makes a draft update in chat 1 and returns when it went, from epoch.
+	unpaced := func(t *testing.T, p *Pacer, clk *fakeClock, during func()) time.Duration {
+		var at time.Duration
+		f := fly(t, clk, 1, func() {
+			if err := p.WaitUnpaced(context.Background(), 1); err != nil {
+				t.Errorf("waitUnpaced: %v", err)
+			}
+			at = clk.Now().Sub(epoch)
+		})
+		if during != nil {
+			f.settle()
+			during()
+		}
+		f.land()
+		return at
 	}
-	start := time.Now()
-	if err := p.WaitUnpaced(ctx, 1); err != nil { // no hour-long interval for drafts
-		t.Fatal(err)
+	penalize := func(p *Pacer, clk *fakeClock) func() {
+		return func() {
+			clk.Advance(hit)
+			p.TooMany(1, penalty)
+		}
 	}
-	p.TooMany(1, 80*time.Millisecond)
-	if err := p.WaitUnpaced(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if got := time.Since(start); got < 80*time.Millisecond {
-		t.Errorf("waitUnpaced returned %v after a 80ms penalty, want after it", got)
-	}
+
+	t.Run("no interval", func(t *testing.T) {
+		p, clk, _ := newPacer(time.Hour, time.Hour, 1000)
+		fly(t, clk, 1, calls(t, p, 1, 1)).land()
+		if got := unpaced(t, p, clk, nil); got != 0 {
+			t.Errorf("draft went at %v, want 0: the chat's interval does not hold it", got)
+		}
+	})
+	t.Run("waits out a penalty", func(t *testing.T) {
+		p, clk, _ := newPacer(time.Hour, time.Hour, 1000)
+		penalize(p, clk)()
+		if got := unpaced(t, p, clk, nil); got != hit+penalty {
+			t.Errorf("draft went at %v, want %v", got, hit+penalty)
+		}
+	})
+	t.Run("takes a global slot", func(t *testing.T) {
+		p, clk, g := newPacer(time.Hour, time.Hour, 20)
+		spendBurst(p)
+		if got := unpaced(t, p, clk, nil); got != 50*time.Millisecond {
+			t.Errorf("draft went at %v, want 50ms", got)
+		}
+		fly(t, clk, 1, calls(t, p, 2, 1)).land()
+		checkGrants(t, g, 2, 100*time.Millisecond)
+	})
+	t.Run("penalty while it queues", func(t *testing.T) {
+		p, clk, _ := newPacer(time.Hour, time.Hour, 20)
+		spendBurst(p)
+		if got := unpaced(t, p, clk, penalize(p, clk)); got != hit+penalty {
+			t.Errorf("draft went at %v, want %v", got, hit+penalty)
+		}
+	})
 }
