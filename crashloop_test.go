@@ -37,11 +37,14 @@ var (
 type crashCounts struct {
 	Sent, AnsweredOnce, AnsweredTwice, Unanswered, Interrupted, Stuck int
 	ModelRequests, ExtraModelRequests                                 int
+	// AskedAfterShown counts model requests about a message made after a reply to it had been
+	// posted: the model must be asked again only when none of its answer was shown.
+	AskedAfterShown int
 }
 
 func (c crashCounts) String() string {
-	return fmt.Sprintf("messages sent %d, answered once %d (of which cut by a kill and marked interrupted %d), answered twice or more %d, unanswered %d, stuck bot messages %d, model requests %d, model requests beyond one per message %d",
-		c.Sent, c.AnsweredOnce, c.Interrupted, c.AnsweredTwice, c.Unanswered, c.Stuck, c.ModelRequests, c.ExtraModelRequests)
+	return fmt.Sprintf("messages sent %d, answered once %d (of which cut by a kill and marked interrupted %d), answered twice or more %d, unanswered %d, stuck bot messages %d, model requests %d, model requests beyond one per message %d (after a reply had been shown: %d)",
+		c.Sent, c.AnsweredOnce, c.Interrupted, c.AnsweredTwice, c.Unanswered, c.Stuck, c.ModelRequests, c.ExtraModelRequests, c.AskedAfterShown)
 }
 
 // crashMessage is one message a user sent.
@@ -200,8 +203,8 @@ func TestCrashLoop(t *testing.T) {
 	if strings.Contains(logs.String(), telegramtest.Token) {
 		t.Error("the bot's logs contain the token")
 	}
-	if *crashLoopStrict && (c.AnsweredOnce != c.Sent || c.Stuck != 0) {
-		t.Errorf("-crashloop-strict: got %s; want every message answered exactly once and nothing stuck", c)
+	if *crashLoopStrict && (c.AnsweredOnce != c.Sent || c.Stuck != 0 || c.AskedAfterShown != 0) {
+		t.Errorf("-crashloop-strict: got %s; want every message answered exactly once, nothing stuck, and the model never asked again once a reply was shown", c)
 	}
 }
 
@@ -260,6 +263,39 @@ func countCrash(h *harness, sent []crashMessage) crashCounts {
 		}
 	}
 	c.ExtraModelRequests = c.ModelRequests - distinct
+
+	// A request about a message after the first: was a reply to it already on Telegram?
+	firstShown := map[crashMessage]time.Time{}
+	for _, call := range h.tg.Calls("sendMessage") {
+		if call.Status != 0 {
+			continue
+		}
+		for _, m := range sent {
+			if call.ChatID() == m.chat && strings.Contains(call.Params["reply_parameters"], fmt.Sprintf(`"message_id":%d,`, m.id)) {
+				if at, ok := firstShown[m]; !ok || call.At.Before(at) {
+					firstShown[m] = call.At
+				}
+			}
+		}
+	}
+	seenReq := map[string]int{}
+	for _, r := range h.aura.requests() {
+		if len(r.Messages) == 0 {
+			continue
+		}
+		text := r.Messages[len(r.Messages)-1].Content
+		seenReq[text]++
+		if seenReq[text] == 1 {
+			continue
+		}
+		for _, m := range sent {
+			if m.text == text {
+				if at, ok := firstShown[m]; ok && at.Before(r.at) {
+					c.AskedAfterShown++
+				}
+			}
+		}
+	}
 	return c
 }
 

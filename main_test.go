@@ -61,6 +61,7 @@ type auraRequest struct {
 	Temperature float64        `json:"temperature"`
 
 	ctx       context.Context // the server-side request's context
+	at        time.Time       // when it arrived
 	openai    bool
 	userAgent string
 }
@@ -168,6 +169,7 @@ func newFakeAura(t *testing.T) *fakeAura {
 			return
 		}
 		f.mu.Lock()
+		req.at = time.Now()
 		f.reqs = append(f.reqs, req)
 		reply := f.reply
 		f.mu.Unlock()
