@@ -102,10 +102,13 @@ type Config struct {
 	// messages get a notice that they are not set up.
 	Transcriber Transcriber
 
-	// Pacing. Defaults: 1s per private chat, 3s per group, 30 calls/s for the whole bot.
+	// Pacing. Defaults: 1s per private chat, 3s per group, 30 calls/s for the whole bot, of
+	// which 24 may go at once after a quiet spell (GlobalBurst): the first texts of many chats
+	// that start together come out at once, with a margin of 6 below the 30 Telegram lets pass.
 	PrivateInterval time.Duration
 	GroupInterval   time.Duration
 	GlobalRate      float64
+	GlobalBurst     int
 
 	PollTimeout time.Duration // long-polling timeout, default 50s
 	// ProbeEvery is how often Telegram is asked something when no call has been answered for
@@ -155,6 +158,9 @@ func (c *Config) setDefaults() {
 	if c.GlobalRate <= 0 {
 		c.GlobalRate = 30
 	}
+	if c.GlobalBurst <= 0 {
+		c.GlobalBurst = int(c.GlobalRate * 0.8)
+	}
 	if c.PollTimeout <= 0 {
 		c.PollTimeout = 50 * time.Second
 	}
@@ -196,7 +202,7 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		log:      cfg.Logger,
 		store:    store,
 		inbox:    store.Inbox(),
-		pace:     pace.New(cfg.PrivateInterval, cfg.GroupInterval, cfg.GlobalRate),
+		pace:     pace.New(cfg.PrivateInterval, cfg.GroupInterval, cfg.GlobalRate).WithBurst(cfg.GlobalBurst),
 		registry: reply.NewRegistry(),
 	}
 	b.metrics = ops.NewMetrics(func() float64 { return float64(b.handler.Queued()) })

@@ -55,6 +55,15 @@ func (p *Pacer) WithClock(c Clock) *Pacer {
 	return p
 }
 
+// WithBurst lets n calls of the global rate go at once after a quiet spell, instead of New's
+// half a second's worth; n < 1 is taken as 1.
+func (p *Pacer) WithBurst(n int) *Pacer {
+	p.mu.Lock()
+	p.global = rate.NewLimiter(p.global.Limit(), max(n, 1)) // full, as a new pacer's is
+	p.mu.Unlock()
+	return p
+}
+
 // OnGrant calls f, with the pacer's lock held, each time a call is let go; for tests.
 func (p *Pacer) OnGrant(f func(chat int64, at time.Time)) {
 	p.mu.Lock()

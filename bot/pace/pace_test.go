@@ -213,6 +213,7 @@ func TestPacerSharesGlobalRate(t *testing.T) {
 // Chats that start together show their first text at once: the burst (half a second's worth)
 // lets the first calls go without waiting, as New's comment promises for 20 chats at the bot's
 // default 30 calls a second: the last within 170ms, where a burst of one would take 630ms.
+// WithBurst sets another burst: the bot's 24 let 30 chats start within 200 ms.
 func TestPacerBurstLetsChatsStartTogether(t *testing.T) {
 	const (
 		rate  = 30.0
@@ -604,4 +605,33 @@ func TestPacerUnpaced(t *testing.T) {
 			t.Errorf("draft went at %v, want %v", got, hit+penalty)
 		}
 	})
+}
+
+func TestPacerWithBurst(t *testing.T) {
+	const (
+		rate  = 30.0
+		burst = 24
+		chats = 30
+	)
+	clk := newFakeClock()
+	p := New(time.Second, time.Second, rate).WithClock(clk).WithBurst(burst)
+	g := record(p)
+	if got := p.global.Burst(); got != burst {
+		t.Fatalf("global burst: got %d, want %d", got, burst)
+	}
+	var fs []func()
+	for c := range chats {
+		fs = append(fs, calls(t, p, int64(c+1), 1))
+	}
+	fly(t, clk, chats, fs...).land()
+	ts := g.all()
+	for i, at := range ts {
+		var want time.Duration
+		if i >= burst {
+			want = time.Duration(float64(i-burst+1) / rate * float64(time.Second))
+		}
+		if at.Round(time.Microsecond) != want.Round(time.Microsecond) {
+			t.Errorf("chat %d of %d let go at %v, want %v", i+1, chats, at, want)
+		}
+	}
 }
