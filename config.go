@@ -174,7 +174,7 @@ func (c config) defaultModel() modelChoice {
 // is sent with each request (AURA_MAX_LENGTH characters, and the token window), leaving too
 // little room for the conversation, as /system does for a chat's own prompt.
 func (c config) checkSystemPrompt() error {
-	half := history.Budget{Chars: c.AuraMaxLength / 2, Tokens: c.tokenWindow() / 2}
+	half := history.Budget{Chars: c.AuraMaxLength, Tokens: c.tokenWindow()}.PromptHalf()
 	chars, tokens := half.Room(c.SystemPrompt)
 	if chars >= 0 && tokens >= 0 {
 		return nil

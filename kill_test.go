@@ -19,20 +19,7 @@ import (
 // Telegram at apiURL. kill SIGKILLs it and waits for it to die; it may be called more than once.
 func (h *harness) spawn(apiURL string, extra ...string) (kill func(), logs *syncBuffer) {
 	h.t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(),
-		"AURABOT_TEST_MAIN=1",
-		"TELEGRAM_TOKEN="+telegramtest.Token,
-		"TELEGRAM_API_URL="+apiURL,
-		"AURA_URL="+h.aura.srv.URL,
-		"DATABASE_PATH="+h.db,
-		"ALLOWED_USERS="+strconv.Itoa(userID),
-		"LISTEN_ADDR=127.0.0.1:0",
-		"LOG_LEVEL=debug",
-	), extra...)
-	cmd.Dir = h.t.TempDir()
-	logs = &syncBuffer{}
-	cmd.Stderr = logs
+	cmd, logs := h.botCommand(apiURL, append([]string{"LISTEN_ADDR=127.0.0.1:0", "LOG_LEVEL=debug"}, extra...)...)
 	before := len(h.tg.Calls("setMyCommands"))
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -47,6 +34,24 @@ func (h *harness) spawn(apiURL string, extra ...string) (kill func(), logs *sync
 	h.t.Cleanup(kill)
 	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > before })
 	return kill, logs
+}
+
+// botCommand is the real bot as a subprocess (this test binary, see TestMain) that reaches
+// Telegram at apiURL, with the harness's settings and extra ones; its logs go to logs.
+func (h *harness) botCommand(apiURL string, extra ...string) (cmd *exec.Cmd, logs *syncBuffer) {
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(),
+		"AURABOT_TEST_MAIN=1",
+		"TELEGRAM_TOKEN="+telegramtest.Token,
+		"TELEGRAM_API_URL="+apiURL,
+		"AURA_URL="+h.aura.srv.URL,
+		"DATABASE_PATH="+h.db,
+		"ALLOWED_USERS="+strconv.Itoa(userID),
+	), extra...)
+	cmd.Dir = h.t.TempDir()
+	logs = &syncBuffer{}
+	cmd.Stderr = logs
+	return cmd, logs
 }
 
 // botReplies are the bot's messages that reply to message id, and whether any of the bot's
@@ -250,13 +255,7 @@ func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
 	h.settled(first)
 
 	// The second instance: started by hand, as spawn waits for it to be up.
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "AURABOT_TEST_MAIN=1", "TELEGRAM_TOKEN="+telegramtest.Token,
-		"TELEGRAM_API_URL="+h.tg.URL(), "AURA_URL="+h.aura.srv.URL, "DATABASE_PATH="+h.db,
-		"ALLOWED_USERS="+strconv.Itoa(userID), "LISTEN_ADDR=127.0.0.1:0")
-	cmd.Dir = t.TempDir()
-	var logs syncBuffer
-	cmd.Stderr = &logs
+	cmd, logs := h.botCommand(h.tg.URL(), "LISTEN_ADDR=127.0.0.1:0")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -300,11 +299,7 @@ func TestSecondSignalEndsTheShutdown(t *testing.T) {
 		flush()
 		<-req.ctx.Done()
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "AURABOT_TEST_MAIN=1", "TELEGRAM_TOKEN="+telegramtest.Token,
-		"TELEGRAM_API_URL="+h.tg.URL(), "AURA_URL="+h.aura.srv.URL, "DATABASE_PATH="+h.db,
-		"ALLOWED_USERS="+strconv.Itoa(userID), "LISTEN_ADDR=", "SHUTDOWN_TIMEOUT=10m")
-	cmd.Dir = t.TempDir()
+	cmd, _ := h.botCommand(h.tg.URL(), "LISTEN_ADDR=", "SHUTDOWN_TIMEOUT=10m")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

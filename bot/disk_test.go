@@ -23,28 +23,7 @@ func TestFullDiskIsWaitedOut(t *testing.T) {
 	e.answered(history.Key{ChatID: user}, 2)
 
 	ctx := context.Background()
-	room, err := e.store.LimitPages(ctx, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.store.LimitPages(ctx, 1); err != nil { // no page more than in use
-		t.Fatal(err)
-	}
-	// Fill what room the pages in use still have, down to the smallest write.
-	filler := history.Key{ChatID: 424242}
-	n := 0
-	for _, size := range []int{2000, 200, 20, 1} {
-		for {
-			n++
-			_, _, err := e.store.Append(ctx, filler, history.Turn{Role: history.RoleUser, Content: strings.Repeat("x", size), MessageID: int64(n)})
-			if errors.Is(err, history.ErrStorageFull) {
-				break
-			}
-			if err != nil || n > 100000 {
-				t.Fatalf("filling the database: %v after %d turns", err, n)
-			}
-		}
-	}
+	room := fill(t, e.store)
 	id := e.say(user, user, "while full")
 	e.wait(func() bool {
 		for _, m := range e.tg.Messages(user) {

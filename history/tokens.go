@@ -104,6 +104,17 @@ func (b Budget) Room(systemPrompt string) (chars, tokens int) {
 	return chars, tokens
 }
 
+// PromptHalf is the most a system prompt may take: half of the budget's characters and half of
+// its tokens once ReserveTokens are kept free, so that the conversation has the other half. A
+// zero field is no bound, as in Budget.
+func (b Budget) PromptHalf() Budget {
+	half := Budget{Chars: b.Chars / 2}
+	if b.Tokens != 0 {
+		half.Tokens = (b.Tokens - max(b.ReserveTokens, 0)) / 2
+	}
+	return half
+}
+
 // TooLongError is returned by Window (and Coverage) when the newest user
 // turn does not fit the budget with the system prompt. Chars and Tokens are
 // the size of the turn as sent (see Turn.Sent); MaxChars and MaxTokens are

@@ -241,6 +241,12 @@ func stopData(update int64) string { return callbackStop + ":" + strconv.FormatI
 
 const callbackStop = "stop"
 
+// What stopAs tells its caller, besides a refusal.
+const (
+	replyStopped = "Stopped."
+	replyEnded   = "That reply has already ended."
+)
+
 // stopAs stops, on behalf of user, the reply streaming in conversation k: any reply when update
 // is 0 (/stop), else only the reply to update (its button). The asker, an allowed user or a
 // group's administrator may; answer is told the outcome. Checking an administrator asks
@@ -254,18 +260,18 @@ func (h *Handler) stopAs(ctx context.Context, r req, update int64, answer func(c
 		answer(ctx, "Nothing is streaming right now.")
 		return
 	case a == nil || update != 0 && a.update != update:
-		answer(ctx, "That reply has already ended.")
+		answer(ctx, replyEnded)
 		return
 	case r.from == a.asker || h.allowedUser(r.from):
 		a.stop()
-		answer(ctx, "Stopped.")
+		answer(ctx, replyStopped)
 		return
 	}
 	h.side.run(ctx, func(cctx context.Context) {
 		// The answer is queued with the handler's ctx, not cctx, which ends with this call.
 		if h.mayStop(cctx, r.t.ChatID, r.t.Group, r.from, a.asker) {
 			a.stop()
-			answer(ctx, "Stopped.")
+			answer(ctx, replyStopped)
 			return
 		}
 		answer(ctx, "Only the person who asked, the bot's allowed users or this group's administrators can stop this reply.")

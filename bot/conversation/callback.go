@@ -37,7 +37,7 @@ func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 	r := reqOf(0, msg)
 	r.from = q.From.ID
 	h.stopAs(ctx, r, update, func(ctx context.Context, text string) {
-		if text == "That reply has already ended." {
+		if text == replyEnded {
 			// The button should not be there any more.
 			h.side.removeButtons(ctx, msg.Chat.ID, msg.ID)
 		}

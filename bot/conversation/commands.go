@@ -72,7 +72,7 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 	case "stop":
 		// The update is finished at once; a refusal, if any, is a notice of its own.
 		h.stopAs(ctx, r, 0, func(ctx context.Context, text string) {
-			if text != "Stopped." { // a stopped reply says so itself
+			if text != replyStopped { // a stopped reply says so itself
 				h.tell(ctx, r, text)
 			}
 		})
@@ -167,10 +167,7 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) {
 // sent to the model (leaving too little room for the conversation), saying how long it may be;
 // "" if it fits.
 func promptTooLong(b history.Budget, prompt string) string {
-	half := history.Budget{Chars: b.Chars / 2, Tokens: (b.Tokens - max(b.ReserveTokens, 0)) / 2}
-	if b.Tokens == 0 {
-		half.Tokens = 0
-	}
+	half := b.PromptHalf()
 	roomChars, roomTokens := half.Room(prompt)
 	if roomChars >= 0 && roomTokens >= 0 {
 		return ""

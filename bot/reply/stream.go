@@ -125,11 +125,12 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 			if chunk == "" {
 				continue
 			}
-			if lim := s.cfg.Limits.MaxChars; lim > 0 && n+utf8.RuneCountInString(chunk) > lim {
-				chunk = cutRunes(chunk, lim-n)
+			runes := utf8.RuneCountInString(chunk)
+			if lim := s.cfg.Limits.MaxChars; lim > 0 && n+runes > lim {
+				chunk, runes = cutRunes(chunk, lim-n), lim-n
 				serr = ErrTooLong
 			}
-			n += utf8.RuneCountInString(chunk)
+			n += runes
 			mu.Lock()
 			buf.WriteString(chunk)
 			mu.Unlock()
