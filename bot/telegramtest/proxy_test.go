@@ -272,7 +272,7 @@ func TestProxyReplacesAnUpdate(t *testing.T) {
 	chat := models.Chat{ID: 12, Type: models.ChatTypePrivate}
 	first := s.Push(models.Update{Message: &models.Message{ID: s.NewMessageID(12), Chat: chat, Text: "one"}})
 	bad := s.Push(models.Update{Message: &models.Message{ID: s.NewMessageID(12), Chat: chat, Text: "two"}})
-	const raw = `{"message":{"message_id":2,"date":1,"chat":{"id":12,"type":"private"},"text":"fwd","forward_origin":{"type":"martian","date":1}}}`
+	const raw = `{"message":{"message_id":2,"date":1,"chat":{"id":12,"type":"private"},"text":"fwd","forward_origin":{"type":"hidden_user","sender_user_name":"x","date":"yesterday"}}}`
 	p.SetRule(func(c telegramtest.ProxyCall) telegramtest.Action {
 		if c.Method == "getUpdates" {
 			return telegramtest.Action{Rewrite: telegramtest.ReplaceUpdate(bad, raw)}
@@ -302,7 +302,7 @@ func TestProxyReplacesAnUpdate(t *testing.T) {
 			} `json:"forward_origin"`
 		} `json:"message"`
 	}
-	if err := json.Unmarshal(ans.Result[1], &two); err != nil || two.ID != bad || two.Message.Origin.Type != "martian" {
+	if err := json.Unmarshal(ans.Result[1], &two); err != nil || two.ID != bad || two.Message.Origin.Type != "hidden_user" {
 		t.Errorf("second update: got %s, want the raw update numbered %d", ans.Result[1], bad)
 	}
 	var u models.Update
