@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,14 +69,23 @@ func (h *harness) botReplies(id int) (replies []telegramtest.Message, stuck bool
 	return replies, stuck
 }
 
-// settled waits until message id has its final reply, then checks there is exactly one and
-// nothing is stuck; it returns that reply.
+// settled waits until message id has its final reply and the bot has done with it (a copy that a
+// lost send posted is deleted once the search for it comes by, shortly after), then checks
+// there is exactly one and nothing is stuck; it returns that reply.
 func (h *harness) settled(id int) telegramtest.Message {
 	h.t.Helper()
 	got := h.replyTo(id)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = h.tg.Wait(ctx, func() bool {
+		replies, stuck := h.botReplies(id)
+		return len(replies) == 1 && !stuck
+	})
 	replies, stuck := h.botReplies(id)
 	if len(replies) != 1 {
 		h.t.Errorf("replies to message %d: got %d, want exactly 1: %+v", id, len(replies), replies)
+	} else {
+		got = replies[0]
 	}
 	if stuck {
 		h.t.Errorf("a bot message still shows the cursor or a Stop button: %+v", h.tg.Messages(userID))
@@ -284,9 +294,7 @@ func TestSecondInstanceWaitsForTheFirst(t *testing.T) {
 		t.Errorf("after the takeover: got %q", got.Text)
 	}
 	for _, id := range []int{first, second} {
-		if replies, _ := h.botReplies(id); len(replies) != 1 {
-			t.Errorf("message %d: %d replies, want 1", id, len(replies))
-		}
+		h.settled(id)
 	}
 }
 

@@ -640,7 +640,7 @@ func recorded(t *testing.T, path, text string) bool {
 		return false
 	}
 	for _, p := range pending {
-		if p.Reply.Text == text && len(p.Reply.MessageIDs) > 0 {
+		if p.Reply.Text == text && len(p.Reply.Parts) > 0 {
 			return true
 		}
 	}

@@ -185,6 +185,7 @@ type Bot struct {
 	pace  *pace.Pacer
 
 	registry *reply.Registry
+	searcher *reply.Searcher
 	streamer *reply.Streamer
 	handler  *conversation.Handler
 	metrics  *ops.Metrics
@@ -213,8 +214,9 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
 	b.tg = client
-	trouble := func(ctx context.Context, t reply.Target) { b.handler.StorageTrouble(ctx, t) }
-	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry, Trouble: trouble}, reply.Config{
+	b.searcher = reply.NewSearcher(client, b.pace, b.registry, lostStore{b.inbox}, b.log)
+	trouble := func(ctx context.Context, t reply.Target, err error) { b.handler.StorageTrouble(ctx, t, err) }
+	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry, Searcher: b.searcher, Trouble: trouble}, reply.Config{
 		Draft:  cfg.StreamMode == StreamDraft,
 		Limits: reply.Limits{MaxChars: cfg.MaxAnswerChars, MaxOutputTokens: cfg.MaxOutputTokens},
 	})
@@ -281,10 +283,17 @@ func (b *Bot) Run(ctx context.Context) error {
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	var probing sync.WaitGroup
 	probing.Go(func() { b.probe(probeCtx) })
+	probing.Go(func() { b.prune(probeCtx) })
 	defer probing.Wait()
 	defer stopProbe()
 
-	err = b.recover(replyCtx)
+	// Searches for lost messages stop with the shutdown, once the replies are done; the journal
+	// keeps where they were.
+	searchCtx, stopSearches := context.WithCancel(replyCtx)
+	defer b.searcher.Wait()
+	defer stopSearches()
+
+	err = b.recover(replyCtx, searchCtx)
 	if err == nil {
 		if b.webhook != nil {
 			b.webhook.Open(replyCtx)
@@ -320,8 +329,9 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // recover loads what the inbox knows and hands the updates left from before a restart to the
-// conversations, in order.
-func (b *Bot) recover(ctx context.Context) error {
+// conversations, in order, and the searches for lost messages to the searcher. Nothing is sent
+// before: a reply whose send had no answer keeps its chat's send gate until it is resumed.
+func (b *Bot) recover(ctx, searchCtx context.Context) error {
 	known, err := b.inbox.KnownMessages(ctx)
 	if err != nil {
 		return fmt.Errorf("bot: %w", err)
@@ -335,11 +345,60 @@ func (b *Bot) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bot: %w", err)
 	}
+	lost, err := b.inbox.LostSends(ctx)
+	if err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
 	if len(pending) > 0 {
 		b.log.Info("resuming updates from before the restart", "count", len(pending))
 	}
 	b.handler.Recover(ctx, pending)
+	searches := make([]reply.Lost, 0, len(lost))
+	for _, l := range lost {
+		searches = append(searches, fromInbox(l))
+	}
+	b.searcher.Start(searchCtx, searches)
 	return nil
+}
+
+// pruneEvery is how often handled inbox entries older than inbox.Keep are forgotten.
+const pruneEvery = 10 * time.Minute
+
+// prune forgets handled inbox entries older than inbox.Keep, at start and every pruneEvery,
+// until ctx ends: the inbox holds about two days of updates however long the bot runs.
+func (b *Bot) prune(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if n, err := b.inbox.Prune(ctx, time.Now().Add(-inbox.Keep)); err != nil && ctx.Err() == nil {
+			b.log.Warn("could not prune the inbox", "err", err)
+		} else if n > 0 {
+			b.log.Debug("pruned the inbox", "entries", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lostStore keeps the searches for lost messages in the inbox.
+type lostStore struct{ in *inbox.Inbox }
+
+func (s lostStore) AddLost(ctx context.Context, l reply.Lost) (int64, error) {
+	return s.in.AddLost(ctx, inbox.Lost{ChatID: l.ChatID, Floor: int64(l.Floor), Ceiling: int64(l.Ceiling), Sent: l.Wire, Copies: l.Copies})
+}
+
+func (s lostStore) Searched(ctx context.Context, id int64, lo, hi, copies int) error {
+	return s.in.Searched(ctx, id, int64(lo), int64(hi), copies)
+}
+
+func (s lostStore) SearchDone(ctx context.Context, id int64) error { return s.in.SearchDone(ctx, id) }
+
+func fromInbox(l inbox.Lost) reply.Lost {
+	return reply.Lost{ID: l.ID, ChatID: l.ChatID, Floor: int(l.Floor), Ceiling: int(l.Ceiling), Wire: l.Sent,
+		Copies: l.Copies, Lo: int(l.Lo), Hi: int(l.Hi)}
 }
 
 // listen opens ListenAddr (if set) with /healthz, /metrics and, in webhook mode, the webhook.

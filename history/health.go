@@ -6,29 +6,44 @@ import (
 	"fmt"
 	"time"
 
-	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrStorageFull is wrapped by the errors of writes that failed because the
-// storage is full or failing (SQLite's SQLITE_FULL or a disk I/O error), so
-// the caller can tell the user "cannot save right now" rather than report a
-// bug. Nothing was stored by such a write; once there is room again, writes
-// succeed and nothing stored before is lost.
-var ErrStorageFull = errors.New("history: cannot write: storage full or failing")
+// storage is full (SQLite's SQLITE_FULL), so the caller can tell the user
+// "cannot save right now" rather than report a bug. Nothing was stored by
+// such a write; once there is room again, writes succeed and nothing stored
+// before is lost.
+var ErrStorageFull = errors.New("history: cannot write: the storage is full")
 
-// writeFailed wraps err with ErrStorageFull if SQLite reports the storage
-// full or failing.
+// ErrStorageFailing is wrapped by the errors of writes that failed because the
+// disk reported an I/O error or the file is damaged (SQLITE_IOERR,
+// SQLITE_CORRUPT, SQLITE_NOTADB). Unlike a full disk, waiting may not help:
+// the operator must look at the disk.
+var ErrStorageFailing = errors.New("history: cannot write: the disk is failing")
+
+// writeFailed wraps err with ErrStorageFull or ErrStorageFailing when SQLite
+// reports the storage full or failing. A write cut short by its context
+// (a stop, a shutdown) is neither: it is left as it is.
 func writeFailed(err error) error {
-	var se *sqlite.Error
-	if err == nil || errors.Is(err, ErrStorageFull) || !errors.As(err, &se) {
+	var se interface{ Code() int } // *sqlite.Error
+	if err == nil || errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailing) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &se) {
 		return err
 	}
 	switch se.Code() & 0xff {
-	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
+	case sqlite3.SQLITE_FULL:
 		return fmt.Errorf("%w: %w", ErrStorageFull, err)
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return fmt.Errorf("%w: %w", ErrStorageFailing, err)
 	}
 	return err
+}
+
+// StorageTrouble reports whether err is a write that failed on the storage
+// itself (full or failing), as opposed to a bug or a cancelled context.
+func StorageTrouble(err error) bool {
+	return errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailing)
 }
 
 // checkBytes is the payload CheckWrite writes: more than a page (4096

@@ -1,11 +1,15 @@
 package history
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 func TestCheckWrite(t *testing.T) {
@@ -96,5 +100,42 @@ func TestWriteFailedLeavesOtherErrors(t *testing.T) {
 	}
 	if writeFailed(nil) != nil {
 		t.Error("writeFailed(nil) is not nil")
+	}
+}
+
+// codedError is an error with an SQLite result code, as *sqlite.Error has.
+type codedError int
+
+func (e codedError) Error() string { return "sqlite error " + strconv.Itoa(int(e)) }
+func (e codedError) Code() int     { return int(e) }
+
+// A full disk and a failing one are told apart, and a write cut short by its context is
+// neither: a /stop is never reported as storage trouble.
+func TestWriteFailedClasses(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		err           error
+		full, failing bool
+	}{
+		{"full", codedError(sqlite3.SQLITE_FULL), true, false},
+		{"I/O error", codedError(sqlite3.SQLITE_IOERR), false, true},
+		{"short read", codedError(sqlite3.SQLITE_IOERR_SHORT_READ), false, true},
+		{"corrupt", codedError(sqlite3.SQLITE_CORRUPT), false, true},
+		{"constraint", codedError(sqlite3.SQLITE_CONSTRAINT), false, false},
+		{"cancelled", fmt.Errorf("interrupted: %w", context.Canceled), false, false},
+		{"cancelled while full", errors.Join(context.Canceled, codedError(sqlite3.SQLITE_FULL)), false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := writeFailed(c.err)
+			if full := errors.Is(got, ErrStorageFull); full != c.full {
+				t.Errorf("full: got %v, want %v (%v)", full, c.full, got)
+			}
+			if failing := errors.Is(got, ErrStorageFailing); failing != c.failing {
+				t.Errorf("failing: got %v, want %v (%v)", failing, c.failing, got)
+			}
+			if StorageTrouble(got) != (c.full || c.failing) {
+				t.Errorf("StorageTrouble: got %v", StorageTrouble(got))
+			}
+		})
 	}
 }

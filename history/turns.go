@@ -66,8 +66,9 @@ func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args .
 //
 // A turn whose MessageID is already stored in that conversation for a turn
 // of the same role (a redelivered update, or an answer stored again by a
-// recovery after a crash) is not stored again: Append returns the stored
-// turn and inserted false.
+// recovery after a crash), or an answer whose Entry is (the same reply
+// stored again), is not stored again: Append returns the stored turn and
+// inserted false.
 func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserted bool, err error) {
 	now := time.Now()
 	t, err = prepare(t, now)
@@ -131,19 +132,21 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 	n := countOf(t.Sent())
 	err = tx.QueryRowxContext(ctx, `
 		INSERT INTO turns (conversation_id, role, content, author, message_id, status, char_count, token_count, created_at,
-			image_count, audio_file_id, audio_name)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			image_count, audio_file_id, audio_name, entry)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (conversation_id, message_id) WHERE role = 'user' AND message_id <> 0 DO NOTHING
 		ON CONFLICT (conversation_id, message_id) WHERE role = 'assistant' AND message_id <> 0 DO NOTHING
+		ON CONFLICT (conversation_id, entry) WHERE role = 'assistant' AND entry <> 0 DO NOTHING
 		RETURNING id`,
 		conv, t.Role, t.Content, t.Author, t.MessageID, t.Status,
 		n.chars, n.tokens, t.CreatedAt.UnixMilli(),
-		len(t.Images), t.Audio.FileID, t.Audio.Name,
+		len(t.Images), t.Audio.FileID, t.Audio.Name, t.Entry,
 	).Scan(&t.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		var r turnRow
 		err = tx.GetContext(ctx, &r, `SELECT `+turnColumns+` FROM turns
-			WHERE conversation_id = ? AND role = ? AND message_id = ?`, conv, t.Role, t.MessageID)
+			WHERE conversation_id = ? AND role = ? AND (message_id = ? AND message_id <> 0 OR entry = ? AND entry <> 0)
+			ORDER BY id LIMIT 1`, conv, t.Role, t.MessageID, t.Entry)
 		if err != nil {
 			return Turn{}, false, fmt.Errorf("load duplicate: %w", err)
 		}

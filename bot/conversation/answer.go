@@ -17,47 +17,52 @@ import (
 
 // answer stores a user's message and answers it. A message stored before a crash is not stored
 // again: Append ignores a Telegram message it already has.
-func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) {
+func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	// The prompt is read here, in turn, so that a /system queued before this message applies.
 	prompt := h.prompt(ctx, r.k)
 	if msg := tooLong(h.cfg.Budget, prompt, turn.Sent()); msg != "" {
-		h.notify(ctx, r, msg)
-		h.finish(ctx, r.update)
-		return
+		return h.notify(ctx, r, msg)
 	}
-	if err := h.retryStore(ctx, r, func(ctx context.Context) error {
-		_, _, err := h.deps.Store.Append(ctx, r.k, turn)
+	if res, ok := h.store(ctx, r, turn); !ok {
+		return res
+	}
+	return h.respond(ctx, r, prompt)
+}
+
+// store appends t to r's conversation, waiting out a full or failing disk. ok is false when it
+// could not: res then says what became of the update.
+func (h *Handler) store(ctx context.Context, r req, t history.Turn) (res result, ok bool) {
+	err := h.retryStore(ctx, r, func(ctx context.Context) error {
+		_, _, err := h.deps.Store.Append(ctx, r.k, t)
 		return err
-	}); err != nil {
-		return // shutting down: the update stays in the inbox, and is answered after the restart
+	})
+	switch {
+	case err == nil:
+		return done, true
+	case ctx.Err() != nil:
+		return left, false // shutting down: the update stays in the inbox, and is answered after the restart
 	}
-	h.respond(ctx, r, prompt)
+	return h.storeFailed(ctx, r, "save your message", err), false
 }
 
 // respond asks the model about the conversation as stored, shows the answer live, and stores it
 // before finishing the update.
-func (h *Handler) respond(ctx context.Context, r req, prompt string) {
-	h.respondWith(ctx, r, prompt, reply.Options{})
+func (h *Handler) respond(ctx context.Context, r req, prompt string) result {
+	return h.respondWith(ctx, r, prompt, reply.Options{})
 }
 
 // respondWith is respond showing what opt says above the answer.
-func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt reply.Options) {
+func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt reply.Options) result {
 	window, err := h.deps.Store.Window(ctx, r.k, h.cfg.Budget, prompt)
 	var long *history.TooLongError
 	if errors.As(err, &long) {
-		h.notify(ctx, r, tooLongNotice(long))
-		h.finish(ctx, r.update)
-		return
+		return h.notify(ctx, r, tooLongNotice(long))
 	}
 	if err != nil {
-		h.storeFailed(ctx, r, "load the conversation", err)
-		h.finish(ctx, r.update)
-		return
+		return h.storeFailed(ctx, r, "load the conversation", err)
 	}
 	if len(window) == 0 {
-		h.notify(ctx, r, "There is nothing to answer.")
-		h.finish(ctx, r.update)
-		return
+		return h.notify(ctx, r, "There is nothing to answer.")
 	}
 	msgs := make([]aura.Message, 0, len(window)+1)
 	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: prompt})
@@ -86,35 +91,37 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 	h.deps.Metrics.ReplyStarted()
 	started := func(stop func()) {
 		h.mu.Lock()
-		h.active[r.k] = &activeReply{update: r.update, asker: r.from, stop: stop}
+		h.active[r.k] = &activeReply{update: r.entry, asker: r.from, stop: stop}
 		h.mu.Unlock()
 	}
-	out := h.deps.Streamer.StreamWith(ctx, r.t, h.journal(r), stopData(r.update), started,
+	out := h.deps.Streamer.StreamWith(ctx, r.t, h.journal(r), stopData(r.entry), started,
 		func(ctx context.Context) iter.Seq2[string, error] { return h.deps.Model.StreamModel(ctx, model, msgs) }, opt)
 	h.mu.Lock()
-	if a := h.active[r.k]; a != nil && a.update == r.update {
+	if a := h.active[r.k]; a != nil && a.update == r.entry {
 		delete(h.active, r.k)
 	}
 	h.mu.Unlock()
 	h.ended(r, out, time.Since(start))
 
-	if out.Unfinished {
-		return // the journal holds the text: the restart shows it, and stores it
-	}
 	if out.Text != "" {
+		// Stored now, even when the reply's messages are not final yet: the next turn of the
+		// conversation comes after it.
 		status := history.StatusCut
 		if reply.Complete(out.Err) {
 			status = history.StatusDone
 		}
-		answer := history.Turn{Role: history.RoleAssistant, Content: out.Text, MessageID: int64(out.FirstID), Status: status}
+		answer := history.Turn{Role: history.RoleAssistant, Content: out.Text, MessageID: int64(out.FirstID), Status: status, Entry: r.entry}
 		if err := h.retryStore(ctx, r, func(ctx context.Context) error {
 			_, _, err := h.deps.Store.Append(ctx, r.k, answer)
 			return err
 		}); err != nil {
-			return // the restart stores it, from the journal
+			return left // the restart stores it, from the journal
 		}
 	}
-	h.finish(ctx, r.update)
+	if out.Unfinished {
+		return unfinished
+	}
+	return done
 }
 
 // tooLong returns a notice if a message (as sent) cannot fit the budget with prompt even alone,
@@ -183,6 +190,10 @@ func (h *Handler) ended(r req, out reply.Outcome, took time.Duration) {
 		attrs = append(attrs, "err", h.deps.TG.Scrub(out.Err))
 	}
 	h.deps.Log.Info("reply", attrs...)
+	var p *reply.PanicError
+	if errors.As(out.Err, &p) {
+		h.deps.Log.Error("panic while streaming a reply", "entry", r.entry, "chat_id", r.k.ChatID, "panic", fmt.Sprint(p.Value), "stack", string(p.Stack))
+	}
 }
 
 // replyResult names how a reply ended, and whether that is a failure.
@@ -202,37 +213,6 @@ func replyResult(out reply.Outcome) (string, bool) {
 		return "empty", true
 	}
 	return "done", false
-}
-
-// journal is the reply journal of r's update.
-func (h *Handler) journal(r req) reply.Journal {
-	if r.update == 0 {
-		return nil
-	}
-	return updateJournal{j: h.deps.Journal, update: r.update, chat: r.t.ChatID}
-}
-
-// updateJournal records one update's reply in the inbox.
-type updateJournal struct {
-	j      Journal
-	update int64
-	chat   int64
-}
-
-func (u updateJournal) Show(ctx context.Context, s reply.Shown) error {
-	return u.j.RecordText(ctx, u.update, s.Text, s.Final, s.Notice, s.Plain)
-}
-
-func (u updateJournal) Sending(ctx context.Context, idx, floor int) error {
-	return u.j.RecordSending(ctx, u.update, u.chat, idx, int64(floor))
-}
-
-func (u updateJournal) Sent(ctx context.Context, idx, id int) error {
-	return u.j.RecordSent(ctx, u.update, idx, int64(id))
-}
-
-func (u updateJournal) Removed(ctx context.Context, idx int) error {
-	return u.j.RecordRemoved(ctx, u.update, idx)
 }
 
 // stopData is the callback data of the Stop button of the reply to update: the button stops

@@ -31,37 +31,21 @@ func Commands() []Command {
 	}
 }
 
-// enqueue runs fn in conversation r.k after what is already queued there. A job that has not
-// started when the bot shuts down is left in the inbox, to run after the restart. It reports
-// whether the job had to wait behind others.
-func (h *Handler) enqueue(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req)) bool {
-	return h.queue.submit(ctx, r.k, job{reply: isReply, run: func(ctx context.Context) {
-		if h.closing.Load() {
-			return
-		}
-		fn(ctx, r)
-	}})
+// enqueue runs fn in conversation r.k after what is already queued there, under the runner
+// (see run). A job that has not started when the bot shuts down is left in the inbox, to run
+// after the restart. It reports whether the job had to wait behind others.
+func (h *Handler) enqueue(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) bool {
+	return h.queue.submit(ctx, r.k, job{reply: isReply, run: func(ctx context.Context) { h.run(ctx, r, fn) }})
 }
 
-// tell answers r's message with a short notice and finishes the update. The notice is sent from
-// the conversation's notice queue, never from the goroutine that takes updates: a chat under a
-// Telegram penalty must not hold up the others. It reports true: the update is taken care of.
+// tell answers r's message with a short notice. The notice is sent from the conversation's
+// notice queue, never from the goroutine that takes updates: a chat under a Telegram penalty
+// must not hold up the others. It reports true: the update is taken care of.
 func (h *Handler) tell(ctx context.Context, r req, text string) bool {
 	h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
-		if h.closing.Load() {
-			return // left in the inbox: told after the restart
-		}
-		h.notify(ctx, r, text)
-		h.finish(ctx, r.update)
+		h.run(ctx, r, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
 	}})
 	return true
-}
-
-// notify sends a notice in reply to r's message, recorded in r's journal.
-func (h *Handler) notify(ctx context.Context, r req, text string) {
-	if err := h.deps.Streamer.Notify(ctx, r.t, h.journal(r), text); err != nil {
-		h.deps.Log.Warn("could not send a notice", "chat_id", r.t.ChatID, "err", err)
-	}
 }
 
 // onCommand runs a command; it reports whether it queued a job that finishes the update.
@@ -79,21 +63,17 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 		return false
 	case "system", "reset", "model":
 		// These change the conversation, so they wait for the reply in progress, in order.
-		h.enqueue(ctx, r, false, func(ctx context.Context, r req) {
+		h.enqueue(ctx, r, false, func(ctx context.Context, r req) result {
 			if (cmd == "reset" || cmd == "system" && arg != "") && !h.mayConfigure(ctx, r) {
-				h.notify(ctx, r, "Only the bot's allowed users and this group's administrators can change its system prompt or clear its history.")
-				h.finish(ctx, r.update)
-				return
+				return h.notify(ctx, r, "Only the bot's allowed users and this group's administrators can change its system prompt or clear its history.")
 			}
 			switch cmd {
 			case "system":
-				h.cmdSystem(ctx, r, arg)
+				return h.cmdSystem(ctx, r, arg)
 			case "model":
-				h.cmdModel(ctx, r, arg)
-			default:
-				h.cmdReset(ctx, r)
+				return h.cmdModel(ctx, r, arg)
 			}
-			h.finish(ctx, r.update)
+			return h.cmdReset(ctx, r)
 		})
 		return true
 	case "retry":
@@ -129,38 +109,32 @@ func (h *Handler) prompt(ctx context.Context, k history.Key) string {
 	return p
 }
 
-func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) {
+func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
 	k := r.k
 	switch {
 	case arg == "":
 		p, ok, err := h.deps.Store.SystemPrompt(ctx, k)
 		if err != nil {
-			h.storeFailed(ctx, r, "read the system prompt", err)
-			return
+			return h.storeFailed(ctx, r, "read the system prompt", err)
 		}
 		seen := h.coverage(ctx, r.k, cmp.Or(p, h.cfg.DefaultPrompt))
 		if !ok {
-			h.notify(ctx, r, "The system prompt is the default:\n\n"+h.cfg.DefaultPrompt+"\n\nSet your own with /system <text>."+seen)
-			return
+			return h.notify(ctx, r, "The system prompt is the default:\n\n"+h.cfg.DefaultPrompt+"\n\nSet your own with /system <text>."+seen)
 		}
-		h.notify(ctx, r, "The system prompt is:\n\n"+p+"\n\nChange it with /system <text>, or go back to the default with /system default."+seen)
+		return h.notify(ctx, r, "The system prompt is:\n\n"+p+"\n\nChange it with /system <text>, or go back to the default with /system default."+seen)
 	case arg == "default":
 		if err := h.deps.Store.ClearSystemPrompt(ctx, k); err != nil {
-			h.storeFailed(ctx, r, "reset the system prompt", err)
-			return
+			return h.storeFailed(ctx, r, "reset the system prompt", err)
 		}
-		h.notify(ctx, r, "The system prompt is back to the default.")
-	default:
-		if msg := promptTooLong(h.cfg.Budget, arg); msg != "" {
-			h.notify(ctx, r, msg)
-			return
-		}
-		if err := h.deps.Store.SetSystemPrompt(ctx, k, arg); err != nil {
-			h.storeFailed(ctx, r, "save the system prompt", err)
-			return
-		}
-		h.notify(ctx, r, "System prompt set. It applies from your next message.")
+		return h.notify(ctx, r, "The system prompt is back to the default.")
 	}
+	if msg := promptTooLong(h.cfg.Budget, arg); msg != "" {
+		return h.notify(ctx, r, msg)
+	}
+	if err := h.deps.Store.SetSystemPrompt(ctx, k, arg); err != nil {
+		return h.storeFailed(ctx, r, "save the system prompt", err)
+	}
+	return h.notify(ctx, r, "System prompt set. It applies from your next message.")
 }
 
 // promptTooLong returns a notice if a system prompt would take more than half of what may be
@@ -197,25 +171,20 @@ func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) st
 	return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation: older ones no longer fit its context window. /reset starts afresh.", in, total)
 }
 
-func (h *Handler) cmdReset(ctx context.Context, r req) {
+func (h *Handler) cmdReset(ctx context.Context, r req) result {
 	if err := h.deps.Store.Reset(ctx, r.k); err != nil {
-		h.storeFailed(ctx, r, "clear the history", err)
-		return
+		return h.storeFailed(ctx, r, "clear the history", err)
 	}
-	h.notify(ctx, r, "Done: I forgot this conversation. The system prompt stays.")
+	return h.notify(ctx, r, "Done: I forgot this conversation. The system prompt stays.")
 }
 
-func (h *Handler) cmdRetry(ctx context.Context, r req) {
+func (h *Handler) cmdRetry(ctx context.Context, r req) result {
 	last, err := h.deps.Store.Rewind(ctx, r.k)
 	if errors.Is(err, history.ErrNotFound) {
-		h.notify(ctx, r, "There is no message of yours to answer again.")
-		h.finish(ctx, r.update)
-		return
+		return h.notify(ctx, r, "There is no message of yours to answer again.")
 	}
 	if err != nil {
-		h.storeFailed(ctx, r, "load your last message", err)
-		h.finish(ctx, r.update)
-		return
+		return h.storeFailed(ctx, r, "load your last message", err)
 	}
 	if last.MessageID != 0 {
 		r.t.ReplyTo = int(last.MessageID)
@@ -223,17 +192,16 @@ func (h *Handler) cmdRetry(ctx context.Context, r req) {
 	prompt := h.prompt(ctx, r.k)
 	if last.Untranscribed() {
 		// The recording was never heard (a failed transcription): hear it now.
-		text, ok := h.transcribeTurn(ctx, r, prompt, last)
+		text, res, ok := h.transcribeTurn(ctx, r, prompt, last)
 		if !ok {
-			return
+			return res
 		}
-		h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
-		return
+		return h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
 	}
-	h.respond(ctx, r, prompt)
+	return h.respond(ctx, r, prompt)
 }
 
-func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) {
+func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) result {
 	h.deps.Log.Error("store failed", "what", what, "chat_id", r.t.ChatID, "err", err)
-	h.notify(ctx, r, "Sorry, I could not "+what+": the bot's database failed. Please try again later.")
+	return h.notify(ctx, r, "Sorry, I could not "+what+": the bot's database failed. Please try again later.")
 }

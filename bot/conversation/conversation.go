@@ -25,6 +25,7 @@ import (
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history"
+	"aurabot/history/inbox"
 )
 
 // Store is what a conversation needs of the conversation store.
@@ -42,14 +43,17 @@ type Store interface {
 	SetModel(ctx context.Context, k history.Key, model string) error
 }
 
-// Journal is what a conversation needs of the update inbox: the reply journal, and finishing
-// an update once it is handled.
+// Journal is what a conversation needs of the update inbox: the reply journal, counting the
+// attempts at an update, and finishing it once it is handled. Updates are named by their inbox
+// entry (seq).
 type Journal interface {
-	RecordText(ctx context.Context, update int64, text string, final bool, notice string, plain bool) error
-	RecordSending(ctx context.Context, update, chat int64, idx int, floor int64) error
-	RecordSent(ctx context.Context, update int64, idx int, messageID int64) error
-	RecordRemoved(ctx context.Context, update int64, idx int) error
-	Finish(ctx context.Context, update int64) error
+	RecordText(ctx context.Context, seq int64, text string, final bool, notice string, plain bool) error
+	RecordSending(ctx context.Context, seq int64, idx int, p inbox.Part) error
+	RecordSent(ctx context.Context, seq int64, idx int, messageID int64, lost *inbox.Lost) (int64, error)
+	RecordRemoved(ctx context.Context, seq int64, idx int) error
+	Attempt(ctx context.Context, seq int64) (int, error)
+	Get(ctx context.Context, seq int64) (inbox.Update, error)
+	Finish(ctx context.Context, seq int64) error
 }
 
 // Model streams an answer to a conversation, from the model a conversation chose ("" for the
@@ -92,7 +96,7 @@ type Deps struct {
 	TG       *tg.Client
 	Pacer    *pace.Pacer
 	Streamer *reply.Streamer
-	Registry *reply.Registry
+	Registry *reply.Registry // the chats' known messages and send gates
 	Store    Store
 	Journal  Journal
 	Model    Model
@@ -108,6 +112,8 @@ type Handler struct {
 	deps  Deps
 	queue *dispatcher
 	side  *sideCalls
+	// finishing are the replies being finished in the background (finishLater).
+	finishing sync.WaitGroup
 
 	me      models.User
 	mention *regexp.Regexp // "@botusername", set by SetMe
@@ -124,7 +130,7 @@ type Handler struct {
 
 // activeReply is a reply streaming now.
 type activeReply struct {
-	update int64 // the update it answers: its Stop button carries it
+	update int64 // the inbox entry it answers: its Stop button carries it
 	asker  int64 // who asked: they may stop it
 	stop   func()
 }
@@ -165,69 +171,88 @@ func (h *Handler) Close() { h.closing.Store(true) }
 // has ended.
 func (h *Handler) Wait() {
 	h.queue.wait()
+	h.finishing.Wait()
 	h.side.wait()
 }
 
 // troubleEvery is how often a chat is told that the bot cannot save.
 const troubleEvery = 10 * time.Minute
 
-// StorageTrouble is storageTrouble, for the reply's journal failures.
-func (h *Handler) StorageTrouble(ctx context.Context, t reply.Target) { h.storageTrouble(ctx, t) }
+// StorageTrouble is storageTrouble, for the reply's journal failures: a failure of the storage
+// (not a stop, not a bug) makes the chat of t told once why the reply waits.
+func (h *Handler) StorageTrouble(ctx context.Context, t reply.Target, err error) {
+	if history.StorageTrouble(err) {
+		h.storageTrouble(ctx, t, err)
+	}
+}
 
 // storageTrouble tells the chat of t, at most once every troubleEvery, that the bot cannot save
-// right now and will answer when it can. The notice is not journaled (the database is what
-// fails) and goes out on its own.
-func (h *Handler) storageTrouble(ctx context.Context, t reply.Target) {
+// right now and will answer when it can: a full disk, or a failing one (err says which). The
+// notice is not journaled (the database is what fails) and goes out on its own.
+func (h *Handler) storageTrouble(ctx context.Context, t reply.Target, err error) {
 	if !h.troubled.due(t.ChatID, time.Now()) {
 		return
 	}
+	text := "⚠️ I can't save anything right now: the bot's storage is full. I'll answer as soon as there is room again."
+	if errors.Is(err, history.ErrStorageFailing) {
+		h.deps.Log.Error("the database's disk is failing (I/O error): the bot answers once it works again", "err", err)
+		text = "⚠️ I can't save anything right now: the bot's disk is failing. I'll answer as soon as it works again; the bot's owner has been told in its log."
+	}
 	h.side.run(ctx, func(cctx context.Context) {
-		if err := h.deps.Streamer.Notify(cctx, t, nil, "⚠️ I can't save anything right now: the bot's storage is full or failing. I'll answer as soon as it works again."); err != nil {
+		if err := h.deps.Streamer.Notify(cctx, t, nil, text); err != nil {
 			h.deps.Log.Warn("could not tell a chat about the storage", "chat_id", t.ChatID, "err", err)
 		}
 	})
 }
 
 // SaveFailed is told about updates intake could not save: their users learn why they wait.
-func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, _ error) {
+func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, err error) {
+	if !history.StorageTrouble(err) {
+		return
+	}
 	for _, u := range us {
 		if m := u.Message; m != nil && m.From != nil && h.allowed(m.From.ID, m.Chat.ID) {
-			h.storageTrouble(ctx, reqOf(u.ID, m).t)
+			h.storageTrouble(ctx, reqOf(0, m).t, err)
 		}
 	}
 }
 
-// finish marks an update handled.
-func (h *Handler) finish(ctx context.Context, update int64) {
-	if update == 0 {
+// finish marks an inbox entry handled.
+func (h *Handler) finish(ctx context.Context, entry int64) {
+	if entry == 0 {
 		return
 	}
-	if err := h.retryStore(ctx, req{}, func(ctx context.Context) error { return h.deps.Journal.Finish(ctx, update) }); err != nil {
-		h.deps.Log.Error("could not finish an update in the inbox", "update_id", update, "err", err)
+	if err := h.retryStore(ctx, req{}, func(ctx context.Context) error { return h.deps.Journal.Finish(ctx, entry) }); err != nil {
+		h.deps.Log.Error("could not finish an update in the inbox", "entry", entry, "err", err)
 	}
 }
 
-// retryStore runs a store write for r, trying again while it fails (a full or failing disk)
-// until it succeeds or ctx ends (a shutdown: what was not written is done again after the
-// restart). r's chat is told once that the bot cannot save right now.
+// retryStore runs a store write for r, trying again while the storage fails (a full or failing
+// disk) until it succeeds or ctx ends (a shutdown: what was not written is done again after the
+// restart). r's chat is told once that the bot cannot save right now. A full disk is tried
+// again soon, a failing one (an I/O error) less and less often; any other error is returned at
+// once.
 func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.Context) error) error {
 	wctx := context.WithoutCancel(ctx)
-	backoff := 200 * time.Millisecond
+	backoff, most := 200*time.Millisecond, 10*time.Second
 	for {
 		err := write(wctx)
-		if err == nil {
-			return nil
+		if err == nil || !history.StorageTrouble(err) {
+			return err
 		}
 		if ctx.Err() != nil {
 			return err
 		}
+		if errors.Is(err, history.ErrStorageFailing) {
+			backoff, most = max(backoff, 5*time.Second), 5*time.Minute
+		}
 		if r.t.ChatID != 0 {
-			h.storageTrouble(ctx, r.t)
+			h.storageTrouble(ctx, r.t, err)
 		}
 		h.deps.Log.Warn("a database write failed; trying again", "err", err, "retry_in", backoff)
 		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
 			return errors.Join(err, serr)
 		}
-		backoff = min(2*backoff, 10*time.Second)
+		backoff = min(2*backoff, most)
 	}
 }

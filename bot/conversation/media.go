@@ -88,7 +88,7 @@ func userTurn(r req, m *models.Message, content string) history.Turn {
 }
 
 // queueReply queues fn as the reply to m, with the 👀 reaction when it waits behind another.
-func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn func(ctx context.Context, r req)) bool {
+func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn func(ctx context.Context, r req) result) bool {
 	if h.enqueue(ctx, r, true, fn) {
 		h.side.react(ctx, r.t.ChatID, m.ID, "👀")
 	}
@@ -100,37 +100,51 @@ func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn f
 // onPhoto queues a photo, or an album's photos, as one turn. The photos are downloaded by the
 // queued job, never here on the path that takes updates.
 func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
-	a, opened := h.albums.join(r.k, m, r.update)
+	a, opened := h.albums.join(r.k, m, r.entry)
 	if !opened {
 		return true // the album's job finishes this update with the others
 	}
 	if h.cfg.TextOnly {
 		// One notice for a whole album, from the notice queue.
 		h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
-			items, ok := a.gather(ctx, h.albums)
-			if !ok || h.closing.Load() {
-				return // left in the inbox: told after the restart
-			}
-			h.notify(ctx, r, "This model server takes text only: it cannot see pictures. Please describe it in words.")
-			for _, it := range items {
-				h.finish(ctx, it.update)
-			}
+			h.run(ctx, r, func(ctx context.Context, r req) result {
+				items, ok := a.gather(ctx, h.albums)
+				if !ok {
+					return left // told after the restart
+				}
+				res := h.notify(ctx, r, "This model server takes text only: it cannot see pictures. Please describe it in words.")
+				h.finishOthers(ctx, r, items, res)
+				return res
+			})
 		}})
 		return true
 	}
-	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) { h.answerPhotos(ctx, r, a) })
+	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answerPhotos(ctx, r, a) })
+}
+
+// finishOthers finishes the entries of an album's photos after the first (r's, which the runner
+// finishes), once the album's job has handled them all (res is not left).
+func (h *Handler) finishOthers(ctx context.Context, r req, items []albumItem, res result) {
+	if res == left {
+		return
+	}
+	for _, it := range items {
+		if it.entry != r.entry {
+			h.finish(ctx, it.entry)
+		}
+	}
 }
 
 // answerPhotos waits for the album to close, downloads its photos and answers them as one turn.
-func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) {
+func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	items, ok := a.gather(ctx, h.albums)
 	if !ok {
-		return // shutting down: every update of the album stays in the inbox
+		return left // shutting down: every update of the album stays in the inbox
 	}
-	finishAll := func() {
-		for _, it := range items {
-			h.finish(ctx, it.update)
-		}
+	fail := func(msg string) result {
+		res := h.notify(ctx, r, msg)
+		h.finishOthers(ctx, r, items, res)
+		return res
 	}
 	first := items[0].msg
 	question := ""
@@ -141,19 +155,15 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) {
 		}
 		size := photoSize(it.msg.Photo)
 		if size.FileSize > tg.MaxDownload {
-			h.notify(ctx, r, "That photo is too big: Telegram lets bots download files up to 20 MB.")
-			finishAll()
-			return
+			return fail("That photo is too big: Telegram lets bots download files up to 20 MB.")
 		}
 		data, err := h.deps.TG.Download(ctx, size.FileID, tg.MaxDownload)
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return left
 			}
 			h.deps.Log.Warn("could not download a photo", "chat_id", r.t.ChatID, "err", err)
-			h.notify(ctx, r, "⚠️ I could not download your photo from Telegram. Please send it again.")
-			finishAll()
-			return
+			return fail("⚠️ I could not download your photo from Telegram. Please send it again.")
 		}
 		images = append(images, history.Image{MIME: "image/jpeg", Data: data})
 	}
@@ -164,22 +174,15 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) {
 	turn.Images = images
 	prompt := h.prompt(ctx, r.k)
 	if msg := h.tooLongTurn(prompt, turn); msg != "" {
-		h.notify(ctx, r, msg)
-		finishAll()
-		return
+		return fail(msg)
 	}
-	if err := h.retryStore(ctx, r, func(ctx context.Context) error {
-		_, _, err := h.deps.Store.Append(ctx, r.k, turn)
-		return err
-	}); err != nil {
-		return
+	if res, ok := h.store(ctx, r, turn); !ok {
+		return res
 	}
 	// The turn is stored under the first photo's message: the others are done. Should the bot
 	// stop before the answer, the first alone comes back and finds the turn stored whole.
-	for _, it := range items[1:] {
-		h.finish(ctx, it.update)
-	}
-	h.respond(ctx, r, prompt)
+	h.finishOthers(ctx, r, items, done)
+	return h.respond(ctx, r, prompt)
 }
 
 // tooLongTurn is tooLong for a turn with images, each of which costs Budget.ImageTokens.
@@ -229,8 +232,8 @@ func imagesRefused(err error, notice string) string {
 
 // albumItem is one photo message of an album.
 type albumItem struct {
-	msg    *models.Message
-	update int64
+	msg   *models.Message
+	entry int64
 }
 
 // album gathers the photo messages of one media group into a turn.
@@ -257,8 +260,8 @@ func newAlbums() *albums { return &albums{open: map[albumKey]*album{}} }
 
 // join adds a photo message to the open album of its media group, or opens one (a lone photo
 // is an album of one, closed at once). opened reports a new album, whose job must be queued.
-func (as *albums) join(k history.Key, m *models.Message, update int64) (a *album, opened bool) {
-	item := albumItem{msg: m, update: update}
+func (as *albums) join(k history.Key, m *models.Message, entry int64) (a *album, opened bool) {
+	item := albumItem{msg: m, entry: entry}
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	key := albumKey{k, m.MediaGroupID}
@@ -341,38 +344,41 @@ func (h *Handler) onSpoken(ctx context.Context, r req, m *models.Message, what, 
 	}
 	turn := userTurn(r, m, "")
 	turn.Audio = history.Audio{FileID: fileID, Name: name}
-	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) { h.answerSpoken(ctx, r, turn) })
+	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answerSpoken(ctx, r, turn) })
 }
 
 // answerSpoken stores a spoken turn (without its text, so that /retry can transcribe it again
 // should this fail), transcribes it and answers the transcript, shown above the answer.
-func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) {
+func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) result {
 	var stored history.Turn
-	if err := h.retryStore(ctx, r, func(ctx context.Context) (err error) {
+	err := h.retryStore(ctx, r, func(ctx context.Context) (err error) {
 		stored, _, err = h.deps.Store.Append(ctx, r.k, turn)
 		return err
-	}); err != nil {
-		return
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return left
+	case err != nil:
+		return h.storeFailed(ctx, r, "save your message", err)
 	}
 	prompt := h.prompt(ctx, r.k)
 	text := stored.Content // heard already, before a restart
 	if stored.Untranscribed() {
+		var res result
 		var ok bool
-		if text, ok = h.transcribeTurn(ctx, r, prompt, stored); !ok {
-			return
+		if text, res, ok = h.transcribeTurn(ctx, r, prompt, stored); !ok {
+			return res
 		}
 	}
-	h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
+	return h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
 }
 
 // transcribeTurn downloads and transcribes a stored spoken turn and stores its transcript. On
-// failure it tells the user (with /retry where trying again can help), finishes the update and
-// reports false.
-func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn history.Turn) (string, bool) {
-	fail := func(msg string) (string, bool) {
-		h.notify(ctx, r, msg)
-		h.finish(ctx, r.update)
-		return "", false
+// failure it tells the user (with /retry where trying again can help) and reports false, with
+// what became of the update.
+func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn history.Turn) (string, result, bool) {
+	fail := func(msg string) (string, result, bool) {
+		return "", h.notify(ctx, r, msg), false
 	}
 	if h.deps.Transcriber == nil {
 		return fail("Voice messages are not set up on this bot: please type your message.")
@@ -383,7 +389,7 @@ func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", false
+			return "", left, false
 		}
 		h.deps.Log.Warn("could not download a recording", "chat_id", r.t.ChatID, "err", err)
 		return fail("⚠️ I could not download your recording from Telegram. Send /retry to try again.")
@@ -391,7 +397,7 @@ func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn
 	text, err := h.deps.Transcriber.Transcribe(ctx, turn.Audio.Name, bytes.NewReader(data))
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", false
+			return "", left, false
 		}
 		h.deps.Log.Warn("transcription failed", "chat_id", r.t.ChatID, "err", err)
 		return fail("⚠️ I could not transcribe your recording: " + transcribeFailure(err) + " Send /retry to try again.")
@@ -408,9 +414,12 @@ func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn
 	if err := h.retryStore(ctx, r, func(ctx context.Context) error {
 		return h.deps.Store.SetTranscript(ctx, r.k, turn.ID, text)
 	}); err != nil {
-		return "", false
+		if ctx.Err() != nil {
+			return "", left, false
+		}
+		return "", h.storeFailed(ctx, r, "save what I heard", err), false
 	}
-	return text, true
+	return text, done, true
 }
 
 // transcribeFailure says why a transcription failed, as a sentence fit for a user.
@@ -528,7 +537,7 @@ func (h *Handler) onDocument(ctx context.Context, r req, m *models.Message) bool
 	case d.FileSize > int64(h.maxFileBytes()):
 		return h.tell(ctx, r, fmt.Sprintf("%s is too big: I read text files up to %s, and it is %s.", name, bytesSize(int64(h.maxFileBytes())), bytesSize(d.FileSize)))
 	}
-	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) { h.answerDocument(ctx, r, m) })
+	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answerDocument(ctx, r, m) })
 }
 
 func (h *Handler) maxFileBytes() int {
@@ -540,28 +549,22 @@ func (h *Handler) maxFileBytes() int {
 
 // answerDocument downloads a text file and answers it as a turn: the file name and content in
 // a fenced block, then the caption.
-func (h *Handler) answerDocument(ctx context.Context, r req, m *models.Message) {
+func (h *Handler) answerDocument(ctx context.Context, r req, m *models.Message) result {
 	d := m.Document
 	data, err := h.deps.TG.Download(ctx, d.FileID, int64(h.maxFileBytes()))
 	switch {
 	case errors.Is(err, tg.ErrFileTooBig):
-		h.notify(ctx, r, fmt.Sprintf("That file is too big: I read text files up to %s.", bytesSize(int64(h.maxFileBytes()))))
-		h.finish(ctx, r.update)
-		return
+		return h.notify(ctx, r, fmt.Sprintf("That file is too big: I read text files up to %s.", bytesSize(int64(h.maxFileBytes()))))
 	case err != nil:
 		if ctx.Err() != nil {
-			return
+			return left
 		}
 		h.deps.Log.Warn("could not download a file", "chat_id", r.t.ChatID, "err", err)
-		h.notify(ctx, r, "⚠️ I could not download your file from Telegram. Please send it again.")
-		h.finish(ctx, r.update)
-		return
+		return h.notify(ctx, r, "⚠️ I could not download your file from Telegram. Please send it again.")
 	case bytes.IndexByte(data, 0) >= 0:
-		h.notify(ctx, r, "I can't read that file: it is not text. "+canRead)
-		h.finish(ctx, r.update)
-		return
+		return h.notify(ctx, r, "I can't read that file: it is not text. "+canRead)
 	}
-	h.answer(ctx, r, userTurn(r, m, fileText(d.FileName, string(data), h.caption(r, m))))
+	return h.answer(ctx, r, userTurn(r, m, fileText(d.FileName, string(data), h.caption(r, m))))
 }
 
 // fileText is the text sent for a file: its name, its content (as UTF-8, invalid bytes

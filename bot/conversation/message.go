@@ -3,6 +3,7 @@ package conversation
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,32 +18,45 @@ import (
 
 // req is one update being handled in a conversation.
 type req struct {
-	update int64 // the inbox entry to finish when done
+	entry  int64 // its inbox entry, finished when it is handled; 0 for none
 	k      history.Key
 	t      reply.Target
 	from   int64 // the user who sent it
 }
 
-// Handle routes one update. It never blocks on Telegram or on a reply: answers are queued per
-// conversation, and the queued job finishes the update in the inbox when it is done.
-func (h *Handler) Handle(ctx context.Context, u *models.Update) {
+// Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
+// reply: answers are queued per conversation, and the runner finishes the entry once its job is
+// done.
+func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
+	defer func() {
+		if v := recover(); v != nil {
+			// Never again: the update is skipped, with a notice where there is a chat to tell.
+			h.deps.Log.Error("panic while taking an update; skipping it", "entry", seq, "update_id", u.ID,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if m := u.Message; m != nil && m.From != nil && h.allowed(m.From.ID, m.Chat.ID) {
+				h.tell(ctx, reqOf(seq, m), skippedNotice)
+				return
+			}
+			h.finish(ctx, seq)
+		}
+	}()
 	queued := false
 	switch {
 	case u.Message != nil:
-		queued = h.onMessage(ctx, u.ID, u.Message)
+		queued = h.onMessage(ctx, seq, u.Message)
 	case u.CallbackQuery != nil:
 		h.onCallback(ctx, u.CallbackQuery)
 	}
-	// Edited messages and everything else are ignored on purpose: an edit does not re-ask.
+	// Everything else is ignored on purpose (the bot asks Telegram only for what it handles).
 	if !queued {
-		h.finish(ctx, u.ID)
+		h.finish(ctx, seq)
 	}
 }
 
 // reqOf is the conversation and reply target of a message: its chat, or its topic in a chat
 // with topics.
-func reqOf(update int64, m *models.Message) req {
-	r := req{update: update, k: history.Key{ChatID: m.Chat.ID}, t: reply.Target{ChatID: m.Chat.ID, ReplyTo: m.ID, Group: isGroup(m.Chat)}}
+func reqOf(entry int64, m *models.Message) req {
+	r := req{entry: entry, k: history.Key{ChatID: m.Chat.ID}, t: reply.Target{ChatID: m.Chat.ID, ReplyTo: m.ID, Seen: m.ID, Group: isGroup(m.Chat)}}
 	if m.From != nil {
 		r.from = m.From.ID
 	}
@@ -60,7 +74,7 @@ func (h *Handler) allowed(userID, chatID int64) bool {
 }
 
 // onMessage handles a message; it reports whether it queued a job that finishes the update.
-func (h *Handler) onMessage(ctx context.Context, update int64, m *models.Message) bool {
+func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message) bool {
 	h.deps.Registry.Add(m.Chat.ID, m.ID)
 	if m.From == nil || m.From.IsBot {
 		return false
@@ -70,10 +84,10 @@ func (h *Handler) onMessage(ctx context.Context, update int64, m *models.Message
 	if isCmd && !forUs {
 		return false // a command for another bot in the group
 	}
-	if group && !isCmd && !h.addressed(m) && !h.albums.isOpen(reqOf(update, m).k, m) {
+	if group && !isCmd && !h.addressed(m) && !h.albums.isOpen(reqOf(entry, m).k, m) {
 		return false
 	}
-	r := reqOf(update, m)
+	r := reqOf(entry, m)
 	if !h.allowed(m.From.ID, m.Chat.ID) {
 		return h.refuse(ctx, r, m)
 	}
@@ -95,7 +109,7 @@ func (h *Handler) onMessage(ctx context.Context, update int64, m *models.Message
 		author = displayName(m.From)
 	}
 	turn := history.Turn{Role: history.RoleUser, Content: text, Author: author, MessageID: int64(m.ID)}
-	if h.enqueue(ctx, r, true, func(ctx context.Context, r req) { h.answer(ctx, r, turn) }) {
+	if h.enqueue(ctx, r, true, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) }) {
 		// The user sees the message was received while the previous reply still streams. The
 		// reaction goes out on its own: intake does not wait for it.
 		h.side.react(ctx, r.t.ChatID, m.ID, "👀")

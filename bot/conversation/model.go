@@ -91,35 +91,30 @@ func modelData(i int, id string) string {
 
 // cmdModel shows the model and a keyboard of the others (/model), or switches to one by its id
 // or name (/model <name>).
-func (h *Handler) cmdModel(ctx context.Context, r req, arg string) {
+func (h *Handler) cmdModel(ctx context.Context, r req, arg string) result {
 	list, err := h.models(ctx)
 	if err != nil {
 		h.deps.Log.Warn("could not list the models", "err", err)
-		h.notify(ctx, r, "Sorry, I could not get the list of models from the model server: "+modelsFailure(err))
-		return
+		return h.notify(ctx, r, "Sorry, I could not get the list of models from the model server: "+modelsFailure(err))
 	}
 	current := choiceOf(list, h.model(ctx, r.k))
 	if arg == "" {
-		h.showPicker(ctx, r, list, current)
-		return
+		return h.showPicker(ctx, r, list, current)
 	}
 	if !h.mayConfigure(ctx, r) {
-		h.notify(ctx, r, "Only the people who may set this chat's system prompt can change its model.")
-		return
+		return h.notify(ctx, r, "Only the people who may set this chat's system prompt can change its model.")
 	}
 	i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == arg })
 	if i < 0 {
 		i = slices.IndexFunc(list, func(c ModelChoice) bool { return strings.EqualFold(c.ID, arg) || strings.EqualFold(c.label(), arg) })
 	}
 	if i < 0 {
-		h.notify(ctx, r, fmt.Sprintf("There is no model %q here. Send /model to see the ones you can choose.", arg))
-		return
+		return h.notify(ctx, r, fmt.Sprintf("There is no model %q here. Send /model to see the ones you can choose.", arg))
 	}
 	if err := h.deps.Store.SetModel(ctx, r.k, list[i].ID); err != nil {
-		h.storeFailed(ctx, r, "save the model", err)
-		return
+		return h.storeFailed(ctx, r, "save the model", err)
 	}
-	h.notify(ctx, r, switched(list[i]))
+	return h.notify(ctx, r, switched(list[i]))
 }
 
 func switched(c ModelChoice) string {
@@ -140,11 +135,10 @@ func modelsFailure(err error) string {
 
 // showPicker answers /model with the current model and, when there is a choice, a keyboard.
 // The text goes out like any notice, through the journal; the keyboard follows on the message.
-func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, current ModelChoice) {
+func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, current ModelChoice) result {
 	text := "The model is " + current.label() + "."
 	if len(list) < 2 {
-		h.notify(ctx, r, text+" This bot offers no other.")
-		return
+		return h.notify(ctx, r, text+" This bot offers no other.")
 	}
 	var kb tg.Keyboard
 	for i, c := range list[:min(len(list), maxModelButtons)] {
@@ -158,26 +152,17 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 	if len(list) > maxModelButtons {
 		text += fmt.Sprintf(" (the first %d of %d; /model <name> picks any of them)", maxModelButtons, len(list))
 	}
-	j := h.journal(r)
-	if j != nil {
-		if err := j.Show(ctx, reply.Shown{Text: text, Final: true, Plain: true}); err != nil {
-			h.deps.Log.Warn("could not record a notice", "chat_id", r.t.ChatID, "err", err)
-			return
-		}
+	if res := h.notify(ctx, r, text); res != done {
+		return res
+	}
+	ids := h.replyIDs(ctx, r)
+	if len(ids) == 0 || ids[len(ids)-1] == 0 {
+		return done
 	}
 	fctx, cancel := reply.FinalContext(ctx)
 	defer cancel()
-	d := reply.NewDisplay(h.deps.Streamer.Deps(), r.t, j, "")
-	if err := d.Apply(fctx, reply.NoticeParts(text), true, false); err != nil {
-		h.deps.Log.Warn("could not send the model picker", "chat_id", r.t.ChatID, "err", err)
-		return
-	}
-	ids := d.IDs()
-	if len(ids) == 0 || ids[len(ids)-1] == 0 {
-		return
-	}
 	if err := h.deps.Pacer.Wait(fctx, r.t.ChatID); err != nil {
-		return
+		return done
 	}
 	_, err := h.deps.TG.EditMessageReplyMarkup(fctx, &tgbot.EditMessageReplyMarkupParams{
 		ChatID: r.t.ChatID, MessageID: ids[len(ids)-1], ReplyMarkup: kb,
@@ -186,6 +171,23 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 	if err != nil {
 		h.deps.Log.Warn("could not show the model keyboard", "chat_id", r.t.ChatID, "err", err)
 	}
+	return done
+}
+
+// replyIDs are the ids of the messages of r's reply, as its journal recorded them.
+func (h *Handler) replyIDs(ctx context.Context, r req) []int {
+	if r.entry == 0 {
+		return nil
+	}
+	u, err := h.deps.Journal.Get(ctx, r.entry)
+	if err != nil {
+		return nil
+	}
+	ids := make([]int, 0, len(u.Reply.Parts))
+	for _, p := range u.Reply.Parts {
+		ids = append(ids, int(p.ID))
+	}
+	return ids
 }
 
 // onModelPress switches the conversation of the picker msg to the model whose button was

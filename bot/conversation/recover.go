@@ -14,49 +14,49 @@ import (
 // Recover handles what the inbox holds from before a crash or a stop, in order: a reply that may
 // have been seen (a message was about to be sent) is finished from its journal, showing at least
 // what the user saw and never asking the model again; anything else is handled as if it had just
-// arrived (nothing of it was shown).
+// arrived (nothing of it was shown). An update whose handling has started maxAttempts times
+// already is skipped with a notice (see run): it may be what killed the bot.
+//
+// It must run before any new update is handled, and before then no message may be sent:
+// a reply whose send had no answer holds its chat's send gate (see reply.Registry) from here
+// until it is resumed.
 func (h *Handler) Recover(ctx context.Context, pending []inbox.Update) {
 	for _, p := range pending {
 		var u models.Update
 		if err := json.Unmarshal(p.Payload, &u); err != nil {
-			h.deps.Log.Error("dropping an undecodable update from the inbox", "update_id", p.ID, "err", err)
-			h.finish(ctx, p.ID)
+			h.deps.Log.Error("dropping an undecodable update from the inbox", "entry", p.Seq, "err", err)
+			h.finish(ctx, p.Seq)
 			continue
 		}
-		u.ID = p.ID
 		rec := recorded(p.Reply)
-		if !rec.Seen() {
-			h.Handle(ctx, &u)
-			continue
-		}
 		m := u.Message
-		if m == nil {
-			h.finish(ctx, p.ID)
+		if m == nil && !rec.Seen() {
+			h.Handle(ctx, p.Seq, &u)
 			continue
 		}
+		if m == nil {
+			h.finish(ctx, p.Seq)
+			continue
+		}
+		r := reqOf(p.Seq, m)
+		if rec.Unsettled() {
+			h.deps.Registry.Hold(m.Chat.ID, reply.Owner(p.Seq))
+		}
+		if !rec.Seen() {
+			h.Handle(ctx, p.Seq, &u)
+			continue
+		}
+		// Its job counts the attempt (run), and skips it past maxAttempts.
 		h.deps.Registry.Add(m.Chat.ID, m.ID)
-		r := reqOf(p.ID, m)
-		h.enqueue(ctx, r, false, func(ctx context.Context, r req) { h.resume(ctx, r, rec) })
+		h.enqueue(ctx, r, false, func(ctx context.Context, r req) result { return h.resume(ctx, r, rec) })
 	}
-}
-
-// recorded is the reply journal of an inbox entry, as the reply package reads it.
-func recorded(j inbox.Reply) reply.Recorded {
-	rec := reply.Recorded{Floor: int(j.Floor), Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain}}
-	for _, id := range j.MessageIDs {
-		rec.IDs = append(rec.IDs, int(id))
-	}
-	return rec
 }
 
 // resume finishes a reply cut by a crash, and stores the answer it shows.
-func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) {
-	text, first, complete, err := h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec)
+func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) result {
+	text, first, complete, err := h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, "")
 	if err != nil {
 		h.deps.Log.Warn("could not finish a reply cut by a restart", "chat_id", r.t.ChatID, "err", err)
-		if ctx.Err() != nil {
-			return // still in the journal: the next start tries again
-		}
 	}
 	text = stripTranscript(text) // shown above the answer, but not part of it
 	if !rec.Plain && text != "" {
@@ -64,13 +64,19 @@ func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) {
 		if complete && reply.CompleteNotice(rec.Notice) {
 			status = history.StatusDone
 		}
-		answer := history.Turn{Role: history.RoleAssistant, Content: text, Status: status, MessageID: int64(first)}
+		answer := history.Turn{Role: history.RoleAssistant, Content: text, Status: status, MessageID: int64(first), Entry: r.entry}
 		if err := h.retryStore(ctx, r, func(ctx context.Context) error {
 			_, _, err := h.deps.Store.Append(ctx, r.k, answer)
 			return err
 		}); err != nil {
-			return
+			return left // stored by the next start
 		}
 	}
-	h.finish(ctx, r.update)
+	switch {
+	case err == nil:
+		return done
+	case ctx.Err() != nil:
+		return left // still in the journal: the next start tries again
+	}
+	return unfinished
 }

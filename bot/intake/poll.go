@@ -16,27 +16,28 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-telegram/bot/models"
 
+	"aurabot/bot/pace"
 	"aurabot/bot/tg"
 	"aurabot/history/inbox"
 )
 
-// AllowedUpdates are the update types the bot asks Telegram for.
-var AllowedUpdates = []string{"message", "edited_message", "callback_query"}
+// AllowedUpdates are the update types the bot asks Telegram for: only those it handles, so that
+// nothing else is stored.
+var AllowedUpdates = []string{"message", "callback_query"}
 
 // Inbox is what intake needs of the update store.
 type Inbox interface {
-	Save(ctx context.Context, us []inbox.Update) (fresh []int64, err error)
-	SaveUndecodable(ctx context.Context, id int64, payload []byte) error
-	LastUpdateID(ctx context.Context) (int64, error)
+	Save(ctx context.Context, us []inbox.Incoming) (fresh []inbox.Update, err error)
+	SaveUndecodable(ctx context.Context, u inbox.Incoming) (fresh bool, err error)
 }
 
-// Handler takes an update once it is saved. It must return without waiting on Telegram.
-type Handler func(ctx context.Context, u *models.Update)
+// Handler takes an update once it is saved as inbox entry seq. It must return without waiting
+// on Telegram.
+type Handler func(ctx context.Context, seq int64, u *models.Update)
 
 // Deps is what intake needs from the rest of the bot.
 type Deps struct {
@@ -50,13 +51,18 @@ type Deps struct {
 }
 
 // Poller long-polls getUpdates. go-telegram/bot's own poller confirms an update as soon as it is
-// queued, before anything handled it; this one advances the offset only after each update is
-// saved.
+// queued, before anything handled it; this one confirms a batch only once it is saved.
+//
+// It never polls from a remembered offset. Telegram confirms (deletes) every update whose id is
+// below the offset of a call, and after a week without updates it numbers the next one at
+// random, possibly below every id seen before: a bot that polls from its highest id + 1 then
+// deletes the new updates unseen. So a saved batch is confirmed with one call whose offset is
+// the batch's highest id + 1, made right after the batch was saved (while the numbering is
+// sequential: the batch has just arrived), and every other call has no offset at all: Telegram
+// then returns whatever is unconfirmed, whatever its id.
 type Poller struct {
 	deps    Deps
 	timeout time.Duration
-
-	once sync.Map // update ids logged as undecodable, so each is logged once
 }
 
 // NewPoller returns a poller with the given long-polling timeout.
@@ -66,27 +72,19 @@ func NewPoller(deps Deps, timeout time.Duration) *Poller {
 
 // Run polls until ctx ends; updates are handled with handleCtx.
 func (p *Poller) Run(ctx, handleCtx context.Context) error {
-	last, err := p.deps.Inbox.LastUpdateID(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("intake: %w", err)
-	}
-	offset := last + 1
-	if last == 0 {
-		offset = 0
-	}
+	confirm := int64(0) // the offset that confirms the last batch saved; 0: none to confirm
 	backoff := time.Duration(0)
 	for {
 		if backoff > 0 {
-			select {
-			case <-ctx.Done():
+			if err := pace.SleepUntil(ctx, time.Now().Add(backoff)); err != nil {
 				return nil
-			case <-time.After(backoff):
 			}
 		}
-		raws, err := p.getUpdates(ctx, offset)
+		timeout := p.timeout
+		if confirm != 0 {
+			timeout = 0 // confirming: take what is there now, and poll without an offset after
+		}
+		raws, err := p.getUpdates(ctx, confirm, timeout)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -96,10 +94,14 @@ func (p *Poller) Run(ctx, handleCtx context.Context) error {
 				return errors.New("intake: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized)")
 			}
 			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+			if errors.As(err, &ae) && ae.RetryAfter > 0 {
+				backoff = time.Duration(ae.RetryAfter) * time.Second
+			}
 			p.deps.Log.Warn("getUpdates failed", "err", err, "retry_in", backoff)
 			continue
 		}
 		backoff = 0
+		confirm = 0
 		if len(raws) == 0 {
 			continue
 		}
@@ -110,13 +112,14 @@ func (p *Poller) Run(ctx, handleCtx context.Context) error {
 			p.deps.Log.Error("could not save updates; Telegram will send them again", "err", err)
 			continue
 		}
-		offset = max(offset, next)
+		confirm = next
 	}
 }
 
-// take decodes, saves and hands on one batch of updates, and returns the next offset.
+// take decodes, saves and hands on one batch of updates, and returns the offset that confirms
+// it.
 func (p *Poller) take(ctx, handleCtx context.Context, raws []json.RawMessage) (int64, error) {
-	us, next, err := decode(ctx, p.deps, raws, &p.once)
+	us, next, err := decode(ctx, p.deps, raws)
 	if err != nil {
 		return 0, err
 	}
@@ -124,20 +127,27 @@ func (p *Poller) take(ctx, handleCtx context.Context, raws []json.RawMessage) (i
 	if err != nil {
 		return 0, err
 	}
-	for _, u := range fresh {
-		p.deps.Handle(handleCtx, u)
+	for _, f := range fresh {
+		p.deps.Handle(handleCtx, f.seq, f.u)
 	}
 	return next, nil
 }
 
+// decoded is an update with the bytes Telegram sent.
+type decoded struct {
+	u   *models.Update
+	raw []byte
+}
+
 // decode decodes each raw update on its own. One that cannot be decoded is kept raw in the
-// inbox (for a later version to handle), logged once, and skipped. next is the offset past all.
-func decode(ctx context.Context, deps Deps, raws []json.RawMessage, logged *sync.Map) (us []*models.Update, next int64, err error) {
+// inbox (for a later version to handle), logged the first time it arrives, and skipped. next is
+// the offset past all of them.
+func decode(ctx context.Context, deps Deps, raws []json.RawMessage) (us []decoded, next int64, err error) {
 	for _, raw := range raws {
 		var u models.Update
 		uerr := json.Unmarshal(raw, &u)
 		if uerr == nil && u.ID != 0 {
-			us = append(us, &u)
+			us = append(us, decoded{u: &u, raw: raw})
 			next = max(next, u.ID+1)
 			continue
 		}
@@ -148,10 +158,11 @@ func decode(ctx context.Context, deps Deps, raws []json.RawMessage, logged *sync
 			deps.Log.Error("skipping an update without an update_id", "err", uerr)
 			continue
 		}
-		if err := deps.Inbox.SaveUndecodable(ctx, id.ID, raw); err != nil {
+		fresh, err := deps.Inbox.SaveUndecodable(ctx, inbox.Incoming{ID: id.ID, Payload: raw})
+		if err != nil {
 			return nil, 0, err
 		}
-		if _, seen := logged.LoadOrStore(id.ID, true); !seen {
+		if fresh {
 			deps.Log.Error("kept an update this version cannot decode, and skipped it", "update_id", id.ID, "err", uerr)
 		}
 		next = max(next, id.ID+1)
@@ -159,31 +170,38 @@ func decode(ctx context.Context, deps Deps, raws []json.RawMessage, logged *sync
 	return us, next, nil
 }
 
-// save stores updates in the inbox and returns those not seen before.
-func save(ctx context.Context, deps Deps, updates []*models.Update) ([]*models.Update, error) {
+// saved is an update saved as inbox entry seq.
+type saved struct {
+	seq int64
+	u   *models.Update
+}
+
+// save stores updates in the inbox, exactly as Telegram sent them, and returns those not seen
+// before.
+func save(ctx context.Context, deps Deps, updates []decoded) ([]saved, error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	recs := make([]inbox.Update, 0, len(updates))
+	recs := make([]inbox.Incoming, 0, len(updates))
 	byID := make(map[int64]*models.Update, len(updates))
-	for _, u := range updates {
-		raw, err := json.Marshal(u)
-		if err != nil {
-			return nil, fmt.Errorf("encode update %d: %w", u.ID, err)
-		}
-		recs = append(recs, inbox.Update{ID: u.ID, Payload: raw})
-		byID[u.ID] = u
+	for _, d := range updates {
+		recs = append(recs, inbox.Incoming{ID: d.u.ID, Payload: d.raw})
+		byID[d.u.ID] = d.u
 	}
-	ids, err := deps.Inbox.Save(ctx, recs)
+	entries, err := deps.Inbox.Save(ctx, recs)
 	if err != nil {
 		if deps.SaveFailed != nil {
-			deps.SaveFailed(ctx, updates, err)
+			us := make([]*models.Update, 0, len(updates))
+			for _, d := range updates {
+				us = append(us, d.u)
+			}
+			deps.SaveFailed(ctx, us, err)
 		}
 		return nil, err
 	}
-	fresh := make([]*models.Update, 0, len(ids))
-	for _, id := range ids {
-		fresh = append(fresh, byID[id])
+	fresh := make([]saved, 0, len(entries))
+	for _, e := range entries {
+		fresh = append(fresh, saved{seq: e.Seq, u: byID[e.ID]})
 	}
 	return fresh, nil
 }
@@ -192,18 +210,24 @@ func save(ctx context.Context, deps Deps, updates []*models.Update) ([]*models.U
 type APIError struct {
 	Code        int
 	Description string
+	RetryAfter  int // seconds, with a 429
 }
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("telegram: %d %s", e.Code, e.Description)
 }
 
-func (p *Poller) getUpdates(ctx context.Context, offset int64) ([]json.RawMessage, error) {
-	body, _ := json.Marshal(map[string]any{
-		"offset":          offset,
-		"timeout":         int(p.timeout / time.Second),
+// getUpdates asks for the updates Telegram holds, waiting up to timeout for one. An offset of 0
+// is left out of the call: nothing is confirmed, and every unconfirmed update comes back.
+func (p *Poller) getUpdates(ctx context.Context, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
+	params := map[string]any{
+		"timeout":         int(timeout / time.Second),
 		"allowed_updates": AllowedUpdates,
-	})
+	}
+	if offset != 0 {
+		params["offset"] = offset
+	}
+	body, _ := json.Marshal(params)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.deps.TG.MethodURL("getUpdates"), bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("getUpdates: %w", p.deps.TG.Scrub(err))
@@ -223,12 +247,15 @@ func (p *Poller) getUpdates(ctx context.Context, offset int64) ([]json.RawMessag
 		Result      []json.RawMessage `json:"result"`
 		ErrorCode   int               `json:"error_code"`
 		Description string            `json:"description"`
+		Parameters  struct {
+			RetryAfter int `json:"retry_after"`
+		} `json:"parameters"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("getUpdates: HTTP %d, undecodable body: %w", resp.StatusCode, err)
 	}
 	if !r.OK {
-		return nil, fmt.Errorf("getUpdates: %w", &APIError{Code: r.ErrorCode, Description: r.Description})
+		return nil, fmt.Errorf("getUpdates: %w", &APIError{Code: r.ErrorCode, Description: r.Description, RetryAfter: r.Parameters.RetryAfter})
 	}
 	return r.Result, nil
 }

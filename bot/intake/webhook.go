@@ -62,7 +62,6 @@ type Webhook struct {
 	closed    chan struct{}
 	handleCtx context.Context // set before open is closed
 	stopped   bool
-	once      sync.Map
 }
 
 // NewWebhook returns a webhook handler that checks secret; count, if not nil, is told the
@@ -142,7 +141,7 @@ func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
 	if wh.stopped {
 		return http.StatusServiceUnavailable
 	}
-	us, _, err := decode(r.Context(), wh.deps, []json.RawMessage{raw}, &wh.once)
+	us, _, err := decode(r.Context(), wh.deps, []json.RawMessage{raw})
 	if err != nil {
 		wh.deps.Log.Error("could not keep an undecodable update; Telegram will send it again", "update_id", id.ID, "err", err)
 		return http.StatusInternalServerError
@@ -152,8 +151,8 @@ func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
 		wh.deps.Log.Error("could not save an update; Telegram will send it again", "update_id", id.ID, "err", err)
 		return http.StatusInternalServerError
 	}
-	for _, u := range fresh {
-		wh.deps.Handle(wh.handleCtx, u)
+	for _, f := range fresh {
+		wh.deps.Handle(wh.handleCtx, f.seq, f.u)
 	}
 	return http.StatusOK
 }

@@ -224,6 +224,32 @@ func (p *Pacer) Wait(ctx context.Context, id int64) error {
 	}
 }
 
+// WaitIdle is Wait for calls that may wait behind every other (looking for a lost message): one
+// goes only when no other call of the chat waits and the bot-wide rate has half of its burst to
+// spare, so that it never holds up a reply. It checks again every chat interval.
+func (p *Pacer) WaitIdle(ctx context.Context, id int64) error {
+	for {
+		p.mu.Lock()
+		now := p.clock.Now()
+		c := p.chat(id, now)
+		at := p.deadlineLocked(c)
+		if next := c.last.Add(c.interval); next.After(at) {
+			at = next
+		}
+		busy := c.waiters > 0 || p.global.TokensAt(now) < float64(p.global.Burst())/2
+		if busy && at.Before(now.Add(c.base)) {
+			at = now.Add(c.base)
+		}
+		p.mu.Unlock()
+		if !busy && !at.After(now) {
+			return p.Wait(ctx, id)
+		}
+		if err := p.clock.Sleep(ctx, at); err != nil {
+			return err
+		}
+	}
+}
+
 // WaitUnpaced blocks until a call that does not count against the chat's message interval (a
 // draft update) may go out in chat id: after any penalty, in turn for the global rate, and
 // again after a penalty that arrived while it queued.

@@ -51,7 +51,7 @@ func TestApplyAfterADeletedMessageOrphansNothing(t *testing.T) {
 	resp.Body.Close()
 
 	d := NewDisplay(newDeps(t, srv), Target{ChatID: chat}, nil, "")
-	d.Adopt([]int{first, second}, second)
+	d.Adopt([]RecordedPart{{ID: first}, {ID: second}})
 	parts := []render.Message{{Text: "new part one"}, {Text: "new part two"}}
 	if err := d.Apply(context.Background(), parts, true, false); err != nil {
 		t.Fatal(err)

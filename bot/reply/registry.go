@@ -1,24 +1,79 @@
 package reply
 
 import (
+	"context"
 	"slices"
 	"sync"
 )
 
-// registryKeep is how many of the newest message ids the registry keeps per chat. A reply looks
-// for a lost message only above the ids it knows, so older ones are never needed.
-const registryKeep = 256
+const (
+	// registryKeep is how many of the newest message ids the registry keeps per chat. A lost
+	// message is looked for only above the ids a send knew, so older ones are never needed.
+	registryKeep = 256
+	// registryChats bounds the chats the registry remembers; past it the chat used least
+	// recently (with no send in flight) is forgotten. Its messages are all older than any
+	// message the chat gets later, so no search ever needs them.
+	registryChats = 10000
+)
 
-// Registry knows the newest message ids of each chat: the bot's own and the users' it has seen.
-// A reply that lost Telegram's answer to a send looks for its message above the ids it knows,
-// and never touches a message the registry holds: that one belongs to another reply.
+// Owner names who holds a chat's send gate: an inbox entry (its seq), or, for a reply with no
+// entry (a notice that cannot be recorded), a negative number unique in the process.
+type Owner int64
+
+// Registry knows, per chat, the newest message ids (the bot's own and the users' it has seen)
+// and who may send there now.
+//
+// Sends in a chat are one at a time (the gate): a send records the highest id known in the chat
+// (its floor), goes out, and only once its outcome is known may the next send in that chat be
+// made. A send whose answer never came keeps the gate until a send of the same text has an
+// answer: the messages the lost send may have posted then lie strictly between its floor and
+// that id, where no other send of the bot can be. A search that looks there (Searcher) can
+// take anything of the bot's it finds for the lost copy.
 type Registry struct {
 	mu    sync.Mutex
-	chats map[int64][]int // sorted
+	chats map[int64]*chatState
+	tick  uint64 // use counter, for forgetting the least recently used chat
+}
+
+type chatState struct {
+	ids     []int // sorted
+	owner   Owner // holds the send gate; 0: free
+	free    chan struct{}
+	lastUse uint64
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{chats: map[int64][]int{}} }
+func NewRegistry() *Registry { return &Registry{chats: map[int64]*chatState{}} }
+
+// chat returns chat's state, creating it. r.mu must be held.
+func (r *Registry) chat(id int64) *chatState {
+	r.tick++
+	c := r.chats[id]
+	if c == nil {
+		if len(r.chats) >= registryChats {
+			r.forget()
+		}
+		c = &chatState{free: make(chan struct{})}
+		r.chats[id] = c
+	}
+	c.lastUse = r.tick
+	return c
+}
+
+// forget drops the chat used least recently whose gate is free. r.mu must be held.
+func (r *Registry) forget() {
+	var oldest int64
+	var at uint64
+	found := false
+	for id, c := range r.chats {
+		if c.owner == 0 && (!found || c.lastUse < at) {
+			oldest, at, found = id, c.lastUse, true
+		}
+	}
+	if found {
+		delete(r.chats, oldest)
+	}
+}
 
 // Add notes message id in chat.
 func (r *Registry) Add(chat int64, id int) {
@@ -27,16 +82,15 @@ func (r *Registry) Add(chat int64, id int) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := r.chats[chat]
-	i, found := slices.BinarySearch(ids, id)
+	c := r.chat(chat)
+	i, found := slices.BinarySearch(c.ids, id)
 	if found {
 		return
 	}
-	ids = slices.Insert(ids, i, id)
-	if len(ids) > registryKeep {
-		ids = slices.Delete(ids, 0, len(ids)-registryKeep)
+	c.ids = slices.Insert(c.ids, i, id)
+	if len(c.ids) > registryKeep {
+		c.ids = slices.Delete(c.ids, 0, len(c.ids)-registryKeep)
 	}
-	r.chats[chat] = ids
 }
 
 // Known reports whether message id of chat is in the registry.
@@ -46,7 +100,11 @@ func (r *Registry) Known(chat int64, id int) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, found := slices.BinarySearch(r.chats[chat], id)
+	c := r.chats[chat]
+	if c == nil {
+		return false
+	}
+	_, found := slices.BinarySearch(c.ids, id)
 	return found
 }
 
@@ -57,9 +115,72 @@ func (r *Registry) Max(chat int64) int {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := r.chats[chat]
-	if len(ids) == 0 {
+	c := r.chats[chat]
+	if c == nil || len(c.ids) == 0 {
 		return 0
 	}
-	return ids[len(ids)-1]
+	return c.ids[len(c.ids)-1]
+}
+
+// Acquire waits until owner may send in chat (the gate is free, or owner holds it already) and
+// takes the gate, or returns ctx's error.
+func (r *Registry) Acquire(ctx context.Context, chat int64, owner Owner) error {
+	if r == nil {
+		return nil
+	}
+	for {
+		r.mu.Lock()
+		c := r.chat(chat)
+		if c.owner == 0 || c.owner == owner {
+			c.owner = owner
+			r.mu.Unlock()
+			return nil
+		}
+		free := c.free
+		r.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Hold gives chat's gate to owner at once (at a restart, to the reply whose send had no answer).
+func (r *Registry) Hold(chat int64, owner Owner) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.chat(chat).owner = owner
+}
+
+// Release frees chat's gate if owner holds it.
+func (r *Registry) Release(chat int64, owner Owner) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.chats[chat]
+	if c == nil || c.owner != owner {
+		return
+	}
+	c.owner = 0
+	close(c.free)
+	c.free = make(chan struct{})
+}
+
+// Holder is who holds chat's gate, 0 for nobody.
+func (r *Registry) Holder(chat int64) Owner {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.chats[chat]; c != nil {
+		return c.owner
+	}
+	return 0
 }

@@ -11,7 +11,9 @@ package reply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +117,11 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 	}
 	go func() {
 		defer close(done)
+		defer func() {
+			if v := recover(); v != nil {
+				serr = &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
 		first := true
 		n := 0
 		for chunk, err := range chunks(sctx) {
@@ -155,6 +162,7 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 	defer close(typingDone)
 
 	d := NewDisplay(s.deps, t, j, stopData)
+	defer d.Close()
 	r := render.NewIncremental(maxText)
 	var dr *draft
 	if s.cfg.Draft && !t.Group {
@@ -254,8 +262,11 @@ loop:
 		// Record what the user is about to see before showing it: a restart shows no less.
 		if j != nil {
 			if err := j.Show(sctx, Shown{Text: text}); err != nil {
+				if sctx.Err() != nil {
+					continue // stopped, or shutting down: not the storage's fault
+				}
 				s.deps.Log.Warn("could not record reply progress; not showing it yet", "chat_id", t.ChatID, "err", err)
-				s.trouble(ctx, t)
+				s.trouble(ctx, t, err)
 				retry.Reset(retryPause)
 				continue // paid stays: the slot is used by the next try
 			}
@@ -317,6 +328,9 @@ loop:
 			return Outcome{Text: final, Err: err, FirstID: d.FirstID(), Unfinished: true, Edits: out.Edits, FirstText: out.FirstText}
 		}
 	}
+	if j != nil && !d.Settled() {
+		return Outcome{Text: final, Err: err, FirstID: d.FirstID(), Unfinished: true, Edits: out.Edits, FirstText: out.FirstText}
+	}
 	return Outcome{Text: final, Err: err, FirstID: d.FirstID(), Edits: out.Edits, FirstText: out.FirstText}
 }
 
@@ -330,7 +344,7 @@ func (s *Streamer) recordFinal(ctx context.Context, t Target, j Journal, text, n
 			return err
 		}
 		s.deps.Log.Warn("could not record the final text; trying again", "err", err, "retry_in", backoff)
-		s.trouble(ctx, t)
+		s.trouble(ctx, t, err)
 		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
 			return err
 		}
@@ -338,11 +352,20 @@ func (s *Streamer) recordFinal(ctx context.Context, t Target, j Journal, text, n
 	}
 }
 
-func (s *Streamer) trouble(ctx context.Context, t Target) {
+func (s *Streamer) trouble(ctx context.Context, t Target, err error) {
 	if s.deps.Trouble != nil {
-		s.deps.Trouble(ctx, t)
+		s.deps.Trouble(ctx, t, err)
 	}
 }
+
+// PanicError is a panic of the model's stream (or of the code that reads it), recovered: the
+// reply ends with it as its error, and the bot goes on.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // readable reports whether text is enough for a first message: a line, or a whole word and at
 // least firstWord characters.

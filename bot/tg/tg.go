@@ -101,6 +101,13 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return time.Duration(max(tm.RetryAfter, 1)) * time.Second, true
 }
 
+// Throttled reports whether err is Telegram's 429: the call was not carried out, and may go
+// again after RetryAfter.
+func Throttled(err error) bool {
+	_, ok := RetryAfter(err)
+	return ok
+}
+
 // Blocked reports whether the user blocked the bot, or the bot may no longer write in the chat.
 func Blocked(err error) bool { return errors.Is(err, tgbot.ErrorForbidden) }
 

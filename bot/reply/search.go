@@ -1,0 +1,250 @@
+package reply
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+
+	"aurabot/bot/pace"
+	"aurabot/bot/tg"
+)
+
+// Lost is a send that may have posted messages nobody knows the ids of: Copies messages showing
+// Wire may lie strictly between Floor and Ceiling in the chat.
+//
+// Why that range holds every copy, and nothing else of the bot's it does not know: a send
+// records Floor, the highest id known in the chat, before it goes out, holding the chat's send
+// gate (Registry), so every message of the bot's sent before it is at or below Floor, or known.
+// A message the send posts gets a higher id. While its outcome is unknown the gate stays held;
+// it is released only when a send of the same Wire has an answer, whose id is Ceiling: Telegram
+// numbers a chat's messages in the order it posts them, and carries out one bot's sends to one
+// chat in the order they reach it, so a copy has a lower id. No other send of the bot's can fall
+// in between, as none could be made without the gate. The other ids in the range belong to the
+// users (editing them is refused: "message can't be edited"), are deleted ("message to edit not
+// found"), or were never used. An edit with exactly Wire changes nothing of a copy ("message is
+// not modified"), and nothing else can be edited: a wrong guess changes nothing.
+type Lost struct {
+	ID             int64 // the journal's id of the search; 0 before it is recorded
+	ChatID         int64
+	Floor, Ceiling int
+	Wire           []byte
+	Copies         int
+	// Lo and Hi are the next ids to look at from each end: every id below Lo and above Hi is
+	// done.
+	Lo, Hi int
+}
+
+// LostStore keeps the searches for lost messages, so that a restart goes on with them.
+type LostStore interface {
+	AddLost(ctx context.Context, l Lost) (int64, error)
+	Searched(ctx context.Context, id int64, lo, hi, copies int) error
+	SearchDone(ctx context.Context, id int64) error
+}
+
+// Searcher looks for the messages that lost sends may have posted, and deletes them: by then the
+// reply has gone on in a message sent again. It looks at every id of the range (see Lost), one
+// chat's searches one after another, paced behind every other call of the bot (pace.WaitIdle),
+// so that the search never delays a reply.
+type Searcher struct {
+	tg       *tg.Client
+	pacer    *pace.Pacer
+	registry *Registry
+	store    LostStore
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // set by Start
+	queues  map[int64][]Lost
+	workers sync.WaitGroup
+}
+
+// NewSearcher returns a searcher that keeps its progress in store (nil: in memory only).
+func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store LostStore, log *slog.Logger) *Searcher {
+	return &Searcher{tg: client, pacer: pacer, registry: registry, store: store, log: log, queues: map[int64][]Lost{}}
+}
+
+// Start looks for what pending (the searches a restart found in the journal) and every later Add
+// name, until ctx ends.
+func (s *Searcher) Start(ctx context.Context, pending []Lost) {
+	s.mu.Lock()
+	s.ctx = ctx
+	queued := make([]int64, 0, len(s.queues))
+	for chat := range s.queues {
+		queued = append(queued, chat)
+	}
+	s.mu.Unlock()
+	for _, chat := range queued {
+		s.startWorker(chat)
+	}
+	for _, l := range pending {
+		s.Add(ctx, l)
+	}
+}
+
+// Wait waits for the searches to stop (their context ended, or nothing is left).
+func (s *Searcher) Wait() {
+	if s != nil {
+		s.workers.Wait()
+	}
+}
+
+// Add queues a search. One not yet recorded (ID 0) is recorded first, when a store is set.
+func (s *Searcher) Add(ctx context.Context, l Lost) {
+	if s == nil || l.Copies <= 0 || l.Ceiling-l.Floor < 2 {
+		if s != nil && l.ID != 0 && s.store != nil {
+			_ = s.store.SearchDone(context.WithoutCancel(ctx), l.ID) // nothing to look at
+		}
+		return
+	}
+	if l.Lo == 0 && l.Hi == 0 {
+		l.Lo, l.Hi = l.Floor+1, l.Ceiling-1
+	}
+	if l.ID == 0 && s.store != nil {
+		id, err := s.store.AddLost(context.WithoutCancel(ctx), l)
+		if err != nil {
+			s.log.Warn("could not record a search for a lost message; looking for it all the same", "chat_id", l.ChatID, "err", err)
+		}
+		l.ID = id
+	}
+	s.mu.Lock()
+	q, running := s.queues[l.ChatID]
+	s.queues[l.ChatID] = append(q, l)
+	started := s.ctx != nil
+	s.mu.Unlock()
+	if !running && started {
+		s.startWorker(l.ChatID)
+	}
+}
+
+func (s *Searcher) startWorker(chat int64) {
+	s.workers.Go(func() {
+		for {
+			s.mu.Lock()
+			ctx := s.ctx
+			q := s.queues[chat]
+			if len(q) == 0 || ctx.Err() != nil {
+				delete(s.queues, chat)
+				s.mu.Unlock()
+				return
+			}
+			l := q[0]
+			s.mu.Unlock()
+			s.search(ctx, l)
+			s.mu.Lock()
+			s.queues[chat] = s.queues[chat][1:]
+			s.mu.Unlock()
+		}
+	})
+}
+
+// search looks at every id of l's range not known to the registry, from both ends (a copy is
+// most often right above the floor, or right below the ceiling), until every copy is found and
+// deleted or the range is done. It returns early only when ctx ends: the journal keeps the rest
+// for the restart.
+func (s *Searcher) search(ctx context.Context, l Lost) {
+	w, ok := decodeWire(l.Wire)
+	if !ok {
+		s.done(ctx, l)
+		return
+	}
+	s.log.Info("looking for a message whose send had no answer", "chat_id", l.ChatID, "from", l.Lo, "to", l.Hi, "copies", l.Copies)
+	low := true
+	backoff := time.Second
+	for l.Copies > 0 && l.Lo <= l.Hi {
+		id := l.Hi
+		if low {
+			id = l.Lo
+		}
+		if !s.registry.Known(l.ChatID, id) {
+			found, err := s.probe(ctx, l.ChatID, id, w)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, errBlocked):
+				l.Copies = 0 // nobody sees the chat any more
+				continue
+			case err != nil:
+				// No answer: look at the same id again, later.
+				s.log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", backoff)
+				if pace.SleepUntil(ctx, time.Now().Add(backoff)) != nil {
+					return
+				}
+				backoff = min(2*backoff, 30*time.Second)
+				continue
+			case found:
+				if err := s.remove(ctx, l.ChatID, id); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					s.log.Warn("could not delete a message found twice; trying again", "chat_id", l.ChatID, "err", err)
+					continue
+				}
+				s.log.Info("deleted the message a lost send had posted", "chat_id", l.ChatID, "message_id", id)
+				l.Copies--
+			}
+			backoff = time.Second
+		}
+		if low {
+			l.Lo++
+		} else {
+			l.Hi--
+		}
+		low = !low
+		if l.ID != 0 && s.store != nil {
+			if err := s.store.Searched(ctx, l.ID, l.Lo, l.Hi, l.Copies); err != nil && ctx.Err() == nil {
+				s.log.Debug("could not record how far a search has come", "chat_id", l.ChatID, "err", err)
+			}
+		}
+	}
+	s.done(ctx, l)
+}
+
+func (s *Searcher) done(ctx context.Context, l Lost) {
+	if l.ID != 0 && s.store != nil {
+		if err := s.store.SearchDone(context.WithoutCancel(ctx), l.ID); err != nil {
+			s.log.Warn("could not record the end of a search", "chat_id", l.ChatID, "err", err)
+		}
+	}
+}
+
+// probe edits message id of chat to exactly w: a copy of w answers "message is not modified",
+// and no other message can change (see Lost). It reports whether id is a copy; an error is no
+// answer (look again later) or errBlocked.
+func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool, error) {
+	deps := Deps{Pacer: s.pacer, Log: s.log}
+	for {
+		if err := s.pacer.WaitIdle(ctx, chat); err != nil {
+			return false, err
+		}
+		_, err := s.tg.EditMessageText(ctx, &tgbot.EditMessageTextParams{
+			ChatID: chat, MessageID: id, Text: w.Text, Entities: w.Entities, ReplyMarkup: w.markup(),
+			LinkPreviewOptions: noPreview(),
+		})
+		observe(deps, chat, err)
+		switch {
+		case err == nil || tg.NotModified(err):
+			return true, nil
+		case tg.Blocked(err):
+			return false, errBlocked
+		case tg.Throttled(err):
+			continue
+		case tg.Refused(err):
+			// Someone else's ("message can't be edited"), deleted or never used ("not
+			// found"), or anything else Telegram will not edit there: not ours.
+			return false, nil
+		}
+		return false, err
+	}
+}
+
+// remove deletes (or blanks) the copy at id.
+func (s *Searcher) remove(ctx context.Context, chat int64, id int) error {
+	if err := s.pacer.WaitIdle(ctx, chat); err != nil {
+		return err
+	}
+	return deleteOrBlank(ctx, Deps{TG: s.tg, Pacer: s.pacer, Log: s.log}, chat, id)
+}
