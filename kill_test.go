@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
@@ -364,5 +366,111 @@ func TestDatabaseFIFOIsRefused(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the bot hangs on a FIFO at DATABASE_PATH")
+	}
+}
+
+// The bot is SIGKILLed right after its reply's first send reached Telegram (its answer lost),
+// and the user had written again by then: the newer message is in the inbox and raises what the
+// chat knows. The restart takes the reply's floor from its journal, not from what it knows now,
+// so the message that send posted is found (between that floor and the send made again) and
+// deleted: one reply, nothing stuck.
+func TestKillAfterSendWhileTheUserWritesAgain(t *testing.T) {
+	h := newHarness(t)
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		last := req.Messages[len(req.Messages)-1].Content
+		_, _ = w.Write([]byte("Answer to " + last + ", "))
+		flush()
+		time.Sleep(100 * time.Millisecond)
+		_, _ = w.Write([]byte("in full."))
+	}
+	proxy := telegramtest.NewProxy(h.tg.URL())
+	t.Cleanup(proxy.Close)
+	held := telegramtest.NewGate()
+	t.Cleanup(held.Release)
+	proxy.SetRule(func(c telegramtest.ProxyCall) telegramtest.Action {
+		if c.Method == "sendMessage" && c.N == 1 {
+			return telegramtest.Action{HoldAnswer: held.C()} // carried out; the answer never comes
+		}
+		return telegramtest.Action{}
+	})
+	kill, _ := h.spawn(proxy.URL())
+	first := h.send("first")
+	h.wait(func() bool { return len(h.tg.Messages(userID)) == 1 })
+	second := h.send("second")
+	h.wait(func() bool { return h.tg.PendingUpdates() == 0 }) // saved in the inbox, and confirmed
+	kill()
+	proxy.SetRule(nil)
+
+	h.start()
+	for _, id := range []int{first, second} {
+		h.settled(id)
+	}
+	if n := len(h.tg.Messages(userID)); n != 2 {
+		t.Errorf("bot messages: got %d, want 2: %+v", n, h.tg.Messages(userID))
+	}
+}
+
+// A reply's first part went out but recording its id failed (the database refused that one
+// write); its second part was recorded, and then the bot was killed. The restart looks for the
+// first part above the first part's own floor (the floor of the second would hide it), finds it
+// and deletes it, and the reply ends as two messages in order.
+func TestKillAfterALostFirstPartRecord(t *testing.T) {
+	h := newHarness(t)
+	long := strings.Repeat("word ", 1000) // two messages
+	h.aura.reply = func(w http.ResponseWriter, flush func(), req auraRequest) {
+		_, _ = w.Write([]byte(long[:2000]))
+		flush()
+		for len(h.tg.Messages(userID)) < 2 {
+			time.Sleep(5 * time.Millisecond)
+			_, _ = w.Write([]byte("more "))
+			flush()
+		}
+		<-req.ctx.Done()
+	}
+	// The database refuses to record the first part's id, once.
+	h.exec(`CREATE TRIGGER lose_first_id BEFORE UPDATE OF message_id ON inbox_messages
+		WHEN NEW.idx = 0 AND NEW.message_id <> 0 BEGIN SELECT RAISE(ABORT, 'injected: the disk refused'); END`)
+	proxy := telegramtest.NewProxy(h.tg.URL())
+	t.Cleanup(proxy.Close)
+	killed := make(chan struct{})
+	var kill func()
+	var once sync.Once
+	proxy.OnCall(func(c telegramtest.ProxyCall) {
+		if c.Method == "sendMessage" && c.N == 2 && c.Answered {
+			once.Do(func() { kill(); close(killed) })
+		}
+	})
+	kill, _ = h.spawn(proxy.URL())
+	id := h.send("a long one")
+	<-killed
+	h.exec(`DROP TRIGGER lose_first_id`)
+
+	h.start()
+	h.settled(id)
+	ms := h.tg.Messages(userID)
+	if len(ms) != 2 {
+		t.Fatalf("bot messages: got %d, want the two parts: %+v", len(ms), ms)
+	}
+	if ms[0].ReplyTo != id || !strings.HasPrefix(ms[0].Text, "word word") || !strings.Contains(ms[1].Text, "Interrupted") {
+		t.Errorf("the reply is not in order: %+v", ms)
+	}
+}
+
+// exec runs a statement on the bot's database (created and migrated first), while no bot runs:
+// a fault test installs a trigger that makes one write fail, as a failing disk would.
+func (h *harness) exec(stmt string) {
+	h.t.Helper()
+	store, err := history.Open(context.Background(), h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	store.Close()
+	db, err := sqlx.Open("sqlite", h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(stmt); err != nil {
+		h.t.Fatal(err)
 	}
 }

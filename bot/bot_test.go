@@ -96,7 +96,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
 	tg := telegramtest.New()
 	t.Cleanup(tg.Close)
-	return newEnvOn(t, cfg, tg, tg.URL())
+	return newEnvOn(t, cfg, tg, tg.URL(), nil)
 }
 
 // newProxiedEnv is newEnv with a fault-injecting proxy between the bot and the fake Telegram.
@@ -106,17 +106,21 @@ func newProxiedEnv(t *testing.T, cfg Config) (*env, *telegramtest.Proxy) {
 	t.Cleanup(tg.Close)
 	p := telegramtest.NewProxy(tg.URL())
 	t.Cleanup(p.Close)
-	return newEnvOn(t, cfg, tg, p.URL()), p
+	return newEnvOn(t, cfg, tg, p.URL(), nil), p
 }
 
-// newEnvOn runs a bot against tg, reached at apiURL.
-func newEnvOn(t *testing.T, cfg Config, tg *telegramtest.Server, apiURL string) *env {
+// newEnvOn runs a bot against tg, reached at apiURL, on store (nil: a new one): a bot started
+// again after a stop runs on the store of the one before.
+func newEnvOn(t *testing.T, cfg Config, tg *telegramtest.Server, apiURL string, store *history.Store) *env {
 	t.Helper()
-	store, err := history.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
-	if err != nil {
-		t.Fatal(err)
+	if store == nil {
+		var err error
+		store, err = history.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
 	}
-	t.Cleanup(func() { store.Close() })
 	model := &fakeModel{fn: chunks("ok")}
 	cfg.Token = telegramtest.Token
 	cfg.APIURL = apiURL

@@ -9,6 +9,7 @@ import (
 
 	"aurabot/bot/pace"
 	"aurabot/bot/reply"
+	"aurabot/bot/tg"
 	"aurabot/history/inbox"
 )
 
@@ -107,11 +108,17 @@ func (h *Handler) skip(ctx context.Context, r req) {
 	h.finish(ctx, r.entry)
 }
 
+// maxFinishRefusals is how many times in a row Telegram may refuse to finish a reply (a 400 that
+// waiting does not cure) before the bot gives up on it: its answer is stored, only its messages
+// keep what they showed.
+const maxFinishRefusals = 10
+
 // finishLater finishes the reply of r from its journal, in the background, as soon as Telegram
 // answers again, and then the entry. A shutdown leaves it to the restart.
 func (h *Handler) finishLater(ctx context.Context, r req) {
 	h.finishing.Go(func() {
 		backoff := time.Second
+		refusals := 0
 		for {
 			u, err := h.deps.Journal.Get(ctx, r.entry)
 			if err == nil {
@@ -123,6 +130,14 @@ func (h *Handler) finishLater(ctx context.Context, r req) {
 				return
 			}
 			if ctx.Err() != nil {
+				return
+			}
+			if refusals++; !tg.Refused(err) {
+				refusals = 0
+			}
+			if refusals >= maxFinishRefusals {
+				h.deps.Log.Error("Telegram keeps refusing to finish a reply; giving up on it", "chat_id", r.t.ChatID, "err", err)
+				h.finish(ctx, r.entry)
 				return
 			}
 			h.deps.Log.Warn("could not finish a reply yet; trying again", "chat_id", r.t.ChatID, "err", err, "retry_in", backoff)

@@ -203,6 +203,19 @@ var (
 // afterwards, in the background (Searcher).
 func (d *Display) Apply(ctx context.Context, parts []render.Message, final, paid bool) error {
 	for i := 0; i < len(d.sent); i++ {
+		if d.sent[i].id != 0 {
+			continue
+		}
+		// The messages after it go, and come again after it: the reply stays in order.
+		for j := len(d.sent) - 1; j > i; j-- {
+			if d.sent[j].id == 0 {
+				continue
+			}
+			if err := d.remove(ctx, j, paid); err != nil {
+				return err
+			}
+			paid = false
+		}
 		for d.sent[i].id == 0 {
 			if !paid {
 				if err := d.deps.Pacer.Wait(ctx, d.t.ChatID); err != nil {

@@ -16,7 +16,7 @@ import (
 // Lost is a send that may have posted messages nobody knows the ids of: Copies messages showing
 // Wire may lie strictly between Floor and Ceiling in the chat.
 //
-// Why that range holds every copy, and nothing else of the bot's it does not know: a send
+// Why that range holds every copy, and nothing else of the bot's that it does not know: a send
 // records Floor, the highest id known in the chat, before it goes out, holding the chat's send
 // gate (Registry), so every message of the bot's sent before it is at or below Floor, or known.
 // A message the send posts gets a higher id. While its outcome is unknown the gate stays held;
@@ -27,6 +27,12 @@ import (
 // users (editing them is refused: "message can't be edited"), are deleted ("message to edit not
 // found"), or were never used. An edit with exactly Wire changes nothing of a copy ("message is
 // not modified"), and nothing else can be edited: a wrong guess changes nothing.
+//
+// When several sends of one reply lost their answers (or lost the record of them, a full disk),
+// their ranges may overlap, and a message of the bot's the registry does not know may be a copy
+// of another of them; it is sent again too, so it is a copy all the same. The search therefore
+// looks at the whole range, whatever Copies says, and deletes every message of the bot's it
+// finds there that nobody knows.
 type Lost struct {
 	ID             int64 // the journal's id of the search; 0 before it is recorded
 	ChatID         int64
@@ -142,9 +148,9 @@ func (s *Searcher) startWorker(chat int64) {
 }
 
 // search looks at every id of l's range not known to the registry, from both ends (a copy is
-// most often right above the floor, or right below the ceiling), until every copy is found and
-// deleted or the range is done. It returns early only when ctx ends: the journal keeps the rest
-// for the restart.
+// most often right above the floor, or right below the ceiling), and deletes every message of
+// the bot's it finds there. It returns early only when ctx ends: the journal keeps the rest for
+// the restart.
 func (s *Searcher) search(ctx context.Context, l Lost) {
 	w, ok := decodeWire(l.Wire)
 	if !ok {
@@ -154,7 +160,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 	s.log.Info("looking for a message whose send had no answer", "chat_id", l.ChatID, "from", l.Lo, "to", l.Hi, "copies", l.Copies)
 	low := true
 	backoff := time.Second
-	for l.Copies > 0 && l.Lo <= l.Hi {
+	for l.Lo <= l.Hi {
 		id := l.Hi
 		if low {
 			id = l.Lo
@@ -165,7 +171,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 			case ctx.Err() != nil:
 				return
 			case errors.Is(err, errBlocked):
-				l.Copies = 0 // nobody sees the chat any more
+				l.Lo, l.Hi = 1, 0 // nobody sees the chat any more
 				continue
 			case err != nil:
 				// No answer: look at the same id again, later.
@@ -184,7 +190,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 					continue
 				}
 				s.log.Info("deleted the message a lost send had posted", "chat_id", l.ChatID, "message_id", id)
-				l.Copies--
+				l.Copies = max(l.Copies-1, 0)
 			}
 			backoff = time.Second
 		}

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 
@@ -98,11 +99,19 @@ type Server struct {
 	nextFile int
 	files    map[string]*storedFile // by file_id
 	localDir string                 // "" unless in local mode
+
+	drainEvery, requests, drains atomic.Int64 // see DrainEvery
 }
 
 // New starts a server. Close it with Close.
 func New() *Server {
-	s := &Server{
+	s := newServer()
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+func newServer() *Server {
+	return &Server{
 		cond:    make(chan struct{}),
 		nextUpd: 1,
 		chats:   map[int64]*chat{},
@@ -110,8 +119,6 @@ func New() *Server {
 		admins:  map[int64][]int64{},
 		files:   map[string]*storedFile{},
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	return s
 }
 
 // URL is the value for TELEGRAM_API_URL.
@@ -143,6 +150,27 @@ func (s *Server) SetAdministrators(chatID int64, users ...int64) {
 	s.mu.Lock()
 	s.admins[chatID] = users
 	s.mu.Unlock()
+}
+
+// RenumberUpdates makes the next update numbered next, as Telegram does after a week without
+// updates: "the identifier of the next update will be chosen randomly instead of sequentially",
+// possibly below every id given out before.
+func (s *Server) RenumberUpdates(next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextUpd = next
+}
+
+// DeleteUserMessage deletes message id of chatID, as its author (a user) may.
+func (s *Server) DeleteUserMessage(chatID int64, id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.chat(chatID)
+	if c.user[id] {
+		delete(c.user, id)
+		c.deleted = append(c.deleted, id)
+		s.changed()
+	}
 }
 
 // Push queues an update for getUpdates and returns its update_id.
@@ -293,6 +321,7 @@ func fail(w http.ResponseWriter, f Fault) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.drain(w)
 	if fp, ok := strings.CutPrefix(r.URL.Path, "/file/bot"+Token+"/"); ok && r.Method == http.MethodGet {
 		s.download(w, fp)
 		return
