@@ -273,7 +273,9 @@ func TestNoticeDuringASearch(t *testing.T) {
 		return telegramtest.Action{}
 	})
 	e.model.fn = chunks("Answer.")
-	e.wait(func() bool { return notice.Load() != 0 && len(repliesTo(e.tg.Messages(group), int(notice.Load()))) == 1 })
+	e.wait(func() bool {
+		return notice.Load() != 0 && len(repliesTo(e.tg.Messages(group), int(notice.Load()))) == 1
+	})
 	e.settle(group, q)
 	help := repliesTo(e.tg.Messages(group), int(notice.Load()))[0]
 	if !strings.Contains(help.Text, "Commands:") {

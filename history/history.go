@@ -51,11 +51,11 @@ type Turn struct {
 	ID        int64
 	Role      Role
 	Content   string
-	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise. Sent as "Author: content" (see Sent)
-	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
+	Author    string // display name of the user who wrote a user turn (groups); "" otherwise. Sent as "Author: content" (see Sent)
+	MessageID int64  // Telegram message id: the user's message, or the first message of the reply; 0 = none
 	// Entry is the inbox entry an answer replies to (0 = none): an answer is stored once per
 	// entry. It is written, never read back.
-	Entry int64
+	Entry     int64
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
 	// Images are pictures sent with a user turn, stored with it. Window returns them; Turns

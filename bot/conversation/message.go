@@ -18,10 +18,10 @@ import (
 
 // req is one update being handled in a conversation.
 type req struct {
-	entry  int64 // its inbox entry, finished when it is handled; 0 for none
-	k      history.Key
-	t      reply.Target
-	from   int64 // the user who sent it
+	entry int64 // its inbox entry, finished when it is handled; 0 for none
+	k     history.Key
+	t     reply.Target
+	from  int64 // the user who sent it
 }
 
 // Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a

@@ -63,10 +63,16 @@ func TestJournalRoundTrip(t *testing.T) {
 	var lostID int64
 	steps := []func() error{
 		func() error { return in.RecordText(ctx, seq, "partial", false, "", false) },
-		func() error { return in.RecordSending(ctx, seq, 0, inbox.Part{ChatID: 777, Floor: 10, Sent: []byte(`a`)}) },
+		func() error {
+			return in.RecordSending(ctx, seq, 0, inbox.Part{ChatID: 777, Floor: 10, Sent: []byte(`a`)})
+		},
 		func() error { _, err := in.RecordSent(ctx, seq, 0, 11, nil); return err },
-		func() error { return in.RecordSending(ctx, seq, 1, inbox.Part{ChatID: 777, Floor: 11, Sent: []byte(`b`)}) },
-		func() error { return in.RecordSending(ctx, seq, 2, inbox.Part{ChatID: 777, Floor: 12, Sent: []byte(`c`)}) },
+		func() error {
+			return in.RecordSending(ctx, seq, 1, inbox.Part{ChatID: 777, Floor: 11, Sent: []byte(`b`)})
+		},
+		func() error {
+			return in.RecordSending(ctx, seq, 2, inbox.Part{ChatID: 777, Floor: 12, Sent: []byte(`c`)})
+		},
 		func() error {
 			// Sent again after one send with no answer: the search is recorded with the id.
 			if err := in.RecordSending(ctx, seq, 2, inbox.Part{ChatID: 777, Floor: 12, Sent: []byte(`c`), Tries: 1}); err != nil {
