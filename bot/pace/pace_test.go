@@ -635,3 +635,26 @@ func TestPacerWithBurst(t *testing.T) {
 		}
 	}
 }
+
+// A call that waits idle (looking for a lost message) goes only when no other call of its chat
+// waits: behind every call that came before it or while it waited.
+func TestWaitIdleGoesBehindOtherCalls(t *testing.T) {
+	p, clk, g := newPacer(time.Second, time.Second, 1000)
+	fly(t, clk, 1, calls(t, p, 42, 1)).land() // at 0: the chat's interval runs from here
+	f := fly(t, clk, 2, calls(t, p, 42, 2))
+	clk.BlockUntil(t, 1) // the first of the two waits for its slot, at 1s
+	var idleAt time.Duration
+	f.live++
+	go func() {
+		defer func() { f.exited <- struct{}{} }()
+		if err := p.WaitIdle(context.Background(), 42); err != nil {
+			t.Errorf("WaitIdle: %v", err)
+		}
+		idleAt = clk.Now().Sub(epoch)
+	}()
+	f.land()
+	checkGrants(t, g, 42, 0, time.Second, 2*time.Second, 3*time.Second)
+	if idleAt != 3*time.Second {
+		t.Errorf("the idle call went at %v, want 3s, after the others", idleAt)
+	}
+}

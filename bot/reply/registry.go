@@ -1,6 +1,7 @@
 package reply
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -60,18 +61,22 @@ func (r *Registry) chat(id int64) *chatState {
 	return c
 }
 
-// forget drops the chat used least recently whose gate is free. r.mu must be held.
+// forget drops the tenth of the chats used least recently whose gates are free, so that its
+// cost is spread over the chats that come after. r.mu must be held.
 func (r *Registry) forget() {
-	var oldest int64
-	var at uint64
-	found := false
+	type use struct {
+		chat int64
+		at   uint64
+	}
+	free := make([]use, 0, len(r.chats))
 	for id, c := range r.chats {
-		if c.owner == 0 && (!found || c.lastUse < at) {
-			oldest, at, found = id, c.lastUse, true
+		if c.owner == 0 {
+			free = append(free, use{id, c.lastUse})
 		}
 	}
-	if found {
-		delete(r.chats, oldest)
+	slices.SortFunc(free, func(a, b use) int { return cmp.Compare(a.at, b.at) })
+	for _, u := range free[:min(len(free), max(registryChats/10, 1))] {
+		delete(r.chats, u.chat)
 	}
 }
 
