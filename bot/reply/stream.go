@@ -4,8 +4,26 @@
 // complete, formatted answer. A reply owns the messages that show it (Display) and records what
 // it is about to do before it does it (Journal), so that a restart can finish it.
 //
-// It knows nothing of conversations, commands or storage: the caller hands it a stream of text
-// and a journal, and stores what it returns.
+// A send whose answer never came (a killed process, a broken connection) may have posted its
+// message. The Bot API has no idempotency key, so the reply makes sure it knows where such a
+// message can be, and looks there, all of it, in a way that changes nothing if it guesses wrong:
+//
+//   - Sends in a chat go one at a time (Registry's gate). Before each, the reply records the
+//     highest message id known in the chat (the send's floor) and exactly what it carries.
+//   - A send with no answer keeps the gate, and is sent again at once, exactly as it was: the
+//     user sees the reply go on. The new message's id is the ceiling: Telegram numbers a chat's
+//     messages in the order it posts them, so the lost send's message, if it exists, lies
+//     strictly between floor and ceiling, and no other message of the bot's can be there.
+//   - In the background, paced behind every other call, Searcher edits each id of that range
+//     with exactly what the lost send carried: its own message answers "message is not
+//     modified" and is deleted; a user's is refused ("can't be edited"), a deleted or unused id
+//     is "not found". Nothing else can change. Ids known to belong to other replies are skipped.
+//   - A restart gives each chat with a send of unknown outcome to the reply that made it until
+//     that reply has sent again, and takes floors from the journal, never from what the chat
+//     knows by then.
+//
+// Lost has the argument in full. The package knows nothing of conversations, commands or
+// storage: the caller hands it a stream of text and a journal, and stores what it returns.
 package reply
 
 import (
