@@ -31,30 +31,42 @@ func Commands() []Command {
 	}
 }
 
-// enqueue runs fn in conversation r.k after what is already queued there. A job that has not
-// started when the bot shuts down is left in the inbox, to run after the restart. It reports
-// whether the job had to wait behind others.
+// enqueue runs fn in conversation r.k after what is already queued there, whatever its sender
+// has waiting (admit bounds that, for updates as they come). A job that has not started when the
+// bot shuts down is left in the inbox, to run after the restart. It reports whether the job had
+// to wait behind others.
 func (h *Handler) enqueue(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req)) bool {
-	return h.queue.submit(ctx, r.k, job{reply: isReply, run: func(ctx context.Context) {
+	return h.queue.submit(ctx, r.k, h.job(r, isReply, fn))
+}
+
+// job is fn as a job of r's conversation, counted as its sender's.
+func (h *Handler) job(r req, isReply bool, fn func(ctx context.Context, r req)) job {
+	return job{reply: isReply, user: r.from, run: func(ctx context.Context) {
 		if h.closing.Load() {
 			return
 		}
 		fn(ctx, r)
-	}})
+	}}
 }
 
 // tell answers r's message with a short notice and finishes the update. The notice is sent from
 // the conversation's notice queue, never from the goroutine that takes updates: a chat under a
-// Telegram penalty must not hold up the others. It reports true: the update is taken care of.
+// Telegram penalty must not hold up the others. A sender who already has maxWaiting notices
+// waiting gets no more (a flood of /help). It reports whether it took care of the update.
 func (h *Handler) tell(ctx context.Context, r req, text string) bool {
-	h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
+	j := job{notice: true, user: r.from, run: func(ctx context.Context) {
 		if h.closing.Load() {
 			return // left in the inbox: told after the restart
 		}
 		h.notify(ctx, r, text)
 		h.finish(ctx, r.update)
-	}})
-	return true
+	}}
+	if isRecovered(ctx) {
+		h.queue.submit(ctx, r.k, j)
+		return true
+	}
+	_, ok, _ := h.queue.submitCapped(ctx, r.k, j)
+	return ok
 }
 
 // notify sends a notice in reply to r's message, recorded in r's journal.
@@ -77,11 +89,13 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 			}
 		})
 		return false
-	case "system", "reset", "model":
-		// These change the conversation, so they wait for the reply in progress, in order.
-		h.enqueue(ctx, r, false, func(ctx context.Context, r req) {
-			if (cmd == "reset" || cmd == "system" && arg != "") && !h.mayConfigure(ctx, r) {
-				h.notify(ctx, r, "Only the bot's allowed users and this group's administrators can change its system prompt or clear its history.")
+	case "system", "reset", "model", "retry":
+		// These change the conversation (or, /retry, answer in it), so they wait for the reply
+		// in progress, in order; in a group most take a steward (see access.go), checked
+		// before anything else, the model server included, is asked.
+		_, taken := h.admit(ctx, r, cmd == "retry", func(ctx context.Context, r req) {
+			if steerCommand(cmd, arg) && !h.steers(ctx, r, 0) {
+				h.notify(ctx, r, notSteward[cmd])
 				h.finish(ctx, r.update)
 				return
 			}
@@ -90,17 +104,25 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 				h.cmdSystem(ctx, r, arg)
 			case "model":
 				h.cmdModel(ctx, r, arg)
+			case "retry":
+				h.cmdRetry(ctx, r) // finishes the update once the answer is stored
+				return
 			default:
 				h.cmdReset(ctx, r)
 			}
 			h.finish(ctx, r.update)
 		})
-		return true
-	case "retry":
-		h.enqueue(ctx, r, true, h.cmdRetry)
-		return true
+		return taken
 	}
 	return h.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
+}
+
+// notSteward is what a group member who may not steer the conversation is told, per command.
+var notSteward = map[string]string{
+	"system": "Only the bot's allowed users and this group's administrators can change its system prompt.",
+	"reset":  "Only the bot's allowed users and this group's administrators can clear its history.",
+	"retry":  "Only the bot's allowed users and this group's administrators can use /retry here: it replaces the last answer for everyone.",
+	"model":  "Only the bot's allowed users and this group's administrators can see or change its model.",
 }
 
 func (h *Handler) helpText(start bool) string {

@@ -26,7 +26,7 @@ func (h *Handler) Recover(ctx context.Context, pending []inbox.Update) {
 		u.ID = p.ID
 		rec := recorded(p.Reply)
 		if !rec.Seen() {
-			h.Handle(ctx, &u)
+			h.Handle(recovered(ctx), &u) // accepted before the restart: not bounded again
 			continue
 		}
 		m := u.Message

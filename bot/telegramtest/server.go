@@ -149,6 +149,7 @@ func (s *Server) SetAdministrators(chatID int64, users ...int64) {
 func (s *Server) Push(u models.Update) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	addMentions(u.Message) // as Telegram parses @username into entities
 	u.ID = s.nextUpd
 	s.nextUpd++
 	s.updates = append(s.updates, u)
