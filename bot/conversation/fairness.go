@@ -12,7 +12,8 @@ import (
 // No one user can swamp the bot: each may have at most maxWaiting messages waiting in a
 // conversation (the one being answered not counted), and, with USER_MESSAGES_PER_MINUTE, send at
 // most that many a minute. A message past either bound is not answered and costs no model call;
-// the user is told once (not once per message) until they are under the bound again.
+// the user is told once (not once per message): for the queue, until nothing of theirs waits
+// there any more; for the rate, until a message of theirs is let through again.
 
 // maxWaiting is the most messages (and commands) of one user that may wait in a conversation's
 // queue, and the most notices for them.

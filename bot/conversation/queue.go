@@ -39,7 +39,7 @@ type dispatcher struct {
 	mu      sync.Mutex
 	queues  map[lane][]job
 	waiting map[laneUser]int  // jobs waiting, per lane and user
-	told    map[laneUser]bool // users refused since they were last under perUser
+	told    map[laneUser]bool // users refused since they last had nothing waiting
 	wg      sync.WaitGroup
 }
 
@@ -66,7 +66,7 @@ func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued b
 
 // submitCapped is submit, unless j.user already has perUser jobs waiting in the lane: then
 // nothing is queued (ok is false), and first reports whether this is the first such refusal
-// since the user was last under the bound (the one to tell them about).
+// since the user last had nothing waiting there (the one to tell them about).
 func (d *dispatcher) submitCapped(ctx context.Context, k history.Key, j job) (queued, ok, first bool) {
 	l := lane{k: k, notice: j.notice}
 	d.mu.Lock()
@@ -101,9 +101,10 @@ func (d *dispatcher) started(l lane, j job) {
 	}
 	lu := laneUser{l, j.user}
 	if d.waiting[lu]--; d.waiting[lu] <= 0 {
+		// Nothing of theirs waits any more: a later flood gets a notice again. (Not as soon
+		// as they are under the bound: a flood that goes on while their jobs run would get
+		// a notice each time one starts.)
 		delete(d.waiting, lu)
-	}
-	if d.waiting[lu] < d.perUser {
 		delete(d.told, lu)
 	}
 }
