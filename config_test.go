@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -660,6 +661,26 @@ func TestDockerfileCopiesTheSources(t *testing.T) {
 	for _, src := range sources {
 		if !strings.HasSuffix(src, "_test.go") && !copied[src] {
 			t.Errorf("the Dockerfile does not copy %s", src)
+		}
+	}
+	// And every folder of packages the binary is built from.
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		hasGo := false
+		_ = filepath.WalkDir(e.Name(), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				hasGo = true
+			}
+			return nil
+		})
+		if hasGo && !copied[e.Name()] {
+			t.Errorf("the Dockerfile does not copy the folder %s", e.Name())
 		}
 	}
 }
