@@ -103,8 +103,8 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 		return true // the album's job finishes this update with the others
 	}
 	if h.cfg.TextOnly {
-		// One notice for a whole album, from the notice queue.
-		h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
+		// One notice for a whole album, from the notice queue (a sender's share of it).
+		j := job{notice: true, user: r.from, run: func(ctx context.Context) {
 			items, ok := a.gather(ctx, h.albums)
 			if !ok || h.closing.Load() {
 				return // left in the inbox: told after the restart
@@ -113,7 +113,13 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 			for _, it := range items {
 				h.finish(ctx, it.update)
 			}
-		}})
+		}}
+		if isRecovered(ctx) {
+			h.queue.submit(ctx, r.k, j)
+		} else if _, ok, _ := h.queue.submitCapped(ctx, r.k, j); !ok {
+			h.albums.drop(a) // too many notices waiting for this sender: no job gathers it
+			return false
+		}
 		return true
 	}
 	if !h.queueReply(ctx, r, m, func(ctx context.Context, r req) { h.answerPhotos(ctx, r, a) }) {
