@@ -29,8 +29,12 @@ type Repeated struct {
 	stop    func() bool
 }
 
-// NewRepeated returns a limiter that writes msg at level to log at most once every interval.
+// NewRepeated returns a limiter that writes msg at level to log (nil: nowhere) at most once
+// every interval.
 func NewRepeated(log *slog.Logger, level slog.Level, msg string, every time.Duration) *Repeated {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Repeated{
 		log: log, level: level, msg: msg, every: every, now: time.Now,
 		after: func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop },
