@@ -29,6 +29,7 @@ import (
 	"aurabot/bot"
 	"aurabot/bot/intake"
 	"aurabot/history"
+	"aurabot/logging"
 )
 
 // config is every setting, read from the environment (and a .env file). The README's table and
@@ -65,6 +66,10 @@ type config struct {
 	WebhookURL    string `env:"WEBHOOK_URL"`
 	WebhookSecret string `env:"WEBHOOK_SECRET"`
 	LogFormat     string `env:"LOG_FORMAT" envDefault:"text"`
+	MetricsToken  string `env:"METRICS_TOKEN"`
+
+	TelegramLocalFiles    string `env:"TELEGRAM_LOCAL_FILES"`
+	UserMessagesPerMinute int    `env:"USER_MESSAGES_PER_MINUTE"`
 
 	// Not wired yet: read and checked here, used by bot/ and aura/ as they grow (see run).
 	MaxAnswerChars     int           `env:"MAX_ANSWER_CHARS" envDefault:"65536"`
@@ -237,10 +242,15 @@ func parseConfig(environ []string, dotenv string) (config, error) {
 	return cfg, nil
 }
 
-// listenAddr is LISTEN_ADDR: :8080 when it is not set; set empty, no listener.
+// defaultListenAddr is LISTEN_ADDR when it is not set: loopback only. /healthz and /metrics are
+// for the machine's own checks and scrapers; listening on every interface (the Docker image's
+// 0.0.0.0:8080, a reverse proxy elsewhere) is a choice to make knowingly.
+const defaultListenAddr = "127.0.0.1:8080"
+
+// listenAddr is LISTEN_ADDR: defaultListenAddr when it is not set; set empty, no listener.
 func (c config) listenAddr() string {
 	if _, ok := c.set["LISTEN_ADDR"]; !ok {
-		return ":8080"
+		return defaultListenAddr
 	}
 	return strings.TrimSpace(c.ListenAddr)
 }
@@ -263,7 +273,7 @@ func (c config) ignored() []string {
 // secretVars are the settings whose values never appear in an error or a log; urlVars are those
 // whose user and password never do.
 var (
-	secretVars = []string{"TELEGRAM_TOKEN", "AURA_KEY", "AURA_COOKIES", "TRANSCRIBE_KEY", "WEBHOOK_SECRET"}
+	secretVars = []string{"TELEGRAM_TOKEN", "AURA_KEY", "AURA_COOKIES", "TRANSCRIBE_KEY", "WEBHOOK_SECRET", "METRICS_TOKEN"}
 	urlVars    = []string{"TELEGRAM_API_URL", "AURA_URL", "AURA_PROXY", "TRANSCRIBE_URL", "WEBHOOK_URL"}
 )
 
@@ -274,24 +284,7 @@ var (
 // are not secrets worth the name.
 func scrub(err error, vars map[string]string) error {
 	msg := err.Error()
-	var secrets []string
-	for _, name := range secretVars {
-		v := vars[name]
-		secrets = append(secrets, v, strings.TrimSpace(v))
-		if _, after, ok := strings.Cut(v, ":"); ok && name == "TELEGRAM_TOKEN" {
-			secrets = append(secrets, strings.TrimSpace(after)) // the secret half of a token
-		}
-	}
-	for _, name := range urlVars {
-		if at := strings.LastIndexByte(vars[name], '@'); at >= 0 {
-			userinfo := vars[name][:at]
-			if _, after, ok := strings.Cut(userinfo, "://"); ok {
-				userinfo = after
-			}
-			user, pass, _ := strings.Cut(userinfo, ":")
-			secrets = append(secrets, userinfo, user, pass)
-		}
-	}
+	secrets := secretValues(vars)
 	// Longest first, so that a secret containing another is replaced whole.
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	scrubbed := msg
@@ -304,6 +297,34 @@ func scrub(err error, vars map[string]string) error {
 		return err
 	}
 	return errors.New(scrubbed)
+}
+
+// secretValues are the secrets among the settings vars: the values of secretVars (the secret
+// half of the token, and each cookie's value, too) and the user and password of urlVars. Config
+// errors are scrubbed of them, and the log handler removes them from every line.
+func secretValues(vars map[string]string) []string {
+	var secrets []string
+	for _, name := range secretVars {
+		v := vars[name]
+		secrets = append(secrets, v, strings.TrimSpace(v))
+		switch name {
+		case "TELEGRAM_TOKEN":
+			secrets = append(secrets, logging.TokenSecrets(strings.TrimSpace(v))...)
+		case "AURA_COOKIES":
+			secrets = append(secrets, logging.CookieSecrets(strings.TrimSpace(v))...)
+		}
+	}
+	for _, name := range urlVars {
+		if at := strings.LastIndexByte(vars[name], '@'); at >= 0 {
+			userinfo := vars[name][:at]
+			if _, after, ok := strings.Cut(userinfo, "://"); ok {
+				userinfo = after
+			}
+			user, pass, _ := strings.Cut(userinfo, ":")
+			secrets = append(secrets, userinfo, user, pass)
+		}
+	}
+	return secrets
 }
 
 // explain turns env's errors, which name struct fields, into ones that name the variable.
@@ -342,6 +363,7 @@ const (
 	maxAnswer      = 1_000_000  // characters: 245 Telegram messages
 	maxImageTokens = 100_000    // tokens one image may count for
 	maxFileBytes   = 20 << 20   // Telegram's download limit for bots
+	maxPerMinute   = 1000       // messages a minute from one user: more is no bound at all
 )
 
 // tokenPattern is a bot token as @BotFather gives it: the bot's id, a colon, the secret.
@@ -370,6 +392,14 @@ func (c config) validate() error {
 	}
 	if err := checkURL(c.TelegramAPIURL, "http", "https"); err != nil {
 		return bad("TELEGRAM_API_URL", "%v", err)
+	}
+	if c.TelegramLocalFiles != "" {
+		if err := checkDir(c.TelegramLocalFiles); err != nil {
+			return bad("TELEGRAM_LOCAL_FILES", "%v", err)
+		}
+	}
+	if err := between(c.UserMessagesPerMinute, 0, maxPerMinute, "messages a minute (0: no bound)"); err != nil {
+		return bad("USER_MESSAGES_PER_MINUTE", "%v", err)
 	}
 	if err := checkIDs(c.AllowedUsers, "user", func(id int64) bool { return id > 0 }); err != nil {
 		return bad("ALLOWED_USERS", "%v (group ids, which are negative, go in ALLOWED_CHATS)", err)
@@ -486,7 +516,7 @@ func (c config) validate() error {
 		return bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
 	if addr := c.listenAddr(); addr != "" && !validListenAddr(addr) {
-		return bad("LISTEN_ADDR", "%q is not host:port or :port, like :8080", addr)
+		return bad("LISTEN_ADDR", "%q is not host:port or :port, like 127.0.0.1:8080", addr)
 	}
 	if c.WebhookURL != "" {
 		if err := checkWebhookURL(c.WebhookURL); err != nil {
@@ -501,6 +531,26 @@ func (c config) validate() error {
 	}
 	if c.WebhookSecret != "" && !intake.ValidWebhookSecret(c.WebhookSecret) {
 		return bad("WEBHOOK_SECRET", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+	}
+	if c.MetricsToken != "" && !metricsTokenPattern.MatchString(c.MetricsToken) {
+		return bad("METRICS_TOKEN", "must be 16-256 characters of A-Z, a-z, 0-9 and ._~+/=- (make one with `openssl rand -hex 32`)")
+	}
+	return nil
+}
+
+// metricsTokenPattern is a METRICS_TOKEN: long enough not to be guessed, and what an
+// Authorization: Bearer header carries (RFC 6750's token68).
+var metricsTokenPattern = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]{16,256}$`)
+
+// checkDir checks that dir is an existing directory (TELEGRAM_LOCAL_FILES: the local Bot API
+// server's working directory, as the bot sees it).
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: no such directory (want the working directory of the local Bot API server, telegram-bot-api --dir, as this machine sees it)", dir)
+	case !fi.IsDir():
+		return fmt.Errorf("%q is not a directory", dir)
 	}
 	return nil
 }
@@ -643,14 +693,18 @@ func validListenAddr(s string) bool {
 	return err == nil && n >= 0 && n <= 65535
 }
 
-// logger is the program's logger, writing to w at LOG_LEVEL in LOG_FORMAT.
-func (c config) logger(w io.Writer) *slog.Logger {
+// logger is the program's logger, writing to w at LOG_LEVEL in LOG_FORMAT. Every line passes
+// the redactor first, which removes every secret of the settings, and those it learns later
+// (Add: the cookies a browser captures).
+func (c config) logger(w io.Writer) (*slog.Logger, *logging.Redactor) {
 	level, _ := parseLevel(c.LogLevel) // validate has checked it
 	opts := &slog.HandlerOptions{Level: level}
+	var out slog.Handler = slog.NewTextHandler(w, opts)
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		out = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	red := logging.NewRedactor(out, secretValues(c.set)...)
+	return slog.New(red), red
 }
 
 func parseLevel(s string) (slog.Level, error) {

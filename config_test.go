@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -150,6 +152,16 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"browser timeout negative", append(base, "AURA_BROWSER_TIMEOUT=-30s"), "AURA_BROWSER_TIMEOUT"},
 		{"image tokens past int32", append(base, "AURA_IMAGE_TOKENS=9999999999"), "AURA_IMAGE_TOKENS"},
 		{"browser timeout absurd", append(base, "AURA_BROWSER_TIMEOUT=1h"), "AURA_BROWSER_TIMEOUT"},
+
+		// The settings added to lock the bot down.
+		{"local files folder missing", append(base, "TELEGRAM_LOCAL_FILES=/nonexistent/telegram-bot-api"), "TELEGRAM_LOCAL_FILES"},
+		{"local files a file", append(base, "TELEGRAM_LOCAL_FILES="+mustAbs("config.example.env")), "TELEGRAM_LOCAL_FILES"},
+		{"metrics token short", append(base, "METRICS_TOKEN=short"), "METRICS_TOKEN"},
+		{"metrics token with a space", append(base, "METRICS_TOKEN=0123456789abcdef 0123"), "METRICS_TOKEN"},
+		{"metrics token with a line break", append(base, "METRICS_TOKEN=0123456789abcdef\n0123"), "METRICS_TOKEN"},
+		{"messages a minute negative", append(base, "USER_MESSAGES_PER_MINUTE=-1"), "USER_MESSAGES_PER_MINUTE"},
+		{"messages a minute absurd", append(base, "USER_MESSAGES_PER_MINUTE=100000"), "USER_MESSAGES_PER_MINUTE"},
+		{"messages a minute a word", append(base, "USER_MESSAGES_PER_MINUTE=many"), "USER_MESSAGES_PER_MINUTE"},
 	}
 	// Secrets set alongside, which no error may quote; the row's own values come after and win.
 	secrets := []string{"AURA_KEY=" + secretKey, "AURA_COOKIES=" + secretCookie, "TRANSCRIBE_KEY=" + secretTranscribe}
@@ -206,7 +218,11 @@ func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 		{"default max tokens", cfg.AuraMaxTokens, 8192},
 		{"default database", cfg.DatabasePath, "data/bot.db"},
 		{"default telegram", cfg.TelegramAPIURL, "https://api.telegram.org"},
-		{"default listen address", cfg.listenAddr(), ":8080"},
+		{"default listen address", cfg.listenAddr(), "127.0.0.1:8080"},
+		{"default listener on loopback only", isLoopback(cfg.listenAddr()), true},
+		{"no local files by default", cfg.TelegramLocalFiles, ""},
+		{"no metrics token by default", cfg.MetricsToken, ""},
+		{"no rate by default", cfg.UserMessagesPerMinute, 0},
 		{"default log format", cfg.LogFormat, "text"},
 	}
 	for _, c := range checks {
@@ -225,6 +241,26 @@ func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 	star, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "ALLOWED_USERS=*"}, dotenv)
 	if err != nil || !star.AllowedUsers.all {
 		t.Errorf("ALLOWED_USERS=*: got all=%v err=%v, want all=true", star.AllowedUsers.all, err)
+	}
+}
+
+// isLoopback reports whether addr listens on a loopback address only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
+// The lock-down settings, set: read and passed on as given.
+func TestConfigLockDownSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "TELEGRAM_LOCAL_FILES=" + dir, "METRICS_TOKEN=0123456789abcdef0123",
+		"USER_MESSAGES_PER_MINUTE=6", "LISTEN_ADDR=0.0.0.0:8080"}, filepath.Join(dir, "none.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TelegramLocalFiles != dir || cfg.MetricsToken != "0123456789abcdef0123" || cfg.UserMessagesPerMinute != 6 || cfg.listenAddr() != "0.0.0.0:8080" {
+		t.Errorf("got %+v", cfg)
 	}
 }
 
@@ -625,6 +661,26 @@ func TestDockerfileCopiesTheSources(t *testing.T) {
 	for _, src := range sources {
 		if !strings.HasSuffix(src, "_test.go") && !copied[src] {
 			t.Errorf("the Dockerfile does not copy %s", src)
+		}
+	}
+	// And every folder of packages the binary is built from.
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		hasGo := false
+		_ = filepath.WalkDir(e.Name(), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				hasGo = true
+			}
+			return nil
+		})
+		if hasGo && !copied[e.Name()] {
+			t.Errorf("the Dockerfile does not copy the folder %s", e.Name())
 		}
 	}
 }

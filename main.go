@@ -23,6 +23,7 @@ import (
 	"aurabot/bot"
 	"aurabot/bot/ops"
 	"aurabot/history"
+	"aurabot/logging"
 )
 
 // run is the whole program; main only turns its error into an exit code.
@@ -31,7 +32,8 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	log := cfg.logger(stderr)
+	// One redaction point: every line, whoever writes it, passes it before it is written.
+	log, redactor := cfg.logger(stderr)
 	for _, name := range cfg.ignored() {
 		log.Debug("setting ignored with AURA_PROTOCOL="+cfg.AuraProtocol, "variable", name)
 	}
@@ -59,7 +61,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	case cfg.AuraCookies != "" && cfg.AuraUserAgent != "":
 		log.Warn("AURA_BROWSER is ignored: AURA_COOKIES and AURA_USER_AGENT are both set, and they win")
 	default:
-		capturer, err := newCapturer(cfg, log)
+		capturer, err := newCapturer(cfg, log, redactor)
 		if err != nil {
 			return err
 		}
@@ -101,30 +103,33 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 
 	b, err := bot.New(bot.Config{
-		Token:                cfg.TelegramToken,
-		APIURL:               cfg.TelegramAPIURL,
-		AllowAll:             cfg.AllowedUsers.all,
-		AllowedUsers:         cfg.AllowedUsers.ids,
-		AllowedChats:         cfg.AllowedChats.ids,
-		DefaultPrompt:        cfg.SystemPrompt,
-		ContextBudget:        cfg.AuraMaxLength,
-		ContextTokens:        cfg.tokenWindow(),
-		StreamMode:           cfg.StreamMode,
-		MaxConcurrentReplies: cfg.MaxReplies,
-		ShutdownTimeout:      cfg.ShutdownAfter,
-		MaxAnswerChars:       cfg.MaxAnswerChars,
-		MaxOutputTokens:      cfg.AuraMaxOutputTokens,
-		Models:               choices,
-		DefaultModel:         def.ID,
-		TextOnly:             cfg.AuraProtocol == aura.ProtocolChatbotUI,
-		ImageTokens:          cfg.AuraImageTokens,
-		MaxFileBytes:         cfg.MaxFileBytes,
-		Transcriber:          transcriber,
-		Force:                force(ctx),
-		ListenAddr:           cfg.listenAddr(),
-		WebhookURL:           cfg.WebhookURL,
-		WebhookSecret:        cfg.WebhookSecret,
-		Logger:               log,
+		Token:                 cfg.TelegramToken,
+		APIURL:                cfg.TelegramAPIURL,
+		LocalFiles:            cfg.TelegramLocalFiles,
+		AllowAll:              cfg.AllowedUsers.all,
+		AllowedUsers:          cfg.AllowedUsers.ids,
+		AllowedChats:          cfg.AllowedChats.ids,
+		UserMessagesPerMinute: cfg.UserMessagesPerMinute,
+		DefaultPrompt:         cfg.SystemPrompt,
+		ContextBudget:         cfg.AuraMaxLength,
+		ContextTokens:         cfg.tokenWindow(),
+		StreamMode:            cfg.StreamMode,
+		MaxConcurrentReplies:  cfg.MaxReplies,
+		ShutdownTimeout:       cfg.ShutdownAfter,
+		MaxAnswerChars:        cfg.MaxAnswerChars,
+		MaxOutputTokens:       cfg.AuraMaxOutputTokens,
+		Models:                choices,
+		DefaultModel:          def.ID,
+		TextOnly:              cfg.AuraProtocol == aura.ProtocolChatbotUI,
+		ImageTokens:           cfg.AuraImageTokens,
+		MaxFileBytes:          cfg.MaxFileBytes,
+		Transcriber:           transcriber,
+		Force:                 force(ctx),
+		ListenAddr:            cfg.listenAddr(),
+		WebhookURL:            cfg.WebhookURL,
+		WebhookSecret:         cfg.WebhookSecret,
+		MetricsToken:          cfg.MetricsToken,
+		Logger:                log,
 	}, store, model)
 	if err != nil {
 		return err
@@ -136,7 +141,8 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 }
 
 // newCapturer builds the headless-browser capture of the model server's cookies (AURA_BROWSER).
-func newCapturer(cfg config, log *slog.Logger) (*browser.Capturer, error) {
+// The log's redactor learns each capture's cookies and User-Agent before anyone uses them.
+func newCapturer(cfg config, log *slog.Logger, redactor *logging.Redactor) (*browser.Capturer, error) {
 	if bin, err := browser.Find(cfg.AuraBrowser); err != nil {
 		log.Warn("AURA_BROWSER: replies will fail until a browser is installed", "err", err)
 	} else {
@@ -149,6 +155,10 @@ func newCapturer(cfg config, log *slog.Logger) (*browser.Capturer, error) {
 		Refresh: cfg.AuraBrowserRefresh,
 		Timeout: cfg.AuraBrowserTimeout,
 		Logger:  log,
+		Captured: func(cookie, userAgent string) {
+			redactor.Add(logging.CookieSecrets(cookie)...)
+			redactor.Add(userAgent)
+		},
 	})
 }
 

@@ -5,16 +5,20 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -806,9 +810,9 @@ func TestBrowserCaptureWiring(t *testing.T) {
 	if _, err := browser.Find(browser.Auto); err != nil {
 		t.Skipf("SKIP: the bot's browser capture is not tested: %v", err)
 	}
-	// Chromium inherits the environment: the mark finds its processes afterwards.
-	mark := "aurabot-main-test-" + strconv.Itoa(os.Getpid())
-	t.Setenv("AURABOT_BROWSER_TEST_MARK", mark)
+	// Chromium inherits nothing of the bot's environment but gets a TMPDIR of its own inside
+	// the bot's: a unique one finds its processes afterwards.
+	mark := browserMark(t)
 	h := newHarness(t)
 	h.aura.reply = streamText("Hello ", "from the model.")
 	h.start("AURA_BROWSER=auto")
@@ -827,7 +831,7 @@ func TestBrowserCaptureWiring(t *testing.T) {
 		t.Errorf("got logs %q, want the capture", logs)
 	}
 	// The browser ran only during the capture.
-	want := []byte("AURABOT_BROWSER_TEST_MARK=" + mark)
+	want := []byte("TMPDIR=" + mark + "/")
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
@@ -838,6 +842,108 @@ func TestBrowserCaptureWiring(t *testing.T) {
 		status, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "status"))
 		if bytes.Contains(env, want) && !bytes.Contains(status, []byte("State:\tZ")) {
 			t.Errorf("got process %d with the mark still running, want no browser left", pid)
+		}
+	}
+}
+
+// browserMark gives the test (and so the browser it starts) a temporary folder of its own, with
+// a short name (Chromium puts a socket in it), and returns it.
+func browserMark(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "abm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Setenv("TMPDIR", dir)
+	return dir
+}
+
+// The cookies a browser captures are secrets the log learns at the capture: a retry warning of
+// the model client whose error quotes them (a server that echoes the request's cookies in its
+// error) shows none of them, though that line is written before the client removes them from
+// the error it returns.
+func TestCapturedCookiesNeverLogged(t *testing.T) {
+	if _, err := browser.Find(browser.Auto); err != nil {
+		t.Skipf("SKIP: the browser capture is not tested: %v", err)
+	}
+	browserMark(t)
+	const cookieValue = "captured-session-0123456789abcdef"
+	var tries atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/":
+			http.SetCookie(w, &http.Cookie{Name: "sess", Value: cookieValue, Path: "/"})
+			fmt.Fprint(w, "<!DOCTYPE html><html><body>ok</body></html>")
+		case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions":
+			_, _ = io.Copy(io.Discard, r.Body)
+			if tries.Add(1) == 1 {
+				// Overloaded, and it says with which cookies it was asked: retried.
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				msg, _ := json.Marshal("overloaded; your cookies were " + r.Header.Get("Cookie"))
+				fmt.Fprintf(w, `{"error":{"message":%s}}`, msg)
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			sse := &sseWriter{w: w}
+			_, _ = sse.Write([]byte("Fine now."))
+			sse.done()
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	h := newHarness(t)
+	h.start("AURA_BROWSER=auto", "AURA_URL="+srv.URL, "AURA_PROTOCOL=openai", "AURA_MODEL=m")
+	if msg := h.replyTo(h.send("hi")); msg.Text != "Fine now." {
+		t.Errorf("got reply %q, want the second try's", msg.Text)
+	}
+	h.stop()
+	logs := h.logs.String()
+	if !strings.Contains(logs, "aura: retrying") || !strings.Contains(logs, "your cookies were") {
+		t.Fatalf("got logs %q, want the retry warning with the server's error", logs)
+	}
+	if strings.Contains(logs, cookieValue) {
+		t.Errorf("the logs hold the captured cookie:\n%s", logs)
+	}
+}
+
+// Every log line passes one redaction point, built in main from the settings: whatever a line
+// holds (its message, an error, any attribute), no secret setting's value reaches the log.
+func TestLoggerRedactsEverySecretSetting(t *testing.T) {
+	secrets := map[string]string{
+		"TELEGRAM_TOKEN": "123456:AAH-logger-test-token_0123456789",
+		"AURA_KEY":       "sk-logger-test-aura-key-0123456789",
+		"AURA_COOKIES":   "cf_clearance=logger-test-cookie-0123456789; consent=1",
+		"TRANSCRIBE_KEY": "sk-logger-test-transcribe-0123456789",
+		"WEBHOOK_SECRET": "logger-test-webhook-secret-0123456789",
+		"METRICS_TOKEN":  "logger-test-metrics-token-0123456789",
+	}
+	environ := []string{"WEBHOOK_URL=https://bot.example.com/hook", "AURA_PROXY=http://proxyuser:proxy-password-0123@proxy.example.com:3128"}
+	for k, v := range secrets {
+		environ = append(environ, k+"="+v)
+	}
+	cfg, err := loadConfig(environ, filepath.Join(t.TempDir(), "none.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"text", "json"} {
+		cfg.LogFormat = format
+		var out syncBuffer
+		log, _ := cfg.logger(&out)
+		for name, v := range secrets {
+			log.Warn("a line quoting "+v, "err", fmt.Errorf("wrapped: %s", v), "url", "https://x/bot"+v+"/getMe", "name", name)
+		}
+		log.Error("proxy", "err", errors.New("proxyconnect tcp: http://proxyuser:proxy-password-0123@proxy.example.com:3128"))
+		_, half, _ := strings.Cut(secrets["TELEGRAM_TOKEN"], ":")
+		for _, v := range append(slices.Collect(maps.Values(secrets)), half, "logger-test-cookie-0123456789", "proxy-password-0123") {
+			if strings.Contains(out.String(), v) {
+				t.Errorf("%s: the log holds %q:\n%s", format, v, out.String())
+			}
+		}
+		if strings.Count(out.String(), "[redacted]") < 3*len(secrets) {
+			t.Errorf("%s: got %q, want every secret replaced", format, out.String())
 		}
 	}
 }

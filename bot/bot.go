@@ -71,10 +71,16 @@ const (
 type Config struct {
 	Token  string
 	APIURL string // default https://api.telegram.org
+	// LocalFiles is the directory of a local Bot API server (TELEGRAM_LOCAL_FILES), whose files
+	// the bot reads from the disk; "" reads no file from the local disk (see tg.SetLocalFiles).
+	LocalFiles string
 
 	AllowAll     bool
 	AllowedUsers []int64
 	AllowedChats []int64
+	// UserMessagesPerMinute bounds the messages each user may send the bot (a token bucket of
+	// a minute's worth); 0: no bound. Users named in AllowedUsers are not bounded.
+	UserMessagesPerMinute int
 
 	DefaultPrompt string
 	ContextBudget int // characters of prompt + history sent to the model
@@ -119,6 +125,11 @@ type Config struct {
 	// ListenAddr is where GET /healthz, GET /metrics and the webhook are served; "" serves
 	// nothing (polling mode only).
 	ListenAddr string
+	// MetricsToken, when set, is the bearer token GET /metrics asks for (METRICS_TOKEN).
+	MetricsToken string
+	// HealthDiskEvery is the least time between two real writes of /healthz (default
+	// ops.DefaultDiskEvery); the calls in between answer from the last one.
+	HealthDiskEvery time.Duration
 	// WebhookURL switches from long polling to a webhook: Telegram posts updates to this URL,
 	// which must reach ListenAddr at the same path. WebhookSecret is then required.
 	WebhookURL    string
@@ -207,11 +218,17 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		registry: reply.NewRegistry(),
 	}
 	b.metrics = ops.NewMetrics(func() float64 { return float64(b.handler.Queued()) })
-	b.health = ops.NewHealth(store, cfg.PollTimeout)
+	b.health = ops.NewHealth(store, cfg.PollTimeout, cfg.HealthDiskEvery)
+	// /healthz shows the reason of a failed call to whoever asks: it must not show the token.
 	scrub := func(err error) error { return tg.Scrub(err, cfg.Token) }
 	client, err := tg.New(cfg.Token, cfg.APIURL, cfg.PollTimeout, ops.Instrument(cfg.HTTPClient, b.metrics, b.health, scrub), b.log)
 	if err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
+	}
+	if cfg.LocalFiles != "" {
+		if err := client.SetLocalFiles(cfg.LocalFiles); err != nil {
+			return nil, fmt.Errorf("bot: TELEGRAM_LOCAL_FILES: %w", err)
+		}
 	}
 	b.tg = client
 	b.searcher = reply.NewSearcher(client, b.pace, b.registry, lostStore{b.inbox}, b.log)
@@ -221,16 +238,17 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		Limits: reply.Limits{MaxChars: cfg.MaxAnswerChars, MaxOutputTokens: cfg.MaxOutputTokens},
 	})
 	b.handler = conversation.New(conversation.Config{
-		AllowAll:             cfg.AllowAll,
-		AllowedUsers:         cfg.AllowedUsers,
-		AllowedChats:         cfg.AllowedChats,
-		DefaultPrompt:        cfg.DefaultPrompt,
-		Budget:               history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens},
-		MaxConcurrentReplies: cfg.MaxConcurrentReplies,
-		Models:               cfg.Models,
-		DefaultModel:         cfg.DefaultModel,
-		TextOnly:             cfg.TextOnly,
-		MaxFileBytes:         cfg.MaxFileBytes,
+		AllowAll:              cfg.AllowAll,
+		AllowedUsers:          cfg.AllowedUsers,
+		AllowedChats:          cfg.AllowedChats,
+		UserMessagesPerMinute: cfg.UserMessagesPerMinute,
+		DefaultPrompt:         cfg.DefaultPrompt,
+		Budget:                history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens},
+		MaxConcurrentReplies:  cfg.MaxConcurrentReplies,
+		Models:                cfg.Models,
+		DefaultModel:          cfg.DefaultModel,
+		TextOnly:              cfg.TextOnly,
+		MaxFileBytes:          cfg.MaxFileBytes,
 	}, conversation.Deps{
 		TG: client, Pacer: b.pace, Streamer: b.streamer, Registry: b.registry,
 		Store: store, Journal: b.inbox, Model: model, Metrics: b.metrics, Log: b.log,
@@ -408,7 +426,7 @@ func (b *Bot) listen() (*ops.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", b.health.Handler(b.tg.Scrub))
-	mux.Handle("GET /metrics", b.metrics.Handler())
+	mux.Handle("GET /metrics", ops.Bearer(b.cfg.MetricsToken, b.metrics.Handler()))
 	if b.webhook != nil {
 		p, err := intake.WebhookPath(b.cfg.WebhookURL)
 		if err != nil {
@@ -485,7 +503,7 @@ func (b *Bot) connect(ctx context.Context) (*models.User, error) {
 	}
 	if _, err := b.tg.SetMyCommands(ctx, &tgbot.SetMyCommandsParams{Commands: cmds}); err != nil {
 		// Not fatal: the bot works without the command menu.
-		b.log.Warn("setMyCommands failed", "err", b.tg.Scrub(err))
+		b.log.Warn("setMyCommands failed", "err", err)
 	}
 	return me, nil
 }
@@ -506,7 +524,7 @@ func (b *Bot) getMe(ctx context.Context) (*models.User, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		b.log.Warn("cannot reach Telegram; trying again", "err", b.tg.Scrub(err), "retry_in", backoff)
+		b.log.Warn("cannot reach Telegram; trying again", "err", err, "retry_in", backoff)
 		if err := pace.SleepUntil(ctx, time.Now().Add(backoff)); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"aurabot/aura"
 	"aurabot/history"
@@ -15,7 +16,7 @@ import (
 // because a real write fails, and once there is room again the message sent meanwhile is
 // answered, once.
 func TestFullDiskIsWaitedOut(t *testing.T) {
-	e := newEnv(t, Config{ListenAddr: "127.0.0.1:0"})
+	e := newEnv(t, Config{ListenAddr: "127.0.0.1:0", HealthDiskEvery: time.Nanosecond}) // every call writes
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		yield("re: "+lastUser(msgs), nil)
 	}

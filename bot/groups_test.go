@@ -37,7 +37,7 @@ func TestGroupPermissions(t *testing.T) {
 		t.Fatalf("a member set the prompt to %q", p)
 	}
 	model := e.say(group, member, "/model large")
-	e.wait(func() bool { return hasText(e.tg, group, model, "Only the people who may set") })
+	e.wait(func() bool { return hasText(e.tg, group, model, "can see or change its model") })
 	for _, who := range []int64{admin, owner} {
 		id := e.say(group, who, "/system Be brief.")
 		e.wait(func() bool { return hasText(e.tg, group, id, "System prompt set") })

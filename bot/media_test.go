@@ -65,9 +65,13 @@ var (
 func TestPhoto(t *testing.T) {
 	for _, local := range []bool{false, true} {
 		t.Run(map[bool]string{false: "api", true: "local server"}[local], func(t *testing.T) {
-			e := newEnv(t, Config{})
+			cfg := Config{}
 			if local {
-				e.tg.SetLocalMode(t.TempDir())
+				cfg.LocalFiles = t.TempDir()
+			}
+			e := newEnv(t, cfg)
+			if local {
+				e.tg.SetLocalMode(cfg.LocalFiles)
 			}
 			e.model.fn = chunks("A cat.")
 			m := e.tg.PushPhoto(from("what is this?"), small, medium, large)

@@ -24,8 +24,7 @@ func BenchmarkCapture(b *testing.B) {
 	if _, err := Find(Auto); err != nil {
 		b.Skipf("SKIP: %v", err)
 	}
-	mark := strconv.FormatInt(time.Now().UnixNano(), 36)
-	b.Setenv(leakMarkEnv, mark)
+	mark := watchLeaks(b)
 	srv := newCheckServer(b, 500*time.Millisecond)
 	cfg := captureConfig{browser: Auto, url: srv.URL, host: "127.0.0.1", timeout: 30 * time.Second,
 		settle: 2 * time.Second, poll: 200 * time.Millisecond, closeGrace: 5 * time.Second, log: slog.New(slog.DiscardHandler)}

@@ -54,6 +54,11 @@ type Options struct {
 	// Logger receives the captures' records; nil discards them. Cookies
 	// and the User-Agent are never logged.
 	Logger *slog.Logger
+	// Captured, when set, is told the cookies (a Cookie header value) and
+	// the User-Agent of each capture before anyone else sees them: main's
+	// log redaction learns them there, so that no log line, whoever writes
+	// it, shows them.
+	Captured func(cookie, userAgent string)
 }
 
 // Capturer supplies captured cookies and User-Agent, capturing them when
@@ -63,9 +68,10 @@ type Options struct {
 // that failure at once until a backoff has passed; the next call then
 // tries again. It is safe for concurrent use.
 type Capturer struct {
-	capture func(ctx context.Context) (captured, error)
-	now     func() time.Time
-	log     *slog.Logger
+	capture  func(ctx context.Context) (captured, error)
+	captured func(cookie, userAgent string) // Options.Captured; nil: nobody
+	now      func() time.Time
+	log      *slog.Logger
 
 	refresh time.Duration
 	// minGap is the least age of cookies that a refresh replaces: replies
@@ -139,8 +145,11 @@ func New(opts Options) (*Capturer, error) {
 		poll:          200 * time.Millisecond,
 		closeGrace:    5 * time.Second,
 		log:           log,
+		sandbox:       newSandboxCheck(),
 	}
-	return newCapturer(func(ctx context.Context) (captured, error) { return capture(ctx, cfg) }, opts.Refresh, log), nil
+	c := newCapturer(func(ctx context.Context) (captured, error) { return capture(ctx, cfg) }, opts.Refresh, log)
+	c.captured = opts.Captured
+	return c, nil
 }
 
 // newCapturer returns a Capturer that captures with capture.
@@ -234,6 +243,9 @@ func (c *Capturer) start() *call {
 		c.log.DebugContext(ctx, "browser: capturing cookies")
 		res, err := c.capture(ctx)
 		took := time.Since(began)
+		if err == nil && c.captured != nil {
+			c.captured(res.cookie, res.userAgent) // before any log line, and before any waiter
+		}
 
 		c.mu.Lock()
 		if c.inflight == cl {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,4 +340,32 @@ func waitUntil(t *testing.T, cond func() bool) {
 
 func writeExecutable(path string) error {
 	return os.WriteFile(path, []byte("#!/bin/sh\nexit 1\n"), 0o755)
+}
+
+// Options.Captured learns each capture's cookies and User-Agent before the capture's log line
+// and before any caller gets them: a log redactor that learns them there sees every line after.
+func TestCapturerTellsCapturedFirst(t *testing.T) {
+	f := &fakeCapture{}
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	c := newCapturer(f.capture, time.Hour, slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		if strings.Contains(string(p), "captured cookies") {
+			note("log")
+		}
+		return len(p), nil
+	}), nil)))
+	c.captured = func(cookie, ua string) { note("captured " + cookie + " " + ua) }
+	defer c.Close()
+	mustCookie(t, c, false, "n=1")
+	note("caller")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"captured n=1 UA", "log", "caller"}; !slices.Equal(order, want) {
+		t.Errorf("got %q, want %q", order, want)
+	}
 }

@@ -78,6 +78,9 @@ type captureConfig struct {
 	// timeout, before it is killed.
 	closeGrace time.Duration
 	log        *slog.Logger
+	// sandbox decides once whether Chromium runs in its sandbox; nil: decide
+	// at each capture, without a log line.
+	sandbox *sandboxCheck
 }
 
 // capture runs one capture: it starts the browser headless with a fresh
@@ -108,7 +111,10 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(bin),
-		chromedp.Env("TMPDIR="+tmp),
+		// Only what Chromium needs, never the bot's environment: it holds the bot token and
+		// the keys (a .env file's values too), and the browser loads a third-party page.
+		chromedp.NoInheritEnv,
+		chromedp.Env(browserEnv(tmp)...),
 		// The profile is a new temporary folder, deleted at the end: the
 		// allocator's default when UserDataDir is not given.
 		//
@@ -124,8 +130,13 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 			// (Chromium bypasses the proxy for it by default).
 			chromedp.Flag("proxy-bypass-list", "<-loopback>"))
 	}
-	// As root (in a container), Chromium needs --no-sandbox; the allocator
-	// adds it.
+	// The sandbox whenever this platform allows it; where it does not (root,
+	// no user namespaces) the log says so once (see sandboxCheck).
+	if cfg.sandbox.allowed(ctx, bin, cfg.log) {
+		opts = append(opts, chromedp.Flag("no-sandbox", false))
+	} else {
+		opts = append(opts, chromedp.NoSandbox)
+	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
 	// Cancelling the allocator kills every process that runs with the
 	// profile and waits until the profile is removed.

@@ -85,19 +85,17 @@ func needBrowser(t *testing.T) string {
 	return bin
 }
 
-// leakMarkEnv marks the processes a test starts: Chromium and its children
-// inherit the environment, so a scan of /proc finds them even after they
-// were reparented.
-const leakMarkEnv = "AURABOT_BROWSER_TEST_MARK"
+// The processes a test starts are found by their TMPDIR: Chromium inherits
+// nothing of the bot's environment, but every capture gives it a TMPDIR of
+// its own inside the bot's temporary folder, and its children inherit that.
+// A test gives itself a unique temporary folder (its mark), so a scan of
+// /proc finds its browser's processes even after they were reparented.
 
-// watchLeaks gives the test's processes a unique mark and a temporary
-// folder of their own, and checks at the end of the test that no marked
-// process is left and that the folder is empty (no profile left). It
-// returns the mark.
-func watchLeaks(t *testing.T) string {
+// watchLeaks gives the test a unique temporary folder, and checks at the
+// end of the test that no process of its browser is left and that the
+// folder is empty (no profile left). It returns the mark for marked.
+func watchLeaks(t testing.TB) string {
 	t.Helper()
-	mark := strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.Itoa(os.Getpid())
-	t.Setenv(leakMarkEnv, mark)
 	// Not t.TempDir(): its long name would make Chromium's socket path too
 	// long.
 	tmp, err := os.MkdirTemp("", "abt")
@@ -106,13 +104,13 @@ func watchLeaks(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 	t.Setenv("TMPDIR", tmp)
-	t.Cleanup(func() { checkNoLeaks(t, mark, tmp) })
-	return mark
+	t.Cleanup(func() { checkNoLeaks(t, tmp, tmp) })
+	return tmp
 }
 
 // checkNoLeaks fails the test if a process with the mark is alive or tmp
 // holds anything.
-func checkNoLeaks(t *testing.T, mark, tmp string) {
+func checkNoLeaks(t testing.TB, mark, tmp string) {
 	t.Helper()
 	if pids := marked(mark); len(pids) > 0 {
 		t.Errorf("got browser processes %v left behind, want none", pids)
@@ -126,10 +124,10 @@ func checkNoLeaks(t *testing.T, mark, tmp string) {
 	}
 }
 
-// marked returns the live processes (not zombies) whose environment has
-// leakMarkEnv=mark, other than this one and except.
+// marked returns the live processes (not zombies) whose TMPDIR is inside
+// the folder mark, other than this one and except.
 func marked(mark string, except ...int) []int {
-	want := []byte(leakMarkEnv + "=" + mark)
+	want := []byte("TMPDIR=" + mark + "/")
 	dirs, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, d := range dirs {
@@ -169,14 +167,20 @@ func processState(pid int) string {
 // TestLeakCheckSeesMarkedProcesses makes sure the leak check would see a
 // process left behind.
 func TestLeakCheckSeesMarkedProcesses(t *testing.T) {
-	mark := "selftest" + strconv.Itoa(os.Getpid())
-	t.Setenv(leakMarkEnv, mark)
+	mark := t.TempDir()
 	cmd := exec.Command("sleep", "60")
+	cmd.Env = []string{"TMPDIR=" + mark + "/aurabot-1"}
 	if err := cmd.Start(); err != nil {
 		t.Skipf("SKIP: cannot start sleep: %v", err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if pids := marked(mark); !slices.Contains(pids, cmd.Process.Pid) {
-		t.Errorf("got marked processes %v, want %d among them", pids, cmd.Process.Pid)
+	// Polled: right after the start, /proc may not show the new program's
+	// environment yet.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(marked(mark), cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("got marked processes %v, want %d among them", marked(mark), cmd.Process.Pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

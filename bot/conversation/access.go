@@ -12,10 +12,26 @@ import (
 	"aurabot/bot/tg"
 )
 
-// Who may do what. In a private chat an allowed user may do everything. In a group admitted
-// with ALLOWED_CHATS every member may talk to the bot, but changing the group's conversation
-// (/system, /reset, /model) takes a user in ALLOWED_USERS or an administrator of the chat, and
-// stopping a reply takes the person who asked, an allowed user or an administrator.
+// Who may do what: the one rule, and the only place it is decided.
+//
+// Who may use the bot at all: a user in ALLOWED_USERS (or everyone, with *), and every member
+// of a chat in ALLOWED_CHATS. Others are told, at most once an hour per chat, how the owner can
+// let them in.
+//
+// Who the bot listens to: people. Messages from other bots, posts a linked channel forwards
+// into its discussion group (is_automatic_forward) and messages someone sends as a channel are
+// ignored. An anonymous administrator (a message the group sends as itself: sender_chat is the
+// chat) is a person, and an administrator.
+//
+// In a group, the bot answers a message addressed to it (its @username as a mention entity, a
+// text mention of it, or a reply to one of its messages; never a substring, so @aurabot_x is
+// not @aurabot) and commands.
+//
+// In a private chat the user may do everything. In a group, steering the conversation that
+// everyone shares takes a steward (see steers): /system <text>, /system default, /reset,
+// /retry, /model (before the model server is asked anything), a press on the /model keyboard,
+// and stopping someone else's reply (/stop, or its Stop button). /system alone, /help, /start
+// and talking to the bot are open to every member.
 
 // adminsFor is how long a chat's administrators are remembered: a demoted admin keeps their
 // powers at most that long.
@@ -35,19 +51,41 @@ type adminList struct {
 	at  time.Time
 }
 
-// allowedUser reports whether user is named in ALLOWED_USERS (or everyone is allowed).
-func (h *Handler) allowedUser(user int64) bool {
-	return h.cfg.AllowAll || slices.Contains(h.cfg.AllowedUsers, user)
+// allowed reports whether a user (0 for an anonymous administrator) in chat may use the bot.
+func (h *Handler) allowed(userID, chatID int64) bool {
+	return h.cfg.AllowAll || userID != 0 && slices.Contains(h.cfg.AllowedUsers, userID) || slices.Contains(h.cfg.AllowedChats, chatID)
 }
 
-// mayConfigure reports whether the sender of r may change its conversation: anyone allowed in
-// a private chat; in a group, an allowed user or an administrator of the chat. It may ask
-// Telegram, so it runs in queued jobs, never on the path that takes updates.
-func (h *Handler) mayConfigure(ctx context.Context, r req) bool {
-	if !r.t.Group || h.allowedUser(r.from) {
+// named reports whether user is named in ALLOWED_USERS (ALLOWED_USERS=* names nobody): the
+// bot's owners, who steer any group they are in.
+func (h *Handler) named(user int64) bool {
+	return user != 0 && slices.Contains(h.cfg.AllowedUsers, user)
+}
+
+// steerCommand reports whether command cmd with arg changes a group's shared conversation, or
+// asks the model server on its behalf, and so takes a steward.
+func steerCommand(cmd, arg string) bool {
+	switch cmd {
+	case "reset", "retry", "model":
 		return true
+	case "system":
+		return arg != "" // showing the prompt is open to all
 	}
-	return h.isAdmin(ctx, r.t.ChatID, r.from)
+	return false
+}
+
+// steers reports whether the sender of r may steer its conversation: in a private chat, its
+// user; in a group, a user named in ALLOWED_USERS, an administrator of the chat (an anonymous
+// one too) or, for something of their own (owner: the asker of a reply), its owner. It may ask
+// Telegram for the chat's administrators, so it runs in queued jobs and side calls, never on
+// the path that takes updates.
+func (h *Handler) steers(ctx context.Context, r req, owner int64) bool {
+	return h.steersWithoutAsking(r, owner) || h.isAdmin(ctx, r.t.ChatID, r.from)
+}
+
+// steersWithoutAsking is steers, short of asking Telegram whether the sender is an administrator.
+func (h *Handler) steersWithoutAsking(r req, owner int64) bool {
+	return !r.t.Group || r.anonAdmin || owner != 0 && r.from == owner || h.named(r.from)
 }
 
 // isAdmin reports whether user administers chat, from a cache refreshed every adminsFor. When
@@ -99,11 +137,72 @@ func memberID(m models.ChatMember) int64 {
 	return 0
 }
 
-// mayStop reports whether user may stop a reply that asker asked for in chat: the asker, an
-// allowed user, or (in a group) an administrator.
-func (h *Handler) mayStop(ctx context.Context, chat int64, group bool, user, asker int64) bool {
-	if user == asker || h.allowedUser(user) {
+// sender is who sent a message, as far as the bot listens: ok is false for a bot, a channel (a
+// linked channel's automatic forward, or someone writing as a channel) and a message with no
+// sender. An anonymous administrator's id is the chat's own.
+func sender(m *models.Message) (id int64, anonAdmin, ok bool) {
+	switch {
+	case m.IsAutomaticForward:
+		return 0, false, false
+	case m.SenderChat != nil:
+		if m.SenderChat.ID == m.Chat.ID && isGroup(m.Chat) {
+			return m.Chat.ID, true, true
+		}
+		return 0, false, false
+	case m.From == nil || m.From.IsBot:
+		return 0, false, false
+	}
+	return m.From.ID, false, true
+}
+
+// addressed reports whether a group message is for the bot: a reply to one of its messages,
+// or a mention of it (see stripMentions) in its text or caption.
+func (h *Handler) addressed(m *models.Message) bool {
+	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.ID == h.me.ID {
 		return true
 	}
-	return group && h.isAdmin(ctx, chat, user)
+	if _, ok := h.stripMentions(m.Text, m.Entities); ok {
+		return true
+	}
+	_, ok := h.stripMentions(m.Caption, m.CaptionEntities)
+	return ok
+}
+
+// stripMentions returns text without the bot's mentions, and whether it had any: a mention
+// entity whose text is @ and the bot's username (in any case, and nothing more: @aurabot_x is
+// another bot), or a text mention of the bot's user. Entities are in UTF-16 code units, as
+// Telegram counts; one out of range is ignored.
+func (h *Handler) stripMentions(text string, entities []models.MessageEntity) (string, bool) {
+	if text == "" || len(entities) == 0 {
+		return text, false
+	}
+	units := utf16Units(text)
+	cut := make([]bool, len(units))
+	found := false
+	for _, e := range entities {
+		if e.Offset < 0 || e.Length <= 0 || e.Offset > len(units) || e.Length > len(units)-e.Offset {
+			continue
+		}
+		span := units[e.Offset : e.Offset+e.Length]
+		switch {
+		case e.Type == models.MessageEntityTypeMention && h.me.Username != "" && equalFoldUnits(span, "@"+h.me.Username):
+		case e.Type == models.MessageEntityTypeTextMention && e.User != nil && h.me.ID != 0 && e.User.ID == h.me.ID:
+		default:
+			continue
+		}
+		found = true
+		for i := e.Offset; i < e.Offset+e.Length; i++ {
+			cut[i] = true
+		}
+	}
+	if !found {
+		return text, false
+	}
+	kept := units[:0:0]
+	for i, u := range units {
+		if !cut[i] {
+			kept = append(kept, u)
+		}
+	}
+	return unitsString(kept), true
 }

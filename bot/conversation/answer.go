@@ -187,7 +187,7 @@ func (h *Handler) ended(r req, out reply.Outcome, took time.Duration) {
 		"outcome", result,
 	}
 	if out.Err != nil {
-		attrs = append(attrs, "err", h.deps.TG.Scrub(out.Err))
+		attrs = append(attrs, "err", out.Err)
 	}
 	h.deps.Log.Info("reply", attrs...)
 	var p *reply.PanicError
@@ -227,10 +227,10 @@ const (
 	replyEnded   = "That reply has already ended."
 )
 
-// stopAs stops, on behalf of user, the reply streaming in conversation k: any reply when update
-// is 0 (/stop), else only the reply to update (its button). The asker, an allowed user or a
-// group's administrator may; answer is told the outcome. Checking an administrator asks
-// Telegram, so that case finishes on its own goroutine: the caller never waits on Telegram.
+// stopAs stops, on behalf of r's sender, the reply streaming in conversation k: any reply when
+// update is 0 (/stop), else only the reply to update (its button). The asker may, and whoever
+// steers the conversation (see steers); answer is told the outcome. Checking an administrator
+// asks Telegram, so that case finishes on its own goroutine: the caller never waits on Telegram.
 func (h *Handler) stopAs(ctx context.Context, r req, update int64, answer func(ctx context.Context, text string)) {
 	h.mu.Lock()
 	a := h.active[r.k]
@@ -242,14 +242,15 @@ func (h *Handler) stopAs(ctx context.Context, r req, update int64, answer func(c
 	case a == nil || update != 0 && a.update != update:
 		answer(ctx, replyEnded)
 		return
-	case r.from == a.asker || h.allowedUser(r.from):
+	}
+	if h.steersWithoutAsking(r, a.asker) {
 		a.stop()
 		answer(ctx, replyStopped)
 		return
 	}
 	h.side.run(ctx, func(cctx context.Context) {
 		// The answer is queued with the handler's ctx, not cctx, which ends with this call.
-		if h.mayStop(cctx, r.t.ChatID, r.t.Group, r.from, a.asker) {
+		if h.steers(cctx, r, a.asker) {
 			a.stop()
 			answer(ctx, replyStopped)
 			return

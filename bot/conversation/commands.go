@@ -32,20 +32,31 @@ func Commands() []Command {
 }
 
 // enqueue runs fn in conversation r.k after what is already queued there, under the runner
-// (see run). A job that has not started when the bot shuts down is left in the inbox, to run
-// after the restart. It reports whether the job had to wait behind others.
+// (see run), whatever its sender has waiting (admit bounds that, for updates as they come). A
+// job that has not started when the bot shuts down is left in the inbox, to run after the
+// restart. It reports whether the job had to wait behind others.
 func (h *Handler) enqueue(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) bool {
-	return h.queue.submit(ctx, r.k, job{reply: isReply, run: func(ctx context.Context) { h.run(ctx, r, fn) }})
+	return h.queue.submit(ctx, r.k, h.job(r, isReply, fn))
+}
+
+// job is fn as a job of r's conversation, under the runner, counted as its sender's.
+func (h *Handler) job(r req, isReply bool, fn func(ctx context.Context, r req) result) job {
+	return job{reply: isReply, user: r.from, run: func(ctx context.Context) { h.run(ctx, r, fn) }}
 }
 
 // tell answers r's message with a short notice. The notice is sent from the conversation's
 // notice queue, never from the goroutine that takes updates: a chat under a Telegram penalty
-// must not hold up the others. It reports true: the update is taken care of.
+// must not hold up the others. A sender who already has maxWaiting notices waiting gets no more
+// (a flood of /help). It reports whether it took care of the update.
 func (h *Handler) tell(ctx context.Context, r req, text string) bool {
-	h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
-		h.run(ctx, r, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
-	}})
-	return true
+	j := h.job(r, false, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
+	j.notice = true
+	if isRecovered(ctx) {
+		h.queue.submit(ctx, r.k, j)
+		return true
+	}
+	_, ok, _ := h.queue.submitCapped(ctx, r.k, j)
+	return ok
 }
 
 // onCommand runs a command; it reports whether it queued a job that finishes the update.
@@ -61,26 +72,35 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 			}
 		})
 		return false
-	case "system", "reset", "model":
-		// These change the conversation, so they wait for the reply in progress, in order.
-		h.enqueue(ctx, r, false, func(ctx context.Context, r req) result {
-			if (cmd == "reset" || cmd == "system" && arg != "") && !h.mayConfigure(ctx, r) {
-				return h.notify(ctx, r, "Only the bot's allowed users and this group's administrators can change its system prompt or clear its history.")
+	case "system", "reset", "model", "retry":
+		// These change the conversation (or, /retry, answer in it), so they wait for the reply
+		// in progress, in order; in a group most take a steward (see access.go), checked
+		// before anything else, the model server included, is asked.
+		_, taken := h.admit(ctx, r, cmd == "retry", func(ctx context.Context, r req) result {
+			if steerCommand(cmd, arg) && !h.steers(ctx, r, 0) {
+				return h.notify(ctx, r, notSteward[cmd])
 			}
 			switch cmd {
 			case "system":
 				return h.cmdSystem(ctx, r, arg)
 			case "model":
 				return h.cmdModel(ctx, r, arg)
+			case "retry":
+				return h.cmdRetry(ctx, r)
 			}
 			return h.cmdReset(ctx, r)
 		})
-		return true
-	case "retry":
-		h.enqueue(ctx, r, true, h.cmdRetry)
-		return true
+		return taken
 	}
 	return h.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
+}
+
+// notSteward is what a group member who may not steer the conversation is told, per command.
+var notSteward = map[string]string{
+	"system": "Only the bot's allowed users and this group's administrators can change its system prompt.",
+	"reset":  "Only the bot's allowed users and this group's administrators can clear its history.",
+	"retry":  "Only the bot's allowed users and this group's administrators can use /retry here: it replaces the last answer for everyone.",
+	"model":  "Only the bot's allowed users and this group's administrators can see or change its model.",
 }
 
 func (h *Handler) helpText(start bool) string {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"aurabot/bot/tg"
 	"aurabot/history"
 	"aurabot/history/inbox"
+	"aurabot/logging"
 )
 
 // Store is what a conversation needs of the conversation store.
@@ -75,6 +75,9 @@ type Config struct {
 	AllowAll     bool
 	AllowedUsers []int64
 	AllowedChats []int64
+	// UserMessagesPerMinute bounds the messages one user may send (USER_MESSAGES_PER_MINUTE);
+	// 0: no bound. See fairness.go.
+	UserMessagesPerMinute int
 
 	DefaultPrompt        string
 	Budget               history.Budget // what may be sent to the model with each request
@@ -115,9 +118,13 @@ type Handler struct {
 	// finishing are the replies being finished in the background (finishLater).
 	finishing sync.WaitGroup
 
-	me      models.User
-	mention *regexp.Regexp // "@botusername", set by SetMe
-	closing atomic.Bool    // set when shutdown begins: jobs not yet started stay in the inbox
+	me      models.User // set by SetMe
+	closing atomic.Bool // set when shutdown begins: jobs not yet started stay in the inbox
+	rates   *rates      // USER_MESSAGES_PER_MINUTE
+
+	// Floods of refusals are logged at most once a minute, with a count.
+	strangers *logging.Repeated // messages from users who may not use the bot
+	skipped   *logging.Repeated // messages over a user's share (see fairness.go)
 
 	mu       sync.Mutex
 	active   map[history.Key]*activeReply // replies streaming now, for /stop and the button
@@ -140,7 +147,8 @@ func New(cfg Config, deps Deps) *Handler {
 	return &Handler{
 		cfg:      cfg,
 		deps:     deps,
-		queue:    newDispatcher(max(cfg.MaxConcurrentReplies, 1)),
+		queue:    newDispatcher(max(cfg.MaxConcurrentReplies, 1), maxWaiting),
+		rates:    newRates(cfg.UserMessagesPerMinute),
 		side:     newSideCalls(deps),
 		active:   map[history.Key]*activeReply{},
 		refused:  newRefusals(refusalEvery, maxRefusals),
@@ -148,6 +156,9 @@ func New(cfg Config, deps Deps) *Handler {
 		noVoice:  newRefusals(refusalEvery, maxRefusals),
 		admins:   &admins{chats: map[int64]adminList{}},
 		albums:   newAlbums(),
+
+		strangers: logging.NewRepeated(deps.Log, slog.LevelInfo, "refused messages from users who may not use the bot", time.Minute),
+		skipped:   logging.NewRepeated(deps.Log, slog.LevelInfo, "skipped messages of a user over their share", time.Minute),
 	}
 }
 
@@ -155,7 +166,6 @@ func New(cfg Config, deps Deps) *Handler {
 // be called before the first Handle.
 func (h *Handler) SetMe(me models.User) {
 	h.me = me
-	h.mention = regexp.MustCompile(`(?i)@` + regexp.QuoteMeta(me.Username) + `\b`)
 }
 
 // Queued is how many jobs wait in conversation queues (not the ones running).
@@ -164,8 +174,13 @@ func (h *Handler) Queued() int { return h.queue.pending() }
 // Busy is how many conversations hold a worker now: idle ones hold none.
 func (h *Handler) Busy() int { return h.queue.workers() }
 
-// Close stops starting jobs: those not started stay in the inbox, for the restart.
-func (h *Handler) Close() { h.closing.Store(true) }
+// Close stops starting jobs: those not started stay in the inbox, for the restart. The counts of
+// refusals not logged yet are logged.
+func (h *Handler) Close() {
+	h.closing.Store(true)
+	h.strangers.Close()
+	h.skipped.Close()
+}
 
 // Wait waits until every queued job has run (or been left for the restart) and every side call
 // has ended.

@@ -69,30 +69,28 @@ func (h *Handler) onMedia(ctx context.Context, r req, m *models.Message) bool {
 	return h.tell(ctx, r, "I can't use "+what+". "+canRead)
 }
 
-// caption is a media message's caption, without the bot's @mention in a group.
+// caption is a media message's caption, without the bot's mentions in a group.
 func (h *Handler) caption(r req, m *models.Message) string {
 	c := m.Caption
-	if r.t.Group && h.mention != nil {
-		c = h.mention.ReplaceAllString(c, "")
+	if r.t.Group {
+		c, _ = h.stripMentions(c, m.CaptionEntities)
 	}
 	return strings.TrimSpace(c)
 }
 
 // userTurn is the turn of a user's message with the given content.
 func userTurn(r req, m *models.Message, content string) history.Turn {
-	t := history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID)}
-	if r.t.Group {
-		t.Author = displayName(m.From)
-	}
-	return t
+	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m)}
 }
 
-// queueReply queues fn as the reply to m, with the 👀 reaction when it waits behind another.
+// queueReply queues fn as the reply to m, with the 👀 reaction when it waits behind another. It
+// reports whether the update is taken care of (see admit).
 func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn func(ctx context.Context, r req) result) bool {
-	if h.enqueue(ctx, r, true, fn) {
+	waited, taken := h.admit(ctx, r, true, fn)
+	if waited {
 		h.side.react(ctx, r.t.ChatID, m.ID, "👀")
 	}
-	return true
+	return taken
 }
 
 // ---- Photos ----
@@ -105,21 +103,30 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 		return true // the album's job finishes this update with the others
 	}
 	if h.cfg.TextOnly {
-		// One notice for a whole album, from the notice queue.
-		h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
-			h.run(ctx, r, func(ctx context.Context, r req) result {
-				items, ok := a.gather(ctx, h.albums)
-				if !ok {
-					return left // told after the restart
-				}
-				res := h.notify(ctx, r, "This model server takes text only: it cannot see pictures. Please describe it in words.")
-				h.finishOthers(ctx, r, items, res)
-				return res
-			})
-		}})
+		// One notice for a whole album, from the notice queue (a sender's share of it).
+		j := h.job(r, false, func(ctx context.Context, r req) result {
+			items, ok := a.gather(ctx, h.albums)
+			if !ok {
+				return left // told after the restart
+			}
+			res := h.notify(ctx, r, "This model server takes text only: it cannot see pictures. Please describe it in words.")
+			h.finishOthers(ctx, r, items, res)
+			return res
+		})
+		j.notice = true
+		if isRecovered(ctx) {
+			h.queue.submit(ctx, r.k, j)
+		} else if _, ok, _ := h.queue.submitCapped(ctx, r.k, j); !ok {
+			h.albums.drop(a) // too many notices waiting for this sender: no job gathers it
+			return false
+		}
 		return true
 	}
-	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answerPhotos(ctx, r, a) })
+	if !h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answerPhotos(ctx, r, a) }) {
+		h.albums.drop(a) // skipped (see admit): no job gathers it; later photos start afresh
+		return false
+	}
+	return true
 }
 
 // finishOthers finishes the entries of an album's photos after the first (r's, which the runner
@@ -295,6 +302,20 @@ func (as *albums) isOpen(k history.Key, m *models.Message) bool {
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	return as.open[albumKey{k, m.MediaGroupID}] != nil
+}
+
+// drop closes album a without waiting for it: its first photo was skipped.
+func (as *albums) drop(a *album) {
+	as.mu.Lock()
+	for key, open := range as.open {
+		if open == a {
+			delete(as.open, key)
+		}
+	}
+	as.mu.Unlock()
+	a.mu.Lock()
+	a.done = true
+	a.mu.Unlock()
 }
 
 // gather waits until no photo has joined for albumWait, closes the album and returns its

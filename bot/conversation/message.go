@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +20,9 @@ type req struct {
 	entry int64 // its inbox entry, finished when it is handled; 0 for none
 	k     history.Key
 	t     reply.Target
-	from  int64 // the user who sent it
+	// from is the user who sent it; for an anonymous administrator (anonAdmin), the chat's id.
+	from      int64
+	anonAdmin bool
 }
 
 // Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
@@ -33,9 +34,10 @@ func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 			// Never again: the update is skipped, with a notice where there is a chat to tell.
 			h.deps.Log.Error("panic while taking an update; skipping it", "entry", seq, "update_id", u.ID,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if m := u.Message; m != nil && m.From != nil && h.allowed(m.From.ID, m.Chat.ID) {
-				h.tell(ctx, reqOf(seq, m), skippedNotice)
-				return
+			if m := u.Message; m != nil {
+				if r := reqOf(seq, m); r.from != 0 && h.allowed(r.from, m.Chat.ID) && h.tell(ctx, r, skippedNotice) {
+					return
+				}
 			}
 			h.finish(ctx, seq)
 		}
@@ -57,7 +59,9 @@ func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 // with topics.
 func reqOf(entry int64, m *models.Message) req {
 	r := req{entry: entry, k: history.Key{ChatID: m.Chat.ID}, t: reply.Target{ChatID: m.Chat.ID, ReplyTo: m.ID, Seen: m.ID, Group: isGroup(m.Chat)}}
-	if m.From != nil {
+	if id, anon, ok := sender(m); ok {
+		r.from, r.anonAdmin = id, anon
+	} else if m.From != nil {
 		r.from = m.From.ID
 	}
 	if m.IsTopicMessage {
@@ -69,27 +73,33 @@ func reqOf(entry int64, m *models.Message) req {
 
 func isGroup(c models.Chat) bool { return c.Type != models.ChatTypePrivate }
 
-func (h *Handler) allowed(userID, chatID int64) bool {
-	return h.cfg.AllowAll || slices.Contains(h.cfg.AllowedUsers, userID) || slices.Contains(h.cfg.AllowedChats, chatID)
-}
-
 // onMessage handles a message; it reports whether it queued a job that finishes the update.
 func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message) bool {
 	h.deps.Registry.Add(m.Chat.ID, m.ID)
-	if m.From == nil || m.From.IsBot {
-		return false
+	if _, _, ok := sender(m); !ok {
+		return false // a bot, a channel, a linked channel's automatic forward (see access.go)
 	}
 	group := isGroup(m.Chat)
+	r := reqOf(entry, m)
 	cmd, arg, isCmd, forUs := h.parseCommand(m.Text)
 	if isCmd && !forUs {
 		return false // a command for another bot in the group
 	}
-	if group && !isCmd && !h.addressed(m) && !h.albums.isOpen(reqOf(entry, m).k, m) {
+	inAlbum := h.albums.isOpen(r.k, m)
+	if group && !isCmd && !inAlbum && !h.addressed(m) {
 		return false
 	}
-	r := reqOf(entry, m)
-	if !h.allowed(m.From.ID, m.Chat.ID) {
+	user := r.from
+	if r.anonAdmin {
+		user = 0
+	}
+	if !h.allowed(user, m.Chat.ID) {
 		return h.refuse(ctx, r, m)
+	}
+	if !inAlbum && (!isCmd || cmd != "stop") {
+		if over, taken := h.overRate(ctx, r); over {
+			return taken
+		}
 	}
 	if isCmd {
 		return h.onCommand(ctx, r, cmd, arg)
@@ -99,30 +109,20 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 		return h.onMedia(ctx, r, m) // see media.go
 	}
 	if group {
-		text = strings.TrimSpace(h.mention.ReplaceAllString(text, ""))
+		text, _ = h.stripMentions(text, m.Entities)
+		text = strings.TrimSpace(text)
 		if text == "" {
 			return h.tell(ctx, r, "Yes? Mention me with a question, or reply to one of my messages.")
 		}
 	}
-	author := ""
-	if group {
-		author = displayName(m.From)
-	}
-	turn := history.Turn{Role: history.RoleUser, Content: text, Author: author, MessageID: int64(m.ID)}
-	if h.enqueue(ctx, r, true, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) }) {
+	turn := history.Turn{Role: history.RoleUser, Content: text, Author: author(r, m), MessageID: int64(m.ID)}
+	waited, taken := h.admit(ctx, r, true, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) })
+	if waited {
 		// The user sees the message was received while the previous reply still streams. The
 		// reaction goes out on its own: intake does not wait for it.
 		h.side.react(ctx, r.t.ChatID, m.ID, "👀")
 	}
-	return true
-}
-
-// addressed reports whether a group message is for the bot: it mentions it or replies to it.
-func (h *Handler) addressed(m *models.Message) bool {
-	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.ID == h.me.ID {
-		return true
-	}
-	return h.me.Username != "" && strings.Contains(strings.ToLower(m.Text+" "+m.Caption), "@"+strings.ToLower(h.me.Username))
+	return taken
 }
 
 // parseCommand splits "/cmd@bot arg". forUs is false for a command addressed to another bot.
@@ -141,6 +141,22 @@ func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd, forUs bool)
 	}
 	forUs = !hasAt || strings.EqualFold(at, h.me.Username)
 	return strings.ToLower(cmd), strings.TrimSpace(arg), true, forUs
+}
+
+// author is the name a group message's turn carries, so that the model can tell its people
+// apart: the sender's name, or an anonymous administrator's signature (else the group's title).
+func author(r req, m *models.Message) string {
+	switch {
+	case !r.t.Group:
+		return ""
+	case r.anonAdmin && m.AuthorSignature != "":
+		return m.AuthorSignature
+	case r.anonAdmin && m.Chat.Title != "":
+		return m.Chat.Title + " (an administrator)"
+	case r.anonAdmin || m.From == nil:
+		return "an administrator"
+	}
+	return displayName(m.From)
 }
 
 func displayName(u *models.User) string {
@@ -204,15 +220,21 @@ func (r *refusals) size() int {
 }
 
 // refuse tells a stranger, at most once an hour per chat, how the owner can let them in. It
-// reports whether it queued that notice (which finishes the update).
+// reports whether it queued that notice (which finishes the update). The log says so at most
+// once a minute, with a count: strangers cannot fill it.
 func (h *Handler) refuse(ctx context.Context, r req, m *models.Message) bool {
+	h.strangers.Log("user_id", r.from, "chat_id", m.Chat.ID)
 	if !h.refused.due(m.Chat.ID, time.Now()) {
 		return false
 	}
-	text := fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d: the owner can allow you by adding it to ALLOWED_USERS.", m.From.ID)
-	if isGroup(m.Chat) {
-		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d and this chat's id is %d: the owner can allow you with ALLOWED_USERS, or this whole chat with ALLOWED_CHATS.", m.From.ID, m.Chat.ID)
+	var text string
+	switch {
+	case r.anonAdmin:
+		text = fmt.Sprintf("Sorry, this bot is private. This chat's id is %d: the owner can allow this whole chat with ALLOWED_CHATS.", m.Chat.ID)
+	case isGroup(m.Chat):
+		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d and this chat's id is %d: the owner can allow you with ALLOWED_USERS, or this whole chat with ALLOWED_CHATS.", r.from, m.Chat.ID)
+	default:
+		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d: the owner can allow you by adding it to ALLOWED_USERS.", r.from)
 	}
-	h.deps.Log.Info("refused a stranger", "user_id", m.From.ID, "chat_id", m.Chat.ID)
 	return h.tell(ctx, r, text)
 }

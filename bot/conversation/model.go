@@ -101,9 +101,6 @@ func (h *Handler) cmdModel(ctx context.Context, r req, arg string) result {
 	if arg == "" {
 		return h.showPicker(ctx, r, list, current)
 	}
-	if !h.mayConfigure(ctx, r) {
-		return h.notify(ctx, r, "Only the people who may set this chat's system prompt can change its model.")
-	}
 	i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == arg })
 	if i < 0 {
 		i = slices.IndexFunc(list, func(c ModelChoice) bool { return strings.EqualFold(c.ID, arg) || strings.EqualFold(c.label(), arg) })
@@ -191,18 +188,18 @@ func (h *Handler) replyIDs(ctx context.Context, r req) []int {
 }
 
 // onModelPress switches the conversation of the picker msg to the model whose button was
-// pressed. It runs in the conversation's notice queue: a switch need not wait for the reply
-// streaming now, which keeps the model it started with.
+// pressed, if the presser steers it. It runs in the conversation's notice queue: a switch need
+// not wait for the reply streaming now, which keeps the model it started with.
 func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg *models.Message, arg string) {
 	r := reqOf(0, msg)
-	r.from = q.From.ID
-	h.queue.submit(ctx, r.k, job{notice: true, run: func(ctx context.Context) {
+	r.from, r.anonAdmin = q.From.ID, false
+	_, ok, _ := h.queue.submitCapped(ctx, r.k, job{notice: true, user: r.from, run: func(ctx context.Context) {
 		if h.closing.Load() {
 			h.side.answerCallback(ctx, q.ID, "")
 			return
 		}
-		if !h.mayConfigure(ctx, r) {
-			h.side.answerCallback(ctx, q.ID, "Only the people who may set this chat's system prompt can change its model.")
+		if !h.steers(ctx, r, 0) {
+			h.side.answerCallback(ctx, q.ID, notSteward["model"])
 			return
 		}
 		list, err := h.models(ctx)
@@ -224,6 +221,9 @@ func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg
 		h.side.answerCallback(ctx, q.ID, "Switched to "+list[i].label()+".")
 		h.side.editText(ctx, r.t.ChatID, msg.ID, switched(list[i]))
 	}})
+	if !ok { // presses faster than they are answered
+		h.side.answerCallback(ctx, q.ID, "")
+	}
 }
 
 // editText replaces the text of message msgID of chat, which loses its keyboard: the model

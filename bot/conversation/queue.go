@@ -16,6 +16,9 @@ type job struct {
 	// own per conversation, so that they neither wait behind a streaming reply nor hold up the
 	// updates that come after them.
 	notice bool
+	// user is who the job is for (0: nobody in particular): a user's waiting jobs are counted,
+	// and bounded by submitCapped.
+	user int64
 }
 
 // lane is one queue: a conversation's replies and commands, or its notices.
@@ -29,21 +32,58 @@ type lane struct {
 // goroutine: the worker of a conversation exits when its queue is empty.
 type dispatcher struct {
 	sem chan struct{} // one slot per reply allowed to run at once
+	// perUser is the most jobs one user may have waiting in a lane (not counting the one
+	// running) for submitCapped; 0: no bound.
+	perUser int
 
-	mu     sync.Mutex
-	queues map[lane][]job
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	queues  map[lane][]job
+	waiting map[laneUser]int  // jobs waiting, per lane and user
+	told    map[laneUser]bool // users refused since they last had nothing waiting
+	wg      sync.WaitGroup
 }
 
-func newDispatcher(maxReplies int) *dispatcher {
-	return &dispatcher{sem: make(chan struct{}, maxReplies), queues: map[lane][]job{}}
+// laneUser is one user's share of a lane.
+type laneUser struct {
+	l    lane
+	user int64
 }
 
-// submit queues j for conversation k. It reports whether the job had to wait behind others.
+func newDispatcher(maxReplies, perUser int) *dispatcher {
+	return &dispatcher{
+		sem: make(chan struct{}, maxReplies), perUser: perUser,
+		queues: map[lane][]job{}, waiting: map[laneUser]int{}, told: map[laneUser]bool{},
+	}
+}
+
+// submit queues j for conversation k, whatever else its user has waiting. It reports whether the
+// job had to wait behind others.
 func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.add(ctx, lane{k: k, notice: j.notice}, j)
+}
+
+// submitCapped is submit, unless j.user already has perUser jobs waiting in the lane: then
+// nothing is queued (ok is false), and first reports whether this is the first such refusal
+// since the user last had nothing waiting there (the one to tell them about).
+func (d *dispatcher) submitCapped(ctx context.Context, k history.Key, j job) (queued, ok, first bool) {
 	l := lane{k: k, notice: j.notice}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if lu := (laneUser{l, j.user}); d.perUser > 0 && j.user != 0 && d.waiting[lu] >= d.perUser {
+		first = !d.told[lu]
+		d.told[lu] = true
+		return false, false, first
+	}
+	return d.add(ctx, l, j), true, false
+}
+
+// add queues j in lane l, starting the lane's worker if it has none. d.mu is held.
+func (d *dispatcher) add(ctx context.Context, l lane, j job) (queued bool) {
+	if j.user != 0 {
+		d.waiting[laneUser{l, j.user}]++
+	}
 	q, running := d.queues[l]
 	d.queues[l] = append(q, j)
 	if running {
@@ -52,6 +92,21 @@ func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued b
 	d.wg.Add(1)
 	go d.work(ctx, l)
 	return false
+}
+
+// started notes that j left the queue of lane l to run. d.mu is held.
+func (d *dispatcher) started(l lane, j job) {
+	if j.user == 0 {
+		return
+	}
+	lu := laneUser{l, j.user}
+	if d.waiting[lu]--; d.waiting[lu] <= 0 {
+		// Nothing of theirs waits any more: a later flood gets a notice again. (Not as soon
+		// as they are under the bound: a flood that goes on while their jobs run would get
+		// a notice each time one starts.)
+		delete(d.waiting, lu)
+		delete(d.told, lu)
+	}
 }
 
 func (d *dispatcher) work(ctx context.Context, k lane) {
@@ -67,6 +122,7 @@ func (d *dispatcher) work(ctx context.Context, k lane) {
 		j := q[0]
 		q[0] = job{}
 		d.queues[k] = q[1:]
+		d.started(k, j)
 		d.mu.Unlock()
 
 		if j.reply {

@@ -31,7 +31,7 @@ func (h *Handler) Recover(ctx context.Context, pending []inbox.Update) {
 		rec := recorded(p.Reply)
 		m := u.Message
 		if m == nil && !rec.Seen() {
-			h.Handle(ctx, p.Seq, &u)
+			h.Handle(recovered(ctx), p.Seq, &u) // accepted before the restart: not bounded again
 			continue
 		}
 		if m == nil {
@@ -43,7 +43,7 @@ func (h *Handler) Recover(ctx context.Context, pending []inbox.Update) {
 			h.deps.Registry.Hold(m.Chat.ID, reply.Owner(p.Seq))
 		}
 		if !rec.Seen() {
-			h.Handle(ctx, p.Seq, &u)
+			h.Handle(recovered(ctx), p.Seq, &u)
 			continue
 		}
 		// Its job counts the attempt (run), and skips it past maxAttempts.

@@ -7,12 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
 	"regexp"
 	"strings"
 	"sync"
+	"time"
+
+	"aurabot/logging"
 )
 
 // maxWebhookBody is the largest update the webhook accepts. Telegram's updates are a few KiB.
@@ -56,6 +60,9 @@ type Webhook struct {
 	deps   Deps
 	secret string
 	count  func(code int) // counts requests by status, for metrics
+	// refused logs requests with a wrong secret at most once a minute, with a count: anyone
+	// who finds the URL could send them in a loop.
+	refused *logging.Repeated
 
 	mu        sync.Mutex // held while an update is saved and handed on
 	open      chan struct{}
@@ -67,7 +74,10 @@ type Webhook struct {
 // NewWebhook returns a webhook handler that checks secret; count, if not nil, is told the
 // status of every request.
 func NewWebhook(deps Deps, secret string, count func(code int)) *Webhook {
-	return &Webhook{deps: deps, secret: secret, count: count, open: make(chan struct{}), closed: make(chan struct{})}
+	return &Webhook{
+		deps: deps, secret: secret, count: count, open: make(chan struct{}), closed: make(chan struct{}),
+		refused: logging.NewRepeated(deps.Log, slog.LevelWarn, "webhook requests with a wrong or missing secret", time.Minute),
+	}
 }
 
 // Open lets requests in: from now on updates are handled with handleCtx.
@@ -85,6 +95,7 @@ func (wh *Webhook) Close() {
 		wh.stopped = true
 		close(wh.closed)
 	}
+	wh.refused.Close()
 }
 
 // ServeHTTP takes one update from Telegram. It answers 200 only once the update is saved in the
@@ -107,7 +118,7 @@ func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
 	want := sha256.Sum256([]byte(wh.secret))
 	// Hashing first makes the comparison constant-time in the length too.
 	if r.Header.Get(secretHeader) == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		wh.deps.Log.Warn("webhook request with a wrong or missing secret", "remote", r.RemoteAddr)
+		wh.refused.Log("remote", r.RemoteAddr)
 		return http.StatusUnauthorized
 	}
 	if r.ContentLength > maxWebhookBody {

@@ -38,21 +38,38 @@ type Health struct {
 	pollTimeout time.Duration
 	store       Store
 	now         func() time.Time
+	// diskEvery is the least time between two real writes of the check (see database).
+	diskEvery time.Duration
 
 	mu       sync.Mutex
 	reason   string    // "" while the last answered call was good
 	at       time.Time // when the last call was answered; zero until then
 	inFlight map[*http.Request]flight
+
+	// The last database check. diskMu is held while a check writes, so that callers that
+	// come meanwhile wait for its result instead of writing too.
+	diskMu     sync.Mutex
+	diskAt     time.Time // zero until the first check
+	diskReason string
 }
+
+// DefaultDiskEvery is how often, at most, /healthz really writes to the database: each check is
+// a commit and a delete (two fsyncs) on the bot's single writer, and anyone who can reach the
+// port could call it in a loop.
+const DefaultDiskEvery = 5 * time.Second
 
 type flight struct {
 	method string
 	since  time.Time
 }
 
-// NewHealth returns a health check over store; pollTimeout is getUpdates' long-poll timeout.
-func NewHealth(store Store, pollTimeout time.Duration) *Health {
-	return &Health{store: store, pollTimeout: pollTimeout, now: time.Now, inFlight: map[*http.Request]flight{}}
+// NewHealth returns a health check over store; pollTimeout is getUpdates' long-poll timeout, and
+// diskEvery the least time between two real writes of the check (0: DefaultDiskEvery).
+func NewHealth(store Store, pollTimeout, diskEvery time.Duration) *Health {
+	if diskEvery <= 0 {
+		diskEvery = DefaultDiskEvery
+	}
+	return &Health{store: store, pollTimeout: pollTimeout, diskEvery: diskEvery, now: time.Now, inFlight: map[*http.Request]flight{}}
 }
 
 func (h *Health) started(r *http.Request, method string) {
@@ -120,12 +137,30 @@ func (h *Health) Quiet(d time.Duration) bool {
 // Check returns "" when the bot is healthy, else a one-line reason: the database cannot write,
 // or Telegram is silent or refuses the bot.
 func (h *Health) Check(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := h.store.CheckWrite(ctx); err != nil {
-		return "database: " + oneLine(err.Error())
+	if reason := h.database(ctx); reason != "" {
+		return reason
 	}
 	return h.Telegram()
+}
+
+// database returns "" when a real write to the database succeeds, else a one-line reason. It
+// writes at most once every diskEvery, however often it is called, and answers from the last
+// write meanwhile.
+func (h *Health) database(ctx context.Context) string {
+	h.diskMu.Lock()
+	defer h.diskMu.Unlock()
+	if !h.diskAt.IsZero() && h.now().Sub(h.diskAt) < h.diskEvery {
+		return h.diskReason
+	}
+	// Not cut by a caller who hangs up: the result is everyone's.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	h.diskReason = ""
+	if err := h.store.CheckWrite(wctx); err != nil {
+		h.diskReason = "database: " + oneLine(err.Error())
+	}
+	h.diskAt = h.now()
+	return h.diskReason
 }
 
 // Handler serves GET /healthz; scrub removes secrets from the reason.

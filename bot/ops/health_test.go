@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -35,7 +37,7 @@ func TestHealthFollowsTelegram(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := NewHealth(okStore{}, time.Minute)
+			h := NewHealth(okStore{}, time.Minute, 0)
 			r, _ := http.NewRequest(http.MethodPost, "http://x/bot1:a/sendMessage", nil)
 			h.started(r, "sendMessage")
 			h.answered(r, "sendMessage", tt.resp, tt.err)
@@ -50,7 +52,7 @@ func TestHealthFollowsTelegram(t *testing.T) {
 // finally times out; getUpdates gets its long-poll timeout on top.
 func TestHealthSeesSilence(t *testing.T) {
 	now := time.Unix(1000, 0)
-	h := NewHealth(okStore{}, 50*time.Second)
+	h := NewHealth(okStore{}, 50*time.Second, 0)
 	h.now = func() time.Time { return now }
 	ok, _ := http.NewRequest(http.MethodPost, "http://x/bot1:a/getMe", nil)
 	h.started(ok, "getMe")
@@ -79,7 +81,7 @@ func TestHealthSeesSilence(t *testing.T) {
 }
 
 func TestHealthTriesAWrite(t *testing.T) {
-	h := NewHealth(okStore{err: errors.New("disk full")}, time.Minute)
+	h := NewHealth(okStore{err: errors.New("disk full")}, time.Minute, 0)
 	if got := h.Check(context.Background()); got != "database: disk full" {
 		t.Fatalf("got %q, want the write's failure", got)
 	}
@@ -88,7 +90,7 @@ func TestHealthTriesAWrite(t *testing.T) {
 // A timeout is a network error in the metrics; a call we cancelled ourselves is not counted.
 func TestTransportCountsTimeouts(t *testing.T) {
 	m := NewMetrics(func() float64 { return 0 })
-	h := NewHealth(okStore{}, time.Minute)
+	h := NewHealth(okStore{}, time.Minute, 0)
 	c := Instrument(&http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
 		<-r.Context().Done()
 		return nil, r.Context().Err()
@@ -130,6 +132,113 @@ func TestAPIMethod(t *testing.T) {
 	for path, want := range map[string]string{"/bot123:abc/sendMessage": "sendMessage", "/x/getUpdates": "getUpdates", "/x/": "other", "/x/a.b": "other", "/file/bot123:abc/voice/file_1.oga": "file", "/api/file/bot1:a/photos/getMe": "file"} {
 		if got := apiMethod(path); got != want {
 			t.Errorf("apiMethod(%q): got %q, want %q", path, got, want)
+		}
+	}
+}
+
+// countingStore counts the real writes of the health check.
+type countingStore struct {
+	mu     sync.Mutex
+	writes int
+	err    error
+}
+
+func (s *countingStore) CheckWrite(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	return s.err
+}
+
+func (s *countingStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
+}
+
+// However often /healthz is called, the database is written at most once every diskEvery; the
+// calls in between answer what the last write found, a failure included.
+func TestHealthWritesAtMostEveryFewSeconds(t *testing.T) {
+	store := &countingStore{}
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	h := NewHealth(store, time.Minute, 0)
+	h.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ok, _ := http.NewRequest(http.MethodPost, "http://x/bot1:a/getMe", nil)
+	h.started(ok, "getMe")
+	h.answered(ok, "getMe", &http.Response{StatusCode: 200}, nil)
+
+	srv := httptest.NewServer(h.Handler(func(err error) error { return err }))
+	defer srv.Close()
+	get := func() int {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for range 50 {
+				if code := get(); code != http.StatusOK {
+					t.Errorf("got %d, want 200", code)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := store.count(); n != 1 {
+		t.Fatalf("1,000 calls within the interval: got %d writes, want 1", n)
+	}
+	advance(DefaultDiskEvery - time.Millisecond)
+	get()
+	if n := store.count(); n != 1 {
+		t.Fatalf("just before the interval ends: got %d writes, want 1", n)
+	}
+	store.mu.Lock()
+	store.err = errors.New("disk full")
+	store.mu.Unlock()
+	advance(time.Millisecond)
+	if code := get(); code != http.StatusServiceUnavailable || store.count() != 2 {
+		t.Fatalf("after the interval: got %d and %d writes, want 503 from a second write", code, store.count())
+	}
+	for range 10 {
+		if code := get(); code != http.StatusServiceUnavailable {
+			t.Fatalf("within the next interval: got %d, want the failure remembered", code)
+		}
+	}
+	if n := store.count(); n != 2 {
+		t.Errorf("got %d writes, want 2", n)
+	}
+}
+
+// METRICS_TOKEN: /metrics answers only a request with the bearer token.
+func TestBearer(t *testing.T) {
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("metrics")) })
+	tests := []struct {
+		token, header string
+		want          int
+	}{
+		{"", "", http.StatusOK},
+		{"s3cret-metrics-token", "", http.StatusUnauthorized},
+		{"s3cret-metrics-token", "Bearer wrong", http.StatusUnauthorized},
+		{"s3cret-metrics-token", "Bearer s3cret-metrics-toke", http.StatusUnauthorized},
+		{"s3cret-metrics-token", "Basic s3cret-metrics-token", http.StatusUnauthorized},
+		{"s3cret-metrics-token", "Bearer s3cret-metrics-token", http.StatusOK},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if tt.header != "" {
+			req.Header.Set("Authorization", tt.header)
+		}
+		Bearer(tt.token, next).ServeHTTP(rec, req)
+		if rec.Code != tt.want || (tt.want == http.StatusOK) != (rec.Body.String() == "metrics") {
+			t.Errorf("token %q, Authorization %q: got %d %q, want %d", tt.token, tt.header, rec.Code, rec.Body.String(), tt.want)
 		}
 	}
 }

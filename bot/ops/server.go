@@ -2,11 +2,14 @@ package ops
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -78,4 +81,24 @@ func (s *Server) Shutdown(log *slog.Logger) {
 	if s.err != nil && !errors.Is(s.err, http.ErrServerClosed) {
 		log.Warn("http server stopped", "err", s.err)
 	}
+}
+
+// Bearer lets a request through to next only with "Authorization: Bearer <token>" (METRICS_TOKEN),
+// and answers any other 401. An empty token lets every request through.
+func Bearer(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		// Hashing first makes the comparison constant-time in the length too.
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="aurabot metrics"`)
+			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

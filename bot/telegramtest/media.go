@@ -49,6 +49,7 @@ type storedFile struct {
 	id, uniqueID string
 	path         string // relative, as getFile answers it outside local mode
 	data         []byte
+	answer       string // set by AnswerFilePath: what getFile answers instead
 }
 
 // addFile registers data under a new file id; kind is the folder Telegram puts it in. It runs
@@ -80,6 +81,7 @@ func (s *Server) incoming(in Incoming) *models.Message {
 
 // pushMessage queues a message update. It runs with s.mu held.
 func (s *Server) pushMessage(m *models.Message) models.Message {
+	addMentions(m)
 	s.updates = append(s.updates, models.Update{ID: s.nextUpd, Message: m})
 	s.nextUpd++
 	s.changed()
@@ -159,6 +161,17 @@ func (s *Server) SetLocalMode(dir string) {
 	s.localDir = dir
 }
 
+// AnswerFilePath makes getFile answer filePath for the file fileID, whatever the mode: a Bot
+// API server (a remote one, or one that was broken into) naming any path it likes, such as
+// /proc/self/environ.
+func (s *Server) AnswerFilePath(fileID, filePath string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.files[fileID]; f != nil {
+		f.answer = filePath
+	}
+}
+
 // getFile answers getFile. It runs with s.mu held.
 func (s *Server) getFile(p map[string]string) (any, *Fault) {
 	f := s.files[p["file_id"]]
@@ -166,6 +179,10 @@ func (s *Server) getFile(p map[string]string) (any, *Fault) {
 		return nil, &Fault{Code: 400, Description: "Bad Request: invalid file_id"}
 	}
 	out := models.File{FileID: f.id, FileUniqueID: f.uniqueID, FileSize: int64(len(f.data)), FilePath: f.path}
+	if f.answer != "" {
+		out.FilePath = f.answer
+		return out, nil
+	}
 	if s.localDir == "" {
 		if len(f.data) > MaxDownloadSize {
 			return nil, &Fault{Code: 400, Description: "Bad Request: file is too big"}

@@ -177,6 +177,7 @@ func (s *Server) DeleteUserMessage(chatID int64, id int) {
 func (s *Server) Push(u models.Update) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	addMentions(u.Message) // as Telegram parses @username into entities
 	u.ID = s.nextUpd
 	s.nextUpd++
 	s.updates = append(s.updates, u)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	tgbot "github.com/go-telegram/bot"
 )
@@ -20,11 +21,41 @@ const MaxDownload = 20 << 20
 // bots; nothing more of it was read.
 var ErrFileTooBig = errors.New("telegram: the file is too big")
 
+// ErrLocalFile means the Bot API server answered getFile with a path on its own disk that the
+// bot may not read: outside the directory of TELEGRAM_LOCAL_FILES, or not a regular file.
+// Nothing of it was read.
+var ErrLocalFile = errors.New("telegram: refused to read a file the Bot API server named on its disk")
+
+// SetLocalFiles lets Download read the files a local Bot API server (telegram-bot-api --local)
+// answers getFile with, as absolute paths on its own disk, from dir: the server's working
+// directory (--dir), as the bot sees it. Only regular files inside dir are read, symbolic links
+// resolved (none may lead out of it). Without it, Download reads nothing from the local disk:
+// any file_path, absolute or not, is downloaded over HTTP. It is set before the first Download.
+func (c *Client) SetLocalFiles(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("telegram: local files: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("telegram: local files: %w", err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("telegram: local files: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("telegram: local files: %s is not a directory", dir)
+	}
+	c.localDir, c.localReal = filepath.Clean(abs), real
+	return nil
+}
+
 // Download fetches a file a user sent, by its file_id: getFile, then the file itself from
-// {api}/file/bot<token>/<file_path>, or, from a local Bot API server started with --local,
-// which answers an absolute path on its own disk, from that path. It reads at most limit
-// bytes and fails with ErrFileTooBig past them. Its errors never hold the token, which the
-// download URL carries.
+// {api}/file/bot<token>/<file_path>, or, when SetLocalFiles names the directory of a local Bot
+// API server (which answers an absolute path on its disk), from that directory. It reads at most
+// limit bytes and fails with ErrFileTooBig past them. Its errors never hold the token, which the
+// download URL and a local server's paths carry.
 func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]byte, error) {
 	f, err := c.GetFile(ctx, &tgbot.GetFileParams{FileID: fileID})
 	if err != nil {
@@ -36,27 +67,18 @@ func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]by
 	if f.FileSize > limit {
 		return nil, fmt.Errorf("telegram: %w (%d bytes)", ErrFileTooBig, f.FileSize)
 	}
+	local := filepath.IsAbs(f.FilePath) && c.localDir != ""
 	var body io.ReadCloser
-	if filepath.IsAbs(f.FilePath) {
-		file, err := os.Open(f.FilePath)
+	if local {
+		body, err = c.openLocal(f.FilePath, limit)
 		if err != nil {
-			return nil, fmt.Errorf("telegram: read a local file: %w", c.Scrub(err))
+			return nil, err
 		}
-		body = file
 	} else {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.FileURL(f.FilePath), nil)
+		body, err = c.get(ctx, f.FilePath)
 		if err != nil {
-			return nil, fmt.Errorf("telegram: download: %w", c.Scrub(err))
+			return nil, err
 		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("telegram: download: %w", c.Scrub(err))
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return nil, fmt.Errorf("telegram: download: status %d", resp.StatusCode)
-		}
-		body = resp.Body
 	}
 	defer body.Close()
 	data, err := io.ReadAll(io.LimitReader(body, limit+1))
@@ -67,4 +89,81 @@ func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]by
 		return nil, fmt.Errorf("telegram: %w (more than %d bytes)", ErrFileTooBig, limit)
 	}
 	return data, nil
+}
+
+// get downloads a file_path over HTTP.
+func (c *Client) get(ctx context.Context, filePath string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.FileURL(filePath), nil)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: download: %w", c.Scrub(err))
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: download: %w", c.Scrub(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		if filepath.IsAbs(filePath) {
+			return nil, fmt.Errorf("telegram: download: status %d (the Bot API server answered a path on its own disk, as a local server does: set TELEGRAM_LOCAL_FILES to its directory to read it)", resp.StatusCode)
+		}
+		return nil, fmt.Errorf("telegram: download: status %d", resp.StatusCode)
+	}
+	return resp.Body, nil
+}
+
+// openLocal opens the file at the absolute path p, if it is a regular file of at most limit
+// bytes inside the local files directory. Its errors never name the path, which holds the
+// token (a local server keeps a bot's files under <dir>/<token>/).
+func (c *Client) openLocal(p string, limit int64) (io.ReadCloser, error) {
+	rel, ok := inside(c.localDir, p)
+	if !ok {
+		rel, ok = inside(c.localReal, p)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: it is outside TELEGRAM_LOCAL_FILES", ErrLocalFile)
+	}
+	// The root keeps every step of the path, symbolic links included, inside the directory.
+	root, err := os.OpenRoot(c.localReal)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: local files: %w", c.Scrub(err))
+	}
+	defer root.Close()
+	// Non-blocking, so that a FIFO put there does not hold the reply up: it is refused below.
+	file, err := root.OpenFile(rel, openLocalFlags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrLocalFile, c.scrubPath(err, p, rel))
+	}
+	fi, err := file.Stat()
+	switch {
+	case err != nil:
+		file.Close()
+		return nil, fmt.Errorf("%w: %s", ErrLocalFile, c.scrubPath(err, p, rel))
+	case !fi.Mode().IsRegular():
+		file.Close()
+		return nil, fmt.Errorf("%w: it is not a regular file (%s)", ErrLocalFile, fi.Mode().Type())
+	case fi.Size() > limit:
+		file.Close()
+		return nil, fmt.Errorf("telegram: %w (%d bytes)", ErrFileTooBig, fi.Size())
+	}
+	return file, nil
+}
+
+// scrubPath is err's text without the paths (which hold the token).
+func (c *Client) scrubPath(err error, paths ...string) string {
+	s := err.Error()
+	for _, p := range paths {
+		if p != "" && p != "." {
+			s = strings.ReplaceAll(s, p, "<file>")
+		}
+	}
+	return c.Scrub(errors.New(s)).Error()
+}
+
+// inside returns p relative to dir, if p is inside dir (after cleaning: no ".." leads out).
+func inside(dir, p string) (string, bool) {
+	rel, err := filepath.Rel(dir, filepath.Clean(p))
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", false
+	}
+	return rel, true
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,10 +35,14 @@ func TestDownload(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := telegramtest.New()
 			defer srv.Close()
-			if local {
-				srv.SetLocalMode(t.TempDir())
-			}
 			c := newClient(t, srv)
+			if local {
+				dir := t.TempDir()
+				srv.SetLocalMode(dir)
+				if err := c.SetLocalFiles(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
 			m := srv.PushVoice(in, telegramtest.File{Data: data})
 			got, err := c.Download(t.Context(), m.Voice.FileID, 1<<20)
 			if err != nil || !bytes.Equal(got, data) {
@@ -65,5 +72,104 @@ func TestDownloadErrors(t *testing.T) {
 	_, err := c.Download(t.Context(), "no-such-file", 1<<20)
 	if err == nil || strings.Contains(err.Error(), telegramtest.Token) {
 		t.Errorf("Download of an unknown file: got %v, want an error without the token", err)
+	}
+}
+
+// A Bot API server that answers getFile with a path on its disk gets nothing read from the
+// bot's disk unless TELEGRAM_LOCAL_FILES names a directory, and then only a regular file inside
+// it, within the limit: not a path outside it, nor one that leads out with .. or a symbolic
+// link, nor a FIFO (which would block the reply), nor the directory itself.
+func TestDownloadLocalPaths(t *testing.T) {
+	in := telegramtest.Incoming{Chat: models.Chat{ID: 1, Type: models.ChatTypePrivate}, From: models.User{ID: 1}}
+	secret := []byte("SECRET=outside the local files directory")
+	outside := filepath.Join(t.TempDir(), "environ")
+	if err := os.WriteFile(outside, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, telegramtest.Token, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("documents/file_1.txt", []byte("inside"))
+	big := write("documents/big.txt", bytes.Repeat([]byte("x"), 2000))
+	link := filepath.Join(dir, telegramtest.Token, "documents", "link.txt")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, telegramtest.Token, "documents", "fifo.txt")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("SKIP: cannot make a FIFO: %v", err)
+	}
+
+	tests := []struct {
+		name     string
+		setting  string // TELEGRAM_LOCAL_FILES
+		path     string // what getFile answers
+		want     []byte // nil: an error
+		wantHTTP bool   // downloaded over HTTP instead
+	}{
+		{"no directory set, absolute path", "", outside, nil, true},
+		{"no directory set, /proc/self/environ", "", "/proc/self/environ", nil, true},
+		{"outside the directory", dir, outside, nil, false},
+		{".. out of the directory", dir, filepath.Join(dir, telegramtest.Token) + "/../../" + filepath.Base(filepath.Dir(outside)) + "/environ", nil, false},
+		{"a symbolic link out of it", dir, link, nil, false},
+		{"a FIFO", dir, fifo, nil, false},
+		{"the directory itself", dir, dir, nil, false},
+		{"over the limit", dir, big, nil, false},
+		{"inside", dir, good, []byte("inside"), false},
+		{"inside, by a path with ..", dir, filepath.Join(dir, telegramtest.Token, "documents") + "/../documents/file_1.txt", []byte("inside"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := telegramtest.New()
+			defer srv.Close()
+			c := newClient(t, srv)
+			if tt.setting != "" {
+				if err := c.SetLocalFiles(tt.setting); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := srv.PushDocument(in, telegramtest.File{Data: []byte("x"), FileName: "a.txt"})
+			srv.AnswerFilePath(m.Document.FileID, tt.path)
+			type result struct {
+				data []byte
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				data, err := c.Download(t.Context(), m.Document.FileID, 1000)
+				done <- result{data, err}
+			}()
+			var got result
+			select {
+			case got = <-done:
+			case <-time.After(20 * time.Second): // a guard against a hang, not a timing assertion
+				t.Fatal("Download hangs")
+			}
+			switch {
+			case tt.want == nil && got.err == nil:
+				t.Fatalf("got %q, want an error", got.data)
+			case tt.want != nil && (got.err != nil || !bytes.Equal(got.data, tt.want)):
+				t.Fatalf("got %q, %v; want %q", got.data, got.err, tt.want)
+			}
+			if got.err != nil && (strings.Contains(got.err.Error(), telegramtest.Token) || strings.Contains(got.err.Error(), "SECRET")) {
+				t.Errorf("error %q holds the token or the file", got.err)
+			}
+			if n := len(srv.Calls("file")); (n > 0) != tt.wantHTTP {
+				t.Errorf("downloads over HTTP: got %d, want them %v", n, tt.wantHTTP)
+			}
+		})
+	}
+	srv := telegramtest.New()
+	defer srv.Close()
+	if err := newClient(t, srv).SetLocalFiles(good); err == nil {
+		t.Error("SetLocalFiles of a file: got no error")
 	}
 }

@@ -24,6 +24,9 @@ type Client struct {
 	token  string
 	apiURL string
 	http   *http.Client
+	// localDir is TELEGRAM_LOCAL_FILES, as given and with symbolic links resolved (localReal);
+	// "" reads no local file. See SetLocalFiles.
+	localDir, localReal string
 }
 
 // New builds a client for token at apiURL (without a trailing slash). It makes no network call.
@@ -34,7 +37,7 @@ func New(token, apiURL string, pollTimeout time.Duration, hc *http.Client, log *
 		tgbot.WithServerURL(apiURL),
 		tgbot.WithHTTPClient(pollTimeout, hc),
 		tgbot.WithErrorsHandler(func(err error) {
-			log.Warn("telegram library error", "err", c.Scrub(err))
+			log.Warn("telegram library error", "err", err) // main's log handler removes the token
 		}),
 	)
 	if err != nil {
@@ -55,8 +58,9 @@ func (c *Client) FileURL(filePath string) string {
 	return c.apiURL + "/file/bot" + c.token + "/" + strings.TrimPrefix(filePath, "/")
 }
 
-// Scrub removes the token from an error's text, for logs and returned errors. Errors.Is and As
-// still see the original.
+// Scrub removes the token from an error's text, for errors that leave the process (to a user,
+// on /healthz, at exit); log lines need not: main's log handler removes every secret. Errors.Is
+// and As still see the original.
 func (c *Client) Scrub(err error) error {
 	return Scrub(err, c.token)
 }
