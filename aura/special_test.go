@@ -3,6 +3,8 @@ package aura
 import (
 	"strings"
 	"testing"
+
+	"aurabot/history"
 )
 
 func TestDefuseSpecialTokens(t *testing.T) {
@@ -38,6 +40,10 @@ func FuzzDefuseSpecialTokens(f *testing.F) {
 	f.Add("<|im_start|><|im_end|>")
 	f.Fuzz(func(t *testing.T, s string) {
 		got := DefuseSpecialTokens(s)
+		// The bot counts what it sends with history's copy of the rule: they must agree.
+		if h := history.Defuse(s); h != got {
+			t.Fatalf("history.Defuse(%q) = %q, DefuseSpecialTokens %q", s, h, got)
+		}
 		for _, tok := range cl100kSpecial {
 			if strings.Contains(got, tok) {
 				t.Fatalf("DefuseSpecialTokens(%q) = %q still holds %s", s, got, tok)
