@@ -109,6 +109,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		DefaultPrompt:        cfg.SystemPrompt,
 		ContextBudget:        cfg.AuraMaxLength,
 		ContextTokens:        cfg.tokenWindow(),
+		TokensPerMessage:     cfg.tokensPerMessage(),
 		StreamMode:           cfg.StreamMode,
 		MaxConcurrentReplies: cfg.MaxReplies,
 		ShutdownTimeout:      cfg.ShutdownAfter,
