@@ -24,10 +24,14 @@ func TestRepeatedRefusalPointsToReset(t *testing.T) {
 		t.Error("the first refusal points to /reset; want /retry, as it may pass")
 	}
 	e.say(user, user, "/retry")
-	e.wait(func() bool { return hasText(e.tg, user, first, "failed again with this conversation") && hasText(e.tg, user, first, "/reset") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, first, "failed again with this conversation") && hasText(e.tg, user, first, "/reset")
+	})
 	// A new message after it carries the same history: the same refusal says the same.
 	second := e.say(user, user, "hello?")
-	e.wait(func() bool { return hasText(e.tg, user, second, "failed again") && hasText(e.tg, user, second, "Send /reset") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, second, "failed again") && hasText(e.tg, user, second, "Send /reset")
+	})
 	for _, m := range e.tg.Messages(user) {
 		if m.ReplyTo == second && strings.Contains(m.Text, "/retry to try again") {
 			t.Errorf("the repeated refusal says %q, want no /retry", m.Text)
@@ -70,7 +74,9 @@ func TestPicturesOnlyToModelsThatSee(t *testing.T) {
 	e.wait(func() bool { return hasText(e.tg, user, sw, "Switched to blind") })
 	downloads := len(e.tg.Calls("getFile"))
 	q := e.tg.PushPhoto(from("and this?"), small)
-	e.wait(func() bool { return hasText(e.tg, user, q.ID, "(blind) takes text only") && hasText(e.tg, user, q.ID, "/model") })
+	e.wait(func() bool {
+		return hasText(e.tg, user, q.ID, "(blind) takes text only") && hasText(e.tg, user, q.ID, "/model")
+	})
 	if n := len(e.tg.Calls("getFile")); n != downloads {
 		t.Errorf("got %d downloads for a model that cannot see, want none", n-downloads)
 	}
