@@ -130,15 +130,18 @@ func TestWindowWithinTheServersCount(t *testing.T) {
 				h.replyTo(h.send("hi " + strconv.Itoa(i)))
 			}
 			h.stop()
-			cut, most := 0, 0
+			cut, most, noUsage := 0, 0, 0
 			for _, r := range h.aura.requests() {
 				if !r.wantUsage {
-					t.Fatal("a request did not ask for the usage (stream_options.include_usage)")
+					noUsage++
 				}
 				if r.dropped > 0 {
 					cut++
 				}
 				most = max(most, len(r.Messages))
+			}
+			if noUsage > 0 {
+				t.Errorf("%d requests did not ask for the usage (stream_options.include_usage)", noUsage)
 			}
 			if got := cut > 0; got != tt.wantCut {
 				t.Errorf("%d requests over the server's 512 tokens (the longest %d messages), want cut: %v", cut, most, tt.wantCut)

@@ -329,6 +329,9 @@ func TestCoverage(t *testing.T) {
 					want = append(want, turn.Content)
 				}
 			}
+			if in > len(want) {
+				t.Fatalf("reported %d turns of the %d sent", in, len(want))
+			}
 			want = append(want[len(want)-in:], "x")
 			if !slices.Equal(sent, want) {
 				t.Errorf("the next request carries %q, want the %d reported and the new message: %q", sent, in, want)
