@@ -108,3 +108,35 @@ func TestPicturesOnlyToModelsThatSee(t *testing.T) {
 		t.Errorf("stored: got %d turns, want the picture kept with its turn", len(ts))
 	}
 }
+
+// Without AURA_MODELS, /model <name> asks the server about a name its list lacks: a model it
+// serves is taken, one it does not is refused, and a server that cannot be asked says so.
+func TestModelAskedOfTheServer(t *testing.T) {
+	e := newEnv(t, Config{DefaultModel: "tiny-a"})
+	e.model.list = func() ([]string, error) { return []string{"tiny-a:latest"}, nil }
+	e.model.has = func(model string) (bool, error) {
+		switch model {
+		case "tiny-long":
+			return true, nil
+		case "broken":
+			return false, &aura.StatusError{StatusCode: 401, Reason: "bad key"}
+		}
+		return false, nil
+	}
+	shown := e.say(user, user, "/model")
+	e.wait(func() bool {
+		return hasText(e.tg, user, shown, "The model is tiny-a:latest. This bot offers no other.")
+	})
+	sw := e.say(user, user, "/model tiny-long")
+	e.wait(func() bool { return hasText(e.tg, user, sw, "Switched to tiny-long") })
+	no := e.say(user, user, "/model tiny-short")
+	e.wait(func() bool { return hasText(e.tg, user, no, `There is no model "tiny-short" here`) })
+	bad := e.say(user, user, "/model broken")
+	e.wait(func() bool {
+		return hasText(e.tg, user, bad, `could not ask the model server about "broken": 401 bad key`)
+	})
+	e.final(user, e.say(user, user, "hi"))
+	if got := e.model.asked(); len(got) != 1 || got[0] != "tiny-long" {
+		t.Errorf("model asked: got %q, want tiny-long", got)
+	}
+}
