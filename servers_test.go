@@ -60,6 +60,7 @@ const answer = "Sure: here is an answer of about sixty tokens, long enough that 
 // reported and the new message, with no limit in sight (the answer after the last question
 // was left out of the report: "5 of the 6") and with a token window that cuts.
 func TestSystemReportsTheNextRequest(t *testing.T) {
+	t.Parallel()
 	t.Run("chatbot-ui, room to spare", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
@@ -86,7 +87,7 @@ func TestSystemReportsTheNextRequest(t *testing.T) {
 		h.aura.reply = streamText(answer)
 		h.start("AURA_PROTOCOL=openai", "AURA_MODEL=tiny-a", "AURA_CONTEXT_TOKENS=512")
 		cut := false
-		for i := range 8 {
+		for i := range 6 {
 			h.replyTo(h.send("question number " + strconv.Itoa(i)))
 			if i%2 != 1 {
 				continue
@@ -112,6 +113,7 @@ func TestSystemReportsTheNextRequest(t *testing.T) {
 // Without the per-message overhead (AURA_TOKENS_PER_MESSAGE=0, the count before) it does cut,
 // and the bot, which reads Ollama's usage.prompt_tokens, logs once that the server counts more.
 func TestWindowWithinTheServersCount(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		perMessage string
 		wantCut    bool
@@ -158,6 +160,7 @@ func TestWindowWithinTheServersCount(t *testing.T) {
 // tiktoken would throw, 500, on every later request too), is answered, and the conversation
 // goes on with it in the history.
 func TestSpecialTokenReachesChatbotUIDefused(t *testing.T) {
+	t.Parallel() // a harness of its own; the time goes to Telegram's pacing
 	h := newHarness(t)
 	h.aura.reply = streamText("It ends a document.")
 	h.start()
@@ -191,6 +194,7 @@ func TestSpecialTokenReachesChatbotUIDefused(t *testing.T) {
 // and no request (Ollama would answer it as if seen); a model that sees gets it. Each model is
 // asked about once.
 func TestPictureToATextOnlyOllamaModel(t *testing.T) {
+	t.Parallel() // a harness of its own; the time goes to Telegram's pacing
 	h := newHarness(t)
 	h.aura.ollama = &ollamaFake{Caps: map[string][]string{
 		"tiny-a:latest": {"completion"},
@@ -239,6 +243,7 @@ func TestPictureToATextOnlyOllamaModel(t *testing.T) {
 // but the server has is accepted, and one it has not is refused. A request for a model the
 // server lacks (404) points to /model.
 func TestModelNamesOllama(t *testing.T) {
+	t.Parallel() // a harness of its own; the time goes to Telegram's pacing
 	h := newHarness(t)
 	h.aura.ollama = &ollamaFake{Caps: map[string][]string{
 		"tiny-a:latest":    {"completion"},
@@ -291,6 +296,7 @@ func TestModelNamesOllama(t *testing.T) {
 // A model the server does not have (Ollama's 404 "model not found") is fixed with /model, not
 // by asking again.
 func TestMissingModelPointsToModel(t *testing.T) {
+	t.Parallel() // a harness of its own; the time goes to Telegram's pacing
 	h := newHarness(t)
 	h.aura.ollama = &ollamaFake{Caps: map[string][]string{"tiny-a:latest": {"completion"}}}
 	h.aura.reply = streamText("ok")
