@@ -41,6 +41,7 @@ type config struct {
 	AuraURL              string        `env:"AURA_URL" envDefault:"https://openchat.team"`
 	AuraProtocol         string        `env:"AURA_PROTOCOL" envDefault:"chatbot-ui"`
 	AuraMaxOutputTokens  int           `env:"AURA_MAX_OUTPUT_TOKENS"`
+	AuraTokensPerMessage int           `env:"AURA_TOKENS_PER_MESSAGE" envDefault:"8"` // see tokensPerMessage
 	AuraModel            string        `env:"AURA_MODEL" envDefault:"openchat_3.6"`
 	AuraModelName        string        `env:"AURA_MODEL_NAME" envDefault:"OpenChat 3.6 (latest)"`
 	AuraMaxLength        int           `env:"AURA_MAX_LENGTH" envDefault:"24576"`
@@ -179,7 +180,7 @@ func (c config) defaultModel() modelChoice {
 // is sent with each request (AURA_MAX_LENGTH characters, and the token window), leaving too
 // little room for the conversation, as /system does for a chat's own prompt.
 func (c config) checkSystemPrompt() error {
-	half := history.Budget{Chars: c.AuraMaxLength, Tokens: c.tokenWindow()}.PromptHalf()
+	half := history.Budget{Chars: c.AuraMaxLength, Tokens: c.tokenWindow(), PerMessage: c.tokensPerMessage()}.PromptHalf()
 	chars, tokens := half.Room(c.SystemPrompt)
 	if chars >= 0 && tokens >= 0 {
 		return nil
@@ -204,6 +205,23 @@ func (c config) tokenWindow() int {
 		return 0
 	}
 	return c.AuraContextTokens - c.AuraMaxOutputTokens
+}
+
+// tokensPerMessage is what the server's chat template adds to each message, counted in the
+// token window: AURA_TOKENS_PER_MESSAGE in openai mode; 0 in chatbot-ui mode, whose server
+// counts the texts alone when it trims.
+//
+// Its default, 8: Llama 3's template puts <|start_header_id|>role<|end_header_id|> and a blank
+// line before each message and <|eot_id|> after it, 5 tokens; ChatML's <|im_start|>role, a
+// newline, <|im_end|> and a newline are 5 too, as are Gemma's. Counting each message and the
+// reply's priming 3 tokens more covers what such templates add once per request
+// (<|begin_of_text|>, the "Cutting Knowledge Date" lines of Llama 3.1 and 3.2, about 11 tokens)
+// from the third message on, and templates with longer markers (8 a message).
+func (c config) tokensPerMessage() int {
+	if c.AuraProtocol == aura.ProtocolChatbotUI {
+		return 0
+	}
+	return c.AuraTokensPerMessage
 }
 
 // loadConfig reads the .env file at dotenv (if it exists) under the environment, which wins,
@@ -257,7 +275,7 @@ func (c config) listenAddr() string {
 
 // ignored lists the settings that were given a value but mean nothing in the chosen protocol.
 func (c config) ignored() []string {
-	unused := []string{"AURA_MAX_OUTPUT_TOKENS", "AURA_CONTEXT_TOKENS"}
+	unused := []string{"AURA_MAX_OUTPUT_TOKENS", "AURA_CONTEXT_TOKENS", "AURA_TOKENS_PER_MESSAGE"}
 	if c.AuraProtocol == aura.ProtocolOpenAI {
 		unused = []string{"AURA_MODEL_NAME", "AURA_MAX_TOKENS"}
 	}
@@ -362,6 +380,7 @@ const (
 	minAnswer      = 1000       // characters: a shorter cap cuts ordinary answers
 	maxAnswer      = 1_000_000  // characters: 245 Telegram messages
 	maxImageTokens = 100_000    // tokens one image may count for
+	maxPerMessage  = 100        // tokens a chat template adds around one message: the longest known add about 10
 	maxFileBytes   = 20 << 20   // Telegram's download limit for bots
 	maxPerMinute   = 1000       // messages a minute from one user: more is no bound at all
 )
@@ -459,6 +478,9 @@ func (c config) validate() error {
 		if c.AuraProtocol == aura.ProtocolOpenAI && c.AuraContextTokens <= c.AuraMaxOutputTokens {
 			return bad("AURA_CONTEXT_TOKENS", "%d leaves no room for the conversation: it must be more than AURA_MAX_OUTPUT_TOKENS (%d), the room kept for the answer", c.AuraContextTokens, c.AuraMaxOutputTokens)
 		}
+	}
+	if err := between(c.AuraTokensPerMessage, 0, maxPerMessage, "tokens"); err != nil {
+		return bad("AURA_TOKENS_PER_MESSAGE", "%v", err)
 	}
 	if err := between(c.AuraImageTokens, 0, maxImageTokens, "tokens"); err != nil {
 		return bad("AURA_IMAGE_TOKENS", "%v", err)

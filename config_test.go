@@ -130,6 +130,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"models with a space in an id", append(base, "AURA_MODELS=llama 3"), "AURA_MODELS"},
 		{"models with a control character", append(base, "AURA_MODELS=a=Name\x01"), "AURA_MODELS"},
 		{"model not among the models", append(base, "AURA_MODELS=a,b", "AURA_MODEL=c"), "AURA_MODEL"},
+		{"tokens per message negative", append(base, "AURA_TOKENS_PER_MESSAGE=-1"), "AURA_TOKENS_PER_MESSAGE"},
+		{"tokens per message absurd", append(base, "AURA_TOKENS_PER_MESSAGE=1000"), "AURA_TOKENS_PER_MESSAGE"},
+		{"tokens per message not a number", append(base, "AURA_TOKENS_PER_MESSAGE=five"), "AURA_TOKENS_PER_MESSAGE"},
 		{"image tokens negative", append(base, "AURA_IMAGE_TOKENS=-1"), "AURA_IMAGE_TOKENS"},
 		{"image tokens absurd", append(base, "AURA_IMAGE_TOKENS=500000"), "AURA_IMAGE_TOKENS"},
 		{"transcribe url scheme", append(base, "TRANSCRIBE_URL=ftp://stt.example.com"), "TRANSCRIBE_URL"},
@@ -537,6 +540,10 @@ func TestConfigNewSettings(t *testing.T) {
 		{"chatbot-ui default model", chatbot.defaultModel(), modelChoice{ID: "openchat_3.6"}},
 		{"openai token window (context less output)", openai.tokenWindow(), 7168},
 		{"openai without context tokens: no bound", unbounded.tokenWindow(), 0},
+		{"openai tokens per message by default", openai.tokensPerMessage(), 8},
+		{"chatbot-ui counts no tokens per message", def.tokensPerMessage(), 0},
+		{"tokens per message set", load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_TOKENS_PER_MESSAGE=5").tokensPerMessage(), 5},
+		{"tokens per message zero", load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_TOKENS_PER_MESSAGE=0").tokensPerMessage(), 0},
 		{"openai models", fmt.Sprint(listed.models()), "[{llama3.1:8b Llama 3.1 8B} {qwen2.5:7b } {mistral Mistral = 7B}]"},
 		{"first model by default", listed.defaultModel(), modelChoice{ID: "llama3.1:8b", Name: "Llama 3.1 8B"}},
 		{"AURA_MODEL picks among them", chosen.defaultModel(), modelChoice{ID: "qwen2.5:7b", Name: "Qwen"}},
@@ -565,6 +572,16 @@ func TestConfigNewSettings(t *testing.T) {
 	if got := load(t, "AURA_CONTEXT_TOKENS=4096").ignored(); !slices.Contains(got, "AURA_CONTEXT_TOKENS") {
 		t.Errorf("AURA_CONTEXT_TOKENS with chatbot-ui: ignored() = %q, want it listed", got)
 	}
+	if got := load(t, "AURA_TOKENS_PER_MESSAGE=5").ignored(); !slices.Contains(got, "AURA_TOKENS_PER_MESSAGE") {
+		t.Errorf("AURA_TOKENS_PER_MESSAGE with chatbot-ui: ignored() = %q, want it listed", got)
+	}
+	// The prompt's half counts the template's overhead: a SYSTEM_PROMPT that fits half of a
+	// 512-token window without it is refused with it.
+	prompt := "SYSTEM_PROMPT=" + strings.Repeat("word ", (512-8)/2-8+1)
+	if _, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_CONTEXT_TOKENS=512", prompt}, none); err == nil || !strings.Contains(err.Error(), "SYSTEM_PROMPT") {
+		t.Errorf("a prompt over half the window with its overhead: got %v, want SYSTEM_PROMPT refused", err)
+	}
+	load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_CONTEXT_TOKENS=512", "AURA_TOKENS_PER_MESSAGE=0", prompt)
 	if got := load(t, "AURA_CONTEXT_TOKENS=", "AURA_MAX_OUTPUT_TOKENS=").ignored(); len(got) != 0 {
 		t.Errorf("AURA_CONTEXT_TOKENS and AURA_MAX_OUTPUT_TOKENS set empty: ignored() = %q, want none", got)
 	}

@@ -113,6 +113,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		DefaultPrompt:         cfg.SystemPrompt,
 		ContextBudget:         cfg.AuraMaxLength,
 		ContextTokens:         cfg.tokenWindow(),
+		TokensPerMessage:      cfg.tokensPerMessage(),
 		StreamMode:            cfg.StreamMode,
 		MaxConcurrentReplies:  cfg.MaxReplies,
 		ShutdownTimeout:       cfg.ShutdownAfter,

@@ -44,6 +44,47 @@ type fakeAura struct {
 	vision      map[string]bool
 	transcripts []transcription
 	transcribe  func(t transcription) (int, string) // status and body of the answer
+
+	// ollama, when set, makes the openai dialect Ollama's (see ollamaFake).
+	ollama *ollamaFake
+}
+
+// ollamaFake is what an Ollama server (0.24) does beyond the openai routes: GET /api/version;
+// POST /api/show with each model's capabilities (a name without a tag is the ":latest" one,
+// any other is 404 "model 'x' not found", as is a chat request for it); pictures taken by any
+// model, seeing or not, without a word; the prompt counted with its chat template (TemplatePer
+// tokens around each message, Priming to start the answer), the request cut silently to NumCtx
+// (the system prompt and the newest messages that fit stay: "truncating input messages which
+// exceed context length"), and the count reported as usage.prompt_tokens when asked with
+// stream_options.include_usage.
+type ollamaFake struct {
+	Caps        map[string][]string // by name with its tag
+	NumCtx      int                 // 0: no limit
+	TemplatePer int
+	Priming     int
+	Shown       int // /api/show requests
+}
+
+// known returns the name with its tag, and whether the fake has that model.
+func (o *ollamaFake) known(name string) (string, bool) {
+	if !strings.Contains(name, ":") {
+		name += ":latest"
+	}
+	_, ok := o.Caps[name]
+	return name, ok
+}
+
+// cl100kSpecial are cl100k_base's special tokens: a chatbot-ui server's tiktoken throws on any
+// of them in a text, and the server answers 500.
+var cl100kSpecial = []string{"<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endofprompt|>"}
+
+func hasSpecial(s string) bool {
+	for _, tok := range cl100kSpecial {
+		if strings.Contains(s, tok) {
+			return true
+		}
+	}
+	return false
 }
 
 // transcription is one POST /v1/audio/transcriptions the fake received.
@@ -68,10 +109,35 @@ type auraRequest struct {
 	at        time.Time       // when it arrived
 	openai    bool
 	userAgent string
+
+	// What the server made of the request by its own count: the messages it would drop to
+	// fit (chatbot-ui: tokens + 1000 > tokenLimit; Ollama: NumCtx) and, for Ollama, the prompt
+	// tokens with its template.
+	dropped      int
+	promptTokens int
+	wantUsage    bool
+}
+
+// chatbotUIDropped counts the messages a chatbot-ui server drops to fit: it counts the prompt,
+// then the messages newest first in cl100k_base tokens, and stops at the first for which
+// tokens + 1000 > tokenLimit.
+func chatbotUIDropped(req auraRequest) int {
+	n := history.CountTokens(req.Prompt)
+	for i := len(req.Messages) - 1; i >= 0; i-- {
+		t := history.CountTokens(req.Messages[i].Content)
+		if n+t+1000 > req.Model.TokenLimit {
+			return i + 1
+		}
+		n += t
+	}
+	return 0
 }
 
 // sseWriter turns each Write into an OpenAI chat-completions chunk event.
-type sseWriter struct{ w http.ResponseWriter }
+type sseWriter struct {
+	w     http.ResponseWriter
+	usage *int // the prompt tokens to report at the end, if asked
+}
 
 func (s *sseWriter) Header() http.Header  { return s.w.Header() }
 func (s *sseWriter) WriteHeader(code int) { s.w.WriteHeader(code) }
@@ -84,7 +150,12 @@ func (s *sseWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (s *sseWriter) done() {
-	fmt.Fprint(s.w, "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	fmt.Fprint(s.w, "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
+	if s.usage != nil {
+		// As OpenAI, vLLM and Ollama send it: a last chunk without choices.
+		fmt.Fprintf(s.w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":1,\"total_tokens\":%d}}\n\n", *s.usage, *s.usage+1)
+	}
+	fmt.Fprint(s.w, "data: [DONE]\n\n")
 }
 
 func newFakeAura(t *testing.T) *fakeAura {
@@ -97,19 +168,52 @@ func newFakeAura(t *testing.T) *fakeAura {
 				http.Error(w, "Error", http.StatusBadRequest)
 				return
 			}
+			special := hasSpecial(req.Prompt)
+			for _, m := range req.Messages {
+				special = special || hasSpecial(m.Content)
+			}
+			if special {
+				// tiktoken's encode throws "The text contains a special token that is not
+				// allowed"; the route's catch answers 500 with the body "Error".
+				f.mu.Lock()
+				f.reqs = append(f.reqs, req)
+				f.mu.Unlock()
+				http.Error(w, "Error", http.StatusInternalServerError)
+				return
+			}
+			req.dropped = chatbotUIDropped(req)
 		case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions":
 			// The OpenAI dialect: record it in the same shape, answer in server-sent events.
 			var body struct {
-				Model       string          `json:"model"`
-				Messages    []openAIMessage `json:"messages"`
-				Temperature float64         `json:"temperature"`
-				Stream      bool            `json:"stream"`
+				Model         string          `json:"model"`
+				Messages      []openAIMessage `json:"messages"`
+				Temperature   float64         `json:"temperature"`
+				Stream        bool            `json:"stream"`
+				StreamOptions struct {
+					IncludeUsage bool `json:"include_usage"`
+				} `json:"stream_options"`
 			}
 			if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !body.Stream {
 				http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
 				return
 			}
 			req.Model.ID, req.Temperature, req.openai = body.Model, body.Temperature, true
+			req.wantUsage = body.StreamOptions.IncludeUsage
+			f.mu.Lock()
+			o := f.ollama
+			f.mu.Unlock()
+			if o != nil {
+				if _, ok := o.known(body.Model); !ok {
+					f.mu.Lock()
+					f.reqs = append(f.reqs, req)
+					f.mu.Unlock()
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusNotFound)
+					msg, _ := json.Marshal(fmt.Sprintf("model %q not found, try pulling it first", body.Model))
+					fmt.Fprintf(w, `{"error":{"message":%s,"type":"api_error","param":null,"code":null}}`, msg)
+					return
+				}
+			}
 			images := false
 			for _, wm := range body.Messages {
 				m, err := wm.decode()
@@ -124,8 +228,29 @@ func newFakeAura(t *testing.T) *fakeAura {
 					req.Messages = append(req.Messages, m)
 				}
 			}
+			if o != nil {
+				// Ollama's count, template included; it keeps the system prompt and the
+				// newest messages that fit num_ctx.
+				counts := make([]int, len(body.Messages))
+				for i, wm := range body.Messages {
+					m, _ := wm.decode()
+					counts[i] = history.CountTokens(m.Content) + o.TemplatePer
+					req.promptTokens += counts[i]
+				}
+				req.promptTokens += o.Priming
+				if o.NumCtx > 0 && req.promptTokens > o.NumCtx {
+					n := o.Priming + counts[0]
+					for i := len(counts) - 1; i > 0; i-- {
+						if n+counts[i] > o.NumCtx {
+							req.dropped = i
+							break
+						}
+						n += counts[i]
+					}
+				}
+			}
 			f.mu.Lock()
-			blind := images && !f.vision[body.Model]
+			blind := images && !f.vision[body.Model] && o == nil // Ollama takes any picture
 			f.mu.Unlock()
 			if blind {
 				f.mu.Lock()
@@ -137,8 +262,44 @@ func newFakeAura(t *testing.T) *fakeAura {
 				return
 			}
 			w.Header().Set("Content-Type", "text/event-stream")
-			w = &sseWriter{w: w}
-			defer w.(*sseWriter).done()
+			sw := &sseWriter{w: w}
+			if o != nil && req.wantUsage {
+				sw.usage = &req.promptTokens
+			}
+			w = sw
+			defer sw.done()
+		case r.Method == http.MethodGet && r.URL.Path == "/api/version":
+			f.mu.Lock()
+			o := f.ollama
+			f.mu.Unlock()
+			if o == nil {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprint(w, `{"version":"0.24.0"}`)
+			return
+		case r.Method == http.MethodPost && r.URL.Path == "/api/show":
+			var show struct{ Model string }
+			_ = json.NewDecoder(r.Body).Decode(&show)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.ollama == nil {
+				http.NotFound(w, r)
+				return
+			}
+			f.ollama.Shown++
+			name, ok := f.ollama.known(show.Model)
+			w.Header().Set("Content-Type", "application/json")
+			if !ok {
+				w.WriteHeader(http.StatusNotFound)
+				fmt.Fprintf(w, `{"error":"model '%s' not found"}`, show.Model)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"license": "...", "modelfile": "# Modelfile", "template": "{{ .Prompt }}",
+				"details": map[string]string{"format": "gguf", "family": "llama"}, "capabilities": f.ollama.Caps[name],
+			})
+			return
 		case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
 			f.mu.Lock()
 			var list struct {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -137,6 +138,11 @@ type Client struct {
 
 	// models caches the answer of Models; see models.go.
 	models modelCache
+	// noUsage is set once the server refused stream_options: see Chat.
+	noUsage atomic.Bool
+	// ollama caches whether the server is Ollama, and what it said of each
+	// model; see ollama.go.
+	ollama ollamaCache
 	// now is the clock of the models cache; nil means time.Now.
 	now func() time.Time
 }

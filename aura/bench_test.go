@@ -258,7 +258,7 @@ func runRelayBench(b *testing.B, dec decoder, pieces [][]byte, textBytes int) {
 	b.SetBytes(int64(textBytes))
 	b.ReportAllocs()
 	n := 0
-	r := relay{yield: func(s string, _ error) bool { n += len(s); return true }}
+	r := relay{yield: func(c Chunk, _ error) bool { n += len(c.Text); return true }}
 	before := mallocs()
 	iterations := 0
 	for b.Loop() {

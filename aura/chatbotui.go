@@ -91,7 +91,11 @@ func (d *chatbotUI) setHeader(h http.Header) {
 
 // encode moves system messages into "prompt", joined with "\n", as the
 // provider did; the server would otherwise use its own default prompt.
-func (d *chatbotUI) encode(model string, msgs []Message) ([]byte, error) {
+// Every text goes through DefuseSpecialTokens: the server counts tokens
+// with tiktoken, which throws on a special token such as "<|endoftext|>"
+// in the text, and the server answers 500 to every request that holds it.
+// usage is ignored: the protocol has no usage report.
+func (d *chatbotUI) encode(model string, msgs []Message, _ bool) ([]byte, error) {
 	m := d.model
 	if model != "" && model != m.ID {
 		m.ID, m.Name = model, knownModelName(model)
@@ -112,9 +116,9 @@ func (d *chatbotUI) encode(model string, msgs []Message) ([]byte, error) {
 		}
 		switch m.Role {
 		case RoleSystem:
-			prompt = append(prompt, m.Content)
+			prompt = append(prompt, DefuseSpecialTokens(m.Content))
 		case RoleUser, RoleAssistant:
-			req.Messages = append(req.Messages, m)
+			req.Messages = append(req.Messages, Message{Role: m.Role, Content: DefuseSpecialTokens(m.Content)})
 		default:
 			return nil, fmt.Errorf("aura: message %d has unknown role %q", i, m.Role)
 		}
@@ -156,3 +160,9 @@ func (plainDecoder) end(dst []byte) ([]byte, error) { return dst, nil }
 
 // complete has nothing to report: the body carries nothing but text.
 func (plainDecoder) complete() error { return nil }
+
+// trail is never called: the reply ends only with the body.
+func (plainDecoder) trail([]byte) {}
+
+// usage: the protocol reports none.
+func (plainDecoder) usage() (Usage, bool) { return Usage{}, false }

@@ -29,14 +29,14 @@ var ErrBrowserCapture = errors.New("aura: could not get the server's cookies fro
 // send streams one reply, with the cookies and User-Agent of c.creds when
 // it is set. A reply the server refuses as a browser check would (see
 // refused) is tried once more, with fresh credentials.
-func (c *Client) send(ctx context.Context, body []byte, yield func(string, error) bool) error {
+func (c *Client) send(ctx context.Context, body []byte, yield func(Chunk, error) bool) error {
 	if c.creds == nil {
 		return c.stream(ctx, c.header, body, yield)
 	}
 	sent := false
-	relay := func(s string, err error) bool {
+	relay := func(ch Chunk, err error) bool {
 		sent = true
-		return yield(s, err)
+		return yield(ch, err)
 	}
 	var last http.Header
 	var refusal error

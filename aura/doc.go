@@ -10,8 +10,11 @@
 //     served by OpenAI, Ollama, llama.cpp and vLLM.
 //
 // The package knows nothing of Telegram or SQL: it takes []Message and yields
-// strings. StreamModel picks the model per request; Models lists the ones an
-// openai server offers. Speech to text is in the sub-package transcribe. A Client holds one tuned http.Client whose connections are reused
+// strings (Stream, StreamModel), or Chunks (Chat): the text, and then what
+// the server counted for the request (Usage) when it says. StreamModel and
+// Chat pick the model per request; Models lists the ones an openai server
+// offers, HasModel asks about one it does not list, and Capabilities says
+// what a model can do when the server tells (Ollama's /api/show). Speech to text is in the sub-package transcribe. A Client holds one tuned http.Client whose connections are reused
 // across replies; it is safe for concurrent use.
 //
 // A reply has no total time limit (long answers are normal). Instead a

@@ -33,11 +33,11 @@ func (r *piecesReader) Read(p []byte) (int, error) {
 // relayAll runs the relay over data cut by cuts and returns the chunks.
 func relayAll(t *testing.T, dec decoder, data, cuts []byte) ([]string, error) {
 	var chunks []string
-	r := relay{yield: func(s string, err error) bool {
+	r := relay{yield: func(c Chunk, err error) bool {
 		if err != nil {
 			t.Fatalf("relay yielded error %v, want errors only returned", err)
 		}
-		chunks = append(chunks, s)
+		chunks = append(chunks, c.Text)
 		return true
 	}}
 	err := r.run(&piecesReader{data: data, cuts: cuts}, dec, nil, 0, 0)

@@ -70,6 +70,38 @@ func collect(t testing.TB, seq iter.Seq2[string, error]) result {
 	return r
 }
 
+// collectChat is collect for Chat: the text chunks and the error as collect
+// checks them, and the usage, which must come once, after the last text
+// and before any error.
+func collectChat(t testing.TB, seq iter.Seq2[Chunk, error]) (result, *Usage) {
+	t.Helper()
+	var usage *Usage
+	text := func(yield func(string, error) bool) {
+		for c, err := range seq {
+			switch {
+			case err != nil:
+				if c != (Chunk{}) {
+					t.Errorf("got chunk %+v with error %v, want an empty chunk", c, err)
+				}
+			case c.Usage != nil && c.Text != "":
+				t.Errorf("got a chunk with text and usage, want one of them")
+			case c.Usage != nil:
+				if usage != nil {
+					t.Errorf("got usage %+v after %+v, want it once", *c.Usage, *usage)
+				}
+				usage = c.Usage
+				continue
+			case usage != nil:
+				t.Errorf("got text %q after the usage, want the usage last", c.Text)
+			}
+			if !yield(c.Text, err) {
+				return
+			}
+		}
+	}
+	return collect(t, text), usage
+}
+
 // flushWrite writes s and flushes it to the client.
 func flushWrite(w http.ResponseWriter, s string) {
 	_, _ = w.Write([]byte(s))

@@ -25,6 +25,12 @@ type openAIRequest struct {
 	Temperature float64         `json:"temperature"`
 	Stream      bool            `json:"stream"`
 	MaxTokens   int             `json:"max_tokens,omitempty"`
+	// StreamOptions asks for the usage event; see Client.Chat.
+	StreamOptions *openAIStreamOptions `json:"stream_options,omitempty"`
+}
+
+type openAIStreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 // openAIMessage is a Message on the wire. Content is a string, or for a
@@ -81,7 +87,7 @@ func (d *openAI) setHeader(h http.Header) {
 // encode sends the system messages first, joined into one, as the
 // chatbot-ui dialect does with its prompt: many chat templates (llama.cpp,
 // vLLM) accept only one system message, and only at the start.
-func (d *openAI) encode(model string, msgs []Message) ([]byte, error) {
+func (d *openAI) encode(model string, msgs []Message, usage bool) ([]byte, error) {
 	if model == "" {
 		model = d.model
 	}
@@ -91,6 +97,9 @@ func (d *openAI) encode(model string, msgs []Message) ([]byte, error) {
 		Temperature: d.temperature,
 		Stream:      true,
 		MaxTokens:   d.maxTokens,
+	}
+	if usage {
+		req.StreamOptions = &openAIStreamOptions{IncludeUsage: true}
 	}
 	var system []string
 	for i, m := range msgs {
@@ -186,7 +195,9 @@ func (d *openAI) statusError(resp *http.Response, body []byte) *StatusError {
 func (d *openAI) newDecoder() decoder { return &sseDecoder{} }
 
 // sseDecoder reads server-sent events. It keeps its line and data buffers
-// for the whole body.
+// for the whole body. Once the reply is finished (a finish_reason, or
+// [DONE]) it goes on reading the events that follow for a usage report
+// only: their text and errors are ignored.
 type sseDecoder struct {
 	line     []byte // a line split across reads
 	data     []byte // the data of the event being read
@@ -195,6 +206,7 @@ type sseDecoder struct {
 	skipLF   bool // the last read ended in '\r'; a '\n' starting the next belongs to it
 	finished bool
 	cut      bool // the finish_reason was "length"
+	used     *Usage
 }
 
 func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
@@ -227,11 +239,32 @@ func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
 		var err error
 		dst, err = d.line1(dst, line)
 		d.line = d.line[:0]
-		if err != nil || d.finished {
+		if err != nil {
 			return dst, d.finished, err
 		}
 	}
-	return dst, false, nil
+	return dst, d.finished, nil
+}
+
+// trail reads the events after the reply's end, for a usage report; nil
+// means the body ended, which ends an event that lacks its blank line.
+func (d *sseDecoder) trail(p []byte) {
+	if p != nil {
+		_, _, _ = d.decode(nil, p)
+		return
+	}
+	if len(d.line) > 0 {
+		_, _ = d.line1(nil, d.line)
+		d.line = d.line[:0]
+	}
+	_, _ = d.line1(nil, nil)
+}
+
+func (d *sseDecoder) usage() (Usage, bool) {
+	if d.used == nil {
+		return Usage{}, false
+	}
+	return *d.used, true
 }
 
 // end takes a last line and event that lack their terminators, then checks
@@ -301,11 +334,21 @@ func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
 		d.finished = true
 		return dst, nil
 	}
+	if d.finished {
+		// After the end: only a usage report matters.
+		if c, err := readChunk(data); err == nil && c.Usage != nil {
+			d.used = c.Usage.usage()
+		}
+		return dst, nil
+	}
 	if d.isError {
 		return dst, streamError(data)
 	}
 	n := len(dst)
-	dst, finish, hasError, err := parseChunk(dst, data)
+	dst, finish, hasError, used, err := parseChunk(dst, data)
+	if used != nil {
+		d.used = used
+	}
 	if err != nil {
 		// The event's text cannot be trusted: show none of it.
 		return dst[:n], fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
@@ -346,7 +389,7 @@ func streamError(data []byte) *StatusError {
 }
 
 // chunk is the part of an openai stream chunk the client reads; role,
-// reasoning_content, usage and the rest are skipped.
+// reasoning_content and the rest are skipped.
 type chunk struct {
 	Choices []struct {
 		Delta struct {
@@ -354,26 +397,48 @@ type chunk struct {
 		} `json:"delta"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
+	Usage  *wireUsage      `json:"usage"`
 	Error  json.RawMessage `json:"error"`
 	Object json.RawMessage `json:"object"`
 }
 
+// wireUsage is a chunk's usage member. OpenAI and vLLM send it in a last
+// chunk with no choices, llama.cpp with the finish_reason.
+type wireUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+func (u *wireUsage) usage() *Usage {
+	return &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+}
+
+func readChunk(b []byte) (chunk, error) {
+	var c chunk
+	err := json.Unmarshal(b, &c)
+	return c, err
+}
+
 // parseChunk appends choices[0].delta.content of a chunk to dst. finish is
 // choices[0].finish_reason ("" while the reply goes on); hasError reports
-// an error member (or an older vLLM's bare error object).
-func parseChunk(dst, b []byte) (out []byte, finish string, hasError bool, err error) {
-	var c chunk
-	if err := json.Unmarshal(b, &c); err != nil {
-		return dst, "", false, err
+// an error member (or an older vLLM's bare error object); used is the
+// chunk's usage, if it has one.
+func parseChunk(dst, b []byte) (out []byte, finish string, hasError bool, used *Usage, err error) {
+	c, err := readChunk(b)
+	if err != nil {
+		return dst, "", false, nil, err
 	}
 	if isJSONValue(c.Error) || string(c.Object) == `"error"` {
-		return dst, "", true, nil
+		return dst, "", true, nil, nil
+	}
+	if c.Usage != nil {
+		used = c.Usage.usage()
 	}
 	if len(c.Choices) == 0 {
-		return dst, "", false, nil
+		return dst, "", false, used, nil
 	}
 	ch := c.Choices[0]
-	return append(dst, ch.Delta.Content...), ch.FinishReason, false, nil
+	return append(dst, ch.Delta.Content...), ch.FinishReason, false, used, nil
 }
 
 // isJSONValue reports whether raw holds a value other than null.

@@ -83,7 +83,7 @@ func TestOpenAIRequest(t *testing.T) {
 			if err := json.Unmarshal(req.body, &fields); err != nil {
 				t.Fatalf("body %s: %v", req.body, err)
 			}
-			want := []string{"messages", "model", "stream", "temperature"}
+			want := []string{"messages", "model", "stream", "stream_options", "temperature"}
 			if tt.wantMax > 0 {
 				want = append(want, "max_tokens")
 				slices.Sort(want)
@@ -116,6 +116,9 @@ func TestOpenAIRequest(t *testing.T) {
 			}
 			if !stream {
 				t.Errorf("got stream false, want true")
+			}
+			if got := string(fields["stream_options"]); got != `{"include_usage":true}` {
+				t.Errorf("got stream_options %s, want {\"include_usage\":true}", got)
 			}
 			if max != tt.wantMax {
 				t.Errorf("got max_tokens %d, want %d", max, tt.wantMax)
@@ -193,27 +196,36 @@ func sseServer(t *testing.T, body string, split int) *httptest.Server {
 
 func TestOpenAIStreams(t *testing.T) {
 	const hello = "Hello, café 😀!"
+	used := &Usage{PromptTokens: 9, CompletionTokens: 4}
 	tests := []struct {
-		name   string
-		body   string
-		want   string
-		wantIs error
+		name      string
+		body      string
+		want      string
+		wantIs    error
+		wantUsage *Usage
 	}{
-		{name: "openai", body: sse("\n", openAITranscript...), want: hello},
+		{name: "openai", body: sse("\n", openAITranscript...), want: hello, wantUsage: used},
 		{name: "ollama", body: sse("\n", ollamaTranscript...), want: hello},
-		{name: "llama.cpp", body: sse("\n", llamaCppTranscript...), want: hello},
-		{name: "vllm", body: sse("\n", vllmTranscript...), want: hello},
-		{name: "crlf line endings", body: sse("\r\n", openAITranscript...), want: hello},
-		{name: "cr line endings", body: sse("\r", vllmTranscript...), want: hello},
+		{name: "llama.cpp", body: sse("\n", llamaCppTranscript...), want: hello, wantUsage: used},
+		{name: "vllm", body: sse("\n", vllmTranscript...), want: hello, wantUsage: used},
+		{name: "crlf line endings", body: sse("\r\n", openAITranscript...), want: hello, wantUsage: used},
+		{name: "cr line endings", body: sse("\r", vllmTranscript...), want: hello, wantUsage: used},
+		{
+			name:      "usage without [DONE] or a newline after it",
+			body:      sse("\n", openAITranscript[:4]...) + openAITranscript[4],
+			want:      hello,
+			wantUsage: used,
+		},
 		{
 			name: "comments and keep-alives",
 			body: ": ping\n\n\n\n" + sse("\n", ollamaTranscript[:2]...) + ": ping\n\n" + sse("\n", ollamaTranscript[2:]...),
 			want: hello,
 		},
 		{
-			name: "event and id fields",
-			body: "event: message\nid: 1\nretry: 1000\n" + sse("\n", llamaCppTranscript...),
-			want: hello,
+			name:      "event and id fields",
+			body:      "event: message\nid: 1\nretry: 1000\n" + sse("\n", llamaCppTranscript...),
+			want:      hello,
+			wantUsage: used,
 		},
 		{
 			name: "finish_reason without [DONE]",
@@ -242,10 +254,11 @@ func TestOpenAIStreams(t *testing.T) {
 			wantIs: ErrOutputLimit,
 		},
 		{
-			name:   "cut at the output limit, text in the last event, usage after it",
-			body:   sse("\n", openAITranscript[1], `data: {"choices":[{"index":0,"delta":{"content":", café 😀!"},"finish_reason":"length"}],"usage":null}`, `data: {"choices":[],"usage":{"completion_tokens":4}}`, "data: [DONE]"),
-			want:   hello,
-			wantIs: ErrOutputLimit,
+			name:      "cut at the output limit, text in the last event, usage after it",
+			body:      sse("\n", openAITranscript[1], `data: {"choices":[{"index":0,"delta":{"content":", café 😀!"},"finish_reason":"length"}],"usage":null}`, `data: {"choices":[],"usage":{"completion_tokens":4}}`, "data: [DONE]"),
+			want:      hello,
+			wantIs:    ErrOutputLimit,
+			wantUsage: &Usage{CompletionTokens: 4},
 		},
 		{
 			name:   "cut at the output limit, no [DONE], last line without a newline",
@@ -276,9 +289,12 @@ func TestOpenAIStreams(t *testing.T) {
 			t.Run(tt.name+"/split="+strconv.Itoa(split), func(t *testing.T) {
 				srv := sseServer(t, tt.body, split)
 				c := newTestClient(t, Config{BaseURL: srv.URL, Protocol: ProtocolOpenAI, Model: "m"})
-				r := collect(t, c.Stream(t.Context(), []Message{{Role: "user", Content: "hi"}}))
+				r, usage := collectChat(t, c.Chat(t.Context(), "", []Message{{Role: "user", Content: "hi"}}))
 				if r.text() != tt.want {
 					t.Errorf("got text %q, want %q", r.text(), tt.want)
+				}
+				if (usage == nil) != (tt.wantUsage == nil) || usage != nil && *usage != *tt.wantUsage {
+					t.Errorf("got usage %+v, want %+v", usage, tt.wantUsage)
 				}
 				if tt.wantIs == nil && r.err != nil {
 					t.Errorf("got error %v, want none", r.err)

@@ -10,6 +10,7 @@ import (
 	"iter"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -24,8 +25,9 @@ type dialect interface {
 	// setHeader adds the dialect's request headers.
 	setHeader(h http.Header)
 	// encode returns the request body for msgs, asking for model ("": the
-	// configured one).
-	encode(model string, msgs []Message) ([]byte, error)
+	// configured one); usage asks the server to report the tokens it
+	// counted, where the dialect can.
+	encode(model string, msgs []Message, usage bool) ([]byte, error)
 	// configuredModel returns the model asked for when none is named.
 	configuredModel() string
 	// listsModels reports whether the server has an openai model list.
@@ -50,9 +52,40 @@ type decoder interface {
 	// ErrOutputLimit) means the text is all there is but not all the model
 	// meant to say.
 	complete() error
+	// trail reads body bytes that follow the reply's end (an openai usage
+	// event after the finish_reason); they carry no text. nil means the
+	// body ended there.
+	trail(p []byte)
+	// usage returns what the server said the request used, if it did.
+	usage() (Usage, bool)
+}
+
+// Chunk is one element of a reply stream: a piece of the answer's text as
+// it arrives, or (once, after the last text) what the server counted for
+// the request. Exactly one field is set. It is a struct so that the stream
+// can carry more kinds later (reasoning text, say) without changing its
+// shape: a consumer that knows only Text skips the rest.
+type Chunk struct {
+	// Text is the next piece of the answer; never split inside a UTF-8
+	// sequence.
+	Text string
+	// Usage is what the server says the request used, sent by openai
+	// servers that support stream_options.include_usage (OpenAI, vLLM,
+	// llama.cpp, Ollama); nil in every other chunk.
+	Usage *Usage
+}
+
+// Usage is the token count a server reports for one request.
+type Usage struct {
+	// PromptTokens is what the server counted for the request's messages,
+	// its chat template included: the real size of the prompt.
+	PromptTokens int
+	// CompletionTokens is what it generated.
+	CompletionTokens int
 }
 
 // Stream sends msgs and yields the reply's text chunks as they are read.
+// It is Chat's text alone, for the configured model.
 // If the reply fails, the last pair yielded is ("", err); a clean end
 // yields no error. Each iteration sends a new request. Stopping the
 // iteration early closes the connection.
@@ -77,15 +110,59 @@ func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, e
 // server offers.
 func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		body, err := c.dialect.encode(model, msgs)
-		if err != nil {
-			yield("", err)
-			return
-		}
-		if err := c.send(ctx, body, yield); err != nil {
-			yield("", err)
+		for ch, err := range c.Chat(ctx, model, msgs) {
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if ch.Text != "" && !yield(ch.Text, nil) {
+				return
+			}
 		}
 	}
+}
+
+// Chat is StreamModel yielding Chunks: the text, and after it the usage
+// the server reported, when it did. Its errors and retries are
+// StreamModel's.
+//
+// In the openai protocol it asks for the usage (stream_options with
+// include_usage). A server that refuses that field (a 400 or 422 naming
+// it) gets the request again without it, and never again from this
+// Client.
+func (c *Client) Chat(ctx context.Context, model string, msgs []Message) iter.Seq2[Chunk, error] {
+	return func(yield func(Chunk, error) bool) {
+		usage := !c.noUsage.Load()
+		body, err := c.dialect.encode(model, msgs, usage)
+		if err != nil {
+			yield(Chunk{}, err)
+			return
+		}
+		err = c.send(ctx, body, yield)
+		if usage && usageRefused(err) {
+			c.noUsage.Store(true)
+			c.log.InfoContext(ctx, "aura: the server refuses stream_options; asking without it from now on", "err", err)
+			if body, err = c.dialect.encode(model, msgs, false); err == nil {
+				err = c.send(ctx, body, yield)
+			}
+		}
+		if err != nil {
+			yield(Chunk{}, err)
+		}
+	}
+}
+
+// usageRefused reports whether err is a server's refusal of the
+// stream_options field: a 400 or 422 (the status FastAPI-style servers
+// give a field they do not know) that names it. Such a refusal comes
+// before any text.
+func usageRefused(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) || se.inStream || se.StatusCode != http.StatusBadRequest && se.StatusCode != http.StatusUnprocessableEntity {
+		return false
+	}
+	s := strings.ToLower(se.Reason + " " + se.Body)
+	return strings.Contains(s, "stream_options") || strings.Contains(s, "include_usage") || strings.Contains(s, "extra inputs")
 }
 
 // errStopped reports that the caller stopped the iteration.
@@ -93,7 +170,7 @@ var errStopped = errors.New("aura: caller stopped reading")
 
 // stream runs the tries for one reply. It returns the error to yield, or
 // nil after a clean end or when the caller stopped iterating.
-func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yield func(string, error) bool) error {
+func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yield func(Chunk, error) bool) error {
 	start := time.Now()
 	r := relay{yield: yield}
 	for try := 1; ; try++ {
@@ -198,6 +275,9 @@ func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *re
 		return false, err
 	case err == nil, r.done:
 		// The reply was complete; whatever broke the drain does not matter.
+		if u, ok := dec.usage(); ok && !r.yield(Chunk{Usage: &u}, nil) {
+			return false, errStopped
+		}
 		return false, dec.complete()
 	}
 	var se *StatusError
@@ -235,7 +315,7 @@ const readBufSize = 16 << 10
 // incomplete UTF-8 sequence over to the next read. It keeps its buffers
 // across tries.
 type relay struct {
-	yield func(string, error) bool
+	yield func(Chunk, error) bool
 	buf   []byte // raw body bytes
 	text  []byte // decoded text; starts with the carried-over tail
 
@@ -261,7 +341,9 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 			// The caller's time with a chunk is not the server's silence.
 			wd.stop()
 		}
-		if n > 0 && !r.done {
+		if n > 0 && r.done {
+			dec.trail(r.buf[:n])
+		} else if n > 0 {
 			var derr error
 			r.text, r.done, derr = dec.decode(r.text, r.buf[:n])
 			cut := len(r.text)
@@ -277,6 +359,7 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 		}
 		if rerr == io.EOF {
 			if r.done {
+				dec.trail(nil)
 				return nil
 			}
 			var err error
@@ -311,7 +394,7 @@ func (r *relay) emit(cut int) bool {
 	r.sent = true
 	r.total += cut
 	r.chunks++
-	ok := r.yield(string(r.text[:cut]), nil)
+	ok := r.yield(Chunk{Text: string(r.text[:cut])}, nil)
 	r.text = r.text[:copy(r.text, r.text[cut:])]
 	return ok
 }

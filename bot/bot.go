@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -28,7 +27,6 @@ import (
 	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
-	"aurabot/aura"
 	"aurabot/bot/conversation"
 	"aurabot/bot/intake"
 	"aurabot/bot/ops"
@@ -46,12 +44,11 @@ type Store interface {
 	Inbox() *inbox.Inbox
 }
 
-// Model streams an answer to a conversation, from the model the conversation chose, and lists
-// the models the server offers. aura.Client implements it.
+// Model streams an answer to a conversation, from the model the conversation chose, with the
+// server's count of the request; lists the models the server offers, asks about others, and
+// says what a model can do. aura.Client implements it.
 type Model interface {
-	Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error]
-	StreamModel(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[string, error]
-	Models(ctx context.Context) ([]string, error)
+	conversation.Model
 }
 
 // Transcriber turns voice messages into text. transcribe.Client implements it.
@@ -87,6 +84,10 @@ type Config struct {
 	// ContextTokens bounds the tokens (cl100k_base) of prompt + history, with what the model
 	// server keeps free for its own use already taken off; 0 sets no token bound.
 	ContextTokens int
+	// TokensPerMessage is what the server's chat template adds to each message, counted in
+	// ContextTokens for every message and the reply's priming (AURA_TOKENS_PER_MESSAGE); 0 for
+	// a server that counts the texts alone (chatbot-ui).
+	TokensPerMessage int
 
 	StreamMode           string        // StreamEdit (default) or StreamDraft
 	MaxConcurrentReplies int           // default 32
@@ -243,7 +244,7 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		AllowedChats:          cfg.AllowedChats,
 		UserMessagesPerMinute: cfg.UserMessagesPerMinute,
 		DefaultPrompt:         cfg.DefaultPrompt,
-		Budget:                history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens},
+		Budget:                history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens, PerMessage: cfg.TokensPerMessage},
 		MaxConcurrentReplies:  cfg.MaxConcurrentReplies,
 		Models:                cfg.Models,
 		DefaultModel:          cfg.DefaultModel,

@@ -28,19 +28,53 @@ type fakeModel struct {
 	models []string // the model each call asked for
 	fn     func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool)
 	list   func() ([]string, error) // Models; nil: none
+	// usage, when set, is what the server says each request used, sent after the text.
+	usage func(msgs []aura.Message) *aura.Usage
+	// has is HasModel; nil: no model beyond the list.
+	has func(model string) (bool, error)
+	// caps is Capabilities; nil: nothing known (a server that does not say).
+	caps func(model string) (aura.Capabilities, error)
 }
 
-func (f *fakeModel) Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error] {
-	return f.StreamModel(ctx, "", msgs)
-}
-
-func (f *fakeModel) StreamModel(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[string, error] {
+func (f *fakeModel) Chat(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[aura.Chunk, error] {
 	f.mu.Lock()
 	f.calls = append(f.calls, msgs)
 	f.models = append(f.models, model)
-	fn := f.fn
+	fn, usage := f.fn, f.usage
 	f.mu.Unlock()
-	return func(yield func(string, error) bool) { fn(ctx, msgs, yield) }
+	return func(yield func(aura.Chunk, error) bool) {
+		failed, stopped := false, false
+		fn(ctx, msgs, func(s string, err error) bool {
+			failed = failed || err != nil
+			stopped = !yield(aura.Chunk{Text: s}, err)
+			return !stopped
+		})
+		if usage != nil && !failed && !stopped {
+			if u := usage(msgs); u != nil {
+				yield(aura.Chunk{Usage: u}, nil)
+			}
+		}
+	}
+}
+
+func (f *fakeModel) HasModel(_ context.Context, model string) (bool, error) {
+	f.mu.Lock()
+	has := f.has
+	f.mu.Unlock()
+	if has == nil {
+		return false, nil
+	}
+	return has(model)
+}
+
+func (f *fakeModel) Capabilities(_ context.Context, model string) (aura.Capabilities, error) {
+	f.mu.Lock()
+	caps := f.caps
+	f.mu.Unlock()
+	if caps == nil {
+		return aura.Capabilities{}, nil
+	}
+	return caps(model)
 }
 
 func (f *fakeModel) Models(context.Context) ([]string, error) {

@@ -66,6 +66,10 @@ type Turn struct {
 	Audio Audio
 
 	imageCount int // images stored with the turn, as read
+	// tokens is the stored token count of Sent(), when counted is set (a turn read from the
+	// store whose count is there).
+	tokens  int
+	counted bool
 }
 
 // Image is a picture sent with a turn.

@@ -51,6 +51,17 @@ func mustTurns(t *testing.T, s *Store, k Key) []Turn {
 	return ts
 }
 
+// withoutCount checks the token count a turn read from the store carries, when it has one, and
+// returns the turn without it, to compare with one built by hand.
+func withoutCount(t *testing.T, tu Turn) Turn {
+	t.Helper()
+	if want := CountTokens(tu.Sent()); tu.counted && tu.tokens != want {
+		t.Errorf("turn %d carries the count %d, want %d", tu.ID, tu.tokens, want)
+	}
+	tu.tokens, tu.counted = 0, false
+	return tu
+}
+
 func contents(ts []Turn) []string {
 	out := make([]string, len(ts))
 	for i, t := range ts {
@@ -83,7 +94,7 @@ func TestAppendRoundTrip(t *testing.T) {
 			want.Status = StatusDone
 		}
 		want.CreatedAt = want.CreatedAt.Truncate(time.Millisecond).UTC()
-		if !reflect.DeepEqual(g, want) {
+		if !reflect.DeepEqual(withoutCount(t, g), want) {
 			t.Errorf("turn %d: got %+v, want %+v", i, g, want)
 		}
 		if !reflect.DeepEqual(g, stored[i]) {

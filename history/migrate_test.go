@@ -118,7 +118,7 @@ func TestUpgradeFromFirstMigration(t *testing.T) {
 		for i := range got {
 			w := tc.want[i]
 			w.ID, w.Status, w.CreatedAt = got[i].ID, StatusDone, when
-			if !reflect.DeepEqual(got[i], w) {
+			if !reflect.DeepEqual(withoutCount(t, got[i]), w) {
 				t.Errorf("%v turn %d: got %+v, want %+v", tc.k, i, got[i], w)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,9 @@ func TestSent(t *testing.T) {
 		{"cut answer", Turn{Role: RoleAssistant, Content: "hel", Status: StatusCut}, "hel\n\n[this answer was cut off]"},
 		{"empty cut answer", Turn{Role: RoleAssistant, Status: StatusCut}, CutMarker},
 		{"author on an answer is not sent", Turn{Role: RoleAssistant, Content: "x", Author: "Ann"}, "x"},
+		{"special tokens defused", Turn{Role: RoleUser, Content: "say <|endoftext|>"}, "say <|\u200bendoftext|>"},
+		{"in the author too", Turn{Role: RoleUser, Content: "hi", Author: "<|im_start|>"}, "<|\u200bim_start|>: hi"},
+		{"voice not heard yet", Turn{Role: RoleUser, Author: "Ann", Audio: Audio{FileID: "f"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.turn.Sent(); got != tc.want {
@@ -89,6 +93,11 @@ func TestRoom(t *testing.T) {
 		{"both", Budget{Chars: 10, Tokens: 1010, ReserveTokens: 1000}, "hello world", -1, 8},
 		{"negative bounds fit nothing", Budget{Chars: -5, Tokens: -5}, "", -1, -1},
 		{"negative reserve counts as none", Budget{Tokens: 10, ReserveTokens: -5}, "", math.MaxInt, 10},
+		// The prompt's message, the reply's priming and the message's own each cost PerMessage.
+		{"per message", Budget{Tokens: 100, ReserveTokens: 10, PerMessage: 5}, "hello world", math.MaxInt, 100 - 10 - 2 - 3*5},
+		{"per message without a token bound", Budget{Chars: 50, PerMessage: 5}, "", 50, math.MaxInt},
+		{"negative per message counts as none", Budget{Tokens: 100, PerMessage: -5}, "", math.MaxInt, 100},
+		{"a special token is counted defused", Budget{Tokens: 100}, "<|endoftext|>", math.MaxInt, 100 - 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, n := tc.b.Room(tc.prompt)
@@ -96,6 +105,82 @@ func TestRoom(t *testing.T) {
 				t.Errorf("got (%d, %d), want (%d, %d)", c, n, tc.chars, tc.tokens)
 			}
 		})
+	}
+}
+
+func TestPromptHalf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    Budget
+		want Budget
+	}{
+		{"no bounds", Budget{}, Budget{}},
+		{"characters", Budget{Chars: 101}, Budget{Chars: 50}},
+		{"chatbot-ui", Budget{Chars: 24576, Tokens: 7192}, Budget{Chars: 12288, Tokens: 3596}},
+		{"reserve", Budget{Tokens: 4096, ReserveTokens: 1000}, Budget{Tokens: 1548}},
+		// Half of what is left once the reply's priming is counted, less the prompt's own.
+		{"per message", Budget{Tokens: 512, ReserveTokens: 100, PerMessage: 8}, Budget{Tokens: (512-100-8)/2 - 8}},
+		{"too small for anything", Budget{Tokens: 20, PerMessage: 8}, Budget{Tokens: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.b.PromptHalf(); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// The template's overhead counts for every message: with PerMessage, fewer turns fit in the
+// same tokens, exactly as many as the server's own count allows.
+func TestWindowCountsPerMessage(t *testing.T) {
+	s := openTest(t)
+	k := Key{ChatID: 8}
+	for range 5 {
+		mustAppend(t, s, k, Turn{Role: RoleUser, Content: "hi"})      // 1 token
+		mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "ok"}) // 1 token
+	}
+	mustAppend(t, s, k, Turn{Role: RoleUser, Content: "last"}) // 1 token
+	// The prompt "Be brief." is 3 tokens. With 8 per message, a request of the prompt and n
+	// turns costs 3 + n + 8*(n+2).
+	for _, tc := range []struct {
+		tokens, want int
+	}{
+		{3 + 11 + 8*13, 11},
+		{3 + 11 + 8*13 - 1, 10},
+		{3 + 1 + 8*3, 1},
+	} {
+		b := Budget{Tokens: tc.tokens, PerMessage: 8}
+		got, err := s.Window(t.Context(), k, b, "Be brief.")
+		if err != nil {
+			t.Fatalf("%+v: %v", b, err)
+		}
+		if len(got) != tc.want {
+			t.Errorf("%+v: got %d turns, want %d", b, len(got), tc.want)
+		}
+		if n := b.RequestTokens("Be brief.", got); n > tc.tokens || n != 3+len(got)+8*(len(got)+2) {
+			t.Errorf("%+v: RequestTokens gives %d, want %d, within %d", b, n, 3+len(got)+8*(len(got)+2), tc.tokens)
+		}
+	}
+	_, err := s.Window(t.Context(), k, Budget{Tokens: 3 + 1 + 8*3 - 1, PerMessage: 8}, "Be brief.")
+	var tl *TooLongError
+	if !errors.As(err, &tl) || tl.Tokens != 1 || tl.MaxTokens != 0 {
+		t.Errorf("got %v, want a *TooLongError for 1 token with room for 0", err)
+	}
+}
+
+// RequestTokens counts what Window counts, from the stored counts when a turn has them and from
+// its text when not; a picture costs ImageTokens, a voice message never heard nothing.
+func TestRequestTokens(t *testing.T) {
+	b := Budget{PerMessage: 5, ImageTokens: 100}
+	turns := []Turn{
+		{Role: RoleUser, Content: "hello world"},                              // 2
+		{Role: RoleAssistant, Content: "abc", Status: StatusCut},              // 1 + 7
+		{Role: RoleUser, Content: "look", Images: []Image{{Data: []byte{1}}}}, // 1 + 100
+		{Role: RoleUser, Audio: Audio{FileID: "f"}},                           // not sent
+		{Role: RoleUser, Content: "<|endoftext|>"},                            // 8, defused
+	}
+	if got, want := b.RequestTokens("Be brief.", turns), 3+2+8+101+8+5*6; got != want {
+		t.Errorf("got %d, want %d", got, want)
 	}
 }
 
@@ -184,41 +269,79 @@ func TestWindowCountsCutMarker(t *testing.T) {
 	}
 }
 
+// Coverage reports the stored turns the next request carries: Window once the next message is
+// stored, without that message. The answer after the newest user turn is part of it (the next
+// message comes after it); the report used to leave it out, and said "21 of 22" with no limit
+// at all. With and without limits, a short next message gets exactly the window reported.
 func TestCoverage(t *testing.T) {
 	s := openTest(t)
-	k := Key{ChatID: 5}
-	if in, total, err := s.Coverage(t.Context(), k, Budget{}, ""); in != 0 || total != 0 || err != nil {
+	if in, total, err := s.Coverage(t.Context(), Key{ChatID: 5}, Budget{}, ""); in != 0 || total != 0 || err != nil {
 		t.Errorf("no conversation: got (%d, %d, %v), want (0, 0, nil)", in, total, err)
 	}
-	for i := range 10 {
-		mustAppend(t, s, k, Turn{Role: RoleUser, Content: "question " + strings.Repeat("x", i)})
-		mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "answer"})
+	fill := func(k Key) {
+		for i := range 10 {
+			mustAppend(t, s, k, Turn{Role: RoleUser, Content: "question " + strings.Repeat("x", i)})
+			mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "answer"})
+		}
+		mustAppend(t, s, k, Turn{Role: RoleUser, Content: "last"})
+		mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "the last answer"})
+		mustAppend(t, s, k, Turn{Role: RoleUser, Audio: Audio{FileID: "f", Name: "voice.ogg"}}) // never heard: not sent
 	}
-	mustAppend(t, s, k, Turn{Role: RoleUser, Content: "last"})
-	mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "being retried"}) // after the newest user turn: not sent
-	mustAppend(t, s, Key{ChatID: 6}, Turn{Role: RoleUser, Content: "another chat"})
-	for _, tc := range []struct {
+	const prompt = "Be brief."
+	for i, tc := range []struct {
+		name string
 		b    Budget
 		want int
 	}{
-		{Budget{}, 21},
-		{Budget{Chars: 4}, 1},
-		{Budget{Chars: 4 + 6 + 18}, 3}, // "last", "answer", "question xxxxxxxxx"
-		{Budget{Chars: 4 + 6 + 17}, 2},
+		{"no bound", Budget{}, 22},
+		{"characters", Budget{Chars: 9 + 1 + 15 + 4 + 6}, 3},                // "x", the last answer, "last", "answer"
+		{"characters, one short", Budget{Chars: 9 + 1 + 15 + 4 + 6 - 1}, 2}, // "answer" no longer fits
+		{"tokens", Budget{Tokens: 100, ReserveTokens: 10}, 22},
+		{"tokens and the template's overhead", Budget{Tokens: 100, ReserveTokens: 10, PerMessage: 5}, 9},
+		{"tokens, overhead and characters", Budget{Chars: 60, Tokens: 1000, ReserveTokens: 900, PerMessage: 8}, 5},
 	} {
-		in, total, err := s.Coverage(t.Context(), k, tc.b, "")
-		if err != nil {
-			t.Fatalf("%+v: %v", tc.b, err)
-		}
-		if in != tc.want || total != 22 {
-			t.Errorf("%+v: got %d of %d, want %d of 22", tc.b, in, total, tc.want)
-		}
-		w, err := s.Window(t.Context(), k, tc.b, "")
-		if err != nil || len(w) != in {
-			t.Errorf("%+v: Window gives %d turns (%v), Coverage %d", tc.b, len(w), err, in)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			k := Key{ChatID: int64(100 + i)}
+			fill(k)
+			mustAppend(t, s, Key{ChatID: 6}, Turn{Role: RoleUser, Content: "another chat"})
+			in, total, err := s.Coverage(t.Context(), k, tc.b, prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in != tc.want || total != 22 {
+				t.Errorf("got %d of %d, want %d of 22", in, total, tc.want)
+			}
+			stored := mustTurns(t, s, k)
+			mustAppend(t, s, k, Turn{Role: RoleUser, Content: "x"})
+			w, err := s.Window(t.Context(), k, tc.b, prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sent []string
+			for _, turn := range w {
+				if !turn.Untranscribed() {
+					sent = append(sent, turn.Content)
+				}
+			}
+			var want []string
+			for _, turn := range stored {
+				if !turn.Untranscribed() {
+					want = append(want, turn.Content)
+				}
+			}
+			if in > len(want) {
+				t.Fatalf("reported %d turns of the %d sent", in, len(want))
+			}
+			want = append(want[len(want)-in:], "x")
+			if !slices.Equal(sent, want) {
+				t.Errorf("the next request carries %q, want the %d reported and the new message: %q", sent, in, want)
+			}
+		})
 	}
-	in, total, err := s.Coverage(t.Context(), k, Budget{Chars: 3}, "")
+	// A prompt that leaves no room for any message.
+	k := Key{ChatID: 99}
+	fill(k)
+	in, total, err := s.Coverage(t.Context(), k, Budget{Tokens: 3 + 2*5 + 4, PerMessage: 5}, prompt)
 	var tl *TooLongError
 	if !errors.As(err, &tl) || in != 0 || total != 22 {
 		t.Errorf("too long: got (%d, %d, %v), want (0, 22, *TooLongError)", in, total, err)

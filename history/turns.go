@@ -22,9 +22,11 @@ type turnRow struct {
 	Images    int    `db:"image_count"`
 	AudioID   string `db:"audio_file_id"`
 	AudioName string `db:"audio_name"`
+	Tokens    int    `db:"token_count"` // -1: not counted yet
 }
 
-const turnColumns = `id, role, content, author, message_id, status, created_at, image_count, audio_file_id, audio_name`
+const turnColumns = `id, role, content, author, message_id, status, created_at, image_count, audio_file_id, audio_name,
+	coalesce(token_count, -1) AS token_count`
 
 func (r turnRow) turn() Turn {
 	return Turn{
@@ -37,6 +39,8 @@ func (r turnRow) turn() Turn {
 		CreatedAt:  unixMilli(r.CreatedAt),
 		Audio:      Audio{FileID: r.AudioID, Name: r.AudioName},
 		imageCount: r.Images,
+		tokens:     r.Tokens,
+		counted:    r.Tokens >= 0,
 	}
 }
 
@@ -52,7 +56,7 @@ func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args .
 	ts := []Turn{}
 	for rows.Next() {
 		var r turnRow
-		if err := rows.Scan(&r.ID, &r.Role, &r.Content, &r.Author, &r.MessageID, &r.Status, &r.CreatedAt, &r.Images, &r.AudioID, &r.AudioName); err != nil {
+		if err := rows.Scan(&r.ID, &r.Role, &r.Content, &r.Author, &r.MessageID, &r.Status, &r.CreatedAt, &r.Images, &r.AudioID, &r.AudioName, &r.Tokens); err != nil {
 			return nil, err
 		}
 		ts = append(ts, r.turn())
@@ -163,6 +167,7 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 		return Turn{}, false, writeFailed(err)
 	}
 	t.imageCount = len(t.Images)
+	t.tokens, t.counted = n.tokens, true
 	return t, true, nil
 }
 
@@ -245,18 +250,20 @@ func (s *Store) Rewind(ctx context.Context, k Key) (Turn, error) {
 // Window returns the context to send with the conversation's newest user
 // turn: the newest contiguous run of turns, oldest first and ending with that
 // user turn, that fits the budget b together with systemPrompt. A turn
-// counts as the text sent for it (Turn.Sent): the characters of the prompt
-// and the turns must be at most b.Chars, and their cl100k_base tokens plus
-// b.ReserveTokens at most b.Tokens, as a chatbot-ui server counts when it
-// trims a request. Assistant turns after the user turn (a reply being
-// retried) are left out. If the user turn alone does not fit with
-// systemPrompt, it returns a *TooLongError. A conversation without user
-// turns gives an empty window.
+// counts as the text sent for it (Turn.Sent) and its pictures: the
+// characters of the prompt and the turns must be at most b.Chars, and their
+// cl100k_base tokens, b.PerMessage for each message and for the reply's
+// priming, and b.ReserveTokens at most b.Tokens, so that a server that trims
+// a request by its own count (chatbot-ui: tokens + 1000 > tokenLimit; Ollama:
+// its num_ctx, template included) never has to. Assistant turns after the
+// user turn (a reply being retried) are left out. If the user turn alone
+// does not fit with systemPrompt, it returns a *TooLongError. A conversation
+// without user turns gives an empty window.
 //
 // It walks the conversation newest-first over an index holding each turn's
 // counts and stops at the first turn that does not fit, so its cost follows
 // the size of the window, not of the conversation; only the turns it returns
-// are read in full.
+// are read in full. Coverage walks the same way (windowBounds).
 func (s *Store) Window(ctx context.Context, k Key, b Budget, systemPrompt string) ([]Turn, error) {
 	// One read transaction: both queries see the same snapshot.
 	tx, err := s.r.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -271,16 +278,16 @@ func (s *Store) Window(ctx context.Context, k Key, b Budget, systemPrompt string
 	if !ok {
 		return []Turn{}, nil
 	}
-	first, last, _, err := windowBounds(ctx, tx, conv, b, systemPrompt)
+	w, err := windowBounds(ctx, tx, conv, b, systemPrompt, nil)
 	if err != nil {
 		return nil, err
 	}
-	if last == 0 {
+	if w.last == 0 {
 		return []Turn{}, nil
 	}
 	ts, err := queryTurns(ctx, tx, `SELECT `+turnColumns+` FROM turns
 		WHERE conversation_id = ? AND id BETWEEN ? AND ?
-		ORDER BY id`, conv, first, last)
+		ORDER BY id`, conv, w.first, w.last)
 	if err != nil {
 		return nil, fmt.Errorf("history: window: %w", err)
 	}
@@ -290,11 +297,16 @@ func (s *Store) Window(ctx context.Context, k Key, b Budget, systemPrompt string
 	return ts, nil
 }
 
-// Coverage returns how many of the conversation's turns the model sees with
-// the next request (the turns Window returns) and how many the conversation
-// holds, so that the user can be told "the model sees the last 12 of 40
-// messages". If the newest user turn does not fit, it returns 0, the total
-// and the *TooLongError.
+// Coverage says how much of the conversation the next request carries, so
+// that the user can be told "the model sees the last 12 of 40 messages":
+// the next request answers a new message, which Window then ends with, after
+// every turn stored now. inWindow is how many of the stored turns that
+// window holds for the shortest message (one character, one token: a longer
+// one may leave room for fewer), total how many the conversation holds. A voice message
+// never transcribed counts in neither: it is not sent. Window and Coverage
+// are one walk (windowBounds), so the report is the window. If the prompt
+// leaves no room for a message, it returns 0, the total and a
+// *TooLongError.
 func (s *Store) Coverage(ctx context.Context, k Key, b Budget, systemPrompt string) (inWindow, total int, err error) {
 	tx, err := s.r.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -308,14 +320,16 @@ func (s *Store) Coverage(ctx context.Context, k Key, b Budget, systemPrompt stri
 	if !ok {
 		return 0, 0, nil
 	}
-	if err := tx.GetContext(ctx, &total, `SELECT count(*) FROM turns WHERE conversation_id = ?`, conv); err != nil {
+	if err := tx.GetContext(ctx, &total, `SELECT count(*) FROM turns
+		WHERE conversation_id = ? AND (char_count > 0 OR image_count > 0)`, conv); err != nil {
 		return 0, 0, fmt.Errorf("history: coverage: %w", err)
 	}
-	_, _, inWindow, err = windowBounds(ctx, tx, conv, b, systemPrompt)
+	// The shortest message there is: one character, one token.
+	w, err := windowBounds(ctx, tx, conv, b, systemPrompt, &count{chars: 1, tokens: 1})
 	if err != nil {
 		return 0, total, err
 	}
-	return inWindow, total, nil
+	return w.n, total, nil
 }
 
 // windowWalk lists a conversation's turns newest first with what the window
@@ -323,13 +337,39 @@ func (s *Store) Coverage(ctx context.Context, k Key, b Budget, systemPrompt stri
 const windowWalk = `SELECT id, role, char_count, coalesce(token_count, -1), image_count FROM turns
 	WHERE conversation_id = ? ORDER BY id DESC`
 
-// windowBounds finds the ids of the oldest and newest turn of the window and
-// how many turns it holds; last is 0 if the conversation has no user turn.
-func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, systemPrompt string) (first, last int64, n int, err error) {
-	roomChars, roomTokens := b.Room(systemPrompt)
+// bounds are the stored turns a request carries: ids first to last, n of
+// them sent (a voice message not transcribed yet is in the range, but
+// carries nothing). last is 0 when there are none.
+type bounds struct {
+	first, last int64
+	n           int
+}
+
+// windowBounds decides which stored turns a request carries, for Window
+// and Coverage alike. next is nil for the request that answers the newest
+// stored user turn (the window ends there; answers after it are left out),
+// or the size of a new message not stored yet, which the request ends with
+// after every stored turn. A turn costs its counts, its images and
+// b.PerMessage; the walk stops at the first turn that does not fit. The
+// message the request answers must fit, else it is a *TooLongError.
+func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, systemPrompt string, next *count) (w bounds, err error) {
+	poolChars, poolTokens := b.pool(systemPrompt)
+	pm := b.perMessage()
 	var used count
 	fits := func(c count) bool {
-		return c.chars <= roomChars-used.chars && c.tokens <= roomTokens-used.tokens
+		return c.chars <= poolChars-used.chars && c.tokens <= poolTokens-used.tokens
+	}
+	tooLong := func(c count) error {
+		chars, tokens := b.Room(systemPrompt)
+		return &TooLongError{Chars: c.chars, MaxChars: max(chars, 0), Tokens: c.tokens, MaxTokens: max(tokens, 0)}
+	}
+	anchored := false // the message the request answers is in
+	if next != nil {
+		c := count{next.chars, next.tokens + pm}
+		if !fits(c) {
+			return bounds{}, tooLong(*next)
+		}
+		used, anchored = c, true
 	}
 	// Served from the covering index turns_window, newest first. A NULL
 	// token_count is a turn stored before tokens were counted, not yet
@@ -337,7 +377,7 @@ func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, system
 	// it is counted here from its text.
 	rows, err := tx.QueryContext(ctx, windowWalk, conv)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("history: window: %w", err)
+		return bounds{}, fmt.Errorf("history: window: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -348,37 +388,42 @@ func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, system
 			images int
 		)
 		if err := rows.Scan(&id, &role, &c.chars, &c.tokens, &images); err != nil {
-			return 0, 0, 0, fmt.Errorf("history: window: %w", err)
+			return bounds{}, fmt.Errorf("history: window: %w", err)
 		}
-		if last == 0 && role != RoleUser {
+		if !anchored && role != RoleUser {
 			continue // an answer to the newest user turn: not part of its context
 		}
 		if c.tokens < 0 {
 			if c, err = countTurn(ctx, tx, id); err != nil {
-				return 0, 0, 0, fmt.Errorf("history: window: %w", err)
+				return bounds{}, fmt.Errorf("history: window: %w", err)
 			}
 		}
+		sent := c.chars > 0 || images > 0 // else a voice message not transcribed: nothing is sent
 		c.tokens += images * max(b.ImageTokens, 0)
-		if !fits(c) {
-			if last == 0 {
-				return 0, 0, 0, &TooLongError{
-					Chars: c.chars, MaxChars: max(roomChars, 0),
-					Tokens: c.tokens, MaxTokens: max(roomTokens, 0),
-				}
+		cost := c
+		if sent {
+			cost.tokens += pm
+		}
+		if !fits(cost) {
+			if !anchored {
+				return bounds{}, tooLong(c)
 			}
 			break
 		}
-		used.chars += c.chars
-		used.tokens += c.tokens
-		first, n = id, n+1
-		if last == 0 {
-			last = id
+		used.chars += cost.chars
+		used.tokens += cost.tokens
+		w.first, anchored = id, true
+		if w.last == 0 {
+			w.last = id
+		}
+		if sent {
+			w.n++
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return 0, 0, 0, fmt.Errorf("history: window: %w", err)
+		return bounds{}, fmt.Errorf("history: window: %w", err)
 	}
-	return first, last, n, nil
+	return w, nil
 }
 
 // countTurn counts the sent text of the turn with the given id.

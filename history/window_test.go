@@ -173,11 +173,13 @@ func TestWindowQueryPlans(t *testing.T) {
 // TooLongError is returned exactly when the newest user turn alone does not
 // fit, and reports its size as sent.
 func FuzzWindow(f *testing.F) {
-	f.Add("hello", "world", "é🙂", "", false, 10, 0, 0)
-	f.Add("", "", "", "", false, 0, 0, 0)
-	f.Add("你好世界", "answer", "prompt", "Ann", true, 100, 1030, 1000)
-	f.Add("long question here", "a cut answer", "", "", true, 0, 40, 0)
-	f.Fuzz(func(t *testing.T, first, second, prompt, author string, cut bool, chars, tokens, reserve int) {
+	f.Add("hello", "world", "é🙂", "", false, 10, 0, 0, 0)
+	f.Add("", "", "", "", false, 0, 0, 0, 0)
+	f.Add("你好世界", "answer", "prompt", "Ann", true, 100, 1030, 1000, 0)
+	f.Add("long question here", "a cut answer", "", "", true, 0, 40, 0, 0)
+	f.Add("hi", "hello", "Be brief.", "", false, 0, 60, 10, 8)
+	f.Add("<|endoftext|>", "<|im_end|>", "<|fim_prefix|>", "", false, 0, 90, 0, 5)
+	f.Fuzz(func(t *testing.T, first, second, prompt, author string, cut bool, chars, tokens, reserve, perMessage int) {
 		s := openTest(t)
 		k := Key{ChatID: 1}
 		status := StatusDone
@@ -189,15 +191,23 @@ func FuzzWindow(f *testing.F) {
 			mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: second, Status: status}),
 			mustAppend(t, s, k, Turn{Role: RoleUser, Content: first + second, Author: author}),
 		}
-		b := Budget{Chars: chars, Tokens: tokens, ReserveTokens: reserve}
+		b := Budget{Chars: chars, Tokens: tokens, ReserveTokens: reserve, PerMessage: perMessage % 100}
+		pm := max(b.PerMessage, 0)
 		roomC, roomT := b.Room(prompt)
 		fits := func(ts []Turn) bool {
-			var c, n int
+			var c, n, msgs int
 			for _, t := range ts {
 				c += utf8.RuneCountInString(t.Sent())
 				n += CountTokens(t.Sent())
+				if t.IsSent() {
+					msgs++
+				}
 			}
-			return c <= roomC && n <= roomT
+			// Room is for one message's text: each message sent costs its PerMessage too.
+			if roomT == math.MaxInt {
+				return c <= roomC
+			}
+			return c <= roomC && n+msgs*pm <= roomT+pm
 		}
 		got, err := s.Window(t.Context(), k, b, prompt)
 		var tl *TooLongError
@@ -222,6 +232,14 @@ func FuzzWindow(f *testing.F) {
 		}
 		if n := len(got); n < len(in) && fits(in[len(in)-n-1:]) {
 			t.Errorf("got %d turns, but %d fit", n, n+1)
+		}
+		if n := b.RequestTokens(prompt, got); b.Tokens > 0 && n > b.Tokens-max(b.ReserveTokens, 0) {
+			t.Errorf("the request counts %d tokens, over %d less %d reserved", n, b.Tokens, b.ReserveTokens)
+		}
+		for _, turn := range got {
+			if strings.Contains(turn.Sent(), "<|endoftext|>") {
+				t.Errorf("turn %q is sent with a special token", turn.Sent())
+			}
 		}
 	})
 }

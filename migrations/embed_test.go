@@ -20,6 +20,9 @@ var released = map[string]string{
 	"0003_update_inbox.sql":             "adaed9446ce750086db13dfc76becd8ae425fb52217e8ecacfbc1c3dee3862f2",
 	"0004_turn_token_count.sql":         "5ea3aa7cea48a6b326307334abfa54d78be63ee01f622b4d057dfed4a93bd69c",
 	"0005_write_check_answer_once.sql":  "a96af5435c817662faea1704fa74b8e1db3be2c52fc15c3303357e0665022c1a",
+	"0006_reply_journal.sql":            "a4908a256f56749610703624f0518acd607cc14f0fe55d72a4ff81335a2393d9",
+	"0007_media_model.sql":              "e4293b89dc71fee805c05a4f453577fb8444976e36c9f54f2f6342a039054345",
+	"0008_inbox_entries_lost_sends.sql": "73ee8082efdad0cac808af1bdcf1fd28bcbc896ca09fa6ce76dd498f27754f55",
 }
 
 func TestReleasedMigrationsUnchanged(t *testing.T) {

@@ -64,17 +64,29 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 	if len(window) == 0 {
 		return h.notify(ctx, r, "There is nothing to answer.")
 	}
+	model := h.model(ctx, r.k)
+	// Pictures go only to a model that can see them. The message answered now is refused if it
+	// holds some; pictures earlier in the window are left out, their text kept.
+	blind := h.cfg.TextOnly
+	if !blind && hasImages(window) {
+		if msg := h.cannotSee(ctx, model); msg != "" {
+			if last := window[len(window)-1]; len(last.Images) > 0 {
+				return h.notify(ctx, r, msg)
+			}
+			blind = true
+		}
+	}
 	msgs := make([]aura.Message, 0, len(window)+1)
-	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: prompt})
+	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: history.Defuse(prompt)})
 	images := 0
 	for _, turn := range window {
-		if turn.Untranscribed() {
+		if !turn.IsSent() {
 			continue // a voice message not heard yet: nothing to send
 		}
 		// Sent is what the window counted: the author of a group message, the marker of a cut
-		// answer.
+		// answer, special tokens defused.
 		m := aura.Message{Role: string(turn.Role), Content: turn.Sent()}
-		if !h.cfg.TextOnly {
+		if !blind {
 			for _, im := range turn.Images {
 				m.Images = append(m.Images, aura.Image{MIME: im.MIME, Data: im.Data})
 			}
@@ -82,10 +94,26 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		}
 		msgs = append(msgs, m)
 	}
-	if images > 0 && opt.Notice == nil {
-		opt.Notice = imagesRefused
+	ids := turnIDs(window)
+	notice := opt.Notice
+	if images > 0 && notice == nil {
+		notice = imagesRefused
 	}
-	model := h.model(ctx, r.k)
+	opt.Notice = func(err error, line string) string {
+		if images == 0 && h.repeated(r.k, err, ids) {
+			return repeatedNotice(err)
+		}
+		if notice != nil {
+			return notice(err, line)
+		}
+		return line
+	}
+	onUsage := func(u aura.Usage) {
+		// Pictures count a guess (AURA_IMAGE_TOKENS): only a request without any is checked.
+		if h.cfg.Budget.Tokens > 0 && !hasImages(window) {
+			h.usage.check(ctx, h.deps.Log, model, h.cfg.Budget.RequestTokens(prompt, window), len(msgs), u)
+		}
+	}
 
 	start := time.Now()
 	h.deps.Metrics.ReplyStarted()
@@ -95,13 +123,16 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		h.mu.Unlock()
 	}
 	out := h.deps.Streamer.StreamWith(ctx, r.t, h.journal(r), stopData(r.entry), started,
-		func(ctx context.Context) iter.Seq2[string, error] { return h.deps.Model.StreamModel(ctx, model, msgs) }, opt)
+		func(ctx context.Context) iter.Seq2[string, error] {
+			return texts(h.deps.Model.Chat(ctx, model, msgs), onUsage)
+		}, opt)
 	h.mu.Lock()
 	if a := h.active[r.k]; a != nil && a.update == r.entry {
 		delete(h.active, r.k)
 	}
 	h.mu.Unlock()
 	h.ended(r, out, time.Since(start))
+	h.noteOutcome(r.k, out.Err, ids)
 
 	if out.Text != "" {
 		// Stored now, even when the reply's messages are not final yet: the next turn of the

@@ -178,8 +178,9 @@ func promptTooLong(b history.Budget, prompt string) string {
 		"; it may take at most half of what the model is sent, " + limit(maxChars, maxTokens) + ", so that there is room for the conversation."
 }
 
-// coverage says how much of the conversation the model sees now, as a line to add to a
-// notice; "" when it sees all of it or the store cannot tell.
+// coverage says how much of the conversation the next request carries, as a line to add to a
+// notice; "" when there is nothing or the store cannot tell. It is the window of that request
+// (Store.Coverage walks as Window does), for a short next message.
 func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) string {
 	in, total, err := h.deps.Store.Coverage(ctx, k, h.cfg.Budget, prompt)
 	switch {
@@ -187,14 +188,17 @@ func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) st
 		return ""
 	case in >= total:
 		return fmt.Sprintf("\n\nThe model sees all %d messages of this conversation.", total)
+	case in == 0:
+		return fmt.Sprintf("\n\nThe model sees none of the %d messages of this conversation with your next message: the last one alone fills its context window. /reset starts afresh.", total)
 	}
-	return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation: older ones no longer fit its context window. /reset starts afresh.", in, total)
+	return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long): older ones no longer fit its context window. /reset starts afresh.", in, total)
 }
 
 func (h *Handler) cmdReset(ctx context.Context, r req) result {
 	if err := h.deps.Store.Reset(ctx, r.k); err != nil {
 		return h.storeFailed(ctx, r, "clear the history", err)
 	}
+	h.forget(r.k)
 	return h.notify(ctx, r, "Done: I forgot this conversation. The system prompt stays.")
 }
 

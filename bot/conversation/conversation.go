@@ -57,11 +57,14 @@ type Journal interface {
 }
 
 // Model streams an answer to a conversation, from the model a conversation chose ("" for the
-// default), and lists the models a server offers.
+// default), with what the server counted for the request when it says; lists the models a
+// server offers, asks about one it does not list, and says what a model can do when the
+// server tells.
 type Model interface {
-	Stream(ctx context.Context, msgs []aura.Message) iter.Seq2[string, error]
-	StreamModel(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[string, error]
+	Chat(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[aura.Chunk, error]
 	Models(ctx context.Context) ([]string, error)
+	HasModel(ctx context.Context, model string) (bool, error)
+	Capabilities(ctx context.Context, model string) (aura.Capabilities, error)
 }
 
 // Metrics is what a conversation reports about replies.
@@ -133,6 +136,9 @@ type Handler struct {
 	noVoice  *refusals // chats told that voice messages are not set up
 	admins   *admins
 	albums   *albums // photo albums being gathered into one turn
+
+	failed map[history.Key]failure // the last request of a conversation the server refused (see repeated), under mu
+	usage  *usageCheck
 }
 
 // activeReply is a reply streaming now.
@@ -153,6 +159,8 @@ func New(cfg Config, deps Deps) *Handler {
 		active:   map[history.Key]*activeReply{},
 		refused:  newRefusals(refusalEvery, maxRefusals),
 		troubled: newRefusals(troubleEvery, maxRefusals),
+		failed:   map[history.Key]failure{},
+		usage:    &usageCheck{told: map[string]bool{}},
 		noVoice:  newRefusals(refusalEvery, maxRefusals),
 		admins:   &admins{chats: map[int64]adminList{}},
 		albums:   newAlbums(),

@@ -109,7 +109,7 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 			if !ok {
 				return left // told after the restart
 			}
-			res := h.notify(ctx, r, "This model server takes text only: it cannot see pictures. Please describe it in words.")
+			res := h.notify(ctx, r, blindNotice(""))
 			h.finishOthers(ctx, r, items, res)
 			return res
 		})
@@ -152,6 +152,10 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 		res := h.notify(ctx, r, msg)
 		h.finishOthers(ctx, r, items, res)
 		return res
+	}
+	// A model that cannot see is not sent the picture, nor is it downloaded.
+	if msg := h.cannotSee(ctx, h.model(ctx, r.k)); msg != "" {
+		return fail(msg)
 	}
 	first := items[0].msg
 	question := ""
@@ -223,11 +227,45 @@ func photoSize(sizes []models.PhotoSize) models.PhotoSize {
 	return sizes[best]
 }
 
+// blindNotice tells the user a picture cannot be seen: by any model of the server (model ""),
+// or by the conversation's model.
+func blindNotice(model string) string {
+	if model == "" {
+		return "This model server takes text only: it cannot see pictures. Please describe it in words."
+	}
+	return "This model (" + model + ") takes text only: it cannot see pictures. Choose one that can with /model and send the picture again, or describe it in words."
+}
+
+// cannotSee returns blindNotice for model if its server says it cannot see pictures, "" if it
+// can or does not say. Only Ollama says (its /api/show, asked once per model): elsewhere the
+// pictures are sent, and a server that refuses them gets imagesRefused's notice.
+func (h *Handler) cannotSee(ctx context.Context, model string) string {
+	caps, err := h.deps.Model.Capabilities(ctx, model)
+	if err != nil {
+		// Unknown: the request goes as it would have; a missing model fails with its own notice.
+		h.deps.Log.Debug("could not learn what the model can do", "model", model, "err", err)
+		return ""
+	}
+	if caps.Known && !caps.Has(aura.Vision) {
+		if model == "" {
+			model = h.cfg.DefaultModel
+		}
+		return blindNotice(model)
+	}
+	return ""
+}
+
+// hasImages reports whether any turn of a window holds pictures.
+func hasImages(window []history.Turn) bool {
+	return slices.ContainsFunc(window, func(t history.Turn) bool { return len(t.Images) > 0 })
+}
+
 // imagesRefused is the notice under a failed reply to a request that held pictures: a server
-// that refuses the request (4xx) most likely runs a model that cannot see.
+// that refuses the request (4xx) most likely runs a model that cannot see. A 404 says the
+// model is missing; Notice points to /model for it.
 func imagesRefused(err error, notice string) string {
 	var se *aura.StatusError
-	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != 401 && se.StatusCode != 429 {
+	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != 401 && se.StatusCode != 404 && se.StatusCode != 429 {
 		msg := "⚠️ The model server refused the request with the picture"
 		if reason := se.UserReason(); reason != "" {
 			msg += " (" + reason + ")"

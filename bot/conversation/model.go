@@ -64,20 +64,27 @@ func (h *Handler) model(ctx context.Context, k history.Key) string {
 	if !ok || err != nil || m == "" {
 		return h.cfg.DefaultModel
 	}
-	if len(h.cfg.Models) > 0 && !slices.ContainsFunc(h.cfg.Models, func(c ModelChoice) bool { return c.ID == m }) {
+	if len(h.cfg.Models) > 0 && !slices.ContainsFunc(h.cfg.Models, func(c ModelChoice) bool { return aura.SameModel(c.ID, m) }) {
 		return h.cfg.DefaultModel
 	}
 	return m
 }
 
-// choiceOf finds id in the list, for its display name.
+// choiceOf finds id in the list, for its display name: "name" and "name:latest" are one model
+// (aura.SameModel).
 func choiceOf(list []ModelChoice, id string) ModelChoice {
-	for _, c := range list {
-		if c.ID == id {
-			return c
-		}
+	if i := indexOf(list, id); i >= 0 {
+		return list[i]
 	}
 	return ModelChoice{ID: id}
+}
+
+// indexOf is the index of the model id in list, or -1: the same id, else the same model.
+func indexOf(list []ModelChoice, id string) int {
+	if i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == id }); i >= 0 {
+		return i
+	}
+	return slices.IndexFunc(list, func(c ModelChoice) bool { return aura.SameModel(c.ID, id) })
 }
 
 // modelData is the callback data of the button for list[i]: its index, and a hash of its id so
@@ -101,17 +108,40 @@ func (h *Handler) cmdModel(ctx context.Context, r req, arg string) result {
 	if arg == "" {
 		return h.showPicker(ctx, r, list, current)
 	}
-	i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == arg })
-	if i < 0 {
-		i = slices.IndexFunc(list, func(c ModelChoice) bool { return strings.EqualFold(c.ID, arg) || strings.EqualFold(c.label(), arg) })
+	choice, res, ok := h.findModel(ctx, r, list, arg)
+	if !ok {
+		return res
 	}
-	if i < 0 {
-		return h.notify(ctx, r, fmt.Sprintf("There is no model %q here. Send /model to see the ones you can choose.", arg))
-	}
-	if err := h.deps.Store.SetModel(ctx, r.k, list[i].ID); err != nil {
+	if err := h.deps.Store.SetModel(ctx, r.k, choice.ID); err != nil {
 		return h.storeFailed(ctx, r, "save the model", err)
 	}
-	return h.notify(ctx, r, switched(list[i]))
+	return h.notify(ctx, r, switched(choice))
+}
+
+// findModel finds the model /model <arg> names: in the list by id ("name" and "name:latest"
+// being one), by id or name in any case; else, when the list is the server's own (no
+// AURA_MODELS), any model the server says it serves. When there is none it tells the user and
+// reports false, with what became of the update.
+func (h *Handler) findModel(ctx context.Context, r req, list []ModelChoice, arg string) (ModelChoice, result, bool) {
+	if i := indexOf(list, arg); i >= 0 {
+		return list[i], done, true
+	}
+	if i := slices.IndexFunc(list, func(c ModelChoice) bool { return strings.EqualFold(c.ID, arg) || strings.EqualFold(c.label(), arg) }); i >= 0 {
+		return list[i], done, true
+	}
+	if len(h.cfg.Models) == 0 {
+		// The list may leave out what the server serves (a model Ollama loads by name, one a
+		// router does not list): ask it.
+		ok, err := h.deps.Model.HasModel(ctx, arg)
+		if err != nil {
+			h.deps.Log.Warn("could not ask the model server about a model", "model", arg, "err", err)
+			return ModelChoice{}, h.notify(ctx, r, fmt.Sprintf("Sorry, I could not ask the model server about %q: %s", arg, modelsFailure(err))), false
+		}
+		if ok {
+			return ModelChoice{ID: arg}, done, true
+		}
+	}
+	return ModelChoice{}, h.notify(ctx, r, fmt.Sprintf("There is no model %q here. Send /model to see the ones you can choose.", arg)), false
 }
 
 func switched(c ModelChoice) string {
@@ -134,13 +164,13 @@ func modelsFailure(err error) string {
 // The text goes out like any notice, through the journal; the keyboard follows on the message.
 func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, current ModelChoice) result {
 	text := "The model is " + current.label() + "."
-	if len(list) < 2 {
+	if !slices.ContainsFunc(list, func(c ModelChoice) bool { return !aura.SameModel(c.ID, current.ID) }) {
 		return h.notify(ctx, r, text+" This bot offers no other.")
 	}
 	var kb tg.Keyboard
 	for i, c := range list[:min(len(list), maxModelButtons)] {
 		label := c.label()
-		if c.ID == current.ID {
+		if aura.SameModel(c.ID, current.ID) {
 			label = "✓ " + label
 		}
 		kb.Rows = append(kb.Rows, []tg.Button{{Text: label, Data: modelData(i, c.ID)}})

@@ -2,6 +2,7 @@ package reply
 
 import (
 	"errors"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,10 @@ func Notice(err error, limits Limits) string {
 			}
 		} else if reason != "" {
 			msg = "⚠️ The model server failed: " + strconv.Itoa(se.StatusCode) + " " + reason
+		}
+		if se.StatusCode == http.StatusNotFound {
+			// "model 'x' not found" (Ollama, OpenAI, vLLM): asking again cannot help.
+			return sentence(msg) + " Choose another model with /model."
 		}
 		return sentence(msg) + " Send /retry to try again."
 	}
