@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/tiktoken-go/tokenizer/codec"
 )
 
 // CutMarker ends the text sent to the model for an answer that broke off
@@ -104,33 +102,10 @@ func specialName(s string) int {
 	return n
 }
 
-// cl100k is the cl100k_base encoding, built on first use: its vocabulary is
-// compiled into the binary (nothing is downloaded), but turning it into a
-// map took 9-18 ms here (the first CountTokens), which a program that never
-// counts should not pay. It is immutable once built, like a compiled
-// regexp, hence package-level.
-var cl100k = sync.OnceValue(codec.NewCl100kBase)
-
 // CountTokens returns the number of tokens of s in the cl100k_base encoding,
-// the count a chatbot-ui server trims its requests by. Special tokens such
-// as "<|endoftext|>" are counted as ordinary text.
-func CountTokens(s string) int {
-	if s == "" {
-		return 0
-	}
-	n, err := cl100k().Count(s)
-	if err != nil {
-		// The splitting regexp has no timeout, so this does not happen;
-		// should it, every token is at least one byte, so the byte length
-		// is a bound that keeps the window within budget.
-		return len(s)
-	}
-	// tiktoken-go v0.10.0 drops U+007F (DEL) without a token, where
-	// cl100k_base encodes it as a byte of its own (found by
-	// FuzzCountTokens; no other code point is dropped when alone). Each
-	// counts one token, the cost of that byte next to letters or alone.
-	return n + strings.Count(s, "\x7f")
-}
+// the count a chatbot-ui server trims its requests by (see cl100k.go).
+// Special tokens such as "<|endoftext|>" are counted as ordinary text.
+func CountTokens(s string) int { return countCl100k(s) }
 
 // count is the size of a text in both units a Budget bounds.
 type count struct{ chars, tokens int }
