@@ -119,7 +119,7 @@ func countOf(s string) count {
 type Budget struct {
 	// Chars is the most characters (Unicode code points) of the prompt and
 	// the window together; 0 = no bound.
-	Chars int
+	Chars int `env:"AURA_MAX_LENGTH" envDefault:"24576"`
 	// Tokens is the model's token limit (cl100k_base tokens) for the prompt,
 	// the window and ReserveTokens together; 0 = no bound.
 	Tokens int
@@ -128,14 +128,14 @@ type Budget struct {
 	// OpenAI-compatible server.
 	ReserveTokens int
 	// ImageTokens is what one image costs.
-	ImageTokens int
+	ImageTokens int `env:"AURA_IMAGE_TOKENS" envDefault:"800"`
 	// PerMessage is what a server's chat template adds around each message
 	// (role markers, end-of-turn tokens), counted for the system prompt and
 	// every turn, and once more for the reply's priming (the header that
 	// starts the answer): a request of n messages costs (n+1)*PerMessage on
 	// top of its texts. 0 for a server that counts the texts alone
 	// (chatbot-ui). A negative value counts as 0.
-	PerMessage int
+	PerMessage int `env:"AURA_TOKENS_PER_MESSAGE" envDefault:"8"`
 }
 
 // perMessage is b.PerMessage, at least 0.
