@@ -7,10 +7,11 @@ import (
 	"runtime/debug"
 	"time"
 
-	"aurabot/bot/pace"
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history/inbox"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // result is what a job did with its update; the runner acts on it. Jobs never finish their
@@ -117,34 +118,29 @@ const maxFinishRefusals = 10
 // answers again, and then the entry. A shutdown leaves it to the restart.
 func (h *Handler) finishLater(ctx context.Context, r req) {
 	h.finishing.Go(func() {
-		backoff := time.Second
 		refusals := 0
-		for {
+		_, err := backoff.Retry(ctx, func() (struct{}, error) {
 			u, err := h.deps.Journal.Get(ctx, r.entry)
 			if err == nil {
 				_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), "")
-			}
-			if err == nil || errors.Is(err, reply.ErrBlocked) {
-				h.deps.Log.Info("finished a reply that was left unfinished", "chat_id", r.t.ChatID)
-				h.finish(ctx, r.entry)
-				return
-			}
-			if ctx.Err() != nil {
-				return
 			}
 			if refusals++; !tg.Refused(err) {
 				refusals = 0
 			}
 			if refusals >= maxFinishRefusals {
 				h.deps.Log.Error("Telegram keeps refusing to finish a reply; giving up on it", "chat_id", r.t.ChatID, "err", err)
-				h.finish(ctx, r.entry)
-				return
+				return struct{}{}, nil
 			}
-			h.deps.Log.Warn("could not finish a reply yet; trying again", "chat_id", r.t.ChatID, "err", err, "retry_in", backoff)
-			if pace.SleepUntil(ctx, time.Now().Add(backoff)) != nil {
-				return
+			if errors.Is(err, reply.ErrBlocked) {
+				return struct{}{}, nil
 			}
-			backoff = min(2*backoff, time.Minute)
+			return struct{}{}, err
+		}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: time.Minute}),
+			backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+				h.deps.Log.Warn("could not finish a reply yet; trying again", "chat_id", r.t.ChatID, "err", err, "retry_in", wait)
+			}))
+		if err == nil {
+			h.finish(ctx, r.entry) // a shutdown leaves it to the restart
 		}
 	})
 }

@@ -38,8 +38,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"aurabot/bot/pace"
 	"aurabot/bot/render"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 const (
@@ -363,19 +364,14 @@ loop:
 // recordFinal records the final text, trying again while the database refuses (a full disk):
 // the final text is never shown before it is recorded.
 func (s *Streamer) recordFinal(ctx context.Context, t Target, j Journal, text, notice string) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := j.Show(ctx, Shown{Text: text, Final: true, Notice: notice})
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		s.deps.Log.Warn("could not record the final text; trying again", "err", err, "retry_in", backoff)
-		s.trouble(ctx, t, err)
-		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
-			return err
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		return struct{}{}, j.Show(ctx, Shown{Text: text, Final: true, Notice: notice})
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}),
+		backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+			s.deps.Log.Warn("could not record the final text; trying again", "err", err, "retry_in", wait)
+			s.trouble(ctx, t, err)
+		}))
+	return err
 }
 
 func (s *Streamer) trouble(ctx context.Context, t Target, err error) {
