@@ -116,8 +116,8 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
-	if c.Reply.Limits.MaxChars <= 0 {
-		c.Reply.Limits.MaxChars = 65536
+	if c.Reply.MaxAnswerChars <= 0 {
+		c.Reply.MaxAnswerChars = 65536
 	}
 	if c.PrivateInterval <= 0 {
 		c.PrivateInterval = time.Second

@@ -53,7 +53,7 @@ type Store interface {
 // attempts at an update, and finishing it once it is handled. Updates are named by their inbox
 // entry (seq).
 type Journal interface {
-	RecordText(ctx context.Context, seq int64, text string, final bool, notice string, plain bool) error
+	RecordText(ctx context.Context, seq int64, r inbox.Reply) error
 	RecordSending(ctx context.Context, seq int64, idx int, p inbox.Part) error
 	RecordSent(ctx context.Context, seq int64, idx int, messageID int64, lost *inbox.Lost) (int64, error)
 	RecordRemoved(ctx context.Context, seq int64, idx int) error

@@ -101,7 +101,12 @@ func (h *Handler) skip(ctx context.Context, r req) {
 	if err != nil {
 		h.deps.Log.Warn("could not read a skipped update's journal", "entry", r.entry, "err", err)
 	}
-	_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), skippedNotice)
+	rec := recorded(u.Reply)
+	if rec.Plain { // a notice was on its way: the skip's replaces it
+		rec.Text, rec.Plain = "", false
+	}
+	rec.Final = false
+	_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, skippedNotice)
 	if errors.Is(err, reply.ErrUnfinished) {
 		h.finishLater(ctx, r)
 		return
@@ -122,7 +127,7 @@ func (h *Handler) finishLater(ctx context.Context, r req) {
 		_, err := backoff.Retry(ctx, func() (struct{}, error) {
 			u, err := h.deps.Journal.Get(ctx, r.entry)
 			if err == nil {
-				_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), "")
+				_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), interrupted)
 			}
 			if refusals++; !tg.Refused(err) {
 				refusals = 0
@@ -147,7 +152,7 @@ func (h *Handler) finishLater(ctx context.Context, r req) {
 
 // recorded is the reply journal of an inbox entry, as the reply package reads it.
 func recorded(j inbox.Reply) reply.Recorded {
-	rec := reply.Recorded{Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain}}
+	rec := reply.Recorded{Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain, Complete: j.Complete}}
 	for _, p := range j.Parts {
 		rec.Parts = append(rec.Parts, reply.RecordedPart{ID: int(p.ID), Floor: int(p.Floor), Wire: p.Sent, Tries: p.Tries})
 	}
@@ -188,7 +193,7 @@ type entryJournal struct {
 func (e entryJournal) Owner() reply.Owner { return reply.Owner(e.entry) }
 
 func (e entryJournal) Show(ctx context.Context, s reply.Shown) error {
-	return e.j.RecordText(ctx, e.entry, s.Text, s.Final, s.Notice, s.Plain)
+	return e.j.RecordText(ctx, e.entry, inbox.Reply{Text: s.Text, Final: s.Final, Notice: s.Notice, Plain: s.Plain, Complete: s.Complete})
 }
 
 func (e entryJournal) Sending(ctx context.Context, idx int, s reply.Sending) error {
