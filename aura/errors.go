@@ -148,5 +148,7 @@ func (r redactor) statusError(e *StatusError) *StatusError {
 // when it asked for none and the server's own applied), for the user to be told which.
 type OutputLimitError struct{ MaxTokens int }
 
-func (e *OutputLimitError) Error() string        { return ErrOutputLimit.Error() + ` (finish_reason "length")` }
+func (e *OutputLimitError) Error() string {
+	return ErrOutputLimit.Error() + ` (finish_reason "length")`
+}
 func (e *OutputLimitError) Is(target error) bool { return target == ErrOutputLimit }

@@ -83,7 +83,9 @@ func TestJournalRoundTrip(t *testing.T) {
 			return err
 		},
 		func() error { return in.RecordRemoved(ctx, seq, 1) }, // message 1 went away: message 2 becomes 1
-		func() error { return in.RecordText(ctx, seq, inbox.Reply{Text: "whole answer", Final: true, Notice: "note", Complete: true}) },
+		func() error {
+			return in.RecordText(ctx, seq, inbox.Reply{Text: "whole answer", Final: true, Notice: "note", Complete: true})
+		},
 		func() error { return in.RecordText(ctx, seq, inbox.Reply{Text: "stale"}) }, // never replaces a final record
 	}
 	for i, step := range steps {
