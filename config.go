@@ -60,6 +60,7 @@ type config struct {
 	SystemPrompt  string        `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
 	LogLevel      string        `env:"LOG_LEVEL" envDefault:"info"`
 	StreamMode    string        `env:"STREAM_MODE" envDefault:"edit"`
+	ShowThinking  string        `env:"SHOW_THINKING" envDefault:"on"`
 	MaxReplies    int           `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
 	ShutdownAfter time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 
@@ -527,6 +528,9 @@ func (c config) validate() error {
 	}
 	if c.StreamMode != bot.StreamEdit && c.StreamMode != bot.StreamDraft {
 		return bad("STREAM_MODE", "%q is not edit or draft", c.StreamMode)
+	}
+	if c.ShowThinking != "on" && c.ShowThinking != "off" {
+		return bad("SHOW_THINKING", "%q is not on or off", c.ShowThinking)
 	}
 	if err := between(c.MaxReplies, 1, maxReplies, "replies"); err != nil {
 		return bad("MAX_CONCURRENT_REPLIES", "%v", err)

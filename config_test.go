@@ -44,6 +44,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"log level", append(base, "LOG_LEVEL=loud"), "LOG_LEVEL"},
 		{"timeout", append(base, "AURA_IDLE_TIMEOUT=soon"), "AURA_IDLE_TIMEOUT"},
 		{"stream mode", append(base, "STREAM_MODE=smoke"), "STREAM_MODE"},
+		{"show thinking", append(base, "SHOW_THINKING=yes"), "SHOW_THINKING"},
 		{"max replies", append(base, "MAX_CONCURRENT_REPLIES=0"), "MAX_CONCURRENT_REPLIES"},
 		{"shutdown timeout zero", append(base, "SHUTDOWN_TIMEOUT=0s"), "SHUTDOWN_TIMEOUT"},
 		{"webhook without secret", append(base, "WEBHOOK_URL=https://bot.example.com/tg"), "WEBHOOK_SECRET"},
@@ -275,7 +276,7 @@ func TestConfigExampleLoads(t *testing.T) {
 	}
 	if cfg.AuraProtocol != "chatbot-ui" || cfg.StreamMode != "edit" || cfg.AuraMaxOutputTokens != 0 ||
 		cfg.MaxAnswerChars != 65536 || cfg.AuraContextTokens != 0 || len(cfg.AuraModels) != 0 ||
-		cfg.TranscribeModel != "whisper-1" || cfg.MaxFileBytes != 524288 || cfg.AuraBrowser != "" {
+		cfg.TranscribeModel != "whisper-1" || cfg.MaxFileBytes != 524288 || cfg.AuraBrowser != "" || cfg.ShowThinking != "on" {
 		t.Errorf("got %+v, want the documented defaults", cfg)
 	}
 }

@@ -115,6 +115,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		ContextTokens:         cfg.tokenWindow(),
 		TokensPerMessage:      cfg.tokensPerMessage(),
 		StreamMode:            cfg.StreamMode,
+		HideThinking:          cfg.ShowThinking == "off",
 		MaxConcurrentReplies:  cfg.MaxReplies,
 		ShutdownTimeout:       cfg.ShutdownAfter,
 		MaxAnswerChars:        cfg.MaxAnswerChars,

@@ -18,9 +18,10 @@ const (
 // dropped. The zero value is ready to use.
 type thinkSplitter struct {
 	state thinkState
-	// held is text held back until the next piece tells what it is: leading whitespace and a
-	// start of "<think>" (thinkBefore), or a start of "</think>" (thinkInside).
-	held string
+	// What is held back until the next piece tells what it is: the leading whitespace and a
+	// start of "<think>" after it (thinkBefore), or a start of "</think>" (thinkInside).
+	space strings.Builder
+	held  string
 }
 
 type thinkState uint8
@@ -42,18 +43,27 @@ func (s *thinkSplitter) push(text string) (thinking, answer string) {
 	case thinkNone:
 		return "", text
 	case thinkBefore:
-		t := s.held + text
-		rest := strings.TrimLeft(t, thinkSpace)
+		if s.held == "" {
+			rest := strings.TrimLeft(text, thinkSpace)
+			s.space.WriteString(text[:len(text)-len(rest)])
+			if text = rest; text == "" {
+				return "", ""
+			}
+		}
+		t := s.held + text // held is at most a few bytes: this costs the new text alone
 		switch {
-		case strings.HasPrefix(rest, thinkOpen):
+		case strings.HasPrefix(t, thinkOpen):
 			s.state, s.held = thinkInside, ""
-			return s.push(rest[len(thinkOpen):])
-		case strings.HasPrefix(thinkOpen, rest): // whitespace alone, or a start of the tag
+			s.space.Reset()
+			return s.push(t[len(thinkOpen):])
+		case strings.HasPrefix(thinkOpen, t):
 			s.held = t
 			return "", ""
 		}
+		answer = s.space.String() + t
 		s.state, s.held = thinkNone, ""
-		return "", t
+		s.space.Reset()
+		return "", answer
 	case thinkInside:
 		t := s.held + text
 		if i := strings.Index(t, thinkClose); i >= 0 {
@@ -81,6 +91,8 @@ func (s *thinkSplitter) end() (thinking, answer string) {
 	s.held = ""
 	switch s.state {
 	case thinkBefore:
+		h = s.space.String() + h
+		s.space.Reset()
 		return "", h
 	case thinkInside:
 		return h, ""

@@ -89,7 +89,10 @@ type Config struct {
 	// a server that counts the texts alone (chatbot-ui).
 	TokensPerMessage int
 
-	StreamMode           string        // StreamEdit (default) or StreamDraft
+	StreamMode string // StreamEdit (default) or StreamDraft
+	// HideThinking shows only how long a reasoning model thought, not its thinking
+	// (SHOW_THINKING=off).
+	HideThinking         bool
 	MaxConcurrentReplies int           // default 32
 	ShutdownTimeout      time.Duration // default 10s
 	MaxAnswerChars       int           // default 65536: longer answers are cut, and the user told
@@ -235,8 +238,9 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 	b.searcher = reply.NewSearcher(client, b.pace, b.registry, lostStore{b.inbox}, b.log)
 	trouble := func(ctx context.Context, t reply.Target, err error) { b.handler.StorageTrouble(ctx, t, err) }
 	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry, Searcher: b.searcher, Trouble: trouble}, reply.Config{
-		Draft:  cfg.StreamMode == StreamDraft,
-		Limits: reply.Limits{MaxChars: cfg.MaxAnswerChars, MaxOutputTokens: cfg.MaxOutputTokens},
+		Draft:        cfg.StreamMode == StreamDraft,
+		Limits:       reply.Limits{MaxChars: cfg.MaxAnswerChars, MaxOutputTokens: cfg.MaxOutputTokens},
+		ShowThinking: !cfg.HideThinking,
 	})
 	b.handler = conversation.New(conversation.Config{
 		AllowAll:              cfg.AllowAll,
