@@ -149,6 +149,7 @@ func (s *sseWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
 // reason writes a chunk of a reasoning model's thinking in field: reasoning_content (llama.cpp,
 // vLLM, DeepSeek) or reasoning (Ollama, OpenRouter).
 func (s *sseWriter) reason(field, text string) {
