@@ -23,7 +23,9 @@
 //     knows by then.
 //
 // Lost has the argument in full. The package knows nothing of conversations, commands or
-// storage: the caller hands it a stream of text and a journal, and stores what it returns.
+// storage: the caller hands it a stream of text (the answer, and a reasoning model's thinking,
+// shown above the answer but never part of it: see thinking.go) and a journal, and stores what
+// it returns.
 package reply
 
 import (
