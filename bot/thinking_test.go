@@ -325,3 +325,32 @@ func TestThinkingInDraft(t *testing.T) {
 		t.Errorf("final: got %q, want the collapsed thinking and the answer", m.Text)
 	}
 }
+
+// In draft mode, while the model has sent nothing, the draft is Telegram's "Thinking…"
+// placeholder (an empty draft, with the Stop button), not "typing…"; the text follows in the
+// same draft, or in the final message.
+func TestDraftPlaceholder(t *testing.T) {
+	e := newEnv(t, Config{StreamMode: StreamDraft})
+	e.model.fn = func(ctx context.Context, _ []aura.Message, yield func(string, error) bool) {
+		e.wait(func() bool {
+			return slices.ContainsFunc(e.tg.Drafts(user), func(d telegramtest.Draft) bool { return d.Placeholders > 0 && d.CanStop })
+		})
+		yield("Here you are.", nil)
+	}
+	id := e.say(user, user, "hi")
+	if got := e.final(user, id)[0].Text; got != "Here you are." {
+		t.Errorf("final: got %q", got)
+	}
+	drafts := e.tg.Calls("sendMessageDraft")
+	if len(drafts) == 0 || drafts[0].Params["text"] != "" {
+		t.Fatalf("drafts: got %+v, want the placeholder first", drafts)
+	}
+	for _, d := range drafts {
+		if d.Params["draft_id"] != drafts[0].Params["draft_id"] {
+			t.Errorf("draft ids: got %q and %q, want one draft", d.Params["draft_id"], drafts[0].Params["draft_id"])
+		}
+	}
+	if n := len(e.tg.Calls("sendChatAction")); n != 0 {
+		t.Errorf("sendChatAction: got %d, want none in draft mode", n)
+	}
+}
