@@ -193,8 +193,8 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 				n += runes
 				mu.Lock()
 				answer.WriteString(chunk)
-				if strings.TrimSpace(answer.String()) != "" {
-					think.answering(time.Now())
+				if strings.TrimSpace(chunk) != "" {
+					think.answering(time.Now()) // the first words of the answer end the thinking
 				}
 				mu.Unlock()
 			}
