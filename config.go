@@ -272,6 +272,7 @@ var checks = []check{
 	{"SYSTEM_PROMPT", func(c *config) error { return c.checkSystemPrompt() }},
 	{"LOG_LEVEL", func(c *config) error { _, err := parseLevel(c.LogLevel); return err }},
 	{"STREAM_MODE", oneOf(func(c *config) string { return c.Bot.Reply.StreamMode }, bot.StreamEdit, bot.StreamDraft)},
+	{"SHOW_THINKING", oneOf(func(c *config) string { return c.Bot.Reply.Thinking }, "on", "off")},
 	{"MAX_CONCURRENT_REPLIES", intIn(func(c *config) int { return c.Bot.Conversation.MaxConcurrentReplies }, 1, 1000, "replies")},
 	{"MAX_ANSWER_CHARS", intIn(func(c *config) int { return c.Bot.Reply.MaxAnswerChars }, 1000, 1_000_000, "characters")},
 	{"LOG_FORMAT", oneOf(func(c *config) string { return c.LogFormat }, "text", "json")},

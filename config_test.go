@@ -46,6 +46,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"log level", append(base, "LOG_LEVEL=loud"), "LOG_LEVEL"},
 		{"timeout", append(base, "AURA_IDLE_TIMEOUT=soon"), "AURA_IDLE_TIMEOUT"},
 		{"stream mode", append(base, "STREAM_MODE=smoke"), "STREAM_MODE"},
+		{"show thinking", append(base, "SHOW_THINKING=yes"), "SHOW_THINKING"},
 		{"max replies", append(base, "MAX_CONCURRENT_REPLIES=0"), "MAX_CONCURRENT_REPLIES"},
 		{"shutdown timeout zero", append(base, "SHUTDOWN_TIMEOUT=0s"), "SHUTDOWN_TIMEOUT"},
 		{"webhook without secret", append(base, "WEBHOOK_URL=https://bot.example.com/tg"), "WEBHOOK_SECRET"},
@@ -277,7 +278,7 @@ func TestConfigExampleLoads(t *testing.T) {
 	}
 	if cfg.Aura.Protocol != "chatbot-ui" || cfg.Bot.Reply.StreamMode != "edit" || cfg.Aura.MaxOutputTokens != 0 ||
 		cfg.Bot.Reply.MaxAnswerChars != 65536 || cfg.ContextTokens != 0 || len(cfg.Bot.Conversation.Models) != 0 ||
-		cfg.Transcribe.Model != "whisper-1" || cfg.Bot.Conversation.MaxFileBytes != 524288 || cfg.Browser.Browser != "" {
+		cfg.Transcribe.Model != "whisper-1" || cfg.Bot.Conversation.MaxFileBytes != 524288 || cfg.Browser.Browser != "" || cfg.Bot.Reply.Thinking != "on" {
 		t.Errorf("got %+v, want the documented defaults", cfg)
 	}
 }

@@ -149,6 +149,14 @@ func (s *sseWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// reason writes a chunk of a reasoning model's thinking in field: reasoning_content (llama.cpp,
+// vLLM, DeepSeek) or reasoning (Ollama, OpenRouter).
+func (s *sseWriter) reason(field, text string) {
+	chunk, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]string{field: text}}}})
+	fmt.Fprintf(s.w, "data: %s\n\n", chunk)
+}
+
 func (s *sseWriter) done() {
 	fmt.Fprint(s.w, "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
 	if s.usage != nil {

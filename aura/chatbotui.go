@@ -149,14 +149,18 @@ func reasonPhrase(resp *http.Response) string {
 
 func (d *chatbotUI) newDecoder() decoder { return plainDecoder{} }
 
-// plainDecoder passes the body through: the body is the reply.
+// plainDecoder passes the body through: the body is the reply. (A <think> block in it is
+// taken out by Chat, as in every protocol.)
 type plainDecoder struct{}
 
-func (plainDecoder) decode(dst, p []byte) ([]byte, bool, error) { return append(dst, p...), false, nil }
+func (plainDecoder) decode(dst *decoded, p []byte) (bool, error) {
+	dst.add(answerText, p)
+	return false, nil
+}
 
 // end accepts any clean end: the reply ends when the body does. A truncated
 // chunked body is not a clean end; net/http reports it as a read error.
-func (plainDecoder) end(dst []byte) ([]byte, error) { return dst, nil }
+func (plainDecoder) end(*decoded) error { return nil }
 
 // complete has nothing to report: the body carries nothing but text.
 func (plainDecoder) complete() error { return nil }

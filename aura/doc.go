@@ -10,8 +10,10 @@
 //     served by OpenAI, Ollama, llama.cpp and vLLM.
 //
 // The package knows nothing of Telegram or SQL: it takes []Message and yields
-// strings (Stream, StreamModel), or Chunks (Chat): the text, and then what
-// the server counted for the request (Usage) when it says. StreamModel and
+// strings (Stream, StreamModel), or Chunks (Chat): the answer's text, a
+// reasoning model's thinking apart from it (read from reasoning_content,
+// reasoning or a leading <think> block), and then what the server counted
+// for the request (Usage) when it says. StreamModel and
 // Chat pick the model per request; Models lists the ones an openai server
 // offers, HasModel asks about one it does not list, and Capabilities says
 // what a model can do when the server tells (Ollama's /api/show). Speech to text is in the sub-package transcribe. A Client holds one tuned http.Client whose connections are reused

@@ -30,14 +30,14 @@ func (r *piecesReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// relayAll runs the relay over data cut by cuts and returns the chunks.
+// relayAll runs the relay over data cut by cuts and returns the chunks, answer and thinking.
 func relayAll(t *testing.T, dec decoder, data, cuts []byte) ([]string, error) {
 	var chunks []string
 	r := relay{yield: func(c Chunk, err error) bool {
 		if err != nil {
 			t.Fatalf("relay yielded error %v, want errors only returned", err)
 		}
-		chunks = append(chunks, c.Text)
+		chunks = append(chunks, c.Text+c.Thinking) // one of them is set
 		return true
 	}}
 	err := r.run(&piecesReader{data: data, cuts: cuts}, dec, nil, 0, 0)
@@ -111,6 +111,7 @@ func FuzzSSEDecoder(f *testing.F) {
 	f.Add([]byte("event: error\ndata: {\"message\":\"x\",\"code\":500}\n\ndata: [DONE]\n\n"), []byte{7})
 	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"\xff\xfe\"}}]}\r\r"), []byte{0})
 	f.Add([]byte("error: {\"code\":\"x\"}\n\ndata: {\"object\":\"error\"}\n\n"), []byte{})
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"\\ud83d\",\"reasoning\":{},\"content\":\"x\"}}]}\n\n"), []byte{3})
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
 		chunks, _ := relayAll(t, &sseDecoder{}, data, cuts)
 		for _, c := range chunks {

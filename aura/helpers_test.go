@@ -40,8 +40,9 @@ func trustTestCert(t testing.TB, c *Client, srv *httptest.Server) {
 
 // result is everything a Stream yielded.
 type result struct {
-	chunks []string
-	err    error
+	chunks   []string
+	err      error
+	thinking string // the Thinking chunks, joined (collectChat only)
 }
 
 func (r result) text() string { return strings.Join(r.chunks, "") }
@@ -71,20 +72,33 @@ func collect(t testing.TB, seq iter.Seq2[string, error]) result {
 }
 
 // collectChat is collect for Chat: the text chunks and the error as collect
-// checks them, and the usage, which must come once, after the last text
-// and before any error.
+// checks them, the thinking, and the usage, which must come once, after the
+// last text and before any error.
 func collectChat(t testing.TB, seq iter.Seq2[Chunk, error]) (result, *Usage) {
 	t.Helper()
 	var usage *Usage
+	var thinking strings.Builder
 	text := func(yield func(string, error) bool) {
 		for c, err := range seq {
+			set := 0
+			for _, ok := range []bool{c.Text != "", c.Thinking != "", c.Usage != nil} {
+				if ok {
+					set++
+				}
+			}
 			switch {
 			case err != nil:
 				if c != (Chunk{}) {
 					t.Errorf("got chunk %+v with error %v, want an empty chunk", c, err)
 				}
-			case c.Usage != nil && c.Text != "":
-				t.Errorf("got a chunk with text and usage, want one of them")
+			case set != 1:
+				t.Errorf("got chunk %+v, want exactly one of text, thinking and usage", c)
+			case c.Thinking != "":
+				if usage != nil {
+					t.Errorf("got thinking %q after the usage, want the usage last", c.Thinking)
+				}
+				thinking.WriteString(c.Thinking)
+				continue
 			case c.Usage != nil:
 				if usage != nil {
 					t.Errorf("got usage %+v after %+v, want it once", *c.Usage, *usage)
@@ -99,7 +113,9 @@ func collectChat(t testing.TB, seq iter.Seq2[Chunk, error]) (result, *Usage) {
 			}
 		}
 	}
-	return collect(t, text), usage
+	r := collect(t, text)
+	r.thinking = thinking.String()
+	return r, usage
 }
 
 // flushWrite writes s and flushes it to the client.

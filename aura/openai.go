@@ -210,7 +210,7 @@ type sseDecoder struct {
 	used      *Usage
 }
 
-func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
+func (d *sseDecoder) decode(dst *decoded, p []byte) (bool, error) {
 	for len(p) > 0 {
 		if d.skipLF {
 			d.skipLF = false
@@ -237,28 +237,28 @@ func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
 			}
 		}
 		p = p[i+1:]
-		var err error
-		dst, err = d.line1(dst, line)
+		err := d.line1(dst, line)
 		d.line = d.line[:0]
 		if err != nil {
-			return dst, d.finished, err
+			return d.finished, err
 		}
 	}
-	return dst, d.finished, nil
+	return d.finished, nil
 }
 
 // trail reads the events after the reply's end, for a usage report; nil
 // means the body ended, which ends an event that lacks its blank line.
 func (d *sseDecoder) trail(p []byte) {
+	var ignored decoded
 	if p != nil {
-		_, _, _ = d.decode(nil, p)
+		_, _ = d.decode(&ignored, p)
 		return
 	}
 	if len(d.line) > 0 {
-		_, _ = d.line1(nil, d.line)
+		_ = d.line1(&ignored, d.line)
 		d.line = d.line[:0]
 	}
-	_, _ = d.line1(nil, nil)
+	_ = d.line1(&ignored, nil)
 }
 
 func (d *sseDecoder) usage() (Usage, bool) {
@@ -270,35 +270,35 @@ func (d *sseDecoder) usage() (Usage, bool) {
 
 // end takes a last line and event that lack their terminators, then checks
 // that the reply was complete.
-func (d *sseDecoder) end(dst []byte) ([]byte, error) {
+func (d *sseDecoder) end(dst *decoded) error {
 	var err error
 	if len(d.line) > 0 {
-		dst, err = d.line1(dst, d.line)
+		err = d.line1(dst, d.line)
 		d.line = d.line[:0]
 	}
 	if err == nil && !d.finished {
-		dst, err = d.line1(dst, nil)
+		err = d.line1(dst, nil)
 	}
 	if err == nil && !d.finished {
 		err = fmt.Errorf("%w: the stream ended without [DONE] or a finish_reason", ErrBrokenStream)
 	}
-	return dst, err
+	return err
 }
 
 // line1 handles one line of the event stream.
-func (d *sseDecoder) line1(dst, line []byte) ([]byte, error) {
+func (d *sseDecoder) line1(dst *decoded, line []byte) error {
 	if len(line) == 0 {
 		// A blank line dispatches the event.
 		if !d.hasData {
 			d.isError = false
-			return dst, nil
+			return nil
 		}
-		dst, err := d.dispatch(dst)
+		err := d.dispatch(dst)
 		d.data, d.hasData, d.isError = d.data[:0], false, false
-		return dst, err
+		return err
 	}
 	if line[0] == ':' {
-		return dst, nil // a comment, such as a keep-alive ": ping"
+		return nil // a comment, such as a keep-alive ": ping"
 	}
 	field, value := line, []byte(nil)
 	if i := bytes.IndexByte(line, ':'); i >= 0 {
@@ -316,52 +316,53 @@ func (d *sseDecoder) line1(dst, line []byte) ([]byte, error) {
 		if string(value) == "error" {
 			d.isError = true
 		}
-		return dst, nil
+		return nil
 	default:
-		return dst, nil // id, retry, and fields no one defined
+		return nil // id, retry, and fields no one defined
 	}
 	if d.hasData {
 		d.data = append(d.data, '\n')
 	}
 	d.data = append(d.data, value...)
 	d.hasData = true
-	return dst, nil
+	return nil
 }
 
 // dispatch handles one event's data.
-func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
+func (d *sseDecoder) dispatch(dst *decoded) error {
 	data := d.data
 	if string(bytes.TrimSpace(data)) == "[DONE]" {
 		d.finished = true
-		return dst, nil
+		return nil
 	}
 	if d.finished {
 		// After the end: only a usage report matters.
 		if c, err := readChunk(data); err == nil && c.Usage != nil {
 			d.used = c.Usage.usage()
 		}
-		return dst, nil
+		return nil
 	}
 	if d.isError {
-		return dst, streamError(data)
+		return streamError(data)
 	}
-	n := len(dst)
-	dst, finish, hasError, used, err := parseChunk(dst, data)
-	if used != nil {
-		d.used = used
+	ev, err := parseChunk(data)
+	if ev.used != nil {
+		d.used = ev.used
 	}
 	if err != nil {
 		// The event's text cannot be trusted: show none of it.
-		return dst[:n], fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
+		return fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
 	}
-	if hasError {
-		return dst[:n], streamError(data)
+	if ev.hasError {
+		return streamError(data)
 	}
-	if finish != "" {
+	dst.addString(thinkingText, ev.thinking)
+	dst.addString(answerText, ev.content)
+	if ev.finish != "" {
 		d.finished = true
-		d.cut = finish == "length"
+		d.cut = ev.finish == "length"
 	}
-	return dst, nil
+	return nil
 }
 
 // complete reports a reply the server cut at its output limit.
@@ -390,11 +391,15 @@ func streamError(data []byte) *StatusError {
 }
 
 // chunk is the part of an openai stream chunk the client reads; role,
-// reasoning_content and the rest are skipped.
+// tool calls and the rest are skipped.
 type chunk struct {
 	Choices []struct {
 		Delta struct {
 			Content string `json:"content"`
+			// The model's thinking: reasoning_content (llama.cpp, vLLM,
+			// DeepSeek's API) or reasoning (Ollama, OpenRouter, newer vLLM).
+			ReasoningContent lenientString `json:"reasoning_content"`
+			Reasoning        lenientString `json:"reasoning"`
 		} `json:"delta"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
@@ -414,32 +419,58 @@ func (u *wireUsage) usage() *Usage {
 	return &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
 }
 
+// lenientString is a JSON string that reads null, or a value of another
+// type (a server's own object, say), as "" instead of failing the event.
+type lenientString string
+
+func (s *lenientString) UnmarshalJSON(b []byte) error {
+	var v string
+	if len(b) > 0 && b[0] == '"' && json.Unmarshal(b, &v) == nil {
+		*s = lenientString(v)
+	}
+	return nil
+}
+
 func readChunk(b []byte) (chunk, error) {
 	var c chunk
 	err := json.Unmarshal(b, &c)
 	return c, err
 }
 
-// parseChunk appends choices[0].delta.content of a chunk to dst. finish is
-// choices[0].finish_reason ("" while the reply goes on); hasError reports
-// an error member (or an older vLLM's bare error object); used is the
-// chunk's usage, if it has one.
-func parseChunk(dst, b []byte) (out []byte, finish string, hasError bool, used *Usage, err error) {
+// event is what one openai stream chunk says.
+type event struct {
+	content  string // choices[0].delta.content
+	thinking string // its reasoning_content, else its reasoning
+	finish   string // choices[0].finish_reason ("" while the reply goes on)
+	hasError bool   // an error member (or an older vLLM's bare error object)
+	used     *Usage // the chunk's usage, if it has one
+}
+
+// parseChunk reads one openai stream chunk. A server that sends both
+// reasoning fields (vLLM while it renames one to the other) sends the same
+// text in each: reasoning_content is taken.
+func parseChunk(b []byte) (event, error) {
 	c, err := readChunk(b)
 	if err != nil {
-		return dst, "", false, nil, err
+		return event{}, err
 	}
 	if isJSONValue(c.Error) || string(c.Object) == `"error"` {
-		return dst, "", true, nil, nil
+		return event{hasError: true}, nil
 	}
+	var ev event
 	if c.Usage != nil {
-		used = c.Usage.usage()
+		ev.used = c.Usage.usage()
 	}
 	if len(c.Choices) == 0 {
-		return dst, "", false, used, nil
+		return ev, nil
 	}
 	ch := c.Choices[0]
-	return append(dst, ch.Delta.Content...), ch.FinishReason, false, used, nil
+	ev.content, ev.finish = ch.Delta.Content, ch.FinishReason
+	ev.thinking = string(ch.Delta.ReasoningContent)
+	if ev.thinking == "" {
+		ev.thinking = string(ch.Delta.Reasoning)
+	}
+	return ev, nil
 }
 
 // isJSONValue reports whether raw holds a value other than null.

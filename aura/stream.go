@@ -40,15 +40,16 @@ type dialect interface {
 	newDecoder() decoder
 }
 
-// decoder turns raw body bytes into reply text.
+// decoder turns raw body bytes into reply text: the answer, and the model's thinking where the
+// wire carries it apart (openai's reasoning_content and reasoning).
 type decoder interface {
-	// decode appends the text in p, the next bytes of the body, to dst.
+	// decode adds the text in p, the next bytes of the body, to dst.
 	// done reports that the reply is complete; later bytes are ignored.
 	// An error (a *StatusError for an error event) ends the reply.
-	decode(dst, p []byte) (out []byte, done bool, err error)
-	// end is called when the body ends before done; it appends any text
+	decode(dst *decoded, p []byte) (done bool, err error)
+	// end is called when the body ends before done; it adds any text
 	// still held back and says whether the end was clean.
-	end(dst []byte) ([]byte, error)
+	end(dst *decoded) error
 	// complete is called after a clean end; a non-nil error (one wrapping
 	// ErrOutputLimit) means the text is all there is but not all the model
 	// meant to say.
@@ -61,15 +62,75 @@ type decoder interface {
 	usage() (Usage, bool)
 }
 
+// textKind is what a piece of decoded text is: the answer, or the model's thinking.
+type textKind uint8
+
+const (
+	answerText textKind = iota
+	thinkingText
+)
+
+// chunk returns s as a Chunk of kind k.
+func (k textKind) chunk(s string) Chunk {
+	if k == thinkingText {
+		return Chunk{Thinking: s}
+	}
+	return Chunk{Text: s}
+}
+
+// decoded is the text a decoder has read and the relay has not passed on yet, in the order it
+// came: whole runs of one kind, and the newest run, whose last bytes may be the start of a
+// UTF-8 sequence that the next read completes.
+type decoded struct {
+	runs []Chunk  // earlier runs, complete
+	kind textKind // the kind of text
+	text []byte   // the newest run
+}
+
+// add appends b, text of kind k.
+func (d *decoded) add(k textKind, b []byte) {
+	if len(b) > 0 {
+		d.switchTo(k)
+		d.text = append(d.text, b...)
+	}
+}
+
+// addString appends s, text of kind k.
+func (d *decoded) addString(k textKind, s string) {
+	if len(s) > 0 {
+		d.switchTo(k)
+		d.text = append(d.text, s...)
+	}
+}
+
+// switchTo makes k the kind of the newest run, closing the run before it if it is of
+// another kind.
+func (d *decoded) switchTo(k textKind) {
+	if k == d.kind {
+		return
+	}
+	if len(d.text) > 0 {
+		d.runs = append(d.runs, d.kind.chunk(string(d.text)))
+		d.text = d.text[:0]
+	}
+	d.kind = k
+}
+
 // Chunk is one element of a reply stream: a piece of the answer's text as
-// it arrives, or (once, after the last text) what the server counted for
-// the request. Exactly one field is set. It is a struct so that the stream
-// can carry more kinds later (reasoning text, say) without changing its
-// shape: a consumer that knows only Text skips the rest.
+// it arrives, a piece of the model's thinking, or (once, after the last
+// text) what the server counted for the request. Exactly one field is set.
+// It is a struct so that the stream can carry more kinds later without
+// changing its shape: a consumer that knows only Text skips the rest.
 type Chunk struct {
 	// Text is the next piece of the answer; never split inside a UTF-8
 	// sequence.
 	Text string
+	// Thinking is the next piece of what a reasoning model thinks before
+	// it answers: openai's delta.reasoning_content (llama.cpp, vLLM,
+	// DeepSeek) or delta.reasoning (Ollama, OpenRouter), or a <think>…
+	// </think> block that starts the content (either protocol). It is not
+	// part of the answer: a conversation's history keeps Text alone.
+	Thinking string
 	// Usage is what the server says the request used, sent by openai
 	// servers that support stream_options.include_usage (OpenAI, vLLM,
 	// llama.cpp, Ollama); nil in every other chunk.
@@ -123,9 +184,14 @@ func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) 
 	}
 }
 
-// Chat is StreamModel yielding Chunks: the text, and after it the usage
-// the server reported, when it did. Its errors and retries are
-// StreamModel's.
+// Chat is StreamModel yielding Chunks: the answer's text, the model's
+// thinking, and after them the usage the server reported, when it did. Its
+// errors and retries are StreamModel's.
+//
+// Thinking comes from openai's delta.reasoning_content or delta.reasoning,
+// and from a <think>…</think> block at the start of the content in either
+// protocol (split across chunks or not): the block's text is yielded as
+// Thinking, and the whitespace between it and the answer is dropped.
 //
 // In the openai protocol it asks for the usage (stream_options with
 // include_usage). A server that refuses that field (a 400 or 422 naming
@@ -139,18 +205,62 @@ func (c *Client) Chat(ctx context.Context, model string, msgs []Message) iter.Se
 			yield(Chunk{}, err)
 			return
 		}
-		err = c.send(ctx, body, yield)
+		tags := thinkYield{yield: yield}
+		err = c.send(ctx, body, tags.chunk)
 		if usage && usageRefused(err) {
 			c.noUsage.Store(true)
 			c.log.InfoContext(ctx, "aura: the server refuses stream_options; asking without it from now on", "err", err)
 			if body, err = c.dialect.encode(model, msgs, false); err == nil {
-				err = c.send(ctx, body, yield)
+				err = c.send(ctx, body, tags.chunk)
 			}
+		}
+		if !tags.flush() {
+			return
 		}
 		if err != nil {
 			yield(Chunk{}, err)
 		}
 	}
+}
+
+// thinkYield passes a reply's chunks on, moving a <think> block that starts its text to
+// Thinking chunks (see thinkSplitter).
+type thinkYield struct {
+	yield   func(Chunk, error) bool
+	split   thinkSplitter
+	stopped bool // the caller stopped the iteration
+}
+
+// chunk is the yield the relay calls.
+func (t *thinkYield) chunk(c Chunk, err error) bool {
+	if err != nil || c.Text == "" {
+		if c.Usage != nil && !t.flush() { // the usage comes after the last text
+			return false
+		}
+		return t.pass(c, err)
+	}
+	thinking, answer := t.split.push(c.Text)
+	return t.both(thinking, answer)
+}
+
+// flush passes on what the splitter holds back; it reports whether the caller wants more.
+func (t *thinkYield) flush() bool {
+	return t.both(t.split.end())
+}
+
+func (t *thinkYield) both(thinking, answer string) bool {
+	if thinking != "" && !t.pass(Chunk{Thinking: thinking}, nil) {
+		return false
+	}
+	return answer == "" || t.pass(Chunk{Text: answer}, nil)
+}
+
+func (t *thinkYield) pass(c Chunk, err error) bool {
+	if t.stopped {
+		return false
+	}
+	t.stopped = !t.yield(c, err)
+	return !t.stopped
 }
 
 // usageRefused reports whether err is a server's refusal of the
@@ -317,8 +427,8 @@ const readBufSize = 16 << 10
 // across tries.
 type relay struct {
 	yield func(Chunk, error) bool
-	buf   []byte // raw body bytes
-	text  []byte // decoded text; starts with the carried-over tail
+	buf   []byte  // raw body bytes
+	out   decoded // decoded text; its newest run starts with the carried-over tail
 
 	sent   bool // some text reached the caller
 	done   bool // the decoder saw the reply's end
@@ -332,9 +442,9 @@ type relay struct {
 func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.Duration) error {
 	if r.buf == nil {
 		r.buf = make([]byte, readBufSize)
-		r.text = make([]byte, 0, readBufSize+utf8.UTFMax)
+		r.out.text = make([]byte, 0, readBufSize+utf8.UTFMax)
 	}
-	r.text = r.text[:0]
+	r.out.text, r.out.runs, r.out.kind = r.out.text[:0], r.out.runs[:0], answerText
 	r.done = false
 	for {
 		n, rerr := body.Read(r.buf)
@@ -346,10 +456,10 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 			dec.trail(r.buf[:n])
 		} else if n > 0 {
 			var derr error
-			r.text, r.done, derr = dec.decode(r.text, r.buf[:n])
-			cut := len(r.text)
+			r.done, derr = dec.decode(&r.out, r.buf[:n])
+			cut := len(r.out.text)
 			if !r.done {
-				cut = completeUTF8(r.text)
+				cut = completeUTF8(r.out.text)
 			}
 			if !r.emit(cut) {
 				return errStopped
@@ -363,9 +473,8 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 				dec.trail(nil)
 				return nil
 			}
-			var err error
-			r.text, err = dec.end(r.text)
-			if !r.emit(len(r.text)) {
+			err := dec.end(&r.out)
+			if !r.emit(len(r.out.text)) {
 				return errStopped
 			}
 			return err
@@ -374,6 +483,8 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 			return rerr
 		}
 		if wd != nil {
+			// Any bytes are the server's activity, thinking included: a model that thinks
+			// for minutes before it answers is not silent.
 			switch {
 			case r.done:
 				wd.arm(drain, errDrained)
@@ -386,17 +497,28 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 	}
 }
 
-// emit yields r.text[:cut] and keeps the rest as the carry. It reports
-// whether the caller wants more.
+// emit yields the complete runs of r.out and its newest run up to cut, and
+// keeps the rest as the carry. It reports whether the caller wants more.
 func (r *relay) emit(cut int) bool {
+	for i, c := range r.out.runs {
+		r.sent = true
+		r.total += len(c.Text) + len(c.Thinking)
+		r.chunks++
+		if !r.yield(c, nil) {
+			r.out.runs = r.out.runs[:0]
+			return false
+		}
+		r.out.runs[i] = Chunk{}
+	}
+	r.out.runs = r.out.runs[:0]
 	if cut == 0 {
 		return true
 	}
 	r.sent = true
 	r.total += cut
 	r.chunks++
-	ok := r.yield(Chunk{Text: string(r.text[:cut])}, nil)
-	r.text = r.text[:copy(r.text, r.text[cut:])]
+	ok := r.yield(r.out.kind.chunk(string(r.out.text[:cut])), nil)
+	r.out.text = r.out.text[:copy(r.out.text, r.out.text[cut:])]
 	return ok
 }
 

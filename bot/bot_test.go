@@ -29,6 +29,9 @@ type fakeModel struct {
 	calls  [][]aura.Message
 	models []string // the model each call asked for
 	fn     func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool)
+	// chunks, when set, is the stream instead of fn: thinking and answer as a reasoning
+	// model's server sends them.
+	chunks func(ctx context.Context, msgs []aura.Message, yield func(aura.Chunk, error) bool)
 	list   func() ([]string, error) // Models; nil: none
 	// usage, when set, is what the server says each request used, sent after the text.
 	usage func(msgs []aura.Message) *aura.Usage
@@ -42,8 +45,11 @@ func (f *fakeModel) Chat(ctx context.Context, model string, msgs []aura.Message)
 	f.mu.Lock()
 	f.calls = append(f.calls, msgs)
 	f.models = append(f.models, model)
-	fn, usage := f.fn, f.usage
+	fn, usage, script := f.fn, f.usage, f.chunks
 	f.mu.Unlock()
+	if script != nil {
+		return func(yield func(aura.Chunk, error) bool) { script(ctx, msgs, yield) }
+	}
 	return func(yield func(aura.Chunk, error) bool) {
 		failed, stopped := false, false
 		fn(ctx, msgs, func(s string, err error) bool {

@@ -98,7 +98,7 @@ func TestWebhook(t *testing.T) {
 	if got := set[0].Params["secret_token"]; got != hookSecret {
 		t.Errorf("secret_token: got %q, want %q", got, hookSecret)
 	}
-	if got := set[0].Params["allowed_updates"]; got != `["message","callback_query"]` {
+	if got := set[0].Params["allowed_updates"]; got != `["message","callback_query","stopped_message_generation"]` {
 		t.Errorf("allowed_updates: got %s, want the types in allowedUpdates", got)
 	}
 

@@ -201,14 +201,21 @@ func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 	// load event, and may reload the page: wait until the cookies have
 	// been the same for cfg.settle.
 	var last []*network.Cookie
+	read := false
 	stableSince := time.Now()
 	tick := time.NewTicker(cfg.poll)
 	defer tick.Stop()
 	for {
 		res, err := chromedp.Call(ctx, storage.GetCookies, storage.GetCookiesParams{})
 		if err != nil {
+			if read && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The deadline fell during a read (a slow, busy page): the
+				// last cookies read are still the page's latest.
+				return result(last, ua, false), nil
+			}
 			return captured{}, fmt.Errorf("read the cookies: %w", err)
 		}
+		read = true
 		cookies := forHost(res.Cookies, cfg.host)
 		if !sameCookies(cookies, last) {
 			last, stableSince = cookies, time.Now()

@@ -113,14 +113,14 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 
 	start := time.Now()
 	h.deps.Metrics.ReplyStarted()
-	started := func(stop func()) {
+	started := func(c reply.Control) {
 		h.mu.Lock()
-		h.active[r.k] = &activeReply{update: r.entry, asker: r.from, stop: stop}
+		h.active[r.k] = &activeReply{update: r.entry, asker: r.from, stop: c.Stop, draft: c.DraftID}
 		h.mu.Unlock()
 	}
 	out := h.deps.Streamer.StreamWith(ctx, r.t, h.journal(r), stopData(r.entry), started,
-		func(ctx context.Context) iter.Seq2[string, error] {
-			return texts(h.deps.Model.Chat(ctx, model, msgs), onUsage)
+		func(ctx context.Context) iter.Seq2[reply.Chunk, error] {
+			return replyChunks(h.deps.Model.Chat(ctx, model, msgs), onUsage)
 		}, opt)
 	h.mu.Lock()
 	if a := h.active[r.k]; a != nil && a.update == r.entry {

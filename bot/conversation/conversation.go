@@ -216,6 +216,7 @@ type activeReply struct {
 	update int64 // the inbox entry it answers: its Stop button carries it
 	asker  int64 // who asked: they may stop it
 	stop   func()
+	draft  int64 // the draft it streams through (Telegram's own Stop button names it); 0: none
 }
 
 // New returns a handler.

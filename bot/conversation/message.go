@@ -48,6 +48,8 @@ func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 		queued = h.onMessage(ctx, seq, u.Message)
 	case u.CallbackQuery != nil:
 		h.onCallback(ctx, u.CallbackQuery)
+	case u.StoppedMessageGeneration != nil:
+		h.onGenerationStopped(ctx, u.StoppedMessageGeneration) // see callback.go
 	}
 	// Everything else is ignored on purpose (the bot asks Telegram only for what it handles).
 	if !queued {

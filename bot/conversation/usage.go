@@ -7,22 +7,25 @@ import (
 	"sync"
 
 	"aurabot/aura"
+	"aurabot/bot/reply"
 )
 
-// texts is the text of a model's stream, as the reply shows it. What else the stream carries
-// goes to onUsage (the server's count of the request); a later kind of chunk (reasoning text,
-// say) gets a callback of its own here, and the reply stays a stream of text.
-func texts(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
+// replyChunks is a model's stream as the reply shows it: the answer's text and the model's
+// thinking. What else the stream carries goes to onUsage (the server's count of the request).
+func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) iter.Seq2[reply.Chunk, error] {
+	return func(yield func(reply.Chunk, error) bool) {
 		for c, err := range chunks {
 			if err != nil {
-				yield("", err)
+				yield(reply.Chunk{}, err)
 				return
 			}
 			if c.Usage != nil && onUsage != nil {
 				onUsage(*c.Usage)
 			}
-			if c.Text != "" && !yield(c.Text, nil) {
+			if c.Text == "" && c.Thinking == "" {
+				continue
+			}
+			if !yield(reply.Chunk{Text: c.Text, Thinking: c.Thinking}, nil) {
 				return
 			}
 		}

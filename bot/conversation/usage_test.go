@@ -46,23 +46,29 @@ func TestUsageCheck(t *testing.T) {
 	}
 }
 
-// texts passes the text on, gives the usage to its callback, and ends with the error.
-func TestTexts(t *testing.T) {
+// replyChunks passes the answer and the thinking on, gives the usage to its callback, and ends
+// with the error.
+func TestReplyChunks(t *testing.T) {
 	chunks := func(yield func(aura.Chunk, error) bool) {
-		_ = yield(aura.Chunk{Text: "a"}, nil) && yield(aura.Chunk{}, nil) && yield(aura.Chunk{Text: "b"}, nil) &&
-			yield(aura.Chunk{Usage: &aura.Usage{PromptTokens: 9}}, nil) && yield(aura.Chunk{}, aura.ErrOutputLimit)
+		_ = yield(aura.Chunk{Thinking: "hm"}, nil) && yield(aura.Chunk{Text: "a"}, nil) && yield(aura.Chunk{}, nil) &&
+			yield(aura.Chunk{Text: "b"}, nil) && yield(aura.Chunk{Usage: &aura.Usage{PromptTokens: 9}}, nil) &&
+			yield(aura.Chunk{}, aura.ErrOutputLimit)
 	}
 	var got []string
 	var used []aura.Usage
 	var last error
-	for s, err := range texts(chunks, func(u aura.Usage) { used = append(used, u) }) {
+	for c, err := range replyChunks(chunks, func(u aura.Usage) { used = append(used, u) }) {
 		if err != nil {
 			last = err
 			continue
 		}
-		got = append(got, s)
+		if c.Thinking != "" {
+			got = append(got, "think:"+c.Thinking)
+			continue
+		}
+		got = append(got, c.Text)
 	}
-	if strings.Join(got, "|") != "a|b" || len(used) != 1 || used[0].PromptTokens != 9 || last != aura.ErrOutputLimit {
-		t.Errorf("got %q, usage %+v, error %v; want a, b, one usage and the error", got, used, last)
+	if strings.Join(got, "|") != "think:hm|a|b" || len(used) != 1 || used[0].PromptTokens != 9 || last != aura.ErrOutputLimit {
+		t.Errorf("got %q, usage %+v, error %v; want the thinking, a, b, one usage and the error", got, used, last)
 	}
 }

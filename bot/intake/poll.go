@@ -27,8 +27,9 @@ import (
 )
 
 // AllowedUpdates are the update types the bot asks Telegram for: only those it handles, so that
-// nothing else is stored.
-var AllowedUpdates = []string{"message", "callback_query"}
+// nothing else is stored. stopped_message_generation is a press on Telegram's own Stop button
+// of a draft (STREAM_MODE=draft).
+var AllowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateCallbackQuery, models.AllowedUpdateStoppedMessageGeneration}
 
 // Inbox is what intake needs of the update store.
 type Inbox interface {

@@ -54,7 +54,7 @@ func (b *builder) blocked(typ models.MessageEntityType) bool {
 			return true
 		case o.typ == typ:
 			return true
-		case isExclusive(o.typ) && isExclusive(typ):
+		case isExclusive(o.typ) && isExclusive(typ), isQuote(o.typ) && isQuote(typ):
 			return true
 		}
 	}
@@ -70,6 +70,11 @@ func isExclusive(t models.MessageEntityType) bool {
 		return true
 	}
 	return false
+}
+
+// isQuote reports whether an entity type is a quote: Telegram takes no quote inside another.
+func isQuote(t models.MessageEntityType) bool {
+	return t == models.MessageEntityTypeBlockquote || t == models.MessageEntityTypeExpandableBlockquote
 }
 
 // pop closes the innermost open entity; it is kept only if it covers at least one unit.

@@ -58,7 +58,7 @@ func checkMessage(m Message) error {
 			if isExclusive(e.Type) && isExclusive(f.Type) {
 				return fmt.Errorf("entities %d %+v and %d %+v: exclusive entities nest", j, f, i, e)
 			}
-			if e.Type == models.MessageEntityTypeBlockquote && f.Type == models.MessageEntityTypeBlockquote {
+			if isQuote(e.Type) && isQuote(f.Type) {
 				return fmt.Errorf("entities %d %+v and %d %+v: quote inside quote", j, f, i, e)
 			}
 		}

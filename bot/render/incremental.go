@@ -20,6 +20,7 @@ type Incremental struct {
 	frozen []Message // the messages of the frozen chunks
 	base   int       // bytes of the source frozen so far
 	reopen string    // the fence line that reopens a code block cut at base, or ""
+	prev   string    // the md of the last call, whose first base bytes are frozen
 }
 
 // Sizes of the freeze, in bytes of source. A chunk of chunkMax renders into one to three
@@ -32,13 +33,14 @@ const (
 // NewIncremental returns a renderer for messages of at most limit UTF-16 units.
 func NewIncremental(limit int) *Incremental { return &Incremental{limit: limit} }
 
-// Render renders md, which must start with the md of the previous call: the frozen messages
+// Render renders md, which should start with the md of the previous call: the frozen messages
 // (final, split at the limit) and the rendered rest, which the caller splits after adding what
-// it needs (a cursor, a notice).
+// it needs (a cursor, a notice). An md that changes what was frozen is rendered from the start.
 func (r *Incremental) Render(md string) (frozen []Message, rest Message) {
-	if len(md) < r.base {
+	if len(md) < r.base || md[:r.base] != r.prev[:r.base] {
 		*r = Incremental{limit: r.limit} // not a continuation: start over
 	}
+	r.prev = md
 	for len(md)-r.base > freezeAfter {
 		cut := chunkCut(md, r.base, r.base+chunkMax, closingFence(r.reopen))
 		chunk := r.reopen + md[r.base:cut]

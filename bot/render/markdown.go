@@ -74,7 +74,8 @@ func (tableHeadingOrder) Transform(doc *ast.Document, _ text.Reader, _ parser.Co
 // A table up to 40 columns wide is a pre block of aligned columns; a wider one, or one with
 // links in it, is a line per row, cells joined by " | ", the header bold. Links become text_link entities when their URL is absolute
 // http(s), ftp, tg or ton, bare URLs url entities, images their alt text linked to the
-// image. Raw HTML is shown as written. An unclosed code fence (mid-stream) is a code block
+// image. A block of a model's thinking (see Thinking) is its label and an expandable
+// blockquote. Raw HTML is shown as written. An unclosed code fence (mid-stream) is a code block
 // to the end; a half-typed "**bold" shows as typed.
 //
 // Input that renders to nothing visible but has visible characters (say, only a link
@@ -139,6 +140,10 @@ func (r *renderer) block(n ast.Node) {
 		var lang []byte
 		if n.Info != nil {
 			lang = decode(nil, n.Language(r.source))
+		}
+		if string(lang) == thinkingInfo {
+			r.thinking(n)
+			return
 		}
 		r.code(n, string(lang))
 	case *ast.CodeBlock:

@@ -22,8 +22,15 @@ var errDraftThrottled = errors.New("draft update throttled")
 // to about one a second; third-party experience is that 200-500 ms is tolerated.
 const draftEvery = 300 * time.Millisecond
 
+// draftRefresh is how often a draft the model has not changed is sent again: Telegram shows a
+// draft for a while only (about 30 s), and a model may pause longer than that.
+const draftRefresh = 20 * time.Second
+
 // draft streams a private-chat reply through sendMessageDraft (STREAM_MODE=draft). Telegram
-// shows the draft as it grows; the reply persists only when the final message is sent.
+// shows the draft as it grows; the reply persists only when the final message is sent. Every
+// draft carries Telegram's own Stop button (can_stop), which keeps the draft's text on the
+// screen when pressed (keep_on_stop): the press arrives as a stopped_message_generation update
+// naming the draft, and stops the reply as /stop does, its text then sent as the final message.
 type draft struct {
 	s    *Streamer
 	t    Target
@@ -46,10 +53,23 @@ func (dr *draft) show(ctx context.Context, r *render.Incremental, md string) err
 	if len(parts) == 0 {
 		return nil
 	}
-	p := parts[len(parts)-1]
+	return dr.send(ctx, parts[len(parts)-1])
+}
+
+// keep shows the draft again: md as show does, or, while nothing is shown (md ""), Telegram's
+// "Thinking…" placeholder, which a draft without text is.
+func (dr *draft) keep(ctx context.Context, r *render.Incremental, md string) error {
+	if md == "" {
+		return dr.send(ctx, render.Message{})
+	}
+	return dr.show(ctx, r, md)
+}
+
+// send sends one draft.
+func (dr *draft) send(ctx context.Context, p render.Message) error {
 	_, err := dr.s.deps.TG.SendMessageDraft(ctx, &tgbot.SendMessageDraftParams{
 		ChatID: dr.t.ChatID, MessageThreadID: dr.t.ThreadID, DraftID: strconv.FormatInt(dr.id, 10),
-		Text: p.Text, Entities: p.Entities,
+		Text: p.Text, Entities: p.Entities, CanStop: true, KeepOnStop: true,
 	})
 	dr.last = time.Now()
 	if wait, ok := tg.RetryAfter(err); ok {

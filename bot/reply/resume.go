@@ -3,6 +3,8 @@ package reply
 import (
 	"context"
 	"errors"
+
+	"aurabot/bot/render"
 )
 
 // Recorded is what a journal holds of a reply that must be finished: cut by a crash, or left
@@ -45,11 +47,17 @@ var ErrUnfinished = errors.New("reply: unfinished")
 // Resume finishes a reply from its journal: after a crash or a kill, or later in the same run
 // when Telegram stopped answering. Its messages (a send that had no answer made again) show the
 // recorded text, complete, with its notice if it was final, else with cut (the caller's words
-// for a reply cut short: interrupted, or skipped). It never shows
-// less than the user saw, as every text is recorded before it is shown. It reports the text
-// shown, the reply's first message and whether the answer was whole (Shown.Complete); an error
-// wraps ErrUnfinished when the messages are not settled.
+// for a reply cut short: interrupted, or skipped). It never shows less than the user saw, as
+// every text is recorded before it is shown. It reports the text shown (less the model's
+// thinking shown above the answer, which is not part of it), the reply's first message and
+// whether the answer was whole (Shown.Complete); an error wraps ErrUnfinished when the messages
+// are not settled.
 func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded, cut string) (text string, firstID int, complete bool, err error) {
+	text, firstID, complete, err = s.resume(ctx, t, j, rec, cut)
+	return render.WithoutThinking(text), firstID, complete, err
+}
+
+func (s *Streamer) resume(ctx context.Context, t Target, j Journal, rec Recorded, cut string) (text string, firstID int, complete bool, err error) {
 	d := NewDisplay(s.deps, t, j, "")
 	defer d.Close()
 	d.Adopt(rec.Parts)

@@ -23,7 +23,9 @@
 //     knows by then.
 //
 // Lost has the argument in full. The package knows nothing of conversations, commands or
-// storage: the caller hands it a stream of text and a journal, and stores what it returns.
+// storage: the caller hands it a stream of text (the answer, and a reasoning model's thinking,
+// shown above the answer but never part of it: see thinking.go) and a journal, and stores what
+// it returns.
 package reply
 
 import (
@@ -62,6 +64,9 @@ type Config struct {
 	StreamMode string `env:"STREAM_MODE" envDefault:"edit"`
 	// MaxAnswerChars cuts longer answers (ErrTooLong).
 	MaxAnswerChars int `env:"MAX_ANSWER_CHARS" envDefault:"65536"`
+	// Thinking is "off" to show only how long a reasoning model thought above its answer, not
+	// its thinking (SHOW_THINKING); anything else shows it.
+	Thinking string `env:"SHOW_THINKING" envDefault:"on"`
 }
 
 // Stream modes.
@@ -93,7 +98,7 @@ func (s *Streamer) Deps() Deps { return s.deps }
 
 // Outcome is what a streamed reply ended with.
 type Outcome struct {
-	Text    string // everything the model sent that the user sees
+	Text    string // the answer the model sent, as the user sees it (its thinking left out)
 	Err     error  // why the stream ended early; nil when it completed
 	FirstID int    // the first Telegram message of the reply
 	// Unfinished: the final text could not be shown in time (a shutdown, a database that
@@ -103,11 +108,21 @@ type Outcome struct {
 	FirstText  time.Duration // from the start to the first text on screen; 0 if none
 }
 
-// Stream shows the answer that chunks yields as it grows, in a reply to t. stopData is the
-// callback data of the Stop button ("" for none); started, if not nil, is called once with the
-// function that stops this reply (ErrStopped), for /stop and the button. The answer is cut at
-// MaxAnswerChars. chunks must end when the context it was made with ends: Stream's ctx.
-func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData string, started func(stop func()), chunks func(ctx context.Context) iter.Seq2[string, error]) (out Outcome) {
+// Control is how the caller reaches a reply while it streams.
+type Control struct {
+	// Stop stops the reply (ErrStopped): /stop, the Stop button, Telegram's own stop.
+	Stop func()
+	// DraftID is the draft_id of the draft the reply streams through, which Telegram's own
+	// Stop button names (stopped_message_generation); 0 when it streams by edits.
+	DraftID int64
+}
+
+// Stream shows the answer that chunks yields as it grows, in a reply to t, with the model's
+// thinking above it (see thinking.go). stopData is the callback data of the Stop button ("" for
+// none); started, if not nil, is called once with the reply's Control, for /stop and the
+// buttons. The answer is cut at MaxAnswerChars. chunks must end when the context it was made
+// with ends: Stream's ctx.
+func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData string, started func(Control), chunks func(ctx context.Context) iter.Seq2[Chunk, error]) (out Outcome) {
 	return s.StreamWith(ctx, t, j, stopData, started, chunks, Options{})
 }
 
@@ -115,7 +130,8 @@ func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData str
 type Options struct {
 	// Prefix (Markdown) is shown at the top of the reply from its start, before the model
 	// sends anything: the transcript of a voice message, say. It is journaled and shown like
-	// the answer, but left out of Outcome.Text and of the MaxAnswerChars count.
+	// the answer, but left out of Outcome.Text and of the MaxAnswerChars count. The model's
+	// thinking comes below it.
 	Prefix string
 	// Notice gives the line shown under a reply that ended with err (ErrEmpty: the model sent
 	// nothing; nil: none), and whether the answer is whole for all that (an output limit,
@@ -124,23 +140,31 @@ type Options struct {
 }
 
 // StreamWith is Stream with options.
-func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData string, started func(stop func()), chunks func(ctx context.Context) iter.Seq2[string, error], opt Options) (out Outcome) {
+func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData string, started func(Control), chunks func(ctx context.Context) iter.Seq2[Chunk, error], opt Options) (out Outcome) {
 	start := time.Now()
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var dr *draft
+	if s.cfg.StreamMode == StreamDraft && !t.Group {
+		dr = &draft{s: s, t: t, id: s.draftIDs.Add(1)}
+	}
 	if started != nil {
-		started(func() { cancel(ErrStopped) })
+		c := Control{Stop: func() { cancel(ErrStopped) }}
+		if dr != nil {
+			c.DraftID = dr.id
+		}
+		started(c)
 	}
 
 	var (
 		mu      sync.Mutex
-		buf     strings.Builder
+		answer  strings.Builder
+		think   thinking
 		gotText = make(chan struct{})
 		dirty   = make(chan struct{}, 1)
 		done    = make(chan struct{})
 		serr    error
 	)
-	buf.WriteString(opt.Prefix)
 	if opt.Prefix != "" {
 		dirty <- struct{}{} // shown at once
 	}
@@ -153,23 +177,38 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 		}()
 		first := true
 		n := 0
-		for chunk, err := range chunks(sctx) {
+		for c, err := range chunks(sctx) {
 			if err != nil {
 				serr = err
 				return
 			}
-			if chunk == "" {
+			chunk := c.Text
+			if chunk == "" && c.Thinking == "" {
 				continue
 			}
-			runes := utf8.RuneCountInString(chunk)
-			if lim := s.cfg.MaxAnswerChars; lim > 0 && n+runes > lim {
-				chunk, runes = cutRunes(chunk, lim-n), lim-n
-				serr = &TooLongError{Max: lim}
+			if chunk == "" {
+				// Thinking: shown, but not the answer, and not counted against MaxAnswerChars.
+				mu.Lock()
+				think.add(c.Thinking, time.Now())
+				seen := !think.started.IsZero()
+				mu.Unlock()
+				if !seen {
+					continue // whitespace before any thought: nothing to show yet
+				}
+			} else {
+				runes := utf8.RuneCountInString(chunk)
+				if lim := s.cfg.MaxAnswerChars; lim > 0 && n+runes > lim {
+					chunk, runes = cutRunes(chunk, lim-n), lim-n
+					serr = &TooLongError{Max: lim}
+				}
+				n += runes
+				mu.Lock()
+				answer.WriteString(chunk)
+				if strings.TrimSpace(chunk) != "" {
+					think.answering(time.Now()) // the first words of the answer end the thinking
+				}
+				mu.Unlock()
 			}
-			n += runes
-			mu.Lock()
-			buf.WriteString(chunk)
-			mu.Unlock()
 			if first {
 				first = false
 				close(gotText)
@@ -185,22 +224,24 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 	}()
 
 	// The typing indicator is not waited for: a call of its in flight finishes on its own (see
-	// typing), and Wait waits for it at shutdown.
+	// typing), and Wait waits for it at shutdown. A draft shows Telegram's "Thinking…"
+	// placeholder instead (see the loop).
 	typingDone := make(chan struct{})
-	s.side.Go(func() { s.typing(ctx, t, gotText, typingDone) })
 	defer close(typingDone)
+	typing := func() { s.side.Go(func() { s.typing(ctx, t, gotText, typingDone) }) }
+	if dr == nil {
+		typing()
+	}
 
 	d := NewDisplay(s.deps, t, j, stopData)
 	defer d.Close()
 	r := render.NewIncremental(maxText)
-	var dr *draft
-	if s.cfg.StreamMode == StreamDraft && !t.Group {
-		dr = &draft{s: s, t: t, id: s.draftIDs.Add(1)}
-	}
+	// snapshot is the Markdown the reply shows now: the prefix, the model's thinking (live, or
+	// collapsed once the answer began) and the answer.
 	snapshot := func() string {
 		mu.Lock()
 		defer mu.Unlock()
-		return buf.String()
+		return opt.Prefix + think.block(s.cfg.Thinking != "off", !think.ended.IsZero(), time.Now()) + answer.String()
 	}
 	shown := ""
 	shownAt := func() {
@@ -221,12 +262,44 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 	})
 	retry.Stop()
 	defer retry.Stop()
+	// In draft mode, keep (every typingEvery) Telegram's "Thinking…" placeholder while nothing
+	// is shown, and the draft alive (every draftRefresh) while the model is silent.
+	var keep *time.Timer
+	var keepC <-chan time.Time
+	if dr != nil {
+		keep = time.NewTimer(typingAfter)
+		defer keep.Stop()
+		keepC = keep.C
+	}
 loop:
 	for {
 		select {
 		case <-done:
 			break loop
 		case <-dirty:
+		case <-keepC:
+			if dr == nil {
+				continue
+			}
+			if err := dr.wait(sctx); err != nil {
+				break loop
+			}
+			err := dr.keep(sctx, r, shown)
+			switch {
+			case err == nil, sctx.Err() != nil, errors.Is(err, errDraftThrottled):
+			case shown == "":
+				// Drafts are refused (an older Telegram, say): "typing…" instead, and edits.
+				s.deps.Log.Warn("telegram refused a draft; streaming by edits", "chat_id", t.ChatID, "err", err)
+				dr = nil
+				typing()
+				continue
+			}
+			if shown == "" {
+				keep.Reset(typingEvery)
+			} else {
+				keep.Reset(draftRefresh)
+			}
+			continue
 		}
 		text := snapshot()
 		if text == shown {
@@ -270,12 +343,13 @@ loop:
 			break loop
 		default:
 		}
-		text = snapshot() // newer than shown: the text only grows
+		text = snapshot() // newer than shown
 		if dr != nil {
 			err := dr.show(sctx, r, text)
 			if err == nil {
 				shown = text
 				shownAt()
+				keep.Reset(draftRefresh)
 				continue
 			}
 			if sctx.Err() != nil || errors.Is(err, errDraftThrottled) {
@@ -318,7 +392,10 @@ loop:
 	<-done
 	cancel(nil)
 
-	text := snapshot()[len(opt.Prefix):]
+	mu.Lock()
+	text := answer.String()
+	head := think.block(s.cfg.Thinking != "off", true, time.Now()) // collapsed: the thinking is over
+	mu.Unlock()
 	err := serr
 	if cause := context.Cause(sctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause // the stream saw its context end: say why (stopped, shutdown)
@@ -341,7 +418,7 @@ loop:
 	defer fcancel()
 	// The whole text is recorded before it is shown: if the bot dies during the final edit, the
 	// restart shows it again, complete, and never marks it interrupted.
-	shownFinal := opt.Prefix + final
+	shownFinal := opt.Prefix + head + final
 	if j != nil {
 		if jerr := s.recordFinal(fctx, t, j, Shown{Text: shownFinal, Final: true, Notice: notice, Complete: complete}); jerr != nil {
 			s.deps.Log.Error("could not record the final text; the restart will finish this reply", "chat_id", t.ChatID, "err", jerr)

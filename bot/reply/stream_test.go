@@ -44,14 +44,14 @@ func TestStopDuringAJournalWriteIsNoStorageTrouble(t *testing.T) {
 	s := NewStreamer(deps, Config{})
 	j := &stallingJournal{stalled: make(chan struct{})}
 	var stop func()
-	started := func(f func()) { stop = f }
-	chunks := func(ctx context.Context) iter.Seq2[string, error] {
-		return func(yield func(string, error) bool) {
-			if !yield("Some words of an answer", nil) {
+	started := func(c Control) { stop = c.Stop }
+	chunks := func(ctx context.Context) iter.Seq2[Chunk, error] {
+		return func(yield func(Chunk, error) bool) {
+			if !yield(Chunk{Text: "Some words of an answer"}, nil) {
 				return
 			}
 			<-ctx.Done()
-			yield("", ctx.Err()) // as the model client ends a cancelled stream
+			yield(Chunk{}, ctx.Err()) // as the model client ends a cancelled stream
 		}
 	}
 	go func() {

@@ -3,12 +3,15 @@
 // It speaks the subset of the Bot API that aurabot uses (getMe, getUpdates, sendMessage,
 // editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, sendMessageDraft,
 // setMyCommands, deleteWebhook, setWebhook, setMessageReaction, answerCallbackQuery, getFile and
-// file downloads), keeps the current text and entities of every message it has accepted, records
-// every call, and answers like Telegram does: "message is not modified", 400 for text over 4096
+// file downloads), keeps the current text and entities of every message it has accepted and the
+// last state of every draft (an empty one is Telegram's "Thinking…" placeholder), records every
+// call, hands out only the kinds of update the bot asked for (allowed_updates), and answers like
+// Telegram does: "message is not modified", 400 for text over 4096
 // UTF-16 units, bad entities or bad inline keyboards, 400 for edits of messages the bot did not
 // send or that are gone, 403 for chats marked as blocked, and 429 with retry_after when a flood
 // limit is crossed (see Limits). Message ids are numbered per chat, as in Telegram. Push queues
-// updates; PushPhoto and its kin queue media messages whose files getFile and /file/ hand out
+// updates; StopGeneration presses Telegram's own Stop button of a draft; PushPhoto and its kin
+// queue media messages whose files getFile and /file/ hand out
 // (see SetLocalMode for telegram-bot-api --local). Proxy sits between a bot and a Server to
 // inject latency, lost answers and connection resets.
 //
@@ -25,6 +28,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +99,9 @@ type Server struct {
 	faults  func(method string, params map[string]string) *Fault
 	webhook string
 	limits  *flood
+	drafts  map[draftKey]*Draft
+	// allowed is the last allowed_updates the bot gave (getUpdates, setWebhook); nil: every kind.
+	allowed map[string]bool
 
 	nextFile int
 	files    map[string]*storedFile // by file_id
@@ -118,7 +125,63 @@ func newServer() *Server {
 		blocked: map[int64]bool{},
 		admins:  map[int64][]int64{},
 		files:   map[string]*storedFile{},
+		drafts:  map[draftKey]*Draft{},
 	}
+}
+
+// Draft is the server's view of a draft (sendMessageDraft): its last state.
+type Draft struct {
+	ChatID   int64
+	ThreadID int
+	ID       int64
+	Text     string // "": Telegram's "Thinking…" placeholder
+	Entities []models.MessageEntity
+	// CanStop and KeepOnStop are the last call's: Telegram's Stop button shows on the draft,
+	// and the draft's text stays on the screen when it is pressed.
+	CanStop, KeepOnStop bool
+	Updates             int // sendMessageDraft calls with text
+	Placeholders        int // sendMessageDraft calls without text
+	// Stopped: the user pressed Stop (StopGeneration); Kept: its text stayed (keep_on_stop).
+	Stopped, Kept bool
+}
+
+type draftKey struct {
+	chat   int64
+	thread int
+	id     int64
+}
+
+// Drafts returns copies of the drafts of a chat, in no particular order.
+func (s *Server) Drafts(chatID int64) []Draft {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Draft
+	for k, d := range s.drafts {
+		if k.chat == chatID {
+			c := *d
+			c.Entities = append([]models.MessageEntity(nil), d.Entities...)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// StopGeneration presses Telegram's own Stop button on a draft, as the user of a private chat
+// may: Telegram then sends the bot a stopped_message_generation update naming the chat, the
+// topic (threadID, 0 for none) and the draft. It refuses a draft that was never shown with
+// can_stop (no button to press) and returns the update's id.
+func (s *Server) StopGeneration(chatID int64, threadID int, draftID int64) (int64, error) {
+	s.mu.Lock()
+	d := s.drafts[draftKey{chatID, threadID, draftID}]
+	if d == nil || !d.CanStop {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("telegramtest: no draft %d with a Stop button in chat %d, topic %d", draftID, chatID, threadID)
+	}
+	d.Stopped, d.Kept = true, d.KeepOnStop
+	s.mu.Unlock()
+	return s.Push(models.Update{StoppedMessageGeneration: &models.MessageGenerationStopped{
+		Chat: models.Chat{ID: chatID, Type: models.ChatTypePrivate}, MessageThreadID: threadID, DraftID: int(draftID),
+	}}), nil
 }
 
 // URL is the value for TELEGRAM_API_URL.
@@ -388,6 +451,7 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 		return true, nil
 	case "setWebhook":
 		s.webhook = p["url"]
+		s.allow(p)
 		return true, nil
 	case "getFile":
 		return s.getFile(p)
@@ -407,10 +471,7 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 	case "setMyCommands", "sendChatAction", "setMessageReaction", "answerCallbackQuery":
 		return true, nil
 	case "sendMessageDraft":
-		if f := checkText(p); f != nil {
-			return nil, f
-		}
-		return true, nil
+		return s.draft(chatID, p)
 	case "sendMessage":
 		if f := checkText(p); f != nil {
 			return nil, f
@@ -474,6 +535,37 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 		return true, nil
 	}
 	return nil, &Fault{Code: 404, Description: "Not Found: method " + method}
+}
+
+// draft takes a sendMessageDraft call. It runs with s.mu held.
+func (s *Server) draft(chatID int64, p map[string]string) (any, *Fault) {
+	id, err := strconv.ParseInt(p["draft_id"], 10, 64)
+	if err != nil || id == 0 {
+		return nil, &Fault{Code: 400, Description: "Bad Request: draft_id must be non-zero"}
+	}
+	// "0-4096 characters after entities parsing": an empty text shows "Thinking…".
+	if n := len(utf16.Encode([]rune(p["text"]))); n > 4096 {
+		return nil, &Fault{Code: 400, Description: "Bad Request: message is too long"}
+	}
+	ents, f := checkEntities(p)
+	if f != nil {
+		return nil, f
+	}
+	thread, _ := strconv.Atoi(p["message_thread_id"])
+	k := draftKey{chatID, thread, id}
+	d := s.drafts[k]
+	if d == nil {
+		d = &Draft{ChatID: chatID, ThreadID: thread, ID: id}
+		s.drafts[k] = d
+	}
+	d.Text, d.Entities = p["text"], ents
+	d.CanStop, d.KeepOnStop = p["can_stop"] == "true", p["keep_on_stop"] == "true"
+	if d.Text == "" {
+		d.Placeholders++
+	} else {
+		d.Updates++
+	}
+	return true, nil
 }
 
 const notModified = "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"
@@ -610,12 +702,16 @@ func (s *Server) getUpdates(ctx context.Context, w http.ResponseWriter, p map[st
 	timeout, _ := strconv.Atoi(p["timeout"])
 	deadline := time.NewTimer(time.Duration(timeout) * time.Second)
 	defer deadline.Stop()
+	s.mu.Lock()
+	s.allow(p)
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
-		// Confirm everything below offset, as Telegram does.
+		// Confirm everything below offset, as Telegram does, and drop the kinds of update the
+		// bot did not ask for: Telegram never sends them.
 		kept := s.updates[:0]
 		for _, u := range s.updates {
-			if u.ID >= offset {
+			if u.ID >= offset && (s.allowed == nil || s.allowed[updateKind(u)]) {
 				kept = append(kept, u)
 			}
 		}
@@ -639,6 +735,56 @@ func (s *Server) getUpdates(ctx context.Context, w http.ResponseWriter, p map[st
 			return
 		}
 	}
+}
+
+// allow takes the allowed_updates of a getUpdates or setWebhook call: a list replaces the one
+// before; an empty list means every kind; none keeps the one before, as in Telegram. It runs
+// with s.mu held.
+func (s *Server) allow(p map[string]string) {
+	raw, ok := p["allowed_updates"]
+	if !ok {
+		return
+	}
+	var kinds []string
+	if json.Unmarshal([]byte(raw), &kinds) != nil {
+		return
+	}
+	if len(kinds) == 0 {
+		s.allowed = nil
+		return
+	}
+	s.allowed = map[string]bool{}
+	for _, k := range kinds {
+		s.allowed[k] = true
+	}
+}
+
+// AllowedUpdates returns the kinds of update the bot asked for last (nil: every kind).
+func (s *Server) AllowedUpdates() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.allowed == nil {
+		return nil
+	}
+	out := make([]string, 0, len(s.allowed))
+	for k := range s.allowed {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// updateKind is the kind of an update, as allowed_updates names it: "message", "callback_query"…
+func updateKind(u models.Update) string {
+	b, _ := json.Marshal(u)
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(b, &fields)
+	for k := range fields {
+		if k != "update_id" {
+			return k
+		}
+	}
+	return ""
 }
 
 // readParams flattens a multipart, urlencoded or JSON request into strings: nested values stay

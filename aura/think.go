@@ -1,0 +1,111 @@
+package aura
+
+import "strings"
+
+// A reasoning model served without a reasoning parser (llama.cpp without --reasoning-format, a
+// chatbot-ui server in front of DeepSeek-R1 or Qwen3) writes its thinking into the content, as a
+// block that starts the answer: "<think>\n…\n</think>\n\nThe answer". thinkSplitter takes that
+// block out as the text streams, whatever the chunks' boundaries.
+const (
+	thinkOpen  = "<think>"
+	thinkClose = "</think>"
+)
+
+// thinkSplitter splits an answer's text, fed to it piece by piece, into the thinking of a
+// leading <think>…</think> block and the answer. Text that does not start with the block (after
+// whitespace) is all answer, byte for byte. Inside the block, the text up to </think> is
+// thinking (all of it, if the text ends first); after it, the whitespace before the answer is
+// dropped. The zero value is ready to use.
+type thinkSplitter struct {
+	state thinkState
+	// What is held back until the next piece tells what it is: the leading whitespace and a
+	// start of "<think>" after it (thinkBefore), or a start of "</think>" (thinkInside).
+	space strings.Builder
+	held  string
+}
+
+type thinkState uint8
+
+const (
+	thinkBefore thinkState = iota // nothing but whitespace yet, or the start of "<think>"
+	thinkInside                   // inside the block
+	thinkAfter                    // after "</think>", before the answer's first non-space
+	thinkNone                     // the answer: everything passes
+)
+
+// thinkSpace is the whitespace around a <think> block.
+const thinkSpace = " \t\r\n"
+
+// push takes the next piece of the text and returns what of it is thinking and what is answer
+// (either may be empty; the thinking comes first).
+func (s *thinkSplitter) push(text string) (thinking, answer string) {
+	switch s.state {
+	case thinkNone:
+		return "", text
+	case thinkBefore:
+		if s.held == "" {
+			rest := strings.TrimLeft(text, thinkSpace)
+			s.space.WriteString(text[:len(text)-len(rest)])
+			if text = rest; text == "" {
+				return "", ""
+			}
+		}
+		t := s.held + text // held is at most a few bytes: this costs the new text alone
+		switch {
+		case strings.HasPrefix(t, thinkOpen):
+			s.state, s.held = thinkInside, ""
+			s.space.Reset()
+			return s.push(t[len(thinkOpen):])
+		case strings.HasPrefix(thinkOpen, t):
+			s.held = t
+			return "", ""
+		}
+		answer = s.space.String() + t
+		s.state, s.held = thinkNone, ""
+		s.space.Reset()
+		return "", answer
+	case thinkInside:
+		t := s.held + text
+		if i := strings.Index(t, thinkClose); i >= 0 {
+			s.state, s.held = thinkAfter, ""
+			_, answer = s.push(t[i+len(thinkClose):])
+			return t[:i], answer
+		}
+		keep := tagStart(t, thinkClose)
+		s.held = t[len(t)-keep:]
+		return t[:len(t)-keep], ""
+	default: // thinkAfter
+		rest := strings.TrimLeft(text, thinkSpace)
+		if rest == "" {
+			return "", ""
+		}
+		s.state = thinkNone
+		return "", rest
+	}
+}
+
+// end returns what is held back when the text ends: an unfinished "<think>" is answer, an
+// unfinished "</think>" thinking.
+func (s *thinkSplitter) end() (thinking, answer string) {
+	h := s.held
+	s.held = ""
+	switch s.state {
+	case thinkBefore:
+		h = s.space.String() + h
+		s.space.Reset()
+		return "", h
+	case thinkInside:
+		return h, ""
+	}
+	return "", ""
+}
+
+// tagStart returns the length of the longest end of s that is a start of tag, shorter than tag.
+func tagStart(s, tag string) int {
+	for n := min(len(s), len(tag)-1); n > 0; n-- {
+		if strings.HasSuffix(s, tag[:n]) {
+			return n
+		}
+	}
+	return 0
+}

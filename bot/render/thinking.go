@@ -1,0 +1,110 @@
+package render
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/go-telegram/bot/models"
+	"github.com/yuin/goldmark/ast"
+)
+
+// thinkingInfo is the info string that marks a fenced block as a reasoning model's thinking,
+// shown above its answer: the block's info string goes on with the label, its content is the
+// thinking. It is a name no model writes by chance.
+const thinkingInfo = "aurabot-thinking"
+
+// Thinking returns the Markdown of a model's thinking shown above its answer: label on a line
+// of its own, then quote, plain text in an expandable blockquote ("" for none). It is a fenced
+// block that Markdown renders so (a fence no line of quote can close), so that the text a reply
+// records is the text it shows. label must be one line.
+func Thinking(label, quote string) string {
+	quote = strings.ReplaceAll(strings.ReplaceAll(quote, "\r\n", "\n"), "\r", "\n")
+	fence := strings.Repeat("~", max(3, longestRun(quote, '~')+1))
+	var b strings.Builder
+	b.Grow(len(quote) + len(label) + 2*len(fence) + len(thinkingInfo) + 8)
+	b.WriteString(fence + thinkingInfo + " " + strings.ReplaceAll(label, "\n", " ") + "\n")
+	if quote != "" {
+		b.WriteString(quote + "\n")
+	}
+	b.WriteString(fence + "\n\n")
+	return b.String()
+}
+
+// longestRun returns the length of the longest run of c in s.
+func longestRun(s string, c byte) int {
+	longest, n := 0, 0
+	for i := range len(s) {
+		if s[i] != c {
+			n = 0
+			continue
+		}
+		n++
+		longest = max(longest, n)
+	}
+	return longest
+}
+
+// WithoutThinking returns md without the first block Thinking made, if it has one: the answer a
+// reply showed under the model's thinking.
+func WithoutThinking(md string) string {
+	for start := 0; start < len(md); {
+		line, _, _ := strings.Cut(md[start:], "\n")
+		next := start + len(line) + 1
+		fence := thinkingFence(line)
+		if fence == "" {
+			start = next
+			continue
+		}
+		end := len(md)
+		for at := next; at < len(md); {
+			l, _, _ := strings.Cut(md[at:], "\n")
+			if strings.TrimRight(l, " ") == fence {
+				end = min(at+len(l)+1, len(md))
+				break
+			}
+			at += len(l) + 1
+		}
+		if strings.HasPrefix(md[end:], "\n") {
+			end++ // the blank line after the block
+		}
+		return md[:start] + md[end:]
+	}
+	return md
+}
+
+// thinkingFence returns the fence of a line that opens a thinking block, or "".
+func thinkingFence(line string) string {
+	n := 0
+	for n < len(line) && line[n] == '~' {
+		n++
+	}
+	if n < 3 || !strings.HasPrefix(line[n:], thinkingInfo) {
+		return ""
+	}
+	if after := line[n+len(thinkingInfo):]; after != "" && after[0] != ' ' {
+		return ""
+	}
+	return line[:n]
+}
+
+// thinking writes a thinking block: its label, then its content in an expandable blockquote.
+func (r *renderer) thinking(n *ast.FencedCodeBlock) {
+	info := n.Info.Segment.Value(r.source)
+	_, label, _ := bytes.Cut(info, []byte(" "))
+	r.b.text(bytes.TrimSpace(label))
+	var body []byte
+	lines := n.Lines()
+	for i := range lines.Len() {
+		seg := lines.At(i)
+		body = append(body, seg.Value(r.source)...)
+	}
+	if body = bytes.TrimRight(body, "\n"); len(body) > 0 {
+		r.b.newline()
+		r.b.push(models.MessageEntityTypeExpandableBlockquote, "", "")
+		r.b.verbatim++
+		r.b.write(body)
+		r.b.verbatim--
+		r.b.pop()
+	}
+	r.b.endBlock(2)
+}
