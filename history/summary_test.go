@@ -355,3 +355,17 @@ func prevID(in []Turn, id int64) int64 {
 	}
 	return 0
 }
+
+func TestNewest(t *testing.T) {
+	s := openTest(t)
+	k := Key{ChatID: 1}
+	if _, ok, err := s.Newest(t.Context(), k); ok || err != nil {
+		t.Errorf("empty: got %v, %v", ok, err)
+	}
+	mustAppend(t, s, k, Turn{Role: RoleUser, Content: "q", MessageID: 1})
+	mustAppend(t, s, k, Turn{Role: RoleAssistant, Content: "a", MessageID: 2})
+	mustAppend(t, s, Key{ChatID: 2}, Turn{Role: RoleUser, Content: "other", MessageID: 3})
+	if got, ok, err := s.Newest(t.Context(), k); !ok || err != nil || got.Content != "a" || got.MessageID != 2 {
+		t.Errorf("got %+v, %v, %v; want the answer", got, ok, err)
+	}
+}

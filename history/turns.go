@@ -558,3 +558,17 @@ func countTurn(ctx context.Context, q sqlx.QueryerContext, id int64) (count, err
 	}
 	return countOf(r.turn().Sent()), nil
 }
+
+// Newest returns the conversation's newest turn; ok is false when it has none.
+func (s *Store) Newest(ctx context.Context, k Key) (t Turn, ok bool, err error) {
+	ts, err := queryTurns(ctx, s.r, `SELECT `+turnColumns+` FROM turns
+		WHERE conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)
+		ORDER BY id DESC LIMIT 1`, k.ChatID, k.ThreadID)
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("history: newest turn: %w", err)
+	}
+	if len(ts) == 0 {
+		return Turn{}, false, nil
+	}
+	return ts[0], true, nil
+}
