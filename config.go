@@ -72,6 +72,10 @@ type config struct {
 	TelegramLocalFiles    string `env:"TELEGRAM_LOCAL_FILES"`
 	UserMessagesPerMinute int    `env:"USER_MESSAGES_PER_MINUTE"`
 
+	Summaries         onOff `env:"SUMMARIES" envDefault:"on"`
+	UserDailyTokens   int64 `env:"USER_DAILY_TOKENS"`
+	UserMonthlyTokens int64 `env:"USER_MONTHLY_TOKENS"`
+
 	// Not wired yet: read and checked here, used by bot/ and aura/ as they grow (see run).
 	MaxAnswerChars     int           `env:"MAX_ANSWER_CHARS" envDefault:"65536"`
 	AuraContextTokens  int           `env:"AURA_CONTEXT_TOKENS"` // see tokenWindow
@@ -111,6 +115,22 @@ func (l *idList) UnmarshalText(b []byte) error {
 			return fmt.Errorf("%q is not a Telegram id (use numbers separated by commas, or *)", f)
 		}
 		l.ids = append(l.ids, id)
+	}
+	return nil
+}
+
+// onOff is a switch: "on" or "off" (in any case).
+type onOff bool
+
+// UnmarshalText parses the switch; env calls it.
+func (o *onOff) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "on":
+		*o = true
+	case "off":
+		*o = false
+	default:
+		return fmt.Errorf("%q is not on or off", string(b))
 	}
 	return nil
 }
@@ -383,6 +403,7 @@ const (
 	maxPerMessage  = 100        // tokens a chat template adds around one message: the longest known add about 10
 	maxFileBytes   = 20 << 20   // Telegram's download limit for bots
 	maxPerMinute   = 1000       // messages a minute from one user: more is no bound at all
+	maxCapTokens   = 1 << 40    // tokens a user may use a day or a month: a trillion is no cap at all
 )
 
 // tokenPattern is a bot token as @BotFather gives it: the bot's id, a colon, the secret.
@@ -419,6 +440,20 @@ func (c config) validate() error {
 	}
 	if err := between(c.UserMessagesPerMinute, 0, maxPerMinute, "messages a minute (0: no bound)"); err != nil {
 		return bad("USER_MESSAGES_PER_MINUTE", "%v", err)
+	}
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"USER_DAILY_TOKENS", c.UserDailyTokens}, {"USER_MONTHLY_TOKENS", c.UserMonthlyTokens}} {
+		switch {
+		case v.n < 0:
+			return bad(v.name, "%d must not be negative (0 or empty: no cap)", v.n)
+		case v.n > maxCapTokens:
+			return bad(v.name, "%d is too large: use at most %d tokens (0 or empty: no cap)", v.n, int64(maxCapTokens))
+		}
+	}
+	if c.UserDailyTokens > 0 && c.UserMonthlyTokens > 0 && c.UserMonthlyTokens < c.UserDailyTokens {
+		return bad("USER_MONTHLY_TOKENS", "%d is less than USER_DAILY_TOKENS (%d): the daily cap could never be reached", c.UserMonthlyTokens, c.UserDailyTokens)
 	}
 	if err := checkIDs(c.AllowedUsers, "user", func(id int64) bool { return id > 0 }); err != nil {
 		return bad("ALLOWED_USERS", "%v (group ids, which are negative, go in ALLOWED_CHATS)", err)

@@ -89,6 +89,14 @@ type Config struct {
 	// a server that counts the texts alone (chatbot-ui).
 	TokensPerMessage int
 
+	// Summaries: a conversation that outgrows the window is summarised by the model in the
+	// background, and the summary leads the context (SUMMARIES=on); false drops the oldest
+	// turns as they fall out.
+	Summaries bool
+	// UserDailyTokens and UserMonthlyTokens cap each user's tokens (in and out) a UTC day and
+	// month (USER_DAILY_TOKENS, USER_MONTHLY_TOKENS); 0: no cap.
+	UserDailyTokens, UserMonthlyTokens int64
+
 	StreamMode           string        // StreamEdit (default) or StreamDraft
 	MaxConcurrentReplies int           // default 32
 	ShutdownTimeout      time.Duration // default 10s
@@ -244,12 +252,15 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 		AllowedChats:          cfg.AllowedChats,
 		UserMessagesPerMinute: cfg.UserMessagesPerMinute,
 		DefaultPrompt:         cfg.DefaultPrompt,
-		Budget:                history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens, PerMessage: cfg.TokensPerMessage},
-		MaxConcurrentReplies:  cfg.MaxConcurrentReplies,
-		Models:                cfg.Models,
-		DefaultModel:          cfg.DefaultModel,
-		TextOnly:              cfg.TextOnly,
-		MaxFileBytes:          cfg.MaxFileBytes,
+		Budget: history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens, PerMessage: cfg.TokensPerMessage,
+			Summaries: cfg.Summaries},
+		MaxConcurrentReplies: cfg.MaxConcurrentReplies,
+		UserDailyTokens:      cfg.UserDailyTokens,
+		UserMonthlyTokens:    cfg.UserMonthlyTokens,
+		Models:               cfg.Models,
+		DefaultModel:         cfg.DefaultModel,
+		TextOnly:             cfg.TextOnly,
+		MaxFileBytes:         cfg.MaxFileBytes,
 	}, conversation.Deps{
 		TG: client, Pacer: b.pace, Streamer: b.streamer, Registry: b.registry,
 		Store: store, Journal: b.inbox, Model: model, Metrics: b.metrics, Log: b.log,

@@ -369,3 +369,33 @@ func TestNewest(t *testing.T) {
 		t.Errorf("got %+v, %v, %v; want the answer", got, ok, err)
 	}
 }
+
+// FuzzQuoteSent: a reply's text as sent holds its quote line by line and its content, with no
+// special token left, and the store counts exactly that text.
+func FuzzQuoteSent(f *testing.F) {
+	f.Add("Paris is big.\nVery.", "Ann", "shorter", "Bob", false)
+	f.Add("<|endoftext|>", "", "<|im_start|>", "", true)
+	f.Add("", "x", "y", "", false)
+	f.Fuzz(func(t *testing.T, quote, quoteAuthor, content, author string, bot bool) {
+		turn := Turn{Role: RoleUser, Content: content, Author: author, Quote: Quote{Text: quote, Author: quoteAuthor, Bot: bot}}
+		sent := turn.Sent()
+		if Defuse(sent) != sent {
+			t.Fatalf("Sent %q is not defused", sent)
+		}
+		if quote != "" {
+			for line := range strings.SplitSeq(Defuse(quote), "\n") {
+				if !strings.Contains(sent, "> "+line+"\n") {
+					t.Fatalf("Sent %q lacks the quoted line %q", sent, line)
+				}
+			}
+		}
+		if !strings.HasSuffix(sent, Defuse(content)) && !strings.Contains(Defuse(content), "<|") {
+			t.Fatalf("Sent %q does not end with the content %q", sent, content)
+		}
+		s := openTest(t)
+		stored := mustAppend(t, s, Key{ChatID: 1}, turn)
+		if stored.tokens != CountTokens(sent) {
+			t.Fatalf("stored count %d, want %d", stored.tokens, CountTokens(sent))
+		}
+	})
+}

@@ -36,11 +36,23 @@ type Store interface {
 	ClearSystemPrompt(ctx context.Context, k history.Key) error
 	Reset(ctx context.Context, k history.Key) error
 	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
-	Window(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) ([]history.Turn, error)
-	Coverage(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (inWindow, total int, err error)
+	Request(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (history.Request, error)
+	Report(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (history.Report, error)
+	Turns(ctx context.Context, k history.Key) ([]history.Turn, error)
+	Newest(ctx context.Context, k history.Key) (history.Turn, bool, error)
 	SetTranscript(ctx context.Context, k history.Key, turnID int64, text string) error
 	Model(ctx context.Context, k history.Key) (string, bool, error)
 	SetModel(ctx context.Context, k history.Key, model string) error
+
+	// Summaries (see summary.go).
+	Summary(ctx context.Context, k history.Key) (history.Summary, error)
+	SetSummary(ctx context.Context, k history.Key, text string, through int64) (bool, error)
+	TurnsBetween(ctx context.Context, k history.Key, after, through int64) ([]history.Turn, error)
+
+	// Usage (see caps.go).
+	AddUsage(ctx context.Context, u history.Usage) error
+	UsageOf(ctx context.Context, user int64, now time.Time) (history.UserUsage, error)
+	UsageAll(ctx context.Context, now time.Time) ([]history.UserUsage, error)
 }
 
 // Journal is what a conversation needs of the update inbox: the reply journal, counting the
@@ -82,9 +94,15 @@ type Config struct {
 	// 0: no bound. See fairness.go.
 	UserMessagesPerMinute int
 
-	DefaultPrompt        string
-	Budget               history.Budget // what may be sent to the model with each request
+	DefaultPrompt string
+	// Budget is what may be sent to the model with each request. Its Summaries is SUMMARIES: a
+	// conversation that outgrows it is summarised in the background (see summary.go).
+	Budget               history.Budget
 	MaxConcurrentReplies int
+	// UserDailyTokens and UserMonthlyTokens cap the tokens (in and out, summaries included)
+	// each user may use over every chat in a UTC day and month (USER_DAILY_TOKENS,
+	// USER_MONTHLY_TOKENS); 0: no cap. See caps.go.
+	UserDailyTokens, UserMonthlyTokens int64
 
 	// Models is what /model offers (AURA_MODELS); empty: the list the model server gives.
 	Models []ModelChoice
@@ -139,6 +157,8 @@ type Handler struct {
 
 	failed map[history.Key]failure // the last request of a conversation the server refused (see repeated), under mu
 	usage  *usageCheck
+	sums   *summaries  // the summaries being written (summary.go)
+	capped *capNotices // who was told they are past a cap (caps.go)
 }
 
 // activeReply is a reply streaming now.
@@ -161,6 +181,8 @@ func New(cfg Config, deps Deps) *Handler {
 		troubled: newRefusals(troubleEvery, maxRefusals),
 		failed:   map[history.Key]failure{},
 		usage:    &usageCheck{told: map[string]bool{}},
+		sums:     newSummaries(max(cfg.MaxConcurrentReplies/4, 1)),
+		capped:   &capNotices{told: map[capNotice]bool{}},
 		noVoice:  newRefusals(refusalEvery, maxRefusals),
 		admins:   &admins{chats: map[int64]adminList{}},
 		albums:   newAlbums(),
@@ -186,6 +208,7 @@ func (h *Handler) Busy() int { return h.queue.workers() }
 // refusals not logged yet are logged.
 func (h *Handler) Close() {
 	h.closing.Store(true)
+	h.sums.stop() // a summary being written is dropped: the next request asks again
 	h.strangers.Close()
 	h.skipped.Close()
 }
@@ -196,6 +219,7 @@ func (h *Handler) Wait() {
 	h.queue.wait()
 	h.finishing.Wait()
 	h.side.wait()
+	h.sums.wait()
 }
 
 // troubleEvery is how often a chat is told that the bot cannot save.
