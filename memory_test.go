@@ -98,7 +98,7 @@ func summaryAnswer(w http.ResponseWriter, flush func(), req auraRequest) {
 	for _, q := range regexp.MustCompile(`question number \d+`).FindAllString(req.Messages[0].Content, -1) {
 		last = q
 	}
-	streamText("SUMMARY: Ann asked many questions, up to " + last + ".")(w, flush, req)
+	streamText("SUMMARY: Ann asked many questions, up to "+last+".")(w, flush, req)
 }
 
 // A conversation that outgrows a small window keeps a summary of what fell out: the summary
