@@ -130,8 +130,9 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 			h.usage.check(ctx, h.deps.Log, model, estimate, len(msgs), u)
 		}
 	}
-	// A summary the request says is due is written beside the answer, never before it.
-	h.summarizeLater(ctx, r, model, prompt, request)
+	// A summary the request says is due is decided now, and asked for once the answer has
+	// ended: never before it, nor beside it.
+	defer h.summarizeLater(ctx, r, model, prompt, request)()
 
 	start := time.Now()
 	h.deps.Metrics.ReplyStarted()

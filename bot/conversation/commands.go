@@ -24,7 +24,7 @@ func Commands() []Command {
 		{"start", "what this bot is"},
 		{"help", "list the commands"},
 		{"system", "show or set the system prompt: /system <text>, /system default"},
-		{"reset", "forget this conversation's history (the system prompt stays)"},
+		{"reset", "forget this conversation's history and its summary (the system prompt stays)"},
 		{"retry", "answer your last message again"},
 		{"model", "show or choose the model: /model, /model <name>"},
 		{"stop", "stop the reply that is streaming now"},

@@ -23,8 +23,9 @@ import (
 // per message. The summary is stored with the conversation and leads the context (after the
 // system prompt, counted in the window) from then on; the turns it holds are no longer sent.
 //
-// A summary request never holds up the conversation: it starts before the answer streams, runs
-// beside it, and the next request has the summary if it is there by then. While it is not (or
+// A summary request never holds up the conversation: it is decided before the answer streams
+// and made once the answer has ended (a server that serves one request at a time answers the
+// user first), in the background; the next request has the summary if it is there by then. While it is not (or
 // when it failed), the oldest turns are dropped as they always were. A failure is logged once,
 // as a warning, until a summary works again (later failures at debug level), and the
 // conversation tries again after 1, 2, 4, ... (at most 64) more requests that leave turns out,
@@ -176,27 +177,34 @@ func summaryWords(chars, tokens int) int {
 	return max(words, 20)
 }
 
-// summarizeLater starts, in the background, the summary that request says is due (its Fold),
-// for the conversation of r, written by model. The first log line says it starts and the last
+// summarizeLater decides whether the summary that request says is due (its Fold) is written,
+// for the conversation of r, by model; it is, in the background, once the returned function is
+// called (when the answer has ended). The first log line says it is on its way and the last
 // that it ended, whatever the outcome.
-func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt string, request history.Request) {
+func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt string, request history.Request) (start func()) {
+	start = func() {}
 	if !h.cfg.Budget.Summaries || request.Fold == 0 || request.Fold <= request.Summary.Through {
-		return
+		return start
 	}
 	chars, tokens, ok := summaryLimit(h.cfg.Budget, prompt)
 	if !ok {
-		return // the window is too small for a summary to hold anything
+		return start // the window is too small for a summary to hold anything
 	}
 	if _, over := h.overCap(ctx, r.from); over {
-		return // no model request past a cap, not even in the background
+		return start // no model request past a cap, not even in the background
 	}
 	if !h.sums.begin(r.k) {
-		return
+		return start
 	}
 	h.deps.Log.Debug("summarising a conversation's oldest turns", "chat_id", r.k.ChatID, "thread_id", r.k.ThreadID,
 		"after", request.Summary.Through, "through", request.Fold)
+	ready := make(chan struct{})
 	h.sums.wg.Go(func() {
 		defer h.sums.end(r.k)
+		select {
+		case <-ready:
+		case <-h.sums.ctx.Done():
+		}
 		err := h.summarize(h.sums.ctx, r, model, request, chars, tokens)
 		switch {
 		case err == nil:
@@ -213,6 +221,8 @@ func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt strin
 		}
 		h.deps.Log.Debug("summary request ended", "chat_id", r.k.ChatID, "thread_id", r.k.ThreadID, "ok", err == nil)
 	})
+	var once sync.Once
+	return func() { once.Do(func() { close(ready) }) }
 }
 
 // errEmptySummary: the model answered a summary request with nothing.
