@@ -9,7 +9,6 @@ COPY main.go config.go ./
 COPY aura ./aura
 COPY bot ./bot
 COPY history ./history
-COPY logging ./logging
 COPY migrations ./migrations
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/aurabot . && mkdir -p /out/data
 

@@ -15,7 +15,9 @@ import (
 	"time"
 	"unicode"
 
+	"aurabot/bot/conversation"
 	"aurabot/bot/intake"
+	"aurabot/bot/ops"
 )
 
 func TestConfigRejectsBadValues(t *testing.T) {
@@ -215,25 +217,25 @@ func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"environment wins", cfg.TelegramToken, "222:fromenv"},
-		{"quoted value", cfg.AuraModel, "from file"},
-		{"single quotes", cfg.SystemPrompt, "Be brief."},
-		{"comment stripped", cfg.AuraKey, "abc"},
-		{"double quotes then a comment", cfg.AuraCookies, "a=1; b=2"},
-		{"single quotes then a comment", cfg.AuraUserAgent, "Agent #7"},
-		{"escaped newline in double quotes", cfg.AuraModelName, "Line one\nline two"},
-		{"id list", len(cfg.AllowedUsers.ids), 3},
-		{"temperature", cfg.AuraTemperature, 1.5},
-		{"default url", cfg.AuraURL, "https://openchat.team"},
-		{"default max length", cfg.AuraMaxLength, 24576},
-		{"default max tokens", cfg.AuraMaxTokens, 8192},
+		{"environment wins", cfg.Bot.Telegram.Token, "222:fromenv"},
+		{"quoted value", cfg.Aura.Model, "from file"},
+		{"single quotes", cfg.Bot.Conversation.DefaultPrompt, "Be brief."},
+		{"comment stripped", cfg.Aura.Key, "abc"},
+		{"double quotes then a comment", cfg.Aura.Cookies, "a=1; b=2"},
+		{"single quotes then a comment", cfg.Aura.UserAgent, "Agent #7"},
+		{"escaped newline in double quotes", cfg.Aura.ModelName, "Line one\nline two"},
+		{"id list", len(cfg.Bot.Conversation.AllowedUsers.IDs), 3},
+		{"temperature", cfg.Aura.Temperature, 1.5},
+		{"default url", cfg.Aura.BaseURL, "https://openchat.team"},
+		{"default max length", cfg.Bot.Conversation.Budget.Chars, 24576},
+		{"default max tokens", cfg.Aura.TokenLimit, 8192},
 		{"default database", cfg.DatabasePath, "data/bot.db"},
-		{"default telegram", cfg.TelegramAPIURL, "https://api.telegram.org"},
+		{"default telegram", cfg.Bot.Telegram.APIURL, "https://api.telegram.org"},
 		{"default listen address", cfg.listenAddr(), "127.0.0.1:8080"},
 		{"default listener on loopback only", isLoopback(cfg.listenAddr()), true},
-		{"no local files by default", cfg.TelegramLocalFiles, ""},
-		{"no metrics token by default", cfg.MetricsToken, ""},
-		{"no rate by default", cfg.UserMessagesPerMinute, 0},
+		{"no local files by default", cfg.Bot.Telegram.LocalFiles, ""},
+		{"no metrics token by default", cfg.Bot.MetricsToken, ""},
+		{"no rate by default", cfg.Bot.Conversation.UserMessagesPerMinute, 0},
 		{"default log format", cfg.LogFormat, "text"},
 	}
 	for _, c := range checks {
@@ -246,12 +248,12 @@ func TestConfigDefaultsDotenvAndEnvironment(t *testing.T) {
 		t.Errorf("LISTEN_ADDR=: got %q, %v, want the listener off", off.listenAddr(), err)
 	}
 	hook, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "WEBHOOK_URL=https://bot.example.com/tg/hook", "WEBHOOK_SECRET=Ab_9-z"}, dotenv)
-	if err != nil || hook.WebhookSecret != "Ab_9-z" {
+	if err != nil || hook.Bot.WebhookSecret != "Ab_9-z" {
 		t.Errorf("webhook config: got %v, want it accepted", err)
 	}
 	star, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x", "ALLOWED_USERS=*"}, dotenv)
-	if err != nil || !star.AllowedUsers.all {
-		t.Errorf("ALLOWED_USERS=*: got all=%v err=%v, want all=true", star.AllowedUsers.all, err)
+	if err != nil || !star.Bot.Conversation.AllowedUsers.All {
+		t.Errorf("ALLOWED_USERS=*: got all=%v err=%v, want all=true", star.Bot.Conversation.AllowedUsers.All, err)
 	}
 }
 
@@ -270,7 +272,7 @@ func TestConfigLockDownSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.TelegramLocalFiles != dir || cfg.MetricsToken != "0123456789abcdef0123" || cfg.UserMessagesPerMinute != 6 || cfg.listenAddr() != "0.0.0.0:8080" {
+	if cfg.Bot.Telegram.LocalFiles != dir || cfg.Bot.MetricsToken != "0123456789abcdef0123" || cfg.Bot.Conversation.UserMessagesPerMinute != 6 || cfg.listenAddr() != "0.0.0.0:8080" {
 		t.Errorf("got %+v", cfg)
 	}
 }
@@ -293,8 +295,9 @@ func TestConfigSummariesAndCaps(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", tt.env, err)
 		}
-		if bool(cfg.Summaries) != tt.summaries || cfg.UserDailyTokens != tt.day || cfg.UserMonthlyTokens != tt.month {
-			t.Errorf("%v: got summaries %v, caps %d / %d; want %v, %d / %d", tt.env, cfg.Summaries, cfg.UserDailyTokens, cfg.UserMonthlyTokens, tt.summaries, tt.day, tt.month)
+		conv := cfg.Bot.Conversation
+		if bool(conv.Summaries) != tt.summaries || conv.UserDailyTokens != tt.day || conv.UserMonthlyTokens != tt.month {
+			t.Errorf("%v: got summaries %v, caps %d / %d; want %v, %d / %d", tt.env, conv.Summaries, conv.UserDailyTokens, conv.UserMonthlyTokens, tt.summaries, tt.day, tt.month)
 		}
 	}
 }
@@ -305,10 +308,10 @@ func TestConfigExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.example.env: %v", err)
 	}
-	if cfg.AuraProtocol != "chatbot-ui" || cfg.StreamMode != "edit" || cfg.AuraMaxOutputTokens != 0 ||
-		cfg.MaxAnswerChars != 65536 || cfg.AuraContextTokens != 0 || len(cfg.AuraModels) != 0 ||
-		cfg.TranscribeModel != "whisper-1" || cfg.MaxFileBytes != 524288 || cfg.AuraBrowser != "" ||
-		!cfg.Summaries || cfg.UserDailyTokens != 0 || cfg.UserMonthlyTokens != 0 {
+	if cfg.Aura.Protocol != "chatbot-ui" || cfg.Bot.Reply.StreamMode != "edit" || cfg.Aura.MaxOutputTokens != 0 ||
+		cfg.Bot.Reply.Limits.MaxChars != 65536 || cfg.ContextTokens != 0 || len(cfg.Bot.Conversation.Models) != 0 ||
+		cfg.Transcribe.Model != "whisper-1" || cfg.Bot.Conversation.MaxFileBytes != 524288 || cfg.Browser.Browser != "" ||
+		!cfg.Bot.Conversation.Summaries || cfg.Bot.Conversation.UserDailyTokens != 0 || cfg.Bot.Conversation.UserMonthlyTokens != 0 {
 		t.Errorf("got %+v, want the documented defaults", cfg)
 	}
 }
@@ -323,12 +326,7 @@ func TestConfigDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := reflect.TypeFor[config]()
-	for i := range fields.NumField() {
-		name := fields.Field(i).Tag.Get("env")
-		if name == "" {
-			continue
-		}
+	for _, name := range ops.Settings(reflect.TypeFor[config]()) {
 		if !strings.Contains("\n"+string(example), "\n"+name+"=") {
 			t.Errorf("%s has no line in config.example.env", name)
 		}
@@ -343,8 +341,8 @@ func TestConfigDefaultModelName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AuraModelName != "OpenChat 3.6 (latest)" {
-		t.Errorf("AURA_MODEL_NAME: got %q, want the default", cfg.AuraModelName)
+	if cfg.Aura.ModelName != "OpenChat 3.6 (latest)" {
+		t.Errorf("AURA_MODEL_NAME: got %q, want the default", cfg.Aura.ModelName)
 	}
 }
 
@@ -396,8 +394,8 @@ func TestConfigTrimsPastedSecrets(t *testing.T) {
 			t.Errorf("TELEGRAM_TOKEN=%q: got %v, want it accepted", raw, err)
 			continue
 		}
-		if cfg.TelegramToken != "123:abc" || cfg.AuraKey != "sk-1" {
-			t.Errorf("TELEGRAM_TOKEN=%q: got %q and AURA_KEY %q, want them trimmed", raw, cfg.TelegramToken, cfg.AuraKey)
+		if cfg.Bot.Telegram.Token != "123:abc" || cfg.Aura.Key != "sk-1" {
+			t.Errorf("TELEGRAM_TOKEN=%q: got %q and AURA_KEY %q, want them trimmed", raw, cfg.Bot.Telegram.Token, cfg.Aura.Key)
 		}
 	}
 }
@@ -484,7 +482,7 @@ func FuzzConfigURL(f *testing.F) {
 				continue
 			}
 			if name == "WEBHOOK_URL" {
-				serveWebhook(t, cfg.WebhookURL)
+				serveWebhook(t, cfg.Bot.WebhookURL)
 			}
 		}
 	})
@@ -524,8 +522,8 @@ func TestRedactURL(t *testing.T) {
 		{"http://%zz", "http://%zz"},
 	}
 	for _, tt := range tests {
-		if got := redactURL(tt.raw); got != tt.want {
-			t.Errorf("redactURL(%q): got %q, want %q", tt.raw, got, tt.want)
+		if got := ops.RedactURL(tt.raw); got != tt.want {
+			t.Errorf("ops.RedactURL(%q): got %q, want %q", tt.raw, got, tt.want)
 		}
 	}
 }
@@ -558,44 +556,44 @@ func TestConfigNewSettings(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"default answer cap", def.MaxAnswerChars, 65536},
-		{"default image tokens", def.AuraImageTokens, 800},
-		{"default transcribe url", def.TranscribeURL, ""},
-		{"default transcribe model", def.TranscribeModel, "whisper-1"},
-		{"default file limit", def.MaxFileBytes, 524288},
-		{"default browser", def.AuraBrowser, ""},
-		{"default browser refresh", def.AuraBrowserRefresh, 30 * time.Minute},
-		{"default browser timeout", def.AuraBrowserTimeout, 30 * time.Second},
-		{"default models", fmt.Sprint(def.models()), "[{openchat_3.6 OpenChat 3.6 (latest)}]"},
+		{"default answer cap", def.Bot.Reply.Limits.MaxChars, 65536},
+		{"default image tokens", def.Bot.Conversation.Budget.ImageTokens, 800},
+		{"default transcribe url", def.Transcribe.URL, ""},
+		{"default transcribe model", def.Transcribe.Model, "whisper-1"},
+		{"default file limit", def.Bot.Conversation.MaxFileBytes, 524288},
+		{"default browser", def.Browser.Browser, ""},
+		{"default browser refresh", def.Browser.Refresh, 30 * time.Minute},
+		{"default browser timeout", def.Browser.Timeout, 30 * time.Second},
+		{"default model", def.defaultModel(), conversation.ModelChoice{ID: "openchat_3.6", Name: "OpenChat 3.6 (latest)"}},
 		{"default token window (chatbot-ui: tokenLimit less 1000)", def.tokenWindow(), 7192},
 		{"chatbot-ui token window", chatbot.tokenWindow(), 3096},
-		{"chatbot-ui models", fmt.Sprint(chatbot.models()), "[{openchat_3.6 } {openchat_v3.2_mistral OpenChat 3.5}]"},
-		{"chatbot-ui default model", chatbot.defaultModel(), modelChoice{ID: "openchat_3.6"}},
+		{"chatbot-ui models", fmt.Sprint(chatbot.Bot.Conversation.Models), "[{openchat_3.6 } {openchat_v3.2_mistral OpenChat 3.5}]"},
+		{"chatbot-ui default model", chatbot.defaultModel(), conversation.ModelChoice{ID: "openchat_3.6"}},
 		{"openai token window (context less output)", openai.tokenWindow(), 7168},
 		{"openai without context tokens: no bound", unbounded.tokenWindow(), 0},
-		{"openai tokens per message by default", openai.tokensPerMessage(), 8},
-		{"chatbot-ui counts no tokens per message", def.tokensPerMessage(), 0},
-		{"tokens per message set", load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_TOKENS_PER_MESSAGE=5").tokensPerMessage(), 5},
-		{"tokens per message zero", load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_TOKENS_PER_MESSAGE=0").tokensPerMessage(), 0},
-		{"openai models", fmt.Sprint(listed.models()), "[{llama3.1:8b Llama 3.1 8B} {qwen2.5:7b } {mistral Mistral = 7B}]"},
-		{"first model by default", listed.defaultModel(), modelChoice{ID: "llama3.1:8b", Name: "Llama 3.1 8B"}},
-		{"AURA_MODEL picks among them", chosen.defaultModel(), modelChoice{ID: "qwen2.5:7b", Name: "Qwen"}},
-		{"answer cap", set.MaxAnswerChars, 1000},
-		{"image tokens", set.AuraImageTokens, 0},
-		{"transcribe url", set.TranscribeURL, "http://127.0.0.1:9000/v1"},
-		{"transcribe model", set.TranscribeModel, "large-v3"},
-		{"transcribe key trimmed", set.TranscribeKey, "tk-1"},
-		{"file limit", set.MaxFileBytes, 20 << 20},
-		{"browser path", set.AuraBrowser, browser},
-		{"browser refresh", set.AuraBrowserRefresh, time.Minute},
-		{"browser timeout", set.AuraBrowserTimeout, 10 * time.Minute},
+		{"openai tokens per message by default", openai.Bot.Conversation.Budget.PerMessage, 8},
+		{"chatbot-ui counts no tokens per message", def.Bot.Conversation.Budget.PerMessage, 0},
+		{"tokens per message set", load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_TOKENS_PER_MESSAGE=5").Bot.Conversation.Budget.PerMessage, 5},
+		{"tokens per message zero", load(t, "AURA_PROTOCOL=openai", "AURA_MODEL=m", "AURA_TOKENS_PER_MESSAGE=0").Bot.Conversation.Budget.PerMessage, 0},
+		{"openai models", fmt.Sprint(listed.Bot.Conversation.Models), "[{llama3.1:8b Llama 3.1 8B} {qwen2.5:7b } {mistral Mistral = 7B}]"},
+		{"first model by default", listed.defaultModel(), conversation.ModelChoice{ID: "llama3.1:8b", Name: "Llama 3.1 8B"}},
+		{"AURA_MODEL picks among them", chosen.defaultModel(), conversation.ModelChoice{ID: "qwen2.5:7b", Name: "Qwen"}},
+		{"answer cap", set.Bot.Reply.Limits.MaxChars, 1000},
+		{"image tokens", set.Bot.Conversation.Budget.ImageTokens, 0},
+		{"transcribe url", set.Transcribe.URL, "http://127.0.0.1:9000/v1"},
+		{"transcribe model", set.Transcribe.Model, "large-v3"},
+		{"transcribe key trimmed", set.Transcribe.Key, "tk-1"},
+		{"file limit", set.Bot.Conversation.MaxFileBytes, 20 << 20},
+		{"browser path", set.Browser.Browser, browser},
+		{"browser refresh", set.Browser.Refresh, time.Minute},
+		{"browser timeout", set.Browser.Timeout, 10 * time.Minute},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if got := load(t, "AURA_BROWSER=auto").AuraBrowser; got != "auto" {
+	if got := load(t, "AURA_BROWSER=auto").Browser.Browser; got != "auto" {
 		t.Errorf("AURA_BROWSER=auto: got %q", got)
 	}
 	load(t, "AURA_BROWSER=sh") // a command on PATH
@@ -639,7 +637,7 @@ func FuzzModelList(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		var l modelList
+		var l conversation.ModelList
 		if err := l.UnmarshalText([]byte(s)); err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("%q: got a multi-line error %q", s, err)
@@ -655,7 +653,7 @@ func FuzzModelList(f *testing.F) {
 			seen[m.ID] = true
 			back = append(back, m.ID+"="+m.Name)
 		}
-		var again modelList
+		var again conversation.ModelList
 		if err := again.UnmarshalText([]byte(strings.Join(back, ","))); err != nil || !slices.Equal(again, l) {
 			t.Fatalf("%q: got %q, read back as %q, %v", s, l, again, err)
 		}
@@ -678,11 +676,11 @@ func FuzzDotenv(f *testing.F) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := readDotenv(path)
+		_, err := ops.ReadDotenv(path)
 		if err == nil {
 			return
 		}
-		msg, ok := strings.CutPrefix(err.Error(), "config: "+path)
+		msg, ok := strings.CutPrefix(err.Error(), path)
 		if !ok || !refusal.MatchString(msg) {
 			t.Fatalf("content %q: got %q, want the file and a fixed reason", content, err)
 		}

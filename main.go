@@ -23,7 +23,6 @@ import (
 	"aurabot/bot"
 	"aurabot/bot/ops"
 	"aurabot/history"
-	"aurabot/logging"
 )
 
 // run is the whole program; main only turns its error into an exit code.
@@ -35,7 +34,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	// One redaction point: every line, whoever writes it, passes it before it is written.
 	log, redactor := cfg.logger(stderr)
 	for _, name := range cfg.ignored() {
-		log.Debug("setting ignored with AURA_PROTOCOL="+cfg.AuraProtocol, "variable", name)
+		log.Debug("setting ignored with AURA_PROTOCOL="+cfg.Aura.Protocol, "variable", name)
 	}
 
 	// One instance per database: a second one (a rolling deploy) waits for the first to exit.
@@ -55,90 +54,34 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	}
 	defer store.Close()
 
-	var credentials aura.Credentials
 	switch {
-	case cfg.AuraBrowser == "":
-	case cfg.AuraCookies != "" && cfg.AuraUserAgent != "":
+	case cfg.Browser.Browser == "":
+	case cfg.Aura.Cookies != "" && cfg.Aura.UserAgent != "":
 		log.Warn("AURA_BROWSER is ignored: AURA_COOKIES and AURA_USER_AGENT are both set, and they win")
 	default:
-		capturer, err := newCapturer(cfg, log, redactor)
+		capturer, err := newCapturer(cfg.Browser, log, redactor)
 		if err != nil {
 			return err
 		}
 		defer capturer.Close() // after the bot: it stops a capture in progress, and its browser
-		credentials = capturer
+		cfg.Aura.Credentials = capturer
 	}
-
-	def := cfg.defaultModel()
-	model, err := aura.New(aura.Config{
-		Protocol:         cfg.AuraProtocol,
-		BaseURL:          cfg.AuraURL,
-		MaxOutputTokens:  cfg.AuraMaxOutputTokens,
-		Model:            def.ID,
-		ModelName:        def.Name,
-		MaxLength:        cfg.AuraMaxLength,
-		TokenLimit:       cfg.AuraMaxTokens,
-		Temperature:      cfg.AuraTemperature,
-		Key:              cfg.AuraKey,
-		Cookies:          cfg.AuraCookies,
-		UserAgent:        cfg.AuraUserAgent,
-		Proxy:            cfg.AuraProxy,
-		FirstByteTimeout: cfg.AuraFirstByteTimeout,
-		IdleTimeout:      cfg.AuraIdleTimeout,
-		Credentials:      credentials,
-		Logger:           log,
-	})
+	cfg.Aura.Logger = log
+	model, err := aura.New(cfg.Aura)
 	if err != nil {
 		return err
 	}
 	defer model.Close()
 
-	var choices []bot.ModelChoice
-	for _, m := range cfg.AuraModels {
-		choices = append(choices, bot.ModelChoice{ID: m.ID, Name: m.Name})
+	if cfg.Transcribe.URL != "" { // else nil (not a nil *Client): voice is off
+		cfg.Bot.Transcriber = transcribe.New(cfg.Transcribe)
 	}
-	var transcriber bot.Transcriber // nil (not a nil *Client) when voice is off
-	if cfg.TranscribeURL != "" {
-		transcriber = transcribe.New(transcribe.Config{URL: cfg.TranscribeURL, Model: cfg.TranscribeModel, Key: cfg.TranscribeKey})
-	}
-
-	b, err := bot.New(bot.Config{
-		Token:                 cfg.TelegramToken,
-		APIURL:                cfg.TelegramAPIURL,
-		LocalFiles:            cfg.TelegramLocalFiles,
-		AllowAll:              cfg.AllowedUsers.all,
-		AllowedUsers:          cfg.AllowedUsers.ids,
-		AllowedChats:          cfg.AllowedChats.ids,
-		UserMessagesPerMinute: cfg.UserMessagesPerMinute,
-		DefaultPrompt:         cfg.SystemPrompt,
-		ContextBudget:         cfg.AuraMaxLength,
-		ContextTokens:         cfg.tokenWindow(),
-		TokensPerMessage:      cfg.tokensPerMessage(),
-		Summaries:             bool(cfg.Summaries),
-		UserDailyTokens:       cfg.UserDailyTokens,
-		UserMonthlyTokens:     cfg.UserMonthlyTokens,
-		StreamMode:            cfg.StreamMode,
-		MaxConcurrentReplies:  cfg.MaxReplies,
-		ShutdownTimeout:       cfg.ShutdownAfter,
-		MaxAnswerChars:        cfg.MaxAnswerChars,
-		MaxOutputTokens:       cfg.AuraMaxOutputTokens,
-		Models:                choices,
-		DefaultModel:          def.ID,
-		TextOnly:              cfg.AuraProtocol == aura.ProtocolChatbotUI,
-		ImageTokens:           cfg.AuraImageTokens,
-		MaxFileBytes:          cfg.MaxFileBytes,
-		Transcriber:           transcriber,
-		Force:                 force(ctx),
-		ListenAddr:            cfg.listenAddr(),
-		WebhookURL:            cfg.WebhookURL,
-		WebhookSecret:         cfg.WebhookSecret,
-		MetricsToken:          cfg.MetricsToken,
-		Logger:                log,
-	}, store, model)
+	cfg.Bot.Force, cfg.Bot.Logger = force(ctx), log
+	b, err := bot.New(cfg.Bot, store, model)
 	if err != nil {
 		return err
 	}
-	if !cfg.AllowedUsers.all && len(cfg.AllowedUsers.ids) == 0 && len(cfg.AllowedChats.ids) == 0 {
+	if users := cfg.Bot.Conversation.AllowedUsers; !users.All && len(users.IDs) == 0 && len(cfg.Bot.Conversation.AllowedChats.IDs) == 0 {
 		log.Warn("ALLOWED_USERS is empty: the bot answers nobody; each user who writes is told their id")
 	}
 	return b.Run(ctx)
@@ -146,24 +89,18 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 
 // newCapturer builds the headless-browser capture of the model server's cookies (AURA_BROWSER).
 // The log's redactor learns each capture's cookies and User-Agent before anyone uses them.
-func newCapturer(cfg config, log *slog.Logger, redactor *logging.Redactor) (*browser.Capturer, error) {
-	if bin, err := browser.Find(cfg.AuraBrowser); err != nil {
+func newCapturer(opt browser.Options, log *slog.Logger, redactor *ops.Redactor) (*browser.Capturer, error) {
+	if bin, err := browser.Find(opt.Browser); err != nil {
 		log.Warn("AURA_BROWSER: replies will fail until a browser is installed", "err", err)
 	} else {
-		log.Info("cookies for the model server come from a headless browser", "browser", bin, "refresh", cfg.AuraBrowserRefresh)
+		log.Info("cookies for the model server come from a headless browser", "browser", bin, "refresh", opt.Refresh)
 	}
-	return browser.New(browser.Options{
-		Browser: cfg.AuraBrowser,
-		URL:     cfg.AuraURL,
-		Proxy:   cfg.AuraProxy,
-		Refresh: cfg.AuraBrowserRefresh,
-		Timeout: cfg.AuraBrowserTimeout,
-		Logger:  log,
-		Captured: func(cookie, userAgent string) {
-			redactor.Add(logging.CookieSecrets(cookie)...)
-			redactor.Add(userAgent)
-		},
-	})
+	opt.Logger = log
+	opt.Captured = func(cookie, userAgent string) {
+		redactor.Add(ops.CookieSecrets(cookie)...)
+		redactor.Add(userAgent)
+	}
+	return browser.New(opt)
 }
 
 // force returns a channel closed by a second SIGINT or SIGTERM once ctx has ended (the first
@@ -210,10 +147,10 @@ func command(ctx context.Context, args, environ []string, dotenv string, stdout,
 		if err != nil {
 			return err
 		}
-		if cfg.listenAddr() == "" {
+		if cfg.Bot.ListenAddr == "" {
 			return errors.New("healthcheck: LISTEN_ADDR is empty, so the bot serves no /healthz")
 		}
-		status, err := ops.CheckHealth(ctx, cfg.listenAddr())
+		status, err := ops.CheckHealth(ctx, cfg.Bot.ListenAddr)
 		if err == nil {
 			fmt.Fprintln(stdout, status)
 		}

@@ -57,45 +57,46 @@ const (
 // Config says where and how a Client talks to the model.
 type Config struct {
 	// Protocol is ProtocolChatbotUI (also when empty) or ProtocolOpenAI.
-	Protocol string
+	Protocol string `env:"AURA_PROTOCOL" envDefault:"chatbot-ui"`
 	// BaseURL is the server's root, e.g. https://openchat.team or
 	// http://localhost:11434. The client posts to BaseURL + "/api/chat"
 	// (chatbot-ui) or BaseURL + "/v1/chat/completions" (openai; a BaseURL
 	// that already ends in "/v1" gets only "/chat/completions").
-	BaseURL string
+	BaseURL string `env:"AURA_URL" envDefault:"https://openchat.team"`
 	// Model is model.id (chatbot-ui) or the model name (openai, required).
 	// In chatbot-ui mode an empty Model means openchat_3.6.
-	Model string
+	Model string `env:"AURA_MODEL" envDefault:"openchat_3.6"`
 	// ModelName is model.name (chatbot-ui only). Empty means the known
 	// name for a known Model id, else Model itself.
-	ModelName string
-	// MaxLength is model.maxLength (chatbot-ui only); 0 means 3*TokenLimit.
+	ModelName string `env:"AURA_MODEL_NAME" envDefault:"OpenChat 3.6 (latest)"`
+	// MaxLength is model.maxLength (chatbot-ui only); 0 means 3*TokenLimit. main sets the
+	// context window's AURA_MAX_LENGTH.
 	MaxLength int
 	// TokenLimit is model.tokenLimit (chatbot-ui only); 0 means 8192.
-	TokenLimit int
+	TokenLimit int `env:"AURA_MAX_TOKENS" envDefault:"8192"`
 	// MaxOutputTokens is max_tokens (openai only); 0 means not sent.
-	MaxOutputTokens int
+	MaxOutputTokens int `env:"AURA_MAX_OUTPUT_TOKENS"`
 	// Temperature is sent as is; 0 is a valid temperature. (The Python
 	// provider defaulted to 0.5.)
-	Temperature float64
+	Temperature float64 `env:"AURA_TEMPERATURE" envDefault:"0.5"`
 	// Key is the body's "key" (chatbot-ui) or an "Authorization: Bearer"
 	// header (openai, only when set).
-	Key string
+	Key string `env:"AURA_KEY"`
 	// Cookies is a raw Cookie header value, sent when set.
-	Cookies string
+	Cookies string `env:"AURA_COOKIES"`
 	// UserAgent overrides DefaultUserAgent.
-	UserAgent string
+	UserAgent string `env:"AURA_USER_AGENT"`
 	// Proxy is an http://, https://, socks5:// or socks5h:// URL. Empty
 	// means the environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as in any Go
 	// program.
-	Proxy string
+	Proxy string `env:"AURA_PROXY"`
 	// FirstByteTimeout bounds the wait for the response headers and the
 	// first body byte of each try; 0 means DefaultFirstByteTimeout.
-	FirstByteTimeout time.Duration
+	FirstByteTimeout time.Duration `env:"AURA_FIRST_BYTE_TIMEOUT" envDefault:"60s"`
 	// IdleTimeout bounds the silence between two body reads; 0 means
 	// DefaultIdleTimeout. Time the caller spends handling a chunk does not
 	// count.
-	IdleTimeout time.Duration
+	IdleTimeout time.Duration `env:"AURA_IDLE_TIMEOUT" envDefault:"60s"`
 	// Credentials, when set, supplies cookies and a User-Agent before each
 	// reply (see Credentials); Cookies and UserAgent, when set, win over
 	// them. A reply refused with 403, 429 or 503 and an HTML page is tried

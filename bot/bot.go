@@ -14,12 +14,12 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +33,6 @@ import (
 	"aurabot/bot/pace"
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
-	"aurabot/history"
 	"aurabot/history/inbox"
 )
 
@@ -57,66 +56,36 @@ type Transcriber = conversation.Transcriber
 // ModelChoice is a model /model offers: its id, and the name people see ("" for the id).
 type ModelChoice = conversation.ModelChoice
 
-// Stream modes.
+// Stream modes (reply.Config.StreamMode).
 const (
-	StreamEdit  = "edit"
-	StreamDraft = "draft"
+	StreamEdit  = reply.StreamEdit
+	StreamDraft = reply.StreamDraft
 )
 
-// Config is what the bot needs to know. Zero values take the documented defaults. main has
+// Config is what the bot needs to know: the settings of each room it wires, as that room
+// declares them, and the bot's own. Zero values take the documented defaults. main has
 // validated the user's settings; New trusts them.
 type Config struct {
-	Token  string
-	APIURL string // default https://api.telegram.org
-	// LocalFiles is the directory of a local Bot API server (TELEGRAM_LOCAL_FILES), whose files
-	// the bot reads from the disk; "" reads no file from the local disk (see tg.SetLocalFiles).
-	LocalFiles string
+	Telegram     tg.Config
+	Conversation conversation.Config
+	Reply        reply.Config
 
-	AllowAll     bool
-	AllowedUsers []int64
-	AllowedChats []int64
-	// UserMessagesPerMinute bounds the messages each user may send the bot (a token bucket of
-	// a minute's worth); 0: no bound. Users named in AllowedUsers are not bounded.
-	UserMessagesPerMinute int
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// ListenAddr is where GET /healthz, GET /metrics and the webhook are served; "" serves
+	// nothing (polling mode only). main reads LISTEN_ADDR (see listenAddr).
+	ListenAddr string
+	// MetricsToken, when set, is the bearer token GET /metrics asks for.
+	MetricsToken string `env:"METRICS_TOKEN"`
+	// WebhookURL switches from long polling to a webhook: Telegram posts updates to this URL,
+	// which must reach ListenAddr at the same path. WebhookSecret is then required.
+	WebhookURL    string `env:"WEBHOOK_URL"`
+	WebhookSecret string `env:"WEBHOOK_SECRET"`
 
-	DefaultPrompt string
-	ContextBudget int // characters of prompt + history sent to the model
-	// ContextTokens bounds the tokens (cl100k_base) of prompt + history, with what the model
-	// server keeps free for its own use already taken off; 0 sets no token bound.
-	ContextTokens int
-	// TokensPerMessage is what the server's chat template adds to each message, counted in
-	// ContextTokens for every message and the reply's priming (AURA_TOKENS_PER_MESSAGE); 0 for
-	// a server that counts the texts alone (chatbot-ui).
-	TokensPerMessage int
+	// Not settings: what main (or a test) hands the bot.
 
-	// Summaries: a conversation that outgrows the window is summarised by the model in the
-	// background, and the summary leads the context (SUMMARIES=on); false drops the oldest
-	// turns as they fall out.
-	Summaries bool
-	// UserDailyTokens and UserMonthlyTokens cap each user's tokens (in and out) a UTC day and
-	// month (USER_DAILY_TOKENS, USER_MONTHLY_TOKENS); 0: no cap.
-	UserDailyTokens, UserMonthlyTokens int64
-
-	StreamMode           string        // StreamEdit (default) or StreamDraft
-	MaxConcurrentReplies int           // default 32
-	ShutdownTimeout      time.Duration // default 10s
-	MaxAnswerChars       int           // default 65536: longer answers are cut, and the user told
-	MaxOutputTokens      int           // AURA_MAX_OUTPUT_TOKENS, named when an answer hits it
-
-	// Models is what /model offers (AURA_MODELS); empty: the list Model.Models gives.
-	Models []ModelChoice
-	// DefaultModel is the model of a chat that chose none (AURA_MODEL); "" leaves it to Model.
-	DefaultModel string
-	// TextOnly says the model server takes text only (chatbot-ui): photos are refused at once.
-	TextOnly bool
-	// ImageTokens is what one image counts for in the context window (AURA_IMAGE_TOKENS).
-	ImageTokens int
-	// MaxFileBytes is the largest text file read (MAX_FILE_BYTES); default 512 KiB.
-	MaxFileBytes int
 	// Transcriber transcribes voice messages, audio files and video notes; nil: voice
 	// messages get a notice that they are not set up.
 	Transcriber Transcriber
-
 	// Pacing. Defaults: 1s per private chat, 3s per group, 30 calls/s for the whole bot, of
 	// which 24 may go at once after a quiet spell (GlobalBurst): the first texts of many chats
 	// that start together come out at once, with a margin of 6 below the 30 Telegram lets pass.
@@ -124,50 +93,30 @@ type Config struct {
 	GroupInterval   time.Duration
 	GlobalRate      float64
 	GlobalBurst     int
-
-	PollTimeout time.Duration // long-polling timeout, default 50s
+	PollTimeout     time.Duration // long-polling timeout, default 50s
 	// ProbeEvery is how often Telegram is asked something when no call has been answered for
 	// that long (a long poll waiting, a quiet webhook), so that health sees a silent Telegram
 	// within seconds. Default 5s.
 	ProbeEvery time.Duration
-
-	// ListenAddr is where GET /healthz, GET /metrics and the webhook are served; "" serves
-	// nothing (polling mode only).
-	ListenAddr string
-	// MetricsToken, when set, is the bearer token GET /metrics asks for (METRICS_TOKEN).
-	MetricsToken string
 	// HealthDiskEvery is the least time between two real writes of /healthz (default
 	// ops.DefaultDiskEvery); the calls in between answer from the last one.
 	HealthDiskEvery time.Duration
-	// WebhookURL switches from long polling to a webhook: Telegram posts updates to this URL,
-	// which must reach ListenAddr at the same path. WebhookSecret is then required.
-	WebhookURL    string
-	WebhookSecret string
-
 	// Force, when closed, cuts a shutdown short: replies still streaming are interrupted at
 	// once instead of being given ShutdownTimeout (a second SIGTERM).
-	Force <-chan struct{}
-
+	Force      <-chan struct{}
 	Logger     *slog.Logger
 	HTTPClient *http.Client // for the Bot API; default one with sane timeouts
 }
 
 func (c *Config) setDefaults() {
-	if c.APIURL == "" {
-		c.APIURL = "https://api.telegram.org"
-	}
-	c.APIURL = strings.TrimRight(c.APIURL, "/")
-	if c.StreamMode == "" {
-		c.StreamMode = StreamEdit
-	}
-	if c.MaxConcurrentReplies <= 0 {
-		c.MaxConcurrentReplies = 32
+	if c.Conversation.MaxConcurrentReplies <= 0 {
+		c.Conversation.MaxConcurrentReplies = 32
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
-	if c.MaxAnswerChars <= 0 {
-		c.MaxAnswerChars = 65536
+	if c.Reply.Limits.MaxChars <= 0 {
+		c.Reply.Limits.MaxChars = 65536
 	}
 	if c.PrivateInterval <= 0 {
 		c.PrivateInterval = time.Second
@@ -229,39 +178,16 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 	b.metrics = ops.NewMetrics(func() float64 { return float64(b.handler.Queued()) })
 	b.health = ops.NewHealth(store, cfg.PollTimeout, cfg.HealthDiskEvery)
 	// /healthz shows the reason of a failed call to whoever asks: it must not show the token.
-	scrub := func(err error) error { return tg.Scrub(err, cfg.Token) }
-	client, err := tg.New(cfg.Token, cfg.APIURL, cfg.PollTimeout, ops.Instrument(cfg.HTTPClient, b.metrics, b.health, scrub), b.log)
+	scrub := func(err error) error { return tg.Scrub(err, cfg.Telegram.Token) }
+	client, err := tg.New(cfg.Telegram, cfg.PollTimeout, ops.Instrument(cfg.HTTPClient, b.metrics, b.health, scrub), b.log)
 	if err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
-	}
-	if cfg.LocalFiles != "" {
-		if err := client.SetLocalFiles(cfg.LocalFiles); err != nil {
-			return nil, fmt.Errorf("bot: TELEGRAM_LOCAL_FILES: %w", err)
-		}
 	}
 	b.tg = client
 	b.searcher = reply.NewSearcher(client, b.pace, b.registry, lostStore{b.inbox}, b.log)
 	trouble := func(ctx context.Context, t reply.Target, err error) { b.handler.StorageTrouble(ctx, t, err) }
-	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry, Searcher: b.searcher, Trouble: trouble}, reply.Config{
-		Draft:  cfg.StreamMode == StreamDraft,
-		Limits: reply.Limits{MaxChars: cfg.MaxAnswerChars, MaxOutputTokens: cfg.MaxOutputTokens},
-	})
-	b.handler = conversation.New(conversation.Config{
-		AllowAll:              cfg.AllowAll,
-		AllowedUsers:          cfg.AllowedUsers,
-		AllowedChats:          cfg.AllowedChats,
-		UserMessagesPerMinute: cfg.UserMessagesPerMinute,
-		DefaultPrompt:         cfg.DefaultPrompt,
-		Budget: history.Budget{Chars: cfg.ContextBudget, Tokens: cfg.ContextTokens, ImageTokens: cfg.ImageTokens, PerMessage: cfg.TokensPerMessage,
-			Summaries: cfg.Summaries},
-		MaxConcurrentReplies: cfg.MaxConcurrentReplies,
-		UserDailyTokens:      cfg.UserDailyTokens,
-		UserMonthlyTokens:    cfg.UserMonthlyTokens,
-		Models:               cfg.Models,
-		DefaultModel:         cfg.DefaultModel,
-		TextOnly:             cfg.TextOnly,
-		MaxFileBytes:         cfg.MaxFileBytes,
-	}, conversation.Deps{
+	b.streamer = reply.NewStreamer(reply.Deps{TG: client, Pacer: b.pace, Log: b.log, Registry: b.registry, Searcher: b.searcher, Trouble: trouble}, cfg.Reply)
+	b.handler = conversation.New(cfg.Conversation, conversation.Deps{
 		TG: client, Pacer: b.pace, Streamer: b.streamer, Registry: b.registry,
 		Store: store, Journal: b.inbox, Model: model, Metrics: b.metrics, Log: b.log,
 		Transcriber: cfg.Transcriber,
@@ -304,7 +230,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	if b.webhook != nil {
 		mode = "webhook"
 	}
-	b.log.Info("bot started", "username", me.Username, "stream_mode", b.cfg.StreamMode, "updates", mode)
+	b.log.Info("bot started", "username", me.Username, "stream_mode", cmp.Or(b.cfg.Reply.StreamMode, StreamEdit), "updates", mode)
 
 	// Replies live in their own context so that a shutdown can give them time to finish.
 	replyCtx, cancelReplies := context.WithCancelCause(context.WithoutCancel(ctx))

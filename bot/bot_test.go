@@ -14,7 +14,9 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
+	tgapi "aurabot/bot/tg"
 	"aurabot/history"
 )
 
@@ -156,16 +158,16 @@ func newEnvOn(t *testing.T, cfg Config, tg *telegramtest.Server, apiURL string, 
 		t.Cleanup(func() { store.Close() })
 	}
 	model := &fakeModel{fn: chunks("ok")}
-	cfg.Token = telegramtest.Token
-	cfg.APIURL = apiURL
-	if cfg.AllowedUsers == nil && !cfg.AllowAll {
-		cfg.AllowedUsers = []int64{user}
+	cfg.Telegram.Token, cfg.Telegram.APIURL = telegramtest.Token, apiURL
+	conv := &cfg.Conversation
+	if conv.AllowedUsers.IDs == nil && !conv.AllowedUsers.All {
+		conv.AllowedUsers.IDs = []int64{user}
 	}
-	if cfg.DefaultPrompt == "" {
-		cfg.DefaultPrompt = "Be helpful."
+	if conv.DefaultPrompt == "" {
+		conv.DefaultPrompt = "Be helpful."
 	}
-	if cfg.ContextBudget == 0 {
-		cfg.ContextBudget = 10000
+	if conv.Budget.Chars == 0 {
+		conv.Budget.Chars = 10000
 	}
 	if cfg.PrivateInterval == 0 {
 		cfg.PrivateInterval = 20 * time.Millisecond
@@ -304,7 +306,7 @@ func TestStartWaitsForTelegram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	b, err := New(Config{Token: telegramtest.Token, APIURL: tg.URL(), AllowAll: true, ContextBudget: 1000}, store, &fakeModel{fn: chunks("ok")})
+	b, err := New(Config{Telegram: tgapi.Config{Token: telegramtest.Token, APIURL: tg.URL()}, Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}, Budget: history.Budget{Chars: 1000}}}, store, &fakeModel{fn: chunks("ok")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +323,7 @@ func TestStartWaitsForTelegram(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 
-	bad, err := New(Config{Token: "1:wrong", APIURL: tg.URL(), AllowAll: true, ContextBudget: 1000}, store, &fakeModel{fn: chunks("ok")})
+	bad, err := New(Config{Telegram: tgapi.Config{Token: "1:wrong", APIURL: tg.URL()}, Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}, Budget: history.Budget{Chars: 1000}}}, store, &fakeModel{fn: chunks("ok")})
 	if err != nil {
 		t.Fatal(err)
 	}

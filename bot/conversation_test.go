@@ -11,6 +11,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
@@ -60,7 +61,7 @@ func TestConversationOrder(t *testing.T) {
 
 // At most MaxConcurrentReplies replies stream at once; the rest queue.
 func TestConcurrentRepliesAreCapped(t *testing.T) {
-	e := newEnv(t, Config{MaxConcurrentReplies: 2, AllowAll: true})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}, MaxConcurrentReplies: 2}})
 	var running, peak atomic.Int32
 	gate := make(chan struct{})
 	e.model.fn = func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool) {
@@ -208,7 +209,7 @@ func TestCommands(t *testing.T) {
 // In groups the bot answers mentions, replies to itself and commands, including /cmd@bot, and
 // ignores the rest; user turns carry the author's name; topics are separate conversations.
 func TestGroups(t *testing.T) {
-	e := newEnv(t, Config{AllowedChats: []int64{group}, AllowedUsers: []int64{}})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{IDs: []int64{}}, AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 	e.model.fn = func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		yield("re: "+lastUser(msgs), nil)
 	}
@@ -294,7 +295,7 @@ func TestAccess(t *testing.T) {
 // A sticker gets a short answer naming what the bot reads, edits are ignored, and an over-long message is refused
 // with its length, none of them reaching the model.
 func TestInputThatIsNotPlainText(t *testing.T) {
-	e := newEnv(t, Config{ContextBudget: 200})
+	e := newEnv(t, Config{Conversation: conversation.Config{Budget: history.Budget{Chars: 200}}})
 	photo := e.tg.NewMessageID(user)
 	e.tg.Push(models.Update{Message: &models.Message{
 		ID: photo, Sticker: &models.Sticker{FileID: "x", Width: 1, Height: 1},
@@ -321,7 +322,7 @@ func TestInputThatIsNotPlainText(t *testing.T) {
 
 // A chat whose user blocked the bot does not stop the others.
 func TestOneChatFailingDoesNotStopOthers(t *testing.T) {
-	e := newEnv(t, Config{AllowAll: true})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}}})
 	e.tg.Block(301)
 	var mu sync.Mutex
 	seen := map[string]bool{}

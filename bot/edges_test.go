@@ -4,14 +4,16 @@ import (
 	"strings"
 	"testing"
 
+	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
+	"aurabot/history"
 )
 
 // Every text the bot sends goes through the same splitting as answers: a notice longer than
 // one Telegram message (a long system prompt shown back, the "unknown command" notice of a very
 // long command) arrives in several messages instead of being refused as too long.
 func TestLongNoticesAreSplit(t *testing.T) {
-	e := newEnv(t, Config{ContextBudget: 100000})
+	e := newEnv(t, Config{Conversation: conversation.Config{Budget: history.Budget{Chars: 100000}}})
 	prompt := strings.Repeat("p", 4080)
 	set := e.say(user, user, "/system "+prompt)
 	e.wait(func() bool { return hasText(e.tg, user, set, "System prompt set") })

@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"aurabot/aura"
+	"aurabot/bot/reply"
 	"aurabot/history"
 )
 
 // An answer cut at the model's output limit says so under the reply, naming the setting, and the
 // note is kept out of what is stored and sent back to the model.
 func TestAnswerAtOutputLimitSaysSo(t *testing.T) {
-	e := newEnv(t, Config{MaxOutputTokens: 64})
+	e := newEnv(t, Config{Reply: reply.Config{Limits: reply.Limits{MaxOutputTokens: 64}}})
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		if lastUser(msgs) == "long" {
 			if yield("A long answer that stops", nil) {

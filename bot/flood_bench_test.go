@@ -15,8 +15,10 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/bot/render"
 	"aurabot/bot/telegramtest"
+	tgapi "aurabot/bot/tg"
 	"aurabot/history"
 )
 
@@ -135,15 +137,7 @@ func runFlood(b *testing.B, chats int) floodResult {
 		fc.want = want
 		mu.Unlock()
 	}}
-	bot, err := New(Config{
-		Token:                telegramtest.Token,
-		APIURL:               tg.URL(),
-		AllowAll:             true,
-		DefaultPrompt:        "Be helpful.",
-		ContextBudget:        10000,
-		MaxConcurrentReplies: chats,
-		PollTimeout:          5 * time.Second,
-	}, store, model)
+	bot, err := New(Config{Telegram: tgapi.Config{Token: telegramtest.Token, APIURL: tg.URL()}, Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}, DefaultPrompt: "Be helpful.", MaxConcurrentReplies: chats, Budget: history.Budget{Chars: 10000}}, PollTimeout: 5 * time.Second}, store, model)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"aurabot/aura"
 	"aurabot/aura/transcribe"
+	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
@@ -67,11 +68,11 @@ func TestPhoto(t *testing.T) {
 		t.Run(map[bool]string{false: "api", true: "local server"}[local], func(t *testing.T) {
 			cfg := Config{}
 			if local {
-				cfg.LocalFiles = t.TempDir()
+				cfg.Telegram.LocalFiles = t.TempDir()
 			}
 			e := newEnv(t, cfg)
 			if local {
-				e.tg.SetLocalMode(cfg.LocalFiles)
+				e.tg.SetLocalMode(cfg.Telegram.LocalFiles)
 			}
 			e.model.fn = chunks("A cat.")
 			m := e.tg.PushPhoto(from("what is this?"), small, medium, large)
@@ -139,7 +140,7 @@ func TestAlbum(t *testing.T) {
 
 // With a text-only model server (chatbot-ui) a photo gets a notice and nothing is sent.
 func TestPhotoTextOnly(t *testing.T) {
-	e := newEnv(t, Config{TextOnly: true})
+	e := newEnv(t, Config{Conversation: conversation.Config{TextOnly: true}})
 	m := e.tg.PushPhoto(from("what?"), small)
 	e.wait(func() bool { return hasText(e.tg, user, m.ID, "takes text only") })
 	if n := len(e.model.requests()); n != 0 || len(e.tg.Calls("getFile")) != 0 {
@@ -166,7 +167,7 @@ func TestPhotoTextOnly(t *testing.T) {
 // A model that cannot see answers the picture with an error: the user is told to pick another
 // with /model, and the picture stays, so that /model then /retry sends it to the new model.
 func TestModelRefusesImages(t *testing.T) {
-	e := newEnv(t, Config{Models: []ModelChoice{{ID: "text-model"}, {ID: "vision-model", Name: "Vision"}}, DefaultModel: "text-model"})
+	e := newEnv(t, Config{Conversation: conversation.Config{Models: []ModelChoice{{ID: "text-model"}, {ID: "vision-model", Name: "Vision"}}, DefaultModel: "text-model"}})
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		yield("", &aura.StatusError{StatusCode: 400, Reason: "model does not support image input"})
 	}
@@ -291,7 +292,7 @@ func TestVoiceTooBig(t *testing.T) {
 
 // A text file is read into the turn: its name and content in a fenced block, then the caption.
 func TestTextFile(t *testing.T) {
-	e := newEnv(t, Config{MaxFileBytes: 2048, ContextBudget: 1000})
+	e := newEnv(t, Config{Conversation: conversation.Config{MaxFileBytes: 2048, Budget: history.Budget{Chars: 1000}}})
 	m := e.tg.PushDocument(from("what does it do?"), telegramtest.File{
 		Data: []byte("package main\n\nfunc main() { println(\"```\") }\n\xff"), FileName: "main.go", MIMEType: "application/octet-stream",
 	})
@@ -317,7 +318,7 @@ func TestTextFile(t *testing.T) {
 // /model shows the model and a keyboard; a press switches this chat, and the next answer comes
 // from the chosen model. In openai mode without AURA_MODELS, the list is the server's.
 func TestModelPicker(t *testing.T) {
-	e := newEnv(t, Config{DefaultModel: "llama3"})
+	e := newEnv(t, Config{Conversation: conversation.Config{DefaultModel: "llama3"}})
 	e.model.list = func() ([]string, error) { return []string{"llama3", "qwen2.5-vl"}, nil }
 	cmd := e.say(user, user, "/model")
 	var picker telegramtest.Message
@@ -372,7 +373,7 @@ func TestModelPicker(t *testing.T) {
 
 // /model <name> switches by id or display name; an unknown one is refused.
 func TestModelByName(t *testing.T) {
-	e := newEnv(t, Config{Models: []ModelChoice{{ID: "a"}, {ID: "b-1", Name: "Bee One"}}, DefaultModel: "a"})
+	e := newEnv(t, Config{Conversation: conversation.Config{Models: []ModelChoice{{ID: "a"}, {ID: "b-1", Name: "Bee One"}}, DefaultModel: "a"}})
 	sw := e.say(user, user, "/model bee one")
 	e.wait(func() bool { return hasText(e.tg, user, sw, "Switched to Bee One") })
 	unknown := e.say(user, user, "/model c")
@@ -406,7 +407,7 @@ func modelButton(t *testing.T, markup, label string) string {
 // mention) included, and the turn carries its author; a photo that does not mention the bot is
 // left alone.
 func TestAlbumInGroup(t *testing.T) {
-	e := newEnv(t, Config{AllowedChats: []int64{group}})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 	in := telegramtest.Incoming{
 		Chat: models.Chat{ID: group, Type: models.ChatTypeSupergroup}, From: models.User{ID: 555, FirstName: "Bob"},
 		Caption: "@" + telegramtest.BotUsername + " which is older?", MediaGroupID: "g1",

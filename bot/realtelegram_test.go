@@ -14,6 +14,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
@@ -73,7 +74,7 @@ func TestConnectionDrainsFailNoCall(t *testing.T) {
 		next: &http.Transport{TLSClientConfig: tg.TLSConfig(), ForceAttemptHTTP2: true},
 		fail: func(err error) { failed.Add(1); failures.Store(err.Error(), true) },
 	}}
-	e := newEnvOn(t, Config{AllowAll: true, HTTPClient: client}, tg, "https://"+lat.Addr(), nil)
+	e := newEnvOn(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}}, HTTPClient: client}, tg, "https://"+lat.Addr(), nil)
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		for _, w := range []string{"one ", "two ", "three ", "four."} {
 			if !yield(w, nil) {
@@ -191,7 +192,7 @@ func (e *env) groupMessage(chat, from int64, text string) int {
 // once in a message sent again, and the copy the lost send posted is found and deleted; no
 // message is left stuck, and nothing else is touched.
 func TestBusyGroupLostSend(t *testing.T) {
-	e, p := newProxiedEnv(t, Config{AllowedChats: []int64{group}})
+	e, p := newProxiedEnv(t, Config{Conversation: conversation.Config{AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 	q := e.groupMessage(group, 41, "a question")
 	var unseen []int
 	for range 30 {
@@ -252,7 +253,7 @@ func TestDeletedMessagesAboveTheFloor(t *testing.T) {
 // chat take turns, so the notice is either below the lost send's floor or above the id of the
 // send made again: outside the range looked at.)
 func TestNoticeDuringASearch(t *testing.T) {
-	e, p := newProxiedEnv(t, Config{AllowedChats: []int64{group}})
+	e, p := newProxiedEnv(t, Config{Conversation: conversation.Config{AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 	q := e.groupMessage(group, 41, "a question")
 	for range 10 {
 		e.tg.NewMessageID(group) // unseen

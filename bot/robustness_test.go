@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
 
 // A notice for a chat under a Telegram penalty waits it out without holding up other chats.
 func TestNoticeInPenalizedChatDoesNotBlockOthers(t *testing.T) {
-	e := newEnv(t, Config{AllowAll: true})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}}})
 	const a, b = 401, 402
 	var mu sync.Mutex
 	penalized := true

@@ -16,7 +16,9 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
+	tgapi "aurabot/bot/tg"
 	"aurabot/history"
 )
 
@@ -89,7 +91,7 @@ func TestGroupSteeringTakesAStewardEach(t *testing.T) {
 	}
 	for _, step := range steps {
 		t.Run(step.cmd, func(t *testing.T) {
-			e := newEnv(t, Config{AllowedChats: []int64{group}, AllowedUsers: []int64{owner}})
+			e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{IDs: []int64{owner}}, AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 			e.tg.SetAdministrators(group, 99, admin)
 			var listed atomic.Int32
 			e.model.list = func() ([]string, error) { listed.Add(1); return []string{"small", "large"}, nil }
@@ -155,7 +157,7 @@ func TestGroupButtonsTakeAStewardToo(t *testing.T) {
 		member = 21
 		admin  = 22
 	)
-	e := newEnv(t, Config{AllowAll: true})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}}})
 	e.tg.SetAdministrators(group, 99, admin)
 	e.model.list = func() ([]string, error) { return []string{"small", "large"}, nil }
 	reset := e.say(group, member, "/reset")
@@ -224,7 +226,7 @@ func TestGroupButtonsTakeAStewardToo(t *testing.T) {
 // and other bots' messages are ignored, whatever they mention. An anonymous administrator is
 // answered, under their signature.
 func TestGroupAddressing(t *testing.T) {
-	e := newEnv(t, Config{AllowedChats: []int64{group}})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		yield("re: "+lastUser(msgs), nil)
 	}
@@ -270,7 +272,7 @@ func TestGroupAddressing(t *testing.T) {
 // calls, and gets one notice, not 26; another member's message, sent after the flood, is
 // answered.
 func TestOneUserCannotSwampTheBot(t *testing.T) {
-	e := newEnv(t, Config{AllowedChats: []int64{group}})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 	release := make(chan struct{})
 	e.model.fn = func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		select {
@@ -334,7 +336,7 @@ const maxWaitingPerUser = 3
 // named in ALLOWED_USERS is not bounded.
 func TestUserMessagesPerMinute(t *testing.T) {
 	const perMinute = 4
-	e := newEnv(t, Config{AllowAll: true, AllowedUsers: []int64{user}, UserMessagesPerMinute: perMinute})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true, IDs: []int64{user}}, UserMessagesPerMinute: perMinute}})
 	const stranger = 51
 	start := time.Now()
 	for i := range 10 {
@@ -435,7 +437,7 @@ func TestHealthzWritesAHandfulOfTimes(t *testing.T) {
 	tg := telegramtest.New()
 	defer tg.Close()
 	counting := &countingStore{Store: store}
-	b, err := New(Config{Token: telegramtest.Token, APIURL: tg.URL(), AllowedUsers: []int64{user}, ListenAddr: "127.0.0.1:0", PollTimeout: 5 * time.Second}, counting, &fakeModel{fn: chunks("ok")})
+	b, err := New(Config{Telegram: tgapi.Config{Token: telegramtest.Token, APIURL: tg.URL()}, Conversation: conversation.Config{AllowedUsers: conversation.IDList{IDs: []int64{user}}}, ListenAddr: "127.0.0.1:0", PollTimeout: 5 * time.Second}, counting, &fakeModel{fn: chunks("ok")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +508,7 @@ func TestGetFileOutsideTheLocalFilesIsNotRead(t *testing.T) {
 		t.Run(map[bool]string{false: "no directory set", true: "outside the directory"}[local], func(t *testing.T) {
 			cfg := Config{}
 			if local {
-				cfg.LocalFiles = t.TempDir()
+				cfg.Telegram.LocalFiles = t.TempDir()
 			}
 			e := newEnv(t, cfg)
 			m := e.tg.PushDocument(from("what does it say?"), telegramtest.File{Data: []byte("harmless"), FileName: "notes.txt", MIMEType: "text/plain"})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/history"
 )
 
@@ -59,7 +60,7 @@ func TestRepeatedRefusalPointsToReset(t *testing.T) {
 // gets the notice before any download, /retry of a picture stored for another model gets it
 // too, and pictures earlier in the history are left out of its requests.
 func TestPicturesOnlyToModelsThatSee(t *testing.T) {
-	e := newEnv(t, Config{Models: []ModelChoice{{ID: "seer"}, {ID: "blind"}}, DefaultModel: "seer"})
+	e := newEnv(t, Config{Conversation: conversation.Config{Models: []ModelChoice{{ID: "seer"}, {ID: "blind"}}, DefaultModel: "seer"}})
 	e.model.caps = func(model string) (aura.Capabilities, error) {
 		if model == "seer" {
 			return aura.Capabilities{Known: true, List: []string{"completion", "vision"}}, nil
@@ -112,7 +113,7 @@ func TestPicturesOnlyToModelsThatSee(t *testing.T) {
 // Without AURA_MODELS, /model <name> asks the server about a name its list lacks: a model it
 // serves is taken, one it does not is refused, and a server that cannot be asked says so.
 func TestModelAskedOfTheServer(t *testing.T) {
-	e := newEnv(t, Config{DefaultModel: "tiny-a"})
+	e := newEnv(t, Config{Conversation: conversation.Config{DefaultModel: "tiny-a"}})
 	e.model.list = func() ([]string, error) { return []string{"tiny-a:latest"}, nil }
 	e.model.has = func(model string) (bool, error) {
 		switch model {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"aurabot/aura"
+	"aurabot/bot/conversation"
 	"aurabot/history"
 )
 
@@ -14,7 +15,7 @@ import (
 // that no longer fit are left out of the request (not trimmed silently by the server), and
 // /system says how much of the conversation the model sees.
 func TestWindowCountsTokens(t *testing.T) {
-	e := newEnv(t, Config{ContextBudget: 100000, ContextTokens: 120})
+	e := newEnv(t, Config{Conversation: conversation.Config{Budget: history.Budget{Chars: 100000, Tokens: 120}}})
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		yield("ok "+strings.Repeat("word ", 60), nil)
 	}

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/tiktoken-go/tokenizer/codec"
 )
 
 // CutMarker ends the text sent to the model for an answer that broke off
@@ -137,33 +135,10 @@ func specialName(s string) int {
 	return n
 }
 
-// cl100k is the cl100k_base encoding, built on first use: its vocabulary is
-// compiled into the binary (nothing is downloaded), but turning it into a
-// map took 9-18 ms here (the first CountTokens), which a program that never
-// counts should not pay. It is immutable once built, like a compiled
-// regexp, hence package-level.
-var cl100k = sync.OnceValue(codec.NewCl100kBase)
-
 // CountTokens returns the number of tokens of s in the cl100k_base encoding,
-// the count a chatbot-ui server trims its requests by. Special tokens such
-// as "<|endoftext|>" are counted as ordinary text.
-func CountTokens(s string) int {
-	if s == "" {
-		return 0
-	}
-	n, err := cl100k().Count(s)
-	if err != nil {
-		// The splitting regexp has no timeout, so this does not happen;
-		// should it, every token is at least one byte, so the byte length
-		// is a bound that keeps the window within budget.
-		return len(s)
-	}
-	// tiktoken-go v0.10.0 drops U+007F (DEL) without a token, where
-	// cl100k_base encodes it as a byte of its own (found by
-	// FuzzCountTokens; no other code point is dropped when alone). Each
-	// counts one token, the cost of that byte next to letters or alone.
-	return n + strings.Count(s, "\x7f")
-}
+// the count a chatbot-ui server trims its requests by (see cl100k.go).
+// Special tokens such as "<|endoftext|>" are counted as ordinary text.
+func CountTokens(s string) int { return countCl100k(s) }
 
 // count is the size of a text in both units a Budget bounds.
 type count struct{ chars, tokens int }
@@ -177,7 +152,7 @@ func countOf(s string) count {
 type Budget struct {
 	// Chars is the most characters (Unicode code points) of the prompt and
 	// the window together; 0 = no bound.
-	Chars int
+	Chars int `env:"AURA_MAX_LENGTH" envDefault:"24576"`
 	// Tokens is the model's token limit (cl100k_base tokens) for the prompt,
 	// the window and ReserveTokens together; 0 = no bound.
 	Tokens int
@@ -186,17 +161,18 @@ type Budget struct {
 	// OpenAI-compatible server.
 	ReserveTokens int
 	// ImageTokens is what one image costs.
-	ImageTokens int
+	ImageTokens int `env:"AURA_IMAGE_TOKENS" envDefault:"800"`
 	// PerMessage is what a server's chat template adds around each message
 	// (role markers, end-of-turn tokens), counted for the system prompt and
 	// every turn, and once more for the reply's priming (the header that
 	// starts the answer): a request of n messages costs (n+1)*PerMessage on
 	// top of its texts. 0 for a server that counts the texts alone
 	// (chatbot-ui). A negative value counts as 0.
-	PerMessage int
+	PerMessage int `env:"AURA_TOKENS_PER_MESSAGE" envDefault:"8"`
 	// Summaries says that a conversation's summary, when it has one, leads the context after
 	// the system prompt and is counted with it, and that the turns it holds are not sent (see
-	// Summary and Request). false: summaries are neither sent nor asked for.
+	// Summary and Request). false: summaries are neither sent nor asked for. The conversation
+	// sets it from its SUMMARIES setting.
 	Summaries bool
 }
 

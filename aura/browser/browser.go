@@ -20,6 +20,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 )
@@ -37,20 +40,21 @@ var ErrClosed = errors.New("browser: closed")
 type Options struct {
 	// Browser is Auto or the path of a Chromium-family binary. It is
 	// looked up at each capture, so a browser installed later is found.
-	Browser string
-	// URL is the page to open: the model server's base URL.
+	Browser string `env:"AURA_BROWSER"`
+	// URL is the page to open: the model server's base URL (main sets AURA_URL).
 	URL string
 	// Proxy, when set, is the http://, https:// or socks5:// proxy the
-	// browser goes through. A user name and password in it are given to
-	// an http(s) proxy that asks; Chromium cannot log in to a SOCKS5 one.
+	// browser goes through (main sets AURA_PROXY). A user name and password
+	// in it are given to an http(s) proxy that asks; Chromium cannot log in
+	// to a SOCKS5 one.
 	Proxy string
 	// Refresh is how long captured cookies are used before the next
 	// request captures new ones; 0 means DefaultRefresh.
-	Refresh time.Duration
+	Refresh time.Duration `env:"AURA_BROWSER_REFRESH" envDefault:"30m"`
 	// Timeout bounds a capture from the browser's start to the cookies
 	// read; 0 means DefaultTimeout. Closing the browser may take a few
 	// seconds more.
-	Timeout time.Duration
+	Timeout time.Duration `env:"AURA_BROWSER_TIMEOUT" envDefault:"30s"`
 	// Logger receives the captures' records; nil discards them. Cookies
 	// and the User-Agent are never logged.
 	Logger *slog.Logger
@@ -288,4 +292,29 @@ func (c *Capturer) Close() {
 	c.mu.Unlock()
 	c.stop()
 	c.wg.Wait()
+}
+
+// Check checks AURA_BROWSER: empty (off), auto (find one), a command on PATH or a path,
+// either of which must be an executable file. That it is of the Chromium family is not checked:
+// a wrapper script or a distribution's renamed binary is as good.
+func Check(s string) error {
+	if s == "" || s == "auto" {
+		return nil
+	}
+	if !strings.ContainsRune(s, os.PathSeparator) {
+		if _, err := exec.LookPath(s); err != nil {
+			return fmt.Errorf("%q is not auto, a path, nor a command on PATH", s)
+		}
+		return nil
+	}
+	fi, err := os.Stat(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: no such file (want empty, auto, or the path of a Chromium-family browser)", s)
+	case fi.IsDir():
+		return fmt.Errorf("%q is a folder: give the browser's executable inside it", s)
+	case fi.Mode()&0o111 == 0:
+		return fmt.Errorf("%q is not executable", s)
+	}
+	return nil
 }

@@ -48,12 +48,12 @@ type Config struct {
 	// http://localhost:8000. The client posts to URL +
 	// "/v1/audio/transcriptions"; a URL that already ends in "/v1" gets
 	// only "/audio/transcriptions".
-	URL string
+	URL string `env:"TRANSCRIBE_URL"`
 	// Model is the model field; empty means DefaultModel.
-	Model string
+	Model string `env:"TRANSCRIBE_MODEL" envDefault:"whisper-1"`
 	// Key is sent as "Authorization: Bearer <Key>" when set. It never
 	// appears in an error.
-	Key string
+	Key string `env:"TRANSCRIBE_KEY"`
 	// HTTPClient makes the requests; nil means one that reports a redirect
 	// as a StatusError instead of following it.
 	HTTPClient *http.Client

@@ -57,13 +57,13 @@ type adminList struct {
 
 // allowed reports whether a user (0 for an anonymous administrator) in chat may use the bot.
 func (h *Handler) allowed(userID, chatID int64) bool {
-	return h.cfg.AllowAll || userID != 0 && slices.Contains(h.cfg.AllowedUsers, userID) || slices.Contains(h.cfg.AllowedChats, chatID)
+	return h.cfg.AllowedUsers.All || h.cfg.AllowedUsers.Has(userID) || h.cfg.AllowedChats.Has(chatID)
 }
 
 // named reports whether user is named in ALLOWED_USERS (ALLOWED_USERS=* names nobody): the
 // bot's owners, who steer any group they are in.
 func (h *Handler) named(user int64) bool {
-	return user != 0 && slices.Contains(h.cfg.AllowedUsers, user)
+	return h.cfg.AllowedUsers.Has(user)
 }
 
 // steerCommand reports whether command cmd with arg changes a group's shared conversation, or

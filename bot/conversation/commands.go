@@ -159,7 +159,7 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
 		}
 		return h.notify(ctx, r, "The system prompt is back to the default.")
 	}
-	if msg := promptTooLong(h.cfg.Budget, arg); msg != "" {
+	if msg := PromptTooLong(h.cfg.Budget, arg); msg != "" {
 		return h.notify(ctx, r, msg)
 	}
 	if err := h.deps.Store.SetSystemPrompt(ctx, k, arg); err != nil {
@@ -168,10 +168,10 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
 	return h.notify(ctx, r, "System prompt set. It applies from your next message.")
 }
 
-// promptTooLong returns a notice if a system prompt would take more than half of what may be
+// PromptTooLong returns a notice if a system prompt would take more than half of what may be
 // sent to the model (leaving too little room for the conversation), saying how long it may be;
 // "" if it fits.
-func promptTooLong(b history.Budget, prompt string) string {
+func PromptTooLong(b history.Budget, prompt string) string {
 	half := b.PromptHalf()
 	roomChars, roomTokens := half.Room(prompt)
 	if roomChars >= 0 && roomTokens >= 0 {

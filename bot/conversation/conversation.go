@@ -11,21 +11,26 @@ package conversation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/ops"
 	"aurabot/bot/pace"
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history"
 	"aurabot/history/inbox"
-	"aurabot/logging"
 )
 
 // Store is what a conversation needs of the conversation store.
@@ -85,34 +90,119 @@ type Metrics interface {
 	ReplyEnded(result string, failed bool, auraKind string, took, firstText time.Duration)
 }
 
-// Config is how conversations are handled.
+// Config is how conversations are handled: the settings this room declares (main reads them
+// from the environment) and those main derives from the model server's (Budget.Tokens,
+// DefaultModel, TextOnly).
 type Config struct {
-	AllowAll     bool
-	AllowedUsers []int64
-	AllowedChats []int64
+	// AllowedUsers may use the bot (ALLOWED_USERS; * for everyone); those it names (not *) are
+	// its owners, who steer any group they are in. Members of AllowedChats may all use it.
+	AllowedUsers IDList `env:"ALLOWED_USERS"`
+	AllowedChats IDList `env:"ALLOWED_CHATS"`
 	// UserMessagesPerMinute bounds the messages one user may send (USER_MESSAGES_PER_MINUTE);
 	// 0: no bound. See fairness.go.
-	UserMessagesPerMinute int
+	UserMessagesPerMinute int `env:"USER_MESSAGES_PER_MINUTE"`
 
-	DefaultPrompt string
-	// Budget is what may be sent to the model with each request. Its Summaries is SUMMARIES: a
-	// conversation that outgrows it is summarised in the background (see summary.go).
+	DefaultPrompt string `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
+	// Budget is what may be sent to the model with each request. New sets its Summaries from
+	// Summaries.
 	Budget               history.Budget
-	MaxConcurrentReplies int
+	MaxConcurrentReplies int `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
+	// Summaries: a conversation that outgrows the window is summarised by the model in the
+	// background, and the summary leads the context (SUMMARIES=on); off drops the oldest turns
+	// as they fall out. See summary.go.
+	Summaries Switch `env:"SUMMARIES" envDefault:"on"`
 	// UserDailyTokens and UserMonthlyTokens cap the tokens (in and out, summaries included)
 	// each user may use over every chat in a UTC day and month (USER_DAILY_TOKENS,
 	// USER_MONTHLY_TOKENS); 0: no cap. See caps.go.
-	UserDailyTokens, UserMonthlyTokens int64
+	UserDailyTokens   int64 `env:"USER_DAILY_TOKENS"`
+	UserMonthlyTokens int64 `env:"USER_MONTHLY_TOKENS"`
 
 	// Models is what /model offers (AURA_MODELS); empty: the list the model server gives.
-	Models []ModelChoice
+	Models ModelList `env:"AURA_MODELS"`
 	// DefaultModel is the model of a conversation that chose none; "" leaves it to the server.
 	DefaultModel string
 	// TextOnly says the model server's protocol carries text only (chatbot-ui): photos are
 	// refused without asking it, and stored pictures are not sent.
 	TextOnly bool
 	// MaxFileBytes is the largest text file read (MAX_FILE_BYTES); 0 means 512 KiB.
-	MaxFileBytes int
+	MaxFileBytes int `env:"MAX_FILE_BYTES" envDefault:"524288"`
+}
+
+// Switch is a setting that is on or off.
+type Switch bool
+
+// UnmarshalText parses "on" or "off" (in any case).
+func (s *Switch) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "on":
+		*s = true
+	case "off":
+		*s = false
+	default:
+		return fmt.Errorf("%q is not on or off", string(b))
+	}
+	return nil
+}
+
+// IDList is a list of Telegram ids, or everyone (*).
+type IDList struct {
+	All bool
+	IDs []int64
+}
+
+// UnmarshalText parses a comma-separated list of ids, or "*" for everyone.
+func (l *IDList) UnmarshalText(b []byte) error {
+	*l = IDList{}
+	s := strings.TrimSpace(string(b))
+	if s == "*" {
+		l.All = true
+		return nil
+	}
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a Telegram id (use numbers separated by commas, or *)", f)
+		}
+		l.IDs = append(l.IDs, id)
+	}
+	return nil
+}
+
+// Has reports whether the list names id (not: lets everyone in).
+func (l IDList) Has(id int64) bool { return id != 0 && slices.Contains(l.IDs, id) }
+
+// ModelList is a list of models: comma-separated entries, each an id or id=Display name.
+type ModelList []ModelChoice
+
+// UnmarshalText parses the list. An empty list is no list.
+func (l *ModelList) UnmarshalText(b []byte) error {
+	*l = nil
+	s := string(b)
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	seen := map[string]bool{}
+	for i, entry := range strings.Split(s, ",") {
+		id, name, _ := strings.Cut(entry, "=")
+		id, name = strings.TrimSpace(id), strings.TrimSpace(name)
+		switch {
+		case id == "":
+			return fmt.Errorf("entry %d has no model id (want id or id=Display name, separated by commas)", i+1)
+		case strings.ContainsFunc(id, unicode.IsSpace):
+			return fmt.Errorf("model id %q has a space inside (separate models with commas)", id)
+		case strings.ContainsFunc(id+name, func(r rune) bool { return r < ' ' || r == 0x7f }):
+			return fmt.Errorf("entry %d has a control character", i+1)
+		case seen[id]:
+			return fmt.Errorf("model id %q is listed twice", id)
+		}
+		seen[id] = true
+		*l = append(*l, ModelChoice{ID: id, Name: name})
+	}
+	return nil
 }
 
 // Deps is what conversations need from the rest of the bot.
@@ -144,8 +234,8 @@ type Handler struct {
 	rates   *rates      // USER_MESSAGES_PER_MINUTE
 
 	// Floods of refusals are logged at most once a minute, with a count.
-	strangers *logging.Repeated // messages from users who may not use the bot
-	skipped   *logging.Repeated // messages over a user's share (see fairness.go)
+	strangers *ops.Repeated // messages from users who may not use the bot
+	skipped   *ops.Repeated // messages over a user's share (see fairness.go)
 
 	mu       sync.Mutex
 	active   map[history.Key]*activeReply // replies streaming now, for /stop and the button
@@ -170,6 +260,7 @@ type activeReply struct {
 
 // New returns a handler.
 func New(cfg Config, deps Deps) *Handler {
+	cfg.Budget.Summaries = bool(cfg.Summaries)
 	return &Handler{
 		cfg:      cfg,
 		deps:     deps,
@@ -187,8 +278,8 @@ func New(cfg Config, deps Deps) *Handler {
 		admins:   &admins{chats: map[int64]adminList{}},
 		albums:   newAlbums(),
 
-		strangers: logging.NewRepeated(deps.Log, slog.LevelInfo, "refused messages from users who may not use the bot", time.Minute),
-		skipped:   logging.NewRepeated(deps.Log, slog.LevelInfo, "skipped messages of a user over their share", time.Minute),
+		strangers: ops.NewRepeated(deps.Log, slog.LevelInfo, "refused messages from users who may not use the bot", time.Minute),
+		skipped:   ops.NewRepeated(deps.Log, slog.LevelInfo, "skipped messages of a user over their share", time.Minute),
 	}
 }
 

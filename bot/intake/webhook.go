@@ -6,17 +6,19 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"aurabot/logging"
+	"aurabot/bot/ops"
 )
 
 // maxWebhookBody is the largest update the webhook accepts. Telegram's updates are a few KiB.
@@ -62,7 +64,7 @@ type Webhook struct {
 	count  func(code int) // counts requests by status, for metrics
 	// refused logs requests with a wrong secret at most once a minute, with a count: anyone
 	// who finds the URL could send them in a loop.
-	refused *logging.Repeated
+	refused *ops.Repeated
 
 	mu        sync.Mutex // held while an update is saved and handed on
 	open      chan struct{}
@@ -76,7 +78,7 @@ type Webhook struct {
 func NewWebhook(deps Deps, secret string, count func(code int)) *Webhook {
 	return &Webhook{
 		deps: deps, secret: secret, count: count, open: make(chan struct{}), closed: make(chan struct{}),
-		refused: logging.NewRepeated(deps.Log, slog.LevelWarn, "webhook requests with a wrong or missing secret", time.Minute),
+		refused: ops.NewRepeated(deps.Log, slog.LevelWarn, "webhook requests with a wrong or missing secret", time.Minute),
 	}
 }
 
@@ -166,4 +168,25 @@ func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
 		wh.deps.Handle(wh.handleCtx, f.seq, f.u)
 	}
 	return http.StatusOK
+}
+
+// CheckWebhookURL checks a WEBHOOK_URL: https (Telegram calls nothing else), a port Telegram
+// calls, and a path the bot can serve: the listener registers it as a route, so a path that is
+// not clean ("//", "/./", "/../", a trailing "/") would be a different route or none.
+func CheckWebhookURL(raw string) error {
+	if err := ops.CheckURL(raw, "https"); err != nil {
+		return fmt.Errorf("%w (Telegram calls webhooks over https only)", err)
+	}
+	u, _ := url.Parse(raw) // CheckURL has parsed it
+	if !slices.Contains([]string{"", "443", "80", "88", "8443"}, u.Port()) {
+		return fmt.Errorf("port %s: Telegram calls webhooks on port 443, 80, 88 or 8443 only", u.Port())
+	}
+	p, err := WebhookPath(raw)
+	if err != nil {
+		return err
+	}
+	if p != "/" && path.Clean(p) != p {
+		return fmt.Errorf("path %q is not clean (no //, no . or .. segments, no trailing /)", p)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
-// Package ops is what operators see: GET /healthz, GET /metrics, and the HTTP listener that
-// serves them (and the webhook). It watches every Bot API call from under the HTTP client, so no
-// call escapes it, and asks the store to really write.
+// Package ops is what operators see: GET /healthz, GET /metrics, the HTTP listener that serves
+// them (and the webhook), and the log, through one handler that keeps every secret out of it
+// (Redactor). It watches every Bot API call from under the HTTP client, so no call escapes it,
+// and asks the store to really write.
 //
 // It reaches into no other room: the rooms report to it (Metrics), and it reports to nobody.
 package ops

@@ -18,7 +18,7 @@ import (
 
 func newDeps(t *testing.T, srv *telegramtest.Server) Deps {
 	t.Helper()
-	client, err := tg.New(telegramtest.Token, srv.URL(), time.Second, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	client, err := tg.New(tg.Config{Token: telegramtest.Token, APIURL: srv.URL()}, time.Second, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

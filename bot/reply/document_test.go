@@ -63,7 +63,7 @@ func TestSendDocumentOnce(t *testing.T) {
 	proxy := telegramtest.NewProxy(srv.URL())
 	defer proxy.Close()
 	const chat = 601
-	client, err := tg.New(telegramtest.Token, proxy.URL(), time.Second, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	client, err := tg.New(tg.Config{Token: telegramtest.Token, APIURL: proxy.URL()}, time.Second, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

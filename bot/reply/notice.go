@@ -68,8 +68,8 @@ const EmptyNotice = "⚠️ The model sent an empty answer. Send /retry to try a
 
 // Limits are the settings a notice names.
 type Limits struct {
-	MaxChars        int // MAX_ANSWER_CHARS
-	MaxOutputTokens int // AURA_MAX_OUTPUT_TOKENS, 0 when unset
+	MaxChars        int `env:"MAX_ANSWER_CHARS" envDefault:"65536"` // longer answers are cut, and the user told
+	MaxOutputTokens int `env:"AURA_MAX_OUTPUT_TOKENS"`              // 0 when unset
 }
 
 // sentence ends s with one period.

@@ -56,9 +56,17 @@ const (
 
 // Config is how replies stream.
 type Config struct {
-	Draft  bool // stream private replies through sendMessageDraft
-	Limits Limits
+	// StreamMode is StreamEdit (the default) or StreamDraft: private replies grow in a draft
+	// (sendMessageDraft) instead of a message edited in place.
+	StreamMode string `env:"STREAM_MODE" envDefault:"edit"`
+	Limits     Limits
 }
+
+// Stream modes.
+const (
+	StreamEdit  = "edit"
+	StreamDraft = "draft"
+)
 
 // Streamer streams replies. It is safe for concurrent use: each Stream is one reply.
 type Streamer struct {
@@ -183,7 +191,7 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 	defer d.Close()
 	r := render.NewIncremental(maxText)
 	var dr *draft
-	if s.cfg.Draft && !t.Group {
+	if s.cfg.StreamMode == StreamDraft && !t.Group {
 		dr = &draft{s: s, t: t, id: s.draftIDs.Add(1)}
 	}
 	snapshot := func() string {

@@ -167,3 +167,19 @@ func inside(dir, p string) (string, bool) {
 	}
 	return rel, true
 }
+
+// CheckLocalFiles checks that dir is empty (not set) or an existing directory (TELEGRAM_LOCAL_FILES:
+// the local Bot API server's working directory, as the bot sees it).
+func CheckLocalFiles(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: no such directory (want the working directory of the local Bot API server, telegram-bot-api --dir, as this machine sees it)", dir)
+	case !fi.IsDir():
+		return fmt.Errorf("%q is not a directory", dir)
+	}
+	return nil
+}

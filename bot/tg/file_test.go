@@ -20,7 +20,7 @@ import (
 
 func newClient(t *testing.T, srv *telegramtest.Server) *tg.Client {
 	t.Helper()
-	c, err := tg.New(telegramtest.Token, srv.URL(), time.Second, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	c, err := tg.New(tg.Config{Token: telegramtest.Token, APIURL: srv.URL()}, time.Second, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@
 package tg
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,10 +30,21 @@ type Client struct {
 	localDir, localReal string
 }
 
-// New builds a client for token at apiURL (without a trailing slash). It makes no network call.
-func New(token, apiURL string, pollTimeout time.Duration, hc *http.Client, log *slog.Logger) (*Client, error) {
-	c := &Client{token: token, apiURL: apiURL, http: hc}
-	api, err := tgbot.New(token,
+// Config is how to reach the Bot API.
+type Config struct {
+	Token  string `env:"TELEGRAM_TOKEN"`
+	APIURL string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
+	// LocalFiles is the working directory of a local Bot API server (telegram-bot-api --local),
+	// as the bot sees it: the only place Download reads a file from the local disk (see
+	// SetLocalFiles). "" reads none.
+	LocalFiles string `env:"TELEGRAM_LOCAL_FILES"`
+}
+
+// New builds a client for cfg. It makes no network call.
+func New(cfg Config, pollTimeout time.Duration, hc *http.Client, log *slog.Logger) (*Client, error) {
+	apiURL := strings.TrimRight(cmp.Or(cfg.APIURL, "https://api.telegram.org"), "/")
+	c := &Client{token: cfg.Token, apiURL: apiURL, http: hc}
+	api, err := tgbot.New(cfg.Token,
 		tgbot.WithSkipGetMe(),
 		tgbot.WithServerURL(apiURL),
 		tgbot.WithHTTPClient(pollTimeout, hc),
@@ -44,6 +56,11 @@ func New(token, apiURL string, pollTimeout time.Duration, hc *http.Client, log *
 		return nil, fmt.Errorf("telegram: %w", c.Scrub(err))
 	}
 	c.Bot = api
+	if cfg.LocalFiles != "" {
+		if err := c.SetLocalFiles(cfg.LocalFiles); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

@@ -1,11 +1,11 @@
-// Package logging is what stands between the bot and its log: one redaction point that removes
-// every secret the bot knows (the configured ones, and those it learns while it runs, such as
-// cookies a browser captured) from every line before it is written, and a limiter for events
-// that come in floods (refused requests), logged at most once an interval with a count.
-//
-// It is not a logger of its own: main builds a log/slog handler with it, and every room logs
-// through the *slog.Logger it is given.
-package logging
+package ops
+
+// What stands between the bot and its log: one redaction point that removes every secret the bot
+// knows (the configured ones, and those it learns while it runs, such as cookies a browser
+// captured) from every line before it is written, and a limiter for events that come in floods
+// (refused requests), logged at most once an interval with a count (Repeated). It is not a
+// logger of its own: main builds a log/slog handler with it, and every room logs through the
+// *slog.Logger it is given.
 
 import (
 	"context"

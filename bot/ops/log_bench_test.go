@@ -1,4 +1,4 @@
-package logging
+package ops
 
 import (
 	"errors"
