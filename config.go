@@ -284,7 +284,7 @@ var checks = []check{
 	{"LOG_LEVEL", func(c *config) error { _, err := parseLevel(c.LogLevel); return err }},
 	{"STREAM_MODE", oneOf(func(c *config) string { return c.Bot.Reply.StreamMode }, bot.StreamEdit, bot.StreamDraft)},
 	{"MAX_CONCURRENT_REPLIES", intIn(func(c *config) int { return c.Bot.Conversation.MaxConcurrentReplies }, 1, 1000, "replies")},
-	{"MAX_ANSWER_CHARS", intIn(func(c *config) int { return c.Bot.Reply.Limits.MaxChars }, 1000, 1_000_000, "characters")},
+	{"MAX_ANSWER_CHARS", intIn(func(c *config) int { return c.Bot.Reply.MaxAnswerChars }, 1000, 1_000_000, "characters")},
 	{"LOG_FORMAT", oneOf(func(c *config) string { return c.LogFormat }, "text", "json")},
 	{"LISTEN_ADDR", func(c *config) error {
 		if addr := c.Bot.ListenAddr; addr != "" && !ops.ValidListenAddr(addr) {

@@ -309,7 +309,7 @@ func TestConfigExampleLoads(t *testing.T) {
 		t.Fatalf("config.example.env: %v", err)
 	}
 	if cfg.Aura.Protocol != "chatbot-ui" || cfg.Bot.Reply.StreamMode != "edit" || cfg.Aura.MaxOutputTokens != 0 ||
-		cfg.Bot.Reply.Limits.MaxChars != 65536 || cfg.ContextTokens != 0 || len(cfg.Bot.Conversation.Models) != 0 ||
+		cfg.Bot.Reply.MaxAnswerChars != 65536 || cfg.ContextTokens != 0 || len(cfg.Bot.Conversation.Models) != 0 ||
 		cfg.Transcribe.Model != "whisper-1" || cfg.Bot.Conversation.MaxFileBytes != 524288 || cfg.Browser.Browser != "" ||
 		!cfg.Bot.Conversation.Summaries || cfg.Bot.Conversation.UserDailyTokens != 0 || cfg.Bot.Conversation.UserMonthlyTokens != 0 {
 		t.Errorf("got %+v, want the documented defaults", cfg)
@@ -556,7 +556,7 @@ func TestConfigNewSettings(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"default answer cap", def.Bot.Reply.Limits.MaxChars, 65536},
+		{"default answer cap", def.Bot.Reply.MaxAnswerChars, 65536},
 		{"default image tokens", def.Bot.Conversation.Budget.ImageTokens, 800},
 		{"default transcribe url", def.Transcribe.URL, ""},
 		{"default transcribe model", def.Transcribe.Model, "whisper-1"},
@@ -578,7 +578,7 @@ func TestConfigNewSettings(t *testing.T) {
 		{"openai models", fmt.Sprint(listed.Bot.Conversation.Models), "[{llama3.1:8b Llama 3.1 8B} {qwen2.5:7b } {mistral Mistral = 7B}]"},
 		{"first model by default", listed.defaultModel(), conversation.ModelChoice{ID: "llama3.1:8b", Name: "Llama 3.1 8B"}},
 		{"AURA_MODEL picks among them", chosen.defaultModel(), conversation.ModelChoice{ID: "qwen2.5:7b", Name: "Qwen"}},
-		{"answer cap", set.Bot.Reply.Limits.MaxChars, 1000},
+		{"answer cap", set.Bot.Reply.MaxAnswerChars, 1000},
 		{"image tokens", set.Bot.Conversation.Budget.ImageTokens, 0},
 		{"transcribe url", set.Transcribe.URL, "http://127.0.0.1:9000/v1"},
 		{"transcribe model", set.Transcribe.Model, "large-v3"},

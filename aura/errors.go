@@ -143,3 +143,12 @@ func (r redactor) statusError(e *StatusError) *StatusError {
 	e.Body = r.redact(e.Body)
 	return e
 }
+
+// OutputLimitError is ErrOutputLimit, with the limit the client asked for (MaxOutputTokens; 0
+// when it asked for none and the server's own applied), for the user to be told which.
+type OutputLimitError struct{ MaxTokens int }
+
+func (e *OutputLimitError) Error() string {
+	return ErrOutputLimit.Error() + ` (finish_reason "length")`
+}
+func (e *OutputLimitError) Is(target error) bool { return target == ErrOutputLimit }

@@ -192,21 +192,22 @@ func (d *openAI) statusError(resp *http.Response, body []byte) *StatusError {
 	return se
 }
 
-func (d *openAI) newDecoder() decoder { return &sseDecoder{} }
+func (d *openAI) newDecoder() decoder { return &sseDecoder{maxTokens: d.maxTokens} }
 
 // sseDecoder reads server-sent events. It keeps its line and data buffers
 // for the whole body. Once the reply is finished (a finish_reason, or
 // [DONE]) it goes on reading the events that follow for a usage report
 // only: their text and errors are ignored.
 type sseDecoder struct {
-	line     []byte // a line split across reads
-	data     []byte // the data of the event being read
-	hasData  bool
-	isError  bool // the event is an error ("event: error", or llama.cpp's "error:" field)
-	skipLF   bool // the last read ended in '\r'; a '\n' starting the next belongs to it
-	finished bool
-	cut      bool // the finish_reason was "length"
-	used     *Usage
+	line      []byte // a line split across reads
+	data      []byte // the data of the event being read
+	hasData   bool
+	isError   bool // the event is an error ("event: error", or llama.cpp's "error:" field)
+	skipLF    bool // the last read ended in '\r'; a '\n' starting the next belongs to it
+	finished  bool
+	cut       bool // the finish_reason was "length"
+	maxTokens int  // the max_tokens asked for, for the error of a cut reply
+	used      *Usage
 }
 
 func (d *sseDecoder) decode(dst, p []byte) ([]byte, bool, error) {
@@ -366,7 +367,7 @@ func (d *sseDecoder) dispatch(dst []byte) ([]byte, error) {
 // complete reports a reply the server cut at its output limit.
 func (d *sseDecoder) complete() error {
 	if d.cut {
-		return fmt.Errorf(`%w (finish_reason "length")`, ErrOutputLimit)
+		return &OutputLimitError{MaxTokens: d.maxTokens}
 	}
 	return nil
 }

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // dialect is what differs between the wire protocols: the request and the
@@ -173,6 +174,7 @@ var errStopped = errors.New("aura: caller stopped reading")
 func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yield func(Chunk, error) bool) error {
 	start := time.Now()
 	r := relay{yield: yield}
+	wait := c.retryBackoff()
 	for try := 1; ; try++ {
 		retry, err := c.try(ctx, header, body, &r)
 		switch {
@@ -193,9 +195,9 @@ func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yi
 			c.log.DebugContext(ctx, "aura: reply failed", "err", err, "tries", try, "bytes", r.total)
 			return err
 		}
-		wait := c.backoffFor(try)
-		c.log.WarnContext(ctx, "aura: retrying", "err", err, "try", try, "wait", wait)
-		t := time.NewTimer(wait)
+		pause := wait.NextBackOff()
+		c.log.WarnContext(ctx, "aura: retrying", "err", err, "try", try, "wait", pause)
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -205,12 +207,11 @@ func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yi
 	}
 }
 
-// backoffFor returns the wait after the given failed try: backoff doubled
-// per try, times a random factor in [0.5, 1.5) so that clients that failed
+// retryBackoff is the wait between tries of one reply: backoff, doubled
+// per try, times a random factor in [0.5, 1.5] so that clients that failed
 // together do not come back together.
-func (c *Client) backoffFor(try int) time.Duration {
-	d := c.backoff << (try - 1)
-	return d/2 + rand.N(d+1)
+func (c *Client) retryBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: c.backoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Hour}
 }
 
 // connectError marks a failure to get a response at all; stream turns it

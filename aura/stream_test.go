@@ -402,10 +402,11 @@ func TestConnectionReuse(t *testing.T) {
 
 func TestBackoffGrowsWithJitter(t *testing.T) {
 	c := &Client{backoff: 100 * time.Millisecond}
-	for try, base := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond} {
-		for range 50 {
-			if got := c.backoffFor(try); got < base/2 || got > base*3/2 {
-				t.Fatalf("try %d: got backoff %s, want within [%s, %s]", try, got, base/2, base*3/2)
+	for range 50 {
+		retry := c.retryBackoff()
+		for try, base := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+			if got := retry.NextBackOff(); got < base/2 || got > base*3/2 {
+				t.Fatalf("try %d: got backoff %s, want within [%s, %s]", try+1, got, base/2, base*3/2)
 			}
 		}
 	}

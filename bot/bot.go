@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
@@ -115,8 +116,8 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
-	if c.Reply.Limits.MaxChars <= 0 {
-		c.Reply.Limits.MaxChars = 65536
+	if c.Reply.MaxAnswerChars <= 0 {
+		c.Reply.MaxAnswerChars = 65536
 	}
 	if c.PrivateInterval <= 0 {
 		c.PrivateInterval = time.Second
@@ -450,22 +451,14 @@ func (b *Bot) connect(ctx context.Context) (*models.User, error) {
 // is waited out, so a bot that starts before the network is up still comes up; a rejected token
 // is final.
 func (b *Bot) getMe(ctx context.Context) (*models.User, error) {
-	backoff := time.Second
-	for {
+	return backoff.Retry(ctx, func() (*models.User, error) {
 		me, err := b.tg.GetMe(ctx)
-		if err == nil {
-			return me, nil
-		}
 		if errors.Is(err, tgbot.ErrorUnauthorized) || errors.Is(err, tgbot.ErrorNotFound) {
-			return nil, errors.New("bot: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized): check the token from @BotFather")
+			return nil, backoff.Permanent(errors.New("bot: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized): check the token from @BotFather"))
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		b.log.Warn("cannot reach Telegram; trying again", "err", err, "retry_in", backoff)
-		if err := pace.SleepUntil(ctx, time.Now().Add(backoff)); err != nil {
-			return nil, err
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
+		return me, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: 30 * time.Second}),
+		backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+			b.log.Warn("cannot reach Telegram; trying again", "err", err, "retry_in", wait)
+		}))
 }

@@ -7,18 +7,17 @@ import (
 	"testing"
 
 	"aurabot/aura"
-	"aurabot/bot/reply"
 	"aurabot/history"
 )
 
 // An answer cut at the model's output limit says so under the reply, naming the setting, and the
 // note is kept out of what is stored and sent back to the model.
 func TestAnswerAtOutputLimitSaysSo(t *testing.T) {
-	e := newEnv(t, Config{Reply: reply.Config{Limits: reply.Limits{MaxOutputTokens: 64}}})
+	e := newEnv(t, Config{})
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		if lastUser(msgs) == "long" {
 			if yield("A long answer that stops", nil) {
-				yield("", fmt.Errorf("aura: %w", aura.ErrOutputLimit))
+				yield("", fmt.Errorf("aura: %w", &aura.OutputLimitError{MaxTokens: 64})) // as the client cuts it with AURA_MAX_OUTPUT_TOKENS=64
 			}
 			return
 		}

@@ -46,7 +46,7 @@ func TestExportOnceAcrossARestart(t *testing.T) {
 		return fresh[0], id
 	}
 	sent, _ := incoming(50, "/export")
-	if err := store.Inbox().RecordText(ctx, sent.Seq, "📄 The conversation was sent as a Markdown file.", true, "", true); err != nil {
+	if err := store.Inbox().RecordText(ctx, sent.Seq, inbox.Reply{Text: "📄 The conversation was sent as a Markdown file.", Final: true, Plain: true}); err != nil {
 		t.Fatal(err)
 	}
 	_, again := incoming(51, "/export")

@@ -132,7 +132,7 @@ func TestStaleStopButtonStopsNothing(t *testing.T) {
 // An answer longer than MaxAnswerChars is cut there: the model's stream is stopped, the user is
 // told under the reply, and the text shown is what is stored.
 func TestAnswerCappedAtMaxAnswerChars(t *testing.T) {
-	e := newEnv(t, Config{Reply: reply.Config{Limits: reply.Limits{MaxChars: 1000}}})
+	e := newEnv(t, Config{Reply: reply.Config{MaxAnswerChars: 1000}})
 	stopped := make(chan struct{})
 	e.model.fn = func(ctx context.Context, _ []aura.Message, yield func(string, error) bool) {
 		defer close(stopped)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Lock makes sure one instance at a time runs on the database at dbPath. It
@@ -88,7 +90,8 @@ const lockPoll = 250 * time.Millisecond
 func acquire(ctx context.Context, f *os.File, waiting func(string)) error {
 	fd := int(f.Fd())
 	told := false
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, lockPoll) {
+	wait := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: lockPoll}
+	for {
 		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
 			return nil
@@ -102,7 +105,7 @@ func acquire(ctx context.Context, f *os.File, waiting func(string)) error {
 				waiting(readHolder(f))
 			}
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(wait.NextBackOff())
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -334,3 +334,42 @@ func TestUpgradeDeduplicatesAnswers(t *testing.T) {
 		t.Errorf("Append the answer again: got (inserted %v, %v), want (false, nil)", inserted, err)
 	}
 }
+
+// An inbox made by 0007 moves into entries of its own: pending updates keep their journal (the
+// update's floor on each part, whether a final answer was whole), and an update id that comes
+// again much later is a new update.
+func TestUpgradeInboxToEntries(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "v7.sqlite")
+	db := rawDB(t, path)
+	if err := migrate(ctx, db, onlyMigrations(t, 7)); err != nil {
+		t.Fatalf("migrate to 0007: %v", err)
+	}
+	for _, q := range []string{
+		`INSERT INTO updates (update_id, payload, received_at, shown, final, notice, floor) VALUES
+			(5, '{"update_id":5}', 0, 'whole', 1, '', 20),
+			(6, '{"update_id":6}', 0, 'cut', 1, '⚠️ Interrupted: the bot restarted.', 30),
+			(7, '{"update_id":7}', 0, 'limit', 1, '✂️ The answer reached the model''s output limit.', 0)`,
+		`INSERT INTO reply_messages (update_id, idx, chat_id, message_id) VALUES (5, 0, 9, 21), (5, 1, 9, 0), (6, 0, 9, 31)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	pending, err := s.Inbox().Pending(ctx)
+	if err != nil || len(pending) != 3 {
+		t.Fatalf("pending: got %d, %v", len(pending), err)
+	}
+	if p := pending[0]; p.Seq != 5 || len(p.Reply.Parts) != 2 || p.Reply.Parts[0].Floor != 20 || p.Reply.Parts[1].ID != 0 || !p.Reply.Complete {
+		t.Errorf("update 5: got %+v", p)
+	}
+	if pending[1].Reply.Complete || !pending[2].Reply.Complete {
+		t.Errorf("whole: got %v for an interrupted answer and %v for one at the output limit, want false and true", pending[1].Reply.Complete, pending[2].Reply.Complete)
+	}
+}

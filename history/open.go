@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jmoiron/sqlx"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -56,32 +57,30 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	if err := prepareFile(abs); err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", abs, err)
 	}
-	start := time.Now()
 
 	// Two processes opening the same new file at once can meet SQLITE_BUSY
 	// without the busy handler being asked: SQLite does not wait while it
 	// switches a file to WAL. Connecting and migrating are safe to repeat
 	// (each migration is one transaction, recorded), so a busy open is tried
 	// again for a while.
-	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+	s, err := backoff.Retry(ctx, func() (*Store, error) {
 		s, err := connect(ctx, abs, opt)
 		if err == nil {
 			if err = migrate(ctx, s.w, migrations.FS); err != nil {
 				s.Close()
 			}
 		}
-		if err == nil {
-			s.countInBackground()
-			return s, nil
+		if err != nil && !isBusy(err) {
+			return nil, backoff.Permanent(err)
 		}
-		if !isBusy(err) || time.Since(start) > openRetryFor || ctx.Err() != nil {
-			return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		return s, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 10 * time.Millisecond, Multiplier: 2, MaxInterval: 500 * time.Millisecond}),
+		backoff.WithMaxElapsedTime(openRetryFor))
+	if err != nil {
+		return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
 	}
+	s.countInBackground()
+	return s, nil
 }
 
 // openRetryFor bounds how long Open tries again on a busy database.

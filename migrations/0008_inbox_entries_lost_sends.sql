@@ -18,11 +18,13 @@ CREATE TABLE inbox (
     final       INTEGER NOT NULL DEFAULT 0,
     notice      TEXT    NOT NULL DEFAULT '',
     plain       INTEGER NOT NULL DEFAULT 0,
+    complete    INTEGER NOT NULL DEFAULT 0, -- a final answer that is whole (no notice, or an output limit's)
     legacy_ids  TEXT    NOT NULL DEFAULT '' -- message ids recorded before the journal (0006)
 );
 
-INSERT INTO inbox (seq, update_id, payload, received_at, done, done_at, undecodable, shown, final, notice, plain, legacy_ids)
-SELECT update_id, update_id, payload, received_at, done, done_at, undecodable, shown, final, notice, plain, message_ids
+INSERT INTO inbox (seq, update_id, payload, received_at, done, done_at, undecodable, shown, final, notice, plain, complete, legacy_ids)
+SELECT update_id, update_id, payload, received_at, done, done_at, undecodable, shown, final, notice, plain,
+       notice = '' OR notice LIKE '✂️ The answer reached%', message_ids
 FROM updates;
 
 CREATE INDEX inbox_update ON inbox (update_id, received_at);

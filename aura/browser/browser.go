@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Defaults for zero Options fields.
@@ -97,7 +99,7 @@ type Capturer struct {
 	inflight *call
 	failure  error // the last capture's error, until retryAt
 	retryAt  time.Time
-	backoff  time.Duration
+	retry    *backoff.ExponentialBackOff // since the last success; nil before a failure
 	closed   bool
 }
 
@@ -266,16 +268,19 @@ func (c *Capturer) start() *call {
 			c.log.InfoContext(ctx, "browser: capture stopped", "took", took)
 		case err == nil:
 			c.cur, c.have, c.at = res, true, c.now()
-			c.failure, c.backoff = nil, 0
+			c.failure, c.retry = nil, nil
 			if res.settled {
 				c.log.InfoContext(ctx, "browser: captured cookies", "cookies", res.cookies, "took", took)
 			} else {
 				c.log.WarnContext(ctx, "browser: captured cookies that were still changing at the timeout", "cookies", res.cookies, "took", took)
 			}
 		default:
-			c.backoff = min(max(2*c.backoff, c.backoffMin), c.backoffMax)
-			c.failure, c.retryAt = err, c.now().Add(c.backoff)
-			c.log.ErrorContext(ctx, "browser: capture failed", "err", err, "took", took, "next_try_in", c.backoff)
+			if c.retry == nil {
+				c.retry = &backoff.ExponentialBackOff{InitialInterval: c.backoffMin, Multiplier: 2, MaxInterval: c.backoffMax}
+			}
+			wait := c.retry.NextBackOff()
+			c.failure, c.retryAt = err, c.now().Add(wait)
+			c.log.ErrorContext(ctx, "browser: capture failed", "err", err, "took", took, "next_try_in", wait)
 		}
 		cl.res, cl.err = res, err
 		c.mu.Unlock()

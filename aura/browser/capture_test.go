@@ -123,7 +123,7 @@ var n = 0; setInterval(function () { document.cookie = "tick=" + (n++) + "; path
 </script></body></html>`))
 	}))
 	defer srv.Close()
-	res, err := capture(t.Context(), testConfig(t, srv.URL, 3*time.Second))
+	res, err := capture(t.Context(), testConfig(t, srv.URL, 10*time.Second)) // room for a slow start on a loaded machine
 	if err != nil {
 		t.Fatalf("got error %v, want the last cookies", err)
 	}

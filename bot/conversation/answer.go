@@ -104,18 +104,14 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		msgs = append(msgs, m)
 	}
 	ids := turnIDs(window)
-	notice := opt.Notice
-	if images > 0 && notice == nil {
-		notice = imagesRefused
-	}
-	opt.Notice = func(err error, line string) string {
+	opt.Notice = func(err error) (string, bool) {
 		if images == 0 && h.repeated(r.k, err, ids) {
-			return repeatedNotice(err)
+			return repeatedNotice(err), false
 		}
-		if notice != nil {
-			return notice(err, line)
+		if line := imagesRefused(err); images > 0 && line != "" {
+			return line, false
 		}
-		return line
+		return notice(err)
 	}
 	counted := h.cfg.Budget
 	if blind {
@@ -158,7 +154,7 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		// Stored now, even when the reply's messages are not final yet: the next turn of the
 		// conversation comes after it.
 		status := history.StatusCut
-		if reply.Complete(out.Err) {
+		if _, complete := notice(out.Err); complete {
 			status = history.StatusDone
 		}
 		answer := history.Turn{Role: history.RoleAssistant, Content: out.Text, MessageID: int64(out.FirstID), Status: status, Entry: r.entry}
@@ -225,7 +221,7 @@ func (h *Handler) ended(r req, out reply.Outcome, took time.Duration) {
 	result, failed := replyResult(out)
 	kind := ""
 	if result == "model" {
-		kind = reply.ModelFailure(out.Err).Kind
+		kind = modelFailure(out.Err).Kind
 	}
 	first := out.FirstText
 	if first == 0 && out.Text != "" {

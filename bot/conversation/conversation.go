@@ -22,6 +22,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
@@ -64,7 +65,7 @@ type Store interface {
 // attempts at an update, and finishing it once it is handled. Updates are named by their inbox
 // entry (seq).
 type Journal interface {
-	RecordText(ctx context.Context, seq int64, text string, final bool, notice string, plain bool) error
+	RecordText(ctx context.Context, seq int64, r inbox.Reply) error
 	RecordSending(ctx context.Context, seq int64, idx int, p inbox.Part) error
 	RecordSent(ctx context.Context, seq int64, idx int, messageID int64, lost *inbox.Lost) (int64, error)
 	RecordRemoved(ctx context.Context, seq int64, idx int) error
@@ -371,26 +372,23 @@ func (h *Handler) finish(ctx context.Context, entry int64) {
 // again soon, a failing one (an I/O error) less and less often; any other error is returned at
 // once.
 func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.Context) error) error {
-	wctx := context.WithoutCancel(ctx)
-	backoff, most := 200*time.Millisecond, 10*time.Second
+	full := &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second}
+	failing := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Second, Multiplier: 2, MaxInterval: 5 * time.Minute}
 	for {
-		err := write(wctx)
-		if err == nil || !history.StorageTrouble(err) {
+		err := write(context.WithoutCancel(ctx))
+		if err == nil || !history.StorageTrouble(err) || ctx.Err() != nil {
 			return err
 		}
-		if ctx.Err() != nil {
-			return err
-		}
+		wait := full.NextBackOff()
 		if errors.Is(err, history.ErrStorageFailing) {
-			backoff, most = max(backoff, 5*time.Second), 5*time.Minute
+			wait = failing.NextBackOff()
 		}
 		if r.t.ChatID != 0 {
 			h.storageTrouble(ctx, r.t, err)
 		}
-		h.deps.Log.Warn("a database write failed; trying again", "err", err, "retry_in", backoff)
-		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
+		h.deps.Log.Warn("a database write failed; trying again", "err", err, "retry_in", wait)
+		if serr := pace.SleepUntil(ctx, time.Now().Add(wait)); serr != nil {
 			return errors.Join(err, serr)
 		}
-		backoff = min(2*backoff, most)
 	}
 }

@@ -269,7 +269,7 @@ func hasImages(window []history.Turn) bool {
 // imagesRefused is the notice under a failed reply to a request that held pictures: a server
 // that refuses the request (4xx) most likely runs a model that cannot see. A 404 says the
 // model is missing; Notice points to /model for it.
-func imagesRefused(err error, notice string) string {
+func imagesRefused(err error) string {
 	var se *aura.StatusError
 	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != 401 && se.StatusCode != 404 && se.StatusCode != 429 {
 		msg := "⚠️ The model server refused the request with the picture"
@@ -278,7 +278,7 @@ func imagesRefused(err error, notice string) string {
 		}
 		return msg + ": this model may not see images. Choose one that does with /model, then send /retry."
 	}
-	return notice
+	return ""
 }
 
 // albumItem is one photo message of an album.

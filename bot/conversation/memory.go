@@ -10,6 +10,7 @@ import (
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history"
+	"aurabot/history/inbox"
 )
 
 // cmdMemory shows the conversation's summary: what the model is told of the turns it no longer
@@ -160,7 +161,7 @@ func (h *Handler) cmdExport(ctx context.Context, r req) result {
 	switch {
 	case err == nil:
 		if r.entry != 0 {
-			if err := h.deps.Journal.RecordText(ctx, r.entry, exportSent, true, "", true); err != nil {
+			if err := h.deps.Journal.RecordText(ctx, r.entry, inbox.Reply{Text: exportSent, Final: true, Plain: true}); err != nil {
 				h.deps.Log.Warn("could not record a sent export", "chat_id", r.t.ChatID, "err", err)
 			}
 		}

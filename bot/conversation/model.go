@@ -157,7 +157,7 @@ func modelsFailure(err error) string {
 		}
 		return "HTTP status " + strconv.Itoa(se.StatusCode) + "."
 	}
-	return reply.ModelFailure(err).Notice
+	return modelFailure(err).Notice
 }
 
 // showPicker answers /model with the current model and, when there is a choice, a keyboard.

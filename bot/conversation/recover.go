@@ -54,14 +54,14 @@ func (h *Handler) Recover(ctx context.Context, pending []inbox.Update) {
 
 // resume finishes a reply cut by a crash, and stores the answer it shows.
 func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) result {
-	text, first, complete, err := h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, "")
+	text, first, complete, err := h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, interrupted)
 	if err != nil {
 		h.deps.Log.Warn("could not finish a reply cut by a restart", "chat_id", r.t.ChatID, "err", err)
 	}
 	text = stripTranscript(text) // shown above the answer, but not part of it
 	if !rec.Plain && text != "" {
 		status := history.StatusCut
-		if complete && reply.CompleteNotice(rec.Notice) {
+		if complete {
 			status = history.StatusDone
 		}
 		answer := history.Turn{Role: history.RoleAssistant, Content: text, Status: status, MessageID: int64(first), Entry: r.entry}

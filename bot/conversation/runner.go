@@ -7,10 +7,11 @@ import (
 	"runtime/debug"
 	"time"
 
-	"aurabot/bot/pace"
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history/inbox"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // result is what a job did with its update; the runner acts on it. Jobs never finish their
@@ -100,7 +101,12 @@ func (h *Handler) skip(ctx context.Context, r req) {
 	if err != nil {
 		h.deps.Log.Warn("could not read a skipped update's journal", "entry", r.entry, "err", err)
 	}
-	_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), skippedNotice)
+	rec := recorded(u.Reply)
+	if rec.Plain { // a notice was on its way: the skip's replaces it
+		rec.Text, rec.Plain = "", false
+	}
+	rec.Final = false
+	_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, skippedNotice)
 	if errors.Is(err, reply.ErrUnfinished) {
 		h.finishLater(ctx, r)
 		return
@@ -117,41 +123,36 @@ const maxFinishRefusals = 10
 // answers again, and then the entry. A shutdown leaves it to the restart.
 func (h *Handler) finishLater(ctx context.Context, r req) {
 	h.finishing.Go(func() {
-		backoff := time.Second
 		refusals := 0
-		for {
+		_, err := backoff.Retry(ctx, func() (struct{}, error) {
 			u, err := h.deps.Journal.Get(ctx, r.entry)
 			if err == nil {
-				_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), "")
-			}
-			if err == nil || errors.Is(err, reply.ErrBlocked) {
-				h.deps.Log.Info("finished a reply that was left unfinished", "chat_id", r.t.ChatID)
-				h.finish(ctx, r.entry)
-				return
-			}
-			if ctx.Err() != nil {
-				return
+				_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), interrupted)
 			}
 			if refusals++; !tg.Refused(err) {
 				refusals = 0
 			}
 			if refusals >= maxFinishRefusals {
 				h.deps.Log.Error("Telegram keeps refusing to finish a reply; giving up on it", "chat_id", r.t.ChatID, "err", err)
-				h.finish(ctx, r.entry)
-				return
+				return struct{}{}, nil
 			}
-			h.deps.Log.Warn("could not finish a reply yet; trying again", "chat_id", r.t.ChatID, "err", err, "retry_in", backoff)
-			if pace.SleepUntil(ctx, time.Now().Add(backoff)) != nil {
-				return
+			if errors.Is(err, reply.ErrBlocked) {
+				return struct{}{}, nil
 			}
-			backoff = min(2*backoff, time.Minute)
+			return struct{}{}, err
+		}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: time.Minute}),
+			backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+				h.deps.Log.Warn("could not finish a reply yet; trying again", "chat_id", r.t.ChatID, "err", err, "retry_in", wait)
+			}))
+		if err == nil {
+			h.finish(ctx, r.entry) // a shutdown leaves it to the restart
 		}
 	})
 }
 
 // recorded is the reply journal of an inbox entry, as the reply package reads it.
 func recorded(j inbox.Reply) reply.Recorded {
-	rec := reply.Recorded{Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain}}
+	rec := reply.Recorded{Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain, Complete: j.Complete}}
 	for _, p := range j.Parts {
 		rec.Parts = append(rec.Parts, reply.RecordedPart{ID: int(p.ID), Floor: int(p.Floor), Wire: p.Sent, Tries: p.Tries})
 	}
@@ -192,7 +193,7 @@ type entryJournal struct {
 func (e entryJournal) Owner() reply.Owner { return reply.Owner(e.entry) }
 
 func (e entryJournal) Show(ctx context.Context, s reply.Shown) error {
-	return e.j.RecordText(ctx, e.entry, s.Text, s.Final, s.Notice, s.Plain)
+	return e.j.RecordText(ctx, e.entry, inbox.Reply{Text: s.Text, Final: s.Final, Notice: s.Notice, Plain: s.Plain, Complete: s.Complete})
 }
 
 func (e entryJournal) Sending(ctx context.Context, idx int, s reply.Sending) error {

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/pace"
@@ -73,12 +74,11 @@ func NewPoller(deps Deps, timeout time.Duration) *Poller {
 // Run polls until ctx ends; updates are handled with handleCtx.
 func (p *Poller) Run(ctx, handleCtx context.Context) error {
 	confirm := int64(0) // the offset that confirms the last batch saved; 0: none to confirm
-	backoff := time.Duration(0)
+	retry := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, Multiplier: 2, MaxInterval: 30 * time.Second}
+	wait := time.Duration(0)
 	for {
-		if backoff > 0 {
-			if err := pace.SleepUntil(ctx, time.Now().Add(backoff)); err != nil {
-				return nil
-			}
+		if err := pace.SleepUntil(ctx, time.Now().Add(wait)); err != nil {
+			return nil
 		}
 		timeout := p.timeout
 		if confirm != 0 {
@@ -93,14 +93,15 @@ func (p *Poller) Run(ctx, handleCtx context.Context) error {
 			if errors.As(err, &ae) && ae.Code == http.StatusUnauthorized {
 				return errors.New("intake: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized)")
 			}
-			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+			wait = retry.NextBackOff()
 			if errors.As(err, &ae) && ae.RetryAfter > 0 {
-				backoff = time.Duration(ae.RetryAfter) * time.Second
+				wait = time.Duration(ae.RetryAfter) * time.Second
 			}
-			p.deps.Log.Warn("getUpdates failed", "err", err, "retry_in", backoff)
+			p.deps.Log.Warn("getUpdates failed", "err", err, "retry_in", wait)
 			continue
 		}
-		backoff = 0
+		wait = 0
+		retry.Reset()
 		confirm = 0
 		if len(raws) == 0 {
 			continue
@@ -108,7 +109,7 @@ func (p *Poller) Run(ctx, handleCtx context.Context) error {
 		next, err := p.take(ctx, handleCtx, raws)
 		if err != nil {
 			// Not confirmed to Telegram: it sends them again on the next call.
-			backoff = time.Second
+			wait = time.Second
 			p.deps.Log.Error("could not save updates; Telegram will send them again", "err", err)
 			continue
 		}

@@ -66,6 +66,9 @@ type Shown struct {
 	Final  bool   // the complete answer, or a notice
 	Notice string // the line under a final answer
 	Plain  bool   // a notice: plain text, not Markdown
+	// Complete says a final answer is whole (no notice, or one about an output limit): it is
+	// stored done, not cut, whoever stores it.
+	Complete bool
 }
 
 // Deps is what a reply needs from the rest of the bot.

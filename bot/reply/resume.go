@@ -44,24 +44,18 @@ var ErrUnfinished = errors.New("reply: unfinished")
 
 // Resume finishes a reply from its journal: after a crash or a kill, or later in the same run
 // when Telegram stopped answering. Its messages (a send that had no answer made again) show the
-// recorded text, complete, with its notice if it was final, else with an "interrupted" notice
-// (notice, when not ""). It never shows less than the user saw, as every text is recorded
-// before it is shown. It reports the text shown, the reply's first message and whether the
-// answer was complete; an error wraps ErrUnfinished when the messages are not settled.
-func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded, notice string) (text string, firstID int, complete bool, err error) {
+// recorded text, complete, with its notice if it was final, else with cut (the caller's words
+// for a reply cut short: interrupted, or skipped). It never shows
+// less than the user saw, as every text is recorded before it is shown. It reports the text
+// shown, the reply's first message and whether the answer was whole (Shown.Complete); an error
+// wraps ErrUnfinished when the messages are not settled.
+func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded, cut string) (text string, firstID int, complete bool, err error) {
 	d := NewDisplay(s.deps, t, j, "")
 	defer d.Close()
 	d.Adopt(rec.Parts)
-	complete = rec.Final
-	if notice != "" || !rec.Final {
-		rec.Final, rec.Notice = true, notice
-		if rec.Notice == "" {
-			rec.Notice = Notice(ErrShutdown, s.cfg.Limits)
-		}
-		if rec.Plain {
-			rec.Text = ""
-		}
-		rec.Plain = false
+	complete = rec.Final && rec.Complete
+	if !rec.Final {
+		rec.Final, rec.Notice, rec.Complete = true, cut, false
 		if j != nil {
 			if err := j.Show(ctx, rec.Shown); err != nil {
 				return rec.Text, 0, false, errors.Join(ErrUnfinished, err)

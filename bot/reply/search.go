@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	tgbot "github.com/go-telegram/bot"
 
 	"aurabot/bot/pace"
@@ -159,7 +160,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 	}
 	s.log.Info("looking for a message whose send had no answer", "chat_id", l.ChatID, "from", l.Lo, "to", l.Hi, "copies", l.Copies)
 	low := true
-	backoff := time.Second
+	wait := &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: 30 * time.Second}
 	for l.Lo <= l.Hi {
 		id := l.Hi
 		if low {
@@ -175,11 +176,11 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 				continue
 			case err != nil:
 				// No answer: look at the same id again, later.
-				s.log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", backoff)
-				if pace.SleepUntil(ctx, time.Now().Add(backoff)) != nil {
+				d := wait.NextBackOff()
+				s.log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", d)
+				if pace.SleepUntil(ctx, time.Now().Add(d)) != nil {
 					return
 				}
-				backoff = min(2*backoff, 30*time.Second)
 				continue
 			case found:
 				if err := s.remove(ctx, l.ChatID, id); err != nil {
@@ -192,7 +193,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 				s.log.Info("deleted the message a lost send had posted", "chat_id", l.ChatID, "message_id", id)
 				l.Copies = max(l.Copies-1, 0)
 			}
-			backoff = time.Second
+			wait.Reset()
 		}
 		if low {
 			l.Lo++

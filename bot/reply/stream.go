@@ -38,8 +38,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"aurabot/bot/pace"
 	"aurabot/bot/render"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 const (
@@ -59,7 +60,8 @@ type Config struct {
 	// StreamMode is StreamEdit (the default) or StreamDraft: private replies grow in a draft
 	// (sendMessageDraft) instead of a message edited in place.
 	StreamMode string `env:"STREAM_MODE" envDefault:"edit"`
-	Limits     Limits
+	// MaxAnswerChars cuts longer answers (ErrTooLong).
+	MaxAnswerChars int `env:"MAX_ANSWER_CHARS" envDefault:"65536"`
 }
 
 // Stream modes.
@@ -104,7 +106,7 @@ type Outcome struct {
 // Stream shows the answer that chunks yields as it grows, in a reply to t. stopData is the
 // callback data of the Stop button ("" for none); started, if not nil, is called once with the
 // function that stops this reply (ErrStopped), for /stop and the button. The answer is cut at
-// Limits.MaxChars. chunks must end when the context it was made with ends: Stream's ctx.
+// MaxAnswerChars. chunks must end when the context it was made with ends: Stream's ctx.
 func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData string, started func(stop func()), chunks func(ctx context.Context) iter.Seq2[string, error]) (out Outcome) {
 	return s.StreamWith(ctx, t, j, stopData, started, chunks, Options{})
 }
@@ -113,11 +115,12 @@ func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData str
 type Options struct {
 	// Prefix (Markdown) is shown at the top of the reply from its start, before the model
 	// sends anything: the transcript of a voice message, say. It is journaled and shown like
-	// the answer, but left out of Outcome.Text and of the MaxChars count.
+	// the answer, but left out of Outcome.Text and of the MaxAnswerChars count.
 	Prefix string
-	// Notice, if not nil, gives the line shown under a reply that failed with err instead of
-	// notice, the one Notice gives.
-	Notice func(err error, notice string) string
+	// Notice gives the line shown under a reply that ended with err (ErrEmpty: the model sent
+	// nothing; nil: none), and whether the answer is whole for all that (an output limit,
+	// which the line explains). nil shows no line.
+	Notice func(err error) (notice string, complete bool)
 }
 
 // StreamWith is Stream with options.
@@ -159,9 +162,9 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 				continue
 			}
 			runes := utf8.RuneCountInString(chunk)
-			if lim := s.cfg.Limits.MaxChars; lim > 0 && n+runes > lim {
+			if lim := s.cfg.MaxAnswerChars; lim > 0 && n+runes > lim {
 				chunk, runes = cutRunes(chunk, lim-n), lim-n
-				serr = ErrTooLong
+				serr = &TooLongError{Max: lim}
 			}
 			n += runes
 			mu.Lock()
@@ -323,24 +326,24 @@ loop:
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
-	notice := Notice(err, s.cfg.Limits)
-	if opt.Notice != nil && err != nil {
-		notice = opt.Notice(err, notice)
-	}
-	fctx, fcancel := FinalContext(ctx)
-	defer fcancel()
-	final := text
+	final, why := text, err
 	if strings.TrimSpace(text) == "" {
 		final = ""
 		if err == nil {
-			notice = EmptyNotice
+			why = ErrEmpty
 		}
 	}
+	notice, complete := "", why == nil
+	if opt.Notice != nil {
+		notice, complete = opt.Notice(why)
+	}
+	fctx, fcancel := FinalContext(ctx)
+	defer fcancel()
 	// The whole text is recorded before it is shown: if the bot dies during the final edit, the
 	// restart shows it again, complete, and never marks it interrupted.
 	shownFinal := opt.Prefix + final
 	if j != nil {
-		if jerr := s.recordFinal(fctx, t, j, shownFinal, notice); jerr != nil {
+		if jerr := s.recordFinal(fctx, t, j, Shown{Text: shownFinal, Final: true, Notice: notice, Complete: complete}); jerr != nil {
 			s.deps.Log.Error("could not record the final text; the restart will finish this reply", "chat_id", t.ChatID, "err", jerr)
 			return Outcome{Text: final, Err: err, FirstID: d.FirstID(), Unfinished: true, Edits: out.Edits, FirstText: out.FirstText}
 		}
@@ -362,20 +365,15 @@ loop:
 
 // recordFinal records the final text, trying again while the database refuses (a full disk):
 // the final text is never shown before it is recorded.
-func (s *Streamer) recordFinal(ctx context.Context, t Target, j Journal, text, notice string) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := j.Show(ctx, Shown{Text: text, Final: true, Notice: notice})
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		s.deps.Log.Warn("could not record the final text; trying again", "err", err, "retry_in", backoff)
-		s.trouble(ctx, t, err)
-		if serr := pace.SleepUntil(ctx, time.Now().Add(backoff)); serr != nil {
-			return err
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+func (s *Streamer) recordFinal(ctx context.Context, t Target, j Journal, final Shown) error {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		return struct{}{}, j.Show(ctx, final)
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}),
+		backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+			s.deps.Log.Warn("could not record the final text; trying again", "err", err, "retry_in", wait)
+			s.trouble(ctx, t, err)
+		}))
+	return err
 }
 
 func (s *Streamer) trouble(ctx context.Context, t Target, err error) {

@@ -71,6 +71,8 @@ type Reply struct {
 	Final  bool   // Text is the complete answer, or a notice
 	Notice string // the line under a final answer
 	Plain  bool   // a notice, in plain text
+	// Complete: the final answer is whole (no notice, or one about an output limit).
+	Complete bool
 }
 
 // Part is one message of a reply.
@@ -227,17 +229,18 @@ func (in *Inbox) entries(ctx context.Context, cond string, args ...any) ([]Updat
 		Final    bool   `db:"final"`
 		Notice   string `db:"notice"`
 		Plain    bool   `db:"plain"`
+		Complete bool   `db:"complete"`
 		Attempts int    `db:"attempts"`
 		Received int64  `db:"received_at"`
 	}
-	if err := in.r.SelectContext(ctx, &rows, `SELECT seq, update_id, payload, legacy_ids, shown, final, notice, plain, attempts, received_at
+	if err := in.r.SelectContext(ctx, &rows, `SELECT seq, update_id, payload, legacy_ids, shown, final, notice, plain, complete, attempts, received_at
 		FROM inbox WHERE `+cond+` ORDER BY seq`, args...); err != nil {
 		return nil, fmt.Errorf("inbox: entries: %w", err)
 	}
 	out := make([]Update, 0, len(rows))
 	for _, r := range rows {
 		u := Update{Seq: r.Seq, ID: r.ID, Payload: []byte(r.Payload), ReceivedAt: time.UnixMilli(r.Received).UTC(), Attempts: r.Attempts,
-			Reply: Reply{Text: r.Shown, Final: r.Final, Notice: r.Notice, Plain: r.Plain}}
+			Reply: Reply{Text: r.Shown, Final: r.Final, Notice: r.Notice, Plain: r.Plain, Complete: r.Complete}}
 		var parts []struct {
 			Chat  int64  `db:"chat_id"`
 			ID    int64  `db:"message_id"`
@@ -275,11 +278,12 @@ func (in *Inbox) Attempt(ctx context.Context, seq int64) (int, error) {
 	return n, nil
 }
 
-// RecordText records the text entry seq's reply is about to show. A final record (the complete
-// answer, or a notice) is not replaced by a later one that is not final.
-func (in *Inbox) RecordText(ctx context.Context, seq int64, text string, final bool, notice string, plain bool) error {
-	if _, err := in.w.ExecContext(ctx, `UPDATE inbox SET shown = ?, final = ?, notice = ?, plain = ?
-		WHERE seq = ? AND (final = 0 OR ?)`, text, final, notice, plain, seq, final); err != nil {
+// RecordText records the text entry seq's reply is about to show (r's Text, Final, Notice,
+// Plain and Complete). A final record (the complete answer, or a notice) is not replaced by a
+// later one that is not final.
+func (in *Inbox) RecordText(ctx context.Context, seq int64, r Reply) error {
+	if _, err := in.w.ExecContext(ctx, `UPDATE inbox SET shown = ?, final = ?, notice = ?, plain = ?, complete = ?
+		WHERE seq = ? AND (final = 0 OR ?)`, r.Text, r.Final, r.Notice, r.Plain, r.Complete, seq, r.Final); err != nil {
 		return in.fail("record text", err)
 	}
 	return nil

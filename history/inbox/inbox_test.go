@@ -62,7 +62,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	seq := fresh[0].Seq
 	var lostID int64
 	steps := []func() error{
-		func() error { return in.RecordText(ctx, seq, "partial", false, "", false) },
+		func() error { return in.RecordText(ctx, seq, inbox.Reply{Text: "partial"}) },
 		func() error {
 			return in.RecordSending(ctx, seq, 0, inbox.Part{ChatID: 777, Floor: 10, Sent: []byte(`a`)})
 		},
@@ -83,8 +83,10 @@ func TestJournalRoundTrip(t *testing.T) {
 			return err
 		},
 		func() error { return in.RecordRemoved(ctx, seq, 1) }, // message 1 went away: message 2 becomes 1
-		func() error { return in.RecordText(ctx, seq, "whole answer", true, "note", false) },
-		func() error { return in.RecordText(ctx, seq, "stale", false, "", false) }, // never replaces a final record
+		func() error {
+			return in.RecordText(ctx, seq, inbox.Reply{Text: "whole answer", Final: true, Notice: "note", Complete: true})
+		},
+		func() error { return in.RecordText(ctx, seq, inbox.Reply{Text: "stale"}) }, // never replaces a final record
 	}
 	for i, step := range steps {
 		if err := step(); err != nil {
@@ -102,7 +104,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	want := []inbox.Part{{ChatID: 777, ID: 11, Floor: 10, Sent: []byte(`a`)}, {ChatID: 777, ID: 15, Floor: 12, Sent: []byte(`c`)}}
 	if !slices.EqualFunc(r.Parts, want, func(a, b inbox.Part) bool {
 		return a.ChatID == b.ChatID && a.ID == b.ID && a.Floor == b.Floor && string(a.Sent) == string(b.Sent) && a.Tries == b.Tries
-	}) || r.Text != "whole answer" || !r.Final || r.Notice != "note" {
+	}) || r.Text != "whole answer" || !r.Final || r.Notice != "note" || !r.Complete {
 		t.Errorf("journal: got %+v", r)
 	}
 	lost, err := in.LostSends(ctx)
@@ -237,7 +239,7 @@ func TestCancelledWriteIsNotStorageTrouble(t *testing.T) {
 	in, _ := openInbox(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := in.RecordText(ctx, 1, "x", false, "", false)
+	err := in.RecordText(ctx, 1, inbox.Reply{Text: "x"})
 	if err == nil {
 		t.Skip("the driver did not fail a write on a cancelled context")
 	}

@@ -1,4 +1,4 @@
-package reply
+package conversation
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"aurabot/aura"
+	"aurabot/bot/reply"
 )
 
 func TestNoticeForNamesEveryFailure(t *testing.T) {
@@ -19,18 +20,20 @@ func TestNoticeForNamesEveryFailure(t *testing.T) {
 		{aura.ErrFirstByteTimeout, "did not start"},
 		{aura.ErrIdleTimeout, "stopped sending"},
 		{aura.ErrBrokenStream, "broke off"},
-		{ErrStopped, "Stopped"},
-		{ErrShutdown, "restarted"},
+		{reply.ErrStopped, "Stopped"},
+		{reply.ErrShutdown, "restarted"},
 		{errors.New("other"), "/retry"},
-		{ErrTooLong, "100 characters"},
+		{&reply.TooLongError{Max: 100}, "100 characters"},
 		{aura.ErrBrowserCapture, "browser"},
 		{aura.ErrImagesUnsupported, "text only"},
-		{aura.ErrOutputLimit, "AURA_MAX_OUTPUT_TOKENS=7"},
+		{&aura.OutputLimitError{MaxTokens: 7}, "AURA_MAX_OUTPUT_TOKENS=7"},
+		{aura.ErrOutputLimit, "server's output limit"},
+		{reply.ErrEmpty, "empty answer"},
 		{&aura.StatusError{StatusCode: 401, Reason: "see the docs."}, "401 see the docs. Send"},
 		{&aura.StatusError{StatusCode: 500, Reason: "Internal Server Error"}, "Send /retry"},
 	}
 	for _, tt := range tests {
-		if got := Notice(tt.err, Limits{MaxChars: 100, MaxOutputTokens: 7}); !strings.Contains(got, tt.want) {
+		if got, _ := notice(tt.err); !strings.Contains(got, tt.want) {
 			t.Errorf("noticeFor(%v): got %q, want it to contain %q", tt.err, got, tt.want)
 		}
 	}
@@ -42,7 +45,7 @@ func TestNoticeForMissingModel(t *testing.T) {
 		&aura.StatusError{StatusCode: 404, Reason: "model 'tiny-x' not found"},
 		&aura.StatusError{StatusCode: 404},
 	} {
-		got := Notice(err, Limits{})
+		got, _ := notice(err)
 		if !strings.Contains(got, "/model") || strings.Contains(got, "/retry") {
 			t.Errorf("Notice(%v): got %q, want /model and no /retry", err, got)
 		}

@@ -1,0 +1,95 @@
+package conversation
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"aurabot/aura"
+	"aurabot/bot/reply"
+)
+
+// The words a user reads under a reply that did not end well: decided here, where the
+// conversation is, from what went wrong; bot/reply only shows them.
+
+// notice is the line under a reply that ended with err (nil: none), and whether the answer is
+// whole as far as the user is concerned: it ended by itself, or at an output limit, which its
+// notice explains.
+func notice(err error) (string, bool) {
+	var se *aura.StatusError
+	var tooLong *reply.TooLongError
+	var cut *aura.OutputLimitError
+	switch {
+	case err == nil:
+		return "", true
+	case errors.Is(err, reply.ErrEmpty):
+		return "⚠️ The model sent an empty answer. Send /retry to try again.", false
+	case errors.Is(err, reply.ErrStopped):
+		return "⏹ Stopped.", false
+	case errors.Is(err, reply.ErrShutdown):
+		return interrupted, false
+	case errors.As(err, &tooLong):
+		return "✂️ The answer was cut here: it passed the longest answer this bot shows (" + strconv.Itoa(tooLong.Max) + " characters).", false
+	case errors.As(err, &cut) && cut.MaxTokens > 0:
+		return "✂️ The answer reached the model's output limit (AURA_MAX_OUTPUT_TOKENS=" + strconv.Itoa(cut.MaxTokens) + ").", true
+	case errors.Is(err, aura.ErrOutputLimit):
+		return "✂️ The answer reached the model server's output limit.", true
+	case errors.As(err, &se):
+		msg := "⚠️ The model server failed with HTTP status " + strconv.Itoa(se.StatusCode)
+		reason := se.UserReason()
+		if se.StatusCode < 300 {
+			// An error event inside a stream that had started fine.
+			msg = "⚠️ The model server reported an error mid-answer"
+			if reason != "" {
+				msg += ": " + reason
+			}
+		} else if reason != "" {
+			msg = "⚠️ The model server failed: " + strconv.Itoa(se.StatusCode) + " " + reason
+		}
+		if se.StatusCode == http.StatusNotFound {
+			// "model 'x' not found" (Ollama, OpenAI, vLLM): asking again cannot help.
+			return sentence(msg) + " Choose another model with /model.", false
+		}
+		return sentence(msg) + " Send /retry to try again.", false
+	}
+	return "⚠️ " + modelFailure(err).Notice + " Send /retry to try again.", false
+}
+
+// interrupted is the line under a reply that a shutdown or a crash cut.
+const interrupted = "⚠️ Interrupted: the bot restarted. Send /retry to get a full answer."
+
+// sentence ends s with one period.
+func sentence(s string) string {
+	return strings.TrimRight(s, " .!?:;,") + "."
+}
+
+// failureKind is a model server failure other than an HTTP status: the error it matches, its
+// metric label, and what the user is told.
+type failureKind struct {
+	Err          error
+	Kind, Notice string
+}
+
+var modelFailures = []failureKind{
+	{aura.ErrConnect, "connect", "I could not reach the model server."},
+	{aura.ErrFirstByteTimeout, "first_byte_timeout", "The model server did not start answering in time."},
+	{aura.ErrIdleTimeout, "idle_timeout", "The model server stopped sending in the middle of the answer."},
+	{aura.ErrBrokenStream, "broken_stream", "The model server broke off the answer."},
+	{aura.ErrImagesUnsupported, "images_unsupported", "This model server takes text only: it cannot see images."},
+	{aura.ErrBrowserCapture, "browser", "I could not open the model server's page in a browser to get its cookies."},
+}
+
+// modelFailure returns the kind of model failure err is, or a generic one.
+func modelFailure(err error) failureKind {
+	for _, f := range modelFailures {
+		if errors.Is(err, f.Err) {
+			return f
+		}
+	}
+	var se *aura.StatusError
+	if errors.As(err, &se) {
+		return failureKind{Kind: "status", Notice: "The model server failed."}
+	}
+	return failureKind{Kind: "other", Notice: "The answer failed."}
+}
