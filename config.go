@@ -206,6 +206,17 @@ var checks = []check{
 	}},
 	{"TELEGRAM_LOCAL_FILES", func(c *config) error { return tg.CheckLocalFiles(c.Bot.Telegram.LocalFiles) }},
 	{"USER_MESSAGES_PER_MINUTE", intIn(func(c *config) int { return c.Bot.Conversation.UserMessagesPerMinute }, 0, 1000, "messages a minute (0: no bound)")},
+	{"USER_DAILY_TOKENS", capIn(func(c *config) int64 { return c.Bot.Conversation.UserDailyTokens })},
+	{"USER_MONTHLY_TOKENS", func(c *config) error {
+		conv := c.Bot.Conversation
+		if err := capIn(func(*config) int64 { return conv.UserMonthlyTokens })(c); err != nil {
+			return err
+		}
+		if conv.UserDailyTokens > 0 && conv.UserMonthlyTokens > 0 && conv.UserMonthlyTokens < conv.UserDailyTokens {
+			return fmt.Errorf("%d is less than USER_DAILY_TOKENS (%d): the daily cap could never be reached", conv.UserMonthlyTokens, conv.UserDailyTokens)
+		}
+		return nil
+	}},
 	{"ALLOWED_USERS", func(c *config) error {
 		return ops.CheckIDs(c.Bot.Conversation.AllowedUsers.IDs, "user", func(id int64) bool { return id > 0 }, " (group ids, which are negative, go in ALLOWED_CHATS)")
 	}},
@@ -326,6 +337,22 @@ func ifSet(v func(c *config) string, check func(string) error) func(c *config) e
 
 func intIn(v func(c *config) int, lo, hi int, unit string) func(c *config) error {
 	return func(c *config) error { return ops.Between(v(c), lo, hi, unit) }
+}
+
+// maxCapTokens bounds USER_DAILY_TOKENS and USER_MONTHLY_TOKENS: a trillion tokens is no cap.
+const maxCapTokens = 1 << 40
+
+// capIn checks a token cap: 0 (none) to maxCapTokens.
+func capIn(v func(c *config) int64) func(c *config) error {
+	return func(c *config) error {
+		switch n := v(c); {
+		case n < 0:
+			return fmt.Errorf("%d must not be negative (0 or empty: no cap)", n)
+		case n > maxCapTokens:
+			return fmt.Errorf("%d is too large: use at most %d tokens (0 or empty: no cap)", n, int64(maxCapTokens))
+		}
+		return nil
+	}
 }
 
 func oneOf(v func(c *config) string, allowed ...string) func(c *config) error {

@@ -168,6 +168,14 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"messages a minute negative", append(base, "USER_MESSAGES_PER_MINUTE=-1"), "USER_MESSAGES_PER_MINUTE"},
 		{"messages a minute absurd", append(base, "USER_MESSAGES_PER_MINUTE=100000"), "USER_MESSAGES_PER_MINUTE"},
 		{"messages a minute a word", append(base, "USER_MESSAGES_PER_MINUTE=many"), "USER_MESSAGES_PER_MINUTE"},
+
+		// Summaries and caps.
+		{"summaries neither on nor off", append(base, "SUMMARIES=yes"), "SUMMARIES"},
+		{"daily cap negative", append(base, "USER_DAILY_TOKENS=-1"), "USER_DAILY_TOKENS"},
+		{"daily cap absurd", append(base, "USER_DAILY_TOKENS=99999999999999"), "USER_DAILY_TOKENS"},
+		{"daily cap a word", append(base, "USER_DAILY_TOKENS=lots"), "USER_DAILY_TOKENS"},
+		{"monthly cap negative", append(base, "USER_MONTHLY_TOKENS=-5"), "USER_MONTHLY_TOKENS"},
+		{"monthly cap below the daily one", append(base, "USER_DAILY_TOKENS=50000", "USER_MONTHLY_TOKENS=10000"), "USER_MONTHLY_TOKENS"},
 	}
 	// Secrets set alongside, which no error may quote; the row's own values come after and win.
 	secrets := []string{"AURA_KEY=" + secretKey, "AURA_COOKIES=" + secretCookie, "TRANSCRIBE_KEY=" + secretTranscribe}
@@ -270,6 +278,31 @@ func TestConfigLockDownSettings(t *testing.T) {
 	}
 }
 
+// SUMMARIES is on unless set off; the caps are read as given, and none is the default.
+func TestConfigSummariesAndCaps(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		env        []string
+		summaries  bool
+		day, month int64
+	}{
+		{nil, true, 0, 0},
+		{[]string{"SUMMARIES=off"}, false, 0, 0},
+		{[]string{"SUMMARIES= On "}, true, 0, 0},
+		{[]string{"USER_DAILY_TOKENS=50000", "USER_MONTHLY_TOKENS=1000000"}, true, 50000, 1000000},
+		{[]string{"USER_MONTHLY_TOKENS=1000", "USER_DAILY_TOKENS="}, true, 0, 1000},
+	} {
+		cfg, err := loadConfig(append([]string{"TELEGRAM_TOKEN=1:x"}, tt.env...), filepath.Join(dir, "none.env"))
+		if err != nil {
+			t.Fatalf("%v: %v", tt.env, err)
+		}
+		conv := cfg.Bot.Conversation
+		if bool(conv.Summaries) != tt.summaries || conv.UserDailyTokens != tt.day || conv.UserMonthlyTokens != tt.month {
+			t.Errorf("%v: got summaries %v, caps %d / %d; want %v, %d / %d", tt.env, conv.Summaries, conv.UserDailyTokens, conv.UserMonthlyTokens, tt.summaries, tt.day, tt.month)
+		}
+	}
+}
+
 // The example file, as a new user copies it, loads once the token is filled in.
 func TestConfigExampleLoads(t *testing.T) {
 	cfg, err := loadConfig([]string{"TELEGRAM_TOKEN=1:x"}, "config.example.env")
@@ -278,7 +311,9 @@ func TestConfigExampleLoads(t *testing.T) {
 	}
 	if cfg.Aura.Protocol != "chatbot-ui" || cfg.Bot.Reply.StreamMode != "edit" || cfg.Aura.MaxOutputTokens != 0 ||
 		cfg.Bot.Reply.MaxAnswerChars != 65536 || cfg.ContextTokens != 0 || len(cfg.Bot.Conversation.Models) != 0 ||
-		cfg.Transcribe.Model != "whisper-1" || cfg.Bot.Conversation.MaxFileBytes != 524288 || cfg.Browser.Browser != "" || cfg.Bot.Reply.Thinking != "on" {
+		cfg.Transcribe.Model != "whisper-1" || cfg.Bot.Conversation.MaxFileBytes != 524288 || cfg.Browser.Browser != "" ||
+		!cfg.Bot.Conversation.Summaries || cfg.Bot.Conversation.UserDailyTokens != 0 || cfg.Bot.Conversation.UserMonthlyTokens != 0 ||
+		cfg.Bot.Reply.Thinking != "on" {
 		t.Errorf("got %+v, want the documented defaults", cfg)
 	}
 }

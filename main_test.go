@@ -47,6 +47,9 @@ type fakeAura struct {
 
 	// ollama, when set, makes the openai dialect Ollama's (see ollamaFake).
 	ollama *ollamaFake
+	// usage, when set, is the count an openai answer reports (when asked for it, and the
+	// server is not Ollama): the request's prompt tokens and the answer's completion tokens.
+	usage func(req auraRequest) (prompt, completion int)
 }
 
 // ollamaFake is what an Ollama server (0.24) does beyond the openai routes: GET /api/version;
@@ -135,8 +138,9 @@ func chatbotUIDropped(req auraRequest) int {
 
 // sseWriter turns each Write into an OpenAI chat-completions chunk event.
 type sseWriter struct {
-	w     http.ResponseWriter
-	usage *int // the prompt tokens to report at the end, if asked
+	w          http.ResponseWriter
+	usage      *int // the prompt tokens to report at the end, if asked
+	completion int  // the completion tokens reported with them; 0 reports 1
 }
 
 func (s *sseWriter) Header() http.Header  { return s.w.Header() }
@@ -161,7 +165,8 @@ func (s *sseWriter) done() {
 	fmt.Fprint(s.w, "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
 	if s.usage != nil {
 		// As OpenAI, vLLM and Ollama send it: a last chunk without choices.
-		fmt.Fprintf(s.w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":1,\"total_tokens\":%d}}\n\n", *s.usage, *s.usage+1)
+		completion := max(s.completion, 1)
+		fmt.Fprintf(s.w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n", *s.usage, completion, *s.usage+completion)
 	}
 	fmt.Fprint(s.w, "data: [DONE]\n\n")
 }
@@ -273,6 +278,13 @@ func newFakeAura(t *testing.T) *fakeAura {
 			sw := &sseWriter{w: w}
 			if o != nil && req.wantUsage {
 				sw.usage = &req.promptTokens
+			}
+			f.mu.Lock()
+			counts := f.usage
+			f.mu.Unlock()
+			if o == nil && counts != nil && req.wantUsage {
+				p, c := counts(req)
+				sw.usage, sw.completion = &p, c
 			}
 			w = sw
 			defer sw.done()

@@ -63,7 +63,7 @@ func TestStorageFull(t *testing.T) {
 	if err := s.CheckWrite(ctx); !errors.Is(err, ErrStorageFull) {
 		t.Errorf("CheckWrite on a full database: got %v, want ErrStorageFull", err)
 	}
-	if err := s.SetSystemPrompt(ctx, k, strings.Repeat("p", 5000)); !errors.Is(err, ErrStorageFull) {
+	if err := s.SetSystemPrompt(ctx, k, strings.Repeat("p", 50000)); !errors.Is(err, ErrStorageFull) {
 		t.Errorf("SetSystemPrompt on a full database: got %v, want ErrStorageFull", err)
 	}
 	if got := contents(mustTurns(t, s, k)); !slices.Equal(got, stored) {

@@ -64,6 +64,9 @@ type Turn struct {
 	// Audio is the voice message, audio file or video note a user turn was spoken in; its
 	// Content is the transcript, "" until one is stored (see SetTranscript).
 	Audio Audio
+	// Quote is the message a user turn replies to, sent with it (see Sent); the zero value is
+	// none.
+	Quote Quote
 
 	imageCount int // images stored with the turn, as read
 	// tokens is the stored token count of Sent(), when counted is set (a turn read from the
@@ -83,6 +86,17 @@ type Image struct {
 type Audio struct {
 	FileID string
 	Name   string
+}
+
+// Quote is the message a user's turn replies to, as the model is shown it with the turn: its
+// text (the part the user quoted, or the message, bounded by the caller) and who wrote it.
+type Quote struct {
+	Text string
+	// Author is who wrote it: a member's display name in a group; "" when it is not known or
+	// is the user themself in a private chat.
+	Author string
+	// Bot marks the bot's own message: an earlier answer.
+	Bot bool
 }
 
 // Untranscribed reports whether t is a spoken turn whose transcript is not stored yet.

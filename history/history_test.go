@@ -419,6 +419,14 @@ func TestCanceledContext(t *testing.T) {
 		"SetSystemPrompt": func() error {
 			return s.SetSystemPrompt(ctx, k, "p")
 		},
+		"Request":      func() error { _, err := s.Request(ctx, k, Budget{Summaries: true}, ""); return err },
+		"Report":       func() error { _, err := s.Report(ctx, k, Budget{Summaries: true}, ""); return err },
+		"Summary":      func() error { _, err := s.Summary(ctx, k); return err },
+		"SetSummary":   func() error { _, err := s.SetSummary(ctx, k, "s", 1); return err },
+		"TurnsBetween": func() error { _, err := s.TurnsBetween(ctx, k, 0, 1); return err },
+		"AddUsage":     func() error { return s.AddUsage(ctx, Usage{User: 1, Kind: UsageChat}) },
+		"UsageOf":      func() error { _, err := s.UsageOf(ctx, 1, time.Now()); return err },
+		"UsageAll":     func() error { _, err := s.UsageAll(ctx, time.Now()); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, context.Canceled) {

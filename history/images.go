@@ -96,14 +96,13 @@ func (s *Store) Images(ctx context.Context, turnID int64) ([]Image, error) {
 // Turn.Audio), counted for the window like any text. It returns ErrNotFound if k has no
 // such turn.
 func (s *Store) SetTranscript(ctx context.Context, k Key, turnID int64, text string) error {
-	probe := Turn{Role: RoleUser, Content: text}
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("history: set transcript: %w", writeFailed(err))
 	}
 	defer tx.Rollback()
-	var author string
-	err = tx.GetContext(ctx, &author, `SELECT author FROM turns
+	var r turnRow
+	err = tx.GetContext(ctx, &r, `SELECT `+turnColumns+` FROM turns
 		WHERE id = ? AND role = 'user' AND audio_file_id <> ''
 		  AND conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)`,
 		turnID, k.ChatID, k.ThreadID)
@@ -113,7 +112,9 @@ func (s *Store) SetTranscript(ctx context.Context, k Key, turnID int64, text str
 	if err != nil {
 		return fmt.Errorf("history: set transcript: %w", writeFailed(err))
 	}
-	probe.Author = author
+	// Counted as it will be sent: with its author and the message it replies to.
+	probe := r.turn()
+	probe.Content = text
 	n := countOf(probe.Sent())
 	if _, err := tx.ExecContext(ctx, `UPDATE turns SET content = ?, char_count = ?, token_count = ? WHERE id = ?`,
 		text, n.chars, n.tokens, turnID); err != nil {

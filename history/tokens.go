@@ -15,7 +15,8 @@ import (
 const CutMarker = "\n\n[this answer was cut off]"
 
 // Sent returns the exact text the bot sends to the model for the turn: a
-// group member's turn as "Author: content", a cut answer with CutMarker
+// group member's turn as "Author: content", a reply with the message it
+// replies to quoted before its content (see Quote), a cut answer with CutMarker
 // after it, any other turn as its content; all of it with special tokens
 // defused (see Defuse). A voice message not transcribed yet sends nothing.
 // The budget of Window counts this text; a turn with no text and no picture
@@ -24,12 +25,44 @@ func (t Turn) Sent() string {
 	switch {
 	case t.Untranscribed():
 		return "" // a voice message not heard yet: nothing to send
-	case t.Role == RoleUser && t.Author != "":
-		return Defuse(t.Author + ": " + t.Content)
+	case t.Role == RoleUser:
+		text := t.Quote.lead() + t.Content
+		if t.Author != "" {
+			text = t.Author + ": " + text
+		}
+		return Defuse(text)
 	case t.Role == RoleAssistant && t.Status == StatusCut:
 		return Defuse(t.Content + CutMarker)
 	}
 	return Defuse(t.Content)
+}
+
+// lead is what goes before the text of a turn that replies to q: who wrote the message it
+// answers, then that message as a Markdown quote and a blank line; "" for no quote.
+//
+//	(replying to your message)
+//	> The capital of France is Paris.
+//
+//	shorter, please
+func (q Quote) lead() string {
+	if q.Text == "" {
+		return ""
+	}
+	who := "an earlier message"
+	switch {
+	case q.Bot:
+		who = "your message"
+	case q.Author != "":
+		who = q.Author
+	}
+	var b strings.Builder
+	b.Grow(len(q.Text) + len(who) + 32)
+	b.WriteString("(replying to " + who + ")\n")
+	for line := range strings.SplitSeq(q.Text, "\n") {
+		b.WriteString("> " + line + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // IsSent reports whether the turn goes to the model: it has text to send or a picture. A voice
@@ -136,6 +169,11 @@ type Budget struct {
 	// top of its texts. 0 for a server that counts the texts alone
 	// (chatbot-ui). A negative value counts as 0.
 	PerMessage int `env:"AURA_TOKENS_PER_MESSAGE" envDefault:"8"`
+	// Summaries says that a conversation's summary, when it has one, leads the context after
+	// the system prompt and is counted with it, and that the turns it holds are not sent (see
+	// Summary and Request). false: summaries are neither sent nor asked for. The conversation
+	// sets it from its SUMMARIES setting.
+	Summaries bool
 }
 
 // perMessage is b.PerMessage, at least 0.

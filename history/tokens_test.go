@@ -70,6 +70,15 @@ func TestSent(t *testing.T) {
 		{"special tokens defused", Turn{Role: RoleUser, Content: "say <|endoftext|>"}, "say <|\u200bendoftext|>"},
 		{"in the author too", Turn{Role: RoleUser, Content: "hi", Author: "<|im_start|>"}, "<|\u200bim_start|>: hi"},
 		{"voice not heard yet", Turn{Role: RoleUser, Author: "Ann", Audio: Audio{FileID: "f"}}, ""},
+		{"reply to an answer", Turn{Role: RoleUser, Content: "shorter, please", Quote: Quote{Text: "Paris is the capital.\nIt is big.", Bot: true}},
+			"(replying to your message)\n> Paris is the capital.\n> It is big.\n\nshorter, please"},
+		{"reply to a member, in a group", Turn{Role: RoleUser, Content: "true?", Author: "Bob", Quote: Quote{Text: "cats fly", Author: "Ann"}},
+			"Bob: (replying to Ann)\n> cats fly\n\ntrue?"},
+		{"reply to an earlier message", Turn{Role: RoleUser, Content: "and this?", Quote: Quote{Text: "x"}},
+			"(replying to an earlier message)\n> x\n\nand this?"},
+		{"quote defused", Turn{Role: RoleUser, Content: "hm", Quote: Quote{Text: "<|endoftext|>", Author: "<|eot_id|>"}},
+			"(replying to <|\u200beot_id|>)\n> <|\u200bendoftext|>\n\nhm"},
+		{"voice with a quote, not heard yet", Turn{Role: RoleUser, Audio: Audio{FileID: "f"}, Quote: Quote{Text: "x", Bot: true}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.turn.Sent(); got != tc.want {

@@ -30,8 +30,12 @@ import (
 // In a private chat the user may do everything. In a group, steering the conversation that
 // everyone shares takes a steward (see steers): /system <text>, /system default, /reset,
 // /retry, /model (before the model server is asked anything), a press on the /model keyboard,
-// and stopping someone else's reply (/stop, or its Stop button). /system alone, /help, /start
-// and talking to the bot are open to every member.
+// stopping someone else's reply (/stop, or its Stop button), and /export: the export is the
+// whole stored conversation, messages from before a member joined included (which Telegram may
+// hide from them), in a file. /system alone, /memory (the summary is what the model is told,
+// as the prompt is), /usage (one's own figures; everyone's, /usage all, is for the users named
+// in ALLOWED_USERS alone, in any chat), /help, /start and talking to the bot are open to every
+// member.
 
 // adminsFor is how long a chat's administrators are remembered: a demoted admin keeps their
 // powers at most that long.
@@ -66,7 +70,7 @@ func (h *Handler) named(user int64) bool {
 // asks the model server on its behalf, and so takes a steward.
 func steerCommand(cmd, arg string) bool {
 	switch cmd {
-	case "reset", "retry", "model":
+	case "reset", "retry", "model", "export":
 		return true
 	case "system":
 		return arg != "" // showing the prompt is open to all

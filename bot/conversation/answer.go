@@ -7,6 +7,7 @@ import (
 	"iter"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -18,8 +19,13 @@ import (
 // answer stores a user's message and answers it. A message stored before a crash is not stored
 // again: Append ignores a Telegram message it already has.
 func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
+	if res, ok := h.atCap(ctx, r); ok {
+		return res // neither stored nor answered
+	}
 	// The prompt is read here, in turn, so that a /system queued before this message applies.
 	prompt := h.prompt(ctx, r.k)
+	turn = h.withoutRedundantQuote(ctx, r, turn)
+	r.quoted = 0 // looked at: store need not again
 	if msg := tooLong(h.cfg.Budget, prompt, turn.Sent()); msg != "" {
 		return h.notify(ctx, r, msg)
 	}
@@ -32,6 +38,7 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 // store appends t to r's conversation, waiting out a full or failing disk. ok is false when it
 // could not: res then says what became of the update.
 func (h *Handler) store(ctx context.Context, r req, t history.Turn) (res result, ok bool) {
+	t = h.withoutRedundantQuote(ctx, r, t)
 	err := h.retryStore(ctx, r, func(ctx context.Context) error {
 		_, _, err := h.deps.Store.Append(ctx, r.k, t)
 		return err
@@ -53,7 +60,8 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string) result {
 
 // respondWith is respond showing what opt says above the answer.
 func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt reply.Options) result {
-	window, err := h.deps.Store.Window(ctx, r.k, h.cfg.Budget, prompt)
+	request, err := h.deps.Store.Request(ctx, r.k, h.cfg.Budget, prompt)
+	window := request.Turns
 	var long *history.TooLongError
 	if errors.As(err, &long) {
 		return h.notify(ctx, r, tooLongNotice(long))
@@ -77,7 +85,8 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		}
 	}
 	msgs := make([]aura.Message, 0, len(window)+1)
-	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: history.Defuse(prompt)})
+	// The system message: the prompt, and the summary when one leads (counted in the window).
+	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: history.Defuse(request.Lead)})
 	images := 0
 	for _, turn := range window {
 		if !turn.IsSent() {
@@ -104,12 +113,22 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		}
 		return notice(err)
 	}
+	counted := h.cfg.Budget
+	if blind {
+		counted.ImageTokens = 0 // the pictures are not sent
+	}
+	estimate := counted.RequestTokens(request.Lead, window)
+	var used atomic.Pointer[aura.Usage]
 	onUsage := func(u aura.Usage) {
+		used.Store(&u)
 		// Pictures count a guess (AURA_IMAGE_TOKENS): only a request without any is checked.
 		if h.cfg.Budget.Tokens > 0 && !hasImages(window) {
-			h.usage.check(ctx, h.deps.Log, model, h.cfg.Budget.RequestTokens(prompt, window), len(msgs), u)
+			h.usage.check(ctx, h.deps.Log, model, estimate, len(msgs), u)
 		}
 	}
+	// A summary the request says is due is decided now, and asked for once the answer has
+	// ended: never before it, nor beside it.
+	defer h.summarizeLater(ctx, r, model, prompt, request)()
 
 	start := time.Now()
 	h.deps.Metrics.ReplyStarted()
@@ -129,6 +148,7 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 	h.mu.Unlock()
 	h.ended(r, out, time.Since(start))
 	h.noteOutcome(r.k, out.Err, ids)
+	h.countUsage(ctx, r, history.UsageChat, used.Load(), estimate, out.Text, out.Text != "" || out.Err == nil)
 
 	if out.Text != "" {
 		// Stored now, even when the reply's messages are not final yet: the next turn of the

@@ -24,10 +24,13 @@ func Commands() []Command {
 		{"start", "what this bot is"},
 		{"help", "list the commands"},
 		{"system", "show or set the system prompt: /system <text>, /system default"},
-		{"reset", "forget this conversation's history (the system prompt stays)"},
+		{"reset", "forget this conversation's history and its summary (the system prompt stays)"},
 		{"retry", "answer your last message again"},
 		{"model", "show or choose the model: /model, /model <name>"},
 		{"stop", "stop the reply that is streaming now"},
+		{"memory", "show what I remember of the older part of this conversation"},
+		{"usage", "show your token usage today and this month: /usage, /usage all (owners)"},
+		{"export", "send this conversation as a Markdown file"},
 	}
 }
 
@@ -72,10 +75,11 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 			}
 		})
 		return false
-	case "system", "reset", "model", "retry":
-		// These change the conversation (or, /retry, answer in it), so they wait for the reply
-		// in progress, in order; in a group most take a steward (see access.go), checked
-		// before anything else, the model server included, is asked.
+	case "system", "reset", "model", "retry", "memory", "usage", "export":
+		// These change the conversation (or, /retry, answer in it), or show it as it stands
+		// once the reply in progress is stored, so they wait for that reply, in order; in a
+		// group some take a steward (see access.go), checked before anything else, the model
+		// server included, is asked.
 		_, taken := h.admit(ctx, r, cmd == "retry", func(ctx context.Context, r req) result {
 			if steerCommand(cmd, arg) && !h.steers(ctx, r, 0) {
 				return h.notify(ctx, r, notSteward[cmd])
@@ -87,6 +91,12 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 				return h.cmdModel(ctx, r, arg)
 			case "retry":
 				return h.cmdRetry(ctx, r)
+			case "memory":
+				return h.cmdMemory(ctx, r)
+			case "usage":
+				return h.cmdUsage(ctx, r, arg)
+			case "export":
+				return h.cmdExport(ctx, r)
 			}
 			return h.cmdReset(ctx, r)
 		})
@@ -101,6 +111,7 @@ var notSteward = map[string]string{
 	"reset":  "Only the bot's allowed users and this group's administrators can clear its history.",
 	"retry":  "Only the bot's allowed users and this group's administrators can use /retry here: it replaces the last answer for everyone.",
 	"model":  "Only the bot's allowed users and this group's administrators can see or change its model.",
+	"export": "Only the bot's allowed users and this group's administrators can export this group's conversation.",
 }
 
 func (h *Handler) helpText(start bool) string {
@@ -180,16 +191,26 @@ func PromptTooLong(b history.Budget, prompt string) string {
 
 // coverage says how much of the conversation the next request carries, as a line to add to a
 // notice; "" when there is nothing or the store cannot tell. It is the window of that request
-// (Store.Coverage walks as Window does), for a short next message.
+// (Store.Report walks as Request does), for a short next message.
 func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) string {
-	in, total, err := h.deps.Store.Coverage(ctx, k, h.cfg.Budget, prompt)
+	rep, err := h.deps.Store.Report(ctx, k, h.cfg.Budget, prompt)
+	in, total, held := rep.InWindow, rep.Total, rep.Summarized
 	switch {
 	case err != nil || total == 0:
 		return ""
 	case in >= total:
 		return fmt.Sprintf("\n\nThe model sees all %d messages of this conversation.", total)
+	case held > 0 && in+held >= total:
+		return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long), "+
+			"and a summary of the %d before them (/memory shows it).", in, total, held)
+	case held > 0:
+		return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long), "+
+			"and a summary of the first %d (/memory shows it); the %d between them no longer fit its context window and are not in the summary yet.", in, total, held, total-in-held)
 	case in == 0:
 		return fmt.Sprintf("\n\nThe model sees none of the %d messages of this conversation with your next message: the last one alone fills its context window. /reset starts afresh.", total)
+	case h.cfg.Budget.Summaries:
+		return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long): "+
+			"older ones no longer fit its context window, and are summarised in the background (/memory shows the summary once there is one). /reset starts afresh.", in, total)
 	}
 	return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long): older ones no longer fit its context window. /reset starts afresh.", in, total)
 }
@@ -199,10 +220,13 @@ func (h *Handler) cmdReset(ctx context.Context, r req) result {
 		return h.storeFailed(ctx, r, "clear the history", err)
 	}
 	h.forget(r.k)
-	return h.notify(ctx, r, "Done: I forgot this conversation. The system prompt stays.")
+	return h.notify(ctx, r, "Done: I forgot this conversation and its summary. The system prompt stays.")
 }
 
 func (h *Handler) cmdRetry(ctx context.Context, r req) result {
+	if res, ok := h.atCap(ctx, r); ok {
+		return res
+	}
 	last, err := h.deps.Store.Rewind(ctx, r.k)
 	if errors.Is(err, history.ErrNotFound) {
 		return h.notify(ctx, r, "There is no message of yours to answer again.")

@@ -42,11 +42,23 @@ type Store interface {
 	ClearSystemPrompt(ctx context.Context, k history.Key) error
 	Reset(ctx context.Context, k history.Key) error
 	Rewind(ctx context.Context, k history.Key) (history.Turn, error)
-	Window(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) ([]history.Turn, error)
-	Coverage(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (inWindow, total int, err error)
+	Request(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (history.Request, error)
+	Report(ctx context.Context, k history.Key, b history.Budget, systemPrompt string) (history.Report, error)
+	Turns(ctx context.Context, k history.Key) ([]history.Turn, error)
+	Newest(ctx context.Context, k history.Key) (history.Turn, bool, error)
 	SetTranscript(ctx context.Context, k history.Key, turnID int64, text string) error
 	Model(ctx context.Context, k history.Key) (string, bool, error)
 	SetModel(ctx context.Context, k history.Key, model string) error
+
+	// Summaries (see summary.go).
+	Summary(ctx context.Context, k history.Key) (history.Summary, error)
+	SetSummary(ctx context.Context, k history.Key, text string, through int64) (bool, error)
+	TurnsBetween(ctx context.Context, k history.Key, after, through int64) ([]history.Turn, error)
+
+	// Usage (see caps.go).
+	AddUsage(ctx context.Context, u history.Usage) error
+	UsageOf(ctx context.Context, user int64, now time.Time) (history.UserUsage, error)
+	UsageAll(ctx context.Context, now time.Time) ([]history.UserUsage, error)
 }
 
 // Journal is what a conversation needs of the update inbox: the reply journal, counting the
@@ -91,9 +103,20 @@ type Config struct {
 	// 0: no bound. See fairness.go.
 	UserMessagesPerMinute int `env:"USER_MESSAGES_PER_MINUTE"`
 
-	DefaultPrompt        string         `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
-	Budget               history.Budget // what may be sent to the model with each request
-	MaxConcurrentReplies int            `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
+	DefaultPrompt string `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
+	// Budget is what may be sent to the model with each request. New sets its Summaries from
+	// Summaries.
+	Budget               history.Budget
+	MaxConcurrentReplies int `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
+	// Summaries: a conversation that outgrows the window is summarised by the model in the
+	// background, and the summary leads the context (SUMMARIES=on); off drops the oldest turns
+	// as they fall out. See summary.go.
+	Summaries Switch `env:"SUMMARIES" envDefault:"on"`
+	// UserDailyTokens and UserMonthlyTokens cap the tokens (in and out, summaries included)
+	// each user may use over every chat in a UTC day and month (USER_DAILY_TOKENS,
+	// USER_MONTHLY_TOKENS); 0: no cap. See caps.go.
+	UserDailyTokens   int64 `env:"USER_DAILY_TOKENS"`
+	UserMonthlyTokens int64 `env:"USER_MONTHLY_TOKENS"`
 
 	// Models is what /model offers (AURA_MODELS); empty: the list the model server gives.
 	Models ModelList `env:"AURA_MODELS"`
@@ -104,6 +127,22 @@ type Config struct {
 	TextOnly bool
 	// MaxFileBytes is the largest text file read (MAX_FILE_BYTES); 0 means 512 KiB.
 	MaxFileBytes int `env:"MAX_FILE_BYTES" envDefault:"524288"`
+}
+
+// Switch is a setting that is on or off.
+type Switch bool
+
+// UnmarshalText parses "on" or "off" (in any case).
+func (s *Switch) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "on":
+		*s = true
+	case "off":
+		*s = false
+	default:
+		return fmt.Errorf("%q is not on or off", string(b))
+	}
+	return nil
 }
 
 // IDList is a list of Telegram ids, or everyone (*).
@@ -209,6 +248,8 @@ type Handler struct {
 
 	failed map[history.Key]failure // the last request of a conversation the server refused (see repeated), under mu
 	usage  *usageCheck
+	sums   *summaries  // the summaries being written (summary.go)
+	capped *capNotices // who was told they are past a cap (caps.go)
 }
 
 // activeReply is a reply streaming now.
@@ -221,6 +262,7 @@ type activeReply struct {
 
 // New returns a handler.
 func New(cfg Config, deps Deps) *Handler {
+	cfg.Budget.Summaries = bool(cfg.Summaries)
 	return &Handler{
 		cfg:      cfg,
 		deps:     deps,
@@ -232,6 +274,8 @@ func New(cfg Config, deps Deps) *Handler {
 		troubled: newRefusals(troubleEvery, maxRefusals),
 		failed:   map[history.Key]failure{},
 		usage:    &usageCheck{told: map[string]bool{}},
+		sums:     newSummaries(max(cfg.MaxConcurrentReplies/4, 1)),
+		capped:   &capNotices{told: map[capNotice]bool{}},
 		noVoice:  newRefusals(refusalEvery, maxRefusals),
 		admins:   &admins{chats: map[int64]adminList{}},
 		albums:   newAlbums(),
@@ -257,6 +301,7 @@ func (h *Handler) Busy() int { return h.queue.workers() }
 // refusals not logged yet are logged.
 func (h *Handler) Close() {
 	h.closing.Store(true)
+	h.sums.stop() // a summary being written is dropped: the next request asks again
 	h.strangers.Close()
 	h.skipped.Close()
 }
@@ -267,6 +312,7 @@ func (h *Handler) Wait() {
 	h.queue.wait()
 	h.finishing.Wait()
 	h.side.wait()
+	h.sums.wait()
 }
 
 // troubleEvery is how often a chat is told that the bot cannot save.

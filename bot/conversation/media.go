@@ -78,9 +78,11 @@ func (h *Handler) caption(r req, m *models.Message) string {
 	return strings.TrimSpace(c)
 }
 
-// userTurn is the turn of a user's message with the given content.
-func userTurn(r req, m *models.Message, content string) history.Turn {
-	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m)}
+// userTurn is the turn of a user's message with the given content, and the message it replies
+// to quoted (see quoteOf).
+func (h *Handler) userTurn(r req, m *models.Message, content string) history.Turn {
+	q, _ := h.quoteOf(r, m)
+	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m), Quote: q}
 }
 
 // queueReply queues fn as the reply to m, with the 👀 reaction when it waits behind another. It
@@ -153,6 +155,10 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 		h.finishOthers(ctx, r, items, res)
 		return res
 	}
+	if res, ok := h.atCap(ctx, r); ok {
+		h.finishOthers(ctx, r, items, res)
+		return res
+	}
 	// A model that cannot see is not sent the picture, nor is it downloaded.
 	if msg := h.cannotSee(ctx, h.model(ctx, r.k)); msg != "" {
 		return fail(msg)
@@ -181,7 +187,7 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	if question == "" {
 		question = defaultPhotoQuestion
 	}
-	turn := userTurn(r, first, question)
+	turn := h.userTurn(r, first, question)
 	turn.Images = images
 	prompt := h.prompt(ctx, r.k)
 	if msg := h.tooLongTurn(prompt, turn); msg != "" {
@@ -401,7 +407,7 @@ func (h *Handler) onSpoken(ctx context.Context, r req, m *models.Message, what, 
 	if size > tg.MaxDownload {
 		return h.tell(ctx, r, "That "+what+" is too big: Telegram lets bots download files up to 20 MB.")
 	}
-	turn := userTurn(r, m, "")
+	turn := h.userTurn(r, m, "")
 	turn.Audio = history.Audio{FileID: fileID, Name: name}
 	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answerSpoken(ctx, r, turn) })
 }
@@ -409,6 +415,10 @@ func (h *Handler) onSpoken(ctx context.Context, r req, m *models.Message, what, 
 // answerSpoken stores a spoken turn (without its text, so that /retry can transcribe it again
 // should this fail), transcribes it and answers the transcript, shown above the answer.
 func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) result {
+	if res, ok := h.atCap(ctx, r); ok {
+		return res
+	}
+	turn = h.withoutRedundantQuote(ctx, r, turn)
 	var stored history.Turn
 	err := h.retryStore(ctx, r, func(ctx context.Context) (err error) {
 		stored, _, err = h.deps.Store.Append(ctx, r.k, turn)
@@ -609,6 +619,9 @@ func (h *Handler) maxFileBytes() int {
 // answerDocument downloads a text file and answers it as a turn: the file name and content in
 // a fenced block, then the caption.
 func (h *Handler) answerDocument(ctx context.Context, r req, m *models.Message) result {
+	if res, ok := h.atCap(ctx, r); ok {
+		return res // not even downloaded
+	}
 	d := m.Document
 	data, err := h.deps.TG.Download(ctx, d.FileID, int64(h.maxFileBytes()))
 	switch {
@@ -623,7 +636,7 @@ func (h *Handler) answerDocument(ctx context.Context, r req, m *models.Message) 
 	case bytes.IndexByte(data, 0) >= 0:
 		return h.notify(ctx, r, "I can't read that file: it is not text. "+canRead)
 	}
-	return h.answer(ctx, r, userTurn(r, m, fileText(d.FileName, string(data), h.caption(r, m))))
+	return h.answer(ctx, r, h.userTurn(r, m, fileText(d.FileName, string(data), h.caption(r, m))))
 }
 
 // fileText is the text sent for a file: its name, its content (as UTF-8, invalid bytes

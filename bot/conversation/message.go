@@ -23,6 +23,11 @@ type req struct {
 	// from is the user who sent it; for an anonymous administrator (anonAdmin), the chat's id.
 	from      int64
 	anonAdmin bool
+	// name is how the sender is named in the usage figures.
+	name string
+	// quoted is the message the update replies to, when its turn quotes the whole of it (see
+	// quoteOf); 0 otherwise.
+	quoted int
 }
 
 // Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
@@ -70,6 +75,12 @@ func reqOf(entry int64, m *models.Message) req {
 		r.k.ThreadID = int64(m.MessageThreadID)
 		r.t.ThreadID = m.MessageThreadID
 	}
+	switch {
+	case r.anonAdmin:
+		r.name = author(r, m)
+	case m.From != nil:
+		r.name = displayName(m.From)
+	}
 	return r
 }
 
@@ -106,6 +117,7 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 	if isCmd {
 		return h.onCommand(ctx, r, cmd, arg)
 	}
+	_, r.quoted = h.quoteOf(r, m)
 	text := m.Text
 	if text == "" {
 		return h.onMedia(ctx, r, m) // see media.go
@@ -117,7 +129,7 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 			return h.tell(ctx, r, "Yes? Mention me with a question, or reply to one of my messages.")
 		}
 	}
-	turn := history.Turn{Role: history.RoleUser, Content: text, Author: author(r, m), MessageID: int64(m.ID)}
+	turn := h.userTurn(r, m, text)
 	waited, taken := h.admit(ctx, r, true, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) })
 	if waited {
 		// The user sees the message was received while the previous reply still streams. The

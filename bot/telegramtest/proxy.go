@@ -150,7 +150,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if call.Method != "file" {
 		pr := r.Clone(r.Context())
 		pr.Body = io.NopCloser(bytes.NewReader(body))
-		if ps, err := readParams(pr); err == nil {
+		if ps, _, err := readParams(pr); err == nil {
 			call.Params = ps
 		}
 	}

@@ -1,7 +1,7 @@
 // Package telegramtest is a fake Telegram Bot API server for tests and benchmarks.
 //
 // It speaks the subset of the Bot API that aurabot uses (getMe, getUpdates, sendMessage,
-// editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, sendMessageDraft,
+// sendDocument (a multipart upload, kept so that tests can read it), editMessageText, editMessageReplyMarkup, deleteMessage, sendChatAction, sendMessageDraft,
 // setMyCommands, deleteWebhook, setWebhook, setMessageReaction, answerCallbackQuery, getFile and
 // file downloads), keeps the current text and entities of every message it has accepted and the
 // last state of every draft (an empty one is Telegram's "Thinking…" placeholder), records every
@@ -75,7 +75,21 @@ type Message struct {
 	Edits     int // editMessageText calls that changed the message
 	CreatedAt time.Time
 	UpdatedAt time.Time // the last change of text, entities or markup
+	// Document is the file of a message sent with sendDocument (its Text is empty and Caption
+	// holds what goes under it); nil for a text message.
+	Document *Document
+	Caption  string
 }
+
+// Document is a file the bot uploaded with sendDocument.
+type Document struct {
+	Name string // the file name of the upload
+	MIME string // its Content-Type in the upload
+	Data []byte
+}
+
+// maxUpload is the largest file the Bot API takes from a bot (50 MB).
+const maxUpload = 50 << 20
 
 // Fault is an answer a test wants for a call instead of the normal one.
 type Fault struct {
@@ -396,7 +410,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	method := rest
-	params, err := readParams(r)
+	params, files, err := readParams(r)
 	if err != nil {
 		fail(w, Fault{Code: 400, Description: "Bad Request: " + err.Error()})
 		return
@@ -409,7 +423,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	call := Call{Method: method, Params: params, At: time.Now()}
-	res, f := s.handle(method, params, call.At)
+	res, f := s.handle(method, params, files, call.At)
 	if f != nil {
 		call.Status = f.Code
 	}
@@ -423,7 +437,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // handle runs with s.mu held.
-func (s *Server) handle(method string, p map[string]string, now time.Time) (any, *Fault) {
+func (s *Server) handle(method string, p map[string]string, files map[string]Document, now time.Time) (any, *Fault) {
 	chatID, _ := strconv.ParseInt(p["chat_id"], 10, 64)
 	if s.faults != nil {
 		if f := s.faults(method, p); f != nil {
@@ -492,10 +506,38 @@ func (s *Server) handle(method string, p map[string]string, now time.Time) (any,
 		}
 		c.bot[m.ID] = m
 		return s.wire(m, false), nil
+	case "sendDocument":
+		doc, ok := files["document"]
+		switch {
+		case !ok && p["document"] != "":
+			return nil, &Fault{Code: 400, Description: "Bad Request: wrong file identifier/HTTP URL specified"} // only uploads here
+		case !ok:
+			return nil, &Fault{Code: 400, Description: "Bad Request: there is no document in the request"}
+		case len(doc.Data) == 0:
+			return nil, &Fault{Code: 400, Description: "Bad Request: file must be non-empty"}
+		case len(doc.Data) > maxUpload:
+			return nil, &Fault{Code: 413, Description: "Request Entity Too Large"}
+		case len(utf16.Encode([]rune(p["caption"]))) > 1024:
+			return nil, &Fault{Code: 400, Description: "Bad Request: message caption is too long"}
+		}
+		c := s.chat(chatID)
+		c.last++
+		m := &Message{ID: c.last, ChatID: chatID, Caption: p["caption"], Document: &doc, CreatedAt: now, UpdatedAt: now}
+		m.ThreadID, _ = strconv.Atoi(p["message_thread_id"])
+		if rp := p["reply_parameters"]; rp != "" {
+			var v models.ReplyParameters
+			_ = json.Unmarshal([]byte(rp), &v)
+			m.ReplyTo = v.MessageID
+		}
+		c.bot[m.ID] = m
+		return s.wire(m, false), nil
 	case "editMessageText":
 		m, f := s.editable(chatID, p)
 		if f != nil {
 			return nil, f
+		}
+		if m.Document != nil {
+			return nil, &Fault{Code: 400, Description: "Bad Request: there is no text in the message to edit"}
 		}
 		if f := checkText(p); f != nil {
 			return nil, f
@@ -596,6 +638,16 @@ type wireMessage struct {
 	Text        string                 `json:"text,omitempty"`
 	Entities    []models.MessageEntity `json:"entities,omitempty"`
 	ReplyMarkup json.RawMessage        `json:"reply_markup,omitempty"`
+	Document    *wireDocument          `json:"document,omitempty"`
+	Caption     string                 `json:"caption,omitempty"`
+}
+
+type wireDocument struct {
+	FileID       string `json:"file_id"`
+	FileUniqueID string `json:"file_unique_id"`
+	FileName     string `json:"file_name,omitempty"`
+	MIMEType     string `json:"mime_type,omitempty"`
+	FileSize     int    `json:"file_size,omitempty"`
 }
 
 type wireChat struct {
@@ -624,6 +676,11 @@ func (s *Server) wire(m *Message, edited bool) wireMessage {
 	}
 	if edited {
 		w.EditDate = m.UpdatedAt.Unix()
+	}
+	if d := m.Document; d != nil {
+		id := fmt.Sprintf("doc-%d-%d", m.ChatID, m.ID)
+		w.Document = &wireDocument{FileID: id, FileUniqueID: id, FileName: d.Name, MIMEType: d.MIME, FileSize: len(d.Data)}
+		w.Caption = m.Caption
 	}
 	if m.ReplyTo != 0 {
 		r := &wireMessage{ID: m.ReplyTo, Chat: w.Chat}
@@ -788,35 +845,41 @@ func updateKind(u models.Update) string {
 }
 
 // readParams flattens a multipart, urlencoded or JSON request into strings: nested values stay
-// JSON, as go-telegram/bot sends them.
-func readParams(r *http.Request) (map[string]string, error) {
+// JSON, as go-telegram/bot sends them. The files of a multipart upload (parts with a file name)
+// come apart, by field.
+func readParams(r *http.Request) (map[string]string, map[string]Document, error) {
 	out := map[string]string{}
+	files := map[string]Document{}
 	ct, ps, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "multipart/form-data":
-		body, err := io.ReadAll(r.Body)
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxUpload+1<<20))
 		if err != nil || len(body) == 0 {
-			return out, err // go-telegram/bot sends an empty body for calls without parameters
+			return out, files, err // go-telegram/bot sends an empty body for calls without parameters
 		}
 		mr := multipart.NewReader(bytes.NewReader(body), ps["boundary"])
 		for {
 			part, err := mr.NextPart()
 			if err == io.EOF {
-				return out, nil
+				return out, files, nil
 			}
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			b, err := io.ReadAll(part)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
+			}
+			if name := part.FileName(); name != "" {
+				files[part.FormName()] = Document{Name: name, MIME: part.Header.Get("Content-Type"), Data: b}
+				continue
 			}
 			out[part.FormName()] = string(b)
 		}
 	case "application/json":
 		var m map[string]json.RawMessage
 		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for k, v := range m {
 			var s string
@@ -826,14 +889,14 @@ func readParams(r *http.Request) (map[string]string, error) {
 				out[k] = string(v)
 			}
 		}
-		return out, nil
+		return out, files, nil
 	default:
 		if err := r.ParseForm(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for k := range r.Form {
 			out[k] = r.Form.Get(k)
 		}
-		return out, nil
+		return out, files, nil
 	}
 }
