@@ -3,12 +3,14 @@ package bot
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-telegram/bot/models"
+	"github.com/jmoiron/sqlx"
 
 	"aurabot/aura"
 	"aurabot/bot/conversation"
@@ -95,13 +97,32 @@ func TestUndecodableUpdateIsKeptAndSkipped(t *testing.T) {
 	if msgs[0].Text != "still here" {
 		t.Fatalf("got %q", msgs[0].Text)
 	}
-	kept, err := e.store.Inbox().Undecodable(context.Background())
+	kept := undecodable(t, e.store)
+	if len(kept) != 1 || kept[0].ID != badID.Load() || !strings.Contains(kept[0].Payload, "yesterday") {
+		t.Errorf("kept: got %+v, want the raw update %d", kept, badID.Load())
+	}
+}
+
+// undecodable returns the updates the inbox keeps raw (inbox.SaveUndecodable), oldest first,
+// read with plain SQL from a backup of store.
+func undecodable(t *testing.T, store *history.Store) (kept []struct {
+	ID      int64  `db:"update_id"`
+	Payload string `db:"payload"`
+}) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := store.Backup(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlx.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(kept) != 1 || kept[0].ID != badID.Load() || !strings.Contains(string(kept[0].Payload), "yesterday") {
-		t.Errorf("kept: got %+v, want the raw update %d", kept, badID.Load())
+	defer db.Close()
+	if err := db.Select(&kept, `SELECT update_id, payload FROM inbox WHERE undecodable = 1 ORDER BY seq`); err != nil {
+		t.Fatal(err)
 	}
+	return kept
 }
 
 // The same in webhook mode: the webhook answers 200 (Telegram would send it again forever
@@ -112,10 +133,7 @@ func TestWebhookUndecodableUpdateIsKept(t *testing.T) {
 	if code := e.hook(hookSecret, []byte(raw)); code != http.StatusOK {
 		t.Fatalf("got %d, want 200", code)
 	}
-	kept, err := e.store.Inbox().Undecodable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kept := undecodable(t, e.store)
 	if len(kept) != 1 || kept[0].ID != 7 {
 		t.Errorf("kept: got %+v, want update 7", kept)
 	}

@@ -1,12 +1,10 @@
 package history
 
 import (
-	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -38,19 +36,26 @@ func backupTo(ctx context.Context, path string, vacuum func(ctx context.Context,
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("history: backup: %s already exists; refusing to overwrite it", abs)
 	}
-	if err != nil {
-		return fmt.Errorf("history: backup: %w", err)
+	if err == nil {
+		if err = f.Close(); err != nil {
+			os.Remove(abs)
+		}
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(abs)
+	if err != nil {
 		return fmt.Errorf("history: backup: %w", err)
 	}
 	if err := vacuum(ctx, abs); err != nil {
 		os.Remove(abs)
 		return fmt.Errorf("history: backup to %s: %w", abs, err)
 	}
-	if err := syncToDisk(abs); err != nil {
-		return fmt.Errorf("history: backup to %s: %w", abs, err)
+	// Flush the copy and its folder entry to disk.
+	for _, p := range []string{abs, filepath.Dir(abs)} {
+		if f, err = os.Open(p); err == nil {
+			err = errors.Join(f.Sync(), f.Close())
+		}
+		if err != nil {
+			return fmt.Errorf("history: backup to %s: %w", abs, err)
+		}
 	}
 	return nil
 }
@@ -75,22 +80,6 @@ func (s *Store) vacuumInto(ctx context.Context, path string) error {
 	return err
 }
 
-// syncToDisk flushes a file and its folder entry to disk.
-func syncToDisk(path string) error {
-	for _, p := range []string{path, filepath.Dir(path)} {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // BackupFile copies the database at dbPath to path (see Store.Backup), for the binary's -backup
 // flag, while a bot may be running on it. It only reads dbPath: it opens it read-only (SQLite's
 // mode=ro), never migrates it (a newer binary must not upgrade the schema under an older bot
@@ -102,15 +91,18 @@ func BackupFile(ctx context.Context, dbPath, path string) error {
 	if err != nil {
 		return fmt.Errorf("history: backup: %w", err)
 	}
-	if err := checkSource(abs); err != nil {
-		return fmt.Errorf("history: backup of %s: %w", abs, err)
+	fail := func(err error) error { return fmt.Errorf("history: backup of %s: %w", abs, err) }
+	// Looked at before SQLite opens it: a named pipe would block the open.
+	f, err := openFile(abs, os.O_RDONLY)
+	if err == nil {
+		err = errors.Join(checkHeader(f, false), f.Close())
 	}
-	db, err := sqlx.Open("sqlite", dsn(abs, url.Values{
-		"mode":    {"ro"},
-		"_pragma": {"busy_timeout(" + busyTimeoutMS + ")"},
-	}))
 	if err != nil {
-		return fmt.Errorf("history: backup of %s: %w", abs, err)
+		return fail(err)
+	}
+	db, err := sqlx.Open("sqlite", dsn(abs, url.Values{"mode": {"ro"}, "_pragma": {"busy_timeout(" + busyTimeoutMS + ")"}}))
+	if err != nil {
+		return fail(err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
@@ -118,32 +110,10 @@ func BackupFile(ctx context.Context, dbPath, path string) error {
 	// claiming the target, so that such a file is refused like one that is not a database.
 	var tables int
 	if err := db.GetContext(ctx, &tables, `SELECT count(*) FROM sqlite_schema`); err != nil {
-		return fmt.Errorf("history: backup of %s: %w", abs, explain(err))
+		return fail(explain(err))
 	}
 	return backupTo(ctx, path, func(ctx context.Context, path string) error {
 		_, err := db.ExecContext(ctx, "VACUUM INTO ?", path)
 		return err
 	})
-}
-
-// checkSource refuses a backup source that is missing, is not a regular file (a named pipe
-// would block the open), or is not a SQLite database, before SQLite opens it.
-func checkSource(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return unwrapPath(err, path)
-	}
-	if err := notRegular(fi); err != nil {
-		return err
-	}
-	f, err := openRegular(path, os.O_RDONLY)
-	if err != nil {
-		return unwrapPath(err, path)
-	}
-	defer f.Close()
-	head := make([]byte, len(sqliteHeader))
-	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, sqliteHeader) {
-		return errors.New("not a SQLite database")
-	}
-	return nil
 }

@@ -13,10 +13,11 @@ package history
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"aurabot/history/inbox"
 )
 
 // Key identifies a conversation: a chat, or a topic inside a chat.
@@ -51,28 +52,24 @@ type Turn struct {
 	ID        int64
 	Role      Role
 	Content   string
-	Author    string // display name of the user who wrote a user turn (groups); "" otherwise. Sent as "Author: content" (see Sent)
+	Author    string // display name of the user who wrote a user turn (groups); "" otherwise
 	MessageID int64  // Telegram message id: the user's message, or the first message of the reply; 0 = none
 	// Entry is the inbox entry an answer replies to (0 = none): an answer is stored once per
 	// entry. It is written, never read back.
 	Entry     int64
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
-	// Images are pictures sent with a user turn, stored with it. Window returns them; Turns
-	// does not read them (see Images).
+	// Images are pictures sent with a user turn. Request returns them; Turns does not.
 	Images []Image
 	// Audio is the voice message, audio file or video note a user turn was spoken in; its
 	// Content is the transcript, "" until one is stored (see SetTranscript).
 	Audio Audio
-	// Quote is the message a user turn replies to, sent with it (see Sent); the zero value is
-	// none.
+	// Quote is the message a user turn replies to, sent with it (see Sent); zero for none.
 	Quote Quote
 
-	imageCount int // images stored with the turn, as read
-	// tokens is the stored token count of Sent(), when counted is set (a turn read from the
-	// store whose count is there).
-	tokens  int
-	counted bool
+	imageCount int  // images stored with the turn, as read
+	tokens     int  // the stored token count of Sent(), when counted
+	counted    bool // read from the store with its count there
 }
 
 // Image is a picture sent with a turn.
@@ -92,11 +89,10 @@ type Audio struct {
 // text (the part the user quoted, or the message, bounded by the caller) and who wrote it.
 type Quote struct {
 	Text string
-	// Author is who wrote it: a member's display name in a group; "" when it is not known or
-	// is the user themself in a private chat.
+	// Author is a member's display name in a group; "" when it is not known or is the user
+	// themself in a private chat.
 	Author string
-	// Bot marks the bot's own message: an earlier answer.
-	Bot bool
+	Bot    bool // the bot's own message: an earlier answer
 }
 
 // Untranscribed reports whether t is a spoken turn whose transcript is not stored yet.
@@ -112,22 +108,17 @@ var ErrNotFound = errors.New("history: not found")
 // Store is the conversation store. Create it with Open; it is safe for
 // concurrent use.
 //
-// It holds two pools on the same file. SQLite allows one writer at a time,
-// and a writer that finds the lock taken does not queue: it sleeps and polls
-// (busy_timeout), with growing sleeps up to 100 ms, so many goroutines
-// writing through a pool of connections would wait far longer than the
-// writes take, and could still fail with SQLITE_BUSY once the timeout ran
-// out. Instead every write goes through w, a pool of exactly one connection:
-// writers queue in database/sql (in order, honouring their contexts) and
-// never meet a locked database from inside this process. Reads go through r,
-// several connections that WAL lets run alongside the writer.
+// It holds two pools on the same file. SQLite allows one writer at a time, and a
+// writer that finds the lock taken does not queue: it sleeps and polls (busy_timeout),
+// so many goroutines writing through a pool would wait far longer than the writes
+// take, and could still fail with SQLITE_BUSY. Instead every write goes through w, a
+// pool of exactly one connection: writers queue in database/sql, in order, honouring
+// their contexts. Reads go through r, several connections that WAL lets run alongside.
 //
-// w also begins its transactions with BEGIN IMMEDIATE (_txlock=immediate), so
-// a transaction takes the write lock before it reads anything. With the
-// default BEGIN DEFERRED, a transaction that reads and then writes while
-// another process (a second instance, the sqlite3 shell) committed in between
-// fails at once with SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot cure;
-// taking the lock up front turns that into an ordinary wait.
+// w begins its transactions with BEGIN IMMEDIATE (_txlock=immediate), taking the write
+// lock before it reads anything: with BEGIN DEFERRED, a transaction that reads and then
+// writes while another process committed in between fails at once with
+// SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot cure.
 type Store struct {
 	w *sqlx.DB // single connection, every write
 	r *sqlx.DB // read-only connections (query_only)
@@ -149,18 +140,9 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// Ping checks that the database can still be reached, for health checks.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.w.PingContext(ctx); err != nil {
-		return fmt.Errorf("history: ping: %w", err)
-	}
-	if err := s.r.PingContext(ctx); err != nil {
-		return fmt.Errorf("history: ping: %w", err)
-	}
-	return nil
-}
+// Inbox returns the update inbox kept in the same database, sharing the store's connections
+// (one writer: see Store).
+func (s *Store) Inbox() *inbox.Inbox { return inbox.New(s.w, s.r) }
 
 // unixMilli converts a stored timestamp back to the time it was taken.
-func unixMilli(ms int64) time.Time {
-	return time.UnixMilli(ms).UTC()
-}
+func unixMilli(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

@@ -48,17 +48,12 @@ func Lock(ctx context.Context, dbPath string, waiting func(holder string)) (rele
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("history: lock %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil {
-		if err := notRegular(fi); err != nil {
-			return nil, fmt.Errorf("history: lock %s: %w", path, err)
-		}
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("history: lock %s: create folder: %w", path, err)
 	}
-	f, err := openRegular(path, os.O_RDWR|os.O_CREATE)
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("history: lock %s: %w", path, unwrapPath(err, path))
+		return nil, fmt.Errorf("history: lock %s: %w", path, err)
 	}
 	if err := acquire(ctx, f, waiting); err != nil {
 		f.Close()

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
+
+	"aurabot/history/internal/sqldb"
 )
 
 // CutMarker ends the text sent to the model for an answer that broke off
@@ -281,13 +283,10 @@ func (e *TooLongError) Error() string {
 // countBatch is how many turns countStored counts at a time.
 const countBatch = 500
 
-// countInBackground starts countStored on a goroutine the Store owns:
-// Close stops it and waits for it. Counting took 54-149 µs a turn of
-// typical size here (BenchmarkCountStored), one to several minutes for a
-// million, which Open should not make a restarting bot wait. Window counts
-// a turn still uncounted from its text meanwhile, so windows are right from
-// the start. What is left when the store closes, or when a write fails, is
-// counted after the next Open.
+// countInBackground starts countStored on a goroutine the Store owns: Close stops it and waits
+// for it. Counting a million turns takes minutes (BenchmarkCountStored), which Open should not
+// make a restarting bot wait; Request counts a turn still uncounted from its text meanwhile.
+// What is left when the store closes, or a write fails, is counted after the next Open.
 func (s *Store) countInBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -298,21 +297,19 @@ func (s *Store) countInBackground() {
 	}()
 }
 
-// countStored fills in token_count, and recounts char_count, for the turns
-// stored before token_count existed (migration 0004 leaves it NULL: SQL
-// cannot tokenize). Once every turn is counted it is a single lookup in the
-// empty index turns_uncounted.
+// countStored fills in token_count, and recounts char_count, for the turns stored before
+// token_count existed (migration 0004 leaves it NULL: SQL cannot tokenize). Once every turn is
+// counted it is a single lookup in the empty index turns_uncounted.
 //
-// Each batch is read and counted without holding the write lock, then
-// written in one short transaction, so Appends wait at most for that.
+// Each batch is read and counted without holding the write lock, then written in one short
+// transaction, so Appends wait at most for that. A turn's text never changes once stored, so
+// the counts stay true; a turn deleted meanwhile (/reset) is simply not found.
 func countStored(ctx context.Context, s *Store) error {
+	const what = "history: count tokens of stored turns"
 	for after := int64(0); ; {
 		ts, err := queryTurns(ctx, s.r, uncounted, after, countBatch)
-		if err != nil {
-			return fmt.Errorf("history: count tokens of stored turns: %w", err)
-		}
-		if len(ts) == 0 {
-			return nil
+		if err != nil || len(ts) == 0 {
+			return sqldb.Fail(what, err)
 		}
 		ns := make([]count, len(ts))
 		for i, t := range ts {
@@ -321,32 +318,21 @@ func countStored(ctx context.Context, s *Store) error {
 			}
 			ns[i] = countOf(t.Sent())
 		}
-		if err := saveCounts(ctx, s.w, ts, ns); err != nil {
-			return fmt.Errorf("history: count tokens of stored turns: %w", writeFailed(err))
+		err = sqldb.Write(ctx, s.w, what, func(tx *sqlx.Tx) error {
+			for i, t := range ts {
+				if _, err := tx.ExecContext(ctx, `UPDATE turns SET char_count = ?, token_count = ? WHERE id = ? AND token_count IS NULL`,
+					ns[i].chars, ns[i].tokens, t.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		after = ts[len(ts)-1].ID
 	}
 }
 
-// uncounted lists the turns left to count after an id, from the index
-// turns_uncounted.
-const uncounted = `SELECT ` + turnColumns + ` FROM turns
-	WHERE token_count IS NULL AND id > ? ORDER BY id LIMIT ?`
-
-// saveCounts stores the counts of turns. A turn's text never changes once
-// stored, so counts made outside the transaction stay true; a turn deleted
-// meanwhile (/reset) is simply not found.
-func saveCounts(ctx context.Context, w *sqlx.DB, ts []Turn, ns []count) error {
-	tx, err := w.BeginTxx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for i, t := range ts {
-		if _, err := tx.ExecContext(ctx, `UPDATE turns SET char_count = ?, token_count = ? WHERE id = ? AND token_count IS NULL`,
-			ns[i].chars, ns[i].tokens, t.ID); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
-}
+// uncounted lists the turns left to count after an id, from the index turns_uncounted.
+const uncounted = selectTurns + `token_count IS NULL AND id > ? ORDER BY id LIMIT ?`

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"aurabot/history/internal/sqldb"
 )
 
 // UsageKind says what a request to the model was for.
@@ -47,14 +49,10 @@ type UserUsage struct {
 	DaySummaries, MonthSummaries Tokens
 }
 
-// day is the UTC day of t as the usage table keys it.
-func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
-
-// monthStart is the first day of t's month (UTC), as the usage table keys it.
-func monthStart(t time.Time) string {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
-}
+// day and monthStart are t's UTC day and the first day of its month, as the usage table keys
+// them.
+func day(t time.Time) string        { return t.UTC().Format(time.DateOnly) }
+func monthStart(t time.Time) string { return t.UTC().Format("2006-01") + "-01" }
 
 // AddUsage counts one request.
 func (s *Store) AddUsage(ctx context.Context, u Usage) error {
@@ -66,7 +64,7 @@ func (s *Store) AddUsage(ctx context.Context, u Usage) error {
 	if u.At.IsZero() {
 		u.At = time.Now()
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO usage (user_id, chat_id, day, kind, name, tokens_in, tokens_out, requests)
+	_, err := sqldb.Exec(ctx, s.w, "history: add usage", `INSERT INTO usage (user_id, chat_id, day, kind, name, tokens_in, tokens_out, requests)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 1)
 		ON CONFLICT (user_id, day, chat_id, kind) DO UPDATE SET
 			name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END,
@@ -74,10 +72,7 @@ func (s *Store) AddUsage(ctx context.Context, u Usage) error {
 			tokens_out = tokens_out + excluded.tokens_out,
 			requests = requests + 1`,
 		u.User, u.Chat, day(u.At), u.Kind, u.Name, max(u.In, 0), max(u.Out, 0))
-	if err != nil {
-		return fmt.Errorf("history: add usage: %w", writeFailed(err))
-	}
-	return nil
+	return err
 }
 
 // usageSums adds up the usage table from a month's first day, per user.
