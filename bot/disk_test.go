@@ -23,7 +23,7 @@ import (
 // because a real write fails, and once there is room again the message sent meanwhile is
 // answered, once.
 func TestFullDiskIsWaitedOut(t *testing.T) {
-	store := openSmallDisk(t)
+	store, _ := openStore(t, true)
 	tg := telegramtest.New()
 	t.Cleanup(tg.Close)
 	e := newEnvOn(t, Config{ListenAddr: "127.0.0.1:0", HealthDiskEvery: time.Nanosecond}, tg, tg.URL(), store) // every call writes
@@ -66,10 +66,10 @@ func TestFullDiskIsWaitedOut(t *testing.T) {
 	}
 }
 
-// diskPages caps the database files of openSmallDisk: 4 MB, ample for a test's messages.
+// diskPages caps the small disks of openStore: 4 MB, ample for a test's messages.
 const diskPages = 1000
 
-// smallDisks are the database files that openSmallDisk capped.
+// smallDisks are the database files that openStore capped.
 var smallDisks sync.Map
 
 // Every connection the SQLite driver opens to a file of smallDisks is capped at diskPages
@@ -86,24 +86,26 @@ func init() {
 	})
 }
 
-// openSmallDisk opens a store whose database file may grow to diskPages pages, as if its disk
-// were that small.
-func openSmallDisk(t *testing.T) *history.Store {
+// openStore opens a store of the test's own and returns it with the path of its database file.
+// small caps that file at diskPages pages, as if its disk were that small.
+func openStore(t *testing.T, small bool) (*history.Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "bot.db")
-	smallDisks.Store(path, true)
+	if small {
+		smallDisks.Store(path, true)
+	}
 	store, err := history.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	return store
+	return store, path
 }
 
 // filler is the conversation that fill fills the disk with, and free frees it of.
 var filler = history.Key{ChatID: 434343}
 
-// fill makes a store of openSmallDisk full: no page more, and no room left in the pages in use.
+// fill makes a small disk of openStore full: no page more, and no room left in the pages in use.
 // Pictures take the most of it, as they cost no token counting.
 func fill(t *testing.T, store *history.Store) {
 	t.Helper()
@@ -138,7 +140,7 @@ func free(t *testing.T, store *history.Store) {
 // then would never shorten what the user read), waits, and once there is room shows and stores
 // the whole answer.
 func TestDiskFullMidReply(t *testing.T) {
-	store := openSmallDisk(t)
+	store, _ := openStore(t, true)
 	tg := telegramtest.New()
 	t.Cleanup(tg.Close)
 	e := newEnvOn(t, Config{}, tg, tg.URL(), store)

@@ -40,3 +40,13 @@ func (s *Store) maxPageCount(ctx context.Context, n int64) (int64, error) {
 	err := s.w.GetContext(ctx, &got, fmt.Sprintf("PRAGMA max_page_count = %d", n))
 	return got, err
 }
+
+// Backup copies the store's database to path with BackupFile.
+func (s *Store) Backup(ctx context.Context, path string) error {
+	var seq int
+	var name, file string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
+		return err
+	}
+	return BackupFile(ctx, file, path)
+}

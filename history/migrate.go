@@ -115,14 +115,10 @@ func apply(ctx context.Context, db *sqlx.DB, m migration) error {
 		return err
 	}
 	defer tx.Rollback()
-	// Checked inside the transaction: another process may have applied it
-	// since we looked.
+	// Checked inside the transaction: another process may have applied it since we looked.
 	var done bool
-	if err := tx.GetContext(ctx, &done, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version); err != nil {
+	if err := tx.GetContext(ctx, &done, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version); err != nil || done {
 		return err
-	}
-	if done {
-		return nil
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return err

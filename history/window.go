@@ -10,15 +10,11 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Request is what a request to the model carries: the system message (Lead) and the turns.
+// Request is what a request to the model carries.
 type Request struct {
-	// Lead is the text of the system message, before Defuse: the system prompt, then the
-	// conversation's summary when one leads (see Lead).
-	Lead string
-	// Summary is the summary that leads, its Turns not filled in; zero when none does.
-	Summary Summary
-	// Turns are the window, oldest first, ending with the newest user turn.
-	Turns []Turn
+	Lead    string  // the system message, before Defuse: the system prompt, then the summary (see Lead)
+	Summary Summary // the summary that leads, its Turns not filled in; zero when none does
+	Turns   []Turn  // the window, oldest first, ending with the newest user turn
 	// Fold, when not 0, says that the request leaves out stored turns its summary does not
 	// hold yet (with Budget.Summaries): a summary that holds every turn up to Fold is due.
 	// Fold is older than the window's newest half, so that the window has room to grow again
@@ -27,14 +23,11 @@ type Request struct {
 	Fold int64
 }
 
-// Report says how much of a conversation the next request carries.
+// Report says how much of a conversation the next request carries: how many of the stored
+// turns the window holds, how many the conversation holds, and how many the summary that
+// leads the request holds (0 when none leads).
 type Report struct {
-	// InWindow is how many of the stored turns the window holds, Total how many the
-	// conversation holds.
-	InWindow, Total int
-	// Summarized is how many stored turns the summary that leads the request holds; 0 when
-	// none leads.
-	Summarized int
+	InWindow, Total, Summarized int
 }
 
 // read runs fn on one snapshot (a read-only transaction) with the id of k's conversation, and
@@ -59,26 +52,21 @@ func (s *Store) read(ctx context.Context, what string, k Key, fn func(tx *sqlx.T
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// Request returns the context to send with the conversation's newest user
-// turn: the newest contiguous run of turns, oldest first and ending with that
-// user turn, that fits the budget b together with the lead (systemPrompt,
-// then the conversation's summary when b.Summaries says to send one). A turn
-// counts as the text sent for it (Turn.Sent) and its pictures: the
-// characters of the lead and the turns must be at most b.Chars, and their
-// cl100k_base tokens, b.PerMessage for each message and for the reply's
-// priming, and b.ReserveTokens at most b.Tokens, so that a server that trims
-// a request by its own count (chatbot-ui: tokens + 1000 > tokenLimit; Ollama:
-// its num_ctx, template included) never has to. The turns the summary holds
-// are not sent. Assistant turns after the user turn (a reply being retried)
-// are left out. If the user turn alone does not fit with the lead, the
-// summary is left out of that request; if it does not fit with systemPrompt
-// alone, Request returns a *TooLongError. A conversation without user turns
-// gives no turns.
+// Request returns the context to send with the conversation's newest user turn: the newest
+// contiguous run of turns, oldest first and ending with that user turn, that fits the budget b
+// together with the lead (systemPrompt, then the conversation's summary when b.Summaries says
+// to send one). A turn counts as the text sent for it (Turn.Sent) and its pictures: the
+// characters of the lead and the turns must be at most b.Chars, and their cl100k_base tokens,
+// b.PerMessage for each message and for the reply's priming, and b.ReserveTokens at most
+// b.Tokens, so that a server that trims a request by its own count (chatbot-ui: tokens + 1000
+// > tokenLimit; Ollama: its num_ctx, template included) never has to. The turns the summary
+// holds are not sent; assistant turns after the user turn (a reply being retried) are left
+// out. If the user turn does not fit with the lead, the summary is left out; if it does not
+// fit with systemPrompt alone, Request returns a *TooLongError.
 //
-// It walks the conversation newest-first over an index holding each turn's
-// counts and stops at the first turn that does not fit, so its cost follows
-// the size of the window, not of the conversation; only the turns it returns
-// are read in full.
+// It walks the conversation newest-first over an index holding each turn's counts and stops
+// at the first turn that does not fit, so its cost follows the size of the window, not of the
+// conversation; only the turns it returns are read in full.
 func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt string) (Request, error) {
 	req := Request{Lead: systemPrompt, Turns: []Turn{}}
 	err := s.read(ctx, "history: window", k, func(tx *sqlx.Tx, conv int64) error {
@@ -105,16 +93,12 @@ func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt strin
 	return req, nil
 }
 
-// Report says how much of the conversation the next request carries, so
-// that the user can be told "the model sees the last 12 of 40 messages":
-// the next request answers a new message, which the window then ends with, after
-// every turn stored now. InWindow is how many of the stored turns that
-// window holds for the shortest message (one character, one token: a longer
-// one may leave room for fewer), Total how many the conversation holds,
-// Summarized how many the summary leading it holds. A voice message
-// never transcribed counts in none: it is not sent. Request and Report
-// are one walk (windowBounds), so the report is the window. If the lead
-// leaves no room for a message, it returns the total and a *TooLongError.
+// Report says how much of the conversation the next request carries ("the model sees the last
+// 12 of 40 messages"): that request answers a new message, after every turn stored now, and
+// InWindow is what its window holds for the shortest message (one character, one token). A
+// voice message never transcribed counts in none: it is not sent. Request and Report are one
+// walk (windowBounds). If the lead leaves no room for a message, it returns the total and a
+// *TooLongError.
 func (s *Store) Report(ctx context.Context, k Key, b Budget, systemPrompt string) (Report, error) {
 	var r Report
 	err := s.read(ctx, "history: coverage", k, func(tx *sqlx.Tx, conv int64) (err error) {
@@ -145,24 +129,22 @@ func countSent(ctx context.Context, tx *sqlx.Tx, conv, through int64) (n int, er
 	return n, err
 }
 
-// windowWalk lists a conversation's turns newest first with what the window
-// needs of each, from the covering index turns_window alone.
+// windowWalk lists a conversation's turns newest first with what the window needs of each,
+// from the covering index turns_window alone.
 const windowWalk = `SELECT id, role, char_count, coalesce(token_count, -1), image_count FROM turns
 	WHERE conversation_id = ? ORDER BY id DESC`
 
-// bounds are the stored turns a request carries: ids first to last, n of
-// them sent (a voice message not transcribed yet is in the range, but
-// carries nothing). last is 0 when there are none.
+// bounds are the stored turns a request carries: ids first to last (0 when none), n of them
+// sent (a voice message not transcribed yet is in the range, but carries nothing); with the
+// lead and the summary in it. due: turns newer than the summary were left out; fold is the
+// newest turn older than the window's newest half (see Request.Fold).
 type bounds struct {
 	first, last int64
 	n           int
-	// lead is the system message's text, summary the summary in it (zero: none).
-	lead    string
-	summary Summary
-	// due: turns newer than the summary were left out; fold is the newest turn older than
-	// the window's newest half (see Request.Fold).
-	due  bool
-	fold int64
+	lead        string
+	summary     Summary
+	due         bool
+	fold        int64
 }
 
 // windowBounds decides which stored turns a request carries, for Request and Report alike.
