@@ -20,11 +20,9 @@ import (
 	"aurabot/history/inbox"
 )
 
-// Key identifies a conversation: a chat, or a topic inside a chat.
-// ThreadID 0 means the chat has no topic.
+// Key identifies a conversation: a chat, or a topic inside a chat (ThreadID 0: none).
 type Key struct {
-	ChatID   int64
-	ThreadID int64
+	ChatID, ThreadID int64
 }
 
 // Role says who wrote a turn.
@@ -36,12 +34,11 @@ const (
 	RoleAssistant Role = "assistant"
 )
 
-// Status says whether a turn is complete.
+// Status says whether a turn is complete. StatusCut marks an assistant reply that broke off;
+// its Content is what the user saw, and it is sent to the model with CutMarker after it.
 type Status string
 
-// The statuses of a turn. StatusCut marks an assistant reply that broke off;
-// its Content is what the user saw, and it is sent to the model with
-// CutMarker after it (see Sent).
+// The statuses of a turn.
 const (
 	StatusDone Status = "done"
 	StatusCut  Status = "cut"
@@ -72,17 +69,16 @@ type Turn struct {
 	counted    bool // read from the store with its count there
 }
 
-// Image is a picture sent with a turn.
+// Image is a picture sent with a turn: its media type, such as "image/jpeg", and its bytes.
 type Image struct {
-	MIME string // media type, such as "image/jpeg"
+	MIME string
 	Data []byte
 }
 
 // Audio is where a spoken turn's recording is: a Telegram file id, plain text to the store,
 // and the file name to give a speech-to-text server. The zero value is a written turn.
 type Audio struct {
-	FileID string
-	Name   string
+	FileID, Name string
 }
 
 // Quote is the message a user's turn replies to, as the model is shown it with the turn: its
@@ -101,37 +97,31 @@ func (t Turn) Untranscribed() bool { return t.Audio.FileID != "" && t.Content ==
 // ImageCount is how many images are stored with the turn, whether or not they were read.
 func (t Turn) ImageCount() int { return max(t.imageCount, len(t.Images)) }
 
-// ErrNotFound is returned when the thing asked for does not exist, for
-// example by Rewind when the conversation has no user turn.
+// ErrNotFound is returned when the thing asked for does not exist, for example by Rewind when
+// the conversation has no user turn.
 var ErrNotFound = errors.New("history: not found")
 
-// Store is the conversation store. Create it with Open; it is safe for
-// concurrent use.
+// Store is the conversation store. Create it with Open.
 //
-// It holds two pools on the same file. SQLite allows one writer at a time, and a
-// writer that finds the lock taken does not queue: it sleeps and polls (busy_timeout),
-// so many goroutines writing through a pool would wait far longer than the writes
-// take, and could still fail with SQLITE_BUSY. Instead every write goes through w, a
-// pool of exactly one connection: writers queue in database/sql, in order, honouring
-// their contexts. Reads go through r, several connections that WAL lets run alongside.
+// SQLite allows one writer at a time, and a writer that finds the lock taken does not queue:
+// it sleeps and polls (busy_timeout), so many goroutines writing through a pool would wait far
+// longer than the writes take, and could still fail with SQLITE_BUSY. Instead every write goes
+// through w, a pool of exactly one connection: writers queue in database/sql, in order,
+// honouring their contexts. Reads go through r, connections that WAL lets run alongside.
 //
-// w begins its transactions with BEGIN IMMEDIATE (_txlock=immediate), taking the write
-// lock before it reads anything: with BEGIN DEFERRED, a transaction that reads and then
-// writes while another process committed in between fails at once with
-// SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot cure.
+// w begins its transactions with BEGIN IMMEDIATE, taking the write lock before it reads
+// anything: with BEGIN DEFERRED, a transaction that reads and then writes while another
+// process committed in between fails at once with SQLITE_BUSY_SNAPSHOT.
 type Store struct {
-	w *sqlx.DB // single connection, every write
-	r *sqlx.DB // read-only connections (query_only)
+	w, r *sqlx.DB
 
-	// The goroutine counting the tokens of turns stored before they were
-	// counted (see countInBackground); nil until Open starts it.
+	// countInBackground's goroutine: stopCounting ends it, counted is closed when it has.
 	stopCounting context.CancelFunc
-	counted      chan struct{} // closed when it has ended
+	counted      chan struct{}
 }
 
-// Close closes the store, first stopping the count of stored turns' tokens
-// if it is still going. The last connection to close checkpoints the WAL
-// into the database file.
+// Close closes the store, first stopping the count of stored turns' tokens if it is still
+// going. The last connection to close checkpoints the WAL into the database file.
 func (s *Store) Close() error {
 	if s.stopCounting != nil {
 		s.stopCounting()
@@ -140,8 +130,7 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// Inbox returns the update inbox kept in the same database, sharing the store's connections
-// (one writer: see Store).
+// Inbox returns the update inbox kept in the same database, on the store's connections.
 func (s *Store) Inbox() *inbox.Inbox { return inbox.New(s.w, s.r) }
 
 // unixMilli converts a stored timestamp back to the time it was taken.

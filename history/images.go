@@ -23,23 +23,18 @@ func insertImages(ctx context.Context, tx *sqlx.Tx, id int64, images []Image) er
 
 // imagesBetween reads the images of the turns with ids from first to last, by turn id.
 func imagesBetween(ctx context.Context, q sqlx.QueryerContext, first, last int64) (map[int64][]Image, error) {
-	rows, err := q.QueryContext(ctx, `SELECT turn_id, mime, data FROM turn_images
-		WHERE turn_id BETWEEN ? AND ? ORDER BY turn_id, idx`, first, last)
+	type row struct {
+		id int64
+		im Image
+	}
+	rows, err := scanAll(ctx, q, func(r scanner) (x row, err error) { err = r.Scan(&x.id, &x.im.MIME, &x.im.Data); return },
+		`SELECT turn_id, mime, data FROM turn_images WHERE turn_id BETWEEN ? AND ? ORDER BY turn_id, idx`, first, last)
 	if err != nil {
 		return nil, fmt.Errorf("images: %w", err)
 	}
-	defer rows.Close()
 	out := map[int64][]Image{}
-	for rows.Next() {
-		var id int64
-		var im Image
-		if err := rows.Scan(&id, &im.MIME, &im.Data); err != nil {
-			return nil, fmt.Errorf("images: %w", err)
-		}
-		out[id] = append(out[id], im)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("images: %w", err)
+	for _, r := range rows {
+		out[r.id] = append(out[r.id], r.im)
 	}
 	return out, nil
 }

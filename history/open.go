@@ -22,24 +22,21 @@ import (
 	"aurabot/migrations"
 )
 
-// sqliteHeader starts every SQLite database file.
 var sqliteHeader = []byte("SQLite format 3\x00")
 
 // busyTimeoutMS bounds how long a connection waits for a lock held by another process (within
 // this process, writers queue on the single writer connection instead; see Store).
 const busyTimeoutMS = "10000"
 
-// options are the knobs tests need that callers do not.
-type options struct {
-	// readOnly opens the file with SQLite's mode=ro, as SQLite itself does when the file
-	// cannot be opened for writing: tests run as root, which can write to any file.
-	readOnly bool
-}
+// options are the knobs tests need that callers do not. readOnly opens the file with SQLite's
+// mode=ro, as SQLite itself does when the file cannot be opened for writing: tests run as root,
+// which can write to any file.
+type options struct{ readOnly bool }
 
-// Open opens the store in the SQLite file at path, creating the folder (0700)
-// and the file (0600) if they are missing, and applies any pending
-// migrations. It fails, naming the path and changing nothing, if the file is
-// not a SQLite database, cannot be written, or its folder cannot be created.
+// Open opens the store in the SQLite file at path, creating the folder (0700) and the file
+// (0600) if they are missing, and applies any pending migrations. It fails, naming the path
+// and changing nothing, if the file is not a SQLite database, cannot be written, or its folder
+// cannot be created.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return open(ctx, path, options{})
 }
@@ -102,8 +99,7 @@ func prepareFile(path string) error {
 	return checkHeader(f, true)
 }
 
-// checkHeader refuses a file that does not start like a SQLite database; emptyOK lets an
-// empty one through (SQLite treats it as an empty database).
+// checkHeader refuses a file that is not a SQLite database; emptyOK lets an empty one through.
 func checkHeader(f *os.File, emptyOK bool) error {
 	head := make([]byte, len(sqliteHeader))
 	n, err := io.ReadFull(f, head)
@@ -118,11 +114,9 @@ func checkHeader(f *os.File, emptyOK bool) error {
 	return nil
 }
 
-// openFile opens path (see openRegular) after a look at what is there, which names what
-// open(2) would refuse less clearly (a socket). Its errors leave the path to the caller.
-//
-// Anything but a regular file (a named pipe, a device, a folder) is refused: opening a named
-// pipe blocks until someone writes to it, which left the bot hanging, deaf to SIGTERM.
+// openFile opens the regular file at path (see openRegular) after a look at what is there,
+// which names what open(2) would refuse less clearly (a socket). Its errors leave the path to
+// the caller.
 func openFile(path string, flag int) (*os.File, error) {
 	if fi, err := os.Stat(path); err == nil {
 		if err := notRegular(fi); err != nil {
@@ -137,9 +131,10 @@ func openFile(path string, flag int) (*os.File, error) {
 	return f, err
 }
 
-// openRegular opens path (creating it 0600 if flag says so) without blocking, and refuses
-// anything that is not a regular file: O_NONBLOCK closes the gap in which a named pipe could
-// take the file's place after a look, as opening one for reading would wait for a writer.
+// openRegular opens path (creating it 0600 if flag says so) and refuses anything but a regular
+// file: opening a named pipe would block until someone writes to it, which left the bot
+// hanging, deaf to SIGTERM. O_NONBLOCK closes the gap in which one could take the file's place
+// after a look.
 func openRegular(path string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
@@ -156,10 +151,10 @@ func openRegular(path string, flag int) (*os.File, error) {
 	return f, nil
 }
 
-// notRegular says what fi is if it is not a regular file: SQLite needs one.
 func notRegular(fi fs.FileInfo) error {
-	var what string
-	switch m := fi.Mode(); {
+	m := fi.Mode()
+	what := "a " + m.Type().String() + " file"
+	switch {
 	case m.IsRegular():
 		return nil
 	case m.IsDir():
@@ -170,8 +165,6 @@ func notRegular(fi fs.FileInfo) error {
 		what = "a socket"
 	case m&fs.ModeDevice != 0:
 		what = "a device"
-	default:
-		what = "a " + m.Type().String() + " file"
 	}
 	return fmt.Errorf("is %s, not a regular file", what)
 }
@@ -195,9 +188,7 @@ func connect(ctx context.Context, path string, opt options) (*Store, error) {
 		db, err := sqlx.Open("sqlite", dsn(path, q))
 		if err == nil {
 			db.SetMaxOpenConns(n)
-			db.SetMaxIdleConns(n)
-			db.SetConnMaxIdleTime(0)
-			db.SetConnMaxLifetime(0)
+			db.SetMaxIdleConns(n) // and never closed for being idle or old (the default)
 		}
 		return db, err
 	}
@@ -227,7 +218,7 @@ func connect(ctx context.Context, path string, opt options) (*Store, error) {
 }
 
 // checkWritable connects w and makes sure SQLite can write the file: SQLite opens a file it
-// may not write read-only without saying so, and only the first write would tell.
+// may not write read-only without saying so.
 func checkWritable(ctx context.Context, w *sqlx.DB) error {
 	conn, err := w.Conn(ctx)
 	if err != nil {
@@ -280,8 +271,7 @@ func explain(err error) error {
 	return err
 }
 
-// dsn builds a file: URI, escaping the path so that a '?', '#' or '%' in it
-// stays part of the path.
+// dsn builds a file: URI, escaping the path so that a '?', '#' or '%' in it stays in the path.
 func dsn(path string, q url.Values) string {
 	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
 	return u.String()

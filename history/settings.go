@@ -42,8 +42,7 @@ func (s *Store) SetModel(ctx context.Context, k Key, model string) error {
 	return s.set(ctx, k, "model", model, "history: set model")
 }
 
-// setting reads a conversation's nullable column; ok is false when it is NULL or the
-// conversation is not stored.
+// setting reads a conversation's column; ok is false when it is NULL or there is none.
 func (s *Store) setting(ctx context.Context, k Key, column, what string) (v string, ok bool, err error) {
 	var n sql.NullString
 	err = s.r.GetContext(ctx, &n, `SELECT `+column+` FROM conversations WHERE chat_id = ? AND thread_id = ?`, k.ChatID, k.ThreadID)
@@ -56,7 +55,6 @@ func (s *Store) setting(ctx context.Context, k Key, column, what string) (v stri
 	return n.String, n.Valid, nil
 }
 
-// set writes a conversation's column, creating the conversation if needed.
 func (s *Store) set(ctx context.Context, k Key, column, v, what string) error {
 	_, err := sqldb.Exec(ctx, s.w, what, `INSERT INTO conversations (chat_id, thread_id, `+column+`, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (chat_id, thread_id) DO UPDATE SET `+column+` = excluded.`+column,

@@ -18,9 +18,7 @@ type Summary struct {
 	Text    string
 	Through int64     // the id of the newest turn it holds: that turn and every older one
 	At      time.Time // when it was written
-	// Turns is how many stored turns it holds (sent ones: a voice message never transcribed
-	// is not counted). Only Store.Summary fills it in.
-	Turns int
+	Turns   int       // how many stored turns it holds (sent ones); only Store.Summary fills it in
 }
 
 // SummaryHeading introduces the summary in the system message (see Lead).

@@ -128,7 +128,7 @@ func (s *Store) countInBackground() {
 func countStored(ctx context.Context, s *Store) error {
 	const what = "history: count tokens of stored turns"
 	for after := int64(0); ; {
-		ts, err := queryTurns(ctx, s.r, uncounted, after, countBatch)
+		ts, err := scanAll(ctx, s.r, scanTurn, uncounted, after, countBatch)
 		if err != nil || len(ts) == 0 {
 			return sqldb.Fail(what, err)
 		}

@@ -16,8 +16,8 @@ import (
 const turnColumns = `id, role, content, author, message_id, status, created_at, image_count, audio_file_id, audio_name,
 	coalesce(token_count, -1), quote, quote_author, quote_bot`
 
-// selectTurns starts a query of turns; inConv selects k's conversation (its chat_id and
-// thread_id are the next two arguments).
+// selectTurns starts a query of turns; inConv selects k's conversation (k.ChatID and
+// k.ThreadID are the next arguments).
 const (
 	selectTurns = `SELECT ` + turnColumns + ` FROM turns WHERE `
 	inConv      = `conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)`
@@ -25,7 +25,7 @@ const (
 
 // scanTurn reads a row of turnColumns. It scans by hand rather than with sqlx's reflection:
 // Request loads dozens of turns per call and this is its hot loop.
-func scanTurn(row interface{ Scan(...any) error }) (Turn, error) {
+func scanTurn(row scanner) (Turn, error) {
 	var t Turn
 	var created int64
 	err := row.Scan(&t.ID, &t.Role, &t.Content, &t.Author, &t.MessageID, &t.Status, &created, &t.imageCount,
@@ -34,33 +34,35 @@ func scanTurn(row interface{ Scan(...any) error }) (Turn, error) {
 	return t, err
 }
 
-// queryTurns runs a query selecting turnColumns.
-func queryTurns(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) ([]Turn, error) {
+// scanner is a row to scan: *sql.Row, *sql.Rows.
+type scanner interface{ Scan(...any) error }
+
+// scanAll runs a query and reads each row with scan.
+func scanAll[T any](ctx context.Context, q sqlx.QueryerContext, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	ts := []Turn{}
+	out := []T{}
 	for rows.Next() {
-		t, err := scanTurn(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		ts = append(ts, t)
+		out = append(out, v)
 	}
-	return ts, rows.Err()
+	return out, rows.Err()
 }
 
-// Append stores t as the newest turn of the conversation k, creating the
-// conversation if needed, and returns it as stored (with ID, Status and
-// CreatedAt filled in, CreatedAt truncated to milliseconds, in UTC).
+// Append stores t as the newest turn of the conversation k, creating the conversation if
+// needed, and returns it as stored (ID, Status and CreatedAt filled in, CreatedAt truncated to
+// milliseconds, in UTC).
 //
-// A turn whose MessageID is already stored in that conversation for a turn
-// of the same role (a redelivered update, or an answer stored again by a
-// recovery after a crash), or an answer whose Entry is (the same reply
-// stored again), is not stored again: Append returns the stored turn and
-// inserted false.
+// A turn whose MessageID is already stored in that conversation for a turn of the same role (a
+// redelivered update, or an answer stored again by a recovery after a crash), or an answer
+// whose Entry is (the same reply stored again), is not stored again: Append returns the stored
+// turn and inserted false.
 func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserted bool, err error) {
 	now := time.Now()
 	if t, err = prepare(t, now); err != nil {
@@ -78,24 +80,18 @@ func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserte
 
 // prepare checks a turn to append and fills in its defaults.
 func prepare(t Turn, now time.Time) (Turn, error) {
-	switch t.Role {
-	case RoleUser, RoleAssistant:
-	default:
+	switch {
+	case t.Role != RoleUser && t.Role != RoleAssistant:
 		return Turn{}, fmt.Errorf("unknown role %q", t.Role)
-	}
-	switch t.Status {
-	case "":
+	case t.Status == "":
 		t.Status = StatusDone
-	case StatusDone:
-	case StatusCut:
-		if t.Role != RoleAssistant {
-			return Turn{}, fmt.Errorf("status %q is for assistant turns", t.Status)
-		}
-	default:
+	case t.Status == StatusCut && t.Role != RoleAssistant:
+		return Turn{}, fmt.Errorf("status %q is for assistant turns", t.Status)
+	case t.Status != StatusDone && t.Status != StatusCut:
 		return Turn{}, fmt.Errorf("unknown status %q", t.Status)
 	}
 	if t.Quote != (Quote{}) && t.Role != RoleUser {
-		return Turn{}, fmt.Errorf("a quote is for user turns")
+		return Turn{}, errors.New("a quote is for user turns")
 	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = now
@@ -156,8 +152,7 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 	return t, true, nil
 }
 
-// Turns returns every turn of the conversation, oldest first; none if it has
-// none.
+// Turns returns every turn of the conversation, oldest first.
 func (s *Store) Turns(ctx context.Context, k Key) ([]Turn, error) {
 	return s.turns(ctx, k, "")
 }
@@ -171,7 +166,7 @@ func (s *Store) TurnsBetween(ctx context.Context, k Key, after, through int64) (
 
 // turns returns the turns of k's conversation where cond holds, oldest first.
 func (s *Store) turns(ctx context.Context, k Key, cond string, args ...any) ([]Turn, error) {
-	ts, err := queryTurns(ctx, s.r, selectTurns+inConv+cond+` ORDER BY id`, append([]any{k.ChatID, k.ThreadID}, args...)...)
+	ts, err := scanAll(ctx, s.r, scanTurn, selectTurns+inConv+cond+` ORDER BY id`, append([]any{k.ChatID, k.ThreadID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("history: turns: %w", err)
 	}
@@ -190,9 +185,8 @@ func (s *Store) Newest(ctx context.Context, k Key) (t Turn, ok bool, err error) 
 	return t, true, nil
 }
 
-// Reset deletes every turn of the conversation and its summary. The system
-// prompt and the model stay. The deleted content is overwritten in the
-// database file (secure_delete).
+// Reset deletes every turn of the conversation and its summary; the system prompt and the
+// model stay. The deleted content is overwritten in the database file (secure_delete).
 func (s *Store) Reset(ctx context.Context, k Key) error {
 	return sqldb.Write(ctx, s.w, "history: reset", func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM turns WHERE `+inConv, k.ChatID, k.ThreadID); err != nil {
@@ -204,9 +198,8 @@ func (s *Store) Reset(ctx context.Context, k Key) error {
 	})
 }
 
-// Rewind prepares the conversation for answering its newest user turn again
-// (/retry): it deletes the assistant turns after that user turn and returns
-// it. It returns ErrNotFound if the conversation has no user turn.
+// Rewind prepares the conversation for answering its newest user turn again (/retry): it
+// deletes the assistant turns after that user turn and returns it, or ErrNotFound.
 func (s *Store) Rewind(ctx context.Context, k Key) (t Turn, err error) {
 	err = sqldb.Write(ctx, s.w, "history: rewind", func(tx *sqlx.Tx) error {
 		t, err = scanTurn(tx.QueryRowxContext(ctx, selectTurns+inConv+` AND role = 'user' ORDER BY id DESC LIMIT 1`,
@@ -226,8 +219,7 @@ func (s *Store) Rewind(ctx context.Context, k Key) (t Turn, err error) {
 }
 
 // SetTranscript stores the transcript of a spoken user turn of conversation k (see
-// Turn.Audio), counted for the window like any text. It returns ErrNotFound if k has no
-// such turn.
+// Turn.Audio), counted for the window like any text, or returns ErrNotFound.
 func (s *Store) SetTranscript(ctx context.Context, k Key, turnID int64, text string) error {
 	return sqldb.Write(ctx, s.w, "history: set transcript", func(tx *sqlx.Tx) error {
 		t, err := scanTurn(tx.QueryRowxContext(ctx, selectTurns+`id = ? AND role = 'user' AND audio_file_id <> '' AND `+inConv,

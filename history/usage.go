@@ -93,26 +93,16 @@ const usageSums = `SELECT user_id,
 
 func (s *Store) usage(ctx context.Context, now time.Time, where string, args ...any) ([]UserUsage, error) {
 	d := day(now)
-	query := usageSums + where + ` GROUP BY user_id`
-	rows, err := s.r.QueryContext(ctx, query, append([]any{d, d, d, d, d, d, monthStart(now), d}, args...)...)
+	us, err := scanAll(ctx, s.r, func(r scanner) (u UserUsage, err error) {
+		err = r.Scan(&u.User, &u.Name,
+			&u.Day.In, &u.Day.Out, &u.Day.Requests, &u.DaySummaries.In, &u.DaySummaries.Out, &u.DaySummaries.Requests,
+			&u.Month.In, &u.Month.Out, &u.Month.Requests, &u.MonthSummaries.In, &u.MonthSummaries.Out, &u.MonthSummaries.Requests)
+		return u, err
+	}, usageSums+where+` GROUP BY user_id`, append([]any{d, d, d, d, d, d, monthStart(now), d}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("history: usage: %w", err)
 	}
-	defer rows.Close()
-	var out []UserUsage
-	for rows.Next() {
-		var u UserUsage
-		if err := rows.Scan(&u.User, &u.Name,
-			&u.Day.In, &u.Day.Out, &u.Day.Requests, &u.DaySummaries.In, &u.DaySummaries.Out, &u.DaySummaries.Requests,
-			&u.Month.In, &u.Month.Out, &u.Month.Requests, &u.MonthSummaries.In, &u.MonthSummaries.Out, &u.MonthSummaries.Requests); err != nil {
-			return nil, fmt.Errorf("history: usage: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("history: usage: %w", err)
-	}
-	return out, nil
+	return us, nil
 }
 
 // UsageOf returns user's usage on now's day and in its month (UTC), over every chat.

@@ -81,7 +81,7 @@ func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt strin
 		if w.last == 0 {
 			return nil
 		}
-		req.Turns, err = queryTurns(ctx, tx, selectTurns+`conversation_id = ? AND id BETWEEN ? AND ? ORDER BY id`, conv, w.first, w.last)
+		req.Turns, err = scanAll(ctx, tx, scanTurn, selectTurns+`conversation_id = ? AND id BETWEEN ? AND ? ORDER BY id`, conv, w.first, w.last)
 		if err != nil {
 			return err
 		}

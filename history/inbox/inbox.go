@@ -29,8 +29,7 @@ import (
 
 // Inbox is the update inbox and reply journal. It is safe for concurrent use.
 type Inbox struct {
-	w *sqlx.DB // the store's single writer connection
-	r *sqlx.DB // its readers
+	w, r *sqlx.DB // the store's single writer connection, and its readers
 }
 
 // New returns the inbox in the database that w writes and r reads.
@@ -45,17 +44,17 @@ const Redelivery = 25 * time.Hour
 // Redelivery, and long enough that the bot's recent messages are known after a restart.
 const Keep = 48 * time.Hour
 
-// Incoming is an update as it arrived.
+// Incoming is an update as it arrived: Telegram's update_id, and the update as received.
 type Incoming struct {
-	ID      int64  // Telegram's update_id
-	Payload []byte // exactly as received
+	ID      int64
+	Payload []byte
 }
 
 // Update is one entry of the inbox.
 type Update struct {
-	Seq        int64  // the entry's own id
-	ID         int64  // Telegram's update_id
-	Payload    []byte // as received
+	Seq        int64 // the entry's own id
+	ID         int64 // Telegram's update_id
+	Payload    []byte
 	ReceivedAt time.Time
 	Attempts   int   // how many times its handling has started
 	Reply      Reply // what was recorded of its reply, if anything
@@ -133,9 +132,7 @@ func (in *Inbox) Prune(ctx context.Context, before time.Time) (int64, error) {
 }
 
 // Pending returns the entries not yet finished, oldest first, each with its reply's journal.
-func (in *Inbox) Pending(ctx context.Context) ([]Update, error) {
-	return in.entries(ctx, `done = 0`)
-}
+func (in *Inbox) Pending(ctx context.Context) ([]Update, error) { return in.entries(ctx, `done = 0`) }
 
 // Get returns entry seq with its reply's journal.
 func (in *Inbox) Get(ctx context.Context, seq int64) (Update, error) {
@@ -149,7 +146,6 @@ func (in *Inbox) Get(ctx context.Context, seq int64) (Update, error) {
 	return us[0], nil
 }
 
-// entries returns the entries where cond holds, oldest first, with their journals.
 func (in *Inbox) entries(ctx context.Context, cond string, args ...any) ([]Update, error) {
 	var rows []struct {
 		Seq      int64  `db:"seq"`
