@@ -13,16 +13,13 @@ import (
 )
 
 // BackupFile writes a consistent copy of the database at dbPath to path, for the binary's
-// -backup flag, while a bot may be running on it. VACUUM INTO makes the copy one snapshot (the
-// WAL's committed content included), compacted, and writers are not held up, as WAL lets them
-// commit while a reader holds its snapshot.
+// -backup flag, while a bot may be running on it: VACUUM INTO makes it one snapshot, and WAL
+// lets writers commit meanwhile.
 //
-// It only reads dbPath: it opens it read-only (SQLite's mode=ro), never migrates it (a newer
-// binary must not upgrade the schema under an older bot that is running), never switches its
-// journal mode, and never creates it. dbPath must be an existing SQLite database in a regular
-// file; anything else is refused with one error that says why. BackupFile refuses to
-// overwrite: path must not exist. The copy is created 0600, like the database, and synced to
-// disk before BackupFile returns.
+// It only reads dbPath: it opens it read-only (mode=ro), never migrates it (a newer binary must
+// not upgrade the schema under an older bot that is running), never switches its journal mode,
+// and never creates it; anything but an SQLite database in a regular file is refused with one
+// error that says why. path must not exist: the copy is created 0600 and synced to disk.
 func BackupFile(ctx context.Context, dbPath, path string) error {
 	src, err := filepath.Abs(dbPath)
 	if err != nil {

@@ -21,13 +21,12 @@ type Budget struct {
 	// ImageTokens is what one image costs.
 	ImageTokens int `env:"AURA_IMAGE_TOKENS" envDefault:"800"`
 	// PerMessage is what a server's chat template adds around each message (role markers,
-	// end-of-turn tokens), counted for the system prompt and every turn, and once more for the
-	// reply's priming: a request of n messages costs (n+1)*PerMessage on top of its texts. 0
-	// for a server that counts the texts alone (chatbot-ui). A negative value counts as 0.
+	// end-of-turn tokens), and once more for the reply's priming: a request of n messages costs
+	// (n+1)*PerMessage on top of its texts. 0 for chatbot-ui, which counts the texts alone.
 	PerMessage int `env:"AURA_TOKENS_PER_MESSAGE" envDefault:"8"`
-	// Summaries says that a conversation's summary, when it has one, leads the context after
-	// the system prompt and is counted with it, and that the turns it holds are not sent (see
-	// Summary and Request). false: summaries are neither sent nor asked for.
+	// Summaries says that a conversation's summary leads the context after the system prompt,
+	// instead of the turns it holds (see Request); false: summaries are neither sent nor asked
+	// for.
 	Summaries bool
 }
 
@@ -81,9 +80,8 @@ func (b Budget) PromptHalf() Budget {
 }
 
 // RequestTokens is what the budget counts for a request of systemPrompt and turns (as Request
-// returns them): their tokens, each message's PerMessage, the reply's priming and each image's
-// ImageTokens, from the counts stored with the turns. A server that reports the size of the
-// prompt it built (usage.prompt_tokens) can be checked against it.
+// returns them), from the counts stored with the turns: a server's own count of the prompt it
+// built (usage.prompt_tokens) can be checked against it.
 func (b Budget) RequestTokens(systemPrompt string, turns []Turn) int {
 	pm := b.perMessage()
 	n := CountTokens(Defuse(systemPrompt)) + 2*pm

@@ -18,6 +18,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"aurabot/history/inbox"
+	"aurabot/history/internal/sqldb"
 )
 
 // Key identifies a conversation: a chat, or a topic inside a chat (ThreadID 0: none).
@@ -49,20 +50,14 @@ type Turn struct {
 	ID        int64
 	Role      Role
 	Content   string
-	Author    string // display name of the user who wrote a user turn (groups); "" otherwise
-	MessageID int64  // Telegram message id: the user's message, or the first message of the reply; 0 = none
-	// Entry is the inbox entry an answer replies to (0 = none): an answer is stored once per
-	// entry. It is written, never read back.
-	Entry     int64
+	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise
+	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
+	Entry     int64     // the inbox entry an answer replies to (0 = none): stored once per entry; never read back
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
-	// Images are pictures sent with a user turn. Request returns them; Turns does not.
-	Images []Image
-	// Audio is the voice message, audio file or video note a user turn was spoken in; its
-	// Content is the transcript, "" until one is stored (see SetTranscript).
-	Audio Audio
-	// Quote is the message a user turn replies to, sent with it (see Sent); zero for none.
-	Quote Quote
+	Images    []Image   // pictures sent with a user turn; Request returns them, Turns does not
+	Audio     Audio     // what a user turn was spoken in; Content is the transcript, "" until stored
+	Quote     Quote     // the message a user turn replies to, sent with it (see Sent); zero for none
 
 	imageCount int  // images stored with the turn, as read
 	tokens     int  // the stored token count of Sent(), when counted
@@ -100,6 +95,40 @@ func (t Turn) ImageCount() int { return max(t.imageCount, len(t.Images)) }
 // ErrNotFound is returned when the thing asked for does not exist, for example by Rewind when
 // the conversation has no user turn.
 var ErrNotFound = errors.New("history: not found")
+
+// ErrStorageFull is wrapped by the errors of writes that failed because the storage is full
+// (SQLITE_FULL), so the caller can tell the user "cannot save right now" rather than report a
+// bug. Nothing was stored by such a write; once there is room again, writes succeed and
+// nothing stored before is lost.
+var ErrStorageFull = sqldb.ErrFull
+
+// ErrStorageFailing is wrapped by the errors of writes that failed because the disk reported
+// an I/O error or the file is damaged. Unlike a full disk, waiting may not help: the operator
+// must look at the disk.
+var ErrStorageFailing = sqldb.ErrFailing
+
+// StorageTrouble reports whether err is a write that failed on the storage itself (full or
+// failing), as opposed to a bug or a cancelled context.
+func StorageTrouble(err error) bool {
+	return errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailing)
+}
+
+// checkBytes is the payload CheckWrite writes: more than a page, so the write needs room to
+// grow, as a long turn would.
+const checkBytes = 8192
+
+// CheckWrite really writes to the database, for a health check: it stores a row of checkBytes
+// bytes, commits (with the fsync of every commit), and deletes it again, proving that a turn
+// could be stored now.
+func (s *Store) CheckWrite(ctx context.Context) error {
+	var id int64
+	err := s.w.GetContext(ctx, &id, `INSERT INTO write_checks (payload, checked_at) VALUES (zeroblob(?), ?) RETURNING id`,
+		checkBytes, time.Now().UnixMilli())
+	if err == nil {
+		_, err = s.w.ExecContext(ctx, `DELETE FROM write_checks WHERE id <= ?`, id)
+	}
+	return sqldb.Fail("history: check write", err)
+}
 
 // Store is the conversation store. Create it with Open.
 //

@@ -26,10 +26,10 @@ import (
 // if the holder has not written it yet) and waits until the lock is free or ctx ends: in a
 // rolling deploy the new instance waits for the old one to exit, then takes over.
 //
-// The lock belongs to the open file, so the kernel drops it when the process dies, however it
-// dies: a crash leaves no stale lock. release unlocks it and may be called more than once. The
-// lock file stays: removing it would let two processes lock two different files of the same
-// name. A second Lock on the same path waits even within one process.
+// The kernel drops the lock when the process dies, however it dies: a crash leaves no stale
+// lock. release may be called more than once. The lock file stays: removing it would let two
+// processes lock two different files of the same name. The lock is per open file: a second
+// Lock on the same path waits even within one process.
 func Lock(ctx context.Context, dbPath string, waiting func(holder string)) (release func() error, err error) {
 	if dbPath == "" {
 		return nil, errors.New("history: lock: empty path")

@@ -53,9 +53,8 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 		return nil, fmt.Errorf("history: open %s: %w", abs, err)
 	}
 	// Two processes opening the same new file at once can meet SQLITE_BUSY without the busy
-	// handler being asked: SQLite does not wait while it switches a file to WAL. Connecting and
-	// migrating are safe to repeat (each migration is one recorded transaction), so a busy open
-	// is tried again for a while.
+	// handler being asked (SQLite does not wait while it switches a file to WAL). Connecting and
+	// migrating are safe to repeat, so a busy open is tried again for a while.
 	s, err := backoff.Retry(ctx, func() (*Store, error) {
 		s, err := connect(ctx, abs, opt)
 		if err == nil {
@@ -169,15 +168,12 @@ func notRegular(fi fs.FileInfo) error {
 	return fmt.Errorf("is %s, not a regular file", what)
 }
 
-// connect opens the writer and reader pools and checks the file can be written.
-//
-// Pragmas go in the DSN so that every connection of either pool gets them. journal_mode=WAL
-// (stored in the file) lets readers and the writer not block each other. synchronous=FULL
-// makes a commit durable on power loss, not just on a crash of the process (NORMAL, the usual
-// WAL choice, may lose the last commits): losing what a user said is the worst failure this
-// store can have, and it costs one fsync per write. secure_delete overwrites deleted content,
-// so /reset really removes it from the file. mmap_size lets reads come straight from the OS
-// page cache, which halves the time Request takes to gather turns scattered over a large file.
+// connect opens the writer and reader pools and checks the file can be written. The pragmas go
+// in the DSN, for every connection. synchronous=FULL makes a commit durable on power loss, not
+// just on a crash of the process (NORMAL, the usual WAL choice, may lose the last commits):
+// losing what a user said is the worst failure this store can have, and it costs one fsync per
+// write. secure_delete makes /reset really remove the content from the file. mmap_size halves
+// the time Request takes to gather turns scattered over a large file.
 func connect(ctx context.Context, path string, opt options) (*Store, error) {
 	pool := func(n int, q url.Values, pragmas ...string) (*sqlx.DB, error) {
 		q["_pragma"] = append([]string{"busy_timeout(" + busyTimeoutMS + ")", "foreign_keys(1)",

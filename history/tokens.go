@@ -73,15 +73,11 @@ func (t Turn) IsSent() bool { return t.Sent() != "" || t.ImageCount() > 0 }
 var special = regexp.MustCompile(`<\|[A-Za-z0-9_.-]{1,64}\|>`)
 
 // Defuse returns s with a zero-width space (U+200B, one cl100k_base token) after the "<|" of
-// everything shaped like a special token. The bot sends every text (the system prompt, each
-// turn) defused, and counts it so: a chatbot-ui server counts tokens with tiktoken, which
-// throws on a special token such as "<|endoftext|>" in ordinary text (the server answers 500,
-// for that request and every later one that carries the turn), and other servers may read
-// "<|im_start|>" or "<|eot_id|>" as a real template token. The text looks the same. A second
-// pass changes nothing.
-//
-// aura.DefuseSpecialTokens is the same function, as the chatbot-ui wire's own guard; a test
-// holds them equal.
+// everything shaped like a special token; the text looks the same, and a second pass changes
+// nothing. The bot sends and counts every text defused: tiktoken (chatbot-ui) throws on a
+// special token such as "<|endoftext|>" in ordinary text, and other servers may read
+// "<|im_start|>" as a real template token. aura.DefuseSpecialTokens is the same function (a
+// test holds them equal).
 func Defuse(s string) string {
 	if !strings.Contains(s, "<|") {
 		return s
@@ -89,9 +85,8 @@ func Defuse(s string) string {
 	return special.ReplaceAllStringFunc(s, func(m string) string { return "<|\u200b" + m[2:] })
 }
 
-// CountTokens returns the number of tokens of s in the cl100k_base encoding,
-// the count a chatbot-ui server trims its requests by (see cl100k.go).
-// Special tokens such as "<|endoftext|>" are counted as ordinary text.
+// CountTokens returns the number of tokens of s in the cl100k_base encoding, the count a
+// chatbot-ui server trims its requests by. Special tokens are counted as ordinary text.
 func CountTokens(s string) int { return countCl100k(s) }
 
 // count is the size of a text in both units a Budget bounds.
@@ -104,10 +99,10 @@ func countOf(s string) count {
 // countBatch is how many turns countStored counts at a time.
 const countBatch = 500
 
-// countInBackground starts countStored on a goroutine the Store owns: Close stops it and waits
-// for it. Counting a million turns takes minutes (BenchmarkCountStored), which Open should not
-// make a restarting bot wait; Request counts a turn still uncounted from its text meanwhile.
-// What is left when the store closes, or a write fails, is counted after the next Open.
+// countInBackground starts countStored on a goroutine that Close stops and waits for. Counting
+// a million turns takes minutes, which Open should not make a restarting bot wait; Request
+// counts a turn still uncounted from its text meanwhile, and what is left is counted after the
+// next Open.
 func (s *Store) countInBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -119,12 +114,9 @@ func (s *Store) countInBackground() {
 }
 
 // countStored fills in token_count, and recounts char_count, for the turns stored before
-// token_count existed (migration 0004 leaves it NULL: SQL cannot tokenize). Once every turn is
-// counted it is a single lookup in the empty index turns_uncounted.
-//
-// Each batch is read and counted without holding the write lock, then written in one short
-// transaction, so Appends wait at most for that. A turn's text never changes once stored, so
-// the counts stay true; a turn deleted meanwhile (/reset) is simply not found.
+// token_count existed (migration 0004 leaves it NULL: SQL cannot tokenize). Each batch is
+// counted without holding the write lock, then written in one short transaction: a turn's text
+// never changes once stored, and a turn deleted meanwhile is simply not found.
 func countStored(ctx context.Context, s *Store) error {
 	const what = "history: count tokens of stored turns"
 	for after := int64(0); ; {

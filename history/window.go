@@ -148,11 +148,9 @@ type bounds struct {
 }
 
 // windowBounds decides which stored turns a request carries, for Request and Report alike.
-// next is nil for the request that answers the newest stored user turn (the window ends
-// there; answers after it are left out), or the size of a new message not stored yet, which
-// the request ends with after every stored turn. With b.Summaries, the conversation's summary
-// leads, after systemPrompt, and the turns it holds are not carried; unless the message the
-// request answers does not fit with it, and the request goes without.
+// next is nil for the request that answers the newest stored user turn, or the size of a new
+// message not stored yet, which the request ends with after every stored turn. With
+// b.Summaries, the summary leads unless the message the request answers does not fit with it.
 func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, systemPrompt string, next *count) (bounds, error) {
 	if b.Summaries {
 		sum, err := loadSummary(ctx, tx, conv)

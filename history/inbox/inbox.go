@@ -65,30 +65,38 @@ var ErrNotFound = errors.New("not found")
 
 func (in *Inbox) fail(what string, err error) error { return sqldb.Fail("inbox: "+what, err) }
 
-// redelivered reports whether update id was saved within Redelivery before now.
-func redelivered(ctx context.Context, tx *sqlx.Tx, id int64, now time.Time) (bool, error) {
-	var seen bool
-	err := tx.GetContext(ctx, &seen, `SELECT EXISTS (SELECT 1 FROM inbox WHERE update_id = ? AND received_at > ?)`,
-		id, now.Add(-Redelivery).UnixMilli())
-	return seen, err
-}
-
 // Save stores updates in one transaction and returns the entries of those it did not have
 // (an update redelivered within Redelivery is kept once), in the order given.
-func (in *Inbox) Save(ctx context.Context, us []Incoming) (fresh []Update, err error) {
+func (in *Inbox) Save(ctx context.Context, us []Incoming) ([]Update, error) {
+	return in.save(ctx, "inbox: save", us, false)
+}
+
+// SaveUndecodable keeps an update that could not be decoded, raw, for a later version to
+// handle: it is never pending. It reports false for an update redelivered within Redelivery.
+func (in *Inbox) SaveUndecodable(ctx context.Context, u Incoming) (fresh bool, err error) {
+	saved, err := in.save(ctx, "inbox: save undecodable", []Incoming{u}, true)
+	return len(saved) > 0, err
+}
+
+func (in *Inbox) save(ctx context.Context, what string, us []Incoming, undecodable bool) (fresh []Update, err error) {
 	now := time.Now()
-	err = sqldb.Write(ctx, in.w, "inbox: save", func(tx *sqlx.Tx) error {
+	var doneAt any // an undecodable update is done as it arrives
+	if undecodable {
+		doneAt = now.UnixMilli()
+	}
+	err = sqldb.Write(ctx, in.w, what, func(tx *sqlx.Tx) error {
 		for _, u := range us {
-			seen, err := redelivered(ctx, tx, u.ID, now)
-			if err != nil {
+			var seen bool
+			if err := tx.GetContext(ctx, &seen, `SELECT EXISTS (SELECT 1 FROM inbox WHERE update_id = ? AND received_at > ?)`,
+				u.ID, now.Add(-Redelivery).UnixMilli()); err != nil {
 				return err
 			}
 			if seen {
 				continue
 			}
 			var seq int64
-			if err := tx.GetContext(ctx, &seq, `INSERT INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?) RETURNING seq`,
-				u.ID, string(u.Payload), now.UnixMilli()); err != nil {
+			if err := tx.GetContext(ctx, &seq, `INSERT INTO inbox (update_id, payload, received_at, done, done_at, undecodable)
+				VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`, u.ID, string(u.Payload), now.UnixMilli(), undecodable, doneAt, undecodable); err != nil {
 				return fmt.Errorf("update %d: %w", u.ID, err)
 			}
 			fresh = append(fresh, Update{Seq: seq, ID: u.ID, Payload: u.Payload, ReceivedAt: now})
@@ -99,25 +107,6 @@ func (in *Inbox) Save(ctx context.Context, us []Incoming) (fresh []Update, err e
 		return nil, err
 	}
 	return fresh, nil
-}
-
-// SaveUndecodable keeps an update that could not be decoded, raw, for a later version to
-// handle: it is never pending. It reports false for an update redelivered within Redelivery.
-func (in *Inbox) SaveUndecodable(ctx context.Context, u Incoming) (fresh bool, err error) {
-	now := time.Now()
-	err = sqldb.Write(ctx, in.w, "inbox: save undecodable", func(tx *sqlx.Tx) error {
-		seen, err := redelivered(ctx, tx, u.ID, now)
-		if err != nil || seen {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO inbox (update_id, payload, received_at, done, done_at, undecodable)
-			VALUES (?, ?, ?, 1, ?, 1)`, u.ID, string(u.Payload), now.UnixMilli(), now.UnixMilli()); err != nil {
-			return fmt.Errorf("update %d: %w", u.ID, err)
-		}
-		fresh = true
-		return nil
-	})
-	return fresh && err == nil, err
 }
 
 // Prune forgets the entries handled before before, with their replies' records, and reports
