@@ -52,10 +52,9 @@ func (b Budget) pool(systemPrompt string) (chars, tokens int) {
 	return chars, tokens
 }
 
-// Room returns how long a single message may be, in characters and in tokens of its text,
-// when sent with systemPrompt: a message fits if it is no longer than both. A value <= 0 means
-// the prompt leaves no room; a unit the budget does not bound gives math.MaxInt. A negative
-// Chars or Tokens is a bound nothing fits; a negative ReserveTokens counts as 0.
+// Room returns how long a single message may be, in characters and in tokens of its text, when
+// sent with systemPrompt. A value <= 0 means the prompt leaves no room; a unit the budget does
+// not bound gives math.MaxInt; a negative Chars or Tokens is a bound nothing fits.
 func (b Budget) Room(systemPrompt string) (chars, tokens int) {
 	chars, tokens = b.pool(systemPrompt)
 	if tokens != math.MaxInt {
@@ -99,9 +98,8 @@ func (b Budget) RequestTokens(systemPrompt string, turns []Turn) int {
 }
 
 // TooLongError is returned by Request (and Report) when the newest user turn does not fit the
-// budget with the system prompt. Chars and Tokens are the size of the turn as sent (see
-// Turn.Sent); MaxChars and MaxTokens are the most it may be with this prompt (Budget.Room), 0
-// if the prompt leaves no room, and math.MaxInt for a unit the budget does not bound.
+// budget with the system prompt: it is Chars and Tokens long as sent, and may be at most
+// MaxChars and MaxTokens (Budget.Room; 0 for no room, math.MaxInt for no bound).
 type TooLongError struct {
 	Chars, MaxChars   int
 	Tokens, MaxTokens int

@@ -1,11 +1,10 @@
-// Package history is the conversation store: for every chat, or topic inside
-// a chat, it keeps the system prompt and the turns (what the user said, what
-// the assistant answered) in a SQLite file, and picks the recent turns that
-// fit a model's context window.
+// Package history is the conversation store: for every chat, or topic inside a chat, it keeps
+// the system prompt and the turns (what the user said, what the assistant answered) in a SQLite
+// file, and picks the recent turns that fit a model's context window.
 //
-// It knows nothing of Telegram or HTTP: message ids and display names are
-// plain values handed in by the caller. The schema lives in the migrations
-// package and is brought up to date by Open.
+// It knows nothing of Telegram or HTTP: message ids and display names are plain values handed
+// in by the caller. The schema lives in the migrations package and is brought up to date by
+// Open.
 //
 // A Store is safe for concurrent use by multiple goroutines.
 package history
@@ -96,51 +95,15 @@ func (t Turn) ImageCount() int { return max(t.imageCount, len(t.Images)) }
 // the conversation has no user turn.
 var ErrNotFound = errors.New("history: not found")
 
-// ErrStorageFull is wrapped by the errors of writes that failed because the storage is full
-// (SQLITE_FULL), so the caller can tell the user "cannot save right now" rather than report a
-// bug. Nothing was stored by such a write; once there is room again, writes succeed and
-// nothing stored before is lost.
-var ErrStorageFull = sqldb.ErrFull
-
-// ErrStorageFailing is wrapped by the errors of writes that failed because the disk reported
-// an I/O error or the file is damaged. Unlike a full disk, waiting may not help: the operator
-// must look at the disk.
-var ErrStorageFailing = sqldb.ErrFailing
-
-// StorageTrouble reports whether err is a write that failed on the storage itself (full or
-// failing), as opposed to a bug or a cancelled context.
-func StorageTrouble(err error) bool {
-	return errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailing)
-}
-
-// checkBytes is the payload CheckWrite writes: more than a page, so the write needs room to
-// grow, as a long turn would.
-const checkBytes = 8192
-
-// CheckWrite really writes to the database, for a health check: it stores a row of checkBytes
-// bytes, commits (with the fsync of every commit), and deletes it again, proving that a turn
-// could be stored now.
-func (s *Store) CheckWrite(ctx context.Context) error {
-	var id int64
-	err := s.w.GetContext(ctx, &id, `INSERT INTO write_checks (payload, checked_at) VALUES (zeroblob(?), ?) RETURNING id`,
-		checkBytes, time.Now().UnixMilli())
-	if err == nil {
-		_, err = s.w.ExecContext(ctx, `DELETE FROM write_checks WHERE id <= ?`, id)
-	}
-	return sqldb.Fail("history: check write", err)
-}
-
-// Store is the conversation store. Create it with Open.
-//
-// SQLite allows one writer at a time, and a writer that finds the lock taken does not queue:
-// it sleeps and polls (busy_timeout), so many goroutines writing through a pool would wait far
-// longer than the writes take, and could still fail with SQLITE_BUSY. Instead every write goes
-// through w, a pool of exactly one connection: writers queue in database/sql, in order,
+// Store is the conversation store. Create it with Open. SQLite allows one writer at a time, and
+// a writer that finds the lock taken does not queue but polls (busy_timeout), so many
+// goroutines writing through a pool would wait far longer than the writes take. Instead every
+// write goes through w, a pool of one connection: writers queue in database/sql, in order,
 // honouring their contexts. Reads go through r, connections that WAL lets run alongside.
 //
-// w begins its transactions with BEGIN IMMEDIATE, taking the write lock before it reads
-// anything: with BEGIN DEFERRED, a transaction that reads and then writes while another
-// process committed in between fails at once with SQLITE_BUSY_SNAPSHOT.
+// w begins its transactions with BEGIN IMMEDIATE: with BEGIN DEFERRED, a transaction that reads
+// and then writes while another process committed in between fails at once with
+// SQLITE_BUSY_SNAPSHOT.
 type Store struct {
 	w, r *sqlx.DB
 
@@ -161,6 +124,34 @@ func (s *Store) Close() error {
 
 // Inbox returns the update inbox kept in the same database, on the store's connections.
 func (s *Store) Inbox() *inbox.Inbox { return inbox.New(s.w, s.r) }
+
+// ErrStorageFull is wrapped by the errors of writes that failed because the storage is full, so
+// the caller can tell the user "cannot save right now". Nothing was stored by such a write;
+// once there is room again, writes succeed and nothing stored before is lost.
+var ErrStorageFull = sqldb.ErrFull
+
+// ErrStorageFailing is wrapped by the errors of writes that failed because the disk reported an
+// I/O error or the file is damaged: waiting may not help.
+var ErrStorageFailing = sqldb.ErrFailing
+
+// StorageTrouble reports whether err is a write that failed on the storage itself (full or
+// failing), as opposed to a bug or a cancelled context.
+func StorageTrouble(err error) bool {
+	return errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailing)
+}
+
+// CheckWrite really writes to the database, for a health check: it stores a row of checkBytes
+// bytes, commits (with its fsync), and deletes it again.
+func (s *Store) CheckWrite(ctx context.Context) error {
+	const checkBytes = 8192 // more than a page: the write needs room to grow, as a long turn would
+	var id int64
+	err := s.w.GetContext(ctx, &id, `INSERT INTO write_checks (payload, checked_at) VALUES (zeroblob(?), ?) RETURNING id`,
+		checkBytes, time.Now().UnixMilli())
+	if err == nil {
+		_, err = s.w.ExecContext(ctx, `DELETE FROM write_checks WHERE id <= ?`, id)
+	}
+	return sqldb.Fail("history: check write", err)
+}
 
 // unixMilli converts a stored timestamp back to the time it was taken.
 func unixMilli(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

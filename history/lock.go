@@ -23,8 +23,8 @@ import (
 // it: "pid 1234 since 2026-11-29T09:00:00Z".
 //
 // If another process holds the lock, Lock calls waiting (if not nil) once with that line (""
-// if the holder has not written it yet) and waits until the lock is free or ctx ends: in a
-// rolling deploy the new instance waits for the old one to exit, then takes over.
+// if not written yet) and waits until the lock is free or ctx ends: in a rolling deploy the
+// new instance waits for the old one to exit.
 //
 // The kernel drops the lock when the process dies, however it dies: a crash leaves no stale
 // lock. release may be called more than once. The lock file stays: removing it would let two

@@ -28,15 +28,14 @@ var sqliteHeader = []byte("SQLite format 3\x00")
 // this process, writers queue on the single writer connection instead; see Store).
 const busyTimeoutMS = "10000"
 
-// options are the knobs tests need that callers do not. readOnly opens the file with SQLite's
-// mode=ro, as SQLite itself does when the file cannot be opened for writing: tests run as root,
-// which can write to any file.
+// options are the knobs tests need that callers do not. readOnly opens the file with mode=ro,
+// as SQLite does when it cannot write the file: tests run as root, which can write any file.
 type options struct{ readOnly bool }
 
 // Open opens the store in the SQLite file at path, creating the folder (0700) and the file
-// (0600) if they are missing, and applies any pending migrations. It fails, naming the path
-// and changing nothing, if the file is not a SQLite database, cannot be written, or its folder
-// cannot be created.
+// (0600) if missing, and applies pending migrations. It fails, naming the path and changing
+// nothing, if the file is not a SQLite database or cannot be written, or its folder cannot be
+// created.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return open(ctx, path, options{})
 }
@@ -76,11 +75,10 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	return s, nil
 }
 
-// prepareFile creates the folder and the file with private permissions, and refuses a file
-// that is not a database or cannot be written, before SQLite touches it. SQLite would create
-// the file 0644 and, given a file it cannot write, silently open it read-only; its -wal and
-// -shm files take their permissions from the database file, so creating that one 0600 here
-// keeps all three private.
+// prepareFile creates the folder and the file with private permissions, and refuses a file that
+// is not a database or cannot be written, before SQLite touches it: SQLite would create it 0644
+// (and its -wal and -shm files take their permissions from it) and open a file it cannot write
+// read-only, silently.
 func prepareFile(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create folder: %w", err)
@@ -131,9 +129,8 @@ func openFile(path string, flag int) (*os.File, error) {
 }
 
 // openRegular opens path (creating it 0600 if flag says so) and refuses anything but a regular
-// file: opening a named pipe would block until someone writes to it, which left the bot
-// hanging, deaf to SIGTERM. O_NONBLOCK closes the gap in which one could take the file's place
-// after a look.
+// file: opening a named pipe would block until someone writes to it, which left the bot deaf to
+// SIGTERM. O_NONBLOCK closes the gap in which one could take the file's place after a look.
 func openRegular(path string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
@@ -168,12 +165,12 @@ func notRegular(fi fs.FileInfo) error {
 	return fmt.Errorf("is %s, not a regular file", what)
 }
 
-// connect opens the writer and reader pools and checks the file can be written. The pragmas go
-// in the DSN, for every connection. synchronous=FULL makes a commit durable on power loss, not
-// just on a crash of the process (NORMAL, the usual WAL choice, may lose the last commits):
-// losing what a user said is the worst failure this store can have, and it costs one fsync per
-// write. secure_delete makes /reset really remove the content from the file. mmap_size halves
-// the time Request takes to gather turns scattered over a large file.
+// connect opens the writer and reader pools and checks the file can be written.
+// synchronous=FULL makes a commit durable on power loss, not just on a crash of the process
+// (NORMAL, the usual WAL choice, may lose the last commits): losing what a user said is the
+// worst failure this store can have. secure_delete makes /reset really remove the content from
+// the file. mmap_size halves the time Request takes to gather turns scattered over a large
+// file.
 func connect(ctx context.Context, path string, opt options) (*Store, error) {
 	pool := func(n int, q url.Values, pragmas ...string) (*sqlx.DB, error) {
 		q["_pragma"] = append([]string{"busy_timeout(" + busyTimeoutMS + ")", "foreign_keys(1)",

@@ -10,21 +10,19 @@ import (
 	"aurabot/history/internal/sqldb"
 )
 
-// SystemPrompt returns the conversation's own system prompt; ok is false if
-// it has none and the configured default applies. An empty prompt that was
-// set on purpose is returned with ok true.
+// SystemPrompt returns the conversation's own system prompt; ok is false if it has none and the
+// configured default applies. An empty prompt that was set on purpose is returned with ok true.
 func (s *Store) SystemPrompt(ctx context.Context, k Key) (prompt string, ok bool, err error) {
 	return s.setting(ctx, k, "system_prompt", "history: system prompt")
 }
 
-// SetSystemPrompt sets the conversation's system prompt, creating the
-// conversation if needed.
+// SetSystemPrompt sets the conversation's system prompt, creating the conversation if needed.
 func (s *Store) SetSystemPrompt(ctx context.Context, k Key, prompt string) error {
 	return s.set(ctx, k, "system_prompt", prompt, "history: set system prompt")
 }
 
-// ClearSystemPrompt removes the conversation's system prompt, so that the
-// configured default applies again.
+// ClearSystemPrompt removes the conversation's system prompt, so that the configured default
+// applies again.
 func (s *Store) ClearSystemPrompt(ctx context.Context, k Key) error {
 	_, err := sqldb.Exec(ctx, s.w, "history: clear system prompt",
 		`UPDATE conversations SET system_prompt = NULL WHERE chat_id = ? AND thread_id = ?`, k.ChatID, k.ThreadID)

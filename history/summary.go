@@ -11,9 +11,8 @@ import (
 )
 
 // Summary is what the model wrote of a conversation's oldest turns, so that they need not be
-// sent any more: it leads the context, after the system prompt, once the turns that fit the
-// window no longer hold the whole conversation (see Budget.Summaries and Request.Fold). The
-// store keeps it; writing it is the caller's (a request to the model).
+// sent any more: it leads the context, after the system prompt (see Budget.Summaries and
+// Request.Fold). Writing it is the caller's (a request to the model).
 type Summary struct {
 	Text    string
 	Through int64     // the id of the newest turn it holds: that turn and every older one
@@ -64,9 +63,9 @@ func (s *Store) Summary(ctx context.Context, k Key) (sum Summary, err error) {
 }
 
 // SetSummary stores text as the summary of conversation k holding every turn up to through,
-// unless the conversation changed under the request that wrote it: through must be a turn of
-// k (a /reset since deleted it) and newer than what the stored summary holds (another summary
-// got there first). applied reports whether it was stored.
+// unless the conversation changed under the request that wrote it: through must still be a turn
+// of k (no /reset since) and newer than what the stored summary holds. applied reports whether
+// it was stored.
 func (s *Store) SetSummary(ctx context.Context, k Key, text string, through int64) (applied bool, err error) {
 	if text == "" {
 		return false, errors.New("history: set summary: empty summary")

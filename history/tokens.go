@@ -15,11 +15,10 @@ import (
 // (StatusCut), so the model knows the user saw it unfinished.
 const CutMarker = "\n\n[this answer was cut off]"
 
-// Sent returns the exact text the bot sends to the model for the turn, and the text the budget
-// counts: a group member's turn as "Author: content", a reply with the message it replies to
-// quoted before its content (see Quote), a cut answer with CutMarker after it, any other turn
-// as its content; all of it defused (see Defuse). A voice message not transcribed yet sends
-// nothing.
+// Sent returns the exact text the bot sends to the model for the turn, which the budget counts:
+// a group member's turn as "Author: content", a reply with the message it replies to quoted
+// first (see Quote), a cut answer with CutMarker after it; all of it defused (see Defuse). A
+// voice message not transcribed yet sends nothing.
 func (t Turn) Sent() string {
 	switch {
 	case t.Untranscribed():
@@ -54,14 +53,7 @@ func (q Quote) lead() string {
 	case q.Author != "":
 		who = q.Author
 	}
-	var b strings.Builder
-	b.Grow(len(q.Text) + len(who) + 32)
-	b.WriteString("(replying to " + who + ")\n")
-	for line := range strings.SplitSeq(q.Text, "\n") {
-		b.WriteString("> " + line + "\n")
-	}
-	b.WriteString("\n")
-	return b.String()
+	return "(replying to " + who + ")\n> " + strings.ReplaceAll(q.Text, "\n", "\n> ") + "\n\n"
 }
 
 // IsSent reports whether the turn goes to the model: it has text to send or a picture. A voice
@@ -99,10 +91,9 @@ func countOf(s string) count {
 // countBatch is how many turns countStored counts at a time.
 const countBatch = 500
 
-// countInBackground starts countStored on a goroutine that Close stops and waits for. Counting
-// a million turns takes minutes, which Open should not make a restarting bot wait; Request
-// counts a turn still uncounted from its text meanwhile, and what is left is counted after the
-// next Open.
+// countInBackground starts countStored on a goroutine that Close stops and waits for: counting
+// a million turns takes minutes, which Open should not make a restarting bot wait. Request
+// counts a turn still uncounted from its text meanwhile.
 func (s *Store) countInBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

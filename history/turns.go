@@ -60,9 +60,8 @@ func scanAll[T any](ctx context.Context, q sqlx.QueryerContext, scan func(scanne
 // milliseconds, in UTC).
 //
 // A turn whose MessageID is already stored in that conversation for a turn of the same role (a
-// redelivered update, or an answer stored again by a recovery after a crash), or an answer
-// whose Entry is (the same reply stored again), is not stored again: Append returns the stored
-// turn and inserted false.
+// redelivered update, an answer stored again by a recovery), or an answer whose Entry is, is
+// not stored again: Append returns the stored turn and inserted false.
 func (s *Store) Append(ctx context.Context, k Key, t Turn) (stored Turn, inserted bool, err error) {
 	now := time.Now()
 	if t, err = prepare(t, now); err != nil {
@@ -153,9 +152,7 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 }
 
 // Turns returns every turn of the conversation, oldest first.
-func (s *Store) Turns(ctx context.Context, k Key) ([]Turn, error) {
-	return s.turns(ctx, k, "")
-}
+func (s *Store) Turns(ctx context.Context, k Key) ([]Turn, error) { return s.turns(ctx, k, "") }
 
 // TurnsBetween returns the turns of conversation k with ids after < id <= through, oldest
 // first, without their pictures (ImageCount says how many each has): the turns a summary is

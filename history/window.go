@@ -15,11 +15,10 @@ type Request struct {
 	Lead    string  // the system message, before Defuse: the system prompt, then the summary (see Lead)
 	Summary Summary // the summary that leads, its Turns not filled in; zero when none does
 	Turns   []Turn  // the window, oldest first, ending with the newest user turn
-	// Fold, when not 0, says that the request leaves out stored turns its summary does not
-	// hold yet (with Budget.Summaries): a summary that holds every turn up to Fold is due.
-	// Fold is older than the window's newest half, so that the window has room to grow again
-	// once the summary holds it: the turns between Fold and the first of Turns are sent both
-	// ways for a while, which is what keeps the summaries few (one per half window).
+	// Fold, when not 0, says that the request leaves out stored turns its summary does not hold
+	// yet: a summary that holds every turn up to Fold is due. Fold is older than the window's
+	// newest half, so that the window has room to grow again once the summary holds it, which
+	// keeps the summaries few (one per half window).
 	Fold int64
 }
 
@@ -58,15 +57,14 @@ func (s *Store) read(ctx context.Context, what string, k Key, fn func(tx *sqlx.T
 // to send one). A turn counts as the text sent for it (Turn.Sent) and its pictures: the
 // characters of the lead and the turns must be at most b.Chars, and their cl100k_base tokens,
 // b.PerMessage for each message and for the reply's priming, and b.ReserveTokens at most
-// b.Tokens, so that a server that trims a request by its own count (chatbot-ui: tokens + 1000
-// > tokenLimit; Ollama: its num_ctx, template included) never has to. The turns the summary
-// holds are not sent; assistant turns after the user turn (a reply being retried) are left
-// out. If the user turn does not fit with the lead, the summary is left out; if it does not
-// fit with systemPrompt alone, Request returns a *TooLongError.
+// b.Tokens, so that a server that trims a request by its own count (chatbot-ui: tokens + 1000 >
+// tokenLimit; Ollama: its num_ctx) never has to. Assistant turns after the user turn (a reply
+// being retried) are left out. If the user turn does not fit with the lead, the summary is left
+// out; if it does not fit with systemPrompt alone, Request returns a *TooLongError.
 //
-// It walks the conversation newest-first over an index holding each turn's counts and stops
-// at the first turn that does not fit, so its cost follows the size of the window, not of the
-// conversation; only the turns it returns are read in full.
+// It walks the conversation newest-first over an index of each turn's counts and stops at the
+// first turn that does not fit, so its cost follows the size of the window, not of the
+// conversation.
 func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt string) (Request, error) {
 	req := Request{Lead: systemPrompt, Turns: []Turn{}}
 	err := s.read(ctx, "history: window", k, func(tx *sqlx.Tx, conv int64) error {
@@ -94,10 +92,9 @@ func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt strin
 }
 
 // Report says how much of the conversation the next request carries ("the model sees the last
-// 12 of 40 messages"): that request answers a new message, after every turn stored now, and
-// InWindow is what its window holds for the shortest message (one character, one token). A
-// voice message never transcribed counts in none: it is not sent. Request and Report are one
-// walk (windowBounds). If the lead leaves no room for a message, it returns the total and a
+// 12 of 40 messages"): that request answers a new message, and InWindow is what its window
+// holds for the shortest one (one character, one token). A voice message never transcribed
+// counts in none. If the lead leaves no room for a message, it returns the total and a
 // *TooLongError.
 func (s *Store) Report(ctx context.Context, k Key, b Budget, systemPrompt string) (Report, error) {
 	var r Report
@@ -169,10 +166,10 @@ func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, system
 	return walk(ctx, tx, conv, b, systemPrompt, 0, next)
 }
 
-// walk is windowBounds with the given lead, carrying no turn at or below through (the
-// summary holds them). A turn costs its counts, its images and b.PerMessage; the walk stops
-// at the first turn that does not fit. The message the request answers must fit, else it is
-// a *TooLongError.
+// walk is windowBounds with the given lead, carrying no turn at or below through (the summary
+// holds them). A turn costs its counts, its images and b.PerMessage; the walk stops at the
+// first turn that does not fit. The message the request answers must fit, or it is a
+// *TooLongError.
 func walk(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, lead string, through int64, next *count) (w bounds, err error) {
 	w.lead = lead
 	poolChars, poolTokens := b.pool(lead)

@@ -1,17 +1,17 @@
 // Package inbox is the bot's durable record of what came in and what it is doing about it:
 // every incoming update, saved before its source is told it arrived, and, for each update being
-// answered, the journal of the reply: the text it is about to show and the messages it is about
-// to send, recorded before each call, and the sends whose outcome is unknown, until the messages
-// they may have posted are found. A crash at any moment then loses nothing and repeats nothing:
-// the restart handles what was never handled and finishes what was half done.
+// answered, the journal of the reply (the text it is about to show and the messages it is about
+// to send, recorded before each call, and the sends whose outcome is unknown, until the
+// messages they may have posted are found). A crash at any moment then loses nothing and
+// repeats nothing: the restart handles what was never handled and finishes what was half done.
 //
-// Each saved update is an entry with an id of its own (Seq): Telegram's update_id is not a key,
-// as Telegram numbers updates afresh, at random, after a week without any. A redelivered update
-// is recognised by its update_id among the entries of the last Redelivery only.
+// Each saved update is an entry with an id of its own (Seq): Telegram numbers updates afresh,
+// at random, after a week without any, so a redelivered update is recognised by its update_id
+// among the entries of the last Redelivery only.
 //
-// Payloads are opaque bytes and message ids plain numbers: the package knows nothing of the
-// Telegram types. It shares the conversation store's database (history.Store.Inbox), and its
-// write errors wrap history.ErrStorageFull and ErrStorageFailing as the store's do.
+// Payloads are opaque bytes and message ids plain numbers: the package knows nothing of
+// Telegram's types. It shares the conversation store's database (history.Store.Inbox), and its
+// write errors wrap history.ErrStorageFull and ErrStorageFailing.
 package inbox
 
 import (

@@ -143,16 +143,13 @@ func (in *Inbox) RecordRemoved(ctx context.Context, seq int64, idx int) error {
 // KnownMessages returns the message ids of every reply the inbox remembers, per chat: a search
 // for a lost message never touches these, which belong to other replies.
 func (in *Inbox) KnownMessages(ctx context.Context) (map[int64][]int64, error) {
-	var rows []struct {
-		Chat int64 `db:"chat_id"`
-		ID   int64 `db:"message_id"`
-	}
-	if err := in.r.SelectContext(ctx, &rows, `SELECT chat_id, message_id FROM inbox_messages WHERE message_id <> 0`); err != nil {
+	var parts []Part
+	if err := in.r.SelectContext(ctx, &parts, `SELECT chat_id AS chatid, message_id AS id FROM inbox_messages WHERE message_id <> 0`); err != nil {
 		return nil, fmt.Errorf("inbox: known messages: %w", err)
 	}
 	out := map[int64][]int64{}
-	for _, r := range rows {
-		out[r.Chat] = append(out[r.Chat], r.ID)
+	for _, p := range parts {
+		out[p.ChatID] = append(out[p.ChatID], p.ID)
 	}
 	return out, nil
 }
