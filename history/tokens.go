@@ -84,9 +84,7 @@ func CountTokens(s string) int { return countCl100k(s) }
 // count is the size of a text in both units a Budget bounds.
 type count struct{ chars, tokens int }
 
-func countOf(s string) count {
-	return count{utf8.RuneCountInString(s), CountTokens(s)}
-}
+func countOf(s string) count { return count{utf8.RuneCountInString(s), CountTokens(s)} }
 
 // countBatch is how many turns countStored counts at a time.
 const countBatch = 500

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -23,22 +24,30 @@ const (
 	inConv      = `conversation_id = (SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ?)`
 )
 
-// scanTurn reads a row of turnColumns. It scans by hand rather than with sqlx's reflection:
+// scanTurn reads a row of turnColumns into t. It scans by hand rather than with reflection:
 // Request loads dozens of turns per call and this is its hot loop.
-func scanTurn(row scanner) (Turn, error) {
-	var t Turn
-	var created int64
-	err := row.Scan(&t.ID, &t.Role, &t.Content, &t.Author, &t.MessageID, &t.Status, &created, &t.imageCount,
+func scanTurn(rows *sql.Rows, t *Turn) error {
+	var x struct {
+		role, status string
+		created      int64
+	}
+	err := rows.Scan(&t.ID, &x.role, &t.Content, &t.Author, &t.MessageID, &x.status, &x.created, &t.imageCount,
 		&t.Audio.FileID, &t.Audio.Name, &t.tokens, &t.Quote.Text, &t.Quote.Author, &t.Quote.Bot)
-	t.CreatedAt, t.counted = unixMilli(created), t.tokens >= 0
-	return t, err
+	t.Role, t.Status, t.CreatedAt, t.counted = Role(x.role), Status(x.status), unixMilli(x.created), t.tokens >= 0
+	return err
 }
 
-// scanner is a row to scan: *sql.Row, *sql.Rows.
-type scanner interface{ Scan(...any) error }
+// getTurn returns the first turn a query of turnColumns selects, or sql.ErrNoRows.
+func getTurn(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) (Turn, error) {
+	ts, err := scanAll(ctx, q, scanTurn, query, args...)
+	if err != nil || len(ts) == 0 {
+		return Turn{}, cmp.Or(err, sql.ErrNoRows)
+	}
+	return ts[0], nil
+}
 
-// scanAll runs a query and reads each row with scan.
-func scanAll[T any](ctx context.Context, q sqlx.QueryerContext, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+// scanAll runs a query and reads each row with scan, straight into the slice it returns.
+func scanAll[T any](ctx context.Context, q sqlx.QueryerContext, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -46,11 +55,11 @@ func scanAll[T any](ctx context.Context, q sqlx.QueryerContext, scan func(scanne
 	defer rows.Close()
 	out := []T{}
 	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
+		var zero T
+		out = append(out, zero)
+		if err := scan(rows, &out[len(out)-1]); err != nil {
 			return nil, err
 		}
-		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -127,9 +136,9 @@ func appendTx(ctx context.Context, tx *sqlx.Tx, k Key, t Turn, now time.Time) (T
 		len(t.Images), t.Audio.FileID, t.Audio.Name, t.Entry, t.Quote.Text, t.Quote.Author, t.Quote.Bot,
 	).Scan(&t.ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		dup, err := scanTurn(tx.QueryRowxContext(ctx, selectTurns+`conversation_id = ? AND role = ?
+		dup, err := getTurn(ctx, tx, selectTurns+`conversation_id = ? AND role = ?
 			AND (message_id = ? AND message_id <> 0 OR entry = ? AND entry <> 0) ORDER BY id LIMIT 1`,
-			conv, t.Role, t.MessageID, t.Entry))
+			conv, t.Role, t.MessageID, t.Entry)
 		if err == nil {
 			var ims map[int64][]Image
 			ims, err = imagesBetween(ctx, tx, dup.ID, dup.ID)
@@ -172,7 +181,7 @@ func (s *Store) turns(ctx context.Context, k Key, cond string, args ...any) ([]T
 
 // Newest returns the conversation's newest turn; ok is false when it has none.
 func (s *Store) Newest(ctx context.Context, k Key) (t Turn, ok bool, err error) {
-	t, err = scanTurn(s.r.QueryRowxContext(ctx, selectTurns+inConv+` ORDER BY id DESC LIMIT 1`, k.ChatID, k.ThreadID))
+	t, err = getTurn(ctx, s.r, selectTurns+inConv+` ORDER BY id DESC LIMIT 1`, k.ChatID, k.ThreadID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Turn{}, false, nil
 	}
@@ -199,8 +208,7 @@ func (s *Store) Reset(ctx context.Context, k Key) error {
 // deletes the assistant turns after that user turn and returns it, or ErrNotFound.
 func (s *Store) Rewind(ctx context.Context, k Key) (t Turn, err error) {
 	err = sqldb.Write(ctx, s.w, "history: rewind", func(tx *sqlx.Tx) error {
-		t, err = scanTurn(tx.QueryRowxContext(ctx, selectTurns+inConv+` AND role = 'user' ORDER BY id DESC LIMIT 1`,
-			k.ChatID, k.ThreadID))
+		t, err = getTurn(ctx, tx, selectTurns+inConv+` AND role = 'user' ORDER BY id DESC LIMIT 1`, k.ChatID, k.ThreadID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -219,8 +227,8 @@ func (s *Store) Rewind(ctx context.Context, k Key) (t Turn, err error) {
 // Turn.Audio), counted for the window like any text, or returns ErrNotFound.
 func (s *Store) SetTranscript(ctx context.Context, k Key, turnID int64, text string) error {
 	return sqldb.Write(ctx, s.w, "history: set transcript", func(tx *sqlx.Tx) error {
-		t, err := scanTurn(tx.QueryRowxContext(ctx, selectTurns+`id = ? AND role = 'user' AND audio_file_id <> '' AND `+inConv,
-			turnID, k.ChatID, k.ThreadID))
+		t, err := getTurn(ctx, tx, selectTurns+`id = ? AND role = 'user' AND audio_file_id <> '' AND `+inConv,
+			turnID, k.ChatID, k.ThreadID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -256,7 +264,7 @@ func imagesBetween(ctx context.Context, q sqlx.QueryerContext, first, last int64
 		id int64
 		im Image
 	}
-	rows, err := scanAll(ctx, q, func(r scanner) (x row, err error) { err = r.Scan(&x.id, &x.im.MIME, &x.im.Data); return },
+	rows, err := scanAll(ctx, q, func(r *sql.Rows, x *row) error { return r.Scan(&x.id, &x.im.MIME, &x.im.Data) },
 		`SELECT turn_id, mime, data FROM turn_images WHERE turn_id BETWEEN ? AND ? ORDER BY turn_id, idx`, first, last)
 	if err != nil {
 		return nil, fmt.Errorf("images: %w", err)

@@ -3,6 +3,7 @@ package history
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"time"
@@ -93,11 +94,10 @@ const usageSums = `SELECT user_id,
 
 func (s *Store) usage(ctx context.Context, now time.Time, where string, args ...any) ([]UserUsage, error) {
 	d := day(now)
-	us, err := scanAll(ctx, s.r, func(r scanner) (u UserUsage, err error) {
-		err = r.Scan(&u.User, &u.Name,
+	us, err := scanAll(ctx, s.r, func(r *sql.Rows, u *UserUsage) error {
+		return r.Scan(&u.User, &u.Name,
 			&u.Day.In, &u.Day.Out, &u.Day.Requests, &u.DaySummaries.In, &u.DaySummaries.Out, &u.DaySummaries.Requests,
 			&u.Month.In, &u.Month.Out, &u.Month.Requests, &u.MonthSummaries.In, &u.MonthSummaries.Out, &u.MonthSummaries.Requests)
-		return u, err
 	}, usageSums+where+` GROUP BY user_id`, append([]any{d, d, d, d, d, d, monthStart(now), d}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("history: usage: %w", err)

@@ -76,9 +76,6 @@ func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt strin
 		if w.due && b.Summaries {
 			req.Fold = w.fold
 		}
-		if w.last == 0 {
-			return nil
-		}
 		req.Turns, err = scanAll(ctx, tx, scanTurn, selectTurns+`conversation_id = ? AND id BETWEEN ? AND ? ORDER BY id`, conv, w.first, w.last)
 		if err != nil {
 			return err
@@ -256,6 +253,6 @@ func walk(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, lead string, t
 
 // countTurn counts the sent text of the turn with the given id.
 func countTurn(ctx context.Context, q sqlx.QueryerContext, id int64) (count, error) {
-	t, err := scanTurn(q.QueryRowxContext(ctx, selectTurns+`id = ?`, id))
+	t, err := getTurn(ctx, q, selectTurns+`id = ?`, id)
 	return countOf(t.Sent()), err
 }

@@ -179,10 +179,8 @@ func (in *Inbox) entries(ctx context.Context, cond string, args ...any) ([]Updat
 // started, this one included.
 func (in *Inbox) Attempt(ctx context.Context, seq int64) (int, error) {
 	var n int
-	if err := in.w.GetContext(ctx, &n, `UPDATE inbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts`, seq); err != nil {
-		return 0, in.fail("attempt", err)
-	}
-	return n, nil
+	err := in.w.GetContext(ctx, &n, `UPDATE inbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts`, seq)
+	return n, in.fail("attempt", err)
 }
 
 // Finish marks entry seq handled. Its reply's message ids stay known (KnownMessages) until the

@@ -100,10 +100,7 @@ func (in *Inbox) RecordSent(ctx context.Context, seq int64, idx int, messageID i
 // journal entry of its own) and returns its id.
 func (in *Inbox) AddLost(ctx context.Context, lost Lost) (int64, error) {
 	id, err := addLost(ctx, in.w, &lost)
-	if err != nil {
-		return 0, in.fail("add lost", err)
-	}
-	return id, nil
+	return id, in.fail("add lost", err)
 }
 
 func addLost(ctx context.Context, q sqlx.QueryerContext, lost *Lost) (int64, error) {
