@@ -29,7 +29,8 @@ import (
 
 // Inbox is the update inbox and reply journal. It is safe for concurrent use.
 type Inbox struct {
-	w, r *sqlx.DB // the store's single writer connection, and its readers
+	w, r  *sqlx.DB // the store's single writer connection, and its readers
+	shown shownCache
 }
 
 // New returns the inbox in the database that w writes and r reads.
@@ -149,7 +150,9 @@ func (in *Inbox) entries(ctx context.Context, cond string, args ...any) ([]Updat
 		Attempts int    `db:"attempts"`
 		Received int64  `db:"received_at"`
 	}
-	if err := in.r.SelectContext(ctx, &rows, `SELECT seq, update_id, payload, legacy_ids, shown, final, notice, plain, complete, attempts, received_at
+	if err := in.r.SelectContext(ctx, &rows, `SELECT seq, update_id, payload, legacy_ids,
+		shown || coalesce((SELECT group_concat(d.text, '' ORDER BY d.pos) FROM inbox_shown AS d WHERE d.seq = inbox.seq), '') AS shown,
+		final, notice, plain, complete, attempts, received_at
 		FROM inbox WHERE `+cond+` ORDER BY seq`, args...); err != nil {
 		return nil, fmt.Errorf("inbox: entries: %w", err)
 	}
@@ -186,6 +189,7 @@ func (in *Inbox) Attempt(ctx context.Context, seq int64) (int, error) {
 // Finish marks entry seq handled. Its reply's message ids stay known (KnownMessages) until the
 // entry is pruned.
 func (in *Inbox) Finish(ctx context.Context, seq int64) error {
+	in.shown.forget(seq)
 	_, err := sqldb.Exec(ctx, in.w, "inbox: finish", `UPDATE inbox SET done = 1, done_at = ? WHERE seq = ?`, time.Now().UnixMilli(), seq)
 	return err
 }

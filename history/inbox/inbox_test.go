@@ -37,7 +37,7 @@ func age(t *testing.T, db *sqlx.DB, d time.Duration) error {
 	return err
 }
 
-func save(t *testing.T, in *inbox.Inbox, us ...inbox.Incoming) []inbox.Update {
+func save(t testing.TB, in *inbox.Inbox, us ...inbox.Incoming) []inbox.Update {
 	t.Helper()
 	fresh, err := in.Save(t.Context(), us)
 	if err != nil {

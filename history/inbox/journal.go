@@ -48,17 +48,6 @@ type Lost struct {
 	Lo, Hi int64
 }
 
-// RecordText records the text entry seq's reply is about to show (r's Text, Final, Notice,
-// Plain and Complete). A final record (the complete answer, or a notice) is not replaced by a
-// later one that is not final.
-func (in *Inbox) RecordText(ctx context.Context, seq int64, r Reply) error {
-	if _, err := in.w.ExecContext(ctx, `UPDATE inbox SET shown = ?, final = ?, notice = ?, plain = ?, complete = ?
-		WHERE seq = ? AND (final = 0 OR ?)`, r.Text, r.Final, r.Notice, r.Plain, r.Complete, seq, r.Final); err != nil {
-		return in.fail("record text", err)
-	}
-	return nil
-}
-
 // RecordSending records that message idx of entry seq's reply is about to be sent in a chat:
 // p says where (ChatID), above which id (Floor), what (Sent) and after how many sends of it
 // with an unknown outcome (Tries). Its id is 0 until RecordSent.
