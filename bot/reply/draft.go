@@ -65,16 +65,17 @@ func (dr *draft) keep(ctx context.Context, r *render.Incremental, md string) err
 	return dr.show(ctx, r, md)
 }
 
-// send sends one draft.
+// send sends one draft; the caller has waited for its turn.
 func (dr *draft) send(ctx context.Context, p render.Message) error {
-	_, err := dr.s.deps.TG.SendMessageDraft(ctx, &tgbot.SendMessageDraftParams{
-		ChatID: dr.t.ChatID, MessageThreadID: dr.t.ThreadID, DraftID: strconv.FormatInt(dr.id, 10),
-		Text: p.Text, Entities: p.Entities, CanStop: true, KeepOnStop: true,
+	_, err := call(ctx, dr.s.deps, dr.t.ChatID, tg.Paid, func(ctx context.Context, b *tgbot.Bot) (bool, error) {
+		return b.SendMessageDraft(ctx, &tgbot.SendMessageDraftParams{
+			ChatID: dr.t.ChatID, MessageThreadID: dr.t.ThreadID, DraftID: strconv.FormatInt(dr.id, 10),
+			Text: p.Text, Entities: p.Entities, CanStop: true, KeepOnStop: true,
+		})
 	})
 	dr.last = time.Now()
-	if wait, ok := tg.RetryAfter(err); ok {
-		dr.s.deps.Pacer.TooMany(dr.t.ChatID, wait) // wait it out; drafts stay on
-		return errDraftThrottled
+	if tg.Throttled(err) {
+		return errDraftThrottled // the next update waits it out; drafts stay on
 	}
 	return err
 }
@@ -115,13 +116,13 @@ func (s *Streamer) typing(ctx context.Context, t Target, gotText, done <-chan st
 		}
 		if !s.deps.Pacer.Penalized(t.ChatID) { // don't poke a chat Telegram asked us to leave alone
 			cctx, cancel := tg.Background(ctx, 10*time.Second)
-			if err := s.deps.Pacer.WaitUnpaced(cctx, t.ChatID); err == nil {
-				_, err = s.deps.TG.SendChatAction(cctx, &tgbot.SendChatActionParams{
+			_, err := call(cctx, s.deps, t.ChatID, tg.Unpaced, func(ctx context.Context, b *tgbot.Bot) (bool, error) {
+				return b.SendChatAction(ctx, &tgbot.SendChatActionParams{
 					ChatID: t.ChatID, MessageThreadID: t.ThreadID, Action: models.ChatActionTyping,
 				})
-				if err != nil {
-					s.deps.Log.Debug("sendChatAction failed", "chat_id", t.ChatID, "err", err)
-				}
+			})
+			if err != nil {
+				s.deps.Log.Debug("sendChatAction failed", "chat_id", t.ChatID, "err", err)
 			}
 			cancel()
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/pace"
 	"aurabot/bot/tg"
@@ -57,11 +58,8 @@ type LostStore interface {
 // chat's searches one after another, paced behind every other call of the bot (pace.WaitIdle),
 // so that the search never delays a reply.
 type Searcher struct {
-	tg       *tg.Client
-	pacer    *pace.Pacer
-	registry *Registry
-	store    LostStore
-	log      *slog.Logger
+	deps  Deps
+	store LostStore
 
 	mu      sync.Mutex
 	ctx     context.Context // set by Start
@@ -71,7 +69,8 @@ type Searcher struct {
 
 // NewSearcher returns a searcher that keeps its progress in store (nil: in memory only).
 func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store LostStore, log *slog.Logger) *Searcher {
-	return &Searcher{tg: client, pacer: pacer, registry: registry, store: store, log: log, queues: map[int64][]Lost{}}
+	deps := Deps{TG: client, Pacer: pacer, Log: log, Registry: registry}
+	return &Searcher{deps: deps, store: store, queues: map[int64][]Lost{}}
 }
 
 // Start looks for what pending (the searches a restart found in the journal) and every later Add
@@ -113,7 +112,7 @@ func (s *Searcher) Add(ctx context.Context, l Lost) {
 	if l.ID == 0 && s.store != nil {
 		id, err := s.store.AddLost(context.WithoutCancel(ctx), l)
 		if err != nil {
-			s.log.Warn("could not record a search for a lost message; looking for it all the same", "chat_id", l.ChatID, "err", err)
+			s.deps.Log.Warn("could not record a search for a lost message; looking for it all the same", "chat_id", l.ChatID, "err", err)
 		}
 		l.ID = id
 	}
@@ -158,7 +157,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 		s.done(ctx, l)
 		return
 	}
-	s.log.Info("looking for a message whose send had no answer", "chat_id", l.ChatID, "from", l.Lo, "to", l.Hi, "copies", l.Copies)
+	s.deps.Log.Info("looking for a message whose send had no answer", "chat_id", l.ChatID, "from", l.Lo, "to", l.Hi, "copies", l.Copies)
 	low := true
 	wait := &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: 30 * time.Second}
 	for l.Lo <= l.Hi {
@@ -166,7 +165,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 		if low {
 			id = l.Lo
 		}
-		if !s.registry.Known(l.ChatID, id) {
+		if !s.deps.Registry.Known(l.ChatID, id) {
 			found, err := s.probe(ctx, l.ChatID, id, w)
 			switch {
 			case ctx.Err() != nil:
@@ -177,20 +176,20 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 			case err != nil:
 				// No answer: look at the same id again, later.
 				d := wait.NextBackOff()
-				s.log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", d)
+				s.deps.Log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", d)
 				if pace.SleepUntil(ctx, time.Now().Add(d)) != nil {
 					return
 				}
 				continue
 			case found:
-				if err := s.remove(ctx, l.ChatID, id); err != nil {
+				if err := deleteOrBlank(ctx, s.deps, l.ChatID, id, tg.Idle); err != nil {
 					if ctx.Err() != nil {
 						return
 					}
-					s.log.Warn("could not delete a message found twice; trying again", "chat_id", l.ChatID, "err", err)
+					s.deps.Log.Warn("could not delete a message found twice; trying again", "chat_id", l.ChatID, "err", err)
 					continue
 				}
-				s.log.Info("deleted the message a lost send had posted", "chat_id", l.ChatID, "message_id", id)
+				s.deps.Log.Info("deleted the message a lost send had posted", "chat_id", l.ChatID, "message_id", id)
 				l.Copies = max(l.Copies-1, 0)
 			}
 			wait.Reset()
@@ -203,7 +202,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 		low = !low
 		if l.ID != 0 && s.store != nil {
 			if err := s.store.Searched(ctx, l.ID, l.Lo, l.Hi, l.Copies); err != nil && ctx.Err() == nil {
-				s.log.Debug("could not record how far a search has come", "chat_id", l.ChatID, "err", err)
+				s.deps.Log.Debug("could not record how far a search has come", "chat_id", l.ChatID, "err", err)
 			}
 		}
 	}
@@ -213,7 +212,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 func (s *Searcher) done(ctx context.Context, l Lost) {
 	if l.ID != 0 && s.store != nil {
 		if err := s.store.SearchDone(context.WithoutCancel(ctx), l.ID); err != nil {
-			s.log.Warn("could not record the end of a search", "chat_id", l.ChatID, "err", err)
+			s.deps.Log.Warn("could not record the end of a search", "chat_id", l.ChatID, "err", err)
 		}
 	}
 }
@@ -222,16 +221,10 @@ func (s *Searcher) done(ctx context.Context, l Lost) {
 // and no other message can change (see Lost). It reports whether id is a copy; an error is no
 // answer (look again later) or errBlocked.
 func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool, error) {
-	deps := Deps{Pacer: s.pacer, Log: s.log}
 	for {
-		if err := s.pacer.WaitIdle(ctx, chat); err != nil {
-			return false, err
-		}
-		_, err := s.tg.EditMessageText(ctx, &tgbot.EditMessageTextParams{
-			ChatID: chat, MessageID: id, Text: w.Text, Entities: w.Entities, ReplyMarkup: w.markup(),
-			LinkPreviewOptions: noPreview(),
+		_, err := call(ctx, s.deps, chat, tg.Idle, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
+			return b.EditMessageText(ctx, w.edit(chat, id))
 		})
-		observe(deps, chat, err)
 		switch {
 		case err == nil || tg.NotModified(err):
 			return true, nil
@@ -246,12 +239,4 @@ func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool,
 		}
 		return false, err
 	}
-}
-
-// remove deletes (or blanks) the copy at id.
-func (s *Searcher) remove(ctx context.Context, chat int64, id int) error {
-	if err := s.pacer.WaitIdle(ctx, chat); err != nil {
-		return err
-	}
-	return deleteOrBlank(ctx, Deps{TG: s.tg, Pacer: s.pacer, Log: s.log}, chat, id)
 }

@@ -1,6 +1,7 @@
 // Package tg is what every room of the bot shares about the Bot API: a client that never lets
-// the token into an error, the way Telegram's answers are told apart (refused, throttled, gone,
-// or never answered at all), and inline keyboards that carry only the fields that are set.
+// the token into an error, the one way to call Telegram in a chat (Call: paced, its outcome told
+// to the pacer), the way Telegram's answers are told apart (refused, throttled, gone, or never
+// answered at all), and inline keyboards that carry only the fields that are set.
 //
 // It holds no state of the conversation and makes no decisions: the rooms that call Telegram
 // decide what an answer means for them.
@@ -25,6 +26,7 @@ type Client struct {
 	token  string
 	apiURL string
 	http   *http.Client
+	log    *slog.Logger
 	// localDir is TELEGRAM_LOCAL_FILES, as given and with symbolic links resolved (localReal);
 	// "" reads no local file. See SetLocalFiles.
 	localDir, localReal string
@@ -43,7 +45,7 @@ type Config struct {
 // New builds a client for cfg. It makes no network call.
 func New(cfg Config, pollTimeout time.Duration, hc *http.Client, log *slog.Logger) (*Client, error) {
 	apiURL := strings.TrimRight(cmp.Or(cfg.APIURL, "https://api.telegram.org"), "/")
-	c := &Client{token: cfg.Token, apiURL: apiURL, http: hc}
+	c := &Client{token: cfg.Token, apiURL: apiURL, http: hc, log: log}
 	api, err := tgbot.New(cfg.Token,
 		tgbot.WithSkipGetMe(),
 		tgbot.WithServerURL(apiURL),
@@ -142,9 +144,6 @@ func Gone(err error) bool {
 		badRequest(err, "message not found")
 }
 
-// NotOurs reports that the message exists but the bot may not edit it: it is not the bot's.
-func NotOurs(err error) bool { return badRequest(err, "message can't be edited") }
-
 // BadFormatting reports a 400 about the text's formatting (its entities), in any of the ways
 // Telegram words it ("can't parse entities", "ENTITY_MENTION_USER_INVALID", ...): the same
 // text sent plain goes through.
@@ -155,9 +154,6 @@ func BadFormatting(err error) bool {
 	s := strings.ToLower(err.Error())
 	return strings.Contains(s, "entit") || strings.Contains(s, "can't parse")
 }
-
-// TooLong reports Telegram's "message is too long".
-func TooLong(err error) bool { return badRequest(err, "message is too long") }
 
 func badRequest(err error, what string) bool {
 	return errors.Is(err, tgbot.ErrorBadRequest) && strings.Contains(strings.ToLower(err.Error()), what)
