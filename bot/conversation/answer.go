@@ -137,7 +137,7 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		h.active[r.k] = &activeReply{update: r.entry, asker: r.from, stop: c.Stop, draft: c.DraftID}
 		h.mu.Unlock()
 	}
-	out := h.deps.Streamer.Stream(ctx, r.t, h.journal(r), stopData(r.entry), started,
+	out := h.deps.Streamer.StreamWith(ctx, r.t, h.journal(r), stopData(r.entry), started,
 		func(ctx context.Context) iter.Seq2[reply.Chunk, error] {
 			return replyChunks(h.deps.Model.Chat(ctx, model, msgs), onUsage)
 		}, opt)

@@ -188,8 +188,8 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 	}
 	fctx, cancel := reply.FinalContext(ctx)
 	defer cancel()
-	_, err := tg.Call(fctx, h.deps.TG, h.deps.Pacer, r.t.ChatID, tg.Paced, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-		return b.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{
+	_, err := tg.Call(fctx, h.deps.Pacer, h.deps.Log, r.t.ChatID, func(ctx context.Context) (*models.Message, error) {
+		return h.deps.TG.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{
 			ChatID: r.t.ChatID, MessageID: ids[len(ids)-1], ReplyMarkup: kb,
 		})
 	})
@@ -260,8 +260,8 @@ func (s *sideCalls) editText(ctx context.Context, chat int64, msgID int, text st
 	s.wg.Go(func() {
 		cctx, cancel := tg.Background(ctx, sideTimeout)
 		defer cancel()
-		_, err := tg.Call(cctx, s.deps.TG, s.deps.Pacer, chat, tg.Paced, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-			return b.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: msgID, Text: text})
+		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
+			return s.deps.TG.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: msgID, Text: text})
 		})
 		if err != nil && !tg.NotModified(err) {
 			s.deps.Log.Debug("could not edit the model picker", "chat_id", chat, "err", err)

@@ -53,8 +53,8 @@ func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji stri
 		}()
 		cctx, cancel := tg.Background(ctx, sideTimeout)
 		defer cancel()
-		_, err := tg.Call(cctx, s.deps.TG, s.deps.Pacer, chat, tg.Paced, func(ctx context.Context, b *tgbot.Bot) (bool, error) {
-			return b.SetMessageReaction(ctx, &tgbot.SetMessageReactionParams{
+		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (bool, error) {
+			return s.deps.TG.SetMessageReaction(ctx, &tgbot.SetMessageReactionParams{
 				ChatID:    chat,
 				MessageID: msgID,
 				Reaction:  []models.ReactionType{{Type: models.ReactionTypeTypeEmoji, ReactionTypeEmoji: &models.ReactionTypeEmoji{Type: models.ReactionTypeTypeEmoji, Emoji: emoji}}},
@@ -83,8 +83,8 @@ func (s *sideCalls) removeButtons(ctx context.Context, chat int64, msgID int) {
 	s.wg.Go(func() {
 		cctx, cancel := tg.Background(ctx, sideTimeout)
 		defer cancel()
-		_, err := tg.Call(cctx, s.deps.TG, s.deps.Pacer, chat, tg.Paced, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-			return b.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{ChatID: chat, MessageID: msgID})
+		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
+			return s.deps.TG.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{ChatID: chat, MessageID: msgID})
 		})
 		if err != nil && !tg.NotModified(err) {
 			s.deps.Log.Debug("could not remove a stale button", "chat_id", chat, "err", err)

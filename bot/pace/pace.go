@@ -13,11 +13,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Pacer is the one place that decides when the bot may send or edit a message: a minimum
-// interval per chat (one for private chats, a longer one for groups), a global rate shared by
-// all chats, and the penalties Telegram hands out.
-//
-// A call first waits for its chat: one call per chat at a time, no sooner than the chat's
+// Pacer decides when the bot may send or edit a message. A call first waits for its chat: one call per chat at a time, no sooner than the chat's
 // interval after the chat's previous call, and never inside a retry_after window. Only then does
 // it queue for the global rate, a rate.Limiter used by reservation, so calls are served in the
 // order their chats became ready: with many chats streaming at once each gets an equal share.
@@ -27,8 +23,8 @@ type Pacer struct {
 
 	mu          sync.Mutex
 	chats       map[int64]*chatPace
-	globalUntil time.Time // a bot-wide retry_after deadline
-	recent429   []hit     // recent 429s, to tell a global limit from a chat's
+	globalUntil time.Time           // a bot-wide retry_after deadline
+	recent429   map[int64]time.Time // each chat's last 429, to tell a global limit from a chat's
 	nextSweep   time.Time
 }
 
@@ -42,11 +38,6 @@ type chatPace struct {
 	last     time.Time     // when the chat's last call was let go
 	until    time.Time     // Telegram's retry_after deadline
 	lastUse  time.Time
-}
-
-type hit struct {
-	chat int64
-	at   time.Time
 }
 
 const (
@@ -72,10 +63,11 @@ const (
 func New(private, group time.Duration, globalRate float64) *Pacer {
 	burst := max(1, int(math.Ceil(globalRate/2)))
 	return &Pacer{
-		private: private,
-		group:   group,
-		global:  rate.NewLimiter(rate.Limit(globalRate), burst),
-		chats:   map[int64]*chatPace{},
+		private:   private,
+		group:     group,
+		global:    rate.NewLimiter(rate.Limit(globalRate), burst),
+		chats:     map[int64]*chatPace{},
+		recent429: map[int64]time.Time{},
 	}
 }
 
@@ -88,7 +80,7 @@ func (p *Pacer) WithBurst(n int) *Pacer {
 	return p
 }
 
-// chat returns the state of chat id, creating it if needed. p.mu must be held.
+// chat returns the state of chat id, creating it, and forgets quiet chats. p.mu must be held.
 func (p *Pacer) chat(id int64, now time.Time) *chatPace {
 	if now.After(p.nextSweep) {
 		for id, c := range p.chats {
@@ -111,7 +103,7 @@ func (p *Pacer) chat(id int64, now time.Time) *chatPace {
 	return c
 }
 
-// deadline returns when chat id may next be called as far as penalties go.
+// deadline is when chat id may next be called as far as penalties go.
 func (p *Pacer) deadline(id int64) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -257,13 +249,12 @@ func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
 	}
 	c.interval = min(time.Duration(float64(c.interval)*penaltyGrowth), maxInterval)
 
-	kept := p.recent429[:0]
-	for _, h := range p.recent429 {
-		if now.Sub(h.at) < globalWindow && h.chat != id {
-			kept = append(kept, h)
+	p.recent429[id] = now
+	for chat, at := range p.recent429 {
+		if now.Sub(at) >= globalWindow {
+			delete(p.recent429, chat)
 		}
 	}
-	p.recent429 = append(kept, hit{chat: id, at: now})
 	if len(p.recent429) >= globalChats && until.After(p.globalUntil) {
 		p.globalUntil = until
 	}

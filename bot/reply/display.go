@@ -28,11 +28,6 @@ type Deps struct {
 	Trouble func(ctx context.Context, t Target, err error)
 }
 
-// call makes one Bot API call in chat, after a pacer slot as how says (tg.Call).
-func call[T any](ctx context.Context, deps Deps, chat int64, how tg.Slot, fn func(context.Context, *tgbot.Bot) (T, error)) (T, error) {
-	return tg.Call(ctx, deps.TG, deps.Pacer, chat, how, fn)
-}
-
 // Display is the set of Telegram messages that show one reply. It owns them: Apply brings the
 // whole set to the wanted parts (editing, sending and deleting as needed), so that no message of
 // the reply is ever left behind with stale text, a cursor or a button.
@@ -244,8 +239,8 @@ func (d *Display) put(ctx context.Context, i int, p render.Message, button bool)
 	if i >= len(d.sent) {
 		return d.send(ctx, i, w)
 	}
-	_, err := call(ctx, d.deps, d.t.ChatID, tg.Paid, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-		return b.EditMessageText(ctx, w.edit(d.t.ChatID, d.sent[i].id))
+	_, err := tg.Do(ctx, d.deps.Pacer, d.deps.Log, d.t.ChatID, func(ctx context.Context) (*models.Message, error) {
+		return d.deps.TG.EditMessageText(ctx, w.edit(d.t.ChatID, d.sent[i].id))
 	})
 	switch {
 	case err == nil || tg.NotModified(err):
@@ -279,11 +274,7 @@ func (d *Display) put(ctx context.Context, i int, p render.Message, button bool)
 // text of the reply, no cursor, no button.
 func (d *Display) remove(ctx context.Context, i int, paid bool) error {
 	if id := d.sent[i].id; id != 0 {
-		how := tg.Paced
-		if paid {
-			how = tg.Paid
-		}
-		if err := deleteOrBlank(ctx, d.deps, d.t.ChatID, id, how); err != nil {
+		if err := deleteOrBlank(ctx, d.deps, d.t.ChatID, id, paid); err != nil {
 			return err
 		}
 	}
@@ -294,12 +285,18 @@ func (d *Display) remove(ctx context.Context, i int, paid bool) error {
 	return nil
 }
 
-// deleteOrBlank deletes message id of chat (after a pacer slot as how says), or, if Telegram
-// refuses, edits it to "…".
-func deleteOrBlank(ctx context.Context, deps Deps, chat int64, id int, how tg.Slot) error {
-	_, err := call(ctx, deps, chat, how, func(ctx context.Context, b *tgbot.Bot) (bool, error) {
-		return b.DeleteMessage(ctx, &tgbot.DeleteMessageParams{ChatID: chat, MessageID: id})
-	})
+// deleteOrBlank deletes message id of chat (paid: the caller has waited for its turn), or, if
+// Telegram refuses, edits it to "…".
+func deleteOrBlank(ctx context.Context, deps Deps, chat int64, id int, paid bool) error {
+	del := func(ctx context.Context) (bool, error) {
+		return deps.TG.DeleteMessage(ctx, &tgbot.DeleteMessageParams{ChatID: chat, MessageID: id})
+	}
+	var err error
+	if paid {
+		_, err = tg.Do(ctx, deps.Pacer, deps.Log, chat, del)
+	} else {
+		_, err = tg.Call(ctx, deps.Pacer, deps.Log, chat, del)
+	}
 	switch {
 	case err == nil || tg.Gone(err):
 		return nil
@@ -307,8 +304,8 @@ func deleteOrBlank(ctx context.Context, deps Deps, chat int64, id int, how tg.Sl
 		return err
 	}
 	deps.Log.Debug("telegram refused to delete a message; blanking it", "chat_id", chat, "err", err)
-	_, err = call(ctx, deps, chat, tg.Paced, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-		return b.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: id, Text: "…"})
+	_, err = tg.Call(ctx, deps.Pacer, deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
+		return deps.TG.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: id, Text: "…"})
 	})
 	if err != nil && !tg.NotModified(err) && !tg.Gone(err) {
 		return err

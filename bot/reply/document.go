@@ -38,8 +38,8 @@ func (s *Streamer) SendDocument(ctx context.Context, t Target, j Journal, doc Do
 		defer deps.Registry.Release(t.ChatID, owner)
 	}
 	for {
-		m, err := call(ctx, deps, t.ChatID, tg.Paced, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-			return b.SendDocument(ctx, &tgbot.SendDocumentParams{
+		m, err := tg.Call(ctx, deps.Pacer, deps.Log, t.ChatID, func(ctx context.Context) (*models.Message, error) {
+			return deps.TG.SendDocument(ctx, &tgbot.SendDocumentParams{
 				ChatID: t.ChatID, MessageThreadID: t.ThreadID,
 				Document:        &models.InputFileUpload{Filename: doc.Name, Data: bytes.NewReader(doc.Data)},
 				Caption:         doc.Caption,

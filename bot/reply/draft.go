@@ -67,8 +67,9 @@ func (dr *draft) keep(ctx context.Context, r *render.Incremental, md string) err
 
 // send sends one draft; the caller has waited for its turn.
 func (dr *draft) send(ctx context.Context, p render.Message) error {
-	_, err := call(ctx, dr.s.deps, dr.t.ChatID, tg.Paid, func(ctx context.Context, b *tgbot.Bot) (bool, error) {
-		return b.SendMessageDraft(ctx, &tgbot.SendMessageDraftParams{
+	deps := dr.s.deps
+	_, err := tg.Do(ctx, deps.Pacer, deps.Log, dr.t.ChatID, func(ctx context.Context) (bool, error) {
+		return deps.TG.SendMessageDraft(ctx, &tgbot.SendMessageDraftParams{
 			ChatID: dr.t.ChatID, MessageThreadID: dr.t.ThreadID, DraftID: strconv.FormatInt(dr.id, 10),
 			Text: p.Text, Entities: p.Entities, CanStop: true, KeepOnStop: true,
 		})
@@ -116,13 +117,15 @@ func (s *Streamer) typing(ctx context.Context, t Target, gotText, done <-chan st
 		}
 		if !s.deps.Pacer.Penalized(t.ChatID) { // don't poke a chat Telegram asked us to leave alone
 			cctx, cancel := tg.Background(ctx, 10*time.Second)
-			_, err := call(cctx, s.deps, t.ChatID, tg.Unpaced, func(ctx context.Context, b *tgbot.Bot) (bool, error) {
-				return b.SendChatAction(ctx, &tgbot.SendChatActionParams{
-					ChatID: t.ChatID, MessageThreadID: t.ThreadID, Action: models.ChatActionTyping,
+			if err := s.deps.Pacer.WaitUnpaced(cctx, t.ChatID); err == nil {
+				_, err = tg.Do(cctx, s.deps.Pacer, s.deps.Log, t.ChatID, func(ctx context.Context) (bool, error) {
+					return s.deps.TG.SendChatAction(ctx, &tgbot.SendChatActionParams{
+						ChatID: t.ChatID, MessageThreadID: t.ThreadID, Action: models.ChatActionTyping,
+					})
 				})
-			})
-			if err != nil {
-				s.deps.Log.Debug("sendChatAction failed", "chat_id", t.ChatID, "err", err)
+				if err != nil {
+					s.deps.Log.Debug("sendChatAction failed", "chat_id", t.ChatID, "err", err)
+				}
 			}
 			cancel()
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/pace"
@@ -182,7 +181,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 				}
 				continue
 			case found:
-				if err := deleteOrBlank(ctx, s.deps, l.ChatID, id, tg.Idle); err != nil {
+				if err := s.remove(ctx, l.ChatID, id); err != nil {
 					if ctx.Err() != nil {
 						return
 					}
@@ -222,8 +221,11 @@ func (s *Searcher) done(ctx context.Context, l Lost) {
 // answer (look again later) or errBlocked.
 func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool, error) {
 	for {
-		_, err := call(ctx, s.deps, chat, tg.Idle, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-			return b.EditMessageText(ctx, w.edit(chat, id))
+		if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
+			return false, err
+		}
+		_, err := tg.Do(ctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
+			return s.deps.TG.EditMessageText(ctx, w.edit(chat, id))
 		})
 		switch {
 		case err == nil || tg.NotModified(err):
@@ -239,4 +241,12 @@ func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool,
 		}
 		return false, err
 	}
+}
+
+// remove deletes (or blanks) the copy at id.
+func (s *Searcher) remove(ctx context.Context, chat int64, id int) error {
+	if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
+		return err
+	}
+	return deleteOrBlank(ctx, s.deps, chat, id, true)
 }

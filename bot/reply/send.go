@@ -56,8 +56,8 @@ func (d *Display) post(ctx context.Context, i int) error {
 	if i == 0 {
 		reply = d.t.ReplyTo
 	}
-	m, err := call(ctx, d.deps, d.t.ChatID, tg.Paid, func(ctx context.Context, b *tgbot.Bot) (*models.Message, error) {
-		return b.SendMessage(ctx, &tgbot.SendMessageParams{
+	m, err := tg.Do(ctx, d.deps.Pacer, d.deps.Log, d.t.ChatID, func(ctx context.Context) (*models.Message, error) {
+		return d.deps.TG.SendMessage(ctx, &tgbot.SendMessageParams{
 			ChatID: d.t.ChatID, MessageThreadID: d.t.ThreadID, Text: s.wire.Text, Entities: s.wire.Entities,
 			ReplyParameters: replyTo(reply), ReplyMarkup: s.wire.markup(), LinkPreviewOptions: noPreview(),
 		})

@@ -70,7 +70,7 @@ const (
 	StreamDraft = "draft"
 )
 
-// Streamer streams replies. It is safe for concurrent use: each Stream is one reply.
+// Streamer streams replies. It is safe for concurrent use: each StreamWith is one reply.
 type Streamer struct {
 	deps     Deps
 	cfg      Config
@@ -122,12 +122,12 @@ type Options struct {
 	Notice func(err error) (notice string, complete bool)
 }
 
-// Stream shows the answer that chunks yields as it grows, in a reply to t, with the model's
+// StreamWith shows the answer that chunks yields as it grows, in a reply to t, with the model's
 // thinking above it (see thinking.go). stopData is the callback data of the Stop button ("" for
 // none); started, if not nil, is called once with the reply's Control, for /stop and the
 // buttons. The answer is cut at MaxAnswerChars. chunks must end when the context it was made
-// with ends: Stream's ctx.
-func (s *Streamer) Stream(ctx context.Context, t Target, j Journal, stopData string, started func(Control), chunks func(ctx context.Context) iter.Seq2[Chunk, error], opt Options) Outcome {
+// with ends: StreamWith's ctx.
+func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData string, started func(Control), chunks func(ctx context.Context) iter.Seq2[Chunk, error], opt Options) Outcome {
 	st := &stream{s: s, ctx: ctx, t: t, j: j, opt: opt, start: time.Now(), r: render.NewIncremental(maxText),
 		gotText: make(chan struct{}), dirty: make(chan struct{}, 1), done: make(chan struct{}), typingDone: make(chan struct{})}
 	st.sctx, st.cancel = context.WithCancelCause(ctx)

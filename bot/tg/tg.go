@@ -26,7 +26,6 @@ type Client struct {
 	token  string
 	apiURL string
 	http   *http.Client
-	log    *slog.Logger
 	// localDir is TELEGRAM_LOCAL_FILES, as given and with symbolic links resolved (localReal);
 	// "" reads no local file. See SetLocalFiles.
 	localDir, localReal string
@@ -45,7 +44,7 @@ type Config struct {
 // New builds a client for cfg. It makes no network call.
 func New(cfg Config, pollTimeout time.Duration, hc *http.Client, log *slog.Logger) (*Client, error) {
 	apiURL := strings.TrimRight(cmp.Or(cfg.APIURL, "https://api.telegram.org"), "/")
-	c := &Client{token: cfg.Token, apiURL: apiURL, http: hc, log: log}
+	c := &Client{token: cfg.Token, apiURL: apiURL, http: hc}
 	api, err := tgbot.New(cfg.Token,
 		tgbot.WithSkipGetMe(),
 		tgbot.WithServerURL(apiURL),
