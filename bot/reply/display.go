@@ -173,26 +173,24 @@ func (d *Display) Apply(ctx context.Context, parts []render.Message, final, paid
 			}
 		}
 	}
-	for i := 0; i < len(parts) || i < len(d.sent); i++ {
-		if i >= len(parts) {
-			// A message the reply no longer needs (the text renders into fewer messages now).
-			if err := d.remove(ctx, i, paid); err != nil {
-				return err
-			}
-			paid = false
-			i--
-			continue
-		}
+	for i, p := range parts {
 		button := d.button != "" && !final && i == len(parts)-1
 		// Look again after each put: a message sent again shows what was lost, and is edited next.
-		for !d.shows(i, parts[i], button) {
+		for !d.shows(i, p, button) {
 			if err := d.slot(ctx, &paid); err != nil {
 				return err
 			}
-			if err := d.put(ctx, i, parts[i], button); err != nil && !again(err, "final text not delivered") {
+			if err := d.put(ctx, i, p, button); err != nil && !again(err, "final text not delivered") {
 				return err
 			}
 		}
+	}
+	// The messages the reply no longer needs (the text renders into fewer messages now).
+	for len(d.sent) > len(parts) {
+		if err := d.remove(ctx, len(parts), paid); err != nil {
+			return err
+		}
+		paid = false
 	}
 	return nil
 }
@@ -219,7 +217,7 @@ func (d *Display) shows(i int, p render.Message, button bool) bool {
 // retryable reports whether sending again may succeed: not when the user blocked the bot, and
 // not when Telegram refused the request itself (put has already handled the 400s it can).
 func retryable(err error) bool {
-	return !errors.Is(err, errBlocked) && !errors.Is(err, tgbot.ErrorBadRequest) &&
+	return !errors.Is(err, ErrBlocked) && !errors.Is(err, tgbot.ErrorBadRequest) &&
 		!errors.Is(err, tgbot.ErrorUnauthorized) && !errors.Is(err, tgbot.ErrorNotFound)
 }
 
@@ -260,7 +258,7 @@ func (d *Display) put(ctx context.Context, i int, p render.Message, button bool)
 		d.sent = d.sent[:i]
 		return d.put(ctx, i, p, button)
 	case tg.Blocked(err):
-		return errBlocked
+		return ErrBlocked
 	case len(w.Entities) > 0 && tg.BadFormatting(err):
 		d.deps.Log.Warn("telegram refused entities; sending plain text", "chat_id", d.t.ChatID, "err", err)
 		d.plain = true
@@ -269,12 +267,15 @@ func (d *Display) put(ctx context.Context, i int, p render.Message, button bool)
 	return err
 }
 
-// remove deletes message i, which the reply no longer needs (paid: the caller has waited for
-// the pacer). If Telegram refuses to delete it (too old, no right to), it is blanked instead: no
-// text of the reply, no cursor, no button.
+// remove deletes message i, which the reply no longer needs, after a pacer slot unless paid. If
+// Telegram refuses to delete it (too old, no right to), it is blanked instead: no text of the
+// reply, no cursor, no button.
 func (d *Display) remove(ctx context.Context, i int, paid bool) error {
 	if id := d.sent[i].id; id != 0 {
-		if err := deleteOrBlank(ctx, d.deps, d.t.ChatID, id, paid); err != nil {
+		if err := d.slot(ctx, &paid); err != nil {
+			return err
+		}
+		if err := deleteOrBlank(ctx, d.deps, d.t.ChatID, id); err != nil {
 			return err
 		}
 	}
@@ -285,18 +286,12 @@ func (d *Display) remove(ctx context.Context, i int, paid bool) error {
 	return nil
 }
 
-// deleteOrBlank deletes message id of chat (paid: the caller has waited for its turn), or, if
-// Telegram refuses, edits it to "…".
-func deleteOrBlank(ctx context.Context, deps Deps, chat int64, id int, paid bool) error {
-	del := func(ctx context.Context) (bool, error) {
+// deleteOrBlank deletes message id of chat, or, if Telegram refuses, edits it to "…". The caller
+// has waited for its turn.
+func deleteOrBlank(ctx context.Context, deps Deps, chat int64, id int) error {
+	_, err := tg.Do(ctx, deps.Pacer, deps.Log, chat, func(ctx context.Context) (bool, error) {
 		return deps.TG.DeleteMessage(ctx, &tgbot.DeleteMessageParams{ChatID: chat, MessageID: id})
-	}
-	var err error
-	if paid {
-		_, err = tg.Do(ctx, deps.Pacer, deps.Log, chat, del)
-	} else {
-		_, err = tg.Call(ctx, deps.Pacer, deps.Log, chat, del)
-	}
+	})
 	switch {
 	case err == nil || tg.Gone(err):
 		return nil

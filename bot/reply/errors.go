@@ -13,7 +13,7 @@ var (
 	// ErrShutdown: the bot is shutting down (or restarted while the reply streamed).
 	ErrShutdown = errors.New("the bot is shutting down")
 	// ErrBlocked: the user blocked the bot; nobody can see the reply.
-	ErrBlocked = errBlocked
+	ErrBlocked = errors.New("the user blocked the bot")
 	// ErrTooLong: the answer passed MAX_ANSWER_CHARS; the error is a *TooLongError.
 	ErrTooLong = errors.New("the answer is too long")
 	// ErrEmpty: the model sent nothing at all (Options.Notice is asked for its line; the
@@ -24,7 +24,6 @@ var (
 	// finishes them.
 	ErrUnfinished = errors.New("reply: unfinished")
 
-	errBlocked = errors.New("the user blocked the bot")
 	// errNotRecorded means the journal could not record a call: it was not made.
 	errNotRecorded = errors.New("reply: could not record what the reply is about to do")
 )

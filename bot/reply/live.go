@@ -17,7 +17,7 @@ import (
 type stream struct {
 	s          *Streamer
 	ctx        context.Context
-	sctx       context.Context // ctx, or less: stopped, or the user blocked the bot
+	sctx       context.Context // ends earlier than ctx when stopped, or the user blocked the bot
 	cancel     context.CancelCauseFunc
 	t          Target
 	j          Journal
@@ -116,8 +116,7 @@ func (st *stream) showing(text string) {
 	}
 }
 
-// byEdits gives up the draft Telegram refused (an older Telegram, say): the reply goes on by
-// edits.
+// byEdits gives up a draft Telegram refused (an older Telegram, say).
 func (st *stream) byEdits(err error) {
 	st.s.deps.Log.Warn("telegram refused a draft; streaming by edits", "chat_id", st.t.ChatID, "err", err)
 	st.dr = nil
@@ -150,7 +149,7 @@ func (st *stream) live() bool {
 			if err := st.dr.wait(st.sctx); err != nil {
 				return true
 			}
-			err := st.dr.keep(st.sctx, st.r, st.shown)
+			err := st.dr.show(st.sctx, st.r, st.shown)
 			if err != nil && st.sctx.Err() == nil && !errors.Is(err, errDraftThrottled) && st.shown == "" {
 				st.byEdits(err)
 				st.typing()
@@ -230,8 +229,8 @@ func (st *stream) live() bool {
 		}
 		err := st.d.Apply(st.sctx, streamingParts(st.r, text), false, st.paid)
 		st.paid = false
-		if errors.Is(err, errBlocked) {
-			st.cancel(errBlocked)
+		if errors.Is(err, ErrBlocked) {
+			st.cancel(ErrBlocked)
 			<-st.done
 			return false
 		}
@@ -287,7 +286,7 @@ func (st *stream) end() Outcome {
 	}
 	if err := st.d.Apply(fctx, finalParts(st.r, final, notice), true, st.paid); err != nil {
 		st.s.deps.Log.Warn("final edit failed", "chat_id", st.t.ChatID, "err", err)
-		if errors.Is(err, errBlocked) {
+		if errors.Is(err, ErrBlocked) {
 			return Outcome{Err: ErrBlocked}
 		}
 		if st.j != nil && (len(st.d.sent) > 0 || fctx.Err() != nil) {

@@ -36,10 +36,7 @@ func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded
 	}
 	fctx, cancel := FinalContext(ctx)
 	defer cancel()
-	switch err = d.Apply(fctx, parts, true, false); {
-	case errors.Is(err, errBlocked):
-		err = ErrBlocked
-	case err != nil:
+	if err = d.Apply(fctx, parts, true, false); err != nil && !errors.Is(err, ErrBlocked) {
 		err = errors.Join(ErrUnfinished, err)
 	}
 	return text, d.FirstID(), complete, err
@@ -60,7 +57,7 @@ func (s *Streamer) Notify(ctx context.Context, t Target, j Journal, text string)
 	d := NewDisplay(s.deps, t, j, "")
 	defer d.Close()
 	err := d.Apply(fctx, noticeParts(text), true, false)
-	if err != nil && j != nil && !errors.Is(err, errBlocked) && len(d.sent) > 0 {
+	if err != nil && j != nil && !errors.Is(err, ErrBlocked) && len(d.sent) > 0 {
 		return errors.Join(ErrUnfinished, err)
 	}
 	return err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,20 +31,17 @@ import (
 // found"), or were never used. An edit with exactly Wire changes nothing of a copy ("message is
 // not modified"), and nothing else can be edited: a wrong guess changes nothing.
 //
-// When several sends of one reply lost their answers (or lost the record of them, a full disk),
-// their ranges may overlap, and a message of the bot's the registry does not know may be a copy
-// of another of them; it is sent again too, so it is a copy all the same. The search therefore
-// looks at the whole range, whatever Copies says, and deletes every message of the bot's it
-// finds there that nobody knows.
+// When several sends of one reply lost their answers (or the record of them, a full disk), their
+// ranges may overlap, and a message of the bot's the registry does not know may be a copy of
+// another of them, sent again too: a copy all the same. So the search looks at the whole range,
+// whatever Copies says, and deletes every message of the bot's it finds there that nobody knows.
 type Lost struct {
 	ID             int64 // the journal's id of the search; 0 before it is recorded
 	ChatID         int64
 	Floor, Ceiling int
 	Wire           []byte
 	Copies         int
-	// Lo and Hi are the next ids to look at from each end: every id below Lo and above Hi is
-	// done.
-	Lo, Hi int
+	Lo, Hi         int // the next ids to look at from each end: those below Lo and above Hi are done
 }
 
 // LostStore keeps the searches for lost messages, so that a restart goes on with them.
@@ -66,7 +65,7 @@ type Searcher struct {
 	workers sync.WaitGroup
 }
 
-// NewSearcher returns a searcher that keeps its progress in store (nil: in memory only).
+// NewSearcher returns a searcher that keeps its progress in store.
 func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store LostStore, log *slog.Logger) *Searcher {
 	deps := Deps{TG: client, Pacer: pacer, Log: log, Registry: registry}
 	return &Searcher{deps: deps, store: store, queues: map[int64][]Lost{}}
@@ -77,10 +76,7 @@ func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store
 func (s *Searcher) Start(ctx context.Context, pending []Lost) {
 	s.mu.Lock()
 	s.ctx = ctx
-	queued := make([]int64, 0, len(s.queues))
-	for chat := range s.queues {
-		queued = append(queued, chat)
-	}
+	queued := slices.Collect(maps.Keys(s.queues))
 	s.mu.Unlock()
 	for _, chat := range queued {
 		s.startWorker(chat)
@@ -91,24 +87,21 @@ func (s *Searcher) Start(ctx context.Context, pending []Lost) {
 }
 
 // Wait waits for the searches to stop (their context ended, or nothing is left).
-func (s *Searcher) Wait() {
-	if s != nil {
-		s.workers.Wait()
-	}
-}
+func (s *Searcher) Wait() { s.workers.Wait() }
 
-// Add queues a search. One not yet recorded (ID 0) is recorded first, when a store is set.
+// Add queues a search, recorded first if it is not yet (ID 0). A nil Searcher looks for nothing.
 func (s *Searcher) Add(ctx context.Context, l Lost) {
-	if s == nil || l.Copies <= 0 || l.Ceiling-l.Floor < 2 {
-		if s != nil && l.ID != 0 && s.store != nil {
-			_ = s.store.SearchDone(context.WithoutCancel(ctx), l.ID) // nothing to look at
-		}
+	if s == nil {
+		return
+	}
+	if l.Copies <= 0 || l.Ceiling-l.Floor < 2 {
+		s.done(ctx, l) // nothing to look at
 		return
 	}
 	if l.Lo == 0 && l.Hi == 0 {
 		l.Lo, l.Hi = l.Floor+1, l.Ceiling-1
 	}
-	if l.ID == 0 && s.store != nil {
+	if l.ID == 0 {
 		id, err := s.store.AddLost(context.WithoutCancel(ctx), l)
 		if err != nil {
 			s.deps.Log.Warn("could not record a search for a lost message; looking for it all the same", "chat_id", l.ChatID, "err", err)
@@ -136,9 +129,8 @@ func (s *Searcher) startWorker(chat int64) {
 				s.mu.Unlock()
 				return
 			}
-			l := q[0]
 			s.mu.Unlock()
-			s.search(ctx, l)
+			s.search(ctx, q[0])
 			s.mu.Lock()
 			s.queues[chat] = s.queues[chat][1:]
 			s.mu.Unlock()
@@ -169,17 +161,16 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 			switch {
 			case ctx.Err() != nil:
 				return
-			case errors.Is(err, errBlocked):
+			case errors.Is(err, ErrBlocked):
 				l.Lo, l.Hi = 1, 0 // nobody sees the chat any more
 				continue
 			case err != nil:
-				// No answer: look at the same id again, later.
 				d := wait.NextBackOff()
 				s.deps.Log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", d)
 				if pace.SleepUntil(ctx, time.Now().Add(d)) != nil {
 					return
 				}
-				continue
+				continue // the same id again
 			case found:
 				if err := s.remove(ctx, l.ChatID, id); err != nil {
 					if ctx.Err() != nil {
@@ -199,7 +190,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 			l.Hi--
 		}
 		low = !low
-		if l.ID != 0 && s.store != nil {
+		if l.ID != 0 {
 			if err := s.store.Searched(ctx, l.ID, l.Lo, l.Hi, l.Copies); err != nil && ctx.Err() == nil {
 				s.deps.Log.Debug("could not record how far a search has come", "chat_id", l.ChatID, "err", err)
 			}
@@ -209,7 +200,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 }
 
 func (s *Searcher) done(ctx context.Context, l Lost) {
-	if l.ID != 0 && s.store != nil {
+	if l.ID != 0 {
 		if err := s.store.SearchDone(context.WithoutCancel(ctx), l.ID); err != nil {
 			s.deps.Log.Warn("could not record the end of a search", "chat_id", l.ChatID, "err", err)
 		}
@@ -218,7 +209,7 @@ func (s *Searcher) done(ctx context.Context, l Lost) {
 
 // probe edits message id of chat to exactly w: a copy of w answers "message is not modified",
 // and no other message can change (see Lost). It reports whether id is a copy; an error is no
-// answer (look again later) or errBlocked.
+// answer (look again later) or ErrBlocked.
 func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool, error) {
 	for {
 		if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
@@ -231,7 +222,7 @@ func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool,
 		case err == nil || tg.NotModified(err):
 			return true, nil
 		case tg.Blocked(err):
-			return false, errBlocked
+			return false, ErrBlocked
 		case tg.Throttled(err):
 			continue
 		case tg.Refused(err):
@@ -248,5 +239,5 @@ func (s *Searcher) remove(ctx context.Context, chat int64, id int) error {
 	if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
 		return err
 	}
-	return deleteOrBlank(ctx, s.deps, chat, id, true)
+	return deleteOrBlank(ctx, s.deps, chat, id)
 }

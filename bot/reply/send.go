@@ -91,7 +91,7 @@ func (d *Display) post(ctx context.Context, i int) error {
 			}
 		}
 		d.deps.Registry.Release(d.t.ChatID, d.owner)
-		return errBlocked
+		return ErrBlocked
 	}
 	return err
 }

@@ -43,9 +43,8 @@ import (
 const (
 	cursor  = " ▍"
 	maxText = 4096 // Telegram's limit, UTF-16 units
-	// firstWait bounds how long the first text waits for a whole word (firstWord characters): a
-	// first message of three bytes followed by a second of silence reads worse than one that
-	// waits a moment.
+	// The first text waits up to firstWait for a whole word (firstWord characters): three bytes
+	// and a second of silence read worse than a moment's wait.
 	firstWait = 200 * time.Millisecond
 	firstWord = 8
 	// retryPause is how soon an update that failed is tried again when no new text comes.
@@ -54,13 +53,10 @@ const (
 
 // Config is how replies stream.
 type Config struct {
-	// StreamMode is StreamEdit (the default) or StreamDraft: private replies grow in a draft
-	// (sendMessageDraft) instead of a message edited in place.
-	StreamMode string `env:"STREAM_MODE" envDefault:"edit"`
-	// MaxAnswerChars cuts longer answers (ErrTooLong).
-	MaxAnswerChars int `env:"MAX_ANSWER_CHARS" envDefault:"65536"`
-	// Thinking is "off" to show only how long a reasoning model thought above its answer, not
-	// its thinking (SHOW_THINKING); anything else shows it.
+	// StreamMode is StreamEdit or StreamDraft: private replies grow in a draft (sendMessageDraft).
+	StreamMode     string `env:"STREAM_MODE" envDefault:"edit"`
+	MaxAnswerChars int    `env:"MAX_ANSWER_CHARS" envDefault:"65536"` // longer answers are cut (ErrTooLong)
+	// Thinking "off" shows only how long a reasoning model thought, not its thinking.
 	Thinking string `env:"SHOW_THINKING" envDefault:"on"`
 }
 
@@ -102,19 +98,17 @@ type Outcome struct {
 
 // Control is how the caller reaches a reply while it streams.
 type Control struct {
-	// Stop stops the reply (ErrStopped): /stop, the Stop button, Telegram's own stop.
-	Stop func()
-	// DraftID is the draft_id of the draft the reply streams through, which Telegram's own
-	// Stop button names (stopped_message_generation); 0 when it streams by edits.
+	Stop func() // stops the reply (ErrStopped): /stop, the Stop button, Telegram's own stop
+	// DraftID is the draft_id Telegram's own Stop button names (stopped_message_generation); 0
+	// when the reply streams by edits.
 	DraftID int64
 }
 
 // Options are what a reply shows besides the model's answer.
 type Options struct {
-	// Prefix (Markdown) is shown at the top of the reply from its start, before the model
-	// sends anything: the transcript of a voice message, say. It is journaled and shown like
-	// the answer, but left out of Outcome.Text and of the MaxAnswerChars count. The model's
-	// thinking comes below it.
+	// Prefix (Markdown, a voice message's transcript, say) tops the reply from its start, above
+	// the thinking. It is journaled and shown like the answer, but is not part of Outcome.Text
+	// nor counted against MaxAnswerChars.
 	Prefix string
 	// Notice gives the line shown under a reply that ended with err (ErrEmpty: the model sent
 	// nothing; nil: none), and whether the answer is whole for all that (an output limit,
@@ -146,9 +140,8 @@ func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData
 		st.poke() // shown at once
 	}
 	go st.read(chunks)
-	// The typing indicator is not waited for: a call of its in flight finishes on its own (see
-	// typing), and Wait waits for it at shutdown. A draft shows Telegram's "Thinking…"
-	// placeholder instead (see live).
+	// The typing indicator is not waited for (Wait does, at shutdown); a draft shows Telegram's
+	// "Thinking…" placeholder instead (see live).
 	defer close(st.typingDone)
 	if st.dr == nil {
 		st.typing()
