@@ -137,11 +137,8 @@ func (d *Display) Settled() bool {
 // Apply brings the display to parts: message i shows parts[i] (the last one with the Stop
 // button while streaming), and messages beyond the parts are deleted. paid says the caller has
 // already waited for one pacer slot. Final applies retry until ctx ends: the final text must
-// arrive.
-//
-// A message whose send had no answer is sent again first, exactly as it was, before anything
-// else: the reply goes on at once, and the search for what the lost send may have posted runs
-// afterwards, in the background (Searcher).
+// arrive. A message whose send had no answer is sent again first, exactly as it was: the reply
+// goes on at once, and the search for what the lost send may have posted comes afterwards.
 func (d *Display) Apply(ctx context.Context, parts []render.Message, final, paid bool) error {
 	again := func(err error, what string) bool {
 		if !final || !retryable(err) || ctx.Err() != nil {

@@ -8,23 +8,16 @@ import (
 // Why a reply ended early, besides the model's own failures. The words a user reads about it
 // are the caller's (Options.Notice).
 var (
-	// ErrStopped: the user pressed Stop or sent /stop.
-	ErrStopped = errors.New("stopped by the user")
-	// ErrShutdown: the bot is shutting down (or restarted while the reply streamed).
-	ErrShutdown = errors.New("the bot is shutting down")
-	// ErrBlocked: the user blocked the bot; nobody can see the reply.
-	ErrBlocked = errors.New("the user blocked the bot")
-	// ErrTooLong: the answer passed MAX_ANSWER_CHARS; the error is a *TooLongError.
-	ErrTooLong = errors.New("the answer is too long")
-	// ErrEmpty: the model sent nothing at all (Options.Notice is asked for its line; the
-	// outcome's Err is nil).
-	ErrEmpty = errors.New("the model sent an empty answer")
+	ErrStopped  = errors.New("stopped by the user")            // Stop, or /stop
+	ErrShutdown = errors.New("the bot is shutting down")       // or restarted while the reply streamed
+	ErrBlocked  = errors.New("the user blocked the bot")       // nobody can see the reply
+	ErrTooLong  = errors.New("the answer is too long")         // past MAX_ANSWER_CHARS: a *TooLongError
+	ErrEmpty    = errors.New("the model sent an empty answer") // for Options.Notice; Outcome.Err is nil
 	// ErrUnfinished: a reply's messages could not be brought to their final text (Telegram did
 	// not answer in time, or refused): the journal holds what they must show, and Resume
 	// finishes them.
 	ErrUnfinished = errors.New("reply: unfinished")
-
-	// errNotRecorded means the journal could not record a call: it was not made.
+	// errNotRecorded: the journal could not record a call, which was not made.
 	errNotRecorded = errors.New("reply: could not record what the reply is about to do")
 )
 

@@ -80,7 +80,7 @@ func (st *stream) read(chunks func(ctx context.Context) iter.Seq2[Chunk, error])
 		} else {
 			chunk, runes := c.Text, utf8.RuneCountInString(c.Text)
 			if lim := st.s.cfg.MaxAnswerChars; lim > 0 && n+runes > lim {
-				chunk, runes = cutRunes(chunk, lim-n), lim-n
+				chunk, runes = string([]rune(chunk)[:lim-n]), lim-n
 				st.err = &TooLongError{Max: lim}
 			}
 			n += runes

@@ -53,17 +53,3 @@ func readable(text string) bool {
 	n := utf8.RuneCountInString(t)
 	return n >= 4*firstWord || n >= firstWord && strings.ContainsAny(t, " \t")
 }
-
-// cutRunes returns the first n runes of s.
-func cutRunes(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	for i := range s {
-		if n == 0 {
-			return s[:i]
-		}
-		n--
-	}
-	return s
-}

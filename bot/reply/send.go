@@ -11,11 +11,9 @@ import (
 	"aurabot/bot/tg"
 )
 
-// send posts a new message as part i. It takes the chat's send gate first and records, before
-// the call, the highest id known in the chat and exactly what the message carries. When the
-// answer never comes, the display keeps the gate and sends the same again at once (resend), so
-// that the user sees the reply go on; the message the lost send may have posted is looked for
-// afterwards, between the floor and the new message's id.
+// send posts a new message as part i under the chat's send gate, recording first the highest id
+// known in the chat and exactly what the message carries. A send with no answer keeps the gate
+// and is made again (resend), as the package comment tells.
 func (d *Display) send(ctx context.Context, i int, w wire) error {
 	if err := d.deps.Registry.Acquire(ctx, d.t.ChatID, d.owner); err != nil {
 		return err

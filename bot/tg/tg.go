@@ -146,13 +146,7 @@ func Gone(err error) bool {
 // BadFormatting reports a 400 about the text's formatting (its entities), in any of the ways
 // Telegram words it ("can't parse entities", "ENTITY_MENTION_USER_INVALID", ...): the same
 // text sent plain goes through.
-func BadFormatting(err error) bool {
-	if !errors.Is(err, tgbot.ErrorBadRequest) {
-		return false
-	}
-	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "entit") || strings.Contains(s, "can't parse")
-}
+func BadFormatting(err error) bool { return badRequest(err, "entit") || badRequest(err, "can't parse") }
 
 func badRequest(err error, what string) bool {
 	return errors.Is(err, tgbot.ErrorBadRequest) && strings.Contains(strings.ToLower(err.Error()), what)
