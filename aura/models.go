@@ -1,43 +1,42 @@
 package aura
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
+// What an openai-dialect server is asked about its models: the list, and a model it does not
+// list. (Ollama's own routes, which also say what a model can do, are in ollama.go.)
+
 // modelsTTL is how long Models keeps a server's list.
 const modelsTTL = time.Minute
 
-// maxModelsBody bounds the model list read: some servers (OpenRouter, say)
-// describe hundreds of models at length.
-const maxModelsBody = 8 << 20
-
-// modelCache holds the last model list a server sent. Its zero value is
-// empty.
+// modelCache holds the last model list a server sent.
 type modelCache struct {
 	mu     sync.Mutex
 	ids    []string
 	expiry time.Time
 }
 
-// Models returns the names of the models the server offers, in the
-// server's order. In the openai protocol it asks GET {BaseURL}/v1/models
-// (a BaseURL that ends in "/v1" gets only "/models"), with the same
-// Authorization as a chat request, and keeps the answer for a minute; in
-// the chatbot-ui protocol, which has no list, it returns the configured
-// model id alone. The request is bounded by Config.FirstByteTimeout. A
-// refusal is a *StatusError; errors are never cached.
+// Models returns the names of the models the server offers, in the server's order. In the
+// openai protocol it asks GET {BaseURL}/v1/models (a BaseURL that ends in "/v1" gets only
+// "/models"), with the same Authorization as a chat request, and keeps the answer for a minute;
+// in the chatbot-ui protocol, which has no list, it returns the configured model id alone. The
+// request is bounded by Config.FirstByteTimeout. A refusal is a *StatusError; errors are never
+// cached.
 func (c *Client) Models(ctx context.Context) ([]string, error) {
-	if !c.dialect.listsModels() {
-		return []string{c.dialect.configuredModel()}, nil
+	if !c.openai {
+		return []string{c.model}, nil
 	}
 	now := time.Now
 	if c.now != nil {
@@ -51,9 +50,26 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 	}
 	c.models.mu.Unlock()
 
-	ids, err := c.fetchModels(ctx)
+	resp, body, err := c.ask(ctx, http.MethodGet, c.beside("/models"), nil)
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, c.statusError(resp.StatusCode, resp.Status, body)
+	}
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("aura: models: unreadable list: %w", err)
+	}
+	ids := make([]string, 0, len(list.Data))
+	for _, m := range list.Data {
+		if m.ID != "" {
+			ids = append(ids, m.ID)
+		}
 	}
 	c.models.mu.Lock()
 	c.models.ids, c.models.expiry = ids, now().Add(modelsTTL)
@@ -61,49 +77,98 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 	return slices.Clone(ids), nil
 }
 
-// fetchModels asks the server for its model list.
-func (c *Client) fetchModels(ctx context.Context) ([]string, error) {
-	reqCtx, cancel := context.WithTimeoutCause(ctx, c.firstByte, ErrFirstByteTimeout)
-	defer cancel()
-	// The chat endpoint ends in "/chat/completions"; the list sits beside it.
-	endpoint := strings.TrimSuffix(c.endpoint, "/chat/completions") + "/models"
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		return nil, fmt.Errorf("aura: models: build request: %w", err)
-	}
-	req.Header = c.header.Clone()
-	req.Header.Del("Content-Type")
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, c.modelsError(ctx, reqCtx, fmt.Errorf("%w: %w", ErrConnect, err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-		return nil, c.redactor.statusError(c.dialect.statusError(resp, data))
-	}
-	var list struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxModelsBody)).Decode(&list); err != nil {
-		return nil, c.modelsError(ctx, reqCtx, fmt.Errorf("aura: models: unreadable list: %w", err))
-	}
-	// Read a little further, so that the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	ids := make([]string, 0, len(list.Data))
-	for _, m := range list.Data {
-		if m.ID != "" {
-			ids = append(ids, m.ID)
-		}
-	}
-	return ids, nil
+// beside returns the URL of the openai route path beside the chat endpoint ("/models" for
+// "/v1/chat/completions" gives "/v1/models").
+func (c *Client) beside(path string) string {
+	return strings.TrimSuffix(c.endpoint, "/chat/completions") + path
 }
 
-// modelsError prefers the reason a request was stopped to err.
-func (c *Client) modelsError(ctx, reqCtx context.Context, err error) error {
+// HasModel reports whether the server serves model, for a name its list (Models) lacks. Ollama
+// is asked with /api/show; another openai server with GET /v1/models/{model}, and when that
+// does not say yes, with a chat request for one token of answer. In the chatbot-ui protocol,
+// which cannot ask, only the configured model is known. A refusal that is not "no such model"
+// (an unreachable server, a 401) is an error.
+func (c *Client) HasModel(ctx context.Context, model string) (bool, error) {
+	if !c.openai {
+		return SameModel(model, c.model), nil
+	}
+	ollama, err := c.isOllama(ctx)
+	if err != nil {
+		return false, err
+	}
+	if ollama {
+		_, err := c.show(ctx, model)
+		if errors.Is(err, ErrNoSuchModel) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	resp, _, err := c.ask(ctx, http.MethodGet, c.beside("/models/"+url.PathEscape(model)), nil)
+	if err != nil || resp.StatusCode == http.StatusOK {
+		return err == nil, err
+	}
+	// Not every server has that route (llama.cpp, LM Studio): a 404 may be the route's. A
+	// request the server answers tells.
+	req, _ := json.Marshal(map[string]any{
+		"model":      model,
+		"messages":   []map[string]string{{"role": RoleUser, "content": "hi"}},
+		"max_tokens": 1,
+		"stream":     false,
+	})
+	resp, body, err := c.ask(ctx, http.MethodPost, c.endpoint, req)
+	switch {
+	case err != nil:
+		return false, err
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		return true, nil
+	case resp.StatusCode == http.StatusNotFound:
+		return false, nil
+	}
+	se := c.statusError(resp.StatusCode, "", body)
+	if resp.StatusCode == http.StatusBadRequest && strings.Contains(strings.ToLower(se.Reason), "model") {
+		return false, nil // vLLM: "The model `x` does not exist."
+	}
+	return false, se
+}
+
+// maxAskBody bounds what ask reads of an answer: some servers (OpenRouter, say) describe
+// hundreds of models at length, and Ollama's /api/show a model's template, license and
+// parameters.
+const maxAskBody = 8 << 20
+
+// ask makes one request to the server with the Client's headers, bounded by
+// Config.FirstByteTimeout as a whole, and returns the response (its body read and closed) and
+// the body. Errors are a failure to get an answer at all.
+func (c *Client) ask(ctx context.Context, method, endpoint string, body []byte) (*http.Response, []byte, error) {
+	reqCtx, cancel := context.WithTimeoutCause(ctx, c.firstByte, ErrFirstByteTimeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(reqCtx, method, endpoint, rd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("aura: build request: %w", err)
+	}
+	req.Header = c.header.Clone()
+	req.Header.Set("Accept", "application/json")
+	if body == nil {
+		req.Header.Del("Content-Type")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, c.askError(ctx, reqCtx, fmt.Errorf("%w: %w", ErrConnect, err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAskBody))
+	if err != nil {
+		return nil, nil, c.askError(ctx, reqCtx, fmt.Errorf("aura: read answer: %w", err))
+	}
+	return resp, data, nil
+}
+
+// askError prefers the reason a request was stopped to err.
+func (c *Client) askError(ctx, reqCtx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return cancelError(ctx)
 	}

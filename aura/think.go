@@ -9,6 +9,7 @@ import "strings"
 const (
 	thinkOpen  = "<think>"
 	thinkClose = "</think>"
+	thinkSpace = " \t\r\n" // the whitespace around the block
 )
 
 // thinkSplitter splits an answer's text, fed to it piece by piece, into the thinking of a
@@ -28,13 +29,10 @@ type thinkState uint8
 
 const (
 	thinkBefore thinkState = iota // nothing but whitespace yet, or the start of "<think>"
-	thinkInside                   // inside the block
-	thinkAfter                    // after "</think>", before the answer's first non-space
-	thinkNone                     // the answer: everything passes
+	thinkInside
+	thinkAfter // after "</think>", before the answer's first non-space
+	thinkNone  // the answer: everything passes
 )
-
-// thinkSpace is the whitespace around a <think> block.
-const thinkSpace = " \t\r\n"
 
 // push takes the next piece of the text and returns what of it is thinking and what is answer
 // (either may be empty; the thinking comes first).
@@ -108,4 +106,43 @@ func tagStart(s, tag string) int {
 		}
 	}
 	return 0
+}
+
+// thinkYield passes a reply's chunks on to yield, moving a <think> block that starts its text
+// to Thinking chunks.
+type thinkYield struct {
+	yield   func(Chunk, error) bool
+	split   thinkSplitter
+	stopped bool // the caller stopped the iteration
+}
+
+// chunk is the yield the relay calls.
+func (t *thinkYield) chunk(c Chunk, err error) bool {
+	if err != nil || c.Text == "" {
+		if c.Usage != nil && !t.flush() { // the usage comes after the last text
+			return false
+		}
+		return t.pass(c, err)
+	}
+	return t.both(t.split.push(c.Text))
+}
+
+// flush passes on what the splitter holds back; it reports whether the caller wants more.
+func (t *thinkYield) flush() bool {
+	return t.both(t.split.end())
+}
+
+func (t *thinkYield) both(thinking, answer string) bool {
+	if thinking != "" && !t.pass(Chunk{Thinking: thinking}, nil) {
+		return false
+	}
+	return answer == "" || t.pass(Chunk{Text: answer}, nil)
+}
+
+func (t *thinkYield) pass(c Chunk, err error) bool {
+	if t.stopped {
+		return false
+	}
+	t.stopped = !t.yield(c, err)
+	return !t.stopped
 }
