@@ -1,7 +1,6 @@
 package aura
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -86,7 +85,7 @@ func (c *Client) statusError(code int, status string, body []byte) *StatusError 
 		Reason:     strings.TrimSpace(strings.TrimPrefix(status, strconv.Itoa(code))),
 		Body:       reason.Clip(string(body), maxErrorBody),
 	}
-	if msg, _, ok := parseErrorBody(body); c.openai && ok && msg != "" {
+	if msg, _, ok := reason.ErrorBody(body); c.openai && ok && msg != "" {
 		se.Reason = msg
 	}
 	return c.redact(se)
@@ -103,10 +102,10 @@ func (c *Client) redact(se *StatusError) *StatusError {
 // streamError is the error of an openai error event.
 func streamError(data []byte) *StatusError {
 	se := &StatusError{StatusCode: 200, Body: reason.Clip(string(data), maxErrorBody), inStream: true}
-	msg, code, ok := parseErrorBody(data)
+	msg, code, ok := reason.ErrorBody(data)
 	if !ok {
 		// llama.cpp's "error:" field holds the error object itself.
-		msg, code, ok = parseErrorObject(data)
+		msg, code, ok = reason.ErrorObject(data)
 	}
 	if ok {
 		se.Reason = msg
@@ -115,54 +114,6 @@ func streamError(data []byte) *StatusError {
 		}
 	}
 	return se
-}
-
-// parseErrorBody finds the error in {"error": {...}} (OpenAI, vLLM, llama.cpp, Ollama's /v1),
-// {"error": "..."} (Ollama's own routes) or a bare {"object": "error", "message": ...}.
-func parseErrorBody(b []byte) (msg string, code int, ok bool) {
-	var body struct {
-		Error  json.RawMessage `json:"error"`
-		Object json.RawMessage `json:"object"`
-	}
-	if json.Unmarshal(b, &body) != nil {
-		return "", 0, false
-	}
-	if s, ok := jsonString(body.Error); ok {
-		return s, 0, true
-	}
-	if msg, code, ok := parseErrorObject(body.Error); ok {
-		return msg, code, true
-	}
-	if string(body.Object) == `"error"` {
-		return parseErrorObject(b)
-	}
-	return "", 0, false
-}
-
-// parseErrorObject reads {"message": "...", "code": 400, ...}; ok is false without a string
-// message. A code that is not a number (OpenAI's "invalid_api_key") gives 0.
-func parseErrorObject(b []byte) (msg string, code int, ok bool) {
-	var obj struct {
-		Message json.RawMessage `json:"message"`
-		Code    json.RawMessage `json:"code"`
-	}
-	if len(b) == 0 || json.Unmarshal(b, &obj) != nil {
-		return "", 0, false
-	}
-	if msg, ok = jsonString(obj.Message); !ok {
-		return "", 0, false
-	}
-	_ = json.Unmarshal(obj.Code, &code)
-	return msg, code, true
-}
-
-// jsonString decodes raw if it is a string literal.
-func jsonString(raw json.RawMessage) (string, bool) {
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
 }
 
 // OutputLimitError is ErrOutputLimit with the limit the client asked for (MaxOutputTokens; 0

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Ollama has routes of its own that say what a model is and can do (/api/show); other servers
@@ -42,10 +43,8 @@ var ErrNoSuchModel = errors.New("aura: the server has no such model")
 // ollamaCache remembers whether the server is Ollama (asked once, the first time it matters)
 // and what it said about each model (asked once per model).
 type ollamaCache struct {
-	mu     sync.Mutex
-	probed bool // is is the server's answer
-	is     bool
-	caps   sync.Map // model name without ":latest" -> Capabilities
+	is   atomic.Pointer[bool] // nil until the server answered
+	caps sync.Map             // model name without ":latest" -> Capabilities
 }
 
 // ollamaRoot is the server's root URL, where Ollama's own routes are.
@@ -60,11 +59,8 @@ func (c *Client) isOllama(ctx context.Context) (bool, error) {
 	if !c.openai {
 		return false, nil
 	}
-	c.ollama.mu.Lock()
-	probed, is := c.ollama.probed, c.ollama.is
-	c.ollama.mu.Unlock()
-	if probed {
-		return is, nil
+	if is := c.ollama.is.Load(); is != nil {
+		return *is, nil
 	}
 	resp, body, err := c.ask(ctx, http.MethodGet, c.ollamaRoot()+"/api/version", nil)
 	if err != nil {
@@ -73,10 +69,8 @@ func (c *Client) isOllama(ctx context.Context) (bool, error) {
 	var v struct {
 		Version string `json:"version"`
 	}
-	is = resp.StatusCode == http.StatusOK && json.Unmarshal(body, &v) == nil && v.Version != ""
-	c.ollama.mu.Lock()
-	c.ollama.probed, c.ollama.is = true, is
-	c.ollama.mu.Unlock()
+	is := resp.StatusCode == http.StatusOK && json.Unmarshal(body, &v) == nil && v.Version != ""
+	c.ollama.is.Store(&is)
 	c.log.DebugContext(ctx, "aura: asked whether the server is Ollama", "ollama", is, "version", v.Version)
 	return is, nil
 }

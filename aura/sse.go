@@ -2,6 +2,7 @@ package aura
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 )
@@ -135,31 +136,34 @@ func (d *sseDecoder) dispatch(dst *decoded) error {
 		d.finished = true
 		return nil
 	}
-	if d.finished { // after the end only a usage report matters
-		if c, err := readChunk(data); err == nil && c.Usage != nil {
-			d.used = c.Usage.usage()
+	if d.isError && !d.finished {
+		return streamError(data)
+	}
+	var c chunk
+	err := json.Unmarshal(data, &c)
+	switch {
+	case d.finished: // after the end only a usage report matters
+		if err == nil && c.Usage != nil {
+			d.used = c.Usage
 		}
 		return nil
-	}
-	if d.isError {
-		return streamError(data)
-	}
-	ev, err := parseChunk(data)
-	if ev.used != nil {
-		d.used = ev.used
-	}
-	if err != nil {
-		// The event's text cannot be trusted: show none of it.
+	case err != nil: // the event's text cannot be trusted: show none of it
 		return fmt.Errorf("%w: unreadable event: %w", ErrBrokenStream, err)
+	case len(c.Error) > 0 && string(c.Error) != "null" || string(c.Object) == `"error"`:
+		return streamError(data) // an error member, or an older vLLM's bare error object
 	}
-	if ev.hasError {
-		return streamError(data)
+	if c.Usage != nil {
+		d.used = c.Usage
 	}
-	add(dst, thinkingText, ev.thinking)
-	add(dst, answerText, ev.content)
-	if ev.finish != "" {
-		d.finished = true
-		d.cut = ev.finish == "length"
+	if len(c.Choices) > 0 {
+		ch := c.Choices[0]
+		// A server that sends both reasoning fields (vLLM while it renames one to the
+		// other) sends the same text in each.
+		add(dst, thinkingText, cmp.Or(string(ch.Delta.ReasoningContent), string(ch.Delta.Reasoning)))
+		add(dst, answerText, ch.Delta.Content)
+		if ch.FinishReason != "" {
+			d.finished, d.cut = true, ch.FinishReason == "length"
+		}
 	}
 	return nil
 }
@@ -179,18 +183,9 @@ type chunk struct {
 	} `json:"choices"`
 	// Usage comes in a last chunk with no choices (OpenAI, vLLM), or with the finish_reason
 	// (llama.cpp).
-	Usage  *wireUsage      `json:"usage"`
+	Usage  *Usage          `json:"usage"`
 	Error  json.RawMessage `json:"error"`
 	Object json.RawMessage `json:"object"`
-}
-
-type wireUsage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-}
-
-func (u *wireUsage) usage() *Usage {
-	return &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
 }
 
 // lenientString is a JSON string that reads null, or a value of another type (a server's own
@@ -203,44 +198,4 @@ func (s *lenientString) UnmarshalJSON(b []byte) error {
 		*s = lenientString(v)
 	}
 	return nil
-}
-
-func readChunk(b []byte) (chunk, error) {
-	var c chunk
-	err := json.Unmarshal(b, &c)
-	return c, err
-}
-
-// event is what one openai stream chunk says.
-type event struct {
-	content  string // choices[0].delta.content
-	thinking string // its reasoning_content, else its reasoning
-	finish   string // choices[0].finish_reason ("" while the reply goes on)
-	hasError bool   // an error member (or an older vLLM's bare error object)
-	used     *Usage
-}
-
-// parseChunk reads one openai stream chunk. A server that sends both reasoning fields (vLLM
-// while it renames one to the other) sends the same text in each: reasoning_content is taken.
-func parseChunk(b []byte) (event, error) {
-	c, err := readChunk(b)
-	if err != nil {
-		return event{}, err
-	}
-	if len(c.Error) > 0 && string(c.Error) != "null" || string(c.Object) == `"error"` {
-		return event{hasError: true}, nil
-	}
-	var ev event
-	if c.Usage != nil {
-		ev.used = c.Usage.usage()
-	}
-	if len(c.Choices) > 0 {
-		ch := c.Choices[0]
-		ev.content, ev.finish = ch.Delta.Content, ch.FinishReason
-		ev.thinking = string(ch.Delta.ReasoningContent)
-		if ev.thinking == "" {
-			ev.thinking = string(ch.Delta.Reasoning)
-		}
-	}
-	return ev, nil
 }

@@ -35,8 +35,8 @@ type Chunk struct {
 type Usage struct {
 	// PromptTokens is what the server counted for the request's messages, its chat template
 	// included: the real size of the prompt.
-	PromptTokens     int
-	CompletionTokens int
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
 }
 
 // Stream sends msgs and yields the reply's text chunks as they are read: Chat's text alone,

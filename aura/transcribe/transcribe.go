@@ -237,28 +237,15 @@ func (c *Client) statusError(resp *http.Response, body []byte) *StatusError {
 	return se
 }
 
-// errorMessage finds the message in {"error": {"message": ...}}, {"error": "..."} or
-// {"detail": "..."} (FastAPI servers such as Speaches).
+// errorMessage finds the message in a JSON error body, or in {"detail": "..."} (FastAPI servers
+// such as Speaches).
 func errorMessage(body []byte) string {
+	if msg, _, ok := reason.ErrorBody(body); ok && msg != "" {
+		return msg
+	}
 	var v struct {
-		Error  json.RawMessage `json:"error"`
-		Detail json.RawMessage `json:"detail"`
+		Detail string `json:"detail"`
 	}
-	if json.Unmarshal(body, &v) != nil {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(v.Error, &s) == nil && s != "" {
-		return s
-	}
-	var obj struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(v.Error, &obj) == nil && obj.Message != "" {
-		return obj.Message
-	}
-	if json.Unmarshal(v.Detail, &s) == nil {
-		return s
-	}
-	return ""
+	_ = json.Unmarshal(body, &v)
+	return v.Detail
 }

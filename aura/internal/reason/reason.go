@@ -1,9 +1,11 @@
-// Package reason turns the error text a server sends into a short reason that is safe to show a
-// user: one line, no links, no secrets. It is shared by the aura client and its sub-packages; it
-// knows nothing of HTTP.
+// Package reason turns the error a server sends into a short reason that is safe to show a user:
+// it finds the message in a JSON error body (ErrorBody), and makes it one line, without links or
+// secrets (Sanitize). It is shared by the aura client and its sub-packages; it knows nothing of
+// HTTP.
 package reason
 
 import (
+	"encoding/json"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -271,4 +273,53 @@ func Clip(s string, n int) string {
 		cut--
 	}
 	return s[:cut]
+}
+
+// ErrorBody finds the error in a JSON error body: {"error": {"message": ..., "code": ...}}
+// (OpenAI, vLLM, llama.cpp, Ollama's /v1), {"error": "..."} (Ollama's own routes) or a bare
+// {"object": "error", "message": ...}.
+func ErrorBody(b []byte) (msg string, code int, ok bool) {
+	var body struct {
+		Error  json.RawMessage `json:"error"`
+		Object json.RawMessage `json:"object"`
+	}
+	if json.Unmarshal(b, &body) != nil {
+		return "", 0, false
+	}
+	if s, ok := jsonString(body.Error); ok {
+		return s, 0, true
+	}
+	if msg, code, ok := ErrorObject(body.Error); ok {
+		return msg, code, true
+	}
+	if string(body.Object) == `"error"` {
+		return ErrorObject(b)
+	}
+	return "", 0, false
+}
+
+// ErrorObject reads {"message": "...", "code": 400, ...}; ok is false without a string
+// message. A code that is not a number (OpenAI's "invalid_api_key") gives 0.
+func ErrorObject(b []byte) (msg string, code int, ok bool) {
+	var obj struct {
+		Message json.RawMessage `json:"message"`
+		Code    json.RawMessage `json:"code"`
+	}
+	if len(b) == 0 || json.Unmarshal(b, &obj) != nil {
+		return "", 0, false
+	}
+	if msg, ok = jsonString(obj.Message); !ok {
+		return "", 0, false
+	}
+	_ = json.Unmarshal(obj.Code, &code)
+	return msg, code, true
+}
+
+// jsonString decodes raw if it is a string literal.
+func jsonString(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
