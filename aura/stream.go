@@ -39,40 +39,19 @@ type Usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 }
 
-// Stream sends msgs and yields the reply's text chunks as they are read: Chat's text alone,
-// for the configured model. If the reply fails, the last pair yielded is ("", err); a clean end
-// yields no error. Each iteration sends a new request; stopping it early closes the connection.
+// Chat sends msgs, asking for model ("": Config.Model), and yields the reply as it is read: the
+// answer's text, the model's thinking, and after them the usage the server reported, when it
+// did. If the reply fails, the last pair yielded is (Chunk{}, err); a clean end yields no error.
+// Each iteration sends a new request; stopping it early closes the connection. In the chatbot-ui
+// protocol model is model.id, and model.name the known name for that id, else the id itself.
 //
 // A reply the server stopped at its output limit (openai: finish_reason "length", for example
 // after Config.MaxOutputTokens tokens) yields all its text and then an error wrapping
 // ErrOutputLimit: the text is good to keep, but it ends mid-answer.
 //
 // Connection failures, and 502, 503 and 504 answers, are retried (twice, with a jittered
-// exponential backoff) as long as no text has been yielded; a timeout, a cancellation, any
-// other status and anything after the first yielded text are not.
-func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, error] {
-	return c.StreamModel(ctx, "", msgs)
-}
-
-// StreamModel is Stream asking for the given model instead of Config.Model ("": Config.Model).
-// In the chatbot-ui protocol model is model.id, and model.name is the known name for that id,
-// else the id itself (the configured MaxLength and TokenLimit stay).
-func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		for ch, err := range c.Chat(ctx, model, msgs) {
-			if err != nil {
-				yield("", err)
-				return
-			}
-			if ch.Text != "" && !yield(ch.Text, nil) {
-				return
-			}
-		}
-	}
-}
-
-// Chat is StreamModel yielding Chunks: the answer's text, the model's thinking, and after them
-// the usage the server reported, when it did. Its errors and retries are StreamModel's.
+// exponential backoff) as long as nothing has been yielded; a timeout, a cancellation, any other
+// status and anything after the first yield are not.
 //
 // Thinking comes from openai's delta.reasoning_content or delta.reasoning, and from a
 // <think>…</think> block at the start of the content in either protocol (split across chunks or

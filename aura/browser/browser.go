@@ -87,8 +87,7 @@ type Capturer struct {
 	wg   sync.WaitGroup // the capture goroutine
 
 	mu       sync.Mutex
-	cur      captured // the last good capture, if have
-	have     bool
+	cur      *captured // the last good capture
 	at       time.Time // when cur was captured
 	inflight *call
 	failure  error // the last capture's error, until retryAt
@@ -171,11 +170,11 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		c.mu.Unlock()
 		return "", "", ErrClosed
 	}
-	stale, haveStale := c.cur, c.have
+	stale := c.cur
 	cl := c.inflight
 	if cl == nil {
 		now := c.now()
-		if c.have {
+		if stale != nil {
 			age := now.Sub(c.at)
 			if (!refresh && age < c.refresh) || (refresh && age < c.minGap) {
 				c.mu.Unlock()
@@ -185,7 +184,7 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		if c.failure != nil && now.Before(c.retryAt) {
 			err := fmt.Errorf("browser: the last capture failed, next try in %s: %w", c.retryAt.Sub(now).Round(time.Second), c.failure)
 			c.mu.Unlock()
-			if haveStale && !refresh {
+			if stale != nil && !refresh {
 				return stale.cookie, stale.userAgent, nil
 			}
 			return "", "", err
@@ -212,7 +211,7 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		return "", "", fmt.Errorf("browser: waiting for the capture: %w", ctx.Err())
 	}
 	if cl.err != nil {
-		if haveStale && !refresh && !errors.Is(cl.err, ErrClosed) {
+		if stale != nil && !refresh && !errors.Is(cl.err, ErrClosed) {
 			// A periodic capture failed: the cookies in hand may still work, and a refused
 			// reply asks again.
 			return stale.cookie, stale.userAgent, nil
@@ -227,9 +226,7 @@ func (c *Capturer) start() *call {
 	ctx, cancel := context.WithCancel(c.life)
 	cl := &call{done: make(chan struct{}), cancel: cancel}
 	c.inflight = cl
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	c.wg.Go(func() {
 		defer cancel()
 		began := time.Now()
 		c.log.DebugContext(ctx, "browser: capturing cookies")
@@ -252,7 +249,7 @@ func (c *Capturer) start() *call {
 			}
 			c.log.InfoContext(ctx, "browser: capture stopped", "took", took)
 		case err == nil:
-			c.cur, c.have, c.at = res, true, c.now()
+			c.cur, c.at = &res, c.now()
 			c.failure, c.retry = nil, nil
 			if res.settled {
 				c.log.InfoContext(ctx, "browser: captured cookies", "cookies", res.cookies, "took", took)
@@ -270,7 +267,7 @@ func (c *Capturer) start() *call {
 		cl.res, cl.err = res, err
 		c.mu.Unlock()
 		close(cl.done)
-	}()
+	})
 	return cl
 }
 

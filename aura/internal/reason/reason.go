@@ -6,6 +6,7 @@ package reason
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -162,10 +163,8 @@ func isLink(w string) bool {
 func isSecret(w string, rest []string) bool {
 	core := strings.TrimFunc(w, func(r rune) bool { return !isKeyChar(r) && r != '-' && r != '*' && r != '.' && r != '[' && r != ']' })
 	lower := strings.ToLower(core)
-	for _, p := range secretPrefixes {
-		if strings.HasPrefix(lower, p) && len(lower) > len(p) {
-			return true
-		}
+	if slices.ContainsFunc(secretPrefixes, func(p string) bool { return strings.HasPrefix(lower, p) && len(lower) > len(p) }) {
+		return true
 	}
 	switch strings.Trim(lower, ":") {
 	case "bearer", "basic", "token":
@@ -201,12 +200,8 @@ func isSecret(w string, rest []string) bool {
 
 // isCredentialName reports whether name, the left side of "name=value", names a credential.
 func isCredentialName(name string) bool {
-	for _, n := range []string{"key", "token", "secret", "password", "passwd", "auth", "cookie", "session"} {
-		if strings.Contains(name, n) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc([]string{"key", "token", "secret", "password", "passwd", "auth", "cookie", "session"},
+		func(n string) bool { return strings.Contains(name, n) })
 }
 
 // isCredentialValue reports whether v, the right side of "name=value", could be a credential
@@ -286,7 +281,8 @@ func ErrorBody(b []byte) (msg string, code int, ok bool) {
 	if json.Unmarshal(b, &body) != nil {
 		return "", 0, false
 	}
-	if s, ok := jsonString(body.Error); ok {
+	var s string
+	if len(body.Error) > 0 && body.Error[0] == '"' && json.Unmarshal(body.Error, &s) == nil {
 		return s, 0, true
 	}
 	if msg, code, ok := ErrorObject(body.Error); ok {
@@ -302,24 +298,12 @@ func ErrorBody(b []byte) (msg string, code int, ok bool) {
 // message. A code that is not a number (OpenAI's "invalid_api_key") gives 0.
 func ErrorObject(b []byte) (msg string, code int, ok bool) {
 	var obj struct {
-		Message json.RawMessage `json:"message"`
+		Message *string         `json:"message"`
 		Code    json.RawMessage `json:"code"`
 	}
-	if len(b) == 0 || json.Unmarshal(b, &obj) != nil {
-		return "", 0, false
-	}
-	if msg, ok = jsonString(obj.Message); !ok {
+	if json.Unmarshal(b, &obj) != nil || obj.Message == nil {
 		return "", 0, false
 	}
 	_ = json.Unmarshal(obj.Code, &code)
-	return msg, code, true
-}
-
-// jsonString decodes raw if it is a string literal.
-func jsonString(raw json.RawMessage) (string, bool) {
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
+	return *obj.Message, code, true
 }
