@@ -137,7 +137,7 @@ type Client struct {
 	models  modelCache
 	noUsage atomic.Bool // the server refused stream_options: see Chat
 	ollama  ollamaCache
-	now     func() time.Time // the models cache's clock; nil means time.Now
+	now     func() time.Time // the models cache's clock
 }
 
 // New checks cfg and returns a Client. Its errors never contain cfg.Key or cfg.Cookies.
@@ -211,7 +211,7 @@ func New(cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.firstByte, c.idle, c.drain = cfg.FirstByteTimeout, cfg.IdleTimeout, min(cfg.IdleTimeout, 2*time.Second)
-	c.tries, c.backoff = 3, 250*time.Millisecond
+	c.tries, c.backoff, c.now = 3, 250*time.Millisecond, time.Now
 	c.creds, c.ownCookies, c.ownUserAgent = cfg.Credentials, cfg.Cookies != "", ownUserAgent
 	return c, nil
 }

@@ -38,12 +38,8 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 	if !c.openai {
 		return []string{c.model}, nil
 	}
-	now := time.Now
-	if c.now != nil {
-		now = c.now
-	}
 	c.models.mu.Lock()
-	if c.models.ids != nil && now().Before(c.models.expiry) {
+	if c.models.ids != nil && c.now().Before(c.models.expiry) {
 		ids := slices.Clone(c.models.ids)
 		c.models.mu.Unlock()
 		return ids, nil
@@ -72,7 +68,7 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 		}
 	}
 	c.models.mu.Lock()
-	c.models.ids, c.models.expiry = ids, now().Add(modelsTTL)
+	c.models.ids, c.models.expiry = ids, c.now().Add(modelsTTL)
 	c.models.mu.Unlock()
 	return slices.Clone(ids), nil
 }

@@ -12,17 +12,16 @@ import (
 // decoder turns raw body bytes into reply text: the answer, and the model's thinking where the
 // wire carries it apart (openai's reasoning_content and reasoning).
 type decoder interface {
-	// decode adds the text in p, the next bytes of the body, to dst. done reports that the
-	// reply is complete. An error (a *StatusError for an error event) ends the reply.
+	// decode adds the text in p, the next bytes of the body, to dst; done reports that the
+	// reply is complete, and an error (a *StatusError for an error event) ends it.
 	decode(dst *decoded, p []byte) (done bool, err error)
-	// end is called when the body ends before done; it adds any text still held back and
-	// says whether the end was clean.
+	// end adds what is held back when the body ends before done, and says whether that is a
+	// clean end.
 	end(dst *decoded) error
-	// trail reads the body after the reply's end (an openai usage event after the
-	// finish_reason), which carries no text; nil means the body ended there.
+	// trail reads what follows the reply's end (an openai usage event); nil: the body ended.
 	trail(p []byte)
-	// result is called after a clean end: the usage the server reported (nil: none), and an
-	// error wrapping ErrOutputLimit when the text is all there is but not all the model meant.
+	// result is, after a clean end, the usage the server reported (nil: none), and an error
+	// wrapping ErrOutputLimit when the text is all there is but not all the model meant.
 	result() (*Usage, error)
 }
 
@@ -63,8 +62,7 @@ func add[T string | []byte](d *decoded, k textKind, s T) {
 	d.text = append(d.text, s...)
 }
 
-// readBufSize is the size of the buffer a reply's body is read into.
-const readBufSize = 16 << 10
+const readBufSize = 16 << 10 // the size of each read of a reply's body
 
 // relay copies one reply's text from a body to the caller, carrying an incomplete UTF-8
 // sequence over to the next read. It keeps its buffers across tries.
@@ -129,7 +127,7 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 			switch {
 			case r.done:
 				wd.arm(drain, errDrained)
-			case n > 0 || wd.phase() != ErrFirstByteTimeout:
+			case n > 0 || *wd.cause.Load() != ErrFirstByteTimeout:
 				wd.arm(idle, ErrIdleTimeout)
 			default:
 				wd.arm(0, ErrFirstByteTimeout) // keep the first-byte deadline
@@ -188,8 +186,8 @@ type watchdog struct {
 	t      *time.Timer
 	cancel context.CancelCauseFunc
 	cause  atomic.Pointer[error]
-	start  time.Time // when the first-byte deadline began
-	first  time.Duration
+	start  time.Time     // when the first-byte deadline began
+	first  time.Duration // and how long it is
 }
 
 func newWatchdog(cancel context.CancelCauseFunc, firstByte time.Duration) *watchdog {
@@ -199,9 +197,6 @@ func newWatchdog(cancel context.CancelCauseFunc, firstByte time.Duration) *watch
 	w.t = time.AfterFunc(firstByte, func() { w.cancel(*w.cause.Load()) })
 	return w
 }
-
-// phase returns the cause the watchdog would cancel with.
-func (w *watchdog) phase() error { return *w.cause.Load() }
 
 func (w *watchdog) stop() { w.t.Stop() }
 

@@ -39,24 +39,18 @@ type Usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 }
 
-// Chat sends msgs, asking for model ("": Config.Model), and yields the reply as it is read: the
-// answer's text, the model's thinking, and after them the usage the server reported, when it
-// did. If the reply fails, the last pair yielded is (Chunk{}, err); a clean end yields no error.
-// Each iteration sends a new request; stopping it early closes the connection. In the chatbot-ui
-// protocol model is model.id, and model.name the known name for that id, else the id itself.
+// Chat sends msgs, asking for model ("": Config.Model; in the chatbot-ui protocol model.id, with
+// the known name for that id, else the id itself), and yields the reply as it is read: the
+// answer's text, the model's thinking (see Chunk; the whitespace after a <think> block is
+// dropped), then the usage the server reported, if it did. A failed reply yields (Chunk{}, err)
+// last. Each iteration sends a new request; stopping it early closes the connection.
 //
-// A reply the server stopped at its output limit (openai: finish_reason "length", for example
-// after Config.MaxOutputTokens tokens) yields all its text and then an error wrapping
-// ErrOutputLimit: the text is good to keep, but it ends mid-answer.
+// A reply the server stopped at its output limit (openai: finish_reason "length") yields all its
+// text, then an error wrapping ErrOutputLimit: the text is good to keep, but ends mid-answer.
 //
 // Connection failures, and 502, 503 and 504 answers, are retried (twice, with a jittered
 // exponential backoff) as long as nothing has been yielded; a timeout, a cancellation, any other
 // status and anything after the first yield are not.
-//
-// Thinking comes from openai's delta.reasoning_content or delta.reasoning, and from a
-// <think>…</think> block at the start of the content in either protocol (split across chunks or
-// not): the block's text is yielded as Thinking, and the whitespace between it and the answer
-// is dropped.
 //
 // In the openai protocol it asks for the usage (stream_options with include_usage). A server
 // that refuses that field (a 400 or 422 naming it) gets the request again without it, and never
@@ -85,8 +79,7 @@ func (c *Client) Chat(ctx context.Context, model string, msgs []Message) iter.Se
 }
 
 // usageRefused reports whether err is a server's refusal of the stream_options field: a 400 or
-// 422 (the status FastAPI-style servers give a field they do not know) that names it. Such a
-// refusal comes before any text.
+// 422 (FastAPI-style servers' status for a field they do not know) that names it.
 func usageRefused(err error) bool {
 	var se *StatusError
 	if !errors.As(err, &se) || se.inStream || se.StatusCode != http.StatusBadRequest && se.StatusCode != http.StatusUnprocessableEntity {
@@ -96,7 +89,6 @@ func usageRefused(err error) bool {
 	return strings.Contains(s, "stream_options") || strings.Contains(s, "include_usage") || strings.Contains(s, "extra inputs")
 }
 
-// errStopped reports that the caller stopped the iteration.
 var errStopped = errors.New("aura: caller stopped reading")
 
 // stream runs the tries for one reply. It returns the error to yield, or nil after a clean end
@@ -141,8 +133,7 @@ func (c *Client) retryBackoff() *backoff.ExponentialBackOff {
 	return &backoff.ExponentialBackOff{InitialInterval: c.backoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Hour}
 }
 
-// connectError marks a failure to get a response at all; stream turns it into ErrConnect once
-// the tries are used up.
+// connectError is a failure to get a response at all: ErrConnect once the tries are used up.
 type connectError struct{ err error }
 
 func (e *connectError) Error() string { return "aura: connect: " + e.err.Error() }

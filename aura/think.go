@@ -34,8 +34,7 @@ const (
 	thinkNone  // the answer: everything passes
 )
 
-// push takes the next piece of the text and returns what of it is thinking and what is answer
-// (either may be empty; the thinking comes first).
+// push takes the next piece of the text and returns what of it is thinking and what is answer.
 func (s *thinkSplitter) push(text string) (thinking, answer string) {
 	switch s.state {
 	case thinkNone:
@@ -108,15 +107,14 @@ func tagStart(s, tag string) int {
 	return 0
 }
 
-// thinkYield passes a reply's chunks on to yield, moving a <think> block that starts its text
-// to Thinking chunks.
+// thinkYield passes a reply's chunks on to yield (chunk is the relay's yield), moving a <think>
+// block that starts its text to Thinking chunks.
 type thinkYield struct {
 	yield   func(Chunk, error) bool
 	split   thinkSplitter
 	stopped bool // the caller stopped the iteration
 }
 
-// chunk is the yield the relay calls.
 func (t *thinkYield) chunk(c Chunk, err error) bool {
 	if err != nil || c.Text == "" {
 		if c.Usage != nil && !t.flush() { // the usage comes after the last text

@@ -72,9 +72,7 @@ type captureConfig struct {
 	// closeGrace bounds the graceful close of the browser, before it is killed.
 	closeGrace time.Duration
 	log        *slog.Logger
-	// sandbox decides once whether Chromium runs in its sandbox; nil: decide at each capture,
-	// without a log line.
-	sandbox *sandboxCheck
+	sandbox    *sandboxCheck // decides once whether Chromium runs in its sandbox
 }
 
 // capture runs one capture: it starts the browser headless with a fresh profile, opens the page,

@@ -37,6 +37,7 @@ func testConfig(t *testing.T, rawURL string, timeout time.Duration) captureConfi
 		poll:       100 * time.Millisecond,
 		closeGrace: 5 * time.Second,
 		log:        slog.New(slog.DiscardHandler),
+		sandbox:    newSandboxCheck(),
 	}
 }
 

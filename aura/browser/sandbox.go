@@ -42,12 +42,8 @@ func newSandboxCheck() *sandboxCheck {
 }
 
 // allowed reports whether Chromium (bin) may run sandboxed. The first call decides, and logs a
-// warning when the sandbox cannot be used; a nil check decides every time, silently.
+// warning when the sandbox cannot be used.
 func (s *sandboxCheck) allowed(ctx context.Context, bin string, log *slog.Logger) bool {
-	if s == nil {
-		ok, _ := decideSandbox(os.Geteuid(), func() error { return userNamespaces(bin) })
-		return ok
-	}
 	s.once.Do(func() {
 		var why string
 		s.ok, why = decideSandbox(s.euid, func() error { return s.probe(bin) })

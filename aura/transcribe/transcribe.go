@@ -54,9 +54,6 @@ type Config struct {
 	// (Reason and Body), which users are shown: a server may echo the key. main passes the
 	// log's redactor, which knows the key.
 	Redact func(string) string
-	// HTTPClient makes the requests; nil means one that reports a redirect as a StatusError
-	// instead of following it.
-	HTTPClient *http.Client
 	// Timeout bounds one Transcribe call, upload included; 0 means DefaultTimeout.
 	Timeout time.Duration
 }
@@ -74,18 +71,13 @@ type Client struct {
 
 // New returns a Client for cfg. A URL that cannot be used is reported by each Transcribe call.
 func New(cfg Config) *Client {
-	c := &Client{model: cmp.Or(cfg.Model, DefaultModel), key: cfg.Key, redact: cfg.Redact, hc: cfg.HTTPClient, timeout: cfg.Timeout}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
-	}
+	c := &Client{model: cmp.Or(cfg.Model, DefaultModel), key: cfg.Key, redact: cfg.Redact, timeout: max(cfg.Timeout, 0)}
+	c.timeout = cmp.Or(c.timeout, DefaultTimeout)
 	if c.redact == nil {
 		c.redact = func(s string) string { return s }
 	}
-	if c.hc == nil {
-		c.hc = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
+	// A redirect is reported as a StatusError, not followed.
+	c.hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.endpoint, c.urlErr = endpoint(cfg.URL)
 	return c
 }
@@ -186,14 +178,12 @@ func (c *Client) Transcribe(ctx context.Context, fileName string, audio io.Reade
 }
 
 // form builds the multipart body. The audio is read whole first: it is small (a voice note is
-// tens of kilobytes), and a body of known length is what every server accepts.
+// tens of kilobytes), and a body of known length is what every server accepts. Only reading the
+// audio can fail: the form is written to a bytes.Buffer.
 func (c *Client) form(fileName string, audio io.Reader) ([]byte, string, error) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
-	fw, err := w.CreateFormFile("file", cleanFileName(fileName))
-	if err != nil {
-		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
-	}
+	fw, _ := w.CreateFormFile("file", cleanFileName(fileName))
 	n, err := io.Copy(fw, io.LimitReader(audio, MaxAudioBytes+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("transcribe: read audio: %w", err)
@@ -201,12 +191,8 @@ func (c *Client) form(fileName string, audio io.Reader) ([]byte, string, error) 
 	if n > MaxAudioBytes {
 		return nil, "", fmt.Errorf("%w (more than %d bytes)", ErrTooLarge, MaxAudioBytes)
 	}
-	if err := w.WriteField("model", c.model); err != nil {
-		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
-	}
+	_ = w.WriteField("model", c.model)
+	_ = w.Close()
 	return buf.Bytes(), w.FormDataContentType(), nil
 }
 
