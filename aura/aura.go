@@ -58,18 +58,14 @@ const (
 type Config struct {
 	// Protocol is ProtocolChatbotUI (also when empty) or ProtocolOpenAI.
 	Protocol string `env:"AURA_PROTOCOL" envDefault:"chatbot-ui"`
-	// BaseURL is the server's root, e.g. https://openchat.team or http://localhost:11434. The
-	// client posts to BaseURL + "/api/chat" (chatbot-ui) or BaseURL + "/v1/chat/completions"
-	// (openai; a BaseURL that already ends in "/v1" gets only "/chat/completions").
+	// BaseURL is the server's root (https://openchat.team, http://localhost:11434); the client
+	// posts to /api/chat (chatbot-ui) or /v1/chat/completions (openai; "/v1" is not doubled).
 	BaseURL string `env:"AURA_URL" envDefault:"https://openchat.team"`
-	// Model is model.id (chatbot-ui; empty means openchat_3.6) or the model name (openai,
-	// required).
+	// Model is model.id (chatbot-ui; empty: openchat_3.6) or the model name (openai, required).
 	Model string `env:"AURA_MODEL" envDefault:"openchat_3.6"`
-	// ModelName is model.name (chatbot-ui only); empty means the known name for a known Model
-	// id, else Model itself.
+	// ModelName is model.name (chatbot-ui only); empty: the known name for Model, else Model.
 	ModelName string `env:"AURA_MODEL_NAME" envDefault:"OpenChat 3.6 (latest)"`
-	// MaxLength is model.maxLength (chatbot-ui only); 0 means 3*TokenLimit. main sets the
-	// context window's AURA_MAX_LENGTH.
+	// MaxLength is model.maxLength (chatbot-ui only; main sets AURA_MAX_LENGTH); 0: 3*TokenLimit.
 	MaxLength int
 	// TokenLimit is model.tokenLimit (chatbot-ui only); 0 means 8192.
 	TokenLimit int `env:"AURA_MAX_TOKENS" envDefault:"8192"`
@@ -77,8 +73,7 @@ type Config struct {
 	MaxOutputTokens int `env:"AURA_MAX_OUTPUT_TOKENS"`
 	// Temperature is sent as is; 0 is a valid temperature.
 	Temperature float64 `env:"AURA_TEMPERATURE" envDefault:"0.5"`
-	// Key is the body's "key" (chatbot-ui) or an "Authorization: Bearer" header (openai, only
-	// when set).
+	// Key is the body's "key" (chatbot-ui) or an "Authorization: Bearer" header (openai, if set).
 	Key string `env:"AURA_KEY"`
 	// Cookies is a raw Cookie header value, sent when set.
 	Cookies string `env:"AURA_COOKIES"`
@@ -87,23 +82,20 @@ type Config struct {
 	// Proxy is an http://, https://, socks5:// or socks5h:// URL. Empty means the
 	// environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as in any Go program.
 	Proxy string `env:"AURA_PROXY"`
-	// FirstByteTimeout bounds the wait for the response headers and the first body byte of
-	// each try; 0 means DefaultFirstByteTimeout.
+	// FirstByteTimeout bounds the wait for each try's headers and first body byte; 0: the default.
 	FirstByteTimeout time.Duration `env:"AURA_FIRST_BYTE_TIMEOUT" envDefault:"60s"`
-	// IdleTimeout bounds the silence between two body reads; 0 means DefaultIdleTimeout. Time
-	// the caller spends handling a chunk does not count.
+	// IdleTimeout bounds the silence between two body reads (the caller's time with a chunk does
+	// not count); 0: the default.
 	IdleTimeout time.Duration `env:"AURA_IDLE_TIMEOUT" envDefault:"60s"`
 	// Credentials, when set, supplies cookies and a User-Agent before each reply (see
 	// Credentials); Cookies and UserAgent, when set, win over them. A reply refused with 403,
 	// 429 or 503 and an HTML page is tried once more with fresh ones.
 	Credentials Credentials
-	// Redact, when set, removes secrets from what a server writes into a StatusError (Reason
-	// and Body), which users are shown (UserReason): a server may echo the key or the cookies
-	// it was sent. main passes the log's redactor, which knows the key and the cookies, and
-	// learns the cookies a browser captures before they are sent.
+	// Redact, when set, removes secrets from what a server writes into a StatusError, which
+	// users are shown (UserReason): a server may echo the key or cookies it was sent. main
+	// passes its log's redactor, which also learns the cookies a browser captures.
 	Redact func(string) string
-	// Logger receives debug and warning records; nil discards them. Message contents, keys
-	// and cookies are never logged.
+	// Logger receives debug and warning records (never message contents); nil discards them.
 	Logger *slog.Logger
 }
 
@@ -125,9 +117,8 @@ type Client struct {
 	ownCookies, ownUserAgent bool
 
 	firstByte, idle time.Duration
-	// drain bounds the wait for the end of the body after the reply is complete (openai:
-	// after [DONE] or finish_reason): reading to the end lets the connection be reused, and a
-	// server that lingers is cut off without an error.
+	// drain bounds the wait for the end of the body after the reply is complete (openai: after
+	// [DONE] or finish_reason), read so that the connection is reused.
 	drain time.Duration
 	// tries is the number of attempts for one reply; backoff the wait before the first retry,
 	// doubled for each further one, with jitter.
@@ -232,7 +223,6 @@ func (c *Client) Close() {
 	c.transport.CloseIdleConnections()
 }
 
-// newTransport returns the one Transport a Client uses for all requests.
 func newTransport(proxy func(*http.Request) (*url.URL, error)) *http.Transport {
 	dialer := &net.Dialer{
 		// Shorter than the first-byte timeout, so that an unreachable host counts as a

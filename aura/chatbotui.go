@@ -17,7 +17,6 @@ type dialect interface {
 	newDecoder() decoder
 }
 
-// encode returns the request body for msgs.
 func (c *Client) encode(model string, msgs []Message, usage bool) ([]byte, error) {
 	req, err := c.dialect.request(model, msgs, usage)
 	if err != nil {

@@ -91,7 +91,6 @@ func (c *Client) statusError(code int, status string, body []byte) *StatusError 
 	return c.redact(se)
 }
 
-// redact applies Config.Redact to what the server wrote in se.
 func (c *Client) redact(se *StatusError) *StatusError {
 	if c.redactText != nil {
 		se.Reason, se.Body = c.redactText(se.Reason), c.redactText(se.Body)

@@ -90,7 +90,6 @@ func (d *sseDecoder) result() (*Usage, error) {
 	return d.used, nil
 }
 
-// line1 handles one line of the event stream.
 func (d *sseDecoder) line1(dst *decoded, line []byte) error {
 	if len(line) == 0 { // a blank line dispatches the event
 		if !d.hasData {
@@ -129,7 +128,6 @@ func (d *sseDecoder) line1(dst *decoded, line []byte) error {
 	return nil
 }
 
-// dispatch handles one event's data.
 func (d *sseDecoder) dispatch(dst *decoded) error {
 	data := d.data
 	if string(bytes.TrimSpace(data)) == "[DONE]" {
