@@ -94,18 +94,16 @@ func TestCapturedCookiesNeverShown(t *testing.T) {
 	}
 	browserMark(t)
 	const cookieValue = "open.sesame.cookie"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/":
-			http.SetCookie(w, &http.Cookie{Name: "sess", Value: cookieValue, Path: "/"})
-			fmt.Fprint(w, "<!DOCTYPE html><html><body>ok</body></html>")
-		case r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions":
-			_, _ = io.Copy(io.Discard, r.Body)
-			echoError(w, http.StatusUnauthorized, "not allowed with the cookies "+r.Header.Get("Cookie"))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "sess", Value: cookieValue, Path: "/"})
+		fmt.Fprint(w, "<!DOCTYPE html><html><body>ok</body></html>")
+	})
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		echoError(w, http.StatusUnauthorized, "not allowed with the cookies "+r.Header.Get("Cookie"))
+	})
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	h := newHarness(t)
 	h.start("AURA_BROWSER=auto", "AURA_URL="+srv.URL, "AURA_PROTOCOL=openai", "AURA_MODEL=m")

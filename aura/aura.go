@@ -125,7 +125,7 @@ type Client struct {
 	tries   int
 	backoff time.Duration
 
-	models  modelCache
+	models  atomic.Pointer[keptModels]
 	noUsage atomic.Bool // the server refused stream_options: see Chat
 	ollama  ollamaCache
 	now     func() time.Time // the models cache's clock

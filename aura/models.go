@@ -21,29 +21,24 @@ import (
 
 const modelsTTL = time.Minute
 
-type modelCache struct {
-	mu     sync.Mutex
+// keptModels is the last list a server sent, kept until expiry.
+type keptModels struct {
 	ids    []string
 	expiry time.Time
 }
 
-// Models returns the names of the models the server offers, in the server's order. In the
-// openai protocol it asks GET {BaseURL}/v1/models (a BaseURL that ends in "/v1" gets only
-// "/models"), with the same Authorization as a chat request, and keeps the answer for a minute;
-// in the chatbot-ui protocol, which has no list, it returns the configured model id alone. The
-// request is bounded by Config.FirstByteTimeout. A refusal is a *StatusError; errors are never
-// cached.
+// Models returns the names of the models the server offers, in its order. In the openai
+// protocol it asks GET /v1/models beside the chat endpoint, with a chat request's Authorization,
+// bounded by Config.FirstByteTimeout, and keeps the answer a minute (errors are not kept); in
+// the chatbot-ui protocol, which has no list, it returns the configured model alone. A refusal
+// is a *StatusError.
 func (c *Client) Models(ctx context.Context) ([]string, error) {
 	if !c.openai {
 		return []string{c.model}, nil
 	}
-	c.models.mu.Lock()
-	if c.models.ids != nil && c.now().Before(c.models.expiry) {
-		ids := slices.Clone(c.models.ids)
-		c.models.mu.Unlock()
-		return ids, nil
+	if l := c.models.Load(); l != nil && c.now().Before(l.expiry) {
+		return slices.Clone(l.ids), nil
 	}
-	c.models.mu.Unlock()
 
 	resp, body, err := c.ask(ctx, http.MethodGet, c.beside("/models"), nil)
 	if err != nil {
@@ -66,9 +61,7 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 			ids = append(ids, m.ID)
 		}
 	}
-	c.models.mu.Lock()
-	c.models.ids, c.models.expiry = ids, c.now().Add(modelsTTL)
-	c.models.mu.Unlock()
+	c.models.Store(&keptModels{ids, c.now().Add(modelsTTL)})
 	return slices.Clone(ids), nil
 }
 
@@ -126,9 +119,8 @@ func (c *Client) HasModel(ctx context.Context, model string) (bool, error) {
 	return false, se
 }
 
-// maxAskBody bounds what ask reads of an answer: some servers (OpenRouter, say) describe
-// hundreds of models at length, and Ollama's /api/show a model's template, license and
-// parameters.
+// maxAskBody bounds what ask reads: some servers (OpenRouter) describe hundreds of models at
+// length, and Ollama's /api/show a model's template, license and parameters.
 const maxAskBody = 8 << 20
 
 // ask makes one request to the server with the Client's headers, bounded by

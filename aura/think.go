@@ -4,19 +4,17 @@ import "strings"
 
 // A reasoning model served without a reasoning parser (llama.cpp without --reasoning-format, a
 // chatbot-ui server in front of DeepSeek-R1 or Qwen3) writes its thinking into the content, as a
-// block that starts the answer: "<think>\n…\n</think>\n\nThe answer". thinkSplitter takes that
-// block out as the text streams, whatever the chunks' boundaries.
+// block that starts the answer: "<think>\n…\n</think>\n\nThe answer".
 const (
 	thinkOpen  = "<think>"
 	thinkClose = "</think>"
 	thinkSpace = " \t\r\n" // the whitespace around the block
 )
 
-// thinkSplitter splits an answer's text, fed to it piece by piece, into the thinking of a
-// leading <think>…</think> block and the answer. Text that does not start with the block (after
-// whitespace) is all answer, byte for byte. Inside the block, the text up to </think> is
-// thinking (all of it, if the text ends first); after it, the whitespace before the answer is
-// dropped. The zero value is ready to use.
+// thinkSplitter splits an answer's text, fed to it piece by piece whatever the boundaries, into
+// the thinking of a leading <think>…</think> block and the answer. Text that does not start with
+// the block (after whitespace) is all answer, byte for byte. Inside the block, the text up to
+// </think> is thinking (all of it, if the text ends first); the whitespace after it is dropped.
 type thinkSplitter struct {
 	state thinkState
 	// What is held back until the next piece tells what it is: the leading whitespace and a

@@ -39,8 +39,7 @@ var ErrClosed = errors.New("browser: closed")
 
 // Options configures a Capturer.
 type Options struct {
-	// Browser is Auto or the path of a Chromium-family binary, looked up at each capture (a
-	// browser installed later is found).
+	// Browser is Auto or a Chromium-family binary, looked up at each capture.
 	Browser string `env:"AURA_BROWSER"`
 	// URL is the page to open: the model server's base URL (main sets AURA_URL).
 	URL string
@@ -48,14 +47,12 @@ type Options struct {
 	// (main sets AURA_PROXY). A user name and password in it are given to an http(s) proxy
 	// that asks; Chromium cannot log in to a SOCKS5 one.
 	Proxy string
-	// Refresh is how long captured cookies are used before the next request captures new
-	// ones; 0 means DefaultRefresh.
+	// Refresh is how long captured cookies are used before a request captures new ones.
 	Refresh time.Duration `env:"AURA_BROWSER_REFRESH" envDefault:"30m"`
-	// Timeout bounds a capture from the browser's start to the cookies read; 0 means
-	// DefaultTimeout. Closing the browser may take a few seconds more.
+	// Timeout bounds a capture from the browser's start to the cookies read (closing the
+	// browser may take a few seconds more).
 	Timeout time.Duration `env:"AURA_BROWSER_TIMEOUT" envDefault:"30s"`
-	// Logger receives the captures' records; nil discards them. Cookies and the User-Agent
-	// are never logged.
+	// Logger receives the captures' records (never cookies); nil discards them.
 	Logger *slog.Logger
 	// Captured, when set, is told the cookies (a Cookie header value) and the User-Agent of
 	// each capture before anyone else sees them: main's redactor learns them there, so that
@@ -171,6 +168,14 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		return "", "", ErrClosed
 	}
 	stale := c.cur
+	// A periodic capture that failed leaves the cookies in hand, which may still work (a
+	// refused reply asks again).
+	orStale := func(err error) (string, string, error) {
+		if stale != nil && !refresh && !errors.Is(err, ErrClosed) {
+			return stale.cookie, stale.userAgent, nil
+		}
+		return "", "", err
+	}
 	cl := c.inflight
 	if cl == nil {
 		now := c.now()
@@ -184,10 +189,7 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		if c.failure != nil && now.Before(c.retryAt) {
 			err := fmt.Errorf("browser: the last capture failed, next try in %s: %w", c.retryAt.Sub(now).Round(time.Second), c.failure)
 			c.mu.Unlock()
-			if stale != nil && !refresh {
-				return stale.cookie, stale.userAgent, nil
-			}
-			return "", "", err
+			return orStale(err)
 		}
 		cl = c.start()
 	}
@@ -211,12 +213,7 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		return "", "", fmt.Errorf("browser: waiting for the capture: %w", ctx.Err())
 	}
 	if cl.err != nil {
-		if stale != nil && !refresh && !errors.Is(cl.err, ErrClosed) {
-			// A periodic capture failed: the cookies in hand may still work, and a refused
-			// reply asks again.
-			return stale.cookie, stale.userAgent, nil
-		}
-		return "", "", cl.err
+		return orStale(cl.err)
 	}
 	return cl.res.cookie, cl.res.userAgent, nil
 }

@@ -49,7 +49,6 @@ func Find(setting string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-// captured is what one capture found.
 type captured struct {
 	cookie    string // a Cookie header value
 	userAgent string
@@ -57,7 +56,7 @@ type captured struct {
 	settled   bool // the cookies stopped changing before the timeout
 }
 
-// captureConfig is what a capture needs; see Options.
+// captureConfig is what a capture needs (see Options).
 type captureConfig struct {
 	browser string // Options.Browser
 	url     string
@@ -104,9 +103,8 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 		// the keys (a .env file's values too), and the browser loads a third-party page.
 		chromedp.NoInheritEnv,
 		chromedp.Env(browserEnv(tmp)...),
-		// The profile is the allocator's default: a new temporary folder, deleted at the end.
-		// Look less like automation to a bot check: no navigator.webdriver, no "Chrome is
-		// being controlled" flag.
+		// (The profile is the allocator's default: a new temporary folder, deleted at the end.)
+		// Look less like automation to a bot check: no navigator.webdriver, no infobar.
 		chromedp.Flag("enable-automation", false),
 		chromedp.Flag("disable-blink-features", "AutomationControlled"),
 		chromedp.Flag("disable-gpu", true),

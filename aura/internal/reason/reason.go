@@ -6,6 +6,7 @@ package reason
 
 import (
 	"encoding/json"
+	"iter"
 	"slices"
 	"strings"
 	"unicode"
@@ -80,9 +81,7 @@ func sentenceEnd(words []string, cut int) string {
 	if cut != len(words) || cut == 0 {
 		return ""
 	}
-	last := words[cut-1]
-	r, _ := utf8.DecodeLastRuneInString(last)
-	if r == '.' || r == '!' || r == '?' {
+	if r, _ := utf8.DecodeLastRuneInString(words[cut-1]); strings.ContainsRune(".!?", r) {
 		return string(r)
 	}
 	return ""
@@ -114,12 +113,12 @@ func firstLine(s string) string {
 }
 
 // sentences yields s cut after each '.', '!' or '?' that a space follows.
-func sentences(s string) func(yield func(string) bool) {
+func sentences(s string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for len(s) > 0 {
 			end := len(s)
 			for i := 0; i+1 < len(s); i++ {
-				if (s[i] == '.' || s[i] == '!' || s[i] == '?') && s[i+1] == ' ' {
+				if strings.IndexByte(".!?", s[i]) >= 0 && s[i+1] == ' ' {
 					end = i + 1
 					break
 				}
@@ -227,19 +226,11 @@ func isKeyChar(r rune) bool {
 
 // truncate cuts s to at most n runes, at the last space if there is one in the second half.
 func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	i, count := 0, 0
-	for i = range s {
-		if count == n {
-			break
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n])
+		if sp := strings.LastIndexByte(s, ' '); sp > len(s)/2 {
+			s = s[:sp]
 		}
-		count++
-	}
-	s = s[:i]
-	if sp := strings.LastIndexByte(s, ' '); sp > len(s)/2 {
-		s = s[:sp]
 	}
 	return s
 }
