@@ -18,9 +18,8 @@ import (
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
-	// Images are pictures sent with a user message, never part of the message's JSON. Only
-	// the openai protocol sends them; in the chatbot-ui protocol a request that holds any
-	// fails with ErrImagesUnsupported.
+	// Images are pictures sent with a user message (openai only: in the chatbot-ui protocol
+	// a request that holds any fails with ErrImagesUnsupported).
 	Images []Image `json:"-"`
 }
 
@@ -111,19 +110,16 @@ type Client struct {
 	redactText func(string) string
 	log        *slog.Logger
 
-	// creds is Config.Credentials; ownCookies and ownUserAgent say that Config set the
-	// header it would otherwise fill.
+	// creds is Config.Credentials; ownCookies and ownUserAgent say Config set those headers.
 	creds                    Credentials
 	ownCookies, ownUserAgent bool
 
 	firstByte, idle time.Duration
 	// drain bounds the wait for the end of the body after the reply is complete (openai: after
 	// [DONE] or finish_reason), read so that the connection is reused.
-	drain time.Duration
-	// tries is the number of attempts for one reply; backoff the wait before the first retry,
-	// doubled for each further one, with jitter.
-	tries   int
-	backoff time.Duration
+	drain   time.Duration
+	tries   int           // attempts for one reply
+	backoff time.Duration // the wait before the first retry (see retryBackoff)
 
 	models  atomic.Pointer[keptModels]
 	noUsage atomic.Bool // the server refused stream_options: see Chat
@@ -252,21 +248,16 @@ func ParseProxy(raw string) (*url.URL, error) {
 
 // parseURL parses an absolute URL with one of the given schemes. Its errors leave out the URL.
 func parseURL(what, raw string, schemes ...string) (*url.URL, error) {
-	if raw == "" {
-		return nil, fmt.Errorf("aura: %s is empty", what)
-	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return nil, fmt.Errorf("aura: %s: %w", what, err)
-	}
-	if !slices.ContainsFunc(schemes, func(s string) bool { return strings.EqualFold(u.Scheme, s) }) {
+	var uerr *url.Error
+	switch {
+	case raw == "":
+		return nil, fmt.Errorf("aura: %s is empty", what)
+	case errors.As(err, &uerr): // url.Parse's errors are all *url.Error, which quotes the URL
+		return nil, fmt.Errorf("aura: %s: %w", what, uerr.Err)
+	case !slices.ContainsFunc(schemes, func(s string) bool { return strings.EqualFold(u.Scheme, s) }):
 		return nil, fmt.Errorf("aura: %s: scheme %q is not supported (want one of %s)", what, u.Scheme, strings.Join(schemes, ", "))
-	}
-	if u.Host == "" {
+	case u.Host == "":
 		return nil, fmt.Errorf("aura: %s has no host", what)
 	}
 	return u, nil

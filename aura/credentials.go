@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
-// Credentials supplies the cookies and User-Agent that a server behind a browser check expects;
-// see Config.Credentials. The package aurabot/aura/browser has one that takes them from a real
-// browser.
+// Credentials supplies the cookies and User-Agent that a server behind a browser check expects
+// (see Config.Credentials); aurabot/aura/browser takes them from a real browser.
 type Credentials interface {
 	// Credentials returns a Cookie header value ("a=1; b=2") and a User-Agent; either may be
 	// empty. refresh asks for new ones because the server refused the last ones. It may wait
@@ -24,9 +24,8 @@ type Credentials interface {
 // cause. The request was not sent.
 var ErrBrowserCapture = errors.New("aura: could not get the server's cookies from a browser")
 
-// send streams one reply, with the cookies and User-Agent of c.creds when it is set. A reply the
-// server refuses as a browser check would (see refused) is tried once more, with fresh
-// credentials.
+// send streams one reply, with the credentials of c.creds when it is set: a reply the server
+// refuses as a browser check would (see refused) is tried once more, with fresh ones.
 func (c *Client) send(ctx context.Context, body []byte, yield func(Chunk, error) bool) error {
 	if c.creds == nil {
 		return c.stream(ctx, c.header, body, yield)
@@ -110,13 +109,6 @@ func looksHTML(body string) bool {
 		}
 		s = after
 	}
-	if len(s) < 5 || s[0] != '<' {
-		return false
-	}
-	for _, tag := range []string{"<!doctype html", "<html", "<head", "<body", "<meta", "<title", "<script"} {
-		if len(s) >= len(tag) && strings.EqualFold(s[:len(tag)], tag) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc([]string{"<!doctype html", "<html", "<head", "<body", "<meta", "<title", "<script"},
+		func(tag string) bool { return len(s) >= len(tag) && strings.EqualFold(s[:len(tag)], tag) })
 }

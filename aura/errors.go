@@ -9,12 +9,11 @@ import (
 	"aurabot/aura/internal/reason"
 )
 
-// Sentinel errors a caller can branch on with errors.Is; the errors Stream yields wrap them with
+// Sentinel errors a caller can branch on with errors.Is; the errors Chat yields wrap them with
 // details ("aura: the reply broke off before its end: unexpected EOF").
 var (
 	// ErrBrokenStream means the body broke off before the reply's end: a truncated chunked
-	// body, a reset connection, or an openai stream that ended without [DONE] or a
-	// finish_reason.
+	// body, a reset connection, an openai stream without [DONE] or a finish_reason.
 	ErrBrokenStream = errors.New("aura: the reply broke off before its end")
 	// ErrFirstByteTimeout means no response headers or first body byte came within
 	// Config.FirstByteTimeout.
@@ -25,8 +24,7 @@ var (
 	// it also wraps the last cause (a *net.OpError, say).
 	ErrConnect = errors.New("aura: could not connect to the server")
 	// ErrOutputLimit means the server stopped the reply at its output limit (openai:
-	// finish_reason "length"). The text yielded before it is worth keeping; the answer is just
-	// not finished.
+	// finish_reason "length"): the text yielded before it is worth keeping, but unfinished.
 	ErrOutputLimit = errors.New("aura: the reply was cut at the output limit")
 	// ErrImagesUnsupported means a request held images but the protocol (chatbot-ui) cannot
 	// send them. No request was made.
@@ -39,17 +37,14 @@ const maxErrorBody = 1 << 10
 // StatusError is a reply the server refused: a non-2xx status, or, in the openai dialect, an
 // error event inside a 200 stream.
 type StatusError struct {
-	// StatusCode is the HTTP status. For an error event inside an openai stream it is the
-	// error object's numeric "code" when that is a valid HTTP status (llama.cpp and vLLM send
-	// one), else 200, the status of the stream that carried it.
+	// StatusCode is the HTTP status; for an error event, the error object's "code" when it is
+	// a valid HTTP status (llama.cpp and vLLM send one), else 200, the stream's.
 	StatusCode int
-	// Reason says why. In the chatbot-ui dialect it is the reason phrase of the status line
-	// ("HTTP/1.1 500 model overloaded" gives "model overloaded"): that server puts its
-	// explanation nowhere else. In the openai dialect it is error.message from a JSON error
-	// body when there is one, else the reason phrase.
+	// Reason says why: in the chatbot-ui dialect the status line's reason phrase ("HTTP/1.1
+	// 500 model overloaded"), where that server puts its explanation; in the openai dialect
+	// error.message from a JSON error body when there is one, else the reason phrase.
 	Reason string
-	// Body is the start of the response body (at most 1 KiB, cut at a character boundary);
-	// for an in-stream error, the event's payload.
+	// Body is the start of the response body (at most 1 KiB), or the error event's payload.
 	Body string
 
 	inStream bool
@@ -75,10 +70,8 @@ func (e *StatusError) UserReason() string {
 	return reason.Sanitize(e.Reason)
 }
 
-// statusError describes a non-2xx answer: its reason is the status line's reason phrase (status
-// is resp.Status: HTTP/2 has no phrase, and net/http fills in the standard text), or in the
-// openai dialect error.message from a JSON error body. Config.Redact is applied to what the
-// server sent.
+// statusError describes a non-2xx answer (status is resp.Status; see StatusError.Reason), with
+// Config.Redact applied to what the server sent.
 func (c *Client) statusError(code int, status string, body []byte) *StatusError {
 	se := &StatusError{
 		StatusCode: code,

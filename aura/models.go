@@ -65,8 +65,8 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 	return slices.Clone(ids), nil
 }
 
-// beside returns the URL of the openai route path beside the chat endpoint ("/models" for
-// "/v1/chat/completions" gives "/v1/models").
+// beside returns the URL of an openai route beside the chat endpoint: /v1/chat/completions gives
+// /v1 + path.
 func (c *Client) beside(path string) string {
 	return strings.TrimSuffix(c.endpoint, "/chat/completions") + path
 }

@@ -15,9 +15,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 )
 
-// Chunk is one element of a reply stream: a piece of the answer's text as it arrives, a piece
-// of the model's thinking, or (once, after the last text) what the server counted for the
-// request. Exactly one field is set; a consumer that knows only Text skips the rest.
+// Chunk is one element of a reply stream; exactly one field is set.
 type Chunk struct {
 	// Text is the next piece of the answer; never split inside a UTF-8 sequence.
 	Text string
@@ -26,7 +24,7 @@ type Chunk struct {
 	// OpenRouter), or a <think>…</think> block that starts the content (either protocol). It
 	// is not part of the answer: a conversation's history keeps Text alone.
 	Thinking string
-	// Usage is what the server says the request used, sent by openai servers that support
+	// Usage comes once, after the text, from openai servers that support
 	// stream_options.include_usage (OpenAI, vLLM, llama.cpp, Ollama).
 	Usage *Usage
 }

@@ -124,18 +124,10 @@ func New(opts Options) (*Capturer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg := captureConfig{
-		browser:       opts.Browser,
-		url:           opts.URL,
-		host:          u.Hostname(),
-		proxy:         proxy,
-		proxyUser:     proxyUser,
-		proxyPassword: proxyPassword,
-		timeout:       opts.Timeout,
-		settle:        min(2*time.Second, opts.Timeout/4),
-		poll:          200 * time.Millisecond,
-		closeGrace:    5 * time.Second,
-		log:           log,
-		sandbox:       newSandboxCheck(),
+		browser: opts.Browser, url: opts.URL, host: u.Hostname(),
+		proxy: proxy, proxyUser: proxyUser, proxyPassword: proxyPassword,
+		timeout: opts.Timeout, settle: min(2*time.Second, opts.Timeout/4), poll: 200 * time.Millisecond,
+		closeGrace: 5 * time.Second, log: log, sandbox: newSandboxCheck(),
 	}
 	c := newCapturer(func(ctx context.Context) (captured, error) { return capture(ctx, cfg) }, opts.Refresh, log)
 	c.captured = opts.Captured

@@ -232,8 +232,8 @@ func stepError(ctx context.Context, step string, timeout time.Duration, err erro
 	return e
 }
 
-// oneLineError is an error whose text is kept to one line of bounded length: chromedp puts the
-// browser's whole output into a start error.
+// oneLineError is an error whose text is one line of bounded length (chromedp puts the browser's
+// whole output into a start error), with errors.Is and As seeing err.
 type oneLineError struct {
 	msg string
 	err error

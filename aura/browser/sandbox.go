@@ -7,8 +7,7 @@ import (
 	"sync"
 )
 
-// proxyVars are the environment variables of a system proxy, which Chromium honours like any
-// program; AURA_PROXY goes on its command line instead.
+// proxyVars are a system proxy's, which Chromium honours (AURA_PROXY goes on its command line).
 var proxyVars = []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy"}
 
 // browserEnv is the whole environment Chromium starts with: PATH (Debian's chromium is a shell

@@ -85,17 +85,15 @@ func New(cfg Config) *Client {
 // endpoint returns the transcription URL under root. Its errors leave out the URL, which may
 // carry credentials.
 func endpoint(root string) (string, error) {
-	if root == "" {
-		return "", errors.New("transcribe: URL is empty")
-	}
 	u, err := url.Parse(root)
-	if err != nil {
+	switch {
+	case root == "":
+		return "", errors.New("transcribe: URL is empty")
+	case err != nil:
 		return "", errors.New("transcribe: URL does not parse")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
+	case u.Scheme != "http" && u.Scheme != "https":
 		return "", fmt.Errorf("transcribe: URL scheme %q is not supported (want http or https)", u.Scheme)
-	}
-	if u.Host == "" {
+	case u.Host == "":
 		return "", errors.New("transcribe: URL has no host")
 	}
 	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1") + "/v1/audio/transcriptions"
