@@ -62,7 +62,7 @@ func add[T string | []byte](d *decoded, k textKind, s T) {
 	d.text = append(d.text, s...)
 }
 
-const readBufSize = 16 << 10 // the size of each read of a reply's body
+const readBufSize = 4 << 10 // the size of each read of a reply's body
 
 // relay copies one reply's text from a body to the caller, carrying an incomplete UTF-8
 // sequence over to the next read. It keeps its buffers across tries.
