@@ -2,12 +2,8 @@ package conversation
 
 import (
 	"context"
-	"fmt"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/go-telegram/bot/models"
 
@@ -17,49 +13,34 @@ import (
 
 // req is one update being handled in a conversation.
 type req struct {
-	entry int64 // its inbox entry, finished when it is handled; 0 for none
+	entry int64 // its inbox entry; 0 for none
 	k     history.Key
 	t     reply.Target
 	// from is the user who sent it; for an anonymous administrator (anonAdmin), the chat's id.
 	from      int64
 	anonAdmin bool
-	// name is how the sender is named in the usage figures.
-	name string
+	name      string // how the sender is named in the usage figures
 	// quoted is the message the update replies to, when its turn quotes the whole of it (see
 	// quoteOf); 0 otherwise.
 	quoted int
+	album  *album // the album whose first photo this is (see settleAlbum)
 }
 
 // Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
 // reply: answers are queued per conversation, and the runner finishes the entry once its job is
 // done.
 func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
-	defer func() {
-		if v := recover(); v != nil {
-			// Never again: the update is skipped, with a notice where there is a chat to tell.
-			h.deps.Log.Error("panic while taking an update; skipping it", "entry", seq, "update_id", u.ID,
-				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if m := u.Message; m != nil {
-				if r := reqOf(seq, m); r.from != 0 && h.allowed(r.from, m.Chat.ID) && h.tell(ctx, r, skippedNotice) {
-					return
-				}
-			}
-			h.finish(ctx, seq)
+	h.intake(ctx, seq, u, func() bool {
+		switch {
+		case u.Message != nil:
+			return h.onMessage(ctx, seq, u.Message)
+		case u.CallbackQuery != nil:
+			h.onCallback(ctx, u.CallbackQuery)
+		case u.StoppedMessageGeneration != nil:
+			h.onGenerationStopped(ctx, u.StoppedMessageGeneration)
 		}
-	}()
-	queued := false
-	switch {
-	case u.Message != nil:
-		queued = h.onMessage(ctx, seq, u.Message)
-	case u.CallbackQuery != nil:
-		h.onCallback(ctx, u.CallbackQuery)
-	case u.StoppedMessageGeneration != nil:
-		h.onGenerationStopped(ctx, u.StoppedMessageGeneration) // see callback.go
-	}
-	// Everything else is ignored on purpose (the bot asks Telegram only for what it handles).
-	if !queued {
-		h.finish(ctx, seq)
-	}
+		return false // anything else is ignored: the bot asks Telegram only for what it handles
+	})
 }
 
 // reqOf is the conversation and reply target of a message: its chat, or its topic in a chat
@@ -84,22 +65,13 @@ func reqOf(entry int64, m *models.Message) req {
 	return r
 }
 
-func isGroup(c models.Chat) bool { return c.Type != models.ChatTypePrivate }
-
-// onMessage handles a message; it reports whether it queued a job that finishes the update.
+// onMessage handles a message; it reports whether it queued a job that owns the update.
 func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message) bool {
 	h.deps.Registry.Add(m.Chat.ID, m.ID)
-	if _, _, ok := sender(m); !ok {
-		return false // a bot, a channel, a linked channel's automatic forward (see access.go)
-	}
-	group := isGroup(m.Chat)
 	r := reqOf(entry, m)
-	cmd, arg, isCmd, forUs := h.parseCommand(m.Text)
-	if isCmd && !forUs {
-		return false // a command for another bot in the group
-	}
+	cmd, arg, isCmd := h.parseCommand(m.Text)
 	inAlbum := h.albums.isOpen(r.k, m)
-	if group && !isCmd && !inAlbum && !h.addressed(m) {
+	if !h.listens(r, m, cmd, isCmd || inAlbum) {
 		return false
 	}
 	user := r.from
@@ -107,9 +79,9 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 		user = 0
 	}
 	if !h.allowed(user, m.Chat.ID) {
-		return h.refuse(ctx, r, m)
+		return h.refuse(ctx, r)
 	}
-	if !inAlbum && (!isCmd || cmd != "stop") {
+	if !inAlbum && cmd != "stop" {
 		if over, taken := h.overRate(ctx, r); over {
 			return taken
 		}
@@ -118,43 +90,46 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 		return h.onCommand(ctx, r, cmd, arg)
 	}
 	_, r.quoted = h.quoteOf(r, m)
-	text := m.Text
-	if text == "" {
-		return h.onMedia(ctx, r, m) // see media.go
+	if m.Text == "" {
+		return h.onMedia(ctx, r, m)
 	}
-	if group {
+	text := m.Text
+	if r.t.Group {
 		text, _ = h.stripMentions(text, m.Entities)
-		text = strings.TrimSpace(text)
-		if text == "" {
+		if text = strings.TrimSpace(text); text == "" {
 			return h.tell(ctx, r, "Yes? Mention me with a question, or reply to one of my messages.")
 		}
 	}
 	turn := h.userTurn(r, m, text)
-	waited, taken := h.admit(ctx, r, true, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) })
-	if waited {
-		// The user sees the message was received while the previous reply still streams. The
-		// reaction goes out on its own: intake does not wait for it.
-		h.side.react(ctx, r.t.ChatID, m.ID, "👀")
-	}
-	return taken
+	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) })
 }
 
-// parseCommand splits "/cmd@bot arg". forUs is false for a command addressed to another bot.
-func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd, forUs bool) {
+// userTurn is the turn of a user's message with the given content, and the message it replies
+// to quoted (see quoteOf).
+func (h *Handler) userTurn(r req, m *models.Message, content string) history.Turn {
+	q, _ := h.quoteOf(r, m)
+	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m), Quote: q}
+}
+
+// parseCommand splits "/cmd@bot arg". A command addressed to another bot is cmd "@" (see
+// listens).
+func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd bool) {
 	if !strings.HasPrefix(text, "/") {
-		return "", "", false, false
+		return "", "", false
 	}
 	head, arg, _ := strings.Cut(text[1:], " ")
-	if i := strings.IndexAny(head, "\n"); i >= 0 {
+	if i := strings.IndexByte(head, '\n'); i >= 0 {
 		arg = head[i+1:] + " " + arg
 		head = head[:i]
 	}
 	cmd, at, hasAt := strings.Cut(head, "@")
-	if cmd == "" {
-		return "", "", false, false
+	switch {
+	case cmd == "":
+		return "", "", false
+	case hasAt && !strings.EqualFold(at, h.me.Username):
+		return "@", "", true
 	}
-	forUs = !hasAt || strings.EqualFold(at, h.me.Username)
-	return strings.ToLower(cmd), strings.TrimSpace(arg), true, forUs
+	return strings.ToLower(cmd), strings.TrimSpace(arg), true
 }
 
 // author is the name a group message's turn carries, so that the model can tell its people
@@ -182,73 +157,4 @@ func displayName(u *models.User) string {
 		name = "user " + strconv.FormatInt(u.ID, 10)
 	}
 	return name
-}
-
-const (
-	refusalEvery = time.Hour
-	// maxRefusals bounds the memory of refused chats: past it the oldest are forgotten (and may
-	// be told again).
-	maxRefusals = 10000
-)
-
-// refusals remembers when each chat was last told it is not allowed, for a bounded number of
-// chats.
-type refusals struct {
-	every time.Duration
-	max   int
-
-	mu    sync.Mutex
-	last  map[int64]time.Time
-	order []int64 // chats in the order they were first refused (oldest first)
-}
-
-func newRefusals(every time.Duration, maxChats int) *refusals {
-	return &refusals{every: every, max: maxChats, last: map[int64]time.Time{}}
-}
-
-// due reports whether chat should be told now, and notes that it is.
-func (r *refusals) due(chat int64, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if last, seen := r.last[chat]; seen {
-		if now.Sub(last) < r.every {
-			return false
-		}
-		r.last[chat] = now
-		return true
-	}
-	for len(r.order) >= r.max {
-		delete(r.last, r.order[0])
-		r.order = r.order[1:]
-	}
-	r.last[chat] = now
-	r.order = append(r.order, chat)
-	return true
-}
-
-// size is how many chats are remembered.
-func (r *refusals) size() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.last)
-}
-
-// refuse tells a stranger, at most once an hour per chat, how the owner can let them in. It
-// reports whether it queued that notice (which finishes the update). The log says so at most
-// once a minute, with a count: strangers cannot fill it.
-func (h *Handler) refuse(ctx context.Context, r req, m *models.Message) bool {
-	h.strangers.Log("user_id", r.from, "chat_id", m.Chat.ID)
-	if !h.refused.due(m.Chat.ID, time.Now()) {
-		return false
-	}
-	var text string
-	switch {
-	case r.anonAdmin:
-		text = fmt.Sprintf("Sorry, this bot is private. This chat's id is %d: the owner can allow this whole chat with ALLOWED_CHATS.", m.Chat.ID)
-	case isGroup(m.Chat):
-		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d and this chat's id is %d: the owner can allow you with ALLOWED_USERS, or this whole chat with ALLOWED_CHATS.", r.from, m.Chat.ID)
-	default:
-		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d: the owner can allow you by adding it to ALLOWED_USERS.", r.from)
-	}
-	return h.tell(ctx, r, text)
 }

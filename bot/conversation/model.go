@@ -70,16 +70,8 @@ func (h *Handler) model(ctx context.Context, k history.Key) string {
 	return m
 }
 
-// choiceOf finds id in the list, for its display name: "name" and "name:latest" are one model
-// (aura.SameModel).
-func choiceOf(list []ModelChoice, id string) ModelChoice {
-	if i := indexOf(list, id); i >= 0 {
-		return list[i]
-	}
-	return ModelChoice{ID: id}
-}
-
-// indexOf is the index of the model id in list, or -1: the same id, else the same model.
+// indexOf is the index of the model id in list, or -1: the same id, else the same model
+// ("name" and "name:latest" are one, aura.SameModel).
 func indexOf(list []ModelChoice, id string) int {
 	if i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == id }); i >= 0 {
 		return i
@@ -104,7 +96,10 @@ func (h *Handler) cmdModel(ctx context.Context, r req, arg string) result {
 		h.deps.Log.Warn("could not list the models", "err", err)
 		return h.notify(ctx, r, "Sorry, I could not get the list of models from the model server: "+modelsFailure(err))
 	}
-	current := choiceOf(list, h.model(ctx, r.k))
+	current := ModelChoice{ID: h.model(ctx, r.k)}
+	if i := indexOf(list, current.ID); i >= 0 {
+		current = list[i]
+	}
 	if arg == "" {
 		return h.showPicker(ctx, r, list, current)
 	}
@@ -203,16 +198,10 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 
 // replyIDs are the ids of the messages of r's reply, as its journal recorded them.
 func (h *Handler) replyIDs(ctx context.Context, r req) []int {
-	if r.entry == 0 {
-		return nil
-	}
-	u, err := h.deps.Journal.Get(ctx, r.entry)
-	if err != nil {
-		return nil
-	}
-	ids := make([]int, 0, len(u.Reply.Parts))
-	for _, p := range u.Reply.Parts {
-		ids = append(ids, int(p.ID))
+	rec, _ := h.recordedOf(ctx, r)
+	ids := make([]int, 0, len(rec.Parts))
+	for _, p := range rec.Parts {
+		ids = append(ids, p.ID)
 	}
 	return ids
 }

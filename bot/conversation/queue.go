@@ -148,12 +148,5 @@ func (d *dispatcher) pending() int {
 	return n
 }
 
-// workers reports how many conversations have a worker (a goroutine) now.
-func (d *dispatcher) workers() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.queues)
-}
-
 // wait blocks until every worker has finished.
 func (d *dispatcher) wait() { d.wg.Wait() }
