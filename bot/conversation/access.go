@@ -21,25 +21,20 @@ import (
 // of a chat in ALLOWED_CHATS. Others are told, at most once an hour per chat, how the owner can
 // let them in.
 //
-// Who the bot listens to: people. Messages from other bots, posts a linked channel forwards
-// into its discussion group (is_automatic_forward) and messages someone sends as a channel are
-// ignored. An anonymous administrator (a message the group sends as itself: sender_chat is the
-// chat) is a person, and an administrator.
+// Who the bot listens to: people. Other bots, a linked channel's automatic forwards and
+// messages sent as a channel are ignored. An anonymous administrator (a message the group sends
+// as itself) is a person, and an administrator.
 //
 // In a group, the bot answers a message addressed to it (its @username as a mention entity, a
 // text mention of it, or a reply to one of its messages; never a substring, so @aurabot_x is
-// not @aurabot), commands not addressed to another bot, and the later photos of an album it
-// gathers.
+// not @aurabot), commands not addressed to another bot, and the later photos of an album.
 //
 // In a private chat the user may do everything. In a group, steering the conversation that
 // everyone shares takes a steward (see steers): /system <text>, /system default, /reset,
-// /retry, /model (before the model server is asked anything), a press on the /model keyboard,
-// stopping someone else's reply (/stop, or its Stop button), and /export: the export is the
-// whole stored conversation, messages from before a member joined included (which Telegram may
-// hide from them), in a file. /system alone, /memory (the summary is what the model is told,
-// as the prompt is), /usage (one's own figures; everyone's, /usage all, is for the users named
-// in ALLOWED_USERS alone, in any chat), /help, /start and talking to the bot are open to every
-// member.
+// /retry, /model (before the model server is asked anything) and its keyboard, stopping someone
+// else's reply, and /export (the whole stored conversation, messages from before a member
+// joined included). /system alone, /memory, /usage (one's own; /usage all is for the owners
+// named in ALLOWED_USERS), /help, /start and talking to the bot are open to every member.
 
 // allowed reports whether a user (0 for an anonymous administrator) in chat may use the bot.
 func (h *Handler) allowed(userID, chatID int64) bool {
@@ -49,8 +44,8 @@ func (h *Handler) allowed(userID, chatID int64) bool {
 // named reports whether user is named in ALLOWED_USERS (* names nobody): the bot's owners.
 func (h *Handler) named(user int64) bool { return h.cfg.AllowedUsers.Has(user) }
 
-// listens reports whether the bot takes m at all. cmd is parseCommand's; exempt is a command or
-// a photo of an album being gathered, which need no mention in a group.
+// listens reports whether the bot takes m at all; exempt (a command, an album's later photo)
+// needs no mention in a group.
 func (h *Handler) listens(r req, m *models.Message, cmd string, exempt bool) bool {
 	if _, _, ok := sender(m); !ok || cmd == "@" {
 		return false
@@ -58,9 +53,8 @@ func (h *Handler) listens(r req, m *models.Message, cmd string, exempt bool) boo
 	return !r.t.Group || exempt || h.addressed(m)
 }
 
-// refuse tells a stranger, at most once an hour per chat, how the owner can let them in. It
-// reports whether it queued that notice. The log says so at most once a minute, with a count:
-// strangers cannot fill it.
+// refuse tells a stranger, at most once an hour per chat, how the owner can let them in; the log
+// says so at most once a minute, with a count. It reports whether it queued the notice.
 func (h *Handler) refuse(ctx context.Context, r req) bool {
 	h.strangers.Log("user_id", r.from, "chat_id", r.t.ChatID)
 	if !h.refused.due(r.t.ChatID, time.Now()) {
@@ -76,8 +70,7 @@ func (h *Handler) refuse(ctx context.Context, r req) bool {
 	return h.tell(ctx, r, text)
 }
 
-// steerCommand reports whether command cmd with arg changes a group's shared conversation, or
-// asks the model server on its behalf, and so takes a steward.
+// steerCommand reports whether cmd with arg takes a steward in a group.
 func steerCommand(cmd, arg string) bool {
 	switch cmd {
 	case "reset", "retry", "model", "export":
@@ -89,10 +82,9 @@ func steerCommand(cmd, arg string) bool {
 }
 
 // steers reports whether the sender of r may steer its conversation: in a private chat, its
-// user; in a group, a user named in ALLOWED_USERS, an administrator of the chat (an anonymous
-// one too) or, for something of their own (owner: the asker of a reply), its owner. It may ask
-// Telegram for the chat's administrators, so it runs in queued jobs and side calls, never on
-// the path that takes updates.
+// user; in a group, an owner, an administrator of the chat or, for something of their own
+// (owner: the asker of a reply), that user. It may ask Telegram, so it runs in queued jobs and
+// side calls, never on the path that takes updates.
 func (h *Handler) steers(ctx context.Context, r req, owner int64) bool {
 	return h.steersWithoutAsking(r, owner) || h.isAdmin(ctx, r.t.ChatID, r.from)
 }
@@ -102,9 +94,7 @@ func (h *Handler) steersWithoutAsking(r req, owner int64) bool {
 }
 
 const (
-	// adminsFor is how long a chat's administrators are remembered: a demoted admin keeps their
-	// powers at most that long.
-	adminsFor     = 5 * time.Minute
+	adminsFor     = 5 * time.Minute // a demoted admin keeps their powers at most that long
 	maxAdminChats = 1000
 )
 
@@ -119,8 +109,7 @@ type adminList struct {
 	at  time.Time
 }
 
-// isAdmin reports whether user administers chat, from a cache refreshed every adminsFor. When
-// Telegram cannot tell, the answer is no.
+// isAdmin reports whether user administers chat; when Telegram cannot tell, no.
 func (h *Handler) isAdmin(ctx context.Context, chat, user int64) bool {
 	a := h.admins
 	a.mu.Lock()
@@ -162,9 +151,8 @@ func (h *Handler) isAdmin(ctx context.Context, chat, user int64) bool {
 
 func isGroup(c models.Chat) bool { return c.Type != models.ChatTypePrivate }
 
-// sender is who sent a message, as far as the bot listens: ok is false for a bot, a channel (a
-// linked channel's automatic forward, or someone writing as a channel) and a message with no
-// sender. An anonymous administrator's id is the chat's own.
+// sender is who sent a message: ok is false for a bot, a channel and a message with no sender.
+// An anonymous administrator's id is the chat's own.
 func sender(m *models.Message) (id int64, anonAdmin, ok bool) {
 	switch {
 	case m.IsAutomaticForward:
@@ -180,8 +168,7 @@ func sender(m *models.Message) (id int64, anonAdmin, ok bool) {
 	return m.From.ID, false, true
 }
 
-// addressed reports whether a group message is for the bot: a reply to one of its messages,
-// or a mention of it (see stripMentions) in its text or caption.
+// addressed reports whether a group message replies to the bot or mentions it.
 func (h *Handler) addressed(m *models.Message) bool {
 	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.ID == h.me.ID {
 		return true
@@ -191,10 +178,9 @@ func (h *Handler) addressed(m *models.Message) bool {
 	return inText || inCaption
 }
 
-// stripMentions returns text without the bot's mentions, and whether it had any: a mention
-// entity whose text is @ and the bot's username (in any case, and nothing more: @aurabot_x is
-// another bot), or a text mention of the bot's user. Entities are in UTF-16 code units, as
-// Telegram counts; one out of range is ignored.
+// stripMentions returns text without the bot's mentions (a mention entity of exactly its
+// @username, in any case, or a text mention of it), and whether it had any. Entities count
+// UTF-16 code units; one out of range is ignored.
 func (h *Handler) stripMentions(text string, entities []models.MessageEntity) (string, bool) {
 	if text == "" || len(entities) == 0 {
 		return text, false

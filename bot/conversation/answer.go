@@ -15,8 +15,7 @@ import (
 	"aurabot/history"
 )
 
-// answer stores a user's message and answers it. A message stored before a crash is not stored
-// again: Append ignores a Telegram message it already has.
+// answer stores a user's message and answers it.
 func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	if res, over := h.atCap(ctx, r); over {
 		return res // neither stored nor answered
@@ -31,7 +30,7 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	if _, res, ok := h.store(ctx, r, turn); !ok {
 		return res
 	}
-	return h.respond(ctx, r, prompt)
+	return h.respond(ctx, r, prompt, reply.Options{})
 }
 
 // store appends t to r's conversation (see append). ok is false when it could not: res then
@@ -54,14 +53,9 @@ func (h *Handler) storeAnswer(ctx context.Context, r req, text string, firstID i
 	return err
 }
 
-// respond asks the model about the conversation as stored, shows the answer live, and stores it
-// before finishing the update.
-func (h *Handler) respond(ctx context.Context, r req, prompt string) result {
-	return h.respondWith(ctx, r, prompt, reply.Options{})
-}
-
-// respondWith is respond showing what opt says above the answer.
-func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt reply.Options) result {
+// respond asks the model about the conversation as stored, shows the answer live (below what
+// opt.Prefix says), and stores it.
+func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.Options) result {
 	request, err := h.deps.Store.Request(ctx, r.k, h.cfg.Budget, prompt)
 	var long *history.TooLongError
 	switch window := request.Turns; {
@@ -85,7 +79,10 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 		}
 	}
 	msgs, images := requestMessages(request.Lead, window, blind)
-	ids := turnIDs(window)
+	ids := make([]int64, len(window))
+	for i, t := range window {
+		ids[i] = t.ID
+	}
 	opt.Notice = func(err error) (string, bool) {
 		if images == 0 && h.repeated(r.k, err, ids) {
 			return repeatedNotice(err), false
@@ -143,10 +140,8 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 	return done
 }
 
-// requestMessages is what the model is sent for a window: the system message (the prompt, and
-// the summary when one leads), then each turn as the window counted it (Sent: the author of a
-// group message, the marker of a cut answer, special tokens defused), with its pictures unless
-// blind. images counts the pictures sent.
+// requestMessages is what the model is sent for a window: the system message, then each turn as
+// the window counted it (Sent), with its pictures unless blind, which images counts.
 func requestMessages(lead string, window []history.Turn, blind bool) (msgs []aura.Message, images int) {
 	msgs = append(make([]aura.Message, 0, len(window)+1), aura.Message{Role: aura.RoleSystem, Content: history.Defuse(lead)})
 	for _, turn := range window {
@@ -192,7 +187,6 @@ func (h *Handler) ended(r req, out reply.Outcome, took time.Duration) {
 	}
 }
 
-// replyResult names how a reply ended, and whether that is a failure.
 func replyResult(out reply.Outcome) (string, bool) {
 	switch {
 	case errors.Is(out.Err, reply.ErrBlocked):
@@ -250,7 +244,6 @@ func tooLong(b history.Budget, prompt, sent string) string {
 	return tooLongNotice(&history.TooLongError{Chars: chars, MaxChars: roomChars, Tokens: tokens, MaxTokens: roomTokens})
 }
 
-// tooLongNotice tells the user how long their message is and how long it may be.
 func tooLongNotice(e *history.TooLongError) string {
 	if e.MaxChars <= 0 || e.MaxTokens <= 0 {
 		return "That message cannot be sent: the system prompt leaves the model no room for it. Make the prompt shorter with /system, or go back to the default with /system default."
@@ -278,7 +271,6 @@ func PromptTooLong(b history.Budget, prompt string) string {
 		"; it may take at most half of what the model is sent, " + limit(maxChars, maxTokens) + ", so that there is room for the conversation."
 }
 
-// size says how long a text is: characters, and tokens when tokens bound it.
 func size(chars, tokens int, withTokens bool) string {
 	if !withTokens {
 		return fmt.Sprintf("%d characters", chars)
@@ -286,7 +278,6 @@ func size(chars, tokens int, withTokens bool) string {
 	return fmt.Sprintf("%d characters (%d tokens)", chars, tokens)
 }
 
-// limit says how long a text may be, in the units that bound it.
 func limit(chars, tokens int) string {
 	switch {
 	case tokens == math.MaxInt:

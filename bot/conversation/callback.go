@@ -25,8 +25,7 @@ const (
 // that reply only, never a later one in the same conversation.
 func stopData(update int64) string { return callbackStop + ":" + strconv.FormatInt(update, 10) }
 
-// onCallback handles a button press. It only queues calls: the answer to the press and any
-// edit go out on their own.
+// onCallback handles a button press. The answer to the press and any edit go out on their own.
 func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 	msg := q.Message.Message
 	if im := q.Message.InaccessibleMessage; msg == nil && im != nil {
@@ -56,10 +55,8 @@ func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 	}
 }
 
-// onGenerationStopped handles a press on Telegram's own Stop button of a draft
-// (stopped_message_generation, STREAM_MODE=draft). The press names the chat, the topic and the
-// draft, not who pressed: drafts are shown in private chats only, whose user it is. A press on
-// the draft of a reply that has ended stops nothing.
+// onGenerationStopped handles a press on Telegram's own Stop button of a draft. It names the
+// chat, the topic and the draft, not who pressed: drafts are shown in private chats only.
 func (h *Handler) onGenerationStopped(ctx context.Context, s *models.MessageGenerationStopped) {
 	if s.Chat.Type != models.ChatTypePrivate || !h.allowed(s.Chat.ID, s.Chat.ID) {
 		return

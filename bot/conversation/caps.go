@@ -13,20 +13,16 @@ import (
 	"aurabot/history"
 )
 
-// Usage and caps. Every request to the model is counted for the user whose message it answers (or whose
-// conversation it summarises), in their chat, on the UTC day: the tokens in and out that the
-// model server reported (usage, in openai mode with stream_options.include_usage), or else the
-// bot's own count (the window's estimate of the request, cl100k_base tokens of the answer). A
-// request that failed before the server answered anything is not counted.
+// Usage and caps. Every request to the model is counted for the user whose message it answers
+// (or whose conversation it summarises), in their chat, on the UTC day: the tokens the model
+// server reported, or else the bot's own count. A request the server answered nothing to is not
+// counted.
 //
-// With USER_DAILY_TOKENS or USER_MONTHLY_TOKENS, a user whose tokens (in and out, summaries
-// included, over every chat) reach the cap gets no model request until the day (or month)
-// ends, UTC. They are told so once per chat until then, with when it resets; later messages
-// there are not answered. The cap applies to everyone, the users named in ALLOWED_USERS too
-// (a family or a team is all in ALLOWED_USERS). A request that starts under the cap is not
+// A user whose tokens (summaries included, over every chat) reach USER_DAILY_TOKENS or
+// USER_MONTHLY_TOKENS gets no model request until the UTC day (or month) ends, owners too. They
+// are told so once per chat, with when it resets. A request that starts under the cap is not
 // cut: the cap may be passed by one request.
 
-// capNotice is one user told in one chat, until their cap resets.
 type capNotice struct {
 	user, chat int64
 	until      time.Time
@@ -136,8 +132,7 @@ func (h *Handler) countUsage(ctx context.Context, r req, kind history.UsageKind,
 	}
 }
 
-// maxUsageLines bounds the users /usage all lists.
-const maxUsageLines = 50
+const maxUsageLines = 50 // users /usage all lists
 
 // cmdUsage shows the sender's token usage today and this month (UTC), with the caps; "all"
 // shows every user's, to the bot's owners.

@@ -145,7 +145,7 @@ type Config struct {
 	MaxFileBytes int `env:"MAX_FILE_BYTES" envDefault:"524288"` // 0 means 512 KiB
 }
 
-// Switch is a setting that is on or off.
+// Switch is a setting that is "on" or "off".
 type Switch bool
 
 func (s *Switch) UnmarshalText(b []byte) error {
@@ -261,7 +261,6 @@ type Handler struct {
 	failed map[history.Key]failure      // the last request of a conversation the server refused (see repeated.go)
 }
 
-// activeReply is a reply streaming now.
 type activeReply struct {
 	update int64 // the inbox entry it answers: its Stop button carries it
 	asker  int64 // who asked: they may stop it
@@ -269,7 +268,6 @@ type activeReply struct {
 	draft  int64 // the draft it streams through (Telegram's own Stop button names it); 0: none
 }
 
-// New returns a handler.
 func New(cfg Config, deps Deps) *Handler {
 	cfg.Budget.Summaries = bool(cfg.Summaries)
 	return &Handler{

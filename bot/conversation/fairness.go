@@ -13,12 +13,10 @@ import (
 
 // How work gets into a conversation's queues, and why no one user can swamp the bot: each may
 // have at most maxWaiting messages waiting in a conversation (the one being answered not
-// counted), and, with USER_MESSAGES_PER_MINUTE, send at most that many a minute. The users named
-// in ALLOWED_USERS, the bot's owners, are not bounded. A message past either bound is not
-// answered and costs no model call; the user is told once (not once per message): for the
-// queue, until nothing of theirs waits there any more; for the rate, until a message of theirs
-// is let through again. Updates from before a restart were accepted then, and are not bounded
-// again.
+// counted), and, with USER_MESSAGES_PER_MINUTE, send at most that many a minute. The bot's
+// owners are not bounded, nor are updates from before a restart (accepted then). A message past
+// either bound costs no model call; the user is told once: for the queue, until nothing of
+// theirs waits there any more; for the rate, until a message of theirs is let through again.
 
 // maxWaiting is the most messages (and commands) of one user that may wait in a conversation's
 // queue, and the most notices for them.
@@ -26,7 +24,7 @@ const maxWaiting = 3
 
 type recoveredKey struct{}
 
-// recovered is ctx for updates left from before a restart.
+// recovered is ctx for updates from before a restart.
 func recovered(ctx context.Context) context.Context {
 	return context.WithValue(ctx, recoveredKey{}, true)
 }
@@ -41,21 +39,14 @@ func (h *Handler) job(r req, isReply bool, fn func(ctx context.Context, r req) r
 	return job{reply: isReply, user: r.from, run: func(ctx context.Context) { h.run(ctx, r, fn) }}
 }
 
-// enqueue queues fn in r's conversation after what is queued there, whatever its sender has
-// waiting. It reports whether the job had to wait behind others.
-func (h *Handler) enqueue(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) bool {
-	return h.queue.submit(ctx, r.k, h.job(r, isReply, fn))
-}
-
 // tell answers r's message with a short notice (see queueNotice).
 func (h *Handler) tell(ctx context.Context, r req, text string) bool {
 	return h.queueNotice(ctx, r, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
 }
 
-// queueNotice queues fn, which sends a notice, in the conversation's notice queue: never from the
-// goroutine that takes updates, as a chat under a Telegram penalty must not hold up the others,
-// and never behind a streaming reply. A sender who already has maxWaiting notices waiting gets
-// no more (a flood of /help). It reports whether it queued fn.
+// queueNotice queues fn, which sends a notice, in the conversation's notice queue: not on the
+// path that takes updates (a chat under a Telegram penalty must not hold up the others), nor
+// behind a streaming reply. A sender with maxWaiting notices waiting gets no more.
 func (h *Handler) queueNotice(ctx context.Context, r req, fn func(ctx context.Context, r req) result) bool {
 	j := h.job(r, false, fn)
 	j.notice = true
@@ -67,8 +58,7 @@ func (h *Handler) queueNotice(ctx context.Context, r req, fn func(ctx context.Co
 	return ok
 }
 
-// queueReply admits fn as the reply to m, with the 👀 reaction when it waits behind another:
-// the user sees the message was received while the previous reply still streams.
+// queueReply admits fn as the reply to m, with the 👀 reaction when it waits behind another.
 func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn func(ctx context.Context, r req) result) bool {
 	waited, taken := h.admit(ctx, r, true, fn)
 	if waited {
@@ -77,16 +67,13 @@ func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn f
 	return taken
 }
 
-// admit queues fn in r's conversation after what is queued there, unless the sender already has
-// maxWaiting messages waiting there: then the update is taken care of without a model call (the
-// first time, with a notice). waited reports whether the job had to wait behind others; taken,
-// whether a job owns the update.
+// admit queues fn in r's conversation unless the sender already has maxWaiting messages waiting
+// there (then, the first time, a notice). waited reports whether the job waits behind others;
+// taken, whether a job owns the update.
 func (h *Handler) admit(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) (waited, taken bool) {
 	j := h.job(r, isReply, fn)
 	if isRecovered(ctx) || h.named(r.from) {
-		// The owners' are not bounded: a long text Telegram split into several messages must
-		// not lose its end.
-		return h.queue.submit(ctx, r.k, j), true
+		return h.queue.submit(ctx, r.k, j), true // an owner's long text that Telegram split keeps its end
 	}
 	waited, ok, first := h.queue.submitCapped(ctx, r.k, j)
 	if ok {
@@ -97,8 +84,8 @@ func (h *Handler) admit(ctx context.Context, r req, isReply bool, fn func(ctx co
 }
 
 // overRate reports whether the sender of r has sent more than USER_MESSAGES_PER_MINUTE, and
-// then takes care of the update: the first time, a notice; after that, nothing. Anonymous
-// administrators are not bounded either.
+// then takes care of the update: the first time, a notice. Anonymous administrators are not
+// bounded.
 func (h *Handler) overRate(ctx context.Context, r req) (over, taken bool) {
 	if r.anonAdmin || h.named(r.from) || isRecovered(ctx) {
 		return false, false
@@ -111,8 +98,7 @@ func (h *Handler) overRate(ctx context.Context, r req) (over, taken bool) {
 	return true, tell && h.tell(ctx, r, fmt.Sprintf("You are writing faster than this bot allows (%d messages a minute), so I skipped this message. Please wait a little and send it again.", h.cfg.UserMessagesPerMinute))
 }
 
-// maxRateUsers bounds the users whose message rate is remembered: past it, those whose bucket
-// is full again (quiet for a minute) are forgotten.
+// maxRateUsers bounds the users whose rate is remembered: past it, the quiet ones are forgotten.
 const maxRateUsers = 10000
 
 // rates is a token bucket per user: a minute's worth of messages, refilled at perMinute.
@@ -173,12 +159,10 @@ func (r *rates) prune(now time.Time) {
 	}
 }
 
-// maxRemembered bounds the memory of who was told what: past it the oldest are forgotten (and
-// may be told again).
-const maxRemembered = 10000
-
-// forever is a period after which nobody is told again.
-const forever = time.Duration(math.MaxInt64)
+const (
+	maxRemembered = 10000 // keys once remembers: past it the oldest are forgotten (told again)
+	forever       = time.Duration(math.MaxInt64)
+)
 
 // once remembers when each key (a chat, a user) was last told something, so that it is told at
 // most once every period.

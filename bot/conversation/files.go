@@ -16,17 +16,14 @@ import (
 // Files: a text file becomes the user's turn, its name and content in a fenced block, then the
 // caption. Other files are told what the bot reads.
 
-// textExtensions are the file name extensions the bot reads as text, whatever MIME type the
-// sender's app gave the file (often application/octet-stream).
+// textExtensions are read as text whatever MIME type the sender's app gave (often octet-stream).
 const textExtensions = `.txt .text .md .markdown .rst .csv .tsv .json .jsonl .ndjson .yaml .yml .xml .html .htm
 	.css .scss .js .mjs .cjs .ts .tsx .jsx .vue .svelte .go .py .rb .rs .java .kt .kts .scala .c .h .cc .cpp .cxx .hpp .cs
 	.fs .swift .m .mm .php .pl .pm .lua .r .jl .dart .ex .exs .erl .hs .ml .clj .sh .bash .zsh .fish .ps1 .bat .cmd .sql
 	.toml .ini .cfg .conf .env .properties .gradle .tf .proto .graphql .gql .tex .bib .srt .vtt .diff .patch .log .out .err`
 
-// textNames are names of files without an extension that are text.
 const textNames = "dockerfile makefile readme license changelog"
 
-// isTextFile reports whether a document is text, by its MIME type or its name.
 func isTextFile(mimeType, name string) bool {
 	mt, _, _ := mime.ParseMediaType(mimeType)
 	if strings.HasPrefix(mt, "text/") || strings.HasSuffix(mt, "+json") || strings.HasSuffix(mt, "+xml") || slices.Contains([]string{
@@ -41,7 +38,6 @@ func isTextFile(mimeType, name string) bool {
 	return slices.Contains(strings.Fields(textNames), base)
 }
 
-// onDocument queues a text file to be read into the user's turn.
 func (h *Handler) onDocument(ctx context.Context, r req, m *models.Message) bool {
 	d := m.Document
 	name := cmp.Or(d.FileName, "the file")
@@ -58,7 +54,6 @@ func (h *Handler) onDocument(ctx context.Context, r req, m *models.Message) bool
 
 func (h *Handler) maxFileBytes() int64 { return int64(cmp.Or(max(h.cfg.MaxFileBytes, 0), 512<<10)) }
 
-// answerDocument downloads a text file and answers it as a turn.
 func (h *Handler) answerDocument(ctx context.Context, r req, m *models.Message) result {
 	if res, over := h.atCap(ctx, r); over {
 		return res // not even downloaded
@@ -75,8 +70,8 @@ func (h *Handler) answerDocument(ctx context.Context, r req, m *models.Message) 
 	return h.answer(ctx, r, h.userTurn(r, m, fileText(d.FileName, string(data), h.caption(r, m))))
 }
 
-// fileText is the text sent for a file: its name, its content (as UTF-8, invalid bytes
-// replaced) in a fenced block longer than any run of backticks inside, then the question.
+// fileText is a file's name, its content (as UTF-8) in a fence longer than any run of backticks
+// inside, then the question.
 func fileText(name, content, question string) string {
 	content = strings.ToValidUTF8(content, "\uFFFD")
 	fence := "```"
@@ -90,7 +85,6 @@ func fileText(name, content, question string) string {
 	return s
 }
 
-// bytesSize says a size in bytes, KiB or MiB.
 func bytesSize(n int64) string {
 	switch {
 	case n >= 1<<20:

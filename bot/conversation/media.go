@@ -14,11 +14,9 @@ import (
 // (files.go); each becomes the user's turn, downloaded by the queued job, never on the path
 // that takes updates. Anything else is told what the bot reads.
 
-// canRead names what the bot reads, for the notices about what it cannot.
 const canRead = "I read text, photos, voice and audio messages, round video messages, and text files (.txt, .md, .csv, .json, .yaml, .xml, .html, source code, logs)."
 
-// onMedia handles a message without text; it reports whether it queued a job that owns the
-// update.
+// onMedia reports whether it queued a job that owns the update.
 func (h *Handler) onMedia(ctx context.Context, r req, m *models.Message) bool {
 	switch {
 	case len(m.Photo) > 0:
@@ -51,14 +49,13 @@ func (h *Handler) caption(r req, m *models.Message) string {
 	return strings.TrimSpace(c)
 }
 
-// tooBig tells the user a file is past what Telegram lets bots download.
 func tooBig(what string) string {
 	return "That " + what + " is too big: Telegram lets bots download files up to 20 MB."
 }
 
-// fetch downloads a file of r's message, at most limit bytes. On failure it tells the user and
-// reports false, with what became of the update: tooLarge when the file is past limit ("": as
-// any failure), else that their what could not be downloaded, and then again.
+// fetch downloads a file of r's message, at most limit bytes. On failure it tells the user
+// (tooLarge past limit, if set; else that their what could not be downloaded, then again) and
+// reports false, with what became of the update.
 func (h *Handler) fetch(ctx context.Context, r req, fileID string, limit int64, what, tooLarge, again string) ([]byte, result, bool) {
 	data, err := h.deps.TG.Download(ctx, fileID, limit)
 	switch {

@@ -1,9 +1,11 @@
 package conversation
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
 
@@ -13,22 +15,18 @@ import (
 
 // req is one update being handled in a conversation.
 type req struct {
-	entry int64 // its inbox entry; 0 for none
-	k     history.Key
-	t     reply.Target
-	// from is the user who sent it; for an anonymous administrator (anonAdmin), the chat's id.
-	from      int64
+	entry     int64 // its inbox entry; 0 for none
+	k         history.Key
+	t         reply.Target
+	from      int64 // the sender; for an anonymous administrator (anonAdmin), the chat's id
 	anonAdmin bool
-	name      string // how the sender is named in the usage figures
-	// quoted is the message the update replies to, when its turn quotes the whole of it (see
-	// quoteOf); 0 otherwise.
-	quoted int
-	album  *album // the album whose first photo this is (see settleAlbum)
+	name      string // the sender's name in the usage figures
+	quoted    int    // the message replied to, when the turn quotes the whole of it (quoteOf)
+	album     *album // the album whose first photo this is (see settleAlbum)
 }
 
 // Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
-// reply: answers are queued per conversation, and the runner finishes the entry once its job is
-// done.
+// reply: answers are queued per conversation.
 func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 	h.intake(ctx, seq, u, func() bool {
 		switch {
@@ -65,7 +63,7 @@ func reqOf(entry int64, m *models.Message) req {
 	return r
 }
 
-// onMessage handles a message; it reports whether it queued a job that owns the update.
+// onMessage reports whether it queued a job that owns the update.
 func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message) bool {
 	h.deps.Registry.Add(m.Chat.ID, m.ID)
 	r := reqOf(entry, m)
@@ -104,8 +102,7 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) })
 }
 
-// userTurn is the turn of a user's message with the given content, and the message it replies
-// to quoted (see quoteOf).
+// userTurn is the turn of a user's message, the message it replies to quoted.
 func (h *Handler) userTurn(r req, m *models.Message, content string) history.Turn {
 	q, _ := h.quoteOf(r, m)
 	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m), Quote: q}
@@ -157,4 +154,119 @@ func displayName(u *models.User) string {
 		name = "user " + strconv.FormatInt(u.ID, 10)
 	}
 	return name
+}
+
+// A message that replies to another carries that message with its turn, quoted (history.Quote):
+// "shorter, please" in reply to an answer from an hour ago means something to the model, also
+// when that answer is older than the stored history, as Telegram sends the replied-to message
+// with the update. The quote is stored, defused and counted in the window with the turn.
+
+// maxQuoteChars is enough for the model to know which message is meant, not a second copy of a
+// long answer in every turn.
+const maxQuoteChars = 1000
+
+// quoteOf is the message m replies to, as m's turn quotes it: the part the user quoted, or the
+// message's text; and the id of the replied-to message when the quote is the whole of it. The
+// zero Quote when m replies to nothing, or to the message that opened its forum topic (every
+// message of a topic does).
+func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
+	rt := m.ReplyToMessage
+	if rt != nil && (rt.ForumTopicCreated != nil || m.IsTopicMessage && rt.ID == m.MessageThreadID) {
+		rt = nil
+	}
+	var q history.Quote
+	whole := 0
+	switch {
+	case m.Quote != nil && strings.TrimSpace(m.Quote.Text) != "":
+		q.Text = m.Quote.Text // the part of the message the user picked
+	case rt != nil:
+		q.Text, whole = messageText(rt), rt.ID
+	}
+	q.Text = boundQuote(q.Text)
+	if q.Text == "" {
+		return history.Quote{}, 0
+	}
+	switch {
+	case rt == nil:
+		// A quote of a message in another chat: who wrote it is not known.
+	case rt.From != nil && h.me.ID != 0 && rt.From.ID == h.me.ID:
+		q.Bot = true
+	case r.t.Group:
+		q.Author = quotedAuthor(rt)
+	}
+	return q, whole
+}
+
+// messageText is what a quoted message says: its text or caption, after the kind of message
+// for a message that is more than text ("[a photo] caption").
+func messageText(m *models.Message) string {
+	text, kind := cmp.Or(m.Text, m.Caption), ""
+	switch {
+	case len(m.Photo) > 0:
+		kind = "a photo"
+	case m.Voice != nil:
+		kind = "a voice message"
+	case m.VideoNote != nil:
+		kind = "a video message"
+	case m.Audio != nil:
+		kind = "an audio file"
+	case m.Video != nil || m.Animation != nil:
+		kind = "a video"
+	case m.Document != nil:
+		kind = "a file"
+		if m.Document.FileName != "" {
+			kind += " (" + m.Document.FileName + ")"
+		}
+	case m.Sticker != nil:
+		kind = "a sticker " + m.Sticker.Emoji
+	case m.Poll != nil:
+		kind = "a poll: " + m.Poll.Question
+	}
+	if kind == "" {
+		return strings.TrimSpace(text)
+	}
+	return strings.TrimSpace("[" + strings.TrimSpace(kind) + "] " + text)
+}
+
+// quotedAuthor is the name a quoted group message goes by.
+func quotedAuthor(m *models.Message) string {
+	switch {
+	case m.SenderChat != nil && m.SenderChat.ID == m.Chat.ID:
+		if m.AuthorSignature != "" {
+			return m.AuthorSignature
+		}
+		return "an administrator"
+	case m.SenderChat != nil:
+		return m.SenderChat.Title
+	case m.From != nil:
+		return displayName(m.From)
+	}
+	return ""
+}
+
+// boundQuote trims text and cuts it to maxQuoteChars characters, marking the cut with "…".
+func boundQuote(text string) string {
+	text = strings.TrimSpace(text)
+	if utf8.RuneCountInString(text) <= maxQuoteChars {
+		return text
+	}
+	return strings.TrimRight(string([]rune(text)[:maxQuoteChars-1]), " \n") + "…"
+}
+
+// withoutRedundantQuote drops t's quote when it quotes the whole of the conversation's newest
+// turn (in a group, replying to the bot's answer is how one talks to it): the model reads that
+// message right before the turn anyway.
+func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Turn) history.Turn {
+	if t.Quote.Text == "" || r.quoted == 0 {
+		return t
+	}
+	last, ok, err := h.deps.Store.Newest(ctx, r.k)
+	if err != nil {
+		h.deps.Log.Warn("could not read the newest turn; keeping the quote", "chat_id", r.k.ChatID, "err", err)
+		return t
+	}
+	if ok && last.MessageID == int64(r.quoted) {
+		t.Quote = history.Quote{}
+	}
+	return t
 }

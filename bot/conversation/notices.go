@@ -61,7 +61,6 @@ func notice(err error) (string, bool) {
 // interrupted is the line under a reply that a shutdown or a crash cut.
 const interrupted = "⚠️ Interrupted: the bot restarted. Send /retry to get a full answer."
 
-// sentence ends s with one period.
 func sentence(s string) string {
 	return strings.TrimRight(s, " .!?:;,") + "."
 }
@@ -82,7 +81,6 @@ var modelFailures = []failureKind{
 	{aura.ErrBrowserCapture, "browser", "I could not open the model server's page in a browser to get its cookies."},
 }
 
-// modelFailure returns the kind of model failure err is, or a generic one.
 func modelFailure(err error) failureKind {
 	for _, f := range modelFailures {
 		if errors.Is(err, f.Err) {
@@ -124,14 +122,6 @@ func historyFault(err error) (*aura.StatusError, bool) {
 	return se, false
 }
 
-func turnIDs(window []history.Turn) []int64 {
-	ids := make([]int64, len(window))
-	for i, t := range window {
-		ids[i] = t.ID
-	}
-	return ids
-}
-
 // repeated reports whether err, the failure of a request of conversation k that carried the
 // turns ids, is the one its last request met, with the same history: the same refusal, and
 // every turn of that request carried again (a /retry, or a new message after it). Another
@@ -167,8 +157,7 @@ func (h *Handler) noteOutcome(k history.Key, err error, ids []int64) {
 	delete(h.failed, k)
 }
 
-// repeatedNotice is the line under a reply that failed again the same way with the same
-// history: /retry cannot help, /reset does.
+// repeatedNotice: /retry cannot help, /reset does.
 func repeatedNotice(err error) string {
 	se, _ := historyFault(err)
 	msg := "⚠️ The model server failed again with this conversation (" + strconv.Itoa(se.StatusCode)

@@ -11,20 +11,18 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
+	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history"
 )
 
-// Pictures: a photo, or the photos of an album, become one turn with its images and the
-// caption as the question. They go only to a model that can see them (see cannotSee).
+// Pictures: a photo, or the photos of an album (each a message of its own, within moments),
+// become one turn with the images and the caption as its question. They go only to a model that
+// can see them (see cannotSee).
 
 const (
-	// albumWait is how long an album stays open after its last photo: Telegram sends each
-	// photo of an album as a message of its own, within moments of each other.
-	albumWait = time.Second
-	// maxPhotoSide is the longest side of the photo size sent to the model: enough to read
-	// a page, and a fraction of the tokens and bytes of the original.
-	maxPhotoSide         = 1280
+	albumWait            = time.Second // an album stays open that long after its last photo
+	maxPhotoSide         = 1280        // enough to read a page, a fraction of the original's tokens
 	defaultPhotoQuestion = "What is in this picture?"
 )
 
@@ -62,7 +60,6 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	if res, over := h.atCap(ctx, r); over {
 		return res
 	}
-	// A model that cannot see is not sent the picture, nor is it downloaded.
 	if msg := h.cannotSee(ctx, h.model(ctx, r.k)); msg != "" {
 		return h.notify(ctx, r, msg)
 	}
@@ -90,10 +87,10 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 		return res
 	}
 	h.settleAlbum(ctx, r) // stored under the first photo's message: should the bot stop now, it alone comes back
-	return h.respond(ctx, r, prompt)
+	return h.respond(ctx, r, prompt, reply.Options{})
 }
 
-// tooLongTurn is tooLong for a turn with images, each of which costs Budget.ImageTokens.
+// tooLongTurn is tooLong for a turn whose images each cost Budget.ImageTokens.
 func (h *Handler) tooLongTurn(prompt string, t history.Turn) string {
 	b := h.cfg.Budget
 	if n := len(t.Images) * b.ImageTokens; n > 0 && b.Tokens > 0 {
@@ -124,8 +121,7 @@ func photoSize(sizes []models.PhotoSize) models.PhotoSize {
 	return sizes[best]
 }
 
-// blindNotice tells the user a picture cannot be seen: by any model of the server (model ""),
-// or by the conversation's model.
+// blindNotice says a picture cannot be seen: by any model of the server (""), or by model.
 func blindNotice(model string) string {
 	if model == "" {
 		return "This model server takes text only: it cannot see pictures. Please describe it in words."
@@ -133,9 +129,8 @@ func blindNotice(model string) string {
 	return "This model (" + model + ") takes text only: it cannot see pictures. Choose one that can with /model and send the picture again, or describe it in words."
 }
 
-// cannotSee returns blindNotice for model if its server says it cannot see pictures, "" if it
-// can or does not say. Only Ollama says (its /api/show, asked once per model): elsewhere the
-// pictures are sent, and a server that refuses them gets imagesRefused's notice.
+// cannotSee returns blindNotice for model if its server says it cannot see, "" if it can or
+// does not say. Only Ollama says: elsewhere pictures are sent, and a refusal gets imagesRefused.
 func (h *Handler) cannotSee(ctx context.Context, model string) string {
 	caps, err := h.deps.Model.Capabilities(ctx, model)
 	if err != nil {
@@ -153,9 +148,8 @@ func hasImages(window []history.Turn) bool {
 	return slices.ContainsFunc(window, func(t history.Turn) bool { return len(t.Images) > 0 })
 }
 
-// imagesRefused is the notice under a failed reply to a request that held pictures: a server
-// that refuses the request (4xx) most likely runs a model that cannot see. A 404 says the
-// model is missing; notice points to /model for it.
+// imagesRefused is the notice under a reply to a request with pictures that the server refused
+// (4xx): its model most likely cannot see. A 404 (a missing model) gets notice's.
 func imagesRefused(err error) string {
 	var se *aura.StatusError
 	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && !slices.Contains([]int{401, 404, 429}, se.StatusCode) {
@@ -194,8 +188,8 @@ type albumItem struct {
 	entry int64
 }
 
-// join adds a photo message to the open album of its media group, or opens one (a lone photo
-// is closed at once). opened reports a new album, whose job must be queued.
+// join adds a photo message to the open album of its media group, or opens one (opened), whose
+// job must be queued.
 func (as *albums) join(k history.Key, m *models.Message, entry int64) (a *album, opened bool) {
 	item := albumItem{msg: m, entry: entry}
 	key := albumKey{k, m.MediaGroupID}
@@ -220,8 +214,8 @@ func (as *albums) join(k history.Key, m *models.Message, entry int64) (a *album,
 	return a, true
 }
 
-// isOpen reports whether m belongs to an album open now: in a group, the photos after the first
-// of an album carry no mention of the bot, but belong to the turn the first one opened.
+// isOpen reports whether m belongs to an album open now: in a group, an album's later photos
+// carry no mention of the bot.
 func (as *albums) isOpen(k history.Key, m *models.Message) bool {
 	if m.MediaGroupID == "" || len(m.Photo) == 0 {
 		return false

@@ -32,9 +32,8 @@ const (
 	panicked // the runner tries again, up to maxAttempts in all
 )
 
-// maxAttempts is how many times the handling of one update may start (after crashes, or after
-// panics) before it is skipped with a notice: an update that kills the bot every time must not
-// keep it in a crash loop.
+// maxAttempts is how many times the handling of one update may start (after crashes or panics)
+// before it is skipped with a notice: an update that kills the bot must not keep it in a loop.
 const maxAttempts = 3
 
 const skippedNotice = "⚠️ Something went wrong while I handled this message, several times, so I skipped it. Please send it again in other words, or tell the bot's owner."
@@ -65,17 +64,13 @@ func (h *Handler) intake(ctx context.Context, seq int64, u *models.Update, route
 // result says.
 func (h *Handler) run(ctx context.Context, r req, fn func(ctx context.Context, r req) result) {
 	for !h.closing.Load() { // once closing, left in the inbox
-		if r.entry != 0 {
-			n, err := h.deps.Journal.Attempt(ctx, r.entry)
-			if err != nil {
-				h.deps.Log.Warn("could not count an attempt at an update", "entry", r.entry, "err", err)
-			}
-			if n > maxAttempts {
-				h.skip(ctx, r)
-				return
-			}
+		var res result
+		if h.attempt(ctx, r) > maxAttempts {
+			res = h.skip(ctx, r)
+		} else {
+			res = h.protect(ctx, r, fn)
 		}
-		switch h.protect(ctx, r, fn) {
+		switch res {
 		case done:
 			h.settleAlbum(ctx, r)
 			h.finish(ctx, r.entry)
@@ -97,6 +92,18 @@ func (h *Handler) run(ctx context.Context, r req, fn func(ctx context.Context, r
 	}
 }
 
+// attempt counts an attempt at r's update, and says how many there were.
+func (h *Handler) attempt(ctx context.Context, r req) int {
+	if r.entry == 0 {
+		return 0
+	}
+	n, err := h.deps.Journal.Attempt(ctx, r.entry)
+	if err != nil {
+		h.deps.Log.Warn("could not count an attempt at an update", "entry", r.entry, "err", err)
+	}
+	return n
+}
+
 func (h *Handler) protect(ctx context.Context, r req, fn func(ctx context.Context, r req) result) (res result) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -108,9 +115,9 @@ func (h *Handler) protect(ctx context.Context, r req, fn func(ctx context.Contex
 	return fn(ctx, r)
 }
 
-// settleAlbum finishes the updates of the later photos of r's album, which its job handled
-// with the first's. Their turn stored, answerPhotos settles them at once: a crash after that
-// must not bring them back as a turn of their own.
+// settleAlbum finishes the updates of the later photos of r's album, handled with the first's.
+// answerPhotos settles them as soon as their turn is stored: a crash after that must not bring
+// them back as a turn of their own.
 func (h *Handler) settleAlbum(ctx context.Context, r req) {
 	if r.album != nil {
 		for _, entry := range r.album.settle(r.entry) {
@@ -120,7 +127,7 @@ func (h *Handler) settleAlbum(ctx context.Context, r req) {
 }
 
 // skip gives up on r's update: its reply (if any) shows what it had, with a notice saying so.
-func (h *Handler) skip(ctx context.Context, r req) {
+func (h *Handler) skip(ctx context.Context, r req) result {
 	h.deps.Log.Error("skipping an update whose handling failed too often", "entry", r.entry, "chat_id", r.t.ChatID, "attempts", maxAttempts)
 	rec, err := h.recordedOf(ctx, r)
 	if err != nil {
@@ -131,15 +138,13 @@ func (h *Handler) skip(ctx context.Context, r req) {
 	}
 	rec.Final = false
 	if _, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, skippedNotice); errors.Is(err, reply.ErrUnfinished) {
-		h.finishLater(ctx, r)
-		return
+		return unfinished
 	}
-	h.finish(ctx, r.entry)
+	return done
 }
 
 // maxFinishRefusals is how many times in a row Telegram may refuse to finish a reply (a 400 that
-// waiting does not cure) before the bot gives up on it: its answer is stored, only its messages
-// keep what they showed.
+// waiting does not cure) before the bot gives up on its messages; its answer is stored.
 const maxFinishRefusals = 10
 
 // finishLater finishes the reply of r from its journal in the background, as soon as Telegram
@@ -225,7 +230,8 @@ func (h *Handler) Recover(ctx context.Context, pending []inbox.Update) {
 				h.deps.Registry.Hold(m.Chat.ID, reply.Owner(p.Seq))
 			}
 			h.deps.Registry.Add(m.Chat.ID, m.ID)
-			h.enqueue(ctx, reqOf(p.Seq, m), false, func(ctx context.Context, r req) result { return h.resume(ctx, r, rec) })
+			r := reqOf(p.Seq, m)
+			h.queue.submit(ctx, r.k, h.job(r, false, func(ctx context.Context, r req) result { return h.resume(ctx, r, rec) }))
 		}
 	}
 }

@@ -19,8 +19,8 @@ import (
 )
 
 // Speech: a voice message, an audio file or a round video message is stored as the user's turn
-// without its text, transcribed, and answered; the transcript is quoted above the answer, so
-// that the user can tell a wrong answer from a wrong hearing.
+// without its text (so that /retry can hear it again), transcribed, and answered below the
+// transcript, so that the user can tell a wrong answer from a wrong hearing.
 
 // Transcriber turns speech into text. transcribe.Client implements it.
 type Transcriber interface {
@@ -29,8 +29,7 @@ type Transcriber interface {
 
 const noVoice = "Voice messages are not set up on this bot: please type your message."
 
-// onSpoken queues a recording to be transcribed and answered. Without a transcriber a chat is
-// told so at most once an hour.
+// onSpoken queues a recording; without a transcriber a chat is told so at most once an hour.
 func (h *Handler) onSpoken(ctx context.Context, r req, m *models.Message, what, fileID string, size int64, name string) bool {
 	switch {
 	case h.deps.Transcriber == nil:
@@ -43,8 +42,6 @@ func (h *Handler) onSpoken(ctx context.Context, r req, m *models.Message, what, 
 	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answerSpoken(ctx, r, turn) })
 }
 
-// answerSpoken stores a spoken turn (without its text, so that /retry can transcribe it again
-// should this fail), transcribes it and answers the transcript.
 func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) result {
 	if res, over := h.atCap(ctx, r); over {
 		return res
@@ -60,12 +57,11 @@ func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) re
 			return res
 		}
 	}
-	return h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
+	return h.respond(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
 }
 
-// transcribeTurn downloads and transcribes a stored spoken turn and stores its transcript. On
-// failure it tells the user (with /retry where trying again can help) and reports false, with
-// what became of the update.
+// transcribeTurn hears a stored spoken turn and stores its transcript. On failure it tells the
+// user and reports false, with what became of the update.
 func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn history.Turn) (string, result, bool) {
 	fail := func(msg string) (string, result, bool) { return "", h.notify(ctx, r, msg), false }
 	if h.deps.Transcriber == nil {
@@ -99,7 +95,6 @@ func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn
 	return text, done, true
 }
 
-// transcribeFailure says why a transcription failed, as a sentence fit for a user.
 func transcribeFailure(err error) string {
 	var se *transcribe.StatusError
 	switch {
@@ -118,9 +113,8 @@ func transcribeFailure(err error) string {
 
 const transcriptMark = "> 🎤 "
 
-// transcriptPrefix is the transcript quoted above the answer, in Markdown, every ASCII
-// punctuation character escaped (CommonMark allows it for all of them) so that spoken words
-// render as they are.
+// transcriptPrefix quotes the transcript in Markdown, ASCII punctuation escaped (CommonMark
+// allows it for all of it) so that spoken words render as they are.
 func transcriptPrefix(text string) string {
 	var b strings.Builder
 	b.WriteString(transcriptMark + "\"")
@@ -142,8 +136,7 @@ func transcriptPrefix(text string) string {
 	return b.String()
 }
 
-// stripTranscript takes the transcript quote off the text a reply to a spoken message shows,
-// leaving the answer (a reply finished from its journal after a restart).
+// stripTranscript takes the transcript quote off a reply's text, leaving the answer.
 func stripTranscript(text string) string {
 	if !strings.HasPrefix(text, transcriptMark+"\"") {
 		return text
@@ -152,8 +145,7 @@ func stripTranscript(text string) string {
 	return rest
 }
 
-// audioName is the file name an audio file is sent to the speech-to-text server under: the
-// server tells the format by its extension.
+// audioName is the file name an audio file is transcribed under: the extension tells the format.
 func audioName(a *models.Audio) string {
 	if a.FileName != "" && path.Ext(a.FileName) != "" {
 		return a.FileName

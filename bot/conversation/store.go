@@ -13,11 +13,9 @@ import (
 	"aurabot/history"
 )
 
-// troubleEvery is how often a chat is told that the bot cannot save.
 const troubleEvery = 10 * time.Minute
 
-// StorageTrouble is told about the reply journal's failures: a failure of the storage (not a
-// stop, not a bug) makes the chat of t told once why the reply waits.
+// StorageTrouble is told about the reply journal's failures: the chat of t learns why it waits.
 func (h *Handler) StorageTrouble(ctx context.Context, t reply.Target, err error) {
 	if history.StorageTrouble(err) {
 		h.storageTrouble(ctx, t, err)
@@ -37,8 +35,7 @@ func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, err error
 }
 
 // storageTrouble tells the chat of t, at most once every troubleEvery, that the bot cannot save
-// right now (a full disk, or a failing one) and will answer when it can. The notice is not
-// journaled (the database is what fails) and goes out on its own.
+// now (a full or failing disk). The notice is not journaled: the database is what fails.
 func (h *Handler) storageTrouble(ctx context.Context, t reply.Target, err error) {
 	if !h.troubled.due(t.ChatID, time.Now()) {
 		return
@@ -91,8 +88,7 @@ func (h *Handler) append(ctx context.Context, r req, t history.Turn) (stored his
 	return stored, err
 }
 
-// storeFailed tells the user that the store failed at what, unless ctx ended (a shutdown: the
-// update is left for the restart).
+// storeFailed tells the user that the store failed at what, unless ctx ended (a shutdown).
 func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) result {
 	if ctx.Err() != nil {
 		return left

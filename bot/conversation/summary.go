@@ -57,7 +57,6 @@ type summaries struct {
 	failing  bool // the log said summaries fail, and has not said since that they work
 }
 
-// summaryFailures is how a conversation's summaries have been failing.
 type summaryFailures struct {
 	n    int // in a row
 	skip int // requests to let go by before the next try
@@ -90,7 +89,6 @@ func (s *summaries) begin(k history.Key) bool {
 	return true
 }
 
-// end gives back k's place.
 func (s *summaries) end(k history.Key) {
 	s.mu.Lock()
 	delete(s.running, k)
@@ -143,9 +141,8 @@ func summaryLimit(b history.Budget, prompt string) (chars, tokens int, ok bool) 
 	return chars, tokens, chars >= minSummaryChars && tokens >= minSummaryTokens
 }
 
-// summaryWords is how many words a summary of at most chars characters and tokens tokens is
-// asked to take: about 6 characters and 1.4 tokens a word in English, with a margin (the
-// summary is cut to the limit if it is longer).
+// summaryWords is how many words a summary within chars and tokens is asked to take: about 6
+// characters and 1.4 tokens a word in English, with a margin (a longer one is cut).
 func summaryWords(chars, tokens int) int {
 	words := chars / 8
 	if tokens != math.MaxInt {
@@ -327,9 +324,7 @@ func summaryRequest(b history.Budget, old string, turns []history.Turn, chars, t
 	}, through
 }
 
-// transcriptLine is a turn as a summary request shows it: "Assistant: ", "User: " or the
-// group member's name (Sent has it), the text as sent, and its pictures; "" for a turn that is
-// not sent.
+// transcriptLine is a turn as a summary request shows it, who wrote it first; "" if not sent.
 func transcriptLine(t history.Turn) string {
 	if !t.IsSent() {
 		return ""
