@@ -163,8 +163,7 @@ type fakeStore struct {
 	Store
 	mu      sync.Mutex
 	turns   map[history.Key][]history.Turn
-	prompts map[history.Key]string
-	models  map[history.Key]string
+	values  map[setting]string // system prompts and models
 	summary history.Summary
 	usage   []history.UserUsage
 	added   []history.Usage
@@ -172,8 +171,32 @@ type fakeStore struct {
 	panicOn string // Append panics on a turn with this content
 }
 
+type setting struct {
+	k    history.Key
+	name string
+}
+
 func newFakeStore() *fakeStore {
-	return &fakeStore{turns: map[history.Key][]history.Turn{}, prompts: map[history.Key]string{}, models: map[history.Key]string{}}
+	return &fakeStore{turns: map[history.Key][]history.Turn{}, values: map[setting]string{}}
+}
+
+// get and set read and write a conversation's setting; set deletes it when v is nil.
+func (s *fakeStore) get(k history.Key, name string) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.values[setting{k, name}]
+	return v, ok, nil
+}
+
+func (s *fakeStore) set(k history.Key, name string, v *string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v == nil {
+		delete(s.values, setting{k, name})
+	} else {
+		s.values[setting{k, name}] = *v
+	}
+	return nil
 }
 
 func (s *fakeStore) Append(_ context.Context, k history.Key, t history.Turn) (history.Turn, bool, error) {
@@ -200,24 +223,15 @@ func (s *fakeStore) conversation(k history.Key) []history.Turn {
 }
 
 func (s *fakeStore) SystemPrompt(_ context.Context, k history.Key) (string, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.prompts[k]
-	return p, ok, nil
+	return s.get(k, "prompt")
 }
 
 func (s *fakeStore) SetSystemPrompt(_ context.Context, k history.Key, p string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.prompts[k] = p
-	return nil
+	return s.set(k, "prompt", &p)
 }
 
 func (s *fakeStore) ClearSystemPrompt(_ context.Context, k history.Key) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.prompts, k)
-	return nil
+	return s.set(k, "prompt", nil)
 }
 
 func (s *fakeStore) Reset(_ context.Context, k history.Key) error {
@@ -273,17 +287,11 @@ func (s *fakeStore) SetTranscript(_ context.Context, k history.Key, id int64, te
 }
 
 func (s *fakeStore) Model(_ context.Context, k history.Key) (string, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.models[k]
-	return m, ok, nil
+	return s.get(k, "model")
 }
 
 func (s *fakeStore) SetModel(_ context.Context, k history.Key, m string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.models[k] = m
-	return nil
+	return s.set(k, "model", &m)
 }
 
 func (s *fakeStore) Summary(context.Context, history.Key) (history.Summary, error) {
