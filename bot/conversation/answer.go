@@ -57,8 +57,9 @@ func (h *Handler) storeAnswer(ctx context.Context, r req, text string, firstID i
 // opt.Prefix says), and stores it.
 func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.Options) result {
 	request, err := h.deps.Store.Request(ctx, r.k, h.cfg.Budget, prompt)
+	window := request.Turns
 	var long *history.TooLongError
-	switch window := request.Turns; {
+	switch {
 	case errors.As(err, &long):
 		return h.notify(ctx, r, tooLongNotice(long))
 	case err != nil:
@@ -66,7 +67,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 	case len(window) == 0:
 		return h.notify(ctx, r, "There is nothing to answer.")
 	}
-	window, model := request.Turns, h.model(ctx, r.k)
+	model := h.model(ctx, r.k)
 	// Pictures go only to a model that can see them. The message answered now is refused if it
 	// holds some; pictures earlier in the window are left out, their text kept.
 	blind := h.cfg.TextOnly

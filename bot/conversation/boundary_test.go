@@ -79,6 +79,14 @@ func TestAccess(t *testing.T) {
 // text), a reply to its message, and commands, but not a command for another bot.
 func TestGroupAddressing(t *testing.T) {
 	x := newHarness(t, Config{})
+	x.tg.files["pic"] = []byte("jpeg")
+	photo := func(caption string) *models.Message {
+		m := x.group(club, ann, "")
+		m.Photo, m.Caption = []models.PhotoSize{{FileID: "pic", Width: 10, Height: 10}}, caption
+		return m
+	}
+	mentionedPhoto := photo("@aurabot what is it?")
+	mentionedPhoto.CaptionEntities = []models.MessageEntity{{Type: models.MessageEntityTypeMention, Offset: 0, Length: len("@aurabot")}}
 	replyToBot := x.group(club, ann, "and then?")
 	replyToBot.ReplyToMessage = &models.Message{ID: 1000, From: &models.User{ID: botID}, Chat: replyToBot.Chat, Text: "Once upon a time."}
 	otherMention := x.group(club, ann, "@aurabot_x hi")
@@ -98,6 +106,8 @@ func TestGroupAddressing(t *testing.T) {
 		{"a command for another bot", x.group(club, ann, "/help@otherbot"), "", ""},
 		{"a command for this bot", x.group(club, ann, "/help@AuraBot"), "", "Commands:"},
 		{"a command for any bot", x.group(club, ann, "/help"), "", "Commands:"},
+		{"a photo", photo("what is it?"), "", ""},
+		{"a photo whose caption mentions the bot", mentionedPhoto, "what is it?", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(x.asked())
@@ -470,4 +480,67 @@ func TestShutdownLeavesUpdates(t *testing.T) {
 		t.Errorf("stored %+v, want the cut answer", ts)
 	}
 	y.finished(6) // undecodable: dropped
+}
+
+// USER_MESSAGES_PER_MINUTE: past it a user is told once, until a message of theirs is let
+// through again; /stop is never bounded, nor are the owners.
+func TestMessageRate(t *testing.T) {
+	x := newHarness(t, Config{UserMessagesPerMinute: 1, AllowedChats: IDList{IDs: []int64{club}}})
+	first, second, third := x.group(club, bob, "/help"), x.group(club, bob, "/help"), x.group(club, bob, "/help")
+	for _, m := range []*models.Message{first, second, third} {
+		x.finished(x.send(m))
+	}
+	x.told(first.ID, "Commands:")
+	x.told(second.ID, "You are writing faster than this bot allows (1 messages a minute)")
+	x.silent(third.ID)
+	stop := x.group(club, bob, "/stop")
+	x.send(stop)
+	x.told(stop.ID, "Nothing is streaming right now.")
+	for range 3 {
+		m := x.group(club, ann, "/help")
+		x.send(m)
+		x.told(m.ID, "Commands:")
+	}
+}
+
+// An album is one turn: one request with every picture, every update of it finished.
+func TestAlbum(t *testing.T) {
+	x := newHarness(t, Config{})
+	var album []*models.Message
+	for i, id := range []string{"a", "b", "c"} {
+		x.tg.files[id] = []byte("jpeg " + id)
+		m := x.private(ann, "")
+		m.Photo, m.MediaGroupID = []models.PhotoSize{{FileID: id, Width: 10, Height: 10}}, "g"
+		if i == 1 {
+			m.Caption = "compare"
+		}
+		album = append(album, m)
+	}
+	last := x.send(album...)
+	if got := x.asked(); len(got) != 1 || got[0] != "compare" || len(x.model.requests[0][1].Images) != 3 {
+		t.Fatalf("got requests %q, want one with the caption and 3 pictures", got)
+	}
+	for entry := last - 2; entry <= last; entry++ {
+		x.finished(entry)
+	}
+}
+
+// A failure that comes again for the same history says that /retry cannot help; a picture the
+// server refuses says the model may not see.
+func TestRepeatedFailure(t *testing.T) {
+	x := newHarness(t, Config{})
+	x.model.err = &aura.StatusError{StatusCode: 500}
+	x.send(x.private(ann, "hi"))
+	x.send(x.private(ann, "/retry"))
+	if s := x.out.streams; len(s) != 2 || !strings.Contains(s[0].notice, "Send /retry") || !strings.Contains(s[1].notice, "/retry will not help. Send /reset") {
+		t.Errorf("got %+v, want /retry then /reset", s)
+	}
+	x.model.err = &aura.StatusError{StatusCode: 400, Reason: "no images"}
+	x.tg.files["p"] = []byte("jpeg")
+	m := x.private(ann, "")
+	m.Photo = []models.PhotoSize{{FileID: "p", Width: 10, Height: 10}}
+	x.send(m)
+	if s := x.out.streams[2]; !strings.Contains(s.notice, "refused the request with the picture (no images)") {
+		t.Errorf("got %q, want the picture's notice", s.notice)
+	}
 }

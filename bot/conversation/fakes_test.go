@@ -96,11 +96,13 @@ func mentioning(m *models.Message, text string) *models.Message {
 	return m
 }
 
-// send hands m to the handler as a new update and waits until everything it started is done.
-// It returns the update's inbox entry.
-func (x *harness) send(m *models.Message) int64 {
-	x.seq++
-	x.h.Handle(context.Background(), x.seq, &models.Update{ID: x.seq, Message: m})
+// send hands ms to the handler as new updates and waits until everything they started is done.
+// It returns the last one's inbox entry.
+func (x *harness) send(ms ...*models.Message) int64 {
+	for _, m := range ms {
+		x.seq++
+		x.h.Handle(context.Background(), x.seq, &models.Update{ID: x.seq, Message: m})
+	}
 	x.h.Wait()
 	return x.seq
 }
@@ -365,14 +367,14 @@ func (j *fakeJournal) Finish(_ context.Context, seq int64) error {
 type fakeStreamer struct {
 	mu      sync.Mutex
 	notices []shown
-	streams []shown // text: the answer; prefix: what was shown above it
+	streams []shown // text: the answer; prefix: what was shown above it; notice: below
 	resumed []shown
 	docs    []reply.Document
 }
 
 type shown struct {
-	t            reply.Target
-	text, prefix string
+	t                    reply.Target
+	text, prefix, notice string
 }
 
 func (s *fakeStreamer) StreamWith(ctx context.Context, t reply.Target, j reply.Journal, _ string, started func(reply.Control),
@@ -390,7 +392,8 @@ func (s *fakeStreamer) StreamWith(ctx context.Context, t reply.Target, j reply.J
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.streams = append(s.streams, shown{t: t, text: out.Text, prefix: opt.Prefix})
+	line, _ := opt.Notice(out.Err)
+	s.streams = append(s.streams, shown{t: t, text: out.Text, prefix: opt.Prefix, notice: line})
 	return out
 }
 
@@ -488,10 +491,11 @@ func (f *fakeTelegram) EditMessageText(context.Context, *tgbot.EditMessageTextPa
 	return &models.Message{}, nil
 }
 
-// fakeModel answers every request with answer, and records the requests.
+// fakeModel answers every request with answer, or fails with err, and records the requests.
 type fakeModel struct {
 	mu       sync.Mutex
 	answer   string
+	err      error
 	list     []string
 	caps     aura.Capabilities
 	requests [][]aura.Message
@@ -502,7 +506,8 @@ func (m *fakeModel) Chat(_ context.Context, _ string, msgs []aura.Message) iter.
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.requests = append(m.requests, msgs)
-	return func(yield func(aura.Chunk, error) bool) { yield(aura.Chunk{Text: m.answer}, nil) }
+	answer, err := m.answer, m.err
+	return func(yield func(aura.Chunk, error) bool) { yield(aura.Chunk{Text: answer}, err) }
 }
 
 func (m *fakeModel) Models(context.Context) ([]string, error) {
