@@ -148,6 +148,7 @@ type Config struct {
 // Switch is a setting that is "on" or "off".
 type Switch bool
 
+// UnmarshalText parses "on" or "off", in any case.
 func (s *Switch) UnmarshalText(b []byte) error {
 	switch strings.ToLower(strings.TrimSpace(string(b))) {
 	case "on":
@@ -166,6 +167,7 @@ type IDList struct {
 	IDs []int64
 }
 
+// UnmarshalText parses the comma-separated ids, or *.
 func (l *IDList) UnmarshalText(b []byte) error {
 	*l = IDList{}
 	s := strings.TrimSpace(string(b))
@@ -192,6 +194,7 @@ func (l IDList) Has(id int64) bool { return id != 0 && slices.Contains(l.IDs, id
 // no list.
 type ModelList []ModelChoice
 
+// UnmarshalText parses the comma-separated entries.
 func (l *ModelList) UnmarshalText(b []byte) error {
 	*l = nil
 	if strings.TrimSpace(string(b)) == "" {
@@ -258,7 +261,7 @@ type Handler struct {
 
 	mu     sync.Mutex
 	active map[history.Key]*activeReply // replies streaming now, for /stop and the button
-	failed map[history.Key]failure      // the last request of a conversation the server refused (see repeated.go)
+	failed map[history.Key]failure      // the last request of a conversation the server refused (notices.go)
 }
 
 type activeReply struct {
@@ -268,6 +271,7 @@ type activeReply struct {
 	draft  int64 // the draft it streams through (Telegram's own Stop button names it); 0: none
 }
 
+// New returns a handler for cfg.
 func New(cfg Config, deps Deps) *Handler {
 	cfg.Budget.Summaries = bool(cfg.Summaries)
 	return &Handler{
