@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,9 @@ func TestConcurrentRepliesAreCapped(t *testing.T) {
 		e.say(c, c, "hi")
 	}
 	e.eventually(func() bool { return running.Load() == 2 })
+	if n := conversationWorkers(); n != len(chats) {
+		t.Errorf("conversation workers while all wait: got %d, want %d", n, len(chats))
+	}
 	close(gate)
 	for _, c := range chats {
 		e.answered(history.Key{ChatID: c}, 2)
@@ -89,7 +93,20 @@ func TestConcurrentRepliesAreCapped(t *testing.T) {
 		t.Errorf("peak concurrent replies: got %d, want 2", p)
 	}
 	// Idle conversations hold no goroutine: no conversation keeps a worker once answered.
-	e.eventually(func() bool { return e.bot.handler.Busy() == 0 })
+	e.eventually(func() bool { return conversationWorkers() == 0 })
+}
+
+// conversationWorkers counts the goroutines that run a conversation's queue, from the stacks of
+// all goroutines.
+func conversationWorkers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "conversation.(*dispatcher).work(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 // /retry answers the last message again as a new message; the old answer leaves the history.

@@ -2,9 +2,12 @@ package conversation
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
 
 	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
@@ -18,31 +21,82 @@ import (
 // of a chat in ALLOWED_CHATS. Others are told, at most once an hour per chat, how the owner can
 // let them in.
 //
-// Who the bot listens to: people. Messages from other bots, posts a linked channel forwards
-// into its discussion group (is_automatic_forward) and messages someone sends as a channel are
-// ignored. An anonymous administrator (a message the group sends as itself: sender_chat is the
-// chat) is a person, and an administrator.
+// Who the bot listens to: people. Other bots, a linked channel's automatic forwards and
+// messages sent as a channel are ignored. An anonymous administrator (a message the group sends
+// as itself) is a person, and an administrator.
 //
 // In a group, the bot answers a message addressed to it (its @username as a mention entity, a
 // text mention of it, or a reply to one of its messages; never a substring, so @aurabot_x is
-// not @aurabot) and commands.
+// not @aurabot), commands not addressed to another bot, and the later photos of an album.
 //
 // In a private chat the user may do everything. In a group, steering the conversation that
 // everyone shares takes a steward (see steers): /system <text>, /system default, /reset,
-// /retry, /model (before the model server is asked anything), a press on the /model keyboard,
-// stopping someone else's reply (/stop, or its Stop button), and /export: the export is the
-// whole stored conversation, messages from before a member joined included (which Telegram may
-// hide from them), in a file. /system alone, /memory (the summary is what the model is told,
-// as the prompt is), /usage (one's own figures; everyone's, /usage all, is for the users named
-// in ALLOWED_USERS alone, in any chat), /help, /start and talking to the bot are open to every
-// member.
+// /retry, /model (before the model server is asked anything) and its keyboard, stopping someone
+// else's reply, and /export (the whole stored conversation, messages from before a member
+// joined included). /system alone, /memory, /usage (one's own; /usage all is for the owners
+// named in ALLOWED_USERS), /help, /start and talking to the bot are open to every member.
 
-// adminsFor is how long a chat's administrators are remembered: a demoted admin keeps their
-// powers at most that long.
-const adminsFor = 5 * time.Minute
+// allowed reports whether a user (0 for an anonymous administrator) in chat may use the bot.
+func (h *Handler) allowed(userID, chatID int64) bool {
+	return h.cfg.AllowedUsers.All || h.cfg.AllowedUsers.Has(userID) || h.cfg.AllowedChats.Has(chatID)
+}
 
-// maxAdminChats bounds the chats whose administrators are remembered.
-const maxAdminChats = 1000
+// named reports whether user is named in ALLOWED_USERS (* names nobody): the bot's owners.
+func (h *Handler) named(user int64) bool { return h.cfg.AllowedUsers.Has(user) }
+
+// listens reports whether the bot takes m at all; exempt (a command, an album's later photo)
+// needs no mention in a group.
+func (h *Handler) listens(r req, m *models.Message, cmd string, exempt bool) bool {
+	if _, _, ok := sender(m); !ok || cmd == "@" {
+		return false
+	}
+	return !r.t.Group || exempt || h.addressed(m)
+}
+
+// refuse tells a stranger, at most once an hour per chat, how the owner can let them in; the log
+// says so at most once a minute, with a count. It reports whether it queued the notice.
+func (h *Handler) refuse(ctx context.Context, r req) bool {
+	h.strangers.Log("user_id", r.from, "chat_id", r.t.ChatID)
+	if !h.refused.due(r.t.ChatID, time.Now()) {
+		return false
+	}
+	text := fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d: the owner can allow you by adding it to ALLOWED_USERS.", r.from)
+	switch {
+	case r.anonAdmin:
+		text = fmt.Sprintf("Sorry, this bot is private. This chat's id is %d: the owner can allow this whole chat with ALLOWED_CHATS.", r.t.ChatID)
+	case r.t.Group:
+		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d and this chat's id is %d: the owner can allow you with ALLOWED_USERS, or this whole chat with ALLOWED_CHATS.", r.from, r.t.ChatID)
+	}
+	return h.tell(ctx, r, text)
+}
+
+// steerCommand reports whether cmd with arg takes a steward in a group.
+func steerCommand(cmd, arg string) bool {
+	switch cmd {
+	case "reset", "retry", "model", "export":
+		return true
+	case "system":
+		return arg != "" // showing the prompt is open to all
+	}
+	return false
+}
+
+// steers reports whether the sender of r may steer its conversation: in a private chat, its
+// user; in a group, an owner, an administrator of the chat or, for something of their own
+// (owner: the asker of a reply), that user. It may ask Telegram, so it runs in queued jobs and
+// side calls, never on the path that takes updates.
+func (h *Handler) steers(ctx context.Context, r req, owner int64) bool {
+	return h.steersWithoutAsking(r, owner) || h.isAdmin(ctx, r.t.ChatID, r.from)
+}
+
+func (h *Handler) steersWithoutAsking(r req, owner int64) bool {
+	return !r.t.Group || r.anonAdmin || owner != 0 && r.from == owner || h.named(r.from)
+}
+
+const (
+	adminsFor     = 5 * time.Minute // a demoted admin keeps their powers at most that long
+	maxAdminChats = 1000
+)
 
 // admins caches each group's administrators.
 type admins struct {
@@ -55,45 +109,7 @@ type adminList struct {
 	at  time.Time
 }
 
-// allowed reports whether a user (0 for an anonymous administrator) in chat may use the bot.
-func (h *Handler) allowed(userID, chatID int64) bool {
-	return h.cfg.AllowedUsers.All || h.cfg.AllowedUsers.Has(userID) || h.cfg.AllowedChats.Has(chatID)
-}
-
-// named reports whether user is named in ALLOWED_USERS (ALLOWED_USERS=* names nobody): the
-// bot's owners, who steer any group they are in.
-func (h *Handler) named(user int64) bool {
-	return h.cfg.AllowedUsers.Has(user)
-}
-
-// steerCommand reports whether command cmd with arg changes a group's shared conversation, or
-// asks the model server on its behalf, and so takes a steward.
-func steerCommand(cmd, arg string) bool {
-	switch cmd {
-	case "reset", "retry", "model", "export":
-		return true
-	case "system":
-		return arg != "" // showing the prompt is open to all
-	}
-	return false
-}
-
-// steers reports whether the sender of r may steer its conversation: in a private chat, its
-// user; in a group, a user named in ALLOWED_USERS, an administrator of the chat (an anonymous
-// one too) or, for something of their own (owner: the asker of a reply), its owner. It may ask
-// Telegram for the chat's administrators, so it runs in queued jobs and side calls, never on
-// the path that takes updates.
-func (h *Handler) steers(ctx context.Context, r req, owner int64) bool {
-	return h.steersWithoutAsking(r, owner) || h.isAdmin(ctx, r.t.ChatID, r.from)
-}
-
-// steersWithoutAsking is steers, short of asking Telegram whether the sender is an administrator.
-func (h *Handler) steersWithoutAsking(r req, owner int64) bool {
-	return !r.t.Group || r.anonAdmin || owner != 0 && r.from == owner || h.named(r.from)
-}
-
-// isAdmin reports whether user administers chat, from a cache refreshed every adminsFor. When
-// Telegram cannot tell, the answer is no.
+// isAdmin reports whether user administers chat; when Telegram cannot tell, no.
 func (h *Handler) isAdmin(ctx context.Context, chat, user int64) bool {
 	a := h.admins
 	a.mu.Lock()
@@ -109,8 +125,11 @@ func (h *Handler) isAdmin(ctx context.Context, chat, user int64) bool {
 		}
 		list = adminList{at: time.Now()}
 		for _, m := range members {
-			if id := memberID(m); id != 0 {
-				list.ids = append(list.ids, id)
+			switch {
+			case m.Owner != nil && m.Owner.User != nil:
+				list.ids = append(list.ids, m.Owner.User.ID)
+			case m.Administrator != nil:
+				list.ids = append(list.ids, m.Administrator.User.ID)
 			}
 		}
 		a.mu.Lock()
@@ -130,20 +149,10 @@ func (h *Handler) isAdmin(ctx context.Context, chat, user int64) bool {
 	return slices.Contains(list.ids, user)
 }
 
-// memberID is the user id of a chat member of any status.
-func memberID(m models.ChatMember) int64 {
-	switch {
-	case m.Owner != nil && m.Owner.User != nil:
-		return m.Owner.User.ID
-	case m.Administrator != nil:
-		return m.Administrator.User.ID
-	}
-	return 0
-}
+func isGroup(c models.Chat) bool { return c.Type != models.ChatTypePrivate }
 
-// sender is who sent a message, as far as the bot listens: ok is false for a bot, a channel (a
-// linked channel's automatic forward, or someone writing as a channel) and a message with no
-// sender. An anonymous administrator's id is the chat's own.
+// sender is who sent a message: ok is false for a bot, a channel and a message with no sender.
+// An anonymous administrator's id is the chat's own.
 func sender(m *models.Message) (id int64, anonAdmin, ok bool) {
 	switch {
 	case m.IsAutomaticForward:
@@ -159,37 +168,33 @@ func sender(m *models.Message) (id int64, anonAdmin, ok bool) {
 	return m.From.ID, false, true
 }
 
-// addressed reports whether a group message is for the bot: a reply to one of its messages,
-// or a mention of it (see stripMentions) in its text or caption.
+// addressed reports whether a group message replies to the bot or mentions it.
 func (h *Handler) addressed(m *models.Message) bool {
 	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.ID == h.me.ID {
 		return true
 	}
-	if _, ok := h.stripMentions(m.Text, m.Entities); ok {
-		return true
-	}
-	_, ok := h.stripMentions(m.Caption, m.CaptionEntities)
-	return ok
+	_, inText := h.stripMentions(m.Text, m.Entities)
+	_, inCaption := h.stripMentions(m.Caption, m.CaptionEntities)
+	return inText || inCaption
 }
 
-// stripMentions returns text without the bot's mentions, and whether it had any: a mention
-// entity whose text is @ and the bot's username (in any case, and nothing more: @aurabot_x is
-// another bot), or a text mention of the bot's user. Entities are in UTF-16 code units, as
-// Telegram counts; one out of range is ignored.
+// stripMentions returns text without the bot's mentions (a mention entity of exactly its
+// @username, in any case, or a text mention of it), and whether it had any. Entities count
+// UTF-16 code units; one out of range is ignored.
 func (h *Handler) stripMentions(text string, entities []models.MessageEntity) (string, bool) {
 	if text == "" || len(entities) == 0 {
 		return text, false
 	}
-	units := utf16Units(text)
+	units := utf16.Encode([]rune(text))
 	cut := make([]bool, len(units))
 	found := false
 	for _, e := range entities {
 		if e.Offset < 0 || e.Length <= 0 || e.Offset > len(units) || e.Length > len(units)-e.Offset {
 			continue
 		}
-		span := units[e.Offset : e.Offset+e.Length]
+		span := string(utf16.Decode(units[e.Offset : e.Offset+e.Length]))
 		switch {
-		case e.Type == models.MessageEntityTypeMention && h.me.Username != "" && equalFoldUnits(span, "@"+h.me.Username):
+		case e.Type == models.MessageEntityTypeMention && h.me.Username != "" && strings.EqualFold(span, "@"+h.me.Username):
 		case e.Type == models.MessageEntityTypeTextMention && e.User != nil && h.me.ID != 0 && e.User.ID == h.me.ID:
 		default:
 			continue
@@ -208,5 +213,5 @@ func (h *Handler) stripMentions(text string, entities []models.MessageEntity) (s
 			kept = append(kept, u)
 		}
 	}
-	return unitsString(kept), true
+	return string(utf16.Decode(kept)), true
 }

@@ -126,7 +126,7 @@ func TestRatesAreBounded(t *testing.T) {
 			t.Fatalf("user %d refused at their first message", u)
 		}
 	}
-	if n := r.size(); n > maxRateUsers {
+	if n := len(r.users); n > maxRateUsers {
 		t.Errorf("remembered %d users, want at most %d", n, maxRateUsers)
 	}
 	const fresh = maxRateUsers + 100

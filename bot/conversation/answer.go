@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"math"
-	"strconv"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -16,10 +15,9 @@ import (
 	"aurabot/history"
 )
 
-// answer stores a user's message and answers it. A message stored before a crash is not stored
-// again: Append ignores a Telegram message it already has.
+// answer stores a user's message and answers it.
 func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
-	if res, ok := h.atCap(ctx, r); ok {
+	if res, over := h.atCap(ctx, r); over {
 		return res // neither stored nor answered
 	}
 	// The prompt is read here, in turn, so that a /system queued before this message applies.
@@ -29,47 +27,44 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	if msg := tooLong(h.cfg.Budget, prompt, turn.Sent()); msg != "" {
 		return h.notify(ctx, r, msg)
 	}
-	if res, ok := h.store(ctx, r, turn); !ok {
+	if _, res, ok := h.store(ctx, r, turn); !ok {
 		return res
 	}
-	return h.respond(ctx, r, prompt)
+	return h.respond(ctx, r, prompt, reply.Options{})
 }
 
-// store appends t to r's conversation, waiting out a full or failing disk. ok is false when it
-// could not: res then says what became of the update.
-func (h *Handler) store(ctx context.Context, r req, t history.Turn) (res result, ok bool) {
-	t = h.withoutRedundantQuote(ctx, r, t)
-	err := h.retryStore(ctx, r, func(ctx context.Context) error {
-		_, _, err := h.deps.Store.Append(ctx, r.k, t)
-		return err
-	})
-	switch {
-	case err == nil:
-		return done, true
-	case ctx.Err() != nil:
-		return left, false // shutting down: the update stays in the inbox, and is answered after the restart
+// store appends t to r's conversation (see append). ok is false when it could not: res then
+// says what became of the update.
+func (h *Handler) store(ctx context.Context, r req, t history.Turn) (stored history.Turn, res result, ok bool) {
+	stored, err := h.append(ctx, r, h.withoutRedundantQuote(ctx, r, t))
+	if err != nil {
+		return stored, h.storeFailed(ctx, r, "save your message", err), false
 	}
-	return h.storeFailed(ctx, r, "save your message", err), false
+	return stored, done, true
 }
 
-// respond asks the model about the conversation as stored, shows the answer live, and stores it
-// before finishing the update.
-func (h *Handler) respond(ctx context.Context, r req, prompt string) result {
-	return h.respondWith(ctx, r, prompt, reply.Options{})
+// storeAnswer stores an answer shown as the reply to r: cut unless complete.
+func (h *Handler) storeAnswer(ctx context.Context, r req, text string, firstID int, complete bool) error {
+	status := history.StatusCut
+	if complete {
+		status = history.StatusDone
+	}
+	_, err := h.append(ctx, r, history.Turn{Role: history.RoleAssistant, Content: text, MessageID: int64(firstID), Status: status, Entry: r.entry})
+	return err
 }
 
-// respondWith is respond showing what opt says above the answer.
-func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt reply.Options) result {
+// respond asks the model about the conversation as stored, shows the answer live (below what
+// opt.Prefix says), and stores it.
+func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.Options) result {
 	request, err := h.deps.Store.Request(ctx, r.k, h.cfg.Budget, prompt)
 	window := request.Turns
 	var long *history.TooLongError
-	if errors.As(err, &long) {
+	switch {
+	case errors.As(err, &long):
 		return h.notify(ctx, r, tooLongNotice(long))
-	}
-	if err != nil {
+	case err != nil:
 		return h.storeFailed(ctx, r, "load the conversation", err)
-	}
-	if len(window) == 0 {
+	case len(window) == 0:
 		return h.notify(ctx, r, "There is nothing to answer.")
 	}
 	model := h.model(ctx, r.k)
@@ -78,32 +73,17 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 	blind := h.cfg.TextOnly
 	if !blind && hasImages(window) {
 		if msg := h.cannotSee(ctx, model); msg != "" {
-			if last := window[len(window)-1]; len(last.Images) > 0 {
+			if len(window[len(window)-1].Images) > 0 {
 				return h.notify(ctx, r, msg)
 			}
 			blind = true
 		}
 	}
-	msgs := make([]aura.Message, 0, len(window)+1)
-	// The system message: the prompt, and the summary when one leads (counted in the window).
-	msgs = append(msgs, aura.Message{Role: aura.RoleSystem, Content: history.Defuse(request.Lead)})
-	images := 0
-	for _, turn := range window {
-		if !turn.IsSent() {
-			continue // a voice message not heard yet: nothing to send
-		}
-		// Sent is what the window counted: the author of a group message, the marker of a cut
-		// answer, special tokens defused.
-		m := aura.Message{Role: string(turn.Role), Content: turn.Sent()}
-		if !blind {
-			for _, im := range turn.Images {
-				m.Images = append(m.Images, aura.Image{MIME: im.MIME, Data: im.Data})
-			}
-			images += len(m.Images)
-		}
-		msgs = append(msgs, m)
+	msgs, images := requestMessages(request.Lead, window, blind)
+	ids := make([]int64, len(window))
+	for i, t := range window {
+		ids[i] = t.ID
 	}
-	ids := turnIDs(window)
 	opt.Notice = func(err error) (string, bool) {
 		if images == 0 && h.repeated(r.k, err, ids) {
 			return repeatedNotice(err), false
@@ -150,20 +130,10 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 	h.noteOutcome(r.k, out.Err, ids)
 	h.countUsage(ctx, r, history.UsageChat, used.Load(), estimate, out.Text, out.Text != "" || out.Err == nil)
 
-	if out.Text != "" {
-		// Stored now, even when the reply's messages are not final yet: the next turn of the
-		// conversation comes after it.
-		status := history.StatusCut
-		if _, complete := notice(out.Err); complete {
-			status = history.StatusDone
-		}
-		answer := history.Turn{Role: history.RoleAssistant, Content: out.Text, MessageID: int64(out.FirstID), Status: status, Entry: r.entry}
-		if err := h.retryStore(ctx, r, func(ctx context.Context) error {
-			_, _, err := h.deps.Store.Append(ctx, r.k, answer)
-			return err
-		}); err != nil {
-			return left // the restart stores it, from the journal
-		}
+	// Stored now, even when the reply's messages are not final yet: the next turn of the
+	// conversation comes after it.
+	if _, complete := notice(out.Err); out.Text != "" && h.storeAnswer(ctx, r, out.Text, out.FirstID, complete) != nil {
+		return left // the restart stores it, from the journal
 	}
 	if out.Unfinished {
 		return unfinished
@@ -171,49 +141,24 @@ func (h *Handler) respondWith(ctx context.Context, r req, prompt string, opt rep
 	return done
 }
 
-// tooLong returns a notice if a message (as sent) cannot fit the budget with prompt even alone,
-// saying how long it may be; "" if it fits.
-func tooLong(b history.Budget, prompt, sent string) string {
-	roomChars, roomTokens := b.Room(prompt)
-	chars, tokens := utf8.RuneCountInString(sent), 0
-	if chars <= roomChars && roomTokens != math.MaxInt {
-		tokens = history.CountTokens(sent)
+// requestMessages is what the model is sent for a window: the system message, then each turn as
+// the window counted it (Sent), with its pictures unless blind, which images counts.
+func requestMessages(lead string, window []history.Turn, blind bool) (msgs []aura.Message, images int) {
+	msgs = append(make([]aura.Message, 0, len(window)+1), aura.Message{Role: aura.RoleSystem, Content: history.Defuse(lead)})
+	for _, turn := range window {
+		if !turn.IsSent() {
+			continue // a voice message not heard yet: nothing to send
+		}
+		m := aura.Message{Role: string(turn.Role), Content: turn.Sent()}
+		if !blind {
+			for _, im := range turn.Images {
+				m.Images = append(m.Images, aura.Image{MIME: im.MIME, Data: im.Data})
+			}
+		}
+		images += len(m.Images)
+		msgs = append(msgs, m)
 	}
-	if chars <= roomChars && tokens <= roomTokens {
-		return ""
-	}
-	if tokens == 0 {
-		tokens = history.CountTokens(sent)
-	}
-	return tooLongNotice(&history.TooLongError{Chars: chars, MaxChars: roomChars, Tokens: tokens, MaxTokens: roomTokens})
-}
-
-// tooLongNotice tells the user how long their message is and how long it may be.
-func tooLongNotice(e *history.TooLongError) string {
-	if e.MaxChars <= 0 || e.MaxTokens <= 0 {
-		return "That message cannot be sent: the system prompt leaves the model no room for it. Make the prompt shorter with /system, or go back to the default with /system default."
-	}
-	return "That message is too long for the model: it is " + size(e.Chars, e.Tokens, e.MaxTokens != math.MaxInt) +
-		", and with the system prompt it may be at most " + limit(e.MaxChars, e.MaxTokens) + ". Please send a shorter one."
-}
-
-// size says how long a text is: characters, and tokens when tokens bound it.
-func size(chars, tokens int, withTokens bool) string {
-	if !withTokens {
-		return fmt.Sprintf("%d characters", chars)
-	}
-	return fmt.Sprintf("%d characters (%d tokens)", chars, tokens)
-}
-
-// limit says how long a text may be, in the units that bound it.
-func limit(chars, tokens int) string {
-	switch {
-	case tokens == math.MaxInt:
-		return fmt.Sprintf("%d characters", chars)
-	case chars == math.MaxInt:
-		return fmt.Sprintf("%d tokens (about %d characters of English)", tokens, tokens*4)
-	}
-	return fmt.Sprintf("%d characters and %d tokens", chars, tokens)
+	return msgs, images
 }
 
 // ended records how a reply ended, in the metrics and in one log line. It never logs the text.
@@ -243,7 +188,6 @@ func (h *Handler) ended(r req, out reply.Outcome, took time.Duration) {
 	}
 }
 
-// replyResult names how a reply ended, and whether that is a failure.
 func replyResult(out reply.Outcome) (string, bool) {
 	switch {
 	case errors.Is(out.Err, reply.ErrBlocked):
@@ -262,46 +206,85 @@ func replyResult(out reply.Outcome) (string, bool) {
 	return "done", false
 }
 
-// stopData is the callback data of the Stop button of the reply to update: the button stops
-// that reply only, never a later one in the same conversation.
-func stopData(update int64) string { return callbackStop + ":" + strconv.FormatInt(update, 10) }
-
-const callbackStop = "stop"
-
-// What stopAs tells its caller, besides a refusal.
-const (
-	replyStopped = "Stopped."
-	replyEnded   = "That reply has already ended."
-)
-
-// stopAs stops, on behalf of r's sender, the reply streaming in conversation k: any reply when
-// update is 0 (/stop), else only the reply to update (its button). The asker may, and whoever
-// steers the conversation (see steers); answer is told the outcome. Checking an administrator
-// asks Telegram, so that case finishes on its own goroutine: the caller never waits on Telegram.
-func (h *Handler) stopAs(ctx context.Context, r req, update int64, answer func(ctx context.Context, text string)) {
-	h.mu.Lock()
-	a := h.active[r.k]
-	h.mu.Unlock()
-	switch {
-	case a == nil && update == 0:
-		answer(ctx, "Nothing is streaming right now.")
-		return
-	case a == nil || update != 0 && a.update != update:
-		answer(ctx, replyEnded)
-		return
-	}
-	if h.steersWithoutAsking(r, a.asker) {
-		a.stop()
-		answer(ctx, replyStopped)
-		return
-	}
-	h.side.run(ctx, func(cctx context.Context) {
-		// The answer is queued with the handler's ctx, not cctx, which ends with this call.
-		if h.steers(cctx, r, a.asker) {
-			a.stop()
-			answer(ctx, replyStopped)
-			return
+// replyChunks is a model's stream as the reply shows it: the answer's text and the model's
+// thinking. What else the stream carries goes to onUsage (the server's count of the request).
+func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) iter.Seq2[reply.Chunk, error] {
+	return func(yield func(reply.Chunk, error) bool) {
+		for c, err := range chunks {
+			if err != nil {
+				yield(reply.Chunk{}, err)
+				return
+			}
+			if c.Usage != nil && onUsage != nil {
+				onUsage(*c.Usage)
+			}
+			if c.Text == "" && c.Thinking == "" {
+				continue
+			}
+			if !yield(reply.Chunk{Text: c.Text, Thinking: c.Thinking}, nil) {
+				return
+			}
 		}
-		answer(ctx, "Only the person who asked, the bot's allowed users or this group's administrators can stop this reply.")
-	})
+	}
+}
+
+// tooLong returns a notice if a message (as sent) cannot fit the budget with prompt even alone,
+// saying how long it may be; "" if it fits.
+func tooLong(b history.Budget, prompt, sent string) string {
+	roomChars, roomTokens := b.Room(prompt)
+	chars, tokens := utf8.RuneCountInString(sent), 0
+	if chars <= roomChars && roomTokens != math.MaxInt {
+		tokens = history.CountTokens(sent)
+	}
+	if chars <= roomChars && tokens <= roomTokens {
+		return ""
+	}
+	if tokens == 0 {
+		tokens = history.CountTokens(sent)
+	}
+	return tooLongNotice(&history.TooLongError{Chars: chars, MaxChars: roomChars, Tokens: tokens, MaxTokens: roomTokens})
+}
+
+func tooLongNotice(e *history.TooLongError) string {
+	if e.MaxChars <= 0 || e.MaxTokens <= 0 {
+		return "That message cannot be sent: the system prompt leaves the model no room for it. Make the prompt shorter with /system, or go back to the default with /system default."
+	}
+	return "That message is too long for the model: it is " + size(e.Chars, e.Tokens, e.MaxTokens != math.MaxInt) +
+		", and with the system prompt it may be at most " + limit(e.MaxChars, e.MaxTokens) + ". Please send a shorter one."
+}
+
+// PromptTooLong returns a notice if a system prompt would take more than half of what may be
+// sent to the model (leaving too little room for the conversation), saying how long it may be;
+// "" if it fits.
+func PromptTooLong(b history.Budget, prompt string) string {
+	half := b.PromptHalf()
+	if roomChars, roomTokens := half.Room(prompt); roomChars >= 0 && roomTokens >= 0 {
+		return ""
+	}
+	maxChars, maxTokens := math.MaxInt, math.MaxInt
+	if half.Chars > 0 {
+		maxChars = half.Chars
+	}
+	if half.Tokens > 0 {
+		maxTokens = half.Tokens
+	}
+	return "That system prompt is " + size(utf8.RuneCountInString(prompt), history.CountTokens(prompt), maxTokens != math.MaxInt) +
+		"; it may take at most half of what the model is sent, " + limit(maxChars, maxTokens) + ", so that there is room for the conversation."
+}
+
+func size(chars, tokens int, withTokens bool) string {
+	if !withTokens {
+		return fmt.Sprintf("%d characters", chars)
+	}
+	return fmt.Sprintf("%d characters (%d tokens)", chars, tokens)
+}
+
+func limit(chars, tokens int) string {
+	switch {
+	case tokens == math.MaxInt:
+		return fmt.Sprintf("%d characters", chars)
+	case chars == math.MaxInt:
+		return fmt.Sprintf("%d tokens (about %d characters of English)", tokens, tokens*4)
+	}
+	return fmt.Sprintf("%d characters and %d tokens", chars, tokens)
 }

@@ -1,69 +1,38 @@
 package conversation
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"aurabot/aura"
 	"aurabot/history"
 )
 
-// Usage and caps.
+// Usage and caps. Every request to the model is counted for the user whose message it answers
+// (or whose conversation it summarises), in their chat, on the UTC day: the tokens the model
+// server reported, or else the bot's own count. A request the server answered nothing to is not
+// counted.
 //
-// Every request to the model is counted for the user whose message it answers (or whose
-// conversation it summarises), in their chat, on the UTC day: the tokens in and out that the
-// model server reported (usage, in openai mode with stream_options.include_usage), or else the
-// bot's own count (the window's estimate of the request, cl100k_base tokens of the answer). A
-// request that failed before the server answered anything is not counted.
-//
-// With USER_DAILY_TOKENS or USER_MONTHLY_TOKENS, a user whose tokens (in and out, summaries
-// included, over every chat) reach the cap gets no model request until the day (or month)
-// ends, UTC. They are told so once per chat until then, with when it resets; later messages
-// there are not answered. The cap applies to everyone, the users named in ALLOWED_USERS too
-// (a family or a team is all in ALLOWED_USERS). A request that starts under the cap is not
+// A user whose tokens (summaries included, over every chat) reach USER_DAILY_TOKENS or
+// USER_MONTHLY_TOKENS gets no model request until the UTC day (or month) ends, owners too. They
+// are told so once per chat, with when it resets. A request that starts under the cap is not
 // cut: the cap may be passed by one request.
 
-// maxCapNotices bounds the users remembered as told about their cap.
-const maxCapNotices = 10000
-
-// capNotice is one user told in one chat, until their cap resets.
 type capNotice struct {
 	user, chat int64
 	until      time.Time
 }
 
-// capNotices remembers who was told they are past a cap.
-type capNotices struct {
-	mu   sync.Mutex
-	told map[capNotice]bool
-}
-
-// first reports whether n is news: the user has not been told in that chat for that period.
-func (c *capNotices) first(n capNotice, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.told[n] {
-		return false
-	}
-	if len(c.told) >= maxCapNotices {
-		for k := range c.told {
-			if !k.until.After(now) || len(c.told) >= maxCapNotices {
-				delete(c.told, k) // over, or forgotten to make room (told again at worst)
-			}
-		}
-	}
-	c.told[n] = true
-	return true
-}
-
-// capState is a cap a user has reached.
+// capState is a cap a user has reached, and when it resets.
 type capState struct {
 	limit   int64
 	monthly bool
-	until   time.Time // when it resets
+	until   time.Time
 }
 
 // overCap reports whether user has reached a cap, and which (the monthly one first: it resets
@@ -98,23 +67,21 @@ func nextMonth(now time.Time) time.Time {
 	return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
 }
 
-// atCap takes care of r when its sender has reached a cap: the first time in the chat until
-// the cap resets, a notice that says when; after that, nothing (the update is finished). ok
-// is false when the sender is under every cap.
-func (h *Handler) atCap(ctx context.Context, r req) (res result, ok bool) {
+// atCap takes care of r when its sender has reached a cap (over): the first time in the chat
+// until the cap resets, a notice that says when; after that, nothing.
+func (h *Handler) atCap(ctx context.Context, r req) (res result, over bool) {
 	st, over := h.overCap(ctx, r.from)
 	if !over {
 		return done, false
 	}
 	h.skipped.Log("user_id", r.from, "chat_id", r.k.ChatID, "why", "cap")
 	now := time.Now()
-	if !h.capped.first(capNotice{user: r.from, chat: r.k.ChatID, until: st.until}, now) {
+	if !h.capped.due(capNotice{user: r.from, chat: r.k.ChatID, until: st.until}, now) {
 		return done, true
 	}
 	return h.notify(ctx, r, capNoticeText(st, now)), true
 }
 
-// capNoticeText tells a user they reached a cap, and when it resets.
 func capNoticeText(st capState, now time.Time) string {
 	in := until(st.until.Sub(now))
 	if st.monthly {
@@ -141,22 +108,15 @@ func until(d time.Duration) string {
 // thousands writes n with commas between thousands: 1,234,567.
 func thousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
 		s = s[:i] + "," + s[i:]
-	}
-	if neg {
-		s = "-" + s
 	}
 	return s
 }
 
 // countUsage counts a request for r's sender in r's chat: used when the server sent it, else
 // estimate tokens in and the answer's text's tokens out; nothing when the server answered
-// nothing (answered false) and sent no count. A failed write is logged: the answer stands.
+// nothing and sent no count.
 func (h *Handler) countUsage(ctx context.Context, r req, kind history.UsageKind, used *aura.Usage, estimate int, text string, answered bool) {
 	u := history.Usage{User: r.from, Chat: r.k.ChatID, Name: r.name, Kind: kind}
 	switch {
@@ -170,4 +130,114 @@ func (h *Handler) countUsage(ctx context.Context, r req, kind history.UsageKind,
 	if err := h.deps.Store.AddUsage(context.WithoutCancel(ctx), u); err != nil {
 		h.deps.Log.Warn("could not count a request's tokens", "user_id", r.from, "chat_id", r.k.ChatID, "err", err)
 	}
+}
+
+const maxUsageLines = 50 // users /usage all lists
+
+// cmdUsage shows the sender's token usage today and this month (UTC), with the caps; "all"
+// shows every user's, to the bot's owners.
+func (h *Handler) cmdUsage(ctx context.Context, r req, arg string) result {
+	now := time.Now().UTC()
+	switch strings.ToLower(arg) {
+	case "":
+	case "all":
+		if !h.named(r.from) {
+			return h.notify(ctx, r, "Only the bot's owners (the users named in ALLOWED_USERS) can see everyone's usage. /usage shows yours.")
+		}
+		all, err := h.deps.Store.UsageAll(ctx, now)
+		if err != nil {
+			return h.storeFailed(ctx, r, "read the usage", err)
+		}
+		return h.notify(ctx, r, usageAllText(all, now))
+	default:
+		return h.notify(ctx, r, "Send /usage for your own figures, or /usage all for everyone's (the bot's owners only).")
+	}
+	u, err := h.deps.Store.UsageOf(ctx, r.from, now)
+	if err != nil {
+		return h.storeFailed(ctx, r, "read your usage", err)
+	}
+	var sb strings.Builder
+	sb.WriteString("Your tokens (in + out), over every chat:\n")
+	fmt.Fprintf(&sb, "Today (UTC): %s\n", usageLine(u.Day, u.DaySummaries))
+	fmt.Fprintf(&sb, "This month: %s\n", usageLine(u.Month, u.MonthSummaries))
+	if d := h.cfg.UserDailyTokens; d > 0 {
+		fmt.Fprintf(&sb, "\nYou may use %s a day (%s left); it resets at midnight UTC, in %s.", thousands(d), thousands(max(d-u.Day.Total(), 0)), until(nextDay(now).Sub(now)))
+	}
+	if m := h.cfg.UserMonthlyTokens; m > 0 {
+		fmt.Fprintf(&sb, "\nYou may use %s a month (%s left); it resets on %s, in %s.", thousands(m), thousands(max(m-u.Month.Total(), 0)), nextMonth(now).Format("2 January"), until(nextMonth(now).Sub(now)))
+	}
+	sb.WriteString("\n\nThe figures are the model server's count when it gives one, else the bot's own.")
+	return h.notify(ctx, r, sb.String())
+}
+
+// usageLine is a period's figures: "1,234 in + 567 out = 1,801 (3 requests; 200 for summaries)".
+func usageLine(t, summaries history.Tokens) string {
+	s := fmt.Sprintf("%s in + %s out = %s (%s)", thousands(t.In), thousands(t.Out), thousands(t.Total()), plural(t.Requests, "request"))
+	if summaries.Requests > 0 {
+		s = strings.TrimSuffix(s, ")") + fmt.Sprintf("; %s of them for summaries)", thousands(summaries.Total()))
+	}
+	return s
+}
+
+func plural(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return thousands(n) + " " + what + "s"
+}
+
+// usageAllText lists every user's figures this month, the most first.
+func usageAllText(all []history.UserUsage, now time.Time) string {
+	if len(all) == 0 {
+		return "Nobody has used the model this month."
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Tokens (in + out) by user, %s (UTC): today / this month\n", now.Format("January 2006"))
+	var day, month history.Tokens
+	for i, u := range all {
+		day.In, day.Out, day.Requests = day.In+u.Day.In, day.Out+u.Day.Out, day.Requests+u.Day.Requests
+		month.In, month.Out, month.Requests = month.In+u.Month.In, month.Out+u.Month.Out, month.Requests+u.Month.Requests
+		if i >= maxUsageLines {
+			continue
+		}
+		fmt.Fprintf(&sb, "\n%s (%d): %s / %s", cmp.Or(u.Name, "user"), u.User, thousands(u.Day.Total()), thousands(u.Month.Total()))
+	}
+	if len(all) > maxUsageLines {
+		fmt.Fprintf(&sb, "\n… and %d more", len(all)-maxUsageLines)
+	}
+	fmt.Fprintf(&sb, "\n\nAll users: %s / %s (%s this month).", thousands(day.Total()), thousands(month.Total()), plural(month.Requests, "request"))
+	return sb.String()
+}
+
+// usageCheck compares what a server counted for a request (usage.prompt_tokens) with what the
+// bot's window counted for it, and logs once per model and direction when they differ by more
+// than a tenth (and 16 tokens, a preamble some templates add): the window is an estimate
+// (cl100k_base tokens, AURA_TOKENS_PER_MESSAGE for the chat template), and a server that
+// counts more than the bot cuts the conversation silently near its limit.
+type usageCheck struct {
+	told *once[string] // model + direction
+}
+
+func (u *usageCheck) check(ctx context.Context, log *slog.Logger, model string, estimate, messages int, used aura.Usage) {
+	log.DebugContext(ctx, "the model server's count of a request", "model", model,
+		"prompt_tokens", used.PromptTokens, "estimate", estimate, "messages", messages, "completion_tokens", used.CompletionTokens)
+	off := used.PromptTokens - estimate
+	if used.PromptTokens <= 0 || max(off, -off) <= max(estimate/10, 16) {
+		return
+	}
+	key := model + "\x00under"
+	if off < 0 {
+		key = model + "\x00over"
+	}
+	if !u.told.due(key, time.Now()) {
+		return
+	}
+	attrs := []any{"model", model, "prompt_tokens", used.PromptTokens, "estimate", estimate, "messages", messages}
+	if off > 0 {
+		log.WarnContext(ctx, "the model server counts more tokens in a request than the bot's window does: near AURA_CONTEXT_TOKENS it will cut the conversation itself. "+
+			"Raise AURA_TOKENS_PER_MESSAGE (its template adds more per message) or lower AURA_CONTEXT_TOKENS (its tokenizer counts more than cl100k_base)", attrs...)
+		return
+	}
+	log.InfoContext(ctx, "the model server counts fewer tokens in a request than the bot's window does: the window holds less of the conversation than it could. "+
+		"AURA_TOKENS_PER_MESSAGE may be lowered for this model's template", attrs...)
 }

@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
-	"unicode/utf8"
+	"time"
 
 	"aurabot/bot/reply"
+	"aurabot/bot/tg"
 	"aurabot/history"
+	"aurabot/history/inbox"
 )
 
 // Command is one of the bot's commands, for the menu and /help.
@@ -34,35 +35,7 @@ func Commands() []Command {
 	}
 }
 
-// enqueue runs fn in conversation r.k after what is already queued there, under the runner
-// (see run), whatever its sender has waiting (admit bounds that, for updates as they come). A
-// job that has not started when the bot shuts down is left in the inbox, to run after the
-// restart. It reports whether the job had to wait behind others.
-func (h *Handler) enqueue(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) bool {
-	return h.queue.submit(ctx, r.k, h.job(r, isReply, fn))
-}
-
-// job is fn as a job of r's conversation, under the runner, counted as its sender's.
-func (h *Handler) job(r req, isReply bool, fn func(ctx context.Context, r req) result) job {
-	return job{reply: isReply, user: r.from, run: func(ctx context.Context) { h.run(ctx, r, fn) }}
-}
-
-// tell answers r's message with a short notice. The notice is sent from the conversation's
-// notice queue, never from the goroutine that takes updates: a chat under a Telegram penalty
-// must not hold up the others. A sender who already has maxWaiting notices waiting gets no more
-// (a flood of /help). It reports whether it took care of the update.
-func (h *Handler) tell(ctx context.Context, r req, text string) bool {
-	j := h.job(r, false, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
-	j.notice = true
-	if isRecovered(ctx) {
-		h.queue.submit(ctx, r.k, j)
-		return true
-	}
-	_, ok, _ := h.queue.submitCapped(ctx, r.k, j)
-	return ok
-}
-
-// onCommand runs a command; it reports whether it queued a job that finishes the update.
+// onCommand runs a command; it reports whether it queued a job that owns the update.
 func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 	switch cmd {
 	case "start", "help":
@@ -75,34 +48,23 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 			}
 		})
 		return false
-	case "system", "reset", "model", "retry", "memory", "usage", "export":
-		// These change the conversation (or, /retry, answer in it), or show it as it stands
-		// once the reply in progress is stored, so they wait for that reply, in order; in a
-		// group some take a steward (see access.go), checked before anything else, the model
-		// server included, is asked.
-		_, taken := h.admit(ctx, r, cmd == "retry", func(ctx context.Context, r req) result {
-			if steerCommand(cmd, arg) && !h.steers(ctx, r, 0) {
-				return h.notify(ctx, r, notSteward[cmd])
-			}
-			switch cmd {
-			case "system":
-				return h.cmdSystem(ctx, r, arg)
-			case "model":
-				return h.cmdModel(ctx, r, arg)
-			case "retry":
-				return h.cmdRetry(ctx, r)
-			case "memory":
-				return h.cmdMemory(ctx, r)
-			case "usage":
-				return h.cmdUsage(ctx, r, arg)
-			case "export":
-				return h.cmdExport(ctx, r)
-			}
-			return h.cmdReset(ctx, r)
-		})
-		return taken
 	}
-	return h.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
+	// These change the conversation or show it as it stands, so they wait for the reply in
+	// progress. A steward is checked before anything else, the model server included, is asked.
+	run := map[string]func(ctx context.Context, r req, arg string) result{
+		"system": h.cmdSystem, "reset": h.cmdReset, "model": h.cmdModel, "retry": h.cmdRetry,
+		"memory": h.cmdMemory, "usage": h.cmdUsage, "export": h.cmdExport,
+	}[cmd]
+	if run == nil {
+		return h.tell(ctx, r, "I don't know /"+cmd+". Send /help to see what I can do.")
+	}
+	_, taken := h.admit(ctx, r, cmd == "retry", func(ctx context.Context, r req) result {
+		if steerCommand(cmd, arg) && !h.steers(ctx, r, 0) {
+			return h.notify(ctx, r, notSteward[cmd])
+		}
+		return run(ctx, r, arg)
+	})
+	return taken
 }
 
 // notSteward is what a group member who may not steer the conversation is told, per command.
@@ -141,10 +103,9 @@ func (h *Handler) prompt(ctx context.Context, k history.Key) string {
 }
 
 func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
-	k := r.k
-	switch {
-	case arg == "":
-		p, ok, err := h.deps.Store.SystemPrompt(ctx, k)
+	switch arg {
+	case "":
+		p, ok, err := h.deps.Store.SystemPrompt(ctx, r.k)
 		if err != nil {
 			return h.storeFailed(ctx, r, "read the system prompt", err)
 		}
@@ -153,8 +114,8 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
 			return h.notify(ctx, r, "The system prompt is the default:\n\n"+h.cfg.DefaultPrompt+"\n\nSet your own with /system <text>."+seen)
 		}
 		return h.notify(ctx, r, "The system prompt is:\n\n"+p+"\n\nChange it with /system <text>, or go back to the default with /system default."+seen)
-	case arg == "default":
-		if err := h.deps.Store.ClearSystemPrompt(ctx, k); err != nil {
+	case "default":
+		if err := h.deps.Store.ClearSystemPrompt(ctx, r.k); err != nil {
 			return h.storeFailed(ctx, r, "reset the system prompt", err)
 		}
 		return h.notify(ctx, r, "The system prompt is back to the default.")
@@ -162,68 +123,44 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
 	if msg := PromptTooLong(h.cfg.Budget, arg); msg != "" {
 		return h.notify(ctx, r, msg)
 	}
-	if err := h.deps.Store.SetSystemPrompt(ctx, k, arg); err != nil {
+	if err := h.deps.Store.SetSystemPrompt(ctx, r.k, arg); err != nil {
 		return h.storeFailed(ctx, r, "save the system prompt", err)
 	}
 	return h.notify(ctx, r, "System prompt set. It applies from your next message.")
 }
 
-// PromptTooLong returns a notice if a system prompt would take more than half of what may be
-// sent to the model (leaving too little room for the conversation), saying how long it may be;
-// "" if it fits.
-func PromptTooLong(b history.Budget, prompt string) string {
-	half := b.PromptHalf()
-	roomChars, roomTokens := half.Room(prompt)
-	if roomChars >= 0 && roomTokens >= 0 {
-		return ""
-	}
-	tokens := history.CountTokens(prompt)
-	maxChars, maxTokens := math.MaxInt, math.MaxInt
-	if half.Chars > 0 {
-		maxChars = half.Chars
-	}
-	if half.Tokens > 0 {
-		maxTokens = half.Tokens
-	}
-	return "That system prompt is " + size(utf8.RuneCountInString(prompt), tokens, maxTokens != math.MaxInt) +
-		"; it may take at most half of what the model is sent, " + limit(maxChars, maxTokens) + ", so that there is room for the conversation."
-}
-
 // coverage says how much of the conversation the next request carries, as a line to add to a
-// notice; "" when there is nothing or the store cannot tell. It is the window of that request
-// (Store.Report walks as Request does), for a short next message.
+// notice; "" when there is nothing or the store cannot tell.
 func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) string {
 	rep, err := h.deps.Store.Report(ctx, k, h.cfg.Budget, prompt)
 	in, total, held := rep.InWindow, rep.Total, rep.Summarized
+	const last = "\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long)"
 	switch {
 	case err != nil || total == 0:
 		return ""
 	case in >= total:
 		return fmt.Sprintf("\n\nThe model sees all %d messages of this conversation.", total)
 	case held > 0 && in+held >= total:
-		return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long), "+
-			"and a summary of the %d before them (/memory shows it).", in, total, held)
+		return fmt.Sprintf(last+", and a summary of the %d before them (/memory shows it).", in, total, held)
 	case held > 0:
-		return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long), "+
-			"and a summary of the first %d (/memory shows it); the %d between them no longer fit its context window and are not in the summary yet.", in, total, held, total-in-held)
+		return fmt.Sprintf(last+", and a summary of the first %d (/memory shows it); the %d between them no longer fit its context window and are not in the summary yet.", in, total, held, total-in-held)
 	case in == 0:
 		return fmt.Sprintf("\n\nThe model sees none of the %d messages of this conversation with your next message: the last one alone fills its context window. /reset starts afresh.", total)
 	case h.cfg.Budget.Summaries:
-		return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long): "+
-			"older ones no longer fit its context window, and are summarised in the background (/memory shows the summary once there is one). /reset starts afresh.", in, total)
+		return fmt.Sprintf(last+": older ones no longer fit its context window, and are summarised in the background (/memory shows the summary once there is one). /reset starts afresh.", in, total)
 	}
-	return fmt.Sprintf("\n\nThe model sees the last %d of the %d messages of this conversation with your next message (fewer if that is long): older ones no longer fit its context window. /reset starts afresh.", in, total)
+	return fmt.Sprintf(last+": older ones no longer fit its context window. /reset starts afresh.", in, total)
 }
 
-func (h *Handler) cmdReset(ctx context.Context, r req) result {
+func (h *Handler) cmdReset(ctx context.Context, r req, _ string) result {
 	if err := h.deps.Store.Reset(ctx, r.k); err != nil {
 		return h.storeFailed(ctx, r, "clear the history", err)
 	}
-	h.forget(r.k)
+	h.noteOutcome(r.k, nil, nil)
 	return h.notify(ctx, r, "Done: I forgot this conversation and its summary. The system prompt stays.")
 }
 
-func (h *Handler) cmdRetry(ctx context.Context, r req) result {
+func (h *Handler) cmdRetry(ctx context.Context, r req, _ string) result {
 	if res, ok := h.atCap(ctx, r); ok {
 		return res
 	}
@@ -238,18 +175,148 @@ func (h *Handler) cmdRetry(ctx context.Context, r req) result {
 		r.t.ReplyTo = int(last.MessageID)
 	}
 	prompt := h.prompt(ctx, r.k)
-	if last.Untranscribed() {
-		// The recording was never heard (a failed transcription): hear it now.
+	var opt reply.Options
+	if last.Untranscribed() { // a recording never heard (a failed transcription): hear it now
 		text, res, ok := h.transcribeTurn(ctx, r, prompt, last)
 		if !ok {
 			return res
 		}
-		return h.respondWith(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
+		opt.Prefix = transcriptPrefix(text)
 	}
-	return h.respond(ctx, r, prompt)
+	return h.respond(ctx, r, prompt, opt)
 }
 
-func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) result {
-	h.deps.Log.Error("store failed", "what", what, "chat_id", r.t.ChatID, "err", err)
-	return h.notify(ctx, r, "Sorry, I could not "+what+": the bot's database failed. Please try again later.")
+// cmdMemory shows what the model is told of the turns it no longer sees.
+func (h *Handler) cmdMemory(ctx context.Context, r req, _ string) result {
+	if !h.cfg.Budget.Summaries {
+		return h.notify(ctx, r, "Summaries are off on this bot (SUMMARIES=off): when this conversation outgrows the model's context window, "+
+			"its oldest messages are dropped. /system shows how much of it the model sees.")
+	}
+	sum, err := h.deps.Store.Summary(ctx, r.k)
+	if err != nil {
+		return h.storeFailed(ctx, r, "read the summary", err)
+	}
+	if sum.Text == "" {
+		return h.notify(ctx, r, "There is no summary of this conversation yet. Once it outgrows the model's context window, "+
+			"its oldest messages are summarised, and the summary is sent to the model in their place."+h.coverage(ctx, r.k, h.prompt(ctx, r.k)))
+	}
+	return h.notify(ctx, r, fmt.Sprintf("What the model is told of the first %d messages of this conversation, which it no longer sees "+
+		"(a summary written %s UTC; /reset forgets it with the history):\n\n%s", sum.Turns, sum.At.UTC().Format("2 Jan 15:04"), sum.Text))
+}
+
+// exportSent is what the journal of an /export records once the document is out.
+const exportSent = "📄 The conversation was sent as a Markdown file."
+
+const maxExportBytes = 50 << 20
+
+// cmdExport sends the conversation (system prompt, summary, every turn) as a Markdown file, at
+// most once per /export: once it is out, the update's journal records it (as a final plain text,
+// which nothing resumes), and a restart that finds that record sends nothing. A crash between
+// the send and the record sends it twice; a send whose answer never came is not made again.
+func (h *Handler) cmdExport(ctx context.Context, r req, _ string) result {
+	if rec, err := h.recordedOf(ctx, r); err == nil && rec.Final && rec.Text == exportSent {
+		return done // sent before a restart
+	}
+	prompt := h.prompt(ctx, r.k)
+	turns, err := h.deps.Store.Turns(ctx, r.k)
+	if err != nil {
+		return h.storeFailed(ctx, r, "read the conversation", err)
+	}
+	sum, err := h.deps.Store.Summary(ctx, r.k)
+	if err != nil {
+		return h.storeFailed(ctx, r, "read the summary", err)
+	}
+	now := time.Now().UTC()
+	doc := exportMarkdown(prompt, sum, turns, now)
+	if len(doc) > maxExportBytes {
+		return h.notify(ctx, r, "This conversation is too long to send as a file (Telegram takes 50 MB at most). /reset starts afresh.")
+	}
+	n := 0
+	for _, t := range turns {
+		if t.IsSent() {
+			n++
+		}
+	}
+	name := fmt.Sprintf("conversation-%s.md", now.Format("2006-01-02-1504"))
+	_, err = h.deps.Streamer.SendDocument(ctx, r.t, h.journal(r), reply.Document{
+		Name: name, Data: []byte(doc), Caption: fmt.Sprintf("This conversation: %s, with the system prompt%s.", plural(int64(n), "message"), map[bool]string{true: " and the summary", false: ""}[sum.Text != ""]),
+	})
+	switch {
+	case err == nil:
+		if r.entry != 0 {
+			if err := h.deps.Journal.RecordText(ctx, r.entry, inbox.Reply{Text: exportSent, Final: true, Plain: true}); err != nil {
+				h.deps.Log.Warn("could not record a sent export", "chat_id", r.t.ChatID, "err", err)
+			}
+		}
+		return done
+	case errors.Is(err, reply.ErrBlocked):
+		return done
+	case ctx.Err() != nil:
+		return left // not sent (or not known to be): after the restart, again
+	case tg.Unknown(errors.Unwrap(err)):
+		h.deps.Log.Warn("no answer to the export's send", "chat_id", r.t.ChatID, "err", err)
+		return h.notify(ctx, r, "⚠️ Telegram did not answer while I sent the file, so it may or may not have arrived. If it did not, send /export again.")
+	}
+	h.deps.Log.Warn("could not send an export", "chat_id", r.t.ChatID, "err", err)
+	return h.notify(ctx, r, "⚠️ Telegram refused the file. Please try /export again later.")
+}
+
+// exportMarkdown is the conversation as a Markdown document: the system prompt, the summary,
+// then every turn with who wrote it and when, as stored (not as sent: no defusing).
+func exportMarkdown(prompt string, sum history.Summary, turns []history.Turn, now time.Time) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Conversation\n\nExported %s UTC.\n\n", now.Format("2006-01-02 15:04"))
+	sb.WriteString("## System prompt\n\n")
+	if strings.TrimSpace(prompt) == "" {
+		sb.WriteString("(none)\n\n")
+	} else {
+		sb.WriteString(prompt + "\n\n")
+	}
+	if sum.Text != "" {
+		fmt.Fprintf(&sb, "## Summary\n\nWhat the model is told of the first %d messages (written %s UTC):\n\n%s\n\n",
+			sum.Turns, sum.At.UTC().Format("2006-01-02 15:04"), sum.Text)
+	}
+	sb.WriteString("## Messages\n")
+	if len(turns) == 0 {
+		sb.WriteString("\n(none)\n")
+	}
+	for _, t := range turns {
+		who := "Assistant"
+		if t.Role == history.RoleUser {
+			who = "User"
+			if t.Author != "" {
+				who = t.Author
+			}
+		}
+		fmt.Fprintf(&sb, "\n### %s · %s\n\n", who, t.CreatedAt.UTC().Format("2006-01-02 15:04"))
+		if q := t.Quote; q.Text != "" {
+			to := "an earlier message"
+			switch {
+			case q.Bot:
+				to = "the assistant"
+			case q.Author != "":
+				to = q.Author
+			}
+			fmt.Fprintf(&sb, "*In reply to %s:*\n\n", to)
+			for line := range strings.SplitSeq(q.Text, "\n") {
+				sb.WriteString("> " + line + "\n")
+			}
+			sb.WriteString("\n")
+		}
+		switch {
+		case t.Audio.FileID != "" && t.Content == "":
+			sb.WriteString("*(a voice message, not transcribed)*\n")
+		case t.Audio.FileID != "":
+			sb.WriteString("*(a voice message:)* " + t.Content + "\n")
+		default:
+			sb.WriteString(t.Content + "\n")
+		}
+		if n := t.ImageCount(); n > 0 {
+			fmt.Fprintf(&sb, "\n*(%s)*\n", plural(int64(n), "picture"))
+		}
+		if t.Status == history.StatusCut {
+			sb.WriteString("\n*(this answer was cut off)*\n")
+		}
+	}
+	return sb.String()
 }

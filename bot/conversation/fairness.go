@@ -3,31 +3,28 @@ package conversation
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
+	"github.com/go-telegram/bot/models"
 	"golang.org/x/time/rate"
 )
 
-// No one user can swamp the bot: each may have at most maxWaiting messages waiting in a
-// conversation (the one being answered not counted), and, with USER_MESSAGES_PER_MINUTE, send at
-// most that many a minute. The users named in ALLOWED_USERS, the bot's owners, are not bounded. A message past either bound is not answered and costs no model call;
-// the user is told once (not once per message): for the queue, until nothing of theirs waits
-// there any more; for the rate, until a message of theirs is let through again.
+// How work gets into a conversation's queues, and why no one user can swamp the bot: each may
+// have at most maxWaiting messages waiting in a conversation (the one being answered not
+// counted), and, with USER_MESSAGES_PER_MINUTE, send at most that many a minute. The bot's
+// owners are not bounded, nor are updates from before a restart (accepted then). A message past
+// either bound costs no model call; the user is told once: for the queue, until nothing of
+// theirs waits there any more; for the rate, until a message of theirs is let through again.
 
 // maxWaiting is the most messages (and commands) of one user that may wait in a conversation's
 // queue, and the most notices for them.
 const maxWaiting = 3
 
-// maxRateUsers bounds the users whose message rate is remembered: past it, those whose bucket
-// is full again (quiet for a minute) are forgotten.
-const maxRateUsers = 10000
-
-// recoveredKey marks the context of updates handed on again after a restart: they were accepted
-// before it, and are not bounded again.
 type recoveredKey struct{}
 
-// recovered is ctx for updates left from before a restart.
+// recovered is ctx for updates from before a restart.
 func recovered(ctx context.Context) context.Context {
 	return context.WithValue(ctx, recoveredKey{}, true)
 }
@@ -36,6 +33,73 @@ func isRecovered(ctx context.Context) bool {
 	v, _ := ctx.Value(recoveredKey{}).(bool)
 	return v
 }
+
+// job is fn as a job of r's conversation, under the runner, counted as its sender's.
+func (h *Handler) job(r req, isReply bool, fn func(ctx context.Context, r req) result) job {
+	return job{reply: isReply, user: r.from, run: func(ctx context.Context) { h.run(ctx, r, fn) }}
+}
+
+// tell answers r's message with a short notice (see queueNotice).
+func (h *Handler) tell(ctx context.Context, r req, text string) bool {
+	return h.queueNotice(ctx, r, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
+}
+
+// queueNotice queues fn, which sends a notice, in the conversation's notice queue: not on the
+// path that takes updates (a chat under a Telegram penalty must not hold up the others), nor
+// behind a streaming reply. A sender with maxWaiting notices waiting gets no more.
+func (h *Handler) queueNotice(ctx context.Context, r req, fn func(ctx context.Context, r req) result) bool {
+	j := h.job(r, false, fn)
+	j.notice = true
+	if isRecovered(ctx) {
+		h.queue.submit(ctx, r.k, j)
+		return true
+	}
+	_, ok, _ := h.queue.submitCapped(ctx, r.k, j)
+	return ok
+}
+
+// queueReply admits fn as the reply to m, with the 👀 reaction when it waits behind another.
+func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn func(ctx context.Context, r req) result) bool {
+	waited, taken := h.admit(ctx, r, true, fn)
+	if waited {
+		h.side.react(ctx, r.t.ChatID, m.ID, "👀")
+	}
+	return taken
+}
+
+// admit queues fn in r's conversation unless the sender already has maxWaiting messages waiting
+// there (then, the first time, a notice). waited reports whether the job waits behind others;
+// taken, whether a job owns the update.
+func (h *Handler) admit(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) (waited, taken bool) {
+	j := h.job(r, isReply, fn)
+	if isRecovered(ctx) || h.named(r.from) {
+		return h.queue.submit(ctx, r.k, j), true // an owner's long text that Telegram split keeps its end
+	}
+	waited, ok, first := h.queue.submitCapped(ctx, r.k, j)
+	if ok {
+		return waited, true
+	}
+	h.skipped.Log("user_id", r.from, "chat_id", r.k.ChatID, "why", "queue")
+	return false, first && h.tell(ctx, r, fmt.Sprintf("I still have %d of your messages to answer here, so I skipped this one. Send it again once I have answered them.", maxWaiting))
+}
+
+// overRate reports whether the sender of r has sent more than USER_MESSAGES_PER_MINUTE, and
+// then takes care of the update: the first time, a notice. Anonymous administrators are not
+// bounded.
+func (h *Handler) overRate(ctx context.Context, r req) (over, taken bool) {
+	if r.anonAdmin || h.named(r.from) || isRecovered(ctx) {
+		return false, false
+	}
+	ok, tell := h.rates.allow(r.from, time.Now())
+	if ok {
+		return false, false
+	}
+	h.skipped.Log("user_id", r.from, "chat_id", r.k.ChatID, "why", "rate")
+	return true, tell && h.tell(ctx, r, fmt.Sprintf("You are writing faster than this bot allows (%d messages a minute), so I skipped this message. Please wait a little and send it again.", h.cfg.UserMessagesPerMinute))
+}
+
+// maxRateUsers bounds the users whose rate is remembered: past it, the quiet ones are forgotten.
+const maxRateUsers = 10000
 
 // rates is a token bucket per user: a minute's worth of messages, refilled at perMinute.
 type rates struct {
@@ -95,49 +159,42 @@ func (r *rates) prune(now time.Time) {
 	}
 }
 
-// size is how many users are remembered.
-func (r *rates) size() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.users)
+const (
+	maxRemembered = 10000 // keys once remembers: past it the oldest are forgotten (told again)
+	forever       = time.Duration(math.MaxInt64)
+)
+
+// once remembers when each key (a chat, a user) was last told something, so that it is told at
+// most once every period.
+type once[K comparable] struct {
+	every time.Duration
+	max   int
+
+	mu    sync.Mutex
+	last  map[K]time.Time
+	order []K // keys in the order they were first told, oldest first
 }
 
-// overRate reports whether the sender of r has sent more than USER_MESSAGES_PER_MINUTE, and
-// then takes care of the update: the first time, a notice; after that, nothing. Users named in
-// ALLOWED_USERS, anonymous administrators and updates from before a restart are not bounded.
-func (h *Handler) overRate(ctx context.Context, r req) (over, taken bool) {
-	if r.anonAdmin || h.named(r.from) || isRecovered(ctx) {
-		return false, false
-	}
-	ok, tell := h.rates.allow(r.from, time.Now())
-	if ok {
-		return false, false
-	}
-	h.skipped.Log("user_id", r.from, "chat_id", r.k.ChatID, "why", "rate")
-	if !tell {
-		return true, false
-	}
-	return true, h.tell(ctx, r, fmt.Sprintf("You are writing faster than this bot allows (%d messages a minute), so I skipped this message. Please wait a little and send it again.", h.cfg.UserMessagesPerMinute))
+func newOnce[K comparable](every time.Duration) *once[K] {
+	return &once[K]{every: every, max: maxRemembered, last: map[K]time.Time{}}
 }
 
-// admit queues fn in conversation r.k after what is already queued there, unless the sender
-// (other than a user named in ALLOWED_USERS) already has maxWaiting messages waiting there: then the update is taken care of without a
-// model call (the first time, with a notice). waited reports whether the job had to wait behind
-// others; taken is false when the caller must finish the update itself.
-func (h *Handler) admit(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) (waited, taken bool) {
-	j := h.job(r, isReply, fn)
-	if isRecovered(ctx) || h.named(r.from) {
-		// Accepted before a restart, or the bot's owners' (a long text Telegram split into
-		// several messages must not lose its end).
-		return h.queue.submit(ctx, r.k, j), true
+// due reports whether key should be told now, and notes that it is.
+func (o *once[K]) due(key K, now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if last, seen := o.last[key]; seen {
+		if now.Sub(last) < o.every {
+			return false
+		}
+		o.last[key] = now
+		return true
 	}
-	waited, ok, first := h.queue.submitCapped(ctx, r.k, j)
-	if ok {
-		return waited, true
+	for len(o.order) >= o.max {
+		delete(o.last, o.order[0])
+		o.order = o.order[1:]
 	}
-	h.skipped.Log("user_id", r.from, "chat_id", r.k.ChatID, "why", "queue")
-	if !first {
-		return false, false
-	}
-	return false, h.tell(ctx, r, fmt.Sprintf("I still have %d of your messages to answer here, so I skipped this one. Send it again once I have answered them.", maxWaiting))
+	o.last[key] = now
+	o.order = append(o.order, key)
+	return true
 }

@@ -1,13 +1,11 @@
 package conversation
 
 import (
+	"cmp"
 	"context"
-	"fmt"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
+	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
 
@@ -17,49 +15,30 @@ import (
 
 // req is one update being handled in a conversation.
 type req struct {
-	entry int64 // its inbox entry, finished when it is handled; 0 for none
-	k     history.Key
-	t     reply.Target
-	// from is the user who sent it; for an anonymous administrator (anonAdmin), the chat's id.
-	from      int64
+	entry     int64 // its inbox entry; 0 for none
+	k         history.Key
+	t         reply.Target
+	from      int64 // the sender; for an anonymous administrator (anonAdmin), the chat's id
 	anonAdmin bool
-	// name is how the sender is named in the usage figures.
-	name string
-	// quoted is the message the update replies to, when its turn quotes the whole of it (see
-	// quoteOf); 0 otherwise.
-	quoted int
+	name      string // the sender's name in the usage figures
+	quoted    int    // the message replied to, when the turn quotes the whole of it (quoteOf)
+	album     *album // the album whose first photo this is (see settleAlbum)
 }
 
 // Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
-// reply: answers are queued per conversation, and the runner finishes the entry once its job is
-// done.
+// reply: answers are queued per conversation.
 func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
-	defer func() {
-		if v := recover(); v != nil {
-			// Never again: the update is skipped, with a notice where there is a chat to tell.
-			h.deps.Log.Error("panic while taking an update; skipping it", "entry", seq, "update_id", u.ID,
-				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if m := u.Message; m != nil {
-				if r := reqOf(seq, m); r.from != 0 && h.allowed(r.from, m.Chat.ID) && h.tell(ctx, r, skippedNotice) {
-					return
-				}
-			}
-			h.finish(ctx, seq)
+	h.intake(ctx, seq, u, func() bool {
+		switch {
+		case u.Message != nil:
+			return h.onMessage(ctx, seq, u.Message)
+		case u.CallbackQuery != nil:
+			h.onCallback(ctx, u.CallbackQuery)
+		case u.StoppedMessageGeneration != nil:
+			h.onGenerationStopped(ctx, u.StoppedMessageGeneration)
 		}
-	}()
-	queued := false
-	switch {
-	case u.Message != nil:
-		queued = h.onMessage(ctx, seq, u.Message)
-	case u.CallbackQuery != nil:
-		h.onCallback(ctx, u.CallbackQuery)
-	case u.StoppedMessageGeneration != nil:
-		h.onGenerationStopped(ctx, u.StoppedMessageGeneration) // see callback.go
-	}
-	// Everything else is ignored on purpose (the bot asks Telegram only for what it handles).
-	if !queued {
-		h.finish(ctx, seq)
-	}
+		return false // anything else is ignored: the bot asks Telegram only for what it handles
+	})
 }
 
 // reqOf is the conversation and reply target of a message: its chat, or its topic in a chat
@@ -84,22 +63,13 @@ func reqOf(entry int64, m *models.Message) req {
 	return r
 }
 
-func isGroup(c models.Chat) bool { return c.Type != models.ChatTypePrivate }
-
-// onMessage handles a message; it reports whether it queued a job that finishes the update.
+// onMessage reports whether it queued a job that owns the update.
 func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message) bool {
 	h.deps.Registry.Add(m.Chat.ID, m.ID)
-	if _, _, ok := sender(m); !ok {
-		return false // a bot, a channel, a linked channel's automatic forward (see access.go)
-	}
-	group := isGroup(m.Chat)
 	r := reqOf(entry, m)
-	cmd, arg, isCmd, forUs := h.parseCommand(m.Text)
-	if isCmd && !forUs {
-		return false // a command for another bot in the group
-	}
+	cmd, arg, isCmd := h.parseCommand(m.Text)
 	inAlbum := h.albums.isOpen(r.k, m)
-	if group && !isCmd && !inAlbum && !h.addressed(m) {
+	if !h.listens(r, m, cmd, isCmd || inAlbum) {
 		return false
 	}
 	user := r.from
@@ -107,9 +77,9 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 		user = 0
 	}
 	if !h.allowed(user, m.Chat.ID) {
-		return h.refuse(ctx, r, m)
+		return h.refuse(ctx, r)
 	}
-	if !inAlbum && (!isCmd || cmd != "stop") {
+	if !inAlbum && cmd != "stop" {
 		if over, taken := h.overRate(ctx, r); over {
 			return taken
 		}
@@ -118,43 +88,45 @@ func (h *Handler) onMessage(ctx context.Context, entry int64, m *models.Message)
 		return h.onCommand(ctx, r, cmd, arg)
 	}
 	_, r.quoted = h.quoteOf(r, m)
-	text := m.Text
-	if text == "" {
-		return h.onMedia(ctx, r, m) // see media.go
+	if m.Text == "" {
+		return h.onMedia(ctx, r, m)
 	}
-	if group {
+	text := m.Text
+	if r.t.Group {
 		text, _ = h.stripMentions(text, m.Entities)
-		text = strings.TrimSpace(text)
-		if text == "" {
+		if text = strings.TrimSpace(text); text == "" {
 			return h.tell(ctx, r, "Yes? Mention me with a question, or reply to one of my messages.")
 		}
 	}
 	turn := h.userTurn(r, m, text)
-	waited, taken := h.admit(ctx, r, true, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) })
-	if waited {
-		// The user sees the message was received while the previous reply still streams. The
-		// reaction goes out on its own: intake does not wait for it.
-		h.side.react(ctx, r.t.ChatID, m.ID, "👀")
-	}
-	return taken
+	return h.queueReply(ctx, r, m, func(ctx context.Context, r req) result { return h.answer(ctx, r, turn) })
 }
 
-// parseCommand splits "/cmd@bot arg". forUs is false for a command addressed to another bot.
-func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd, forUs bool) {
+// userTurn is the turn of a user's message, the message it replies to quoted.
+func (h *Handler) userTurn(r req, m *models.Message, content string) history.Turn {
+	q, _ := h.quoteOf(r, m)
+	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m), Quote: q}
+}
+
+// parseCommand splits "/cmd@bot arg". A command addressed to another bot is cmd "@" (see
+// listens).
+func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd bool) {
 	if !strings.HasPrefix(text, "/") {
-		return "", "", false, false
+		return "", "", false
 	}
 	head, arg, _ := strings.Cut(text[1:], " ")
-	if i := strings.IndexAny(head, "\n"); i >= 0 {
+	if i := strings.IndexByte(head, '\n'); i >= 0 {
 		arg = head[i+1:] + " " + arg
 		head = head[:i]
 	}
 	cmd, at, hasAt := strings.Cut(head, "@")
-	if cmd == "" {
-		return "", "", false, false
+	switch {
+	case cmd == "":
+		return "", "", false
+	case hasAt && !strings.EqualFold(at, h.me.Username):
+		return "@", "", true
 	}
-	forUs = !hasAt || strings.EqualFold(at, h.me.Username)
-	return strings.ToLower(cmd), strings.TrimSpace(arg), true, forUs
+	return strings.ToLower(cmd), strings.TrimSpace(arg), true
 }
 
 // author is the name a group message's turn carries, so that the model can tell its people
@@ -184,71 +156,117 @@ func displayName(u *models.User) string {
 	return name
 }
 
-const (
-	refusalEvery = time.Hour
-	// maxRefusals bounds the memory of refused chats: past it the oldest are forgotten (and may
-	// be told again).
-	maxRefusals = 10000
-)
+// A message that replies to another carries that message with its turn, quoted (history.Quote):
+// "shorter, please" in reply to an answer from an hour ago means something to the model, also
+// when that answer is older than the stored history, as Telegram sends the replied-to message
+// with the update. The quote is stored, defused and counted in the window with the turn.
 
-// refusals remembers when each chat was last told it is not allowed, for a bounded number of
-// chats.
-type refusals struct {
-	every time.Duration
-	max   int
+// maxQuoteChars is enough for the model to know which message is meant, not a second copy of a
+// long answer in every turn.
+const maxQuoteChars = 1000
 
-	mu    sync.Mutex
-	last  map[int64]time.Time
-	order []int64 // chats in the order they were first refused (oldest first)
-}
-
-func newRefusals(every time.Duration, maxChats int) *refusals {
-	return &refusals{every: every, max: maxChats, last: map[int64]time.Time{}}
-}
-
-// due reports whether chat should be told now, and notes that it is.
-func (r *refusals) due(chat int64, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if last, seen := r.last[chat]; seen {
-		if now.Sub(last) < r.every {
-			return false
-		}
-		r.last[chat] = now
-		return true
+// quoteOf is the message m replies to, as m's turn quotes it: the part the user quoted, or the
+// message's text; and the id of the replied-to message when the quote is the whole of it. The
+// zero Quote when m replies to nothing, or to the message that opened its forum topic (every
+// message of a topic does).
+func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
+	rt := m.ReplyToMessage
+	if rt != nil && (rt.ForumTopicCreated != nil || m.IsTopicMessage && rt.ID == m.MessageThreadID) {
+		rt = nil
 	}
-	for len(r.order) >= r.max {
-		delete(r.last, r.order[0])
-		r.order = r.order[1:]
-	}
-	r.last[chat] = now
-	r.order = append(r.order, chat)
-	return true
-}
-
-// size is how many chats are remembered.
-func (r *refusals) size() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.last)
-}
-
-// refuse tells a stranger, at most once an hour per chat, how the owner can let them in. It
-// reports whether it queued that notice (which finishes the update). The log says so at most
-// once a minute, with a count: strangers cannot fill it.
-func (h *Handler) refuse(ctx context.Context, r req, m *models.Message) bool {
-	h.strangers.Log("user_id", r.from, "chat_id", m.Chat.ID)
-	if !h.refused.due(m.Chat.ID, time.Now()) {
-		return false
-	}
-	var text string
+	var q history.Quote
+	whole := 0
 	switch {
-	case r.anonAdmin:
-		text = fmt.Sprintf("Sorry, this bot is private. This chat's id is %d: the owner can allow this whole chat with ALLOWED_CHATS.", m.Chat.ID)
-	case isGroup(m.Chat):
-		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d and this chat's id is %d: the owner can allow you with ALLOWED_USERS, or this whole chat with ALLOWED_CHATS.", r.from, m.Chat.ID)
-	default:
-		text = fmt.Sprintf("Sorry, this bot is private. Your Telegram user id is %d: the owner can allow you by adding it to ALLOWED_USERS.", r.from)
+	case m.Quote != nil && strings.TrimSpace(m.Quote.Text) != "":
+		q.Text = m.Quote.Text // the part of the message the user picked
+	case rt != nil:
+		q.Text, whole = messageText(rt), rt.ID
 	}
-	return h.tell(ctx, r, text)
+	q.Text = boundQuote(q.Text)
+	if q.Text == "" {
+		return history.Quote{}, 0
+	}
+	switch {
+	case rt == nil:
+		// A quote of a message in another chat: who wrote it is not known.
+	case rt.From != nil && h.me.ID != 0 && rt.From.ID == h.me.ID:
+		q.Bot = true
+	case r.t.Group:
+		q.Author = quotedAuthor(rt)
+	}
+	return q, whole
+}
+
+// messageText is what a quoted message says: its text or caption, after the kind of message
+// for a message that is more than text ("[a photo] caption").
+func messageText(m *models.Message) string {
+	text, kind := cmp.Or(m.Text, m.Caption), ""
+	switch {
+	case len(m.Photo) > 0:
+		kind = "a photo"
+	case m.Voice != nil:
+		kind = "a voice message"
+	case m.VideoNote != nil:
+		kind = "a video message"
+	case m.Audio != nil:
+		kind = "an audio file"
+	case m.Video != nil || m.Animation != nil:
+		kind = "a video"
+	case m.Document != nil:
+		kind = "a file"
+		if m.Document.FileName != "" {
+			kind += " (" + m.Document.FileName + ")"
+		}
+	case m.Sticker != nil:
+		kind = "a sticker " + m.Sticker.Emoji
+	case m.Poll != nil:
+		kind = "a poll: " + m.Poll.Question
+	}
+	if kind == "" {
+		return strings.TrimSpace(text)
+	}
+	return strings.TrimSpace("[" + strings.TrimSpace(kind) + "] " + text)
+}
+
+// quotedAuthor is the name a quoted group message goes by.
+func quotedAuthor(m *models.Message) string {
+	switch {
+	case m.SenderChat != nil && m.SenderChat.ID == m.Chat.ID:
+		if m.AuthorSignature != "" {
+			return m.AuthorSignature
+		}
+		return "an administrator"
+	case m.SenderChat != nil:
+		return m.SenderChat.Title
+	case m.From != nil:
+		return displayName(m.From)
+	}
+	return ""
+}
+
+// boundQuote trims text and cuts it to maxQuoteChars characters, marking the cut with "…".
+func boundQuote(text string) string {
+	text = strings.TrimSpace(text)
+	if utf8.RuneCountInString(text) <= maxQuoteChars {
+		return text
+	}
+	return strings.TrimRight(string([]rune(text)[:maxQuoteChars-1]), " \n") + "…"
+}
+
+// withoutRedundantQuote drops t's quote when it quotes the whole of the conversation's newest
+// turn (in a group, replying to the bot's answer is how one talks to it): the model reads that
+// message right before the turn anyway.
+func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Turn) history.Turn {
+	if t.Quote.Text == "" || r.quoted == 0 {
+		return t
+	}
+	last, ok, err := h.deps.Store.Newest(ctx, r.k)
+	if err != nil {
+		h.deps.Log.Warn("could not read the newest turn; keeping the quote", "chat_id", r.k.ChatID, "err", err)
+		return t
+	}
+	if ok && last.MessageID == int64(r.quoted) {
+		t.Quote = history.Quote{}
+	}
+	return t
 }

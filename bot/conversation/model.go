@@ -1,6 +1,7 @@
 package conversation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,21 +25,14 @@ type ModelChoice struct {
 	Name string // what people see; "" means ID
 }
 
-func (c ModelChoice) label() string {
-	if c.Name != "" {
-		return c.Name
-	}
-	return c.ID
-}
+func (c ModelChoice) label() string { return cmp.Or(c.Name, c.ID) }
 
-// maxModelButtons bounds the picker: Telegram takes 100 buttons at most, and a router that
-// offers hundreds of models makes a keyboard nobody scrolls. The rest are named by /model <name>.
+// maxModelButtons bounds the picker: Telegram takes 100 buttons, and nobody scrolls hundreds.
 const maxModelButtons = 40
 
 const callbackModel = "model"
 
-// models is what /model offers: Config.Models, or else the list the model server gives (its
-// client caches it for a minute).
+// models is what /model offers: Config.Models, or else the list the model server gives.
 func (h *Handler) models(ctx context.Context) ([]ModelChoice, error) {
 	if len(h.cfg.Models) > 0 {
 		return h.cfg.Models, nil
@@ -64,22 +58,14 @@ func (h *Handler) model(ctx context.Context, k history.Key) string {
 	if !ok || err != nil || m == "" {
 		return h.cfg.DefaultModel
 	}
-	if len(h.cfg.Models) > 0 && !slices.ContainsFunc(h.cfg.Models, func(c ModelChoice) bool { return aura.SameModel(c.ID, m) }) {
+	if len(h.cfg.Models) > 0 && indexOf(h.cfg.Models, m) < 0 {
 		return h.cfg.DefaultModel
 	}
 	return m
 }
 
-// choiceOf finds id in the list, for its display name: "name" and "name:latest" are one model
-// (aura.SameModel).
-func choiceOf(list []ModelChoice, id string) ModelChoice {
-	if i := indexOf(list, id); i >= 0 {
-		return list[i]
-	}
-	return ModelChoice{ID: id}
-}
-
-// indexOf is the index of the model id in list, or -1: the same id, else the same model.
+// indexOf is the index of the model id in list, or -1: the same id, else the same model
+// ("name" and "name:latest" are one, aura.SameModel).
 func indexOf(list []ModelChoice, id string) int {
 	if i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == id }); i >= 0 {
 		return i
@@ -88,23 +74,24 @@ func indexOf(list []ModelChoice, id string) int {
 }
 
 // modelData is the callback data of the button for list[i]: its index, and a hash of its id so
-// that a press on a list that has changed since it was shown switches to nothing rather than to
-// another model. Always far below Telegram's 64 bytes.
+// that a press on a list that has changed since switches to nothing rather than to another.
 func modelData(i int, id string) string {
 	f := fnv.New32a()
 	f.Write([]byte(id))
 	return callbackModel + ":" + strconv.Itoa(i) + ":" + strconv.FormatUint(uint64(f.Sum32()), 36)
 }
 
-// cmdModel shows the model and a keyboard of the others (/model), or switches to one by its id
-// or name (/model <name>).
+// cmdModel shows the model and a keyboard of the others (/model), or switches (/model <name>).
 func (h *Handler) cmdModel(ctx context.Context, r req, arg string) result {
 	list, err := h.models(ctx)
 	if err != nil {
 		h.deps.Log.Warn("could not list the models", "err", err)
 		return h.notify(ctx, r, "Sorry, I could not get the list of models from the model server: "+modelsFailure(err))
 	}
-	current := choiceOf(list, h.model(ctx, r.k))
+	current := ModelChoice{ID: h.model(ctx, r.k)}
+	if i := indexOf(list, current.ID); i >= 0 {
+		current = list[i]
+	}
 	if arg == "" {
 		return h.showPicker(ctx, r, list, current)
 	}
@@ -118,10 +105,9 @@ func (h *Handler) cmdModel(ctx context.Context, r req, arg string) result {
 	return h.notify(ctx, r, switched(choice))
 }
 
-// findModel finds the model /model <arg> names: in the list by id ("name" and "name:latest"
-// being one), by id or name in any case; else, when the list is the server's own (no
-// AURA_MODELS), any model the server says it serves. When there is none it tells the user and
-// reports false, with what became of the update.
+// findModel finds the model /model <arg> names: in the list by id, then by id or name in any
+// case; else, when the list is the server's own, any model the server says it serves. When
+// there is none it tells the user and reports false, with what became of the update.
 func (h *Handler) findModel(ctx context.Context, r req, list []ModelChoice, arg string) (ModelChoice, result, bool) {
 	if i := indexOf(list, arg); i >= 0 {
 		return list[i], done, true
@@ -201,57 +187,55 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 
 // replyIDs are the ids of the messages of r's reply, as its journal recorded them.
 func (h *Handler) replyIDs(ctx context.Context, r req) []int {
-	if r.entry == 0 {
-		return nil
-	}
-	u, err := h.deps.Journal.Get(ctx, r.entry)
-	if err != nil {
-		return nil
-	}
-	ids := make([]int, 0, len(u.Reply.Parts))
-	for _, p := range u.Reply.Parts {
-		ids = append(ids, int(p.ID))
+	rec, _ := h.recordedOf(ctx, r)
+	ids := make([]int, 0, len(rec.Parts))
+	for _, p := range rec.Parts {
+		ids = append(ids, p.ID)
 	}
 	return ids
 }
 
 // onModelPress switches the conversation of the picker msg to the model whose button was
-// pressed, if the presser steers it. It runs in the conversation's notice queue: a switch need
-// not wait for the reply streaming now, which keeps the model it started with.
+// pressed. It runs in the conversation's notice queue: a switch need not wait for the reply
+// streaming now, which keeps the model it started with.
 func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg *models.Message, arg string) {
 	r := reqOf(0, msg)
 	r.from, r.anonAdmin = q.From.ID, false
 	_, ok, _ := h.queue.submitCapped(ctx, r.k, job{notice: true, user: r.from, run: func(ctx context.Context) {
-		if h.closing.Load() {
-			h.side.answerCallback(ctx, q.ID, "")
-			return
+		answer, choice := h.pressModel(ctx, r, arg)
+		h.side.answerCallback(ctx, q.ID, answer)
+		if choice != nil {
+			h.side.editText(ctx, r.t.ChatID, msg.ID, switched(*choice))
 		}
-		if !h.steers(ctx, r, 0) {
-			h.side.answerCallback(ctx, q.ID, notSteward["model"])
-			return
-		}
-		list, err := h.models(ctx)
-		if err != nil {
-			h.side.answerCallback(ctx, q.ID, "I could not get the list of models. Please try again.")
-			return
-		}
-		idx, _, _ := strings.Cut(arg, ":")
-		i, err := strconv.Atoi(idx)
-		if err != nil || i < 0 || i >= len(list) || modelData(i, list[i].ID) != callbackModel+":"+arg {
-			h.side.answerCallback(ctx, q.ID, "The list of models has changed: send /model again.")
-			return
-		}
-		if err := h.deps.Store.SetModel(ctx, r.k, list[i].ID); err != nil {
-			h.deps.Log.Error("store failed", "what", "save the model", "chat_id", r.t.ChatID, "err", err)
-			h.side.answerCallback(ctx, q.ID, "Sorry, the bot's database failed. Please try again later.")
-			return
-		}
-		h.side.answerCallback(ctx, q.ID, "Switched to "+list[i].label()+".")
-		h.side.editText(ctx, r.t.ChatID, msg.ID, switched(list[i]))
 	}})
 	if !ok { // presses faster than they are answered
 		h.side.answerCallback(ctx, q.ID, "")
 	}
+}
+
+// pressModel switches r's conversation to the model a button names, if the presser steers it:
+// the answer to the press, and the model chosen (nil for none).
+func (h *Handler) pressModel(ctx context.Context, r req, arg string) (string, *ModelChoice) {
+	switch {
+	case h.closing.Load():
+		return "", nil
+	case !h.steers(ctx, r, 0):
+		return notSteward["model"], nil
+	}
+	list, err := h.models(ctx)
+	if err != nil {
+		return "I could not get the list of models. Please try again.", nil
+	}
+	idx, _, _ := strings.Cut(arg, ":")
+	i, err := strconv.Atoi(idx)
+	if err != nil || i < 0 || i >= len(list) || modelData(i, list[i].ID) != callbackModel+":"+arg {
+		return "The list of models has changed: send /model again.", nil
+	}
+	if err := h.deps.Store.SetModel(ctx, r.k, list[i].ID); err != nil {
+		h.deps.Log.Error("store failed", "what", "save the model", "chat_id", r.t.ChatID, "err", err)
+		return "Sorry, the bot's database failed. Please try again later.", nil
+	}
+	return "Switched to " + list[i].label() + ".", &list[i]
 }
 
 // editText replaces the text of message msgID of chat, which loses its keyboard: the model

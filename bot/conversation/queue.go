@@ -9,16 +9,12 @@ import (
 
 // job is one piece of work for a conversation: a message to answer or a command to apply.
 type job struct {
-	run func(ctx context.Context)
-	// reply marks jobs that call the model; they count against MaxConcurrentReplies.
-	reply bool
-	// notice marks a short answer (help, a refusal, "text only"): notices have a queue of their
-	// own per conversation, so that they neither wait behind a streaming reply nor hold up the
-	// updates that come after them.
+	run   func(ctx context.Context)
+	reply bool // it calls the model: it counts against MaxConcurrentReplies
+	// notice marks a short answer (help, a refusal): notices have a lane of their own per
+	// conversation, so that they neither wait behind a streaming reply nor hold up what follows.
 	notice bool
-	// user is who the job is for (0: nobody in particular): a user's waiting jobs are counted,
-	// and bounded by submitCapped.
-	user int64
+	user   int64 // whose it is (0: nobody's), for submitCapped
 }
 
 // lane is one queue: a conversation's replies and commands, or its notices.
@@ -31,10 +27,8 @@ type lane struct {
 // jobs of different conversations in parallel. A conversation with nothing to do holds no
 // goroutine: the worker of a conversation exits when its queue is empty.
 type dispatcher struct {
-	sem chan struct{} // one slot per reply allowed to run at once
-	// perUser is the most jobs one user may have waiting in a lane (not counting the one
-	// running) for submitCapped; 0: no bound.
-	perUser int
+	sem     chan struct{} // one slot per reply allowed to run at once
+	perUser int           // the most jobs one user may have waiting in a lane (submitCapped)
 
 	mu      sync.Mutex
 	queues  map[lane][]job
@@ -43,7 +37,6 @@ type dispatcher struct {
 	wg      sync.WaitGroup
 }
 
-// laneUser is one user's share of a lane.
 type laneUser struct {
 	l    lane
 	user int64
@@ -56,8 +49,7 @@ func newDispatcher(maxReplies, perUser int) *dispatcher {
 	}
 }
 
-// submit queues j for conversation k, whatever else its user has waiting. It reports whether the
-// job had to wait behind others.
+// submit queues j for conversation k. It reports whether the job waits behind others.
 func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -65,8 +57,8 @@ func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued b
 }
 
 // submitCapped is submit, unless j.user already has perUser jobs waiting in the lane: then
-// nothing is queued (ok is false), and first reports whether this is the first such refusal
-// since the user last had nothing waiting there (the one to tell them about).
+// nothing is queued, and first reports the first such refusal since the user last had nothing
+// waiting there (the one to tell them about).
 func (d *dispatcher) submitCapped(ctx context.Context, k history.Key, j job) (queued, ok, first bool) {
 	l := lane{k: k, notice: j.notice}
 	d.mu.Lock()
@@ -137,7 +129,7 @@ func (d *dispatcher) work(ctx context.Context, k lane) {
 	}
 }
 
-// pending reports how many jobs wait in all queues, not counting the ones running.
+// pending counts the jobs waiting, not the ones running.
 func (d *dispatcher) pending() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -148,12 +140,4 @@ func (d *dispatcher) pending() int {
 	return n
 }
 
-// workers reports how many conversations have a worker (a goroutine) now.
-func (d *dispatcher) workers() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.queues)
-}
-
-// wait blocks until every worker has finished.
 func (d *dispatcher) wait() { d.wg.Wait() }

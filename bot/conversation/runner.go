@@ -2,67 +2,80 @@ package conversation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+	"github.com/go-telegram/bot/models"
+
 	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history/inbox"
-
-	"github.com/cenkalti/backoff/v5"
 )
 
-// result is what a job did with its update; the runner acts on it. Jobs never finish their
-// inbox entry themselves.
+// The runner owns each update's lifecycle: handlers and jobs say what became of an update, and
+// only the runner finishes its inbox entry, leaves it for the restart, or recovers a panic.
+
+// result is what a job did with its update.
 type result int
 
 const (
-	// done: the update is handled. The runner finishes its inbox entry.
-	done result = iota
+	done result = iota // handled: the runner finishes the entry
 	// unfinished: handled, its answer stored, but its reply's messages could not be brought to
-	// their final text (Telegram stopped answering, or refused). The runner finishes them from
-	// the journal as soon as Telegram answers again, then the entry.
+	// their final text. The runner finishes them from the journal as soon as Telegram answers
+	// again, then the entry.
 	unfinished
-	// left: not handled, as the bot is shutting down: the entry stays in the inbox and is
-	// handled after the restart.
-	left
-	// panicked: the job panicked. The runner tries again, up to maxAttempts in all.
-	panicked
+	left     // not handled, as the bot is shutting down: the entry stays in the inbox
+	panicked // the runner tries again, up to maxAttempts in all
 )
 
-// maxAttempts is how many times the handling of one update may start (after crashes, or after
-// panics) before it is skipped with a notice: an update that kills the bot every time must not
-// keep it in a crash loop.
+// maxAttempts is how many times the handling of one update may start (after crashes or panics)
+// before it is skipped with a notice: an update that kills the bot must not keep it in a loop.
 const maxAttempts = 3
 
-// skippedNotice is what the user sees under an update the bot gave up on.
 const skippedNotice = "⚠️ Something went wrong while I handled this message, several times, so I skipped it. Please send it again in other words, or tell the bot's owner."
 
-// run runs fn for r (an inbox entry, or none) and does what its result says: it counts the
-// attempt first, recovers a panic (logged with the entry), tries again after one, and finishes
-// the entry, leaves it, or hands it to the finisher.
+// intake runs route on the path that takes updates; route reports whether it queued a job
+// that owns entry seq. Otherwise the entry is finished here. A panic skips the update, with a
+// notice where there is a chat to tell.
+func (h *Handler) intake(ctx context.Context, seq int64, u *models.Update, route func() bool) {
+	taken := false
+	defer func() {
+		if v := recover(); v != nil {
+			h.deps.Log.Error("panic while taking an update; skipping it", "entry", seq, "update_id", u.ID,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if m := u.Message; m != nil {
+				if r := reqOf(seq, m); r.from != 0 && h.allowed(r.from, m.Chat.ID) {
+					taken = h.tell(ctx, r, skippedNotice)
+				}
+			}
+		}
+		if !taken {
+			h.finish(ctx, seq)
+		}
+	}()
+	taken = route()
+}
+
+// run runs fn for r (an inbox entry, or none), counting the attempt first, and does what its
+// result says.
 func (h *Handler) run(ctx context.Context, r req, fn func(ctx context.Context, r req) result) {
-	for {
-		if h.closing.Load() {
-			return // left in the inbox, for the restart
+	for !h.closing.Load() { // once closing, left in the inbox
+		var res result
+		if h.attempt(ctx, r) > maxAttempts {
+			res = h.skip(ctx, r)
+		} else {
+			res = h.protect(ctx, r, fn)
 		}
-		if r.entry != 0 {
-			n, err := h.deps.Journal.Attempt(ctx, r.entry)
-			if err != nil {
-				h.deps.Log.Warn("could not count an attempt at an update", "entry", r.entry, "err", err)
-			}
-			if n > maxAttempts {
-				h.skip(ctx, r)
-				return
-			}
-		}
-		res := h.protect(ctx, r, fn)
 		switch res {
 		case done:
+			h.settleAlbum(ctx, r)
 			h.finish(ctx, r.entry)
 		case unfinished:
+			h.settleAlbum(ctx, r)
 			h.finishLater(ctx, r)
 		case panicked:
 			if r.entry == 0 {
@@ -70,10 +83,8 @@ func (h *Handler) run(ctx context.Context, r req, fn func(ctx context.Context, r
 			}
 			// Again, as after a restart: a reply the user may have seen is finished from its
 			// journal, never asked of the model again.
-			if u, err := h.deps.Journal.Get(ctx, r.entry); err == nil {
-				if rec := recorded(u.Reply); rec.Seen() {
-					fn = func(ctx context.Context, r req) result { return h.resume(ctx, r, rec) }
-				}
+			if rec, err := h.recordedOf(ctx, r); err == nil && rec.Seen() {
+				fn = func(ctx context.Context, r req) result { return h.resume(ctx, r, rec) }
 			}
 			continue
 		}
@@ -81,7 +92,18 @@ func (h *Handler) run(ctx context.Context, r req, fn func(ctx context.Context, r
 	}
 }
 
-// protect runs fn, turning a panic into the result panicked.
+// attempt counts an attempt at r's update, and says how many there were.
+func (h *Handler) attempt(ctx context.Context, r req) int {
+	if r.entry == 0 {
+		return 0
+	}
+	n, err := h.deps.Journal.Attempt(ctx, r.entry)
+	if err != nil {
+		h.deps.Log.Warn("could not count an attempt at an update", "entry", r.entry, "err", err)
+	}
+	return n
+}
+
 func (h *Handler) protect(ctx context.Context, r req, fn func(ctx context.Context, r req) result) (res result) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -93,41 +115,47 @@ func (h *Handler) protect(ctx context.Context, r req, fn func(ctx context.Contex
 	return fn(ctx, r)
 }
 
-// skip gives up on r's update: its reply (if any) shows what it had, with a notice saying so,
-// and the entry is finished.
-func (h *Handler) skip(ctx context.Context, r req) {
+// settleAlbum finishes the updates of the later photos of r's album, handled with the first's.
+// answerPhotos settles them as soon as their turn is stored: a crash after that must not bring
+// them back as a turn of their own.
+func (h *Handler) settleAlbum(ctx context.Context, r req) {
+	if r.album != nil {
+		for _, entry := range r.album.settle(r.entry) {
+			h.finish(ctx, entry)
+		}
+	}
+}
+
+// skip gives up on r's update: its reply (if any) shows what it had, with a notice saying so.
+func (h *Handler) skip(ctx context.Context, r req) result {
 	h.deps.Log.Error("skipping an update whose handling failed too often", "entry", r.entry, "chat_id", r.t.ChatID, "attempts", maxAttempts)
-	u, err := h.deps.Journal.Get(ctx, r.entry)
+	rec, err := h.recordedOf(ctx, r)
 	if err != nil {
 		h.deps.Log.Warn("could not read a skipped update's journal", "entry", r.entry, "err", err)
 	}
-	rec := recorded(u.Reply)
 	if rec.Plain { // a notice was on its way: the skip's replaces it
 		rec.Text, rec.Plain = "", false
 	}
 	rec.Final = false
-	_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, skippedNotice)
-	if errors.Is(err, reply.ErrUnfinished) {
-		h.finishLater(ctx, r)
-		return
+	if _, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, skippedNotice); errors.Is(err, reply.ErrUnfinished) {
+		return unfinished
 	}
-	h.finish(ctx, r.entry)
+	return done
 }
 
 // maxFinishRefusals is how many times in a row Telegram may refuse to finish a reply (a 400 that
-// waiting does not cure) before the bot gives up on it: its answer is stored, only its messages
-// keep what they showed.
+// waiting does not cure) before the bot gives up on its messages; its answer is stored.
 const maxFinishRefusals = 10
 
-// finishLater finishes the reply of r from its journal, in the background, as soon as Telegram
-// answers again, and then the entry. A shutdown leaves it to the restart.
+// finishLater finishes the reply of r from its journal in the background, as soon as Telegram
+// answers again, and then the entry; a shutdown leaves it to the restart.
 func (h *Handler) finishLater(ctx context.Context, r req) {
 	h.finishing.Go(func() {
 		refusals := 0
 		_, err := backoff.Retry(ctx, func() (struct{}, error) {
-			u, err := h.deps.Journal.Get(ctx, r.entry)
+			rec, err := h.recordedOf(ctx, r)
 			if err == nil {
-				_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), recorded(u.Reply), interrupted)
+				_, _, _, err = h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, interrupted)
 			}
 			if refusals++; !tg.Refused(err) {
 				refusals = 0
@@ -145,22 +173,22 @@ func (h *Handler) finishLater(ctx context.Context, r req) {
 				h.deps.Log.Warn("could not finish a reply yet; trying again", "chat_id", r.t.ChatID, "err", err, "retry_in", wait)
 			}))
 		if err == nil {
-			h.finish(ctx, r.entry) // a shutdown leaves it to the restart
+			h.finish(ctx, r.entry)
 		}
 	})
 }
 
-// recorded is the reply journal of an inbox entry, as the reply package reads it.
-func recorded(j inbox.Reply) reply.Recorded {
-	rec := reply.Recorded{Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain, Complete: j.Complete}}
-	for _, p := range j.Parts {
-		rec.Parts = append(rec.Parts, reply.RecordedPart{ID: int(p.ID), Floor: int(p.Floor), Wire: p.Sent, Tries: p.Tries})
+func (h *Handler) finish(ctx context.Context, entry int64) {
+	if entry == 0 {
+		return
 	}
-	return rec
+	if err := h.retryStore(ctx, req{}, func(ctx context.Context) error { return h.deps.Journal.Finish(ctx, entry) }); err != nil {
+		h.deps.Log.Error("could not finish an update in the inbox", "entry", entry, "err", err)
+	}
 }
 
 // notify sends a notice in reply to r's message, recorded in r's journal, and says what became
-// of r's update.
+// of the update.
 func (h *Handler) notify(ctx context.Context, r req, text string) result {
 	err := h.deps.Streamer.Notify(ctx, r.t, h.journal(r), text)
 	switch {
@@ -175,6 +203,78 @@ func (h *Handler) notify(ctx context.Context, r req, text string) result {
 	return done
 }
 
+// Recover handles what the inbox holds from before a crash or a stop, in order: a reply that may
+// have been seen (a message was about to be sent) is finished from its journal, showing at least
+// what the user saw and never asking the model again; anything else is handled as if it had just
+// arrived, but not bounded again (see recovered). The runner skips an update whose handling has
+// started maxAttempts times already.
+//
+// It must run before any new update is handled, and nothing may be sent before: a reply whose
+// send had no answer holds its chat's send gate (reply.Registry) until it is resumed.
+func (h *Handler) Recover(ctx context.Context, pending []inbox.Update) {
+	for _, p := range pending {
+		var u models.Update
+		if err := json.Unmarshal(p.Payload, &u); err != nil {
+			h.deps.Log.Error("dropping an undecodable update from the inbox", "entry", p.Seq, "err", err)
+			h.finish(ctx, p.Seq)
+			continue
+		}
+		rec, m := recorded(p.Reply), u.Message
+		switch {
+		case !rec.Seen():
+			h.Handle(recovered(ctx), p.Seq, &u)
+		case m == nil:
+			h.finish(ctx, p.Seq)
+		default:
+			if rec.Unsettled() {
+				h.deps.Registry.Hold(m.Chat.ID, reply.Owner(p.Seq))
+			}
+			h.deps.Registry.Add(m.Chat.ID, m.ID)
+			r := reqOf(p.Seq, m)
+			h.queue.submit(ctx, r.k, h.job(r, false, func(ctx context.Context, r req) result { return h.resume(ctx, r, rec) }))
+		}
+	}
+}
+
+// resume finishes a reply cut by a crash, and stores the answer it shows.
+func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) result {
+	text, first, complete, err := h.deps.Streamer.Resume(ctx, r.t, h.journal(r), rec, interrupted)
+	if err != nil {
+		h.deps.Log.Warn("could not finish a reply cut by a restart", "chat_id", r.t.ChatID, "err", err)
+	}
+	text = stripTranscript(text) // shown above the answer, but not part of it
+	if !rec.Plain && text != "" {
+		if h.storeAnswer(ctx, r, text, first, complete) != nil {
+			return left // stored by the next start
+		}
+	}
+	switch {
+	case err == nil:
+		return done
+	case ctx.Err() != nil:
+		return left // still in the journal: the next start tries again
+	}
+	return unfinished
+}
+
+// recorded is an entry's reply journal, as the reply package reads it.
+func recorded(j inbox.Reply) reply.Recorded {
+	rec := reply.Recorded{Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain, Complete: j.Complete}}
+	for _, p := range j.Parts {
+		rec.Parts = append(rec.Parts, reply.RecordedPart{ID: int(p.ID), Floor: int(p.Floor), Wire: p.Sent, Tries: p.Tries})
+	}
+	return rec
+}
+
+// recordedOf reads the reply journal of r's entry; nothing for none.
+func (h *Handler) recordedOf(ctx context.Context, r req) (reply.Recorded, error) {
+	if r.entry == 0 {
+		return reply.Recorded{}, nil
+	}
+	u, err := h.deps.Journal.Get(ctx, r.entry)
+	return recorded(u.Reply), err
+}
+
 // journal is the reply journal of r's inbox entry; nil for none.
 func (h *Handler) journal(r req) reply.Journal {
 	if r.entry == 0 {
@@ -185,9 +285,8 @@ func (h *Handler) journal(r req) reply.Journal {
 
 // entryJournal records one inbox entry's reply.
 type entryJournal struct {
-	j     Journal
-	entry int64
-	chat  int64
+	j           Journal
+	entry, chat int64
 }
 
 func (e entryJournal) Owner() reply.Owner { return reply.Owner(e.entry) }

@@ -15,42 +15,29 @@ import (
 
 // Summaries instead of forgetting (SUMMARIES, on by default).
 //
-// When a request leaves out turns that the conversation's summary does not hold yet (the
-// window walk says so: history.Request.Fold), the conversation's own model is asked, in the
-// background, to write a summary that holds the old one and the turns up to Fold. Fold is older
-// than the newest half of the window, so the window has room to grow again once the summary
-// holds what is before it, and a conversation needs a summary once per half window, not once
-// per message. The summary is stored with the conversation and leads the context (after the
-// system prompt, counted in the window) from then on; the turns it holds are no longer sent.
+// When a request leaves out turns that the conversation's summary does not hold yet
+// (history.Request.Fold, older than the newest half of the window, so that a summary is needed
+// once per half window), the conversation's own model is asked, in the background, for a
+// summary that holds the old one and the turns up to Fold. Stored with the conversation, it
+// leads the context after the system prompt, counted in the window; the turns it holds are no
+// longer sent.
 //
 // A summary request never holds up the conversation: it is decided before the answer streams
 // and made once the answer has ended (a server that serves one request at a time answers the
-// user first), in the background; the next request has the summary if it is there by then. While it is not (or
-// when it failed), the oldest turns are dropped as they always were. A failure is logged once,
-// as a warning, until a summary works again (later failures at debug level), and the
-// conversation tries again after 1, 2, 4, ... (at most 64) more requests that leave turns out,
-// so that a server that fails every summary gets few of them. A summary that comes back after
-// a /reset, or after a newer one, is thrown away (history.Store.SetSummary).
-//
-// A summary request is counted in the usage of the user whose message needed it (kind
-// "summary", shown apart by /usage), and not made for a user past a cap.
+// user first). Until it is there (or when it failed), the oldest turns are dropped as they
+// always were. A failure is logged once as a warning until a summary works again, and the
+// conversation tries again after 1, 2, 4, ... (at most 64) more requests that leave turns out.
+// A summary that comes back after a /reset, or after a newer one, is thrown away
+// (history.Store.SetSummary). It is counted in the usage of the user whose message needed it
+// (kind "summary"), and not made for a user past a cap.
 
-// maxSummaryChars bounds a summary however large the window: what it holds is the gist.
-const maxSummaryChars = 8000
-
-// minSummaryChars and minSummaryTokens: a window whose quarter is smaller holds no useful
-// summary, and none is asked for.
 const (
-	minSummaryChars  = 200
-	minSummaryTokens = 50
+	maxSummaryChars = 8000 // however large the window: what a summary holds is the gist
+	// A window whose quarter is smaller holds no useful summary, and none is asked for.
+	minSummaryChars    = 200
+	minSummaryTokens   = 50
+	maxSummaryFailures = 10000 // conversations whose failures are remembered
 )
-
-// maxSummaryBackoff is the most requests that leave turns out which a conversation whose
-// summaries fail lets go by before it asks again.
-const maxSummaryBackoff = 64
-
-// maxSummaryFailures bounds the conversations whose failures are remembered.
-const maxSummaryFailures = 10000
 
 // summaryInstructions is the system message of a summary request; %d is the most words.
 const summaryInstructions = `You keep the memory of a conversation between a user (or the members of a group chat, named before their messages) and an AI assistant. The older messages of the conversation no longer fit the assistant's context window: you write the summary that replaces them.
@@ -59,27 +46,25 @@ Write one summary that holds the summary so far (if there is one) and the messag
 
 // summaries are the summary requests running, one at most per conversation and a few at once.
 type summaries struct {
-	ctx    context.Context // ends with stop: a summary being written is dropped
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	sem    chan struct{}
+	ctx  context.Context // ends with stop: a summary being written is dropped
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	sem  chan struct{}
 
 	mu       sync.Mutex
-	stopped  bool
 	running  map[history.Key]bool
 	failures map[history.Key]*summaryFailures
 	failing  bool // the log said summaries fail, and has not said since that they work
 }
 
-// summaryFailures is how a conversation's summaries have been failing.
 type summaryFailures struct {
 	n    int // in a row
 	skip int // requests to let go by before the next try
 }
 
 func newSummaries(concurrent int) *summaries {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &summaries{ctx: ctx, cancel: cancel, sem: make(chan struct{}, concurrent),
+	ctx, stop := context.WithCancel(context.Background())
+	return &summaries{ctx: ctx, stop: stop, sem: make(chan struct{}, concurrent),
 		running: map[history.Key]bool{}, failures: map[history.Key]*summaryFailures{}}
 }
 
@@ -88,7 +73,7 @@ func newSummaries(concurrent int) *summaries {
 func (s *summaries) begin(k history.Key) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopped || s.running[k] {
+	if s.ctx.Err() != nil || s.running[k] {
 		return false
 	}
 	if f := s.failures[k]; f != nil && f.skip > 0 {
@@ -104,7 +89,6 @@ func (s *summaries) begin(k history.Key) bool {
 	return true
 }
 
-// end gives back k's place.
 func (s *summaries) end(k history.Key) {
 	s.mu.Lock()
 	delete(s.running, k)
@@ -129,7 +113,7 @@ func (s *summaries) failed(k history.Key) (first bool) {
 		s.failures[k] = f
 	}
 	f.n++
-	f.skip = min(1<<min(f.n-1, 6)-1, maxSummaryBackoff)
+	f.skip = 1<<min(f.n-1, 6) - 1
 	first = !s.failing
 	s.failing = true
 	return first
@@ -145,15 +129,6 @@ func (s *summaries) worked(k history.Key) (recovered bool) {
 	return recovered
 }
 
-func (s *summaries) stop() {
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
-	s.cancel()
-}
-
-func (s *summaries) wait() { s.wg.Wait() }
-
 // summaryLimit is the most a summary may take: a quarter of what the window leaves a message
 // with prompt, in characters and in tokens, and at most maxSummaryChars characters; ok is false
 // when that is too little to hold anything.
@@ -166,9 +141,8 @@ func summaryLimit(b history.Budget, prompt string) (chars, tokens int, ok bool) 
 	return chars, tokens, chars >= minSummaryChars && tokens >= minSummaryTokens
 }
 
-// summaryWords is how many words a summary of at most chars characters and tokens tokens is
-// asked to take: about 6 characters and 1.4 tokens a word in English, with a margin (the
-// summary is cut to the limit if it is longer).
+// summaryWords is how many words a summary within chars and tokens is asked to take: about 6
+// characters and 1.4 tokens a word in English, with a margin (a longer one is cut).
 func summaryWords(chars, tokens int) int {
 	words := chars / 8
 	if tokens != math.MaxInt {
@@ -177,10 +151,8 @@ func summaryWords(chars, tokens int) int {
 	return max(words, 20)
 }
 
-// summarizeLater decides whether the summary that request says is due (its Fold) is written,
-// for the conversation of r, by model; it is, in the background, once the returned function is
-// called (when the answer has ended). The first log line says it is on its way and the last
-// that it ended, whatever the outcome.
+// summarizeLater decides whether the summary that request says is due is written, for the
+// conversation of r, by model; it is, in the background, once start is called.
 func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt string, request history.Request) (start func()) {
 	start = func() {}
 	if !h.cfg.Budget.Summaries || request.Fold == 0 || request.Fold <= request.Summary.Through {
@@ -221,12 +193,8 @@ func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt strin
 		}
 		h.deps.Log.Debug("summary request ended", "chat_id", r.k.ChatID, "thread_id", r.k.ThreadID, "ok", err == nil)
 	})
-	var once sync.Once
-	return func() { once.Do(func() { close(ready) }) }
+	return sync.OnceFunc(func() { close(ready) })
 }
-
-// errEmptySummary: the model answered a summary request with nothing.
-var errEmptySummary = errors.New("the model sent an empty summary")
 
 // summarize asks model for a summary of r's conversation that holds request's summary and the
 // turns after it up to request.Fold (or fewer, the oldest ones, when they do not fit one
@@ -276,7 +244,7 @@ func (h *Handler) summarize(ctx context.Context, r req, model string, request hi
 	}
 	summary := cutText(strings.TrimSpace(text.String()), chars, tokens)
 	if summary == "" {
-		return errEmptySummary
+		return errors.New("the model sent an empty summary")
 	}
 	applied, err := h.deps.Store.SetSummary(context.WithoutCancel(ctx), r.k, summary, through)
 	if err != nil {
@@ -310,9 +278,8 @@ func summaryRequest(b history.Budget, old string, turns []history.Turn, chars, t
 		return history.Defuse(head.String() + strings.Join(lines, "\n\n") + "\n\n" + tail)
 	}
 
-	// The sizes are added up line by line (the text of many turns would otherwise be counted
-	// once per turn); the message is counted whole once at the end, and trimmed if the sum was
-	// short of it.
+	// Sizes are added up line by line, then the message is counted whole and trimmed if the sum
+	// was short of it.
 	base := build(nil)
 	usedChars, usedTokens := utf8.RuneCountInString(base), history.CountTokens(base)
 	var (
@@ -357,9 +324,7 @@ func summaryRequest(b history.Budget, old string, turns []history.Turn, chars, t
 	}, through
 }
 
-// transcriptLine is a turn as a summary request shows it: "Assistant: ", "User: " or the
-// group member's name (Sent has it), the text as sent, and its pictures; "" for a turn that is
-// not sent.
+// transcriptLine is a turn as a summary request shows it, who wrote it first; "" if not sent.
 func transcriptLine(t history.Turn) string {
 	if !t.IsSent() {
 		return ""

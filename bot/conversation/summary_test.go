@@ -223,12 +223,12 @@ func TestCapNotice(t *testing.T) {
 			t.Errorf("thousands(%d): got %q, want %q", n, got, want)
 		}
 	}
-	c := &capNotices{told: map[capNotice]bool{}}
+	c := newOnce[capNotice](forever)
 	n := capNotice{user: 1, chat: 1, until: nextDay(now)}
-	if !c.first(n, now) || c.first(n, now) {
+	if !c.due(n, now) || c.due(n, now.Add(40*24*time.Hour)) {
 		t.Error("want told once")
 	}
-	if !c.first(capNotice{user: 1, chat: 2, until: n.until}, now) {
+	if !c.due(capNotice{user: 1, chat: 2, until: n.until}, now) {
 		t.Error("another chat: want told there too")
 	}
 }

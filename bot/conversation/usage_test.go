@@ -16,7 +16,7 @@ import (
 func TestUsageCheck(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	u := &usageCheck{told: map[string]bool{}}
+	u := &usageCheck{told: newOnce[string](forever)}
 	ctx := context.Background()
 	check := func(model string, estimate, real int) {
 		u.check(ctx, log, model, estimate, 3, aura.Usage{PromptTokens: real})

@@ -5,16 +5,17 @@ import (
 	"time"
 )
 
-// The memory of refused chats is bounded: past its size the oldest are forgotten.
-func TestRefusalsAreBounded(t *testing.T) {
-	r := newRefusals(time.Hour, 3)
+// The memory of who was told is bounded: past its size the oldest are forgotten.
+func TestOnceIsBounded(t *testing.T) {
+	r := newOnce[int64](time.Hour)
+	r.max = 3
 	now := time.Unix(1000, 0)
 	for chat := range int64(10) {
 		if !r.due(chat, now) {
 			t.Fatalf("chat %d: not due the first time", chat)
 		}
 	}
-	if n := r.size(); n != 3 {
+	if n := len(r.last); n != 3 {
 		t.Fatalf("remembered: got %d chats, want 3", n)
 	}
 	if r.due(9, now.Add(time.Minute)) {

@@ -1,0 +1,98 @@
+package conversation
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/go-telegram/bot/models"
+
+	"aurabot/bot/pace"
+	"aurabot/bot/reply"
+	"aurabot/history"
+)
+
+const troubleEvery = 10 * time.Minute
+
+// StorageTrouble is told about the reply journal's failures: the chat of t learns why it waits.
+func (h *Handler) StorageTrouble(ctx context.Context, t reply.Target, err error) {
+	if history.StorageTrouble(err) {
+		h.storageTrouble(ctx, t, err)
+	}
+}
+
+// SaveFailed is told about updates intake could not save: their users learn why they wait.
+func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, err error) {
+	if !history.StorageTrouble(err) {
+		return
+	}
+	for _, u := range us {
+		if m := u.Message; m != nil && m.From != nil && h.allowed(m.From.ID, m.Chat.ID) {
+			h.storageTrouble(ctx, reqOf(0, m).t, err)
+		}
+	}
+}
+
+// storageTrouble tells the chat of t, at most once every troubleEvery, that the bot cannot save
+// now (a full or failing disk). The notice is not journaled: the database is what fails.
+func (h *Handler) storageTrouble(ctx context.Context, t reply.Target, err error) {
+	if !h.troubled.due(t.ChatID, time.Now()) {
+		return
+	}
+	text := "⚠️ I can't save anything right now: the bot's storage is full. I'll answer as soon as there is room again."
+	if errors.Is(err, history.ErrStorageFailing) {
+		h.deps.Log.Error("the database's disk is failing (I/O error): the bot answers once it works again", "err", err)
+		text = "⚠️ I can't save anything right now: the bot's disk is failing. I'll answer as soon as it works again; the bot's owner has been told in its log."
+	}
+	h.side.run(ctx, func(cctx context.Context) {
+		if err := h.deps.Streamer.Notify(cctx, t, nil, text); err != nil {
+			h.deps.Log.Warn("could not tell a chat about the storage", "chat_id", t.ChatID, "err", err)
+		}
+	})
+}
+
+// retryStore runs a store write for r, trying again while the storage fails (a full disk soon,
+// a failing one less and less often) until it succeeds or ctx ends: what a shutdown leaves
+// unwritten is done again after the restart. r's chat is told once that the bot cannot save
+// right now. Any other error is returned at once.
+func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.Context) error) error {
+	full := &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second}
+	failing := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Second, Multiplier: 2, MaxInterval: 5 * time.Minute}
+	for {
+		err := write(context.WithoutCancel(ctx))
+		if err == nil || !history.StorageTrouble(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := full.NextBackOff()
+		if errors.Is(err, history.ErrStorageFailing) {
+			wait = failing.NextBackOff()
+		}
+		if r.t.ChatID != 0 {
+			h.storageTrouble(ctx, r.t, err)
+		}
+		h.deps.Log.Warn("a database write failed; trying again", "err", err, "retry_in", wait)
+		if serr := pace.SleepUntil(ctx, time.Now().Add(wait)); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+}
+
+// append stores t in r's conversation (see retryStore). A Telegram message stored already (before
+// a crash) is not stored again: the turn stored then is returned.
+func (h *Handler) append(ctx context.Context, r req, t history.Turn) (stored history.Turn, err error) {
+	err = h.retryStore(ctx, r, func(ctx context.Context) error {
+		stored, _, err = h.deps.Store.Append(ctx, r.k, t)
+		return err
+	})
+	return stored, err
+}
+
+// storeFailed tells the user that the store failed at what, unless ctx ended (a shutdown).
+func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) result {
+	if ctx.Err() != nil {
+		return left
+	}
+	h.deps.Log.Error("store failed", "what", what, "chat_id", r.t.ChatID, "err", err)
+	return h.notify(ctx, r, "Sorry, I could not "+what+": the bot's database failed. Please try again later.")
+}
