@@ -63,9 +63,9 @@ const (
 	StreamDraft = reply.StreamDraft
 )
 
-// Config is what the bot needs to know: the settings of each room it wires, as that room
-// declares them, and the bot's own. Zero values take the documented defaults. main has
-// validated the user's settings; New trusts them.
+// Config is what the bot needs: the settings of each room it wires, as that room declares them,
+// and the bot's own. Zero values take the documented defaults. main has validated the user's
+// settings; New trusts them.
 type Config struct {
 	Telegram     tg.Config
 	Conversation conversation.Config
@@ -73,12 +73,11 @@ type Config struct {
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 	// ListenAddr is where GET /healthz, GET /metrics and the webhook are served; "" serves
-	// nothing (polling mode only). main reads LISTEN_ADDR (see listenAddr).
-	ListenAddr string
-	// MetricsToken, when set, is the bearer token GET /metrics asks for.
-	MetricsToken string `env:"METRICS_TOKEN"`
+	// nothing. main reads LISTEN_ADDR, whose empty value is not its default.
+	ListenAddr   string
+	MetricsToken string `env:"METRICS_TOKEN"` // the bearer token GET /metrics asks for, if set
 	// WebhookURL switches from long polling to a webhook: Telegram posts updates to this URL,
-	// which must reach ListenAddr at the same path. WebhookSecret is then required.
+	// which must reach ListenAddr at the same path, with WebhookSecret.
 	WebhookURL    string `env:"WEBHOOK_URL"`
 	WebhookSecret string `env:"WEBHOOK_SECRET"`
 
@@ -90,58 +89,49 @@ type Config struct {
 	// Pacing. Defaults: 1s per private chat, 3s per group, 30 calls/s for the whole bot, of
 	// which 24 may go at once after a quiet spell (GlobalBurst): the first texts of many chats
 	// that start together come out at once, with a margin of 6 below the 30 Telegram lets pass.
-	PrivateInterval time.Duration
-	GroupInterval   time.Duration
-	GlobalRate      float64
-	GlobalBurst     int
-	PollTimeout     time.Duration // long-polling timeout, default 50s
+	PrivateInterval, GroupInterval time.Duration
+	GlobalRate                     float64
+	GlobalBurst                    int
+	PollTimeout                    time.Duration // long-polling timeout, default 50s
 	// ProbeEvery is how often Telegram is asked something when no call has been answered for
-	// that long (a long poll waiting, a quiet webhook), so that health sees a silent Telegram
-	// within seconds. Default 5s.
+	// that long, so that health sees a silent Telegram within seconds. Default 5s.
 	ProbeEvery time.Duration
 	// HealthDiskEvery is the least time between two real writes of /healthz (default
-	// ops.DefaultDiskEvery); the calls in between answer from the last one.
+	// ops.DefaultDiskEvery).
 	HealthDiskEvery time.Duration
 	// Force, when closed, cuts a shutdown short: replies still streaming are interrupted at
 	// once instead of being given ShutdownTimeout (a second SIGTERM).
-	Force      <-chan struct{}
-	Logger     *slog.Logger
+	Force  <-chan struct{}
+	Logger *slog.Logger
+	// Redactor is the redaction point Logger writes through (main's); nil: one is put in front
+	// of Logger. The bot adds the token to it, and /healthz shows nothing it has not passed.
+	Redactor   *ops.Redactor
 	HTTPClient *http.Client // for the Bot API; default one with sane timeouts
 }
 
 func (c *Config) setDefaults() {
-	if c.Conversation.MaxConcurrentReplies <= 0 {
-		c.Conversation.MaxConcurrentReplies = 32
+	orDefault(&c.Conversation.MaxConcurrentReplies, 32)
+	orDefault(&c.Reply.MaxAnswerChars, 65536)
+	orDefault(&c.ShutdownTimeout, 10*time.Second)
+	orDefault(&c.PrivateInterval, time.Second)
+	orDefault(&c.GroupInterval, 3*time.Second)
+	orDefault(&c.GlobalRate, 30)
+	orDefault(&c.GlobalBurst, int(c.GlobalRate*0.8))
+	orDefault(&c.PollTimeout, 50*time.Second)
+	orDefault(&c.ProbeEvery, 5*time.Second)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
+	if c.Redactor == nil {
+		c.Redactor = ops.NewRedactor(c.Logger.Handler())
+		c.Logger = slog.New(c.Redactor)
 	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
-	}
-	if c.Reply.MaxAnswerChars <= 0 {
-		c.Reply.MaxAnswerChars = 65536
-	}
-	if c.PrivateInterval <= 0 {
-		c.PrivateInterval = time.Second
-	}
-	if c.GroupInterval <= 0 {
-		c.GroupInterval = 3 * time.Second
-	}
-	if c.GlobalRate <= 0 {
-		c.GlobalRate = 30
-	}
-	if c.GlobalBurst <= 0 {
-		c.GlobalBurst = int(c.GlobalRate * 0.8)
-	}
-	if c.PollTimeout <= 0 {
-		c.PollTimeout = 50 * time.Second
-	}
-	if c.ProbeEvery <= 0 {
-		c.ProbeEvery = 5 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: c.PollTimeout + 15*time.Second}
+	c.Redactor.Add(ops.TokenSecrets(c.Telegram.Token)...)
+	c.HTTPClient = cmp.Or(c.HTTPClient, &http.Client{Timeout: c.PollTimeout + 15*time.Second})
+}
+
+// orDefault sets *v to def unless it is positive.
+func orDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -150,7 +140,6 @@ type Bot struct {
 	cfg   Config
 	log   *slog.Logger
 	tg    *tg.Client
-	store Store
 	inbox *inbox.Inbox
 	pace  *pace.Pacer
 
@@ -162,7 +151,7 @@ type Bot struct {
 	health   *ops.Health
 	webhook  *intake.Webhook
 
-	addr atomic.Value // the HTTP listener's address, a string
+	addr atomic.Value // the HTTP listener's address, a string, once it listens
 }
 
 // New builds a bot. It makes no network calls; Run does.
@@ -171,16 +160,13 @@ func New(cfg Config, store Store, model Model) (*Bot, error) {
 	b := &Bot{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		store:    store,
 		inbox:    store.Inbox(),
 		pace:     pace.New(cfg.PrivateInterval, cfg.GroupInterval, cfg.GlobalRate).WithBurst(cfg.GlobalBurst),
 		registry: reply.NewRegistry(),
 	}
 	b.metrics = ops.NewMetrics(func() float64 { return float64(b.handler.Queued()) })
 	b.health = ops.NewHealth(store, cfg.PollTimeout, cfg.HealthDiskEvery)
-	// /healthz shows the reason of a failed call to whoever asks: it must not show the token.
-	scrub := func(err error) error { return tg.Scrub(err, cfg.Telegram.Token) }
-	client, err := tg.New(cfg.Telegram, cfg.PollTimeout, ops.Instrument(cfg.HTTPClient, b.metrics, b.health, scrub), b.log)
+	client, err := tg.New(cfg.Telegram, cfg.PollTimeout, ops.Instrument(cfg.HTTPClient, b.metrics, b.health), b.log)
 	if err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
@@ -210,6 +196,10 @@ func (b *Bot) intakeDeps() intake.Deps {
 // soon as it can, and closes last; webhook requests wait until the updates left from before a
 // restart are queued, so that every conversation keeps its order.
 func (b *Bot) Run(ctx context.Context) error {
+	return b.cfg.Redactor.Error(b.run(ctx))
+}
+
+func (b *Bot) run(ctx context.Context) error {
 	if b.cfg.WebhookURL != "" {
 		b.webhook = intake.NewWebhook(b.intakeDeps(), b.cfg.WebhookSecret, b.metrics.WebhookRequest)
 		defer b.webhook.Close()
@@ -364,7 +354,7 @@ func (b *Bot) listen() (*ops.Server, error) {
 		return nil, nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", b.health.Handler(b.tg.Scrub))
+	mux.Handle("GET /healthz", b.health.Handler(b.cfg.Redactor))
 	mux.Handle("GET /metrics", ops.Bearer(b.cfg.MetricsToken, b.metrics.Handler()))
 	if b.webhook != nil {
 		p, err := intake.WebhookPath(b.cfg.WebhookURL)
@@ -382,12 +372,6 @@ func (b *Bot) listen() (*ops.Server, error) {
 	}
 	b.addr.Store(srv.Addr())
 	return srv, nil
-}
-
-// Addr is the address the HTTP listener is bound to ("" before Run listens or when it does not).
-func (b *Bot) Addr() string {
-	a, _ := b.addr.Load().(string)
-	return a
 }
 
 // probe asks Telegram something cheap whenever no call has been answered for ProbeEvery, until
@@ -431,10 +415,10 @@ func (b *Bot) connect(ctx context.Context) (*models.User, error) {
 			SecretToken:    b.cfg.WebhookSecret,
 			AllowedUpdates: intake.AllowedUpdates,
 		}); err != nil {
-			return nil, fmt.Errorf("bot: setWebhook: %w", b.tg.Scrub(err))
+			return nil, fmt.Errorf("bot: setWebhook: %w", err)
 		}
 	} else if _, err := b.tg.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{}); err != nil {
-		return nil, fmt.Errorf("bot: deleteWebhook: %w", b.tg.Scrub(err))
+		return nil, fmt.Errorf("bot: deleteWebhook: %w", err)
 	}
 	var cmds []models.BotCommand
 	for _, c := range conversation.Commands() {

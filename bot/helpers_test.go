@@ -46,3 +46,9 @@ func checkSpacing(t *testing.T, ts []time.Time, min time.Duration) {
 		}
 	}
 }
+
+// Addr is the address the HTTP listener is bound to ("" before Run listens or when it does not).
+func (b *Bot) Addr() string {
+	a, _ := b.addr.Load().(string)
+	return a
+}

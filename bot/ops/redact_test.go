@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -114,4 +116,27 @@ func FuzzRedact(f *testing.F) {
 			t.Errorf("Redact(%q) with secret %q = %q", text, secret, got)
 		}
 	})
+}
+
+// An error that leaves the process (/healthz, the exit message) passes the same redaction: the
+// token in a URL's path, a secret escaped for a query or a path, the half of the token alone;
+// errors.Is and As still see the original.
+func TestRedactorError(t *testing.T) {
+	const key = "sk-key+with/special=chars"
+	r := NewRedactor(slog.DiscardHandler, append(TokenSecrets(token), key)...)
+	cause := &os.PathError{Op: "open", Path: "/srv/" + token + "/file", Err: os.ErrNotExist}
+	err := r.Error(fmt.Errorf("post https://api.telegram.org/bot%s/getMe?key=%s&k2=%s, then half %s: %w",
+		token, url.QueryEscape(key), url.PathEscape(key), "AAHsecretTokenPart_xyz", cause))
+	for _, secret := range []string{token, "AAHsecretTokenPart_xyz", key, url.QueryEscape(key), url.PathEscape(key)} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("got %q, want it without %q", err, secret)
+		}
+	}
+	var pe *os.PathError
+	if !errors.Is(err, os.ErrNotExist) || !errors.As(err, &pe) || pe != cause {
+		t.Errorf("got %v, want errors.Is and As to see the original", err)
+	}
+	if plain := errors.New("nothing secret"); r.Error(plain) != plain || r.Error(nil) != nil {
+		t.Error("an error without a secret, or nil, should come back as it is")
+	}
 }
