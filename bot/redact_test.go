@@ -73,7 +73,7 @@ func TestHealthzHoldsNoToken(t *testing.T) {
 		Telegram:     tgapi.Config{Token: telegramtest.Token, APIURL: "http://telegram.invalid"},
 		Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}, Budget: history.Budget{Chars: 1000}},
 		ListenAddr:   "127.0.0.1:0", HealthDiskEvery: time.Nanosecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
 		HTTPClient: &http.Client{Transport: failing{}},
 	}, store, &fakeModel{fn: chunks("ok")})
 	if err != nil {
