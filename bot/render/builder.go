@@ -25,7 +25,6 @@ type builder struct {
 	atLineStart bool
 	verbatim    int // > 0 while writing code: no prefixes, text goes out byte for byte
 
-	scratch []byte // reused for decoding text
 }
 
 type openEntity struct {

@@ -97,11 +97,7 @@ func (r *renderer) table(n *east.Table) {
 			body.WriteByte('\n')
 		}
 	}
-	r.b.push(models.MessageEntityTypePre, "", "")
-	r.b.verbatim++
-	r.b.writeString(strings.TrimSuffix(body.String(), "\n"))
-	r.b.verbatim--
-	r.b.pop()
+	r.verbatim(models.MessageEntityTypePre, "", []byte(strings.TrimSuffix(body.String(), "\n")))
 }
 
 // tableLines writes one line per row: cells joined by " | ", the header row bold.
@@ -156,7 +152,7 @@ func (r *renderer) extraCells(last ast.Node) []Message {
 		if i < len(rest) && (rest[i] != '|' || (i > 0 && rest[i-1] == '\\')) {
 			continue
 		}
-		cells = append(cells, Message{Text: string(bytes.TrimSpace(decode(nil, rest[start:i])))})
+		cells = append(cells, Message{Text: string(bytes.TrimSpace(decode(rest[start:i])))})
 		start = i + 1
 	}
 	return cells

@@ -92,19 +92,9 @@ func (r *renderer) thinking(n *ast.FencedCodeBlock) {
 	info := n.Info.Segment.Value(r.source)
 	_, label, _ := bytes.Cut(info, []byte(" "))
 	r.b.text(bytes.TrimSpace(label))
-	var body []byte
-	lines := n.Lines()
-	for i := range lines.Len() {
-		seg := lines.At(i)
-		body = append(body, seg.Value(r.source)...)
-	}
-	if body = bytes.TrimRight(body, "\n"); len(body) > 0 {
+	if body := bytes.TrimRight(n.Lines().Value(r.source), "\n"); len(body) > 0 {
 		r.b.newline()
-		r.b.push(models.MessageEntityTypeExpandableBlockquote, "", "")
-		r.b.verbatim++
-		r.b.write(body)
-		r.b.verbatim--
-		r.b.pop()
+		r.verbatim(models.MessageEntityTypeExpandableBlockquote, "", body)
 	}
 	r.b.endBlock(2)
 }
