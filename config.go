@@ -21,6 +21,7 @@ import (
 	"aurabot/bot"
 	"aurabot/bot/conversation"
 	"aurabot/bot/ops"
+	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history"
 )
@@ -317,7 +318,7 @@ var checks = []struct {
 		return nil
 	}},
 	{"LOG_LEVEL", func(c *config) error { _, err := parseLevel(c.LogLevel); return err }},
-	{"STREAM_MODE", oneOf(func(c *config) string { return c.Bot.Reply.StreamMode }, bot.StreamEdit, bot.StreamDraft)},
+	{"STREAM_MODE", oneOf(func(c *config) string { return c.Bot.Reply.StreamMode }, reply.StreamEdit, reply.StreamDraft)},
 	{"SHOW_THINKING", oneOf(func(c *config) string { return c.Bot.Reply.Thinking }, "on", "off")},
 	{"MAX_CONCURRENT_REPLIES", intIn(func(c *config) int { return c.Bot.Conversation.MaxConcurrentReplies }, 1, 1000, "replies")},
 	{"MAX_ANSWER_CHARS", intIn(func(c *config) int { return c.Bot.Reply.MaxAnswerChars }, 1000, 1_000_000, "characters")},
