@@ -27,13 +27,10 @@ const MinSecret = 6
 type Redactor struct {
 	next    slog.Handler
 	secrets *secrets
-	// bound are the WithAttrs and WithGroup calls on the way to this handler, applied at
-	// Handle so that a secret learned after them is removed too.
-	bound []bound
+	bound   []bound // the WithAttrs and WithGroup calls, applied at Handle with the secrets of then
 }
 
-// bound is one WithAttrs (attrs) or WithGroup (group) call.
-type bound struct {
+type bound struct { // one WithAttrs (attrs) or WithGroup (group) call
 	group string
 	attrs []slog.Attr
 }
@@ -96,7 +93,6 @@ func (r *Redactor) with(b bound) *Redactor {
 	return &Redactor{next: r.next, secrets: r.secrets, bound: append(slices.Clip(r.bound), b)}
 }
 
-// Handle writes rec, redacted, to the next handler.
 func (r *Redactor) Handle(ctx context.Context, rec slog.Record) error {
 	list := r.secrets.list()
 	out := slog.NewRecord(rec.Time, rec.Level, redact(list, rec.Message), rec.PC)
@@ -166,8 +162,8 @@ func redactAttr(list []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// secrets is the set of secrets, shared by a Redactor and the handlers derived from it. Reads
-// (every log line) take no lock.
+// secrets is the set of secrets, longest first, shared by a Redactor and the handlers derived
+// from it. Reads (every log line) take no lock.
 type secrets struct {
 	mu  sync.Mutex // serialises add
 	cur atomic.Pointer[[]string]
@@ -187,7 +183,6 @@ func (s *secrets) add(values []string) {
 			}
 		}
 	}
-	// Longest first, so that a secret that contains another is removed whole.
 	slices.SortStableFunc(list, func(a, b string) int { return len(b) - len(a) })
 	s.cur.Store(&list)
 }

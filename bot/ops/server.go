@@ -48,12 +48,7 @@ func Listen(addr string, mux http.Handler, log *slog.Logger) (*Server, error) {
 }
 
 // Addr is the address the server listens on.
-func (s *Server) Addr() string {
-	if s == nil {
-		return ""
-	}
-	return s.addr
-}
+func (s *Server) Addr() string { return s.addr }
 
 // Err is why the server stopped, once Stopped is closed.
 func (s *Server) Err() error { return s.err }
@@ -66,7 +61,8 @@ func (s *Server) Stopped() <-chan struct{} {
 	return s.done
 }
 
-// Shutdown stops the server gracefully: requests in progress get a few seconds.
+// Shutdown stops the server gracefully: requests in progress get a few seconds. A nil server
+// (none listening) has nothing to stop.
 func (s *Server) Shutdown(log *slog.Logger) {
 	if s == nil {
 		return

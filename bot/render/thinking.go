@@ -74,17 +74,14 @@ func WithoutThinking(md string) string {
 
 // thinkingFence returns the fence of a line that opens a thinking block, or "".
 func thinkingFence(line string) string {
-	n := 0
-	for n < len(line) && line[n] == '~' {
-		n++
-	}
-	if n < 3 || !strings.HasPrefix(line[n:], thinkingInfo) {
+	f := fenceOf(line)
+	if f == "" || f[0] != '~' || !strings.HasPrefix(line, f+thinkingInfo) {
 		return ""
 	}
-	if after := line[n+len(thinkingInfo):]; after != "" && after[0] != ' ' {
+	if after := line[len(f)+len(thinkingInfo):]; after != "" && after[0] != ' ' {
 		return ""
 	}
-	return line[:n]
+	return f
 }
 
 // thinking writes a thinking block: its label, then its content in an expandable blockquote.
