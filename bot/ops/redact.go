@@ -214,7 +214,7 @@ func SettingSecrets(vars map[string]string) []string {
 		case "TELEGRAM_TOKEN":
 			out = append(out, TokenSecrets(v)...)
 		case "AURA_COOKIES":
-			out = append(out, CookieSecrets(v)...)
+			out = append(out, cookieSecrets(v, MinSecret)...)
 		}
 	}
 	for _, name := range urlSettings {
@@ -230,13 +230,15 @@ func SettingSecrets(vars map[string]string) []string {
 	return out
 }
 
-// CookieSecrets returns the secrets of a Cookie header value ("a=1; b=2"): the whole value, and
-// each cookie's value of at least 8 bytes. Shorter values ("consent=1") are rarely secret, and
-// removing them would garble the rest of a line.
-func CookieSecrets(header string) []string {
+// CookieSecrets returns the secrets of a Cookie header a browser captured ("a=1; b=2"): the
+// whole value, and each cookie's value of at least 8 bytes. Shorter values ("consent=1") are
+// rarely secret, and removing them would garble the rest of a line.
+func CookieSecrets(header string) []string { return cookieSecrets(header, 8) }
+
+func cookieSecrets(header string, least int) []string {
 	out := []string{header}
 	for part := range strings.SplitSeq(header, ";") {
-		if _, value, ok := strings.Cut(part, "="); ok && len(strings.TrimSpace(value)) >= 8 {
+		if _, value, ok := strings.Cut(part, "="); ok && len(strings.TrimSpace(value)) >= least {
 			out = append(out, strings.TrimSpace(value))
 		}
 	}

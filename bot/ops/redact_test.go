@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -138,5 +139,23 @@ func TestRedactorError(t *testing.T) {
 	}
 	if plain := errors.New("nothing secret"); r.Error(plain) != plain || r.Error(nil) != nil {
 		t.Error("an error without a secret, or nil, should come back as it is")
+	}
+}
+
+// Every secret setting is registered, with what of it can leak alone: the token's secret half,
+// each configured cookie's value (a captured one's only from 8 bytes), a URL's user and password.
+func TestSettingSecrets(t *testing.T) {
+	vars := map[string]string{
+		"TELEGRAM_TOKEN": " 123456:AAHsettingsToken\n", "AURA_KEY": "sk-settings-key", "TRANSCRIBE_KEY": "tr-settings-key",
+		"AURA_COOKIES": "sess=7chars!; consent=1", "WEBHOOK_SECRET": "hook-secret", "METRICS_TOKEN": "metrics-token-0123456789",
+		"AURA_PROXY": "http://proxyuser:proxypass@proxy:3128",
+	}
+	r := NewRedactor(slog.DiscardHandler, SettingSecrets(vars)...)
+	line := r.Redact("AAHsettingsToken sk-settings-key tr-settings-key 7chars! hook-secret metrics-token-0123456789 proxyuser proxypass consent=1")
+	if want := strings.Repeat(Redacted+" ", 8) + "consent=1"; line != want {
+		t.Errorf("got %q, want %q", line, want)
+	}
+	if got := CookieSecrets("s=7chars!; t=8chars!!"); !slices.Equal(got, []string{"s=7chars!; t=8chars!!", "8chars!!"}) {
+		t.Errorf("CookieSecrets: got %q, want the header and the 8-byte value alone", got)
 	}
 }
