@@ -218,12 +218,7 @@ var checks = []struct {
 }{
 	{"TELEGRAM_API_URL", setNotEmpty("TELEGRAM_API_URL", func(c *config) error { return httpURL(c.Bot.Telegram.APIURL) })},
 	{"AURA_URL", setNotEmpty("AURA_URL", func(c *config) error { return httpURL(c.Aura.BaseURL) })},
-	{"DATABASE_PATH", setNotEmpty("DATABASE_PATH", func(c *config) error {
-		if strings.TrimSpace(c.DatabasePath) == "" {
-			return errors.New("must not be empty")
-		}
-		return nil
-	})},
+	{"DATABASE_PATH", setNotEmpty("DATABASE_PATH", func(*config) error { return nil })},
 	{"TELEGRAM_TOKEN", func(c *config) error {
 		switch t := c.Bot.Telegram.Token; {
 		case t == "":
