@@ -1,21 +1,17 @@
 package bot
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"aurabot/bot/conversation"
 	"aurabot/bot/telegramtest"
-	tgapi "aurabot/bot/tg"
-	"aurabot/history"
 )
 
 // The token is in every Bot API URL and in a local server's paths, so in the errors of the calls
@@ -63,49 +59,27 @@ func TestDownloadErrorsHoldNoToken(t *testing.T) {
 // /healthz shows anyone who asks why Telegram fails: a reason that quotes a call's URL (here a
 // transport that says which URL it could not reach) shows no token; the log's lines neither.
 func TestHealthzHoldsNoToken(t *testing.T) {
-	store, err := history.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	var logs syncBuffer
-	b, err := New(Config{
-		Telegram:     tgapi.Config{Token: telegramtest.Token, APIURL: "http://telegram.invalid"},
-		Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}, Budget: history.Budget{Chars: 1000}},
-		ListenAddr:   "127.0.0.1:0", HealthDiskEvery: time.Nanosecond,
-		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
-		HTTPClient: &http.Client{Transport: failing{}},
-	}, store, &fakeModel{fn: chunks("ok")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	tr := &failing{}
+	e := newEnv(t, Config{ListenAddr: "127.0.0.1:0", HealthDiskEvery: time.Nanosecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), HTTPClient: &http.Client{Transport: tr}})
+	tr.on.Store(true)
 	var body string
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(body, "unreachable") && time.Now().Before(deadline) {
-		if addr := b.Addr(); addr != "" {
-			if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				body = string(raw)
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !strings.Contains(body, "cannot reach") {
-		t.Fatalf("/healthz: got %q, want the reason quoting the URL", body)
-	}
+	e.eventually(func() bool {
+		_, body = e.get("/healthz")
+		return strings.Contains(body, "cannot reach")
+	})
 	if strings.Contains(body, telegramtest.Token) || strings.Contains(logs.String(), telegramtest.Token) {
 		t.Errorf("the token shows: /healthz %q, logs:\n%s", body, logs.String())
 	}
 }
 
-// failing is a transport whose every call fails with an error that quotes its URL.
-type failing struct{}
+// failing is a transport whose every call fails, once on, with an error that quotes its URL.
+type failing struct{ on atomic.Bool }
 
-func (failing) RoundTrip(r *http.Request) (*http.Response, error) {
+func (f *failing) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !f.on.Load() {
+		return http.DefaultTransport.RoundTrip(r)
+	}
 	return nil, fmt.Errorf("cannot reach %s", r.URL)
 }
