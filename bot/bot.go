@@ -220,7 +220,7 @@ func (b *Bot) run(ctx context.Context) error {
 	switch {
 	case err != nil:
 	case b.webhook == nil:
-		err = intake.NewPoller(b.intakeDeps(), b.cfg.PollTimeout).Run(ctx, replyCtx)
+		err = intake.Poll(ctx, replyCtx, b.intakeDeps(), b.cfg.PollTimeout)
 	default:
 		b.webhook.Open(replyCtx)
 		select {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/pace"
@@ -101,8 +102,9 @@ func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next
 	return next, nil
 }
 
-// Poller long-polls getUpdates. go-telegram/bot's own poller confirms an update as soon as it is
-// queued, before anything handled it; this one confirms a batch only once it is saved.
+// Poll long-polls getUpdates until ctx ends; updates are handled with handleCtx.
+// go-telegram/bot's own poller confirms an update as soon as it is queued, before anything
+// handled it; this one confirms a batch only once it is saved.
 //
 // It never polls from a remembered offset. Telegram confirms (deletes) every update whose id is
 // below the offset of a call, and after a week without updates it numbers the next one at
@@ -111,18 +113,7 @@ func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next
 // the batch's highest id + 1, made right after the batch was saved (while the numbering is
 // sequential: the batch has just arrived), and every other call has no offset at all: Telegram
 // then returns whatever is unconfirmed, whatever its id.
-type Poller struct {
-	deps    Deps
-	timeout time.Duration
-}
-
-// NewPoller returns a poller with the given long-polling timeout.
-func NewPoller(deps Deps, timeout time.Duration) *Poller {
-	return &Poller{deps: deps, timeout: timeout}
-}
-
-// Run polls until ctx ends; updates are handled with handleCtx.
-func (p *Poller) Run(ctx, handleCtx context.Context) error {
+func Poll(ctx, handleCtx context.Context, deps Deps, timeout time.Duration) error {
 	confirm := int64(0) // the offset that confirms the last batch saved; 0: none to confirm
 	retry := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, Multiplier: 2, MaxInterval: 30 * time.Second}
 	wait := time.Duration(0)
@@ -130,24 +121,23 @@ func (p *Poller) Run(ctx, handleCtx context.Context) error {
 		if err := pace.SleepUntil(ctx, time.Now().Add(wait)); err != nil {
 			return nil
 		}
-		timeout := p.timeout
+		poll := timeout
 		if confirm != 0 {
-			timeout = 0 // confirming: take what is there now, and poll without an offset after
+			poll = 0 // confirming: take what is there now, and poll without an offset after
 		}
-		raws, err := p.getUpdates(ctx, confirm, timeout)
+		raws, err := getUpdates(ctx, deps.TG, confirm, poll)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, tgbot.ErrorUnauthorized) {
+			return errors.New("intake: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized)")
+		}
 		if err != nil {
-			var ae *apiError
-			if errors.As(err, &ae) && ae.Code == http.StatusUnauthorized {
-				return errors.New("intake: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized)")
-			}
 			wait = retry.NextBackOff()
-			if errors.As(err, &ae) && ae.RetryAfter > 0 {
-				wait = time.Duration(ae.RetryAfter) * time.Second
+			if d, ok := tg.RetryAfter(err); ok {
+				wait = d
 			}
-			p.deps.Log.Warn("getUpdates failed", "err", err, "retry_in", wait)
+			deps.Log.Warn("getUpdates failed", "err", err, "retry_in", wait)
 			continue
 		}
 		wait, confirm = 0, 0
@@ -155,28 +145,18 @@ func (p *Poller) Run(ctx, handleCtx context.Context) error {
 		if len(raws) == 0 {
 			continue
 		}
-		if confirm, err = p.deps.take(ctx, handleCtx, raws); err != nil {
+		if confirm, err = deps.take(ctx, handleCtx, raws); err != nil {
 			// Not confirmed to Telegram: it sends them again on the next call.
 			wait = time.Second
-			p.deps.Log.Error("could not save updates; Telegram will send them again", "err", err)
+			deps.Log.Error("could not save updates; Telegram will send them again", "err", err)
 		}
 	}
 }
 
-// apiError is an error answer of the Bot API to getUpdates.
-type apiError struct {
-	Code        int
-	Description string
-	RetryAfter  int // seconds, with a 429
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("telegram: %d %s", e.Code, e.Description)
-}
-
 // getUpdates asks for the updates Telegram holds, waiting up to timeout for one. An offset of 0
-// is left out of the call: nothing is confirmed, and every unconfirmed update comes back.
-func (p *Poller) getUpdates(ctx context.Context, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
+// is left out of the call: nothing is confirmed, and every unconfirmed update comes back. Its
+// errors are go-telegram/bot's, so that tg tells them apart.
+func getUpdates(ctx context.Context, c *tg.Client, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
 	params := map[string]any{
 		"timeout":         int(timeout / time.Second),
 		"allowed_updates": AllowedUpdates,
@@ -185,12 +165,12 @@ func (p *Poller) getUpdates(ctx context.Context, offset int64, timeout time.Dura
 		params["offset"] = offset
 	}
 	body, _ := json.Marshal(params)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.deps.TG.MethodURL("getUpdates"), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.MethodURL("getUpdates"), bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("getUpdates: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.deps.TG.HTTP().Do(req)
+	resp, err := c.HTTP().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("getUpdates: %w", err)
 	}
@@ -208,11 +188,15 @@ func (p *Poller) getUpdates(ctx context.Context, offset int64, timeout time.Dura
 			RetryAfter int `json:"retry_after"`
 		} `json:"parameters"`
 	}
-	if err := json.Unmarshal(raw, &r); err != nil {
+	switch err := json.Unmarshal(raw, &r); {
+	case err != nil:
 		return nil, fmt.Errorf("getUpdates: HTTP %d, undecodable body: %w", resp.StatusCode, err)
+	case r.OK:
+		return r.Result, nil
+	case r.ErrorCode == http.StatusTooManyRequests:
+		return nil, &tgbot.TooManyRequestsError{Message: r.Description, RetryAfter: r.Parameters.RetryAfter}
+	case r.ErrorCode == http.StatusUnauthorized:
+		return nil, fmt.Errorf("getUpdates: %w: %s", tgbot.ErrorUnauthorized, r.Description)
 	}
-	if !r.OK {
-		return nil, fmt.Errorf("getUpdates: %w", &apiError{Code: r.ErrorCode, Description: r.Description, RetryAfter: r.Parameters.RetryAfter})
-	}
-	return r.Result, nil
+	return nil, fmt.Errorf("getUpdates: telegram: %d %s", r.ErrorCode, r.Description)
 }
