@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,17 +24,17 @@ const maxWebhookBody = 1 << 20
 const secretHeader = "X-Telegram-Bot-Api-Secret-Token"
 
 // WebhookPath is the path the webhook is served at for a WEBHOOK_URL: the URL's own path, so that
-// a reverse proxy can pass requests through unchanged. It refuses a path that is not clean (empty
-// or dot segments), which the HTTP mux could not serve as given.
+// a reverse proxy can pass requests through unchanged. It refuses a path that is not clean, which
+// the HTTP mux would serve as another route or none.
 func WebhookPath(webhookURL string) (string, error) {
 	u, err := url.Parse(webhookURL)
 	if err != nil {
 		return "", errors.New("not a URL")
 	}
-	p := cmp.Or(u.EscapedPath(), "/")
-	if path.Clean(p) != p && path.Clean(p)+"/" != p || strings.Contains(p, "//") {
-		return "", errors.New("its path " + p + " is not clean: no empty segments, no . or ..")
+	if p := cmp.Or(u.EscapedPath(), "/"); p != "/" && path.Clean(p) != p {
+		return "", fmt.Errorf("path %q is not clean (no //, no . or .. segments, no trailing /)", p)
 	}
+	p := cmp.Or(u.EscapedPath(), "/")
 	if p == "/healthz" || p == "/metrics" {
 		return "", errors.New("path " + p + " is taken by the bot's own endpoint")
 	}
