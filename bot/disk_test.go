@@ -3,12 +3,19 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"modernc.org/sqlite"
+
 	"aurabot/aura"
+	"aurabot/bot/telegramtest"
 	"aurabot/history"
 )
 
@@ -16,15 +23,17 @@ import (
 // because a real write fails, and once there is room again the message sent meanwhile is
 // answered, once.
 func TestFullDiskIsWaitedOut(t *testing.T) {
-	e := newEnv(t, Config{ListenAddr: "127.0.0.1:0", HealthDiskEvery: time.Nanosecond}) // every call writes
+	store, _ := openStore(t, true)
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	e := newEnvOn(t, Config{ListenAddr: "127.0.0.1:0", HealthDiskEvery: time.Nanosecond}, tg, tg.URL(), store) // every call writes
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		yield("re: "+lastUser(msgs), nil)
 	}
 	e.final(user, e.say(user, user, "before"))
 	e.answered(history.Key{ChatID: user}, 2)
 
-	ctx := context.Background()
-	room := fill(t, e.store)
+	fill(t, e.store)
 	id := e.say(user, user, "while full")
 	e.wait(func() bool {
 		for _, m := range e.tg.Messages(user) {
@@ -37,9 +46,7 @@ func TestFullDiskIsWaitedOut(t *testing.T) {
 	if code, body := e.get("/healthz"); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "database:") {
 		t.Errorf("/healthz on a full disk: got %d %q, want 503 naming the database", code, body)
 	}
-	if _, err := e.store.LimitPages(ctx, room); err != nil {
-		t.Fatal(err)
-	}
+	free(t, e.store)
 	e.wait(func() bool { return hasText(e.tg, user, id, "re: while full") })
 	e.answered(history.Key{ChatID: user}, 4)
 	answers, notices := 0, 0
@@ -59,23 +66,58 @@ func TestFullDiskIsWaitedOut(t *testing.T) {
 	}
 }
 
-// fill makes the database full: no page more, and no room left in the pages in use.
-func fill(t *testing.T, store *history.Store) (room int64) {
+// diskPages caps the small disks of openStore: 4 MB, ample for a test's messages.
+const diskPages = 1000
+
+// smallDisks are the database files that openStore capped.
+var smallDisks sync.Map
+
+// Every connection the SQLite driver opens to a file of smallDisks is capped at diskPages
+// pages by PRAGMA max_page_count, a setting of each connection: the store's writer then meets
+// a full disk once the file has grown to that size.
+func init() {
+	sqlite.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, dsn string) error {
+		u, err := url.Parse(dsn)
+		if _, small := smallDisks.Load(u.Path); err != nil || !small {
+			return nil
+		}
+		_, err = c.ExecContext(context.Background(), fmt.Sprintf("PRAGMA max_page_count = %d", diskPages), nil)
+		return err
+	})
+}
+
+// openStore opens a store of the test's own and returns it with the path of its database file.
+// small caps that file at diskPages pages, as if its disk were that small.
+func openStore(t *testing.T, small bool) (*history.Store, string) {
 	t.Helper()
-	ctx := context.Background()
-	room, err := store.LimitPages(ctx, 1<<30)
+	path := filepath.Join(t.TempDir(), "bot.db")
+	if small {
+		smallDisks.Store(path, true)
+	}
+	store, err := history.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.LimitPages(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	filler := history.Key{ChatID: 434343}
+	t.Cleanup(func() { store.Close() })
+	return store, path
+}
+
+// filler is the conversation that fill fills the disk with, and free frees it of.
+var filler = history.Key{ChatID: 434343}
+
+// fill makes a small disk of openStore full: no page more, and no room left in the pages in use.
+// Pictures take the most of it, as they cost no token counting.
+func fill(t *testing.T, store *history.Store) {
+	t.Helper()
 	n := 0
-	for _, size := range []int{2000, 200, 20, 1} {
+	for _, size := range []int{1 << 16, 4096, 256, 20, 1} {
 		for {
 			n++
-			_, _, err := store.Append(ctx, filler, history.Turn{Role: history.RoleUser, Content: strings.Repeat("x", size), MessageID: int64(n)})
+			turn := history.Turn{Role: history.RoleUser, Content: strings.Repeat("x", min(size, 20)), MessageID: int64(n)}
+			if size > 20 {
+				turn.Images = []history.Image{{MIME: "image/png", Data: make([]byte, size)}}
+			}
+			_, _, err := store.Append(context.Background(), filler, turn)
 			if errors.Is(err, history.ErrStorageFull) {
 				break
 			}
@@ -84,14 +126,24 @@ func fill(t *testing.T, store *history.Store) (room int64) {
 			}
 		}
 	}
-	return room
+}
+
+// free makes room again on a disk that fill filled.
+func free(t *testing.T, store *history.Store) {
+	t.Helper()
+	if err := store.Reset(context.Background(), filler); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // The disk fills while a reply streams: the reply shows nothing it could not record (so a crash
 // then would never shorten what the user read), waits, and once there is room shows and stores
 // the whole answer.
 func TestDiskFullMidReply(t *testing.T) {
-	e := newEnv(t, Config{})
+	store, _ := openStore(t, true)
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	e := newEnvOn(t, Config{}, tg, tg.URL(), store)
 	full := make(chan struct{})
 	e.model.fn = func(_ context.Context, _ []aura.Message, yield func(string, error) bool) {
 		if !yield("The first part of the answer ", nil) {
@@ -103,7 +155,7 @@ func TestDiskFullMidReply(t *testing.T) {
 	}
 	id := e.say(user, user, "go")
 	e.wait(func() bool { return len(e.tg.Messages(user)) == 1 })
-	room := fill(t, e.store)
+	fill(t, e.store)
 	close(full)
 	e.wait(func() bool {
 		for _, m := range e.tg.Messages(user) {
@@ -118,9 +170,7 @@ func TestDiskFullMidReply(t *testing.T) {
 			t.Fatalf("the reply showed text it could not record: %q", m.Text)
 		}
 	}
-	if _, err := e.store.LimitPages(context.Background(), room); err != nil {
-		t.Fatal(err)
-	}
+	free(t, e.store)
 	want := "The first part of the answer and the rest of it: " + strings.Repeat("yy ", 3000) + "end."
 	ts := e.answered(history.Key{ChatID: user}, 2)
 	msgs := e.final(user, id)

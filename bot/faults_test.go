@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-telegram/bot/models"
+	"github.com/jmoiron/sqlx"
 
 	"aurabot/aura"
 	"aurabot/bot/conversation"
@@ -78,7 +79,12 @@ func TestResetSendIsSentAgain(t *testing.T) {
 // An update the Telegram library cannot decode is kept raw and skipped: the offset moves past
 // it, and the messages after it are answered.
 func TestUndecodableUpdateIsKeptAndSkipped(t *testing.T) {
-	e, p := newProxiedEnv(t, Config{})
+	store, path := openStore(t, false)
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	p := telegramtest.NewProxy(tg.URL())
+	t.Cleanup(p.Close)
+	e := newEnvOn(t, Config{}, tg, p.URL(), store)
 	var badID atomic.Int64
 	p.SetRule(func(c telegramtest.ProxyCall) telegramtest.Action {
 		if c.Method != "getUpdates" || badID.Load() == 0 {
@@ -95,27 +101,42 @@ func TestUndecodableUpdateIsKeptAndSkipped(t *testing.T) {
 	if msgs[0].Text != "still here" {
 		t.Fatalf("got %q", msgs[0].Text)
 	}
-	kept, err := e.store.Inbox().Undecodable(context.Background())
+	kept := undecodable(t, path)
+	if len(kept) != 1 || kept[0].ID != badID.Load() || !strings.Contains(kept[0].Payload, "yesterday") {
+		t.Errorf("kept: got %+v, want the raw update %d", kept, badID.Load())
+	}
+}
+
+// undecodable returns the updates the inbox keeps raw (inbox.SaveUndecodable), oldest first,
+// read with plain SQL from the database file at path.
+func undecodable(t *testing.T, path string) (kept []struct {
+	ID      int64  `db:"update_id"`
+	Payload string `db:"payload"`
+}) {
+	t.Helper()
+	db, err := sqlx.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(kept) != 1 || kept[0].ID != badID.Load() || !strings.Contains(string(kept[0].Payload), "yesterday") {
-		t.Errorf("kept: got %+v, want the raw update %d", kept, badID.Load())
+	defer db.Close()
+	if err := db.Select(&kept, `SELECT update_id, payload FROM inbox WHERE undecodable = 1 ORDER BY seq`); err != nil {
+		t.Fatal(err)
 	}
+	return kept
 }
 
 // The same in webhook mode: the webhook answers 200 (Telegram would send it again forever
 // otherwise) and keeps it raw.
 func TestWebhookUndecodableUpdateIsKept(t *testing.T) {
-	e := newWebhookEnv(t, Config{})
+	store, path := openStore(t, false)
+	tg := telegramtest.New()
+	t.Cleanup(tg.Close)
+	e := newEnvOn(t, Config{ListenAddr: "127.0.0.1:0", WebhookURL: hookURL, WebhookSecret: hookSecret}, tg, tg.URL(), store) // as newWebhookEnv
 	raw := `{"update_id":7,"message":{"message_id":1,"date":1,"chat":{"id":777,"type":"private"},"forward_origin":{"type":"hidden_user","date":"yesterday"},"text":"x"}}`
 	if code := e.hook(hookSecret, []byte(raw)); code != http.StatusOK {
 		t.Fatalf("got %d, want 200", code)
 	}
-	kept, err := e.store.Inbox().Undecodable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kept := undecodable(t, path)
 	if len(kept) != 1 || kept[0].ID != 7 {
 		t.Errorf("kept: got %+v, want update 7", kept)
 	}

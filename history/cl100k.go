@@ -11,9 +11,8 @@ import (
 // The cl100k_base encoding, counted without building it: the 100,256 tokens are embedded
 // sorted (cl100k.bin, read-only data of the binary, made from tiktoken-go's table by
 // TestCl100kTable), and a token's rank is found by binary search. Nothing is allocated for the
-// table, and a program that never counts never touches it. (tiktoken-go builds a Go map of the
-// 100,256 strings on first use, about 4 MB of heap, and splits text with a backtracking
-// regular-expression engine.)
+// table (tiktoken-go's map of it takes about 4 MB of heap), and a program that never counts
+// never touches it.
 //
 // cl100k.bin: "cl100k\x00\x01", the count n (uint32), n+1 offsets into the blob (uint32), n
 // ranks (uint32), then the blob: the tokens' bytes, in byte order. Little-endian.
@@ -23,7 +22,6 @@ var cl100kBin []byte
 
 const cl100kMagic = "cl100k\x00\x01"
 
-// cl100kTable is the embedded table.
 type cl100kTable struct {
 	n              int
 	offsets, ranks []byte // n+1 and n little-endian uint32s

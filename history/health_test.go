@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"aurabot/history/internal/sqldb"
 )
 
 func TestCheckWrite(t *testing.T) {
@@ -95,11 +97,11 @@ func TestWriteFailedLeavesOtherErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("got nil error for a bad role, want one")
 	}
-	if errors.Is(writeFailed(err), ErrStorageFull) {
+	if errors.Is(sqldb.Classify(err), ErrStorageFull) {
 		t.Errorf("got ErrStorageFull for %v, want it left alone", err)
 	}
-	if writeFailed(nil) != nil {
-		t.Error("writeFailed(nil) is not nil")
+	if sqldb.Classify(nil) != nil {
+		t.Error("sqldb.Classify(nil) is not nil")
 	}
 }
 
@@ -126,7 +128,7 @@ func TestWriteFailedClasses(t *testing.T) {
 		{"cancelled while full", errors.Join(context.Canceled, codedError(sqlite3.SQLITE_FULL)), false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := writeFailed(c.err)
+			got := sqldb.Classify(c.err)
 			if full := errors.Is(got, ErrStorageFull); full != c.full {
 				t.Errorf("full: got %v, want %v (%v)", full, c.full, got)
 			}

@@ -1,11 +1,10 @@
-// Package history is the conversation store: for every chat, or topic inside
-// a chat, it keeps the system prompt and the turns (what the user said, what
-// the assistant answered) in a SQLite file, and picks the recent turns that
-// fit a model's context window.
+// Package history is the conversation store: for every chat, or topic inside a chat, it keeps
+// the system prompt and the turns (what the user said, what the assistant answered) in a SQLite
+// file, and picks the recent turns that fit a model's context window.
 //
-// It knows nothing of Telegram or HTTP: message ids and display names are
-// plain values handed in by the caller. The schema lives in the migrations
-// package and is brought up to date by Open.
+// It knows nothing of Telegram or HTTP: message ids and display names are plain values handed
+// in by the caller. The schema lives in the migrations package and is brought up to date by
+// Open.
 //
 // A Store is safe for concurrent use by multiple goroutines.
 package history
@@ -13,17 +12,17 @@ package history
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"aurabot/history/inbox"
+	"aurabot/history/internal/sqldb"
 )
 
-// Key identifies a conversation: a chat, or a topic inside a chat.
-// ThreadID 0 means the chat has no topic.
+// Key identifies a conversation: a chat, or a topic inside a chat (ThreadID 0: none).
 type Key struct {
-	ChatID   int64
-	ThreadID int64
+	ChatID, ThreadID int64
 }
 
 // Role says who wrote a turn.
@@ -35,12 +34,11 @@ const (
 	RoleAssistant Role = "assistant"
 )
 
-// Status says whether a turn is complete.
+// Status says whether a turn is complete. StatusCut marks an assistant reply that broke off;
+// its Content is what the user saw, and it is sent to the model with CutMarker after it.
 type Status string
 
-// The statuses of a turn. StatusCut marks an assistant reply that broke off;
-// its Content is what the user saw, and it is sent to the model with
-// CutMarker after it (see Sent).
+// The statuses of a turn.
 const (
 	StatusDone Status = "done"
 	StatusCut  Status = "cut"
@@ -51,52 +49,40 @@ type Turn struct {
 	ID        int64
 	Role      Role
 	Content   string
-	Author    string // display name of the user who wrote a user turn (groups); "" otherwise. Sent as "Author: content" (see Sent)
-	MessageID int64  // Telegram message id: the user's message, or the first message of the reply; 0 = none
-	// Entry is the inbox entry an answer replies to (0 = none): an answer is stored once per
-	// entry. It is written, never read back.
-	Entry     int64
+	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise
+	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
+	Entry     int64     // the inbox entry an answer replies to (0 = none): stored once per entry; never read back
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
-	// Images are pictures sent with a user turn, stored with it. Window returns them; Turns
-	// does not read them (see Images).
-	Images []Image
-	// Audio is the voice message, audio file or video note a user turn was spoken in; its
-	// Content is the transcript, "" until one is stored (see SetTranscript).
-	Audio Audio
-	// Quote is the message a user turn replies to, sent with it (see Sent); the zero value is
-	// none.
-	Quote Quote
+	Images    []Image   // pictures sent with a user turn; Request returns them, Turns does not
+	Audio     Audio     // what a user turn was spoken in; Content is the transcript, "" until stored
+	Quote     Quote     // the message a user turn replies to, sent with it (see Sent); zero for none
 
-	imageCount int // images stored with the turn, as read
-	// tokens is the stored token count of Sent(), when counted is set (a turn read from the
-	// store whose count is there).
-	tokens  int
-	counted bool
+	imageCount int  // images stored with the turn, as read
+	tokens     int  // the stored token count of Sent(), when counted
+	counted    bool // read from the store with its count there
 }
 
-// Image is a picture sent with a turn.
+// Image is a picture sent with a turn: its media type, such as "image/jpeg", and its bytes.
 type Image struct {
-	MIME string // media type, such as "image/jpeg"
+	MIME string
 	Data []byte
 }
 
 // Audio is where a spoken turn's recording is: a Telegram file id, plain text to the store,
 // and the file name to give a speech-to-text server. The zero value is a written turn.
 type Audio struct {
-	FileID string
-	Name   string
+	FileID, Name string
 }
 
 // Quote is the message a user's turn replies to, as the model is shown it with the turn: its
 // text (the part the user quoted, or the message, bounded by the caller) and who wrote it.
 type Quote struct {
 	Text string
-	// Author is who wrote it: a member's display name in a group; "" when it is not known or
-	// is the user themself in a private chat.
+	// Author is a member's display name in a group; "" when it is not known or is the user
+	// themself in a private chat.
 	Author string
-	// Bot marks the bot's own message: an earlier answer.
-	Bot bool
+	Bot    bool // the bot's own message: an earlier answer
 }
 
 // Untranscribed reports whether t is a spoken turn whose transcript is not stored yet.
@@ -105,42 +91,29 @@ func (t Turn) Untranscribed() bool { return t.Audio.FileID != "" && t.Content ==
 // ImageCount is how many images are stored with the turn, whether or not they were read.
 func (t Turn) ImageCount() int { return max(t.imageCount, len(t.Images)) }
 
-// ErrNotFound is returned when the thing asked for does not exist, for
-// example by Rewind when the conversation has no user turn.
+// ErrNotFound is returned when the thing asked for does not exist, for example by Rewind when
+// the conversation has no user turn.
 var ErrNotFound = errors.New("history: not found")
 
-// Store is the conversation store. Create it with Open; it is safe for
-// concurrent use.
+// Store is the conversation store. Create it with Open. SQLite allows one writer at a time, and
+// a writer that finds the lock taken does not queue but polls (busy_timeout), so many
+// goroutines writing through a pool would wait far longer than the writes take. Instead every
+// write goes through w, a pool of one connection: writers queue in database/sql, in order,
+// honouring their contexts. Reads go through r, connections that WAL lets run alongside.
 //
-// It holds two pools on the same file. SQLite allows one writer at a time,
-// and a writer that finds the lock taken does not queue: it sleeps and polls
-// (busy_timeout), with growing sleeps up to 100 ms, so many goroutines
-// writing through a pool of connections would wait far longer than the
-// writes take, and could still fail with SQLITE_BUSY once the timeout ran
-// out. Instead every write goes through w, a pool of exactly one connection:
-// writers queue in database/sql (in order, honouring their contexts) and
-// never meet a locked database from inside this process. Reads go through r,
-// several connections that WAL lets run alongside the writer.
-//
-// w also begins its transactions with BEGIN IMMEDIATE (_txlock=immediate), so
-// a transaction takes the write lock before it reads anything. With the
-// default BEGIN DEFERRED, a transaction that reads and then writes while
-// another process (a second instance, the sqlite3 shell) committed in between
-// fails at once with SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot cure;
-// taking the lock up front turns that into an ordinary wait.
+// w begins its transactions with BEGIN IMMEDIATE: with BEGIN DEFERRED, a transaction that reads
+// and then writes while another process committed in between fails at once with
+// SQLITE_BUSY_SNAPSHOT.
 type Store struct {
-	w *sqlx.DB // single connection, every write
-	r *sqlx.DB // read-only connections (query_only)
+	w, r *sqlx.DB
 
-	// The goroutine counting the tokens of turns stored before they were
-	// counted (see countInBackground); nil until Open starts it.
+	// countInBackground's goroutine: stopCounting ends it, counted is closed when it has.
 	stopCounting context.CancelFunc
-	counted      chan struct{} // closed when it has ended
+	counted      chan struct{}
 }
 
-// Close closes the store, first stopping the count of stored turns' tokens
-// if it is still going. The last connection to close checkpoints the WAL
-// into the database file.
+// Close closes the store, first stopping the count of stored turns' tokens if it is still
+// going. The last connection to close checkpoints the WAL into the database file.
 func (s *Store) Close() error {
 	if s.stopCounting != nil {
 		s.stopCounting()
@@ -149,18 +122,36 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// Ping checks that the database can still be reached, for health checks.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.w.PingContext(ctx); err != nil {
-		return fmt.Errorf("history: ping: %w", err)
+// Inbox returns the update inbox kept in the same database, on the store's connections.
+func (s *Store) Inbox() *inbox.Inbox { return inbox.New(s.w, s.r) }
+
+// ErrStorageFull is wrapped by the errors of writes that failed because the storage is full, so
+// the caller can tell the user "cannot save right now". Nothing was stored by such a write;
+// once there is room again, writes succeed and nothing stored before is lost.
+var ErrStorageFull = sqldb.ErrFull
+
+// ErrStorageFailing is wrapped by the errors of writes that failed because the disk reported an
+// I/O error or the file is damaged: waiting may not help.
+var ErrStorageFailing = sqldb.ErrFailing
+
+// StorageTrouble reports whether err is a write that failed on the storage itself (full or
+// failing), as opposed to a bug or a cancelled context.
+func StorageTrouble(err error) bool {
+	return errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailing)
+}
+
+// CheckWrite really writes to the database, for a health check: it stores a row of checkBytes
+// bytes, commits (with its fsync), and deletes it again.
+func (s *Store) CheckWrite(ctx context.Context) error {
+	const checkBytes = 8192 // more than a page: the write needs room to grow, as a long turn would
+	var id int64
+	err := s.w.GetContext(ctx, &id, `INSERT INTO write_checks (payload, checked_at) VALUES (zeroblob(?), ?) RETURNING id`,
+		checkBytes, time.Now().UnixMilli())
+	if err == nil {
+		_, err = s.w.ExecContext(ctx, `DELETE FROM write_checks WHERE id <= ?`, id)
 	}
-	if err := s.r.PingContext(ctx); err != nil {
-		return fmt.Errorf("history: ping: %w", err)
-	}
-	return nil
+	return sqldb.Fail("history: check write", err)
 }
 
 // unixMilli converts a stored timestamp back to the time it was taken.
-func unixMilli(ms int64) time.Time {
-	return time.UnixMilli(ms).UTC()
-}
+func unixMilli(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

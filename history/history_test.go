@@ -414,7 +414,6 @@ func TestCanceledContext(t *testing.T) {
 		"Coverage":   func() error { _, _, err := s.Coverage(ctx, k, Budget{Chars: 100}, ""); return err },
 		"Rewind":     func() error { _, err := s.Rewind(ctx, k); return err },
 		"Reset":      func() error { return s.Reset(ctx, k) },
-		"Ping":       func() error { return s.Ping(ctx) },
 		"CheckWrite": func() error { return s.CheckWrite(ctx) },
 		"SetSystemPrompt": func() error {
 			return s.SetSystemPrompt(ctx, k, "p")
@@ -435,13 +434,6 @@ func TestCanceledContext(t *testing.T) {
 	}
 	if got := contents(mustTurns(t, s, k)); !slices.Equal(got, []string{"q"}) {
 		t.Errorf("got turns %q, want %q", got, []string{"q"})
-	}
-}
-
-func TestPing(t *testing.T) {
-	s := openTest(t)
-	if err := s.Ping(t.Context()); err != nil {
-		t.Errorf("Ping: %v", err)
 	}
 }
 

@@ -18,25 +18,18 @@ import (
 	"github.com/cenkalti/backoff/v5"
 )
 
-// Lock makes sure one instance at a time runs on the database at dbPath. It
-// takes an exclusive flock on dbPath + ".lock" (created 0600 if missing),
-// and writes into it one line saying who holds it: "pid 1234 since
-// 2026-11-29T09:00:00Z".
+// Lock makes sure one instance at a time runs on the database at dbPath. It takes an
+// exclusive flock on dbPath + ".lock" (created 0600 if missing) and writes into it who holds
+// it: "pid 1234 since 2026-11-29T09:00:00Z".
 //
-// If another process holds the lock, Lock calls waiting once with that
-// line ("" if the holder has not written it yet) and waits until the lock
-// is free or ctx ends, whichever comes first: in a rolling deploy the new
-// instance starts, waits for the old one to exit, then takes over. waiting
-// may be nil.
+// If another process holds the lock, Lock calls waiting (if not nil) once with that line (""
+// if not written yet) and waits until the lock is free or ctx ends: in a rolling deploy the
+// new instance waits for the old one to exit.
 //
-// The lock belongs to the open file, so the kernel drops it when the
-// process dies, however it dies: a crash leaves no stale lock to clean up.
-// release unlocks it (after clearing the holder line) and may be called
-// more than once. The lock file itself stays: removing it would let two
-// processes lock two different files of the same name.
-//
-// The lock is per open file, not per process: a second Lock on the same
-// path waits even within one process.
+// The kernel drops the lock when the process dies, however it dies: a crash leaves no stale
+// lock. release may be called more than once. The lock file stays: removing it would let two
+// processes lock two different files of the same name. The lock is per open file: a second
+// Lock on the same path waits even within one process.
 func Lock(ctx context.Context, dbPath string, waiting func(holder string)) (release func() error, err error) {
 	if dbPath == "" {
 		return nil, errors.New("history: lock: empty path")
@@ -45,74 +38,65 @@ func Lock(ctx context.Context, dbPath string, waiting func(holder string)) (rele
 	if err != nil {
 		return nil, fmt.Errorf("history: lock %s: %w", dbPath, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("history: lock %s: %w", path, err)
-	}
-	if fi, err := os.Stat(path); err == nil {
-		if err := notRegular(fi); err != nil {
-			return nil, fmt.Errorf("history: lock %s: %w", path, err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("history: lock %s: create folder: %w", path, err)
-	}
-	f, err := openRegular(path, os.O_RDWR|os.O_CREATE)
+	f, err := lockFile(ctx, path, waiting)
 	if err != nil {
-		return nil, fmt.Errorf("history: lock %s: %w", path, unwrapPath(err, path))
-	}
-	if err := acquire(ctx, f, waiting); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("history: lock %s: %w", path, err)
-	}
-	line := fmt.Sprintf("pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	if err := writeHolder(f, line); err != nil {
-		f.Close() // closing the last descriptor drops the lock
-		return nil, fmt.Errorf("history: lock %s: write holder: %w", path, err)
 	}
 	return sync.OnceValue(func() error {
-		// Clear the line while still holding the lock: once it is free,
-		// the line in the file is the next holder's.
-		terr := f.Truncate(0)
-		uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		cerr := f.Close()
-		if err := errors.Join(terr, uerr, cerr); err != nil {
+		// The line is cleared while the lock is held: once it is free, the line is the next
+		// holder's.
+		if err := errors.Join(f.Truncate(0), syscall.Flock(int(f.Fd()), syscall.LOCK_UN), f.Close()); err != nil {
 			return fmt.Errorf("history: unlock %s: %w", path, err)
 		}
 		return nil
 	}), nil
 }
 
-// lockPoll bounds the pause between two tries of a lock held by another
-// process. A blocking flock cannot be interrupted when ctx ends, so Lock
-// tries without blocking and waits in between.
+// lockPoll bounds the pause between two tries of a lock held by another process.
 const lockPoll = 250 * time.Millisecond
 
-func acquire(ctx context.Context, f *os.File, waiting func(string)) error {
-	fd := int(f.Fd())
-	told := false
-	wait := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: lockPoll}
-	for {
-		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return nil
+// lockFile opens the lock file at path, takes the lock and writes the holder line. Closing the
+// file, its last descriptor, drops the lock.
+func lockFile(ctx context.Context, path string, waiting func(string)) (*os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create folder: %w", err)
+	}
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		return nil, err
+	}
+	// A blocking flock cannot be interrupted when ctx ends: it is tried without blocking, with
+	// pauses in between.
+	_, err = backoff.Retry(ctx, func() (bool, error) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != nil && !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			return false, backoff.Permanent(err)
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-		if !told {
-			told = true
+		return true, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: lockPoll}),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(error, time.Duration) {
 			if waiting != nil {
 				waiting(readHolder(f))
+				waiting = nil
 			}
+		}))
+	if err == nil {
+		if err = f.Truncate(0); err == nil {
+			_, err = f.WriteAt(fmt.Appendf(nil, "pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339)), 0)
 		}
-		t := time.NewTimer(wait.NextBackOff())
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err != nil {
+			err = fmt.Errorf("write holder: %w", err)
 		}
 	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // holderMax bounds how much of the lock file is read as the holder line.
@@ -130,12 +114,4 @@ func readHolder(f *os.File) string {
 		}
 		return r
 	}, strings.ToValidUTF8(string(bytes.TrimSpace(line)), "?"))
-}
-
-func writeHolder(f *os.File, line string) error {
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := f.WriteAt([]byte(line), 0)
-	return err
 }

@@ -15,17 +15,15 @@ import (
 
 // migration is one numbered SQL file.
 type migration struct {
-	version int64
-	name    string
-	sql     string
+	version   int64
+	name, sql string
 }
 
 var migrationName = regexp.MustCompile(`^(\d+)_[a-z0-9_]+\.sql$`)
 
-// loadMigrations reads every .sql file at the root of fsys, in version order.
-// A .sql file that is not named NNNN_description.sql, or two files with the
-// same number, is an error rather than something to skip: a migration that
-// silently never runs would be worse.
+// loadMigrations reads every .sql file at the root of fsys, in version order. A .sql file not
+// named NNNN_description.sql, or two files with the same number, is an error rather than
+// something to skip: a migration that silently never runs would be worse.
 func loadMigrations(fsys fs.FS) ([]migration, error) {
 	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
@@ -56,19 +54,17 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 	return ms, nil
 }
 
-// migrate applies, in order, the migrations in fsys that db has not had yet,
-// each in its own transaction together with its row in schema_migrations, so
-// a migration is either wholly applied and recorded or not at all. Running it
-// again is a no-op. db must begin transactions with BEGIN IMMEDIATE, so that
-// two processes opening the same new file at once take turns and the second
-// finds the first one's work recorded.
+// migrate applies, in order, the migrations in fsys that db has not had yet, each in one
+// transaction with its row in schema_migrations: wholly applied and recorded, or not at all. db
+// begins transactions with BEGIN IMMEDIATE, so that two processes opening a new file at once
+// take turns and the second finds the first one's work recorded.
 func migrate(ctx context.Context, db *sqlx.DB, fsys fs.FS) error {
 	ms, err := loadMigrations(fsys)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	// A database with tables but no migration log was made by something
-	// else: adding ours to it would mix two programs' data in one file.
+	// A database with tables but no migration log was made by something else: adding ours to
+	// it would mix two programs' data in one file.
 	var logs, tables int
 	if err := db.QueryRowxContext(ctx, `SELECT
 		count(*) FILTER (WHERE name = 'schema_migrations'),
@@ -115,14 +111,10 @@ func apply(ctx context.Context, db *sqlx.DB, m migration) error {
 		return err
 	}
 	defer tx.Rollback()
-	// Checked inside the transaction: another process may have applied it
-	// since we looked.
+	// Checked inside the transaction: another process may have applied it since we looked.
 	var done bool
-	if err := tx.GetContext(ctx, &done, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version); err != nil {
+	if err := tx.GetContext(ctx, &done, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version); err != nil || done {
 		return err
-	}
-	if done {
-		return nil
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return err

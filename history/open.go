@@ -22,26 +22,20 @@ import (
 	"aurabot/migrations"
 )
 
-// sqliteHeader starts every SQLite database file.
 var sqliteHeader = []byte("SQLite format 3\x00")
 
-// busyTimeoutMS bounds how long a connection waits for a lock held by another
-// process (within this process, writers queue on the single writer
-// connection instead; see Store).
+// busyTimeoutMS bounds how long a connection waits for a lock held by another process (within
+// this process, writers queue on the single writer connection instead; see Store).
 const busyTimeoutMS = "10000"
 
-// options are the knobs tests need that callers do not.
-type options struct {
-	// readOnly opens the file with SQLite's mode=ro, as SQLite itself does
-	// when the file cannot be opened for writing. Tests run as root, which
-	// can write to any file, so this is how they reach the read-only path.
-	readOnly bool
-}
+// options are the knobs tests need that callers do not. readOnly opens the file with mode=ro,
+// as SQLite does when it cannot write the file: tests run as root, which can write any file.
+type options struct{ readOnly bool }
 
-// Open opens the store in the SQLite file at path, creating the folder (0700)
-// and the file (0600) if they are missing, and applies any pending
-// migrations. It fails, naming the path and changing nothing, if the file is
-// not a SQLite database, cannot be written, or its folder cannot be created.
+// Open opens the store in the SQLite file at path, creating the folder (0700) and the file
+// (0600) if missing, and applies pending migrations. It fails, naming the path and changing
+// nothing, if the file is not a SQLite database or cannot be written, or its folder cannot be
+// created.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return open(ctx, path, options{})
 }
@@ -57,12 +51,9 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	if err := prepareFile(abs); err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", abs, err)
 	}
-
-	// Two processes opening the same new file at once can meet SQLITE_BUSY
-	// without the busy handler being asked: SQLite does not wait while it
-	// switches a file to WAL. Connecting and migrating are safe to repeat
-	// (each migration is one transaction, recorded), so a busy open is tried
-	// again for a while.
+	// Two processes opening the same new file at once can meet SQLITE_BUSY without the busy
+	// handler being asked (SQLite does not wait while it switches a file to WAL). Connecting and
+	// migrating are safe to repeat, so a busy open is tried again for a while.
 	s, err := backoff.Retry(ctx, func() (*Store, error) {
 		s, err := connect(ctx, abs, opt)
 		if err == nil {
@@ -70,12 +61,13 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 				s.Close()
 			}
 		}
-		if err != nil && !isBusy(err) {
+		var se *sqlite.Error
+		if err != nil && !(errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY) {
 			return nil, backoff.Permanent(err)
 		}
 		return s, err
 	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 10 * time.Millisecond, Multiplier: 2, MaxInterval: 500 * time.Millisecond}),
-		backoff.WithMaxElapsedTime(openRetryFor))
+		backoff.WithMaxElapsedTime(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", abs, explain(err))
 	}
@@ -83,64 +75,62 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 	return s, nil
 }
 
-// openRetryFor bounds how long Open tries again on a busy database.
-const openRetryFor = 10 * time.Second
-
-func isBusy(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
-}
-
-// prepareFile creates the folder and the file with private permissions, and
-// refuses a file that is not a database or cannot be written, before SQLite
-// touches it. SQLite would create the file with 0644 and, given a file it
-// cannot write, silently open it read-only; its -wal and -shm files take
-// their permissions from the database file, so creating that one 0600 here
-// keeps all three private.
-//
-// Anything but a regular file (a named pipe, a device, a folder) is refused
-// before it is opened: opening a named pipe blocks until someone writes to
-// it, which left the bot hanging, deaf to SIGTERM.
+// prepareFile creates the folder and the file with private permissions, and refuses a file that
+// is not a database or cannot be written, before SQLite touches it: SQLite would create it 0644
+// (and its -wal and -shm files take their permissions from it) and open a file it cannot write
+// read-only, silently.
 func prepareFile(path string) error {
-	// A Stat that fails (nothing there yet, or a file where a folder should
-	// be) is left for the steps below to report.
-	if fi, err := os.Stat(path); err == nil {
-		if err := notRegular(fi); err != nil {
-			return err
-		}
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create folder: %w", err)
 	}
-	// O_RDWR without O_TRUNC: fails on a read-only file or file system for
-	// anyone but root, and never changes an existing file.
-	f, err := openRegular(path, os.O_RDWR|os.O_CREATE)
+	// O_RDWR without O_TRUNC: fails on a read-only file or file system for anyone but root,
+	// and never changes an existing file.
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("file is not writable: %w", err)
+	}
 	if err != nil {
-		err = unwrapPath(err, path)
-		if errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("file is not writable: %w", err)
-		}
 		return err
 	}
 	defer f.Close()
+	return checkHeader(f, true)
+}
+
+// checkHeader refuses a file that is not a SQLite database; emptyOK lets an empty one through.
+func checkHeader(f *os.File, emptyOK bool) error {
 	head := make([]byte, len(sqliteHeader))
 	n, err := io.ReadFull(f, head)
 	switch {
-	case n == 0 && (err == nil || errors.Is(err, io.EOF)):
-		return nil // new or empty: SQLite treats it as an empty database
-	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
+	case n == 0 && emptyOK && errors.Is(err, io.EOF):
+		return nil
+	case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("read header: %w", err)
-	case n < len(sqliteHeader) || !bytes.Equal(head, sqliteHeader):
+	case !bytes.Equal(head[:n], sqliteHeader):
 		return errors.New("not a SQLite database (left unchanged)")
 	}
 	return nil
 }
 
-// openRegular opens path (creating it 0600 if flag says so) without
-// blocking, and refuses anything that is not a regular file. The check
-// before it (notRegular on a Stat) gives the clear error; O_NONBLOCK here
-// closes the gap in which a named pipe could take the file's place, as
-// opening one for reading would otherwise wait for a writer.
+// openFile opens the regular file at path (see openRegular) after a look at what is there,
+// which names what open(2) would refuse less clearly (a socket). Its errors leave the path to
+// the caller.
+func openFile(path string, flag int) (*os.File, error) {
+	if fi, err := os.Stat(path); err == nil {
+		if err := notRegular(fi); err != nil {
+			return nil, err
+		}
+	}
+	f, err := openRegular(path, flag)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = pe.Err
+	}
+	return f, err
+}
+
+// openRegular opens path (creating it 0600 if flag says so) and refuses anything but a regular
+// file: opening a named pipe would block until someone writes to it, which left the bot deaf to
+// SIGTERM. O_NONBLOCK closes the gap in which one could take the file's place after a look.
 func openRegular(path string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
@@ -157,10 +147,10 @@ func openRegular(path string, flag int) (*os.File, error) {
 	return f, nil
 }
 
-// notRegular says what fi is if it is not a regular file: SQLite needs one.
 func notRegular(fi fs.FileInfo) error {
-	var what string
-	switch m := fi.Mode(); {
+	m := fi.Mode()
+	what := "a " + m.Type().String() + " file"
+	switch {
 	case m.IsRegular():
 		return nil
 	case m.IsDir():
@@ -171,90 +161,57 @@ func notRegular(fi fs.FileInfo) error {
 		what = "a socket"
 	case m&fs.ModeDevice != 0:
 		what = "a device"
-	default:
-		what = "a " + m.Type().String() + " file"
 	}
 	return fmt.Errorf("is %s, not a regular file", what)
 }
 
-// unwrapPath drops the path from an error about path: the caller names it
-// once, and the reason is what is left to say.
-func unwrapPath(err error, path string) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Path == path {
-		return pe.Err
-	}
-	return err
-}
-
-// connect opens the writer and reader pools and checks the file can be
-// written.
+// connect opens the writer and reader pools and checks the file can be written.
+// synchronous=FULL makes a commit durable on power loss, not just on a crash of the process
+// (NORMAL, the usual WAL choice, may lose the last commits): losing what a user said is the
+// worst failure this store can have. secure_delete makes /reset really remove the content from
+// the file. mmap_size halves the time Request takes to gather turns scattered over a large
+// file.
 func connect(ctx context.Context, path string, opt options) (*Store, error) {
-	// Pragmas go in the DSN so that every connection either pool opens gets
-	// them, not only the first. foreign_keys is per connection; busy_timeout
-	// too. journal_mode=WAL is stored in the file, so readers do not block
-	// the writer nor it them. synchronous=FULL makes a commit durable on
-	// power loss, not just on a crash of the process (NORMAL, the usual WAL
-	// choice, may lose the last commits): losing what a user said is the
-	// worst failure this store can have, and it costs one fsync per write.
-	// secure_delete overwrites deleted content, so /reset really removes it
-	// from the database file. mmap_size lets reads come straight from the
-	// OS page cache rather than a pread and a copy per page, which halves
-	// the time Window takes to gather turns scattered over a large file;
-	// SQLite only reads through the map, writes take the usual path.
-	common := url.Values{"_pragma": {
-		"busy_timeout(" + busyTimeoutMS + ")",
-		"foreign_keys(1)",
-		"journal_mode(WAL)",
-		"mmap_size(1073741824)",
-	}}
-	if opt.readOnly {
-		common.Set("mode", "ro")
+	pool := func(n int, q url.Values, pragmas ...string) (*sqlx.DB, error) {
+		q["_pragma"] = append([]string{"busy_timeout(" + busyTimeoutMS + ")", "foreign_keys(1)",
+			"journal_mode(WAL)", "mmap_size(1073741824)"}, pragmas...)
+		if opt.readOnly {
+			q.Set("mode", "ro")
+		}
+		db, err := sqlx.Open("sqlite", dsn(path, q))
+		if err == nil {
+			db.SetMaxOpenConns(n)
+			db.SetMaxIdleConns(n) // and never closed for being idle or old (the default)
+		}
+		return db, err
 	}
-
-	wq := cloneValues(common)
-	wq["_pragma"] = append(wq["_pragma"], "synchronous(FULL)", "secure_delete(1)")
-	wq.Set("_txlock", "immediate")
-	w, err := sqlx.Open("sqlite", dsn(path, wq))
+	w, err := pool(1, url.Values{"_txlock": {"immediate"}}, "synchronous(FULL)", "secure_delete(1)")
 	if err != nil {
 		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxIdleTime(0)
-	w.SetConnMaxLifetime(0)
-	// Connect the writer first: its journal_mode pragma switches a new file
-	// to WAL before any reader looks at it.
+	// The writer connects first: its journal_mode pragma switches a new file to WAL before any
+	// reader looks at it.
 	if err := checkWritable(ctx, w); err != nil {
 		w.Close()
 		return nil, err
 	}
-
-	rq := cloneValues(common)
-	// query_only: a write by mistake through a reader fails loudly instead
-	// of competing with the writer for the lock.
-	rq["_pragma"] = append(rq["_pragma"], "query_only(1)")
-	r, err := sqlx.Open("sqlite", dsn(path, rq))
-	if err != nil {
-		w.Close()
-		return nil, err
+	// query_only: a write by mistake through a reader fails loudly instead of competing with
+	// the writer for the lock.
+	r, err := pool(max(4, runtime.GOMAXPROCS(0)), url.Values{}, "query_only(1)")
+	if err == nil {
+		if err = r.PingContext(ctx); err != nil {
+			r.Close()
+		}
 	}
-	n := max(4, runtime.GOMAXPROCS(0))
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
-	r.SetConnMaxIdleTime(0)
-	r.SetConnMaxLifetime(0)
-	if err := r.PingContext(ctx); err != nil {
-		r.Close()
+	if err != nil {
 		w.Close()
 		return nil, err
 	}
 	return &Store{w: w, r: r}, nil
 }
 
-// checkWritable connects w and makes sure SQLite can write the file: SQLite
-// opens a file it may not write read-only without saying so, and only the
-// first write would tell.
+// checkWritable connects w and makes sure SQLite can write the file: SQLite opens a file it
+// may not write read-only without saying so.
 func checkWritable(ctx context.Context, w *sqlx.DB) error {
 	conn, err := w.Conn(ctx)
 	if err != nil {
@@ -267,13 +224,10 @@ func checkWritable(ctx context.Context, w *sqlx.DB) error {
 			return fmt.Errorf("driver %T cannot report read-only", dc)
 		}
 		readOnly, err := ro.IsReadOnly("main")
-		if err != nil {
-			return err
+		if err == nil && readOnly {
+			err = errReadOnly
 		}
-		if readOnly {
-			return errReadOnly
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return err
@@ -310,17 +264,8 @@ func explain(err error) error {
 	return err
 }
 
-// dsn builds a file: URI, escaping the path so that a '?', '#' or '%' in it
-// stays part of the path.
+// dsn builds a file: URI, escaping the path so that a '?', '#' or '%' in it stays in the path.
 func dsn(path string, q url.Values) string {
 	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
 	return u.String()
-}
-
-func cloneValues(v url.Values) url.Values {
-	c := make(url.Values, len(v))
-	for k, vs := range v {
-		c[k] = append([]string(nil), vs...)
-	}
-	return c
 }

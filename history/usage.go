@@ -3,9 +3,12 @@ package history
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"time"
+
+	"aurabot/history/internal/sqldb"
 )
 
 // UsageKind says what a request to the model was for.
@@ -47,14 +50,10 @@ type UserUsage struct {
 	DaySummaries, MonthSummaries Tokens
 }
 
-// day is the UTC day of t as the usage table keys it.
-func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
-
-// monthStart is the first day of t's month (UTC), as the usage table keys it.
-func monthStart(t time.Time) string {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
-}
+// day and monthStart are t's UTC day and the first day of its month, as the usage table keys
+// them.
+func day(t time.Time) string        { return t.UTC().Format(time.DateOnly) }
+func monthStart(t time.Time) string { return t.UTC().Format("2006-01") + "-01" }
 
 // AddUsage counts one request.
 func (s *Store) AddUsage(ctx context.Context, u Usage) error {
@@ -66,7 +65,7 @@ func (s *Store) AddUsage(ctx context.Context, u Usage) error {
 	if u.At.IsZero() {
 		u.At = time.Now()
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO usage (user_id, chat_id, day, kind, name, tokens_in, tokens_out, requests)
+	_, err := sqldb.Exec(ctx, s.w, "history: add usage", `INSERT INTO usage (user_id, chat_id, day, kind, name, tokens_in, tokens_out, requests)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 1)
 		ON CONFLICT (user_id, day, chat_id, kind) DO UPDATE SET
 			name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END,
@@ -74,10 +73,7 @@ func (s *Store) AddUsage(ctx context.Context, u Usage) error {
 			tokens_out = tokens_out + excluded.tokens_out,
 			requests = requests + 1`,
 		u.User, u.Chat, day(u.At), u.Kind, u.Name, max(u.In, 0), max(u.Out, 0))
-	if err != nil {
-		return fmt.Errorf("history: add usage: %w", writeFailed(err))
-	}
-	return nil
+	return err
 }
 
 // usageSums adds up the usage table from a month's first day, per user.
@@ -98,26 +94,15 @@ const usageSums = `SELECT user_id,
 
 func (s *Store) usage(ctx context.Context, now time.Time, where string, args ...any) ([]UserUsage, error) {
 	d := day(now)
-	query := usageSums + where + ` GROUP BY user_id`
-	rows, err := s.r.QueryContext(ctx, query, append([]any{d, d, d, d, d, d, monthStart(now), d}, args...)...)
+	us, err := scanAll(ctx, s.r, func(r *sql.Rows, u *UserUsage) error {
+		return r.Scan(&u.User, &u.Name,
+			&u.Day.In, &u.Day.Out, &u.Day.Requests, &u.DaySummaries.In, &u.DaySummaries.Out, &u.DaySummaries.Requests,
+			&u.Month.In, &u.Month.Out, &u.Month.Requests, &u.MonthSummaries.In, &u.MonthSummaries.Out, &u.MonthSummaries.Requests)
+	}, usageSums+where+` GROUP BY user_id`, append([]any{d, d, d, d, d, d, monthStart(now), d}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("history: usage: %w", err)
 	}
-	defer rows.Close()
-	var out []UserUsage
-	for rows.Next() {
-		var u UserUsage
-		if err := rows.Scan(&u.User, &u.Name,
-			&u.Day.In, &u.Day.Out, &u.Day.Requests, &u.DaySummaries.In, &u.DaySummaries.Out, &u.DaySummaries.Requests,
-			&u.Month.In, &u.Month.Out, &u.Month.Requests, &u.MonthSummaries.In, &u.MonthSummaries.Out, &u.MonthSummaries.Requests); err != nil {
-			return nil, fmt.Errorf("history: usage: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("history: usage: %w", err)
-	}
-	return out, nil
+	return us, nil
 }
 
 // UsageOf returns user's usage on now's day and in its month (UTC), over every chat.
