@@ -4,10 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +53,8 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	bin := filepath.Join(t.TempDir(), "aurabot")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".") // as the Dockerfile builds it
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
@@ -84,6 +87,9 @@ func TestLoad(t *testing.T) {
 	})
 	h.wait(func() bool { return len(h.tg.Calls("setMyCommands")) > 0 })
 
+	pid := cmd.Process.Pid
+	cpuBefore := procCPU(t, pid)
+	stopSampling := sampleRSS(pid)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range *loadChats {
@@ -115,13 +121,8 @@ func TestLoad(t *testing.T) {
 	}
 	wg.Wait()
 	took := time.Since(start)
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
-		for _, l := range strings.Split(string(st), "\n") {
-			if strings.HasPrefix(l, "Vm") || strings.HasPrefix(l, "Rss") {
-				t.Log(l)
-			}
-		}
-	}
+	cpu := procCPU(t, pid) - cpuBefore
+	anon, file := stopSampling()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
@@ -129,13 +130,77 @@ func TestLoad(t *testing.T) {
 		t.Fatal("no resource usage for the bot's process")
 	}
 	replies := *loadChats * *loadReplies
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	summary := fmt.Sprintf("load: %d chats x %d replies in %v: peak RSS %.1f MB, CPU %v (%.2f ms per reply)",
-		*loadChats, *loadReplies, took.Round(time.Millisecond), float64(ru.Maxrss)/1024, cpu.Round(time.Millisecond),
-		float64(cpu.Microseconds())/1000/float64(replies))
+	counts := map[string]int{}
+	for _, c := range h.tg.Calls("") {
+		counts[c.Method]++
+	}
+	summary := fmt.Sprintf("load: %d chats x %d replies in %v: peak RSS %.1f MB (anonymous %.1f MB, file-backed %.1f MB), CPU %v while answering (%.2f ms per reply; %v in all)\n  Bot API calls per reply:",
+		*loadChats, *loadReplies, took.Round(time.Millisecond), float64(ru.Maxrss)/1024, float64(anon)/1024, float64(file)/1024,
+		cpu.Round(time.Millisecond), float64(cpu.Microseconds())/1000/float64(replies),
+		time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Round(time.Millisecond))
+	for _, m := range slices.Sorted(maps.Keys(counts)) {
+		if n := float64(counts[m]) / float64(replies); n >= 0.01 {
+			summary += fmt.Sprintf(" %s %.2f", m, n)
+		}
+	}
 	t.Log(summary)
 	fmt.Println(summary)
 	if strings.Contains(logs.String(), "panic") {
 		t.Errorf("the bot panicked: %s", logs.String())
+	}
+}
+
+// procCPU is the CPU time process pid has used so far (user and system), from /proc.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	// The fields after the command's name (which may hold spaces) in parentheses; utime and
+	// stime are the 14th and 15th fields of the line, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// sampleRSS reads the anonymous and file-backed resident memory of process pid every 50 ms
+// until stop, which returns the peak of each, in KiB.
+func sampleRSS(pid int) (stop func() (anon, file int64)) {
+	var mu sync.Mutex
+	var maxAnon, maxFile int64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+				for l := range strings.SplitSeq(string(st), "\n") {
+					name, v, ok := strings.Cut(l, ":")
+					kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+					mu.Lock()
+					switch {
+					case ok && name == "RssAnon":
+						maxAnon = max(maxAnon, kb)
+					case ok && name == "RssFile":
+						maxFile = max(maxFile, kb)
+					}
+					mu.Unlock()
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(done)
+		<-finished
+		return maxAnon, maxFile
 	}
 }

@@ -68,7 +68,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		defer capturer.Close() // after the bot: it stops a capture in progress, and its browser
 		cfg.Aura.Credentials = capturer
 	}
-	cfg.Aura.Logger = log
+	cfg.Aura.Logger, cfg.Aura.Redact = log, redactor.Redact
 	model, err := aura.New(cfg.Aura)
 	if err != nil {
 		return err
@@ -76,6 +76,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 	defer model.Close()
 
 	if cfg.Transcribe.URL != "" { // else nil (not a nil *Client): voice is off
+		cfg.Transcribe.Redact = redactor.Redact
 		cfg.Bot.Transcriber = transcribe.New(cfg.Transcribe)
 	}
 	cfg.Bot.Force, cfg.Bot.Logger, cfg.Bot.Redactor = force(ctx), log, redactor

@@ -1,12 +1,14 @@
 package aura
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,19 +18,16 @@ import (
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
-	// Images are pictures sent with a user message. Only the openai
-	// protocol sends them; in the chatbot-ui protocol a request that holds
-	// any fails with ErrImagesUnsupported. They are never part of the
-	// message's JSON.
+	// Images are pictures sent with a user message (openai only: in the chatbot-ui protocol
+	// a request that holds any fails with ErrImagesUnsupported).
 	Images []Image `json:"-"`
 }
 
 // Image is a picture attached to a Message.
 type Image struct {
-	// MIME is the image's media type, such as "image/jpeg". Empty means
-	// the type sniffed from Data; it must be an image type.
+	// MIME is the image's media type, such as "image/jpeg"; empty means the type sniffed from
+	// Data. It must be an image type.
 	MIME string
-	// Data is the image file's bytes.
 	Data []byte
 }
 
@@ -49,8 +48,8 @@ const (
 const (
 	DefaultFirstByteTimeout = 60 * time.Second
 	DefaultIdleTimeout      = 60 * time.Second
-	// DefaultUserAgent is a current desktop Chrome: the chatbot-ui site sat
-	// behind a bot check that expects a browser.
+	// DefaultUserAgent is a current desktop Chrome: the chatbot-ui site sat behind a bot check
+	// that expects a browser.
 	DefaultUserAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36"
 )
 
@@ -58,118 +57,87 @@ const (
 type Config struct {
 	// Protocol is ProtocolChatbotUI (also when empty) or ProtocolOpenAI.
 	Protocol string `env:"AURA_PROTOCOL" envDefault:"chatbot-ui"`
-	// BaseURL is the server's root, e.g. https://openchat.team or
-	// http://localhost:11434. The client posts to BaseURL + "/api/chat"
-	// (chatbot-ui) or BaseURL + "/v1/chat/completions" (openai; a BaseURL
-	// that already ends in "/v1" gets only "/chat/completions").
+	// BaseURL is the server's root (https://openchat.team, http://localhost:11434); the client
+	// posts to /api/chat (chatbot-ui) or /v1/chat/completions (openai; "/v1" is not doubled).
 	BaseURL string `env:"AURA_URL" envDefault:"https://openchat.team"`
-	// Model is model.id (chatbot-ui) or the model name (openai, required).
-	// In chatbot-ui mode an empty Model means openchat_3.6.
+	// Model is model.id (chatbot-ui; empty: openchat_3.6) or the model name (openai, required).
 	Model string `env:"AURA_MODEL" envDefault:"openchat_3.6"`
-	// ModelName is model.name (chatbot-ui only). Empty means the known
-	// name for a known Model id, else Model itself.
+	// ModelName is model.name (chatbot-ui only); empty: the known name for Model, else Model.
 	ModelName string `env:"AURA_MODEL_NAME" envDefault:"OpenChat 3.6 (latest)"`
-	// MaxLength is model.maxLength (chatbot-ui only); 0 means 3*TokenLimit. main sets the
-	// context window's AURA_MAX_LENGTH.
+	// MaxLength is model.maxLength (chatbot-ui only; main sets AURA_MAX_LENGTH); 0: 3*TokenLimit.
 	MaxLength int
 	// TokenLimit is model.tokenLimit (chatbot-ui only); 0 means 8192.
 	TokenLimit int `env:"AURA_MAX_TOKENS" envDefault:"8192"`
 	// MaxOutputTokens is max_tokens (openai only); 0 means not sent.
 	MaxOutputTokens int `env:"AURA_MAX_OUTPUT_TOKENS"`
-	// Temperature is sent as is; 0 is a valid temperature. (The Python
-	// provider defaulted to 0.5.)
+	// Temperature is sent as is; 0 is a valid temperature.
 	Temperature float64 `env:"AURA_TEMPERATURE" envDefault:"0.5"`
-	// Key is the body's "key" (chatbot-ui) or an "Authorization: Bearer"
-	// header (openai, only when set).
+	// Key is the body's "key" (chatbot-ui) or an "Authorization: Bearer" header (openai, if set).
 	Key string `env:"AURA_KEY"`
 	// Cookies is a raw Cookie header value, sent when set.
 	Cookies string `env:"AURA_COOKIES"`
 	// UserAgent overrides DefaultUserAgent.
 	UserAgent string `env:"AURA_USER_AGENT"`
-	// Proxy is an http://, https://, socks5:// or socks5h:// URL. Empty
-	// means the environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as in any Go
-	// program.
+	// Proxy is an http://, https://, socks5:// or socks5h:// URL. Empty means the
+	// environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as in any Go program.
 	Proxy string `env:"AURA_PROXY"`
-	// FirstByteTimeout bounds the wait for the response headers and the
-	// first body byte of each try; 0 means DefaultFirstByteTimeout.
+	// FirstByteTimeout bounds the wait for each try's headers and first body byte; 0: the default.
 	FirstByteTimeout time.Duration `env:"AURA_FIRST_BYTE_TIMEOUT" envDefault:"60s"`
-	// IdleTimeout bounds the silence between two body reads; 0 means
-	// DefaultIdleTimeout. Time the caller spends handling a chunk does not
-	// count.
+	// IdleTimeout bounds the silence between two body reads (the caller's time with a chunk does
+	// not count); 0: the default.
 	IdleTimeout time.Duration `env:"AURA_IDLE_TIMEOUT" envDefault:"60s"`
-	// Credentials, when set, supplies cookies and a User-Agent before each
-	// reply (see Credentials); Cookies and UserAgent, when set, win over
-	// them. A reply refused with 403, 429 or 503 and an HTML page is tried
-	// once more with fresh ones.
+	// Credentials, when set, supplies cookies and a User-Agent before each reply (see
+	// Credentials); Cookies and UserAgent, when set, win over them. A reply refused with 403,
+	// 429 or 503 and an HTML page is tried once more with fresh ones.
 	Credentials Credentials
-	// Logger receives debug and warning records; nil discards them.
-	// Message contents, keys and cookies are never logged.
+	// Redact, when set, removes secrets from what a server writes into a StatusError, which
+	// users are shown (UserReason): a server may echo the key or cookies it was sent. main
+	// passes its log's redactor, which also learns the cookies a browser captures.
+	Redact func(string) string
+	// Logger receives debug and warning records (never message contents); nil discards them.
 	Logger *slog.Logger
 }
 
-// Client streams replies from one server. It is safe for concurrent use;
-// make one and share it.
+// Client streams replies from one server. It is safe for concurrent use; make one and share it.
 type Client struct {
-	hc        *http.Client
-	transport *http.Transport
-	endpoint  string
-	header    http.Header
-	dialect   dialect
-	redactor  redactor
-	log       *slog.Logger
+	hc         *http.Client
+	transport  *http.Transport
+	endpoint   string
+	header     http.Header
+	dialect    dialect
+	openai     bool   // the openai protocol: it lists models, and its error bodies are JSON
+	model      string // Config.Model, or the chatbot-ui default
+	redactText func(string) string
+	log        *slog.Logger
 
-	// creds is Config.Credentials; ownCookies and ownUserAgent say that
-	// Config set the header it would otherwise fill.
-	creds        Credentials
-	ownCookies   bool
-	ownUserAgent bool
+	// creds is Config.Credentials; ownCookies and ownUserAgent say Config set those headers.
+	creds                    Credentials
+	ownCookies, ownUserAgent bool
 
-	firstByte time.Duration
-	idle      time.Duration
-	// drain bounds the wait for the end of the body after the reply is
-	// complete (openai: after [DONE] or finish_reason). Reading to the end
-	// lets the connection be reused; a server that lingers is cut off
-	// without an error.
-	drain time.Duration
-	// tries is the number of attempts for one reply: 1 + retries.
-	tries int
-	// backoff is the wait before the first retry; it doubles for each
-	// further retry, with jitter.
-	backoff time.Duration
+	firstByte, idle time.Duration
+	// drain bounds the wait for the end of the body after the reply is complete (openai: after
+	// [DONE] or finish_reason), read so that the connection is reused.
+	drain   time.Duration
+	tries   int           // attempts for one reply
+	backoff time.Duration // the wait before the first retry (see retryBackoff)
 
-	// models caches the answer of Models; see models.go.
-	models modelCache
-	// noUsage is set once the server refused stream_options: see Chat.
-	noUsage atomic.Bool
-	// ollama caches whether the server is Ollama, and what it said of each
-	// model; see ollama.go.
-	ollama ollamaCache
-	// now is the clock of the models cache; nil means time.Now.
-	now func() time.Time
+	models  atomic.Pointer[keptModels]
+	noUsage atomic.Bool // the server refused stream_options: see Chat
+	ollama  ollamaCache
+	now     func() time.Time // the models cache's clock
 }
 
-// New checks cfg and returns a Client. Its errors never contain cfg.Key or
-// cfg.Cookies.
+// New checks cfg and returns a Client. Its errors never contain cfg.Key or cfg.Cookies.
 func New(cfg Config) (*Client, error) {
 	if cfg.FirstByteTimeout < 0 || cfg.IdleTimeout < 0 {
 		return nil, errors.New("aura: timeouts must not be negative")
 	}
-	if cfg.FirstByteTimeout == 0 {
-		cfg.FirstByteTimeout = DefaultFirstByteTimeout
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
+	cfg.FirstByteTimeout = cmp.Or(cfg.FirstByteTimeout, DefaultFirstByteTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
 	ownUserAgent := cfg.UserAgent != ""
-	if !ownUserAgent {
-		cfg.UserAgent = DefaultUserAgent
-	}
-	for _, f := range []struct{ name, value string }{
-		{"key", cfg.Key}, {"cookies", cfg.Cookies}, {"user agent", cfg.UserAgent},
-	} {
-		if strings.ContainsFunc(f.value, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			return nil, fmt.Errorf("aura: %s contains a control character", f.name)
-		}
+	cfg.UserAgent = cmp.Or(cfg.UserAgent, DefaultUserAgent)
+	if name := controlChar("key", cfg.Key, "cookies", cfg.Cookies, "user agent", cfg.UserAgent); name != "" {
+		return nil, fmt.Errorf("aura: %s contains a control character", name)
 	}
 	base, err := parseURL("base URL", cfg.BaseURL, "http", "https")
 	if err != nil {
@@ -184,12 +152,32 @@ func New(cfg Config) (*Client, error) {
 		proxy = http.ProxyURL(u)
 	}
 
-	var d dialect
+	header := http.Header{}
+	header.Set("Content-Type", "application/json")
+	header.Set("User-Agent", cfg.UserAgent)
+	if cfg.Cookies != "" {
+		header.Set("Cookie", cfg.Cookies)
+	}
+	endpoint := *base
+	endpoint.RawPath, endpoint.RawQuery, endpoint.Fragment = "", "", ""
+	path := strings.TrimRight(base.Path, "/")
+	c := &Client{header: header, openai: cfg.Protocol == ProtocolOpenAI}
 	switch cfg.Protocol {
 	case "", ProtocolChatbotUI:
-		d, err = newChatbotUI(cfg)
+		c.dialect, err = newChatbotUI(cfg)
+		endpoint.Path = path + "/api/chat"
+		// The headers the Python provider sent, so that the site's bot check sees what it saw.
+		header.Set("Accept", "*/*")
+		header.Set("Accept-Language", "en-US")
+		header.Set("Referer", cfg.BaseURL)
 	case ProtocolOpenAI:
-		d, err = newOpenAI(cfg)
+		c.dialect, err = newOpenAI(cfg)
+		// Both spellings are in use: "http://host" (Ollama's docs), "https://host/v1" (OpenAI's SDKs).
+		endpoint.Path = strings.TrimSuffix(path, "/v1") + "/v1/chat/completions"
+		header.Set("Accept", "text/event-stream")
+		if cfg.Key != "" {
+			header.Set("Authorization", "Bearer "+cfg.Key)
+		}
 	default:
 		return nil, fmt.Errorf("aura: unknown protocol %q (want %q or %q)", cfg.Protocol, ProtocolChatbotUI, ProtocolOpenAI)
 	}
@@ -197,58 +185,44 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 
-	endpoint := *base
-	endpoint.Path = d.path(strings.TrimRight(base.Path, "/"))
-	endpoint.RawPath, endpoint.RawQuery, endpoint.Fragment = "", "", ""
-
-	header := http.Header{}
-	header.Set("Content-Type", "application/json")
-	header.Set("User-Agent", cfg.UserAgent)
-	if cfg.Cookies != "" {
-		header.Set("Cookie", cfg.Cookies)
+	c.transport = newTransport(proxy)
+	c.hc = &http.Client{
+		Transport: c.transport,
+		// A redirected POST turns into a GET without a body, which no chat endpoint answers
+		// sensibly: report the 3xx instead. No Timeout: it would cut long replies.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	d.setHeader(header)
-
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	c.endpoint, c.model, c.redactText = endpoint.String(), cmp.Or(cfg.Model, defaultChatbotUIModel), cfg.Redact
+	c.log = cfg.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
-	t := newTransport(proxy)
-	c := &Client{
-		hc: &http.Client{
-			Transport: t,
-			// A redirected POST turns into a GET without a body, which no
-			// chat endpoint answers sensibly: report the 3xx instead.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			// No Timeout: it would cut long replies. See watchdog.
-		},
-		transport: t,
-		endpoint:  endpoint.String(),
-		header:    header,
-		dialect:   d,
-		redactor:  newRedactor(cfg.Key, cfg.Cookies),
-		log:       logger,
-		firstByte: cfg.FirstByteTimeout,
-		idle:      cfg.IdleTimeout,
-		drain:     min(cfg.IdleTimeout, 2*time.Second),
-		tries:     3,
-		backoff:   250 * time.Millisecond,
-	}
+	c.firstByte, c.idle, c.drain = cfg.FirstByteTimeout, cfg.IdleTimeout, min(cfg.IdleTimeout, 2*time.Second)
+	c.tries, c.backoff, c.now = 3, 250*time.Millisecond, time.Now
 	c.creds, c.ownCookies, c.ownUserAgent = cfg.Credentials, cfg.Cookies != "", ownUserAgent
 	return c, nil
 }
 
-// Close closes the connections the Client keeps open for reuse. Streams in
-// progress are not affected.
+// controlChar returns the name of the first header value (of name, value pairs) that holds a
+// control character, which would end the header; "" if none does.
+func controlChar(pairs ...string) string {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if strings.ContainsFunc(pairs[i+1], func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return pairs[i]
+		}
+	}
+	return ""
+}
+
+// Close closes the connections the Client keeps open for reuse; streams in progress go on.
 func (c *Client) Close() {
 	c.transport.CloseIdleConnections()
 }
 
-// newTransport returns the one Transport a Client uses for all requests.
 func newTransport(proxy func(*http.Request) (*url.URL, error)) *http.Transport {
 	dialer := &net.Dialer{
-		// Shorter than the first-byte timeout, so that an unreachable host
-		// counts as a connection failure and is retried.
+		// Shorter than the first-byte timeout, so that an unreachable host counts as a
+		// connection failure and is retried.
 		Timeout:   10 * time.Second,
 		KeepAlive: 30 * time.Second,
 	}
@@ -260,8 +234,8 @@ func newTransport(proxy func(*http.Request) (*url.URL, error)) *http.Transport {
 		MaxIdleConnsPerHost: 16, // a busy bot streams several replies at once to one host
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
-		// Compression would make the server's gzip writer hold text back
-		// until it has a block to compress, delaying chunks.
+		// Compression would make the server's gzip writer hold text back until it has a
+		// block to compress, delaying chunks.
 		DisableCompression: true,
 	}
 }
@@ -272,30 +246,18 @@ func ParseProxy(raw string) (*url.URL, error) {
 	return parseURL("proxy", raw, "http", "https", "socks5", "socks5h")
 }
 
-// parseURL parses an absolute URL with one of the given schemes. Its errors
-// leave out the URL itself, which may carry credentials.
+// parseURL parses an absolute URL with one of the given schemes. Its errors leave out the URL.
 func parseURL(what, raw string, schemes ...string) (*url.URL, error) {
-	if raw == "" {
-		return nil, fmt.Errorf("aura: %s is empty", what)
-	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return nil, fmt.Errorf("aura: %s: %w", what, err)
-	}
-	ok := false
-	for _, s := range schemes {
-		if strings.EqualFold(u.Scheme, s) {
-			ok = true
-		}
-	}
-	if !ok {
+	var uerr *url.Error
+	switch {
+	case raw == "":
+		return nil, fmt.Errorf("aura: %s is empty", what)
+	case errors.As(err, &uerr): // url.Parse's errors are all *url.Error, which quotes the URL
+		return nil, fmt.Errorf("aura: %s: %w", what, uerr.Err)
+	case !slices.ContainsFunc(schemes, func(s string) bool { return strings.EqualFold(u.Scheme, s) }):
 		return nil, fmt.Errorf("aura: %s: scheme %q is not supported (want one of %s)", what, u.Scheme, strings.Join(schemes, ", "))
-	}
-	if u.Host == "" {
+	case u.Host == "":
 		return nil, fmt.Errorf("aura: %s has no host", what)
 	}
 	return u, nil

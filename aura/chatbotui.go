@@ -1,21 +1,67 @@
 package aura
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 )
 
-// chatbotUI speaks the legacy chatbot-ui "/api/chat" route: a JSON request,
-// a plain-text reply body with no framing, which ends when the body ends.
+// dialect is what differs between the wire protocols: the request, and the decoding of the
+// reply's body. Transport, timeouts, retries, errors and UTF-8 carry-over are shared.
+type dialect interface {
+	// request returns the request body's value for msgs, asking for model ("": the
+	// configured one); usage asks the server to report the tokens it counted, where it can.
+	request(model string, msgs []Message, usage bool) (any, error)
+	newDecoder() decoder
+}
+
+func (c *Client) encode(model string, msgs []Message, usage bool) ([]byte, error) {
+	req, err := c.dialect.request(model, msgs, usage)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("aura: encode request: %w", err)
+	}
+	return b, nil
+}
+
+// turns checks the roles of msgs and their images (only user messages carry any, and only in a
+// protocol that sends images), passes each user and assistant message to turn, and returns the
+// system messages' contents. Both protocols send them as one, joined with "\n", as the Python
+// provider did: chatbot-ui takes one prompt, and many chat templates (llama.cpp, vLLM) take one
+// system message, and only at the start.
+func turns(msgs []Message, images bool, turn func(Message) error) (system []string, err error) {
+	for i, m := range msgs {
+		switch {
+		case len(m.Images) > 0 && !images:
+			return nil, fmt.Errorf("%w (message %d has %d)", ErrImagesUnsupported, i, len(m.Images))
+		case len(m.Images) > 0 && m.Role != RoleUser:
+			return nil, fmt.Errorf("aura: message %d: only user messages can carry images, not %q ones", i, m.Role)
+		}
+		switch m.Role {
+		case RoleSystem:
+			system = append(system, m.Content)
+		case RoleUser, RoleAssistant:
+			if err := turn(m); err != nil {
+				return nil, fmt.Errorf("aura: message %d: %w", i, err)
+			}
+		default:
+			return nil, fmt.Errorf("aura: message %d has unknown role %q", i, m.Role)
+		}
+	}
+	return system, nil
+}
+
+// chatbotUI speaks the legacy chatbot-ui "/api/chat" route: a JSON request, and a plain-text
+// reply body with no framing, which ends when the body ends.
 type chatbotUI struct {
 	model       chatbotUIModel
 	key         string
 	temperature float64
-	referer     string
 }
 
 type chatbotUIModel struct {
@@ -34,139 +80,54 @@ type chatbotUIRequest struct {
 	Temperature float64        `json:"temperature"`
 }
 
-const (
-	defaultChatbotUIModel      = "openchat_3.6"
-	defaultChatbotUITokenLimit = 8192
-)
+const defaultChatbotUIModel = "openchat_3.6"
 
-// knownModelName returns the display name openchat.team used for a model id.
-func knownModelName(id string) string {
-	switch id {
-	case "openchat_3.6":
-		return "OpenChat 3.6 (latest)"
-	case "openchat_v3.2_mistral":
-		return "OpenChat 3.5 (latest)"
-	}
-	return ""
+// knownModelNames are the display names openchat.team used for its model ids.
+var knownModelNames = map[string]string{
+	"openchat_3.6":          "OpenChat 3.6 (latest)",
+	"openchat_v3.2_mistral": "OpenChat 3.5 (latest)",
 }
 
 func newChatbotUI(cfg Config) (*chatbotUI, error) {
 	if cfg.MaxLength < 0 || cfg.TokenLimit < 0 {
 		return nil, errors.New("aura: max length and token limit must not be negative")
 	}
-	m := chatbotUIModel{ID: cfg.Model, Name: cfg.ModelName, MaxLength: cfg.MaxLength, TokenLimit: cfg.TokenLimit}
-	if m.ID == "" {
-		m.ID = defaultChatbotUIModel
-	}
-	if m.Name == "" {
-		m.Name = knownModelName(m.ID)
-	}
-	if m.Name == "" {
-		m.Name = m.ID
-	}
-	if m.TokenLimit == 0 {
-		m.TokenLimit = defaultChatbotUITokenLimit
-	}
-	if m.MaxLength == 0 {
-		// The web client's character limit: three characters per token.
-		m.MaxLength = 3 * m.TokenLimit
-	}
-	return &chatbotUI{model: m, key: cfg.Key, temperature: cfg.Temperature, referer: cfg.BaseURL}, nil
+	id := cmp.Or(cfg.Model, defaultChatbotUIModel)
+	tokens := cmp.Or(cfg.TokenLimit, 8192)
+	return &chatbotUI{
+		model: chatbotUIModel{
+			ID: id, Name: cmp.Or(cfg.ModelName, knownModelNames[id], id), TokenLimit: tokens,
+			MaxLength: cmp.Or(cfg.MaxLength, 3*tokens), // the web client's limit: three characters a token
+		},
+		key: cfg.Key, temperature: cfg.Temperature,
+	}, nil
 }
 
-func (d *chatbotUI) path(base string) string { return base + "/api/chat" }
-
-func (d *chatbotUI) configuredModel() string { return d.model.ID }
-
-// listsModels is false: the route has no model list.
-func (d *chatbotUI) listsModels() bool { return false }
-
-func (d *chatbotUI) setHeader(h http.Header) {
-	// The headers the Python provider sent, so that the site's bot check
-	// sees what it saw then.
-	h.Set("Accept", "*/*")
-	h.Set("Accept-Language", "en-US")
-	h.Set("Referer", d.referer)
-}
-
-// encode moves system messages into "prompt", joined with "\n", as the
-// provider did; the server would otherwise use its own default prompt.
-// Every text goes through DefuseSpecialTokens: the server counts tokens
-// with tiktoken, which throws on a special token such as "<|endoftext|>"
-// in the text, and the server answers 500 to every request that holds it.
-// usage is ignored: the protocol has no usage report.
-func (d *chatbotUI) encode(model string, msgs []Message, _ bool) ([]byte, error) {
-	m := d.model
-	if model != "" && model != m.ID {
-		m.ID, m.Name = model, knownModelName(model)
-		if m.Name == "" {
-			m.Name = model
-		}
+// request puts the system messages in "prompt": the server would otherwise use its own default
+// prompt. The protocol has no usage report.
+func (d *chatbotUI) request(model string, msgs []Message, _ bool) (any, error) {
+	req := chatbotUIRequest{Model: d.model, Messages: make([]Message, 0, len(msgs)), Key: d.key, Temperature: d.temperature}
+	if model != "" && model != d.model.ID {
+		req.Model.ID, req.Model.Name = model, cmp.Or(knownModelNames[model], model)
 	}
-	req := chatbotUIRequest{
-		Model:       m,
-		Messages:    make([]Message, 0, len(msgs)),
-		Key:         d.key,
-		Temperature: d.temperature,
-	}
-	var prompt []string
-	for i, m := range msgs {
-		if len(m.Images) > 0 {
-			return nil, fmt.Errorf("%w (message %d has %d)", ErrImagesUnsupported, i, len(m.Images))
-		}
-		switch m.Role {
-		case RoleSystem:
-			prompt = append(prompt, DefuseSpecialTokens(m.Content))
-		case RoleUser, RoleAssistant:
-			req.Messages = append(req.Messages, Message{Role: m.Role, Content: DefuseSpecialTokens(m.Content)})
-		default:
-			return nil, fmt.Errorf("aura: message %d has unknown role %q", i, m.Role)
-		}
-	}
-	req.Prompt = strings.Join(prompt, "\n")
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("aura: encode request: %w", err)
-	}
-	return b, nil
-}
-
-// statusError takes the reason from the status line: the server answers
-// "HTTP/1.1 500 <reason>" with the body "Error".
-func (d *chatbotUI) statusError(resp *http.Response, body []byte) *StatusError {
-	return &StatusError{
-		StatusCode: resp.StatusCode,
-		Reason:     reasonPhrase(resp),
-		Body:       truncateUTF8(string(body), maxErrorBody),
-	}
-}
-
-// reasonPhrase returns the text after the code in the status line. (HTTP/2
-// has no reason phrase; net/http fills in the standard text.)
-func reasonPhrase(resp *http.Response) string {
-	return strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)))
+	system, err := turns(msgs, false, func(m Message) error {
+		req.Messages = append(req.Messages, m)
+		return nil
+	})
+	req.Prompt = strings.Join(system, "\n")
+	return req, err
 }
 
 func (d *chatbotUI) newDecoder() decoder { return plainDecoder{} }
 
-// plainDecoder passes the body through: the body is the reply. (A <think> block in it is
-// taken out by Chat, as in every protocol.)
+// plainDecoder passes the body through: the body is the reply, and it ends when the body does
+// (a truncated chunked body is not a clean end: net/http reports it as a read error).
 type plainDecoder struct{}
 
 func (plainDecoder) decode(dst *decoded, p []byte) (bool, error) {
-	dst.add(answerText, p)
+	add(dst, answerText, p)
 	return false, nil
 }
-
-// end accepts any clean end: the reply ends when the body does. A truncated
-// chunked body is not a clean end; net/http reports it as a read error.
-func (plainDecoder) end(*decoded) error { return nil }
-
-// complete has nothing to report: the body carries nothing but text.
-func (plainDecoder) complete() error { return nil }
-
-// trail is never called: the reply ends only with the body.
-func (plainDecoder) trail([]byte) {}
-
-// usage: the protocol reports none.
-func (plainDecoder) usage() (Usage, bool) { return Usage{}, false }
+func (plainDecoder) end(*decoded) error      { return nil }
+func (plainDecoder) trail([]byte)            {}
+func (plainDecoder) result() (*Usage, error) { return nil, nil }

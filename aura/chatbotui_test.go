@@ -356,3 +356,21 @@ func TestChatbotUIImagesUnsupported(t *testing.T) {
 		t.Errorf("got %s, %v; want {\"role\":\"user\",\"content\":\"what is this?\"}", b, err)
 	}
 }
+
+// Message contents are sent as given: defusing special tokens is the caller's (history.Defuse).
+func TestChatbotUISendsContentsAsGiven(t *testing.T) {
+	srv, seen := captureServer(t, "ok")
+	c := newTestClient(t, Config{BaseURL: srv.URL})
+	msgs := []Message{{Role: RoleSystem, Content: "End with <|endoftext|>."}, {Role: RoleUser, Content: "what is <|fim_prefix|>?"}}
+	if r := collect(t, c.Stream(t.Context(), msgs)); r.err != nil {
+		t.Fatalf("got error %v, want none", r.err)
+	}
+	var body struct {
+		Prompt   string
+		Messages []Message
+	}
+	mustUnmarshal(t, (<-seen).body, &body)
+	if body.Prompt != msgs[0].Content || len(body.Messages) != 1 || body.Messages[0].Content != msgs[1].Content {
+		t.Errorf("got prompt %q and messages %+v, want them as given", body.Prompt, body.Messages)
+	}
+}

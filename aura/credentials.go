@@ -9,26 +9,23 @@ import (
 	"strings"
 )
 
-// Credentials supplies the cookies and User-Agent that a server behind a
-// browser check expects; see Config.Credentials. The package
-// aurabot/aura/browser has one that takes them from a real browser.
+// Credentials supplies the cookies and User-Agent that a server behind a browser check expects
+// (see Config.Credentials); aurabot/aura/browser takes them from a real browser.
 type Credentials interface {
-	// Credentials returns a Cookie header value ("a=1; b=2") and a
-	// User-Agent; either may be empty. refresh asks for new ones because
-	// the server refused the last ones. It may wait (for a browser to load
-	// the site) and must return when ctx ends. Its errors must not contain
-	// the cookies.
+	// Credentials returns a Cookie header value ("a=1; b=2") and a User-Agent; either may be
+	// empty. refresh asks for new ones because the server refused the last ones. It may wait
+	// (for a browser to load the site) and must return when ctx ends. Its errors must not
+	// contain the cookies, and Config.Redact should know the cookies before they are returned.
 	Credentials(ctx context.Context, refresh bool) (cookie, userAgent string, err error)
 }
 
-// ErrBrowserCapture means Config.Credentials could not supply cookies: no
-// browser, a browser that crashed or a page that did not load in time. The
-// error that wraps it also wraps the cause. The request was not sent.
+// ErrBrowserCapture means Config.Credentials could not supply cookies: no browser, a browser
+// that crashed or a page that did not load in time. The error that wraps it also wraps the
+// cause. The request was not sent.
 var ErrBrowserCapture = errors.New("aura: could not get the server's cookies from a browser")
 
-// send streams one reply, with the cookies and User-Agent of c.creds when
-// it is set. A reply the server refuses as a browser check would (see
-// refused) is tried once more, with fresh credentials.
+// send streams one reply, with the credentials of c.creds when it is set: a reply the server
+// refuses as a browser check would (see refused) is tried once more, with fresh ones.
 func (c *Client) send(ctx context.Context, body []byte, yield func(Chunk, error) bool) error {
 	if c.creds == nil {
 		return c.stream(ctx, c.header, body, yield)
@@ -41,52 +38,35 @@ func (c *Client) send(ctx context.Context, body []byte, yield func(Chunk, error)
 	var last http.Header
 	var refusal error
 	for refresh := false; ; refresh = true {
-		header, red, err := c.credentialHeader(ctx, refresh)
+		header, err := c.credentialHeader(ctx, refresh)
 		if err != nil {
 			return err
 		}
-		if refusal != nil && sameCredentials(header, last) {
-			// Nothing new to try (a capture that ran moments ago gave
-			// these): the refusal stands.
-			return refusal
+		if refusal != nil && header.Get("Cookie") == last.Get("Cookie") && header.Get("User-Agent") == last.Get("User-Agent") {
+			return refusal // nothing new to try: a capture that ran moments ago gave these
 		}
 		last = header
 		err = c.stream(ctx, header, body, relay)
-		var se *StatusError
-		if errors.As(err, &se) {
-			// The server may echo what it was sent, in a page that says why
-			// it refused.
-			red.statusError(se)
-		}
 		if err == nil || refresh || sent || !c.refused(err) {
 			return err
 		}
 		refusal = err
-		c.log.InfoContext(ctx, "aura: the server refused the browser's cookies; capturing them again", "status", se.StatusCode)
+		c.log.InfoContext(ctx, "aura: the server refused the browser's cookies; capturing them again", "err", err)
 	}
 }
 
-// sameCredentials reports whether a and b carry the same cookies and
-// User-Agent.
-func sameCredentials(a, b http.Header) bool {
-	return a.Get("Cookie") == b.Get("Cookie") && a.Get("User-Agent") == b.Get("User-Agent")
-}
-
-// credentialHeader returns the request header with the credentials of
-// c.creds, and a redactor for them. The configured Cookies and UserAgent
-// win over the captured ones.
-func (c *Client) credentialHeader(ctx context.Context, refresh bool) (http.Header, redactor, error) {
+// credentialHeader returns the request header with the credentials of c.creds; the configured
+// Cookies and UserAgent win over them.
+func (c *Client) credentialHeader(ctx context.Context, refresh bool) (http.Header, error) {
 	cookie, ua, err := c.creds.Credentials(ctx, refresh)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, redactor{}, cancelError(ctx)
+			return nil, cancelError(ctx)
 		}
-		return nil, redactor{}, fmt.Errorf("%w: %w", ErrBrowserCapture, err)
+		return nil, fmt.Errorf("%w: %w", ErrBrowserCapture, err)
 	}
-	for _, f := range []struct{ name, value string }{{"cookies", cookie}, {"user agent", ua}} {
-		if strings.ContainsFunc(f.value, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			return nil, redactor{}, fmt.Errorf("%w: the captured %s contain a control character", ErrBrowserCapture, f.name)
-		}
+	if name := controlChar("cookies", cookie, "user agent", ua); name != "" {
+		return nil, fmt.Errorf("%w: the captured %s contain a control character", ErrBrowserCapture, name)
 	}
 	h := c.header.Clone()
 	if cookie != "" && !c.ownCookies {
@@ -95,21 +75,12 @@ func (c *Client) credentialHeader(ctx context.Context, refresh bool) (http.Heade
 	if ua != "" && !c.ownUserAgent {
 		h.Set("User-Agent", ua)
 	}
-	return h, capturedRedactor(cookie, ua), nil
+	return h, nil
 }
 
-// capturedRedactor removes captured credentials from server text. Unlike
-// configured cookies, captured ones often include short values that are no
-// secret ("consent=1"), and removing those would garble the rest.
-func capturedRedactor(cookie, ua string) redactor {
-	r := newRedactor(ua, cookie)
-	r.secrets = slices.DeleteFunc(r.secrets, func(s string) bool { return len(s) < 8 })
-	return r
-}
-
-// refused reports whether err is the answer of a browser check in front
-// of the server: 403, 429 or 503 with an HTML page, which a model server
-// never sends. It is always false without Config.Credentials.
+// refused reports whether err is the answer of a browser check in front of the server: 403, 429
+// or 503 with an HTML page, which a model server never sends. It is false without
+// Config.Credentials.
 func (c *Client) refused(err error) bool {
 	var se *StatusError
 	if c.creds == nil || !errors.As(err, &se) || se.inStream {
@@ -122,8 +93,8 @@ func (c *Client) refused(err error) bool {
 	return false
 }
 
-// looksHTML reports whether body starts like an HTML document, after any
-// byte order mark, white space and comments.
+// looksHTML reports whether body starts like an HTML document, after any byte order mark, white
+// space and comments.
 func looksHTML(body string) bool {
 	s := strings.TrimPrefix(body, "\ufeff")
 	for {
@@ -138,13 +109,6 @@ func looksHTML(body string) bool {
 		}
 		s = after
 	}
-	if len(s) < 5 || s[0] != '<' {
-		return false
-	}
-	for _, tag := range []string{"<!doctype html", "<html", "<head", "<body", "<meta", "<title", "<script"} {
-		if len(s) >= len(tag) && strings.EqualFold(s[:len(tag)], tag) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc([]string{"<!doctype html", "<html", "<head", "<body", "<meta", "<title", "<script"},
+		func(tag string) bool { return len(s) >= len(tag) && strings.EqualFold(s[:len(tag)], tag) })
 }

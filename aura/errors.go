@@ -3,148 +3,112 @@ package aura
 import (
 	"errors"
 	"fmt"
-	"slices"
+	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"aurabot/aura/internal/reason"
 )
 
-// Sentinel errors a caller can branch on with errors.Is. The errors Stream
-// yields wrap them with details, for example
-// "aura: the reply broke off before its end: unexpected EOF".
+// Sentinel errors a caller can branch on with errors.Is; the errors Chat yields wrap them with
+// details ("aura: the reply broke off before its end: unexpected EOF").
 var (
-	// ErrBrokenStream means the body broke off before the reply's end: a
-	// truncated chunked body, a reset connection, or an openai stream that
-	// ended without [DONE] or a finish_reason.
+	// ErrBrokenStream means the body broke off before the reply's end: a truncated chunked
+	// body, a reset connection, an openai stream without [DONE] or a finish_reason.
 	ErrBrokenStream = errors.New("aura: the reply broke off before its end")
-
-	// ErrFirstByteTimeout means the server sent no response headers or no
-	// first body byte within Config.FirstByteTimeout.
+	// ErrFirstByteTimeout means no response headers or first body byte came within
+	// Config.FirstByteTimeout.
 	ErrFirstByteTimeout = errors.New("aura: the server did not start answering in time")
-
-	// ErrIdleTimeout means the server went silent mid-reply for longer than
-	// Config.IdleTimeout.
+	// ErrIdleTimeout means the server went silent mid-reply for longer than Config.IdleTimeout.
 	ErrIdleTimeout = errors.New("aura: the server stopped sending mid-reply")
-
-	// ErrConnect means no connection could be made, even after retries. The
-	// error that wraps it also wraps the last cause (a *net.OpError, say).
+	// ErrConnect means no connection could be made, even after retries; the error that wraps
+	// it also wraps the last cause (a *net.OpError, say).
 	ErrConnect = errors.New("aura: could not connect to the server")
-
-	// ErrOutputLimit means the server stopped the reply at its output
-	// limit (openai: finish_reason "length"). All the text was yielded
-	// before it and is worth keeping; the answer is just not finished.
+	// ErrOutputLimit means the server stopped the reply at its output limit (openai:
+	// finish_reason "length"): the text yielded before it is worth keeping, but unfinished.
 	ErrOutputLimit = errors.New("aura: the reply was cut at the output limit")
-
-	// ErrImagesUnsupported means a request held images but the protocol
-	// cannot send them (chatbot-ui). No request was made.
+	// ErrImagesUnsupported means a request held images but the protocol (chatbot-ui) cannot
+	// send them. No request was made.
 	ErrImagesUnsupported = errors.New("aura: the chatbot-ui protocol cannot send images")
 )
 
 // maxErrorBody is the most of an error response body a StatusError keeps.
 const maxErrorBody = 1 << 10
 
-// StatusError is a reply the server refused: a non-2xx status, or, in the
-// openai dialect, an error event inside a 200 stream.
+// StatusError is a reply the server refused: a non-2xx status, or, in the openai dialect, an
+// error event inside a 200 stream.
 type StatusError struct {
-	// StatusCode is the HTTP status. For an error event inside an openai
-	// stream it is the error object's numeric "code" when that is a valid
-	// HTTP status (llama.cpp and vLLM send one), else 200, the status of
-	// the stream that carried it.
+	// StatusCode is the HTTP status; for an error event, the error object's "code" when it is
+	// a valid HTTP status (llama.cpp and vLLM send one), else 200, the stream's.
 	StatusCode int
-	// Reason says why. In the chatbot-ui dialect it is the reason phrase of
-	// the status line ("HTTP/1.1 500 model overloaded" gives "model
-	// overloaded"): that server puts its explanation nowhere else. In the
-	// openai dialect it is error.message from a JSON error body when there
-	// is one, else the reason phrase.
+	// Reason says why: in the chatbot-ui dialect the status line's reason phrase ("HTTP/1.1
+	// 500 model overloaded"), where that server puts its explanation; in the openai dialect
+	// error.message from a JSON error body when there is one, else the reason phrase.
 	Reason string
-	// Body is the start of the response body (at most 1 KiB, cut at a
-	// character boundary); for an in-stream error, the event's payload.
+	// Body is the start of the response body (at most 1 KiB), or the error event's payload.
 	Body string
 
 	inStream bool
 }
 
 func (e *StatusError) Error() string {
-	if e.inStream {
-		if e.Reason == "" {
-			return "aura: the server reported an error mid-reply"
-		}
+	switch {
+	case e.inStream && e.Reason == "":
+		return "aura: the server reported an error mid-reply"
+	case e.inStream:
 		return "aura: the server reported an error mid-reply: " + e.Reason
-	}
-	if e.Reason == "" {
+	case e.Reason == "":
 		return fmt.Sprintf("aura: server answered %d", e.StatusCode)
 	}
 	return fmt.Sprintf("aura: server answered %d %s", e.StatusCode, e.Reason)
 }
 
-// UserReason returns Reason made fit to show a user: the first line, at
-// most 200 characters, without links or anything that looks like a key or
-// a token (the text after such a word is dropped too), and without
-// trailing punctuation, so that the caller can end it with its own ".". A
-// closing quote or bracket may end it. It is "" when nothing useful
-// remains. Error and Body keep the full text for logs.
+// UserReason returns Reason made fit to show a user: the first line, at most 200 characters,
+// without links or anything that looks like a key or a token (the text after such a word is
+// dropped too), and without trailing punctuation, so that the caller can end it with its own
+// ".". It is "" when nothing useful remains. Error and Body keep the full text for logs.
 func (e *StatusError) UserReason() string {
 	return reason.Sanitize(e.Reason)
 }
 
-// truncateUTF8 returns at most n bytes of s, cut so that no character is
-// split.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
+// statusError describes a non-2xx answer (status is resp.Status; see StatusError.Reason), with
+// Config.Redact applied to what the server sent.
+func (c *Client) statusError(code int, status string, body []byte) *StatusError {
+	se := &StatusError{
+		StatusCode: code,
+		Reason:     strings.TrimSpace(strings.TrimPrefix(status, strconv.Itoa(code))),
+		Body:       reason.Clip(string(body), maxErrorBody),
 	}
-	cut := n
-	for cut > 0 && cut > n-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
-		cut--
+	if msg, _, ok := reason.ErrorBody(body); c.openai && ok && msg != "" {
+		se.Reason = msg
 	}
-	return s[:cut]
+	return c.redact(se)
 }
 
-// redactor removes configured secrets from server-supplied text before it
-// goes into an error. A server may echo a key back ("Incorrect API key
-// provided: sk-..."), and errors end up in logs and in chats.
-type redactor struct {
-	secrets []string
+func (c *Client) redact(se *StatusError) *StatusError {
+	if c.redactText != nil {
+		se.Reason, se.Body = c.redactText(se.Reason), c.redactText(se.Body)
+	}
+	return se
 }
 
-func newRedactor(key, cookies string) redactor {
-	var r redactor
-	add := func(s string) {
-		s = strings.TrimSpace(s)
-		if s != "" {
-			r.secrets = append(r.secrets, s)
+// streamError is the error of an openai error event.
+func streamError(data []byte) *StatusError {
+	se := &StatusError{StatusCode: 200, Body: reason.Clip(string(data), maxErrorBody), inStream: true}
+	msg, code, ok := reason.ErrorBody(data)
+	if !ok {
+		// llama.cpp's "error:" field holds the error object itself.
+		msg, code, ok = reason.ErrorObject(data)
+	}
+	if ok {
+		se.Reason = msg
+		if code >= 100 && code <= 599 {
+			se.StatusCode = code
 		}
 	}
-	add(key)
-	add(cookies)
-	for part := range strings.SplitSeq(cookies, ";") {
-		_, value, ok := strings.Cut(part, "=")
-		if ok {
-			add(value)
-		}
-	}
-	// Longest first, so that a secret containing another is removed whole.
-	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
-	return r
+	return se
 }
 
-func (r redactor) redact(s string) string {
-	for _, secret := range r.secrets {
-		if strings.Contains(s, secret) {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-		}
-	}
-	return s
-}
-
-func (r redactor) statusError(e *StatusError) *StatusError {
-	e.Reason = r.redact(e.Reason)
-	e.Body = r.redact(e.Body)
-	return e
-}
-
-// OutputLimitError is ErrOutputLimit, with the limit the client asked for (MaxOutputTokens; 0
+// OutputLimitError is ErrOutputLimit with the limit the client asked for (MaxOutputTokens; 0
 // when it asked for none and the server's own applied), for the user to be told which.
 type OutputLimitError struct{ MaxTokens int }
 

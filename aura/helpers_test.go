@@ -3,6 +3,7 @@ package aura
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"iter"
 	"net"
@@ -25,6 +26,26 @@ func newTestClient(t testing.TB, cfg Config) *Client {
 	c.backoff = time.Millisecond
 	t.Cleanup(c.Close)
 	return c
+}
+
+// Stream is Chat's text alone, for the configured model: what most tests look at.
+func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, error] {
+	return c.StreamModel(ctx, "", msgs)
+}
+
+// StreamModel is Stream asking for model.
+func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for ch, err := range c.Chat(ctx, model, msgs) {
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if ch.Text != "" && !yield(ch.Text, nil) {
+				return
+			}
+		}
+	}
 }
 
 // trustTestCert makes c trust the certificate every httptest TLS server

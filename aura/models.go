@@ -1,114 +1,270 @@
 package aura
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// modelsTTL is how long Models keeps a server's list.
+// What an openai-dialect server is asked about its models: the list, a model it does not list,
+// and what a model can do, which only Ollama says (its own routes, /api/show).
+
 const modelsTTL = time.Minute
 
-// maxModelsBody bounds the model list read: some servers (OpenRouter, say)
-// describe hundreds of models at length.
-const maxModelsBody = 8 << 20
-
-// modelCache holds the last model list a server sent. Its zero value is
-// empty.
-type modelCache struct {
-	mu     sync.Mutex
+// keptModels is the last list a server sent, kept until expiry.
+type keptModels struct {
 	ids    []string
 	expiry time.Time
 }
 
-// Models returns the names of the models the server offers, in the
-// server's order. In the openai protocol it asks GET {BaseURL}/v1/models
-// (a BaseURL that ends in "/v1" gets only "/models"), with the same
-// Authorization as a chat request, and keeps the answer for a minute; in
-// the chatbot-ui protocol, which has no list, it returns the configured
-// model id alone. The request is bounded by Config.FirstByteTimeout. A
-// refusal is a *StatusError; errors are never cached.
+// Models returns the names of the models the server offers, in its order. In the openai
+// protocol it asks GET /v1/models beside the chat endpoint, with a chat request's Authorization,
+// bounded by Config.FirstByteTimeout, and keeps the answer a minute (errors are not kept); in
+// the chatbot-ui protocol, which has no list, it returns the configured model alone. A refusal
+// is a *StatusError.
 func (c *Client) Models(ctx context.Context) ([]string, error) {
-	if !c.dialect.listsModels() {
-		return []string{c.dialect.configuredModel()}, nil
+	if !c.openai {
+		return []string{c.model}, nil
 	}
-	now := time.Now
-	if c.now != nil {
-		now = c.now
+	if l := c.models.Load(); l != nil && c.now().Before(l.expiry) {
+		return slices.Clone(l.ids), nil
 	}
-	c.models.mu.Lock()
-	if c.models.ids != nil && now().Before(c.models.expiry) {
-		ids := slices.Clone(c.models.ids)
-		c.models.mu.Unlock()
-		return ids, nil
-	}
-	c.models.mu.Unlock()
 
-	ids, err := c.fetchModels(ctx)
+	resp, body, err := c.ask(ctx, http.MethodGet, c.beside("/models"), nil)
 	if err != nil {
 		return nil, err
 	}
-	c.models.mu.Lock()
-	c.models.ids, c.models.expiry = ids, now().Add(modelsTTL)
-	c.models.mu.Unlock()
-	return slices.Clone(ids), nil
-}
-
-// fetchModels asks the server for its model list.
-func (c *Client) fetchModels(ctx context.Context) ([]string, error) {
-	reqCtx, cancel := context.WithTimeoutCause(ctx, c.firstByte, ErrFirstByteTimeout)
-	defer cancel()
-	// The chat endpoint ends in "/chat/completions"; the list sits beside it.
-	endpoint := strings.TrimSuffix(c.endpoint, "/chat/completions") + "/models"
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		return nil, fmt.Errorf("aura: models: build request: %w", err)
-	}
-	req.Header = c.header.Clone()
-	req.Header.Del("Content-Type")
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, c.modelsError(ctx, reqCtx, fmt.Errorf("%w: %w", ErrConnect, err))
-	}
-	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-		return nil, c.redactor.statusError(c.dialect.statusError(resp, data))
+		return nil, c.statusError(resp.StatusCode, resp.Status, body)
 	}
 	var list struct {
 		Data []struct {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxModelsBody)).Decode(&list); err != nil {
-		return nil, c.modelsError(ctx, reqCtx, fmt.Errorf("aura: models: unreadable list: %w", err))
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("aura: models: unreadable list: %w", err)
 	}
-	// Read a little further, so that the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	ids := make([]string, 0, len(list.Data))
 	for _, m := range list.Data {
 		if m.ID != "" {
 			ids = append(ids, m.ID)
 		}
 	}
-	return ids, nil
+	c.models.Store(&keptModels{ids, c.now().Add(modelsTTL)})
+	return slices.Clone(ids), nil
 }
 
-// modelsError prefers the reason a request was stopped to err.
-func (c *Client) modelsError(ctx, reqCtx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return cancelError(ctx)
+// beside returns the URL of an openai route beside the chat endpoint: /v1/chat/completions gives
+// /v1 + path.
+func (c *Client) beside(path string) string {
+	return strings.TrimSuffix(c.endpoint, "/chat/completions") + path
+}
+
+// HasModel reports whether the server serves model, for a name its list (Models) lacks. Ollama
+// is asked with /api/show; another openai server with GET /v1/models/{model}, and when that
+// does not say yes, with a chat request for one token of answer. In the chatbot-ui protocol,
+// which cannot ask, only the configured model is known. A refusal that is not "no such model"
+// (an unreachable server, a 401) is an error.
+func (c *Client) HasModel(ctx context.Context, model string) (bool, error) {
+	if !c.openai {
+		return SameModel(model, c.model), nil
 	}
-	if errors.Is(context.Cause(reqCtx), ErrFirstByteTimeout) {
-		return fmt.Errorf("aura: models: %w (waited %s)", ErrFirstByteTimeout, c.firstByte)
+	ollama, err := c.isOllama(ctx)
+	if err != nil {
+		return false, err
 	}
-	return err
+	if ollama {
+		_, err := c.show(ctx, model)
+		if errors.Is(err, ErrNoSuchModel) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	resp, _, err := c.ask(ctx, http.MethodGet, c.beside("/models/"+url.PathEscape(model)), nil)
+	if err != nil || resp.StatusCode == http.StatusOK {
+		return err == nil, err
+	}
+	// Not every server has that route (llama.cpp, LM Studio): a 404 may be the route's. A
+	// request the server answers tells.
+	req, _ := json.Marshal(map[string]any{
+		"model":      model,
+		"messages":   []map[string]string{{"role": RoleUser, "content": "hi"}},
+		"max_tokens": 1,
+		"stream":     false,
+	})
+	resp, body, err := c.ask(ctx, http.MethodPost, c.endpoint, req)
+	switch {
+	case err != nil:
+		return false, err
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		return true, nil
+	case resp.StatusCode == http.StatusNotFound:
+		return false, nil
+	}
+	se := c.statusError(resp.StatusCode, "", body)
+	if resp.StatusCode == http.StatusBadRequest && strings.Contains(strings.ToLower(se.Reason), "model") {
+		return false, nil // vLLM: "The model `x` does not exist."
+	}
+	return false, se
+}
+
+// maxAskBody bounds what ask reads: some servers (OpenRouter) describe hundreds of models at
+// length, and Ollama's /api/show a model's template, license and parameters.
+const maxAskBody = 8 << 20
+
+// ask makes one request to the server with the Client's headers, bounded by
+// Config.FirstByteTimeout as a whole, and returns the response (its body read and closed) and
+// the body. Errors are a failure to get an answer at all.
+func (c *Client) ask(ctx context.Context, method, endpoint string, body []byte) (*http.Response, []byte, error) {
+	reqCtx, cancel := context.WithTimeoutCause(ctx, c.firstByte, ErrFirstByteTimeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(reqCtx, method, endpoint, rd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("aura: build request: %w", err)
+	}
+	req.Header = c.header.Clone()
+	req.Header.Set("Accept", "application/json")
+	if body == nil {
+		req.Header.Del("Content-Type")
+	}
+	fail := func(err error) (*http.Response, []byte, error) {
+		if e := c.stopError(ctx, reqCtx); e != nil {
+			return nil, nil, e // the caller's context, or Config.FirstByteTimeout
+		}
+		return nil, nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %w", ErrConnect, err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAskBody))
+	if err != nil {
+		return fail(fmt.Errorf("aura: read answer: %w", err))
+	}
+	return resp, data, nil
+}
+
+// Capabilities is what a server says one model can do.
+type Capabilities struct {
+	// Known reports that the server said: an Ollama server (0.6.4 and later) answers
+	// /api/show with a model's capabilities. When false nothing is known, and List is empty.
+	Known bool
+	// List holds the capabilities as the server names them: Ollama's are "completion",
+	// "vision", "tools", "insert", "embedding" and "thinking".
+	List []string
+}
+
+// Has reports whether the server listed the capability name.
+func (c Capabilities) Has(name string) bool { return slices.Contains(c.List, name) }
+
+// Vision is the capability of a model that sees pictures.
+const Vision = "vision"
+
+// SameModel reports whether a and b name the same model. Ollama gives a model without a tag the
+// tag "latest": "llama3.2" and "llama3.2:latest" are one model, and its list shows the second.
+func SameModel(a, b string) bool {
+	return strings.TrimSuffix(a, ":latest") == strings.TrimSuffix(b, ":latest")
+}
+
+// ErrNoSuchModel means the server says it has no model of that name.
+var ErrNoSuchModel = errors.New("aura: the server has no such model")
+
+// ollamaCache remembers whether the server is Ollama (asked once, the first time it matters)
+// and what it said about each model (asked once per model).
+type ollamaCache struct {
+	is   atomic.Pointer[bool] // nil until the server answered
+	caps sync.Map             // model name without ":latest" -> Capabilities
+}
+
+// ollamaRoot is the server's root URL, where Ollama's own routes are.
+func (c *Client) ollamaRoot() string {
+	return strings.TrimSuffix(c.endpoint, "/v1/chat/completions")
+}
+
+// isOllama reports whether the server is Ollama: whether GET /api/version answers with a
+// version. A definite answer is kept; a failure to ask is an error, and is asked again next
+// time. The chatbot-ui protocol is never Ollama.
+func (c *Client) isOllama(ctx context.Context) (bool, error) {
+	if !c.openai {
+		return false, nil
+	}
+	if is := c.ollama.is.Load(); is != nil {
+		return *is, nil
+	}
+	resp, body, err := c.ask(ctx, http.MethodGet, c.ollamaRoot()+"/api/version", nil)
+	if err != nil {
+		return false, err
+	}
+	var v struct {
+		Version string `json:"version"`
+	}
+	is := resp.StatusCode == http.StatusOK && json.Unmarshal(body, &v) == nil && v.Version != ""
+	c.ollama.is.Store(&is)
+	c.log.DebugContext(ctx, "aura: asked whether the server is Ollama", "ollama", is, "version", v.Version)
+	return is, nil
+}
+
+// Capabilities returns what the server says model can do ("" means Config.Model). Only an
+// Ollama server says (its /api/show, asked once per model and kept); elsewhere, and from an
+// Ollama too old to list capabilities, it is Capabilities{} with no error. A model Ollama does
+// not have gives an error wrapping ErrNoSuchModel; a failure to ask, another error. Neither is
+// kept.
+func (c *Client) Capabilities(ctx context.Context, model string) (Capabilities, error) {
+	if model == "" {
+		model = c.model
+	}
+	ollama, err := c.isOllama(ctx)
+	if err != nil || !ollama {
+		return Capabilities{}, err
+	}
+	key := strings.TrimSuffix(model, ":latest")
+	if caps, ok := c.ollama.caps.Load(key); ok {
+		return caps.(Capabilities), nil
+	}
+	caps, err := c.show(ctx, model)
+	if err != nil {
+		return Capabilities{}, err
+	}
+	c.ollama.caps.Store(key, caps)
+	c.log.DebugContext(ctx, "aura: model capabilities", "model", model, "capabilities", caps.List)
+	return caps, nil
+}
+
+func (c *Client) show(ctx context.Context, model string) (Capabilities, error) {
+	req, _ := json.Marshal(map[string]string{"model": model})
+	resp, body, err := c.ask(ctx, http.MethodPost, c.ollamaRoot()+"/api/show", req)
+	switch {
+	case err != nil:
+		return Capabilities{}, err
+	case resp.StatusCode == http.StatusNotFound:
+		return Capabilities{}, fmt.Errorf("%w: %q", ErrNoSuchModel, model)
+	case resp.StatusCode != http.StatusOK:
+		return Capabilities{}, fmt.Errorf("aura: show model: server answered %d", resp.StatusCode)
+	}
+	var info struct {
+		Capabilities *[]string `json:"capabilities"`
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		return Capabilities{}, fmt.Errorf("aura: show model: unreadable answer: %w", err)
+	}
+	if info.Capabilities == nil {
+		return Capabilities{}, nil // an Ollama older than 0.6.4: it does not say
+	}
+	return Capabilities{Known: true, List: *info.Capabilities}, nil
 }

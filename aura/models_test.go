@@ -177,7 +177,7 @@ func TestModelsErrors(t *testing.T) {
 	t.Run("key never in an error", func(t *testing.T) {
 		const key = "sk-SECRET-key-123"
 		srv, _, _ := modelsServer(t, "", 403, `{"error":{"message":"key `+key+` is not allowed"}}`)
-		c := newTestClient(t, Config{BaseURL: srv.URL, Protocol: ProtocolOpenAI, Model: "m", Key: key})
+		c := newTestClient(t, Config{BaseURL: srv.URL, Protocol: ProtocolOpenAI, Model: "m", Key: key, Redact: strings.NewReplacer(key, "[redacted]").Replace})
 		_, err := c.Models(t.Context())
 		if err == nil || strings.Contains(err.Error(), key) {
 			t.Errorf("got error %v, want one without the key", err)

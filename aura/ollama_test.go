@@ -173,7 +173,7 @@ func TestCapabilitiesUnreachable(t *testing.T) {
 	if _, err := c.Capabilities(t.Context(), "m"); !errors.Is(err, ErrConnect) {
 		t.Errorf("got %v, want ErrConnect", err)
 	}
-	if c.ollama.probed {
+	if c.ollama.is.Load() != nil {
 		t.Error("the failed probe was kept")
 	}
 }

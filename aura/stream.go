@@ -10,197 +10,53 @@ import (
 	"iter"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v5"
 )
 
-// dialect is what differs between the wire protocols: the request and the
-// decoding of the body. Everything else (transport, timeouts, retries, UTF-8
-// carry-over) is shared and lives in this file.
-type dialect interface {
-	// path returns the endpoint path under the base URL's path.
-	path(base string) string
-	// setHeader adds the dialect's request headers.
-	setHeader(h http.Header)
-	// encode returns the request body for msgs, asking for model ("": the
-	// configured one); usage asks the server to report the tokens it
-	// counted, where the dialect can.
-	encode(model string, msgs []Message, usage bool) ([]byte, error)
-	// configuredModel returns the model asked for when none is named.
-	configuredModel() string
-	// listsModels reports whether the server has an openai model list.
-	listsModels() bool
-	// statusError describes a non-2xx response from its start line and the
-	// start of its body.
-	statusError(resp *http.Response, body []byte) *StatusError
-	// newDecoder returns a decoder for one response body.
-	newDecoder() decoder
-}
-
-// decoder turns raw body bytes into reply text: the answer, and the model's thinking where the
-// wire carries it apart (openai's reasoning_content and reasoning).
-type decoder interface {
-	// decode adds the text in p, the next bytes of the body, to dst.
-	// done reports that the reply is complete; later bytes are ignored.
-	// An error (a *StatusError for an error event) ends the reply.
-	decode(dst *decoded, p []byte) (done bool, err error)
-	// end is called when the body ends before done; it adds any text
-	// still held back and says whether the end was clean.
-	end(dst *decoded) error
-	// complete is called after a clean end; a non-nil error (one wrapping
-	// ErrOutputLimit) means the text is all there is but not all the model
-	// meant to say.
-	complete() error
-	// trail reads body bytes that follow the reply's end (an openai usage
-	// event after the finish_reason); they carry no text. nil means the
-	// body ended there.
-	trail(p []byte)
-	// usage returns what the server said the request used, if it did.
-	usage() (Usage, bool)
-}
-
-// textKind is what a piece of decoded text is: the answer, or the model's thinking.
-type textKind uint8
-
-const (
-	answerText textKind = iota
-	thinkingText
-)
-
-// chunk returns s as a Chunk of kind k.
-func (k textKind) chunk(s string) Chunk {
-	if k == thinkingText {
-		return Chunk{Thinking: s}
-	}
-	return Chunk{Text: s}
-}
-
-// decoded is the text a decoder has read and the relay has not passed on yet, in the order it
-// came: whole runs of one kind, and the newest run, whose last bytes may be the start of a
-// UTF-8 sequence that the next read completes.
-type decoded struct {
-	runs []Chunk  // earlier runs, complete
-	kind textKind // the kind of text
-	text []byte   // the newest run
-}
-
-// add appends b, text of kind k.
-func (d *decoded) add(k textKind, b []byte) {
-	if len(b) > 0 {
-		d.switchTo(k)
-		d.text = append(d.text, b...)
-	}
-}
-
-// addString appends s, text of kind k.
-func (d *decoded) addString(k textKind, s string) {
-	if len(s) > 0 {
-		d.switchTo(k)
-		d.text = append(d.text, s...)
-	}
-}
-
-// switchTo makes k the kind of the newest run, closing the run before it if it is of
-// another kind.
-func (d *decoded) switchTo(k textKind) {
-	if k == d.kind {
-		return
-	}
-	if len(d.text) > 0 {
-		d.runs = append(d.runs, d.kind.chunk(string(d.text)))
-		d.text = d.text[:0]
-	}
-	d.kind = k
-}
-
-// Chunk is one element of a reply stream: a piece of the answer's text as
-// it arrives, a piece of the model's thinking, or (once, after the last
-// text) what the server counted for the request. Exactly one field is set.
-// It is a struct so that the stream can carry more kinds later without
-// changing its shape: a consumer that knows only Text skips the rest.
+// Chunk is one element of a reply stream; exactly one field is set.
 type Chunk struct {
-	// Text is the next piece of the answer; never split inside a UTF-8
-	// sequence.
+	// Text is the next piece of the answer; never split inside a UTF-8 sequence.
 	Text string
-	// Thinking is the next piece of what a reasoning model thinks before
-	// it answers: openai's delta.reasoning_content (llama.cpp, vLLM,
-	// DeepSeek) or delta.reasoning (Ollama, OpenRouter), or a <think>…
-	// </think> block that starts the content (either protocol). It is not
-	// part of the answer: a conversation's history keeps Text alone.
+	// Thinking is the next piece of what a reasoning model thinks before it answers: openai's
+	// delta.reasoning_content (llama.cpp, vLLM, DeepSeek) or delta.reasoning (Ollama,
+	// OpenRouter), or a <think>…</think> block that starts the content (either protocol). It
+	// is not part of the answer: a conversation's history keeps Text alone.
 	Thinking string
-	// Usage is what the server says the request used, sent by openai
-	// servers that support stream_options.include_usage (OpenAI, vLLM,
-	// llama.cpp, Ollama); nil in every other chunk.
+	// Usage comes once, after the text, from openai servers that support
+	// stream_options.include_usage (OpenAI, vLLM, llama.cpp, Ollama).
 	Usage *Usage
 }
 
 // Usage is the token count a server reports for one request.
 type Usage struct {
-	// PromptTokens is what the server counted for the request's messages,
-	// its chat template included: the real size of the prompt.
-	PromptTokens int
-	// CompletionTokens is what it generated.
-	CompletionTokens int
+	// PromptTokens is what the server counted for the request's messages, its chat template
+	// included: the real size of the prompt.
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
 }
 
-// Stream sends msgs and yields the reply's text chunks as they are read.
-// It is Chat's text alone, for the configured model.
-// If the reply fails, the last pair yielded is ("", err); a clean end
-// yields no error. Each iteration sends a new request. Stopping the
-// iteration early closes the connection.
+// Chat sends msgs, asking for model ("": Config.Model; in the chatbot-ui protocol model.id, with
+// the known name for that id, else the id itself), and yields the reply as it is read: the
+// answer's text, the model's thinking (see Chunk; the whitespace after a <think> block is
+// dropped), then the usage the server reported, if it did. A failed reply yields (Chunk{}, err)
+// last. Each iteration sends a new request; stopping it early closes the connection.
 //
-// A reply the server stopped at its output limit (openai: finish_reason
-// "length", for example after Config.MaxOutputTokens tokens) yields all its
-// text and then ("", err) with err wrapping ErrOutputLimit: the text is
-// good to keep, but it ends mid-answer.
+// A reply the server stopped at its output limit (openai: finish_reason "length") yields all its
+// text, then an error wrapping ErrOutputLimit: the text is good to keep, but ends mid-answer.
 //
-// Connection failures, and 502, 503 and 504 answers, are retried (twice, with
-// a jittered exponential backoff) as long as no text has been yielded; a
-// timeout, a cancellation, any other status and anything after the first
-// yielded text are not.
-func (c *Client) Stream(ctx context.Context, msgs []Message) iter.Seq2[string, error] {
-	return c.StreamModel(ctx, "", msgs)
-}
-
-// StreamModel is Stream asking for the given model instead of Config.Model;
-// "" means Config.Model. In the chatbot-ui protocol model is model.id, and
-// model.name is the known name for that id, else the id itself (the
-// configured MaxLength and TokenLimit stay). Models lists the names a
-// server offers.
-func (c *Client) StreamModel(ctx context.Context, model string, msgs []Message) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		for ch, err := range c.Chat(ctx, model, msgs) {
-			if err != nil {
-				yield("", err)
-				return
-			}
-			if ch.Text != "" && !yield(ch.Text, nil) {
-				return
-			}
-		}
-	}
-}
-
-// Chat is StreamModel yielding Chunks: the answer's text, the model's
-// thinking, and after them the usage the server reported, when it did. Its
-// errors and retries are StreamModel's.
+// Connection failures, and 502, 503 and 504 answers, are retried (twice, with a jittered
+// exponential backoff) as long as nothing has been yielded; a timeout, a cancellation, any other
+// status and anything after the first yield are not.
 //
-// Thinking comes from openai's delta.reasoning_content or delta.reasoning,
-// and from a <think>…</think> block at the start of the content in either
-// protocol (split across chunks or not): the block's text is yielded as
-// Thinking, and the whitespace between it and the answer is dropped.
-//
-// In the openai protocol it asks for the usage (stream_options with
-// include_usage). A server that refuses that field (a 400 or 422 naming
-// it) gets the request again without it, and never again from this
-// Client.
+// In the openai protocol it asks for the usage (stream_options with include_usage). A server
+// that refuses that field (a 400 or 422 naming it) gets the request again without it, and never
+// again from this Client.
 func (c *Client) Chat(ctx context.Context, model string, msgs []Message) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
 		usage := !c.noUsage.Load()
-		body, err := c.dialect.encode(model, msgs, usage)
+		body, err := c.encode(model, msgs, usage)
 		if err != nil {
 			yield(Chunk{}, err)
 			return
@@ -210,63 +66,18 @@ func (c *Client) Chat(ctx context.Context, model string, msgs []Message) iter.Se
 		if usage && usageRefused(err) {
 			c.noUsage.Store(true)
 			c.log.InfoContext(ctx, "aura: the server refuses stream_options; asking without it from now on", "err", err)
-			if body, err = c.dialect.encode(model, msgs, false); err == nil {
+			if body, err = c.encode(model, msgs, false); err == nil {
 				err = c.send(ctx, body, tags.chunk)
 			}
 		}
-		if !tags.flush() {
-			return
-		}
-		if err != nil {
+		if tags.flush() && err != nil {
 			yield(Chunk{}, err)
 		}
 	}
 }
 
-// thinkYield passes a reply's chunks on, moving a <think> block that starts its text to
-// Thinking chunks (see thinkSplitter).
-type thinkYield struct {
-	yield   func(Chunk, error) bool
-	split   thinkSplitter
-	stopped bool // the caller stopped the iteration
-}
-
-// chunk is the yield the relay calls.
-func (t *thinkYield) chunk(c Chunk, err error) bool {
-	if err != nil || c.Text == "" {
-		if c.Usage != nil && !t.flush() { // the usage comes after the last text
-			return false
-		}
-		return t.pass(c, err)
-	}
-	thinking, answer := t.split.push(c.Text)
-	return t.both(thinking, answer)
-}
-
-// flush passes on what the splitter holds back; it reports whether the caller wants more.
-func (t *thinkYield) flush() bool {
-	return t.both(t.split.end())
-}
-
-func (t *thinkYield) both(thinking, answer string) bool {
-	if thinking != "" && !t.pass(Chunk{Thinking: thinking}, nil) {
-		return false
-	}
-	return answer == "" || t.pass(Chunk{Text: answer}, nil)
-}
-
-func (t *thinkYield) pass(c Chunk, err error) bool {
-	if t.stopped {
-		return false
-	}
-	t.stopped = !t.yield(c, err)
-	return !t.stopped
-}
-
-// usageRefused reports whether err is a server's refusal of the
-// stream_options field: a 400 or 422 (the status FastAPI-style servers
-// give a field they do not know) that names it. Such a refusal comes
-// before any text.
+// usageRefused reports whether err is a server's refusal of the stream_options field: a 400 or
+// 422 (FastAPI-style servers' status for a field they do not know) that names it.
 func usageRefused(err error) bool {
 	var se *StatusError
 	if !errors.As(err, &se) || se.inStream || se.StatusCode != http.StatusBadRequest && se.StatusCode != http.StatusUnprocessableEntity {
@@ -276,11 +87,10 @@ func usageRefused(err error) bool {
 	return strings.Contains(s, "stream_options") || strings.Contains(s, "include_usage") || strings.Contains(s, "extra inputs")
 }
 
-// errStopped reports that the caller stopped the iteration.
 var errStopped = errors.New("aura: caller stopped reading")
 
-// stream runs the tries for one reply. It returns the error to yield, or
-// nil after a clean end or when the caller stopped iterating.
+// stream runs the tries for one reply. It returns the error to yield, or nil after a clean end
+// or when the caller stopped iterating.
 func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yield func(Chunk, error) bool) error {
 	start := time.Now()
 	r := relay{yield: yield}
@@ -307,25 +117,21 @@ func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yi
 		}
 		pause := wait.NextBackOff()
 		c.log.WarnContext(ctx, "aura: retrying", "err", err, "try", try, "wait", pause)
-		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return cancelError(ctx)
-		case <-t.C:
+		case <-time.After(pause):
 		}
 	}
 }
 
-// retryBackoff is the wait between tries of one reply: backoff, doubled
-// per try, times a random factor in [0.5, 1.5] so that clients that failed
-// together do not come back together.
+// retryBackoff is the wait between tries of one reply: backoff, doubled per try, times a
+// random factor in [0.5, 1.5] so that clients that failed together do not come back together.
 func (c *Client) retryBackoff() *backoff.ExponentialBackOff {
 	return &backoff.ExponentialBackOff{InitialInterval: c.backoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Hour}
 }
 
-// connectError marks a failure to get a response at all; stream turns it
-// into ErrConnect once the tries are used up.
+// connectError is a failure to get a response at all: ErrConnect once the tries are used up.
 type connectError struct{ err error }
 
 func (e *connectError) Error() string { return "aura: connect: " + e.err.Error() }
@@ -335,8 +141,8 @@ func cancelError(ctx context.Context) error {
 	return fmt.Errorf("aura: request stopped: %w", ctx.Err())
 }
 
-// try makes one request and relays its body. retry reports whether the
-// failure may be retried if no text has reached the caller yet.
+// try makes one request and relays its body. retry reports whether the failure may be retried
+// if no text has reached the caller yet.
 func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *relay) (retry bool, err error) {
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -360,19 +166,16 @@ func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *re
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		data, rerr := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-		if rerr != nil {
-			if e := c.stopError(ctx, reqCtx); e != nil {
-				return false, e
-			}
+		if e := c.stopError(ctx, reqCtx); rerr != nil && e != nil {
+			return false, e
 		}
-		se := c.redactor.statusError(c.dialect.statusError(resp, data))
+		se := c.statusError(resp.StatusCode, resp.Status, data)
 		switch resp.StatusCode {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			// A proxy or load balancer in front of the model could not
-			// reach it, or it is briefly overloaded: worth another try.
-			// A 500 is the model's own answer (chatbot-ui puts its reason
-			// there) and is not retried. A browser check's page is not
-			// retried here: send captures fresh cookies first.
+			// A proxy or load balancer in front of the model could not reach it, or it is
+			// briefly overloaded: worth another try. A 500 is the model's own answer
+			// (chatbot-ui puts its reason there) and is not retried. A browser check's page
+			// is not retried here: send captures fresh cookies first.
 			return !c.refused(se), se
 		}
 		return false, se
@@ -381,21 +184,20 @@ func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *re
 	c.log.DebugContext(ctx, "aura: reply started", "status", resp.StatusCode, "proto", resp.Proto)
 	dec := c.dialect.newDecoder()
 	err = r.run(resp.Body, dec, wd, c.idle, c.drain)
+	var se *StatusError
 	switch {
 	case errors.Is(err, errStopped):
 		return false, err
 	case err == nil, r.done:
 		// The reply was complete; whatever broke the drain does not matter.
-		if u, ok := dec.usage(); ok && !r.yield(Chunk{Usage: &u}, nil) {
+		used, err := dec.result()
+		if used != nil && !r.yield(Chunk{Usage: used}, nil) {
 			return false, errStopped
 		}
-		return false, dec.complete()
-	}
-	var se *StatusError
-	if errors.As(err, &se) {
-		return false, c.redactor.statusError(se)
-	}
-	if errors.Is(err, ErrBrokenStream) {
+		return false, err
+	case errors.As(err, &se):
+		return false, c.redact(se)
+	case errors.Is(err, ErrBrokenStream):
 		return false, err // the body ended cleanly, but too early
 	}
 	if e := c.stopError(ctx, reqCtx); e != nil {
@@ -404,8 +206,8 @@ func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *re
 	return true, fmt.Errorf("%w: %w", ErrBrokenStream, err)
 }
 
-// stopError returns the error for a request stopped by the caller's
-// context or by the watchdog, or nil if it was neither.
+// stopError returns the error for a request stopped by the caller's context or by the
+// watchdog, or nil if it was neither.
 func (c *Client) stopError(ctx, reqCtx context.Context) error {
 	if ctx.Err() != nil {
 		return cancelError(ctx)
@@ -417,164 +219,4 @@ func (c *Client) stopError(ctx, reqCtx context.Context) error {
 		return fmt.Errorf("%w (silent for %s)", ErrIdleTimeout, c.idle)
 	}
 	return nil
-}
-
-// readBufSize is the size of the buffer a reply's body is read into.
-const readBufSize = 16 << 10
-
-// relay copies one reply's text from a body to the caller, carrying an
-// incomplete UTF-8 sequence over to the next read. It keeps its buffers
-// across tries.
-type relay struct {
-	yield func(Chunk, error) bool
-	buf   []byte  // raw body bytes
-	out   decoded // decoded text; its newest run starts with the carried-over tail
-
-	sent   bool // some text reached the caller
-	done   bool // the decoder saw the reply's end
-	total  int  // bytes yielded
-	chunks int  // chunks yielded
-}
-
-// run reads body to its end. wd may be nil (in tests that drive run
-// directly). It returns nil on a clean end; errStopped if the caller
-// stopped; a decoder's error; or the read error, unclassified.
-func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.Duration) error {
-	if r.buf == nil {
-		r.buf = make([]byte, readBufSize)
-		r.out.text = make([]byte, 0, readBufSize+utf8.UTFMax)
-	}
-	r.out.text, r.out.runs, r.out.kind = r.out.text[:0], r.out.runs[:0], answerText
-	r.done = false
-	for {
-		n, rerr := body.Read(r.buf)
-		if wd != nil {
-			// The caller's time with a chunk is not the server's silence.
-			wd.stop()
-		}
-		if n > 0 && r.done {
-			dec.trail(r.buf[:n])
-		} else if n > 0 {
-			var derr error
-			r.done, derr = dec.decode(&r.out, r.buf[:n])
-			cut := len(r.out.text)
-			if !r.done {
-				cut = completeUTF8(r.out.text)
-			}
-			if !r.emit(cut) {
-				return errStopped
-			}
-			if derr != nil {
-				return derr
-			}
-		}
-		if rerr == io.EOF {
-			if r.done {
-				dec.trail(nil)
-				return nil
-			}
-			err := dec.end(&r.out)
-			if !r.emit(len(r.out.text)) {
-				return errStopped
-			}
-			return err
-		}
-		if rerr != nil {
-			return rerr
-		}
-		if wd != nil {
-			// Any bytes are the server's activity, thinking included: a model that thinks
-			// for minutes before it answers is not silent.
-			switch {
-			case r.done:
-				wd.arm(drain, errDrained)
-			case n > 0 || wd.phase() != ErrFirstByteTimeout:
-				wd.arm(idle, ErrIdleTimeout)
-			default:
-				wd.arm(0, ErrFirstByteTimeout) // keep the first-byte deadline
-			}
-		}
-	}
-}
-
-// emit yields the complete runs of r.out and its newest run up to cut, and
-// keeps the rest as the carry. It reports whether the caller wants more.
-func (r *relay) emit(cut int) bool {
-	for i, c := range r.out.runs {
-		r.sent = true
-		r.total += len(c.Text) + len(c.Thinking)
-		r.chunks++
-		if !r.yield(c, nil) {
-			r.out.runs = r.out.runs[:0]
-			return false
-		}
-		r.out.runs[i] = Chunk{}
-	}
-	r.out.runs = r.out.runs[:0]
-	if cut == 0 {
-		return true
-	}
-	r.sent = true
-	r.total += cut
-	r.chunks++
-	ok := r.yield(r.out.kind.chunk(string(r.out.text[:cut])), nil)
-	r.out.text = r.out.text[:copy(r.out.text, r.out.text[cut:])]
-	return ok
-}
-
-// completeUTF8 returns the length of the longest prefix of p that does not
-// end inside a UTF-8 sequence that the next bytes could complete. Invalid
-// bytes are not held back: they are passed on as they are.
-func completeUTF8(p []byte) int {
-	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax+1; i-- {
-		if utf8.RuneStart(p[i]) {
-			if utf8.FullRune(p[i:]) {
-				return len(p)
-			}
-			return i
-		}
-	}
-	return len(p)
-}
-
-// errDrained is the watchdog's cause when a complete reply's body did not
-// end in time; the reply stands.
-var errDrained = errors.New("aura: body did not end after the reply")
-
-// watchdog cancels a request when the server is silent for too long. It is
-// a single timer, stopped while the caller handles a chunk and re-armed
-// before each read, so it costs no allocation per chunk.
-type watchdog struct {
-	t      *time.Timer
-	cancel context.CancelCauseFunc
-	cause  atomic.Pointer[error]
-	// start is when the first-byte deadline began.
-	start time.Time
-	first time.Duration
-}
-
-func newWatchdog(cancel context.CancelCauseFunc, firstByte time.Duration) *watchdog {
-	w := &watchdog{cancel: cancel, start: time.Now(), first: firstByte}
-	cause := ErrFirstByteTimeout
-	w.cause.Store(&cause)
-	w.t = time.AfterFunc(firstByte, func() { w.cancel(*w.cause.Load()) })
-	return w
-}
-
-// phase returns the cause the watchdog would cancel with.
-func (w *watchdog) phase() error { return *w.cause.Load() }
-
-// stop stops the timer.
-func (w *watchdog) stop() { w.t.Stop() }
-
-// arm restarts the timer for d with the given cause. For
-// ErrFirstByteTimeout it resumes the original deadline instead.
-func (w *watchdog) arm(d time.Duration, cause error) {
-	if cause == ErrFirstByteTimeout {
-		d = max(w.first-time.Since(w.start), time.Nanosecond)
-	}
-	if *w.cause.Load() != cause {
-		w.cause.Store(&cause)
-	}
-	w.t.Reset(d)
 }

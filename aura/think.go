@@ -4,18 +4,17 @@ import "strings"
 
 // A reasoning model served without a reasoning parser (llama.cpp without --reasoning-format, a
 // chatbot-ui server in front of DeepSeek-R1 or Qwen3) writes its thinking into the content, as a
-// block that starts the answer: "<think>\n…\n</think>\n\nThe answer". thinkSplitter takes that
-// block out as the text streams, whatever the chunks' boundaries.
+// block that starts the answer: "<think>\n…\n</think>\n\nThe answer".
 const (
 	thinkOpen  = "<think>"
 	thinkClose = "</think>"
+	thinkSpace = " \t\r\n" // the whitespace around the block
 )
 
-// thinkSplitter splits an answer's text, fed to it piece by piece, into the thinking of a
-// leading <think>…</think> block and the answer. Text that does not start with the block (after
-// whitespace) is all answer, byte for byte. Inside the block, the text up to </think> is
-// thinking (all of it, if the text ends first); after it, the whitespace before the answer is
-// dropped. The zero value is ready to use.
+// thinkSplitter splits an answer's text, fed to it piece by piece whatever the boundaries, into
+// the thinking of a leading <think>…</think> block and the answer. Text that does not start with
+// the block (after whitespace) is all answer, byte for byte. Inside the block, the text up to
+// </think> is thinking (all of it, if the text ends first); the whitespace after it is dropped.
 type thinkSplitter struct {
 	state thinkState
 	// What is held back until the next piece tells what it is: the leading whitespace and a
@@ -28,16 +27,12 @@ type thinkState uint8
 
 const (
 	thinkBefore thinkState = iota // nothing but whitespace yet, or the start of "<think>"
-	thinkInside                   // inside the block
-	thinkAfter                    // after "</think>", before the answer's first non-space
-	thinkNone                     // the answer: everything passes
+	thinkInside
+	thinkAfter // after "</think>", before the answer's first non-space
+	thinkNone  // the answer: everything passes
 )
 
-// thinkSpace is the whitespace around a <think> block.
-const thinkSpace = " \t\r\n"
-
-// push takes the next piece of the text and returns what of it is thinking and what is answer
-// (either may be empty; the thinking comes first).
+// push takes the next piece of the text and returns what of it is thinking and what is answer.
 func (s *thinkSplitter) push(text string) (thinking, answer string) {
 	switch s.state {
 	case thinkNone:
@@ -108,4 +103,42 @@ func tagStart(s, tag string) int {
 		}
 	}
 	return 0
+}
+
+// thinkYield passes a reply's chunks on to yield (chunk is the relay's yield), moving a <think>
+// block that starts its text to Thinking chunks.
+type thinkYield struct {
+	yield   func(Chunk, error) bool
+	split   thinkSplitter
+	stopped bool // the caller stopped the iteration
+}
+
+func (t *thinkYield) chunk(c Chunk, err error) bool {
+	if err != nil || c.Text == "" {
+		if c.Usage != nil && !t.flush() { // the usage comes after the last text
+			return false
+		}
+		return t.pass(c, err)
+	}
+	return t.both(t.split.push(c.Text))
+}
+
+// flush passes on what the splitter holds back; it reports whether the caller wants more.
+func (t *thinkYield) flush() bool {
+	return t.both(t.split.end())
+}
+
+func (t *thinkYield) both(thinking, answer string) bool {
+	if thinking != "" && !t.pass(Chunk{Thinking: thinking}, nil) {
+		return false
+	}
+	return answer == "" || t.pass(Chunk{Text: answer}, nil)
+}
+
+func (t *thinkYield) pass(c Chunk, err error) bool {
+	if t.stopped {
+		return false
+	}
+	t.stopped = !t.yield(c, err)
+	return !t.stopped
 }

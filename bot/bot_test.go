@@ -119,13 +119,12 @@ func chunks(cs ...string) func(context.Context, []aura.Message, func(string, err
 }
 
 type env struct {
-	t      *testing.T
-	grants *grants // when the pacer let each send or edit go, per chat
-	tg     *telegramtest.Server
-	model  *fakeModel
-	store  *history.Store
-	bot    *Bot
-	stop   func()
+	t     *testing.T
+	tg    *telegramtest.Server
+	model *fakeModel
+	store *history.Store
+	bot   *Bot
+	stop  func()
 }
 
 const (
@@ -191,11 +190,10 @@ func newEnvOn(t *testing.T, cfg Config, tg *telegramtest.Server, apiURL string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := record(b.pace)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	e := &env{t: t, tg: tg, model: model, store: store, bot: b, grants: g}
+	e := &env{t: t, tg: tg, model: model, store: store, bot: b}
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {

@@ -102,9 +102,7 @@ func TestReplyEditsArePacedAndNeverStale(t *testing.T) {
 		}
 		last = text
 	}
-	// The spacing is checked where the pacer lets calls go: the fake server's clock would add
-	// the requests' transit times, which vary under load.
-	checkSpacing(t, e.grants.of(user), interval)
+	checkSpacing(t, e.tg, user, interval)
 	if len(calls) > n/2 {
 		t.Errorf("calls: got %d for %d chunks, want far fewer (edits are paced, not per chunk)", len(calls), n)
 	}

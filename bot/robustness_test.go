@@ -154,5 +154,5 @@ func TestEditsStayPacedAcrossModelPauses(t *testing.T) {
 	id := e.say(user, user, "go")
 	e.answered(history.Key{ChatID: user}, 2)
 	e.final(user, id)
-	checkSpacing(t, e.grants.of(user), interval)
+	checkSpacing(t, e.tg, user, interval)
 }

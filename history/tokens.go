@@ -68,8 +68,7 @@ var special = regexp.MustCompile(`<\|[A-Za-z0-9_.-]{1,64}\|>`)
 // everything shaped like a special token; the text looks the same, and a second pass changes
 // nothing. The bot sends and counts every text defused: tiktoken (chatbot-ui) throws on a
 // special token such as "<|endoftext|>" in ordinary text, and other servers may read
-// "<|im_start|>" as a real template token. aura.DefuseSpecialTokens is the same function (a
-// test holds them equal).
+// "<|im_start|>" as a real template token. aura sends texts as given: this is the one place.
 func Defuse(s string) string {
 	if !strings.Contains(s, "<|") {
 		return s

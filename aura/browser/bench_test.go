@@ -27,7 +27,7 @@ func BenchmarkCapture(b *testing.B) {
 	mark := watchLeaks(b)
 	srv := newCheckServer(b, 500*time.Millisecond)
 	cfg := captureConfig{browser: Auto, url: srv.URL, host: "127.0.0.1", timeout: 30 * time.Second,
-		settle: 2 * time.Second, poll: 200 * time.Millisecond, closeGrace: 5 * time.Second, log: slog.New(slog.DiscardHandler)}
+		settle: 2 * time.Second, poll: 200 * time.Millisecond, closeGrace: 5 * time.Second, log: slog.New(slog.DiscardHandler), sandbox: newSandboxCheck()}
 	peak := 0
 	// The bot's RSS after each capture but the first (which loads code
 	// and grows the runtime once).

@@ -1,20 +1,19 @@
-// Package browser takes the cookies and the User-Agent that a model server's
-// page gives a real browser, for servers that sit behind a browser check
-// (a script that sets a cookie before the site answers). It is what the
-// reference provider did with a webdriver, done with a headless Chromium
-// driven over the DevTools protocol.
+// Package browser takes the cookies and the User-Agent that a model server's page gives a real
+// browser, for servers that sit behind a browser check (a script that sets a cookie before the
+// site answers). It is what the reference provider did with a webdriver, done with a headless
+// Chromium driven over the DevTools protocol.
 //
-// A Capturer runs the browser only during a capture: it starts Chromium with
-// a fresh profile in a temporary folder, opens the page, waits for the
-// cookies to settle, reads them, and closes the browser, killing any process
-// left and deleting the profile. Between captures no browser runs. A
-// Capturer is the aura.Credentials of an aura.Client.
+// A Capturer runs the browser only during a capture: it starts Chromium with a fresh profile in
+// a temporary folder, opens the page, waits for the cookies to settle, reads them, and closes
+// the browser, killing any process left and deleting the profile. Between captures no browser
+// runs. A Capturer is the aura.Credentials of an aura.Client.
 //
-// It is not a general browser automation package, and it never downloads a
-// browser: Chromium must be installed.
+// It is not a general browser automation package, and it never downloads a browser: Chromium
+// must be installed.
 package browser
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,39 +39,32 @@ var ErrClosed = errors.New("browser: closed")
 
 // Options configures a Capturer.
 type Options struct {
-	// Browser is Auto or the path of a Chromium-family binary. It is
-	// looked up at each capture, so a browser installed later is found.
+	// Browser is Auto or a Chromium-family binary, looked up at each capture.
 	Browser string `env:"AURA_BROWSER"`
 	// URL is the page to open: the model server's base URL (main sets AURA_URL).
 	URL string
-	// Proxy, when set, is the http://, https:// or socks5:// proxy the
-	// browser goes through (main sets AURA_PROXY). A user name and password
-	// in it are given to an http(s) proxy that asks; Chromium cannot log in
-	// to a SOCKS5 one.
+	// Proxy, when set, is the http://, https:// or socks5:// proxy the browser goes through
+	// (main sets AURA_PROXY). A user name and password in it are given to an http(s) proxy
+	// that asks; Chromium cannot log in to a SOCKS5 one.
 	Proxy string
-	// Refresh is how long captured cookies are used before the next
-	// request captures new ones; 0 means DefaultRefresh.
+	// Refresh is how long captured cookies are used before a request captures new ones.
 	Refresh time.Duration `env:"AURA_BROWSER_REFRESH" envDefault:"30m"`
-	// Timeout bounds a capture from the browser's start to the cookies
-	// read; 0 means DefaultTimeout. Closing the browser may take a few
-	// seconds more.
+	// Timeout bounds a capture from the browser's start to the cookies read (closing the
+	// browser may take a few seconds more).
 	Timeout time.Duration `env:"AURA_BROWSER_TIMEOUT" envDefault:"30s"`
-	// Logger receives the captures' records; nil discards them. Cookies
-	// and the User-Agent are never logged.
+	// Logger receives the captures' records (never cookies); nil discards them.
 	Logger *slog.Logger
-	// Captured, when set, is told the cookies (a Cookie header value) and
-	// the User-Agent of each capture before anyone else sees them: main's
-	// log redaction learns them there, so that no log line, whoever writes
-	// it, shows them.
+	// Captured, when set, is told the cookies (a Cookie header value) and the User-Agent of
+	// each capture before anyone else sees them: main's redactor learns them there, so that
+	// no log line or error shown to a user holds them.
 	Captured func(cookie, userAgent string)
 }
 
-// Capturer supplies captured cookies and User-Agent, capturing them when
-// there are none yet, when they are older than Options.Refresh, and when a
-// caller asks for a refresh. It runs one capture at a time: callers that
-// come during a capture wait for it. After a failed capture, callers get
-// that failure at once until a backoff has passed; the next call then
-// tries again. It is safe for concurrent use.
+// Capturer supplies captured cookies and User-Agent, capturing them when there are none yet,
+// when they are older than Options.Refresh, and when a caller asks for a refresh. It runs one
+// capture at a time: callers that come during a capture wait for it. After a failed capture,
+// callers get that failure at once until a backoff has passed; the next call then tries again.
+// It is safe for concurrent use.
 type Capturer struct {
 	capture  func(ctx context.Context) (captured, error)
 	captured func(cookie, userAgent string) // Options.Captured; nil: nobody
@@ -80,12 +72,11 @@ type Capturer struct {
 	log      *slog.Logger
 
 	refresh time.Duration
-	// minGap is the least age of cookies that a refresh replaces: replies
-	// refused together ask for a refresh together, and one capture serves
-	// them all.
+	// minGap is the least age of cookies that a refresh replaces: replies refused together
+	// ask for a refresh together, and one capture serves them all.
 	minGap time.Duration
-	// backoffMin and backoffMax bound the wait after a failed capture; it
-	// doubles with each failure in a row.
+	// backoffMin and backoffMax bound the wait after a failed capture; it doubles with each
+	// failure in a row.
 	backoffMin, backoffMax time.Duration
 
 	life context.Context // ends at Close; the parent of every capture
@@ -93,8 +84,7 @@ type Capturer struct {
 	wg   sync.WaitGroup // the capture goroutine
 
 	mu       sync.Mutex
-	cur      captured // the last good capture, if have
-	have     bool
+	cur      *captured // the last good capture
 	at       time.Time // when cur was captured
 	inflight *call
 	failure  error // the last capture's error, until retryAt
@@ -112,8 +102,7 @@ type call struct {
 	cancel  context.CancelFunc
 }
 
-// New checks opts and returns a Capturer. No browser starts until the
-// first call of Credentials.
+// New checks opts and returns a Capturer. No browser starts until the first call of Credentials.
 func New(opts Options) (*Capturer, error) {
 	if opts.Browser == "" {
 		return nil, errors.New("browser: no browser set (use auto or a path)")
@@ -129,36 +118,22 @@ func New(opts Options) (*Capturer, error) {
 	if opts.Refresh < 0 || opts.Timeout < 0 {
 		return nil, errors.New("browser: refresh and timeout must not be negative")
 	}
-	if opts.Refresh == 0 {
-		opts.Refresh = DefaultRefresh
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = DefaultTimeout
-	}
+	opts.Refresh, opts.Timeout = cmp.Or(opts.Refresh, DefaultRefresh), cmp.Or(opts.Timeout, DefaultTimeout)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg := captureConfig{
-		browser:       opts.Browser,
-		url:           opts.URL,
-		host:          u.Hostname(),
-		proxy:         proxy,
-		proxyUser:     proxyUser,
-		proxyPassword: proxyPassword,
-		timeout:       opts.Timeout,
-		settle:        min(2*time.Second, opts.Timeout/4),
-		poll:          200 * time.Millisecond,
-		closeGrace:    5 * time.Second,
-		log:           log,
-		sandbox:       newSandboxCheck(),
+		browser: opts.Browser, url: opts.URL, host: u.Hostname(),
+		proxy: proxy, proxyUser: proxyUser, proxyPassword: proxyPassword,
+		timeout: opts.Timeout, settle: min(2*time.Second, opts.Timeout/4), poll: 200 * time.Millisecond,
+		closeGrace: 5 * time.Second, log: log, sandbox: newSandboxCheck(),
 	}
 	c := newCapturer(func(ctx context.Context) (captured, error) { return capture(ctx, cfg) }, opts.Refresh, log)
 	c.captured = opts.Captured
 	return c, nil
 }
 
-// newCapturer returns a Capturer that captures with capture.
 func newCapturer(capture func(context.Context) (captured, error), refresh time.Duration, log *slog.Logger) *Capturer {
 	life, stop := context.WithCancel(context.Background())
 	return &Capturer{
@@ -174,22 +149,29 @@ func newCapturer(capture func(context.Context) (captured, error), refresh time.D
 	}
 }
 
-// Credentials returns the captured Cookie header value and User-Agent,
-// capturing them first when needed (see Capturer). refresh asks for a new
-// capture because the server refused the current cookies. It waits for a
-// capture at most until ctx ends; a capture that every waiter has given up
-// on is stopped. Its errors never contain a cookie.
+// Credentials returns the captured Cookie header value and User-Agent, capturing them first when
+// needed (see Capturer). refresh asks for a new capture because the server refused the current
+// cookies. It waits for a capture at most until ctx ends; a capture that every waiter has given
+// up on is stopped. Its errors never contain a cookie.
 func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userAgent string, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return "", "", ErrClosed
 	}
-	stale, haveStale := c.cur, c.have
+	stale := c.cur
+	// A periodic capture that failed leaves the cookies in hand, which may still work (a
+	// refused reply asks again).
+	orStale := func(err error) (string, string, error) {
+		if stale != nil && !refresh && !errors.Is(err, ErrClosed) {
+			return stale.cookie, stale.userAgent, nil
+		}
+		return "", "", err
+	}
 	cl := c.inflight
 	if cl == nil {
 		now := c.now()
-		if c.have {
+		if stale != nil {
 			age := now.Sub(c.at)
 			if (!refresh && age < c.refresh) || (refresh && age < c.minGap) {
 				c.mu.Unlock()
@@ -199,10 +181,7 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		if c.failure != nil && now.Before(c.retryAt) {
 			err := fmt.Errorf("browser: the last capture failed, next try in %s: %w", c.retryAt.Sub(now).Round(time.Second), c.failure)
 			c.mu.Unlock()
-			if haveStale && !refresh {
-				return stale.cookie, stale.userAgent, nil
-			}
-			return "", "", err
+			return orStale(err)
 		}
 		cl = c.start()
 	}
@@ -215,8 +194,8 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		c.mu.Lock()
 		cl.waiters--
 		if cl.waiters == 0 {
-			// Nobody wants it any more: kill it, and let the next caller
-			// start afresh instead of joining a dying capture.
+			// Nobody wants it any more: kill it, and let the next caller start afresh
+			// instead of joining a dying capture.
 			cl.cancel()
 			if c.inflight == cl {
 				c.inflight = nil
@@ -226,12 +205,7 @@ func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userA
 		return "", "", fmt.Errorf("browser: waiting for the capture: %w", ctx.Err())
 	}
 	if cl.err != nil {
-		if haveStale && !refresh && !errors.Is(cl.err, ErrClosed) {
-			// A periodic capture failed: the cookies in hand may still
-			// work, and a refused reply asks again.
-			return stale.cookie, stale.userAgent, nil
-		}
-		return "", "", cl.err
+		return orStale(cl.err)
 	}
 	return cl.res.cookie, cl.res.userAgent, nil
 }
@@ -241,9 +215,7 @@ func (c *Capturer) start() *call {
 	ctx, cancel := context.WithCancel(c.life)
 	cl := &call{done: make(chan struct{}), cancel: cancel}
 	c.inflight = cl
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	c.wg.Go(func() {
 		defer cancel()
 		began := time.Now()
 		c.log.DebugContext(ctx, "browser: capturing cookies")
@@ -259,15 +231,14 @@ func (c *Capturer) start() *call {
 		}
 		switch {
 		case ctx.Err() != nil:
-			// Every waiter gave up, or Close: not the capture's failure,
-			// and nothing to back off from.
+			// Every waiter gave up, or Close: not the capture's failure, nothing to back off.
 			err = ErrClosed
 			if !c.closed {
 				err = fmt.Errorf("browser: capture stopped: %w", context.Canceled)
 			}
 			c.log.InfoContext(ctx, "browser: capture stopped", "took", took)
 		case err == nil:
-			c.cur, c.have, c.at = res, true, c.now()
+			c.cur, c.at = &res, c.now()
 			c.failure, c.retry = nil, nil
 			if res.settled {
 				c.log.InfoContext(ctx, "browser: captured cookies", "cookies", res.cookies, "took", took)
@@ -285,12 +256,12 @@ func (c *Capturer) start() *call {
 		cl.res, cl.err = res, err
 		c.mu.Unlock()
 		close(cl.done)
-	}()
+	})
 	return cl
 }
 
-// Close stops a capture in progress (killing its browser) and waits for it
-// to end. Later calls of Credentials return ErrClosed.
+// Close stops a capture in progress (killing its browser) and waits for it to end. Later calls
+// of Credentials return ErrClosed.
 func (c *Capturer) Close() {
 	c.mu.Lock()
 	c.closed = true
@@ -299,9 +270,9 @@ func (c *Capturer) Close() {
 	c.wg.Wait()
 }
 
-// Check checks AURA_BROWSER: empty (off), auto (find one), a command on PATH or a path,
-// either of which must be an executable file. That it is of the Chromium family is not checked:
-// a wrapper script or a distribution's renamed binary is as good.
+// Check checks AURA_BROWSER: empty (off), auto (find one), a command on PATH or the path of an
+// executable file. That it is of the Chromium family is not checked: a wrapper script or a
+// distribution's renamed binary is as good.
 func Check(s string) error {
 	if s == "" || s == "auto" {
 		return nil

@@ -5,37 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
+
+	"aurabot/aura/internal/reason"
 )
 
-// ErrNoBrowser means that no browser binary was found: Options.Browser is
-// "auto" and none of the known names is on the PATH, or it names a file
-// that does not exist or is not executable.
+// ErrNoBrowser means that no browser binary was found: Options.Browser is "auto" and none of the
+// known names is on the PATH, or it names a file that does not exist or is not executable.
 var ErrNoBrowser = errors.New("browser: no Chromium-family browser found")
 
 // Auto is the Options.Browser value that looks for a browser on the PATH.
 const Auto = "auto"
 
-// Find returns the browser binary for an AURA_BROWSER setting: Auto looks
-// for chromium, chromium-browser, google-chrome and google-chrome-stable on
-// the PATH, in that order; anything else is a path, or a name looked up on
-// the PATH. Its errors match ErrNoBrowser.
+// Find returns the browser binary for an AURA_BROWSER setting: Auto looks for chromium,
+// chromium-browser, google-chrome and google-chrome-stable on the PATH, in that order; anything
+// else is a path, or a name looked up on the PATH. Its errors match ErrNoBrowser.
 func Find(setting string) (string, error) {
 	if setting == Auto {
 		names := []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
@@ -53,7 +49,6 @@ func Find(setting string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-// captured is what one capture found.
 type captured struct {
 	cookie    string // a Cookie header value
 	userAgent string
@@ -61,48 +56,41 @@ type captured struct {
 	settled   bool // the cookies stopped changing before the timeout
 }
 
-// captureConfig is what a capture needs; see Options.
+// captureConfig is what a capture needs (see Options).
 type captureConfig struct {
 	browser string // Options.Browser
 	url     string
 	host    string
 	proxy   string // a --proxy-server value, or empty
-	// proxyUser and proxyPassword answer the proxy's authentication
-	// challenge; Chromium takes no credentials on its command line.
+	// proxyUser and proxyPassword answer the proxy's authentication challenge.
 	proxyUser, proxyPassword string
 	timeout                  time.Duration
-	// settle is how long the cookies must stay the same after the page
-	// loaded; poll is how often they are read meanwhile.
+	// settle is how long the cookies must stay the same after the page loaded; poll is how
+	// often they are read meanwhile.
 	settle, poll time.Duration
-	// closeGrace bounds the graceful close of the browser after the
-	// timeout, before it is killed.
+	// closeGrace bounds the graceful close of the browser, before it is killed.
 	closeGrace time.Duration
 	log        *slog.Logger
-	// sandbox decides once whether Chromium runs in its sandbox; nil: decide
-	// at each capture, without a log line.
-	sandbox *sandboxCheck
+	sandbox    *sandboxCheck // decides once whether Chromium runs in its sandbox
 }
 
-// capture runs one capture: it starts the browser headless with a fresh
-// profile, opens the page, waits for its cookies to settle, reads them and
-// the User-Agent, and closes the browser. Whatever happens, when capture
-// returns the browser's processes are gone and its profile is deleted
-// (chromedp's ExecAllocator kills every process that runs with the
-// profile and removes it). Its errors never contain a cookie.
+// capture runs one capture: it starts the browser headless with a fresh profile, opens the page,
+// waits for its cookies to settle, reads them and the User-Agent, and closes the browser.
+// Whatever happens, when capture returns the browser's processes are gone and its profile is
+// deleted (chromedp's ExecAllocator kills every process that runs with the profile and removes
+// it). Its errors never contain a cookie.
 func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 	bin, err := Find(cfg.browser)
 	if err != nil {
 		return captured{}, err
 	}
 	deadline := time.Now().Add(cfg.timeout)
-	// The browser's whole life, including its start and its close.
 	life, cancelLife := context.WithDeadline(ctx, deadline.Add(cfg.closeGrace))
 	defer cancelLife()
 
-	// Chromium keeps its shared memory in files under TMPDIR (see
-	// disable-dev-shm-usage) and leaves them when it is killed: give it a
-	// folder of its own, removed last. (A short name: Chromium puts a
-	// socket in it, and socket paths are limited to 107 bytes.)
+	// Chromium keeps its shared memory in files under TMPDIR (see disable-dev-shm-usage) and
+	// leaves them when it is killed: give it a folder of its own, removed last. (A short name:
+	// Chromium puts a socket in it, and socket paths are limited to 107 bytes.)
 	tmp, err := os.MkdirTemp("", "aurabot-")
 	if err != nil {
 		return captured{}, fmt.Errorf("browser: %w", err)
@@ -115,32 +103,24 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 		// the keys (a .env file's values too), and the browser loads a third-party page.
 		chromedp.NoInheritEnv,
 		chromedp.Env(browserEnv(tmp)...),
-		// The profile is a new temporary folder, deleted at the end: the
-		// allocator's default when UserDataDir is not given.
-		//
-		// Look less like automation to a bot check: no
-		// navigator.webdriver, no "Chrome is being controlled" flag.
+		// (The profile is the allocator's default: a new temporary folder, deleted at the end.)
+		// Look less like automation to a bot check: no navigator.webdriver, no infobar.
 		chromedp.Flag("enable-automation", false),
 		chromedp.Flag("disable-blink-features", "AutomationControlled"),
 		chromedp.Flag("disable-gpu", true),
 	)
 	if cfg.proxy != "" {
 		opts = append(opts, chromedp.ProxyServer(cfg.proxy),
-			// Like the bot's own requests: loopback through the proxy too
-			// (Chromium bypasses the proxy for it by default).
+			// Like the bot's own requests: loopback through the proxy too.
 			chromedp.Flag("proxy-bypass-list", "<-loopback>"))
 	}
-	// The sandbox whenever this platform allows it; where it does not (root,
-	// no user namespaces) the log says so once (see sandboxCheck).
 	if cfg.sandbox.allowed(ctx, bin, cfg.log) {
 		opts = append(opts, chromedp.Flag("no-sandbox", false))
 	} else {
 		opts = append(opts, chromedp.NoSandbox)
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
-	// Cancelling the allocator kills every process that runs with the
-	// profile and waits until the profile is removed.
-	defer cancelAlloc()
+	defer cancelAlloc() // kills every process that runs with the profile, removes the profile
 	bctx, cancelTab := chromedp.NewContext(allocCtx)
 	defer cancelTab()
 
@@ -155,11 +135,9 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 	cancelSteps()
 
 	if ctx.Err() == nil {
-		// Close gracefully, so that Chromium stops and reaps its own
-		// child processes (in a container whose init does not reap,
-		// killed children would stay as zombies). cancelAlloc kills
-		// whatever is left. A cancelled capture skips this: it ends at
-		// once.
+		// Close gracefully, so that Chromium stops and reaps its own child processes (in a
+		// container whose init does not reap, killed children would stay as zombies).
+		// cancelAlloc kills whatever is left. A cancelled capture ends at once.
 		closeCtx, cancelClose := context.WithTimeout(bctx, cfg.closeGrace)
 		if err := chromedp.Cancel(closeCtx); err != nil {
 			cfg.log.DebugContext(ctx, "browser: graceful close failed; killing it", "err", err)
@@ -172,16 +150,14 @@ func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 	return res, nil
 }
 
-// visit reads the User-Agent, opens the page and reads its cookies once
-// they stop changing.
+// visit reads the User-Agent, opens the page and reads its cookies once they stop changing.
 func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 	ver, err := chromedp.CallBrowser(ctx, browser.GetVersion, cdp.Empty{})
 	if err != nil {
 		return captured{}, fmt.Errorf("read the user agent: %w", err)
 	}
-	// Headless Chromium says "HeadlessChrome/..." where a desktop one says
-	// "Chrome/...": a bot check refuses the first. The page and the bot's
-	// requests then send the same, desktop, User-Agent.
+	// Headless Chromium says "HeadlessChrome/..." where a desktop one says "Chrome/...": a bot
+	// check refuses the first. The page and the bot's requests then send the desktop one.
 	ua := strings.Replace(ver.UserAgent, "HeadlessChrome/", "Chrome/", 1)
 	if _, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
 		return captured{}, fmt.Errorf("set the user agent: %w", err)
@@ -197,9 +173,8 @@ func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 		return captured{}, fmt.Errorf("open the page: %w", err)
 	}
 
-	// A browser check sets its cookie from a script, some time after the
-	// load event, and may reload the page: wait until the cookies have
-	// been the same for cfg.settle.
+	// A browser check sets its cookie from a script, some time after the load event, and may
+	// reload the page: wait until the cookies have been the same for cfg.settle.
 	var last []*network.Cookie
 	read := false
 	stableSince := time.Now()
@@ -209,8 +184,8 @@ func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 		res, err := chromedp.Call(ctx, storage.GetCookies, storage.GetCookiesParams{})
 		if err != nil {
 			if read && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				// The deadline fell during a read (a slow, busy page): the
-				// last cookies read are still the page's latest.
+				// The deadline fell during a read (a slow, busy page): the last cookies
+				// read are still the page's latest.
 				return result(last, ua, false), nil
 			}
 			return captured{}, fmt.Errorf("read the cookies: %w", err)
@@ -225,9 +200,8 @@ func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				// The capture's deadline (the caller's context has none,
-				// and the browser's life ends later): the page loaded, but
-				// its cookies kept changing. Take the last ones.
+				// The capture's deadline (the caller's context has none, and the browser's
+				// life ends later): the page loaded, but its cookies kept changing.
 				return result(last, ua, false), nil
 			}
 			return captured{}, ctx.Err()
@@ -236,56 +210,12 @@ func visit(ctx context.Context, cfg captureConfig) (captured, error) {
 	}
 }
 
-// answerProxyAuth makes the page's requests pause, lets them go on, and
-// answers a proxy's authentication challenge with user and password (once
-// per request: a second challenge means they are wrong, and the request
-// fails). stop ends it and waits for its goroutines.
-func answerProxyAuth(ctx context.Context, user, password string) (stop func(), err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	// Subscribe before enabling, so that no event is missed.
-	paused := chromedp.Events(ctx, fetch.RequestPaused)
-	challenges := chromedp.Events(ctx, fetch.AuthRequired)
-	handle := true
-	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle}); err != nil {
-		cancel()
-		return nil, err
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for ev, err := range paused {
-			if err != nil {
-				return
-			}
-			_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
-		}
-	})
-	wg.Go(func() {
-		answered := map[fetch.RequestID]bool{}
-		for ev, err := range challenges {
-			if err != nil {
-				return
-			}
-			answer := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}
-			if ev.AuthChallenge != nil && ev.AuthChallenge.Source == fetch.AuthChallengeSourceProxy && !answered[ev.RequestID] {
-				answered[ev.RequestID] = true
-				answer = &fetch.AuthChallengeResponse{
-					Response: fetch.AuthChallengeResponseResponseProvideCredentials,
-					Username: user,
-					Password: password,
-				}
-			}
-			_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID, AuthChallengeResponse: answer})
-		}
-	})
-	return func() { cancel(); wg.Wait() }, nil
-}
-
 func result(cookies []*network.Cookie, ua string, settled bool) captured {
 	return captured{cookie: cookieHeader(cookies), userAgent: ua, cookies: len(cookies), settled: settled}
 }
 
-// stepError describes a failed step without any cookie, URL or output of
-// the browser in it: a cancellation, a timeout or the step's own error.
+// stepError describes a failed step without any cookie, URL or output of the browser in it: a
+// cancellation, a timeout or the step's own error.
 func stepError(ctx context.Context, step string, timeout time.Duration, err error) error {
 	switch {
 	case ctx.Err() != nil:
@@ -295,15 +225,15 @@ func stepError(ctx context.Context, step string, timeout time.Duration, err erro
 	}
 	e := &oneLineError{msg: "browser: " + step + ": " + oneLine(err.Error(), 500), err: err}
 	if errors.Is(err, context.Canceled) {
-		// chromedp cancels its own context when the browser dies; the
-		// caller did not cancel, and must not take it for its own.
+		// chromedp cancels its own context when the browser dies; the caller did not cancel,
+		// and must not take it for its own.
 		e.err = nil
 	}
 	return e
 }
 
-// oneLineError is an error whose text is kept to one line of bounded
-// length: chromedp puts the browser's whole output into a start error.
+// oneLineError is an error whose text is one line of bounded length (chromedp puts the browser's
+// whole output into a start error), with errors.Is and As seeing err.
 type oneLineError struct {
 	msg string
 	err error
@@ -312,8 +242,8 @@ type oneLineError struct {
 func (e *oneLineError) Error() string { return e.msg }
 func (e *oneLineError) Unwrap() error { return e.err }
 
-// oneLine joins the non-blank lines of s with "; " and cuts the result to
-// at most n bytes, at a character boundary.
+// oneLine joins the non-blank lines of s with "; " and cuts the result to at most n bytes, at a
+// character boundary.
 func oneLine(s string, n int) string {
 	var lines []string
 	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
@@ -321,19 +251,14 @@ func oneLine(s string, n int) string {
 			lines = append(lines, l)
 		}
 	}
-	s = strings.Join(lines, "; ")
-	if len(s) <= n {
+	if s = strings.Join(lines, "; "); len(s) <= n {
 		return s
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return reason.Clip(s, n) + "…"
 }
 
-// forHost returns the cookies a browser would send to host on some path:
-// host-only cookies of host, and domain cookies of host or a parent of it.
+// forHost returns the cookies a browser would send to host on some path: host-only cookies of
+// host, and domain cookies of host or a parent of it.
 func forHost(cookies []*network.Cookie, host string) []*network.Cookie {
 	var out []*network.Cookie
 	for _, c := range cookies {
@@ -344,8 +269,8 @@ func forHost(cookies []*network.Cookie, host string) []*network.Cookie {
 	return out
 }
 
-// domainMatch reports whether a cookie of domain (CDP's spelling: a
-// leading dot for a domain cookie) goes to host.
+// domainMatch reports whether a cookie of domain (CDP's spelling: a leading dot for a domain
+// cookie) goes to host.
 func domainMatch(host, domain string) bool {
 	host, domain = strings.ToLower(host), strings.ToLower(domain)
 	if d, ok := strings.CutPrefix(domain, "."); ok {
@@ -354,16 +279,15 @@ func domainMatch(host, domain string) bool {
 	return host == domain
 }
 
-// sameCookies reports whether a and b hold the same cookies in the same
-// order, values included.
+// sameCookies reports whether a and b hold the same cookies in the same order, values included.
 func sameCookies(a, b []*network.Cookie) bool {
 	return slices.EqualFunc(a, b, func(x, y *network.Cookie) bool {
 		return x.Name == y.Name && x.Value == y.Value && x.Domain == y.Domain && x.Path == y.Path
 	})
 }
 
-// cookieHeader joins cookies into a Cookie header value, the most specific
-// path first, as a browser orders them.
+// cookieHeader joins cookies into a Cookie header value, the most specific path first, as a
+// browser orders them.
 func cookieHeader(cookies []*network.Cookie) string {
 	sorted := slices.Clone(cookies)
 	slices.SortStableFunc(sorted, func(a, b *network.Cookie) int { return len(b.Path) - len(a.Path) })
@@ -372,34 +296,4 @@ func cookieHeader(cookies []*network.Cookie) string {
 		parts = append(parts, c.Name+"="+c.Value)
 	}
 	return strings.Join(parts, "; ")
-}
-
-// proxyServer turns an AURA_PROXY URL into Chromium's --proxy-server value
-// and the user name and password in it, if any. Chromium takes no
-// credentials there; capture answers the proxy's challenge with them. Its
-// errors never contain the URL.
-func proxyServer(raw string) (server, user, password string, err error) {
-	if raw == "" {
-		return "", "", "", nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "", "", "", errors.New("browser: the proxy is not a URL with a host")
-	}
-	scheme := strings.ToLower(u.Scheme)
-	switch scheme {
-	case "http", "https", "socks5":
-	case "socks5h":
-		scheme = "socks5" // Chromium resolves names through a SOCKS5 proxy anyway
-	default:
-		return "", "", "", fmt.Errorf("browser: proxy scheme %q is not supported", u.Scheme)
-	}
-	if u.User != nil {
-		if scheme == "socks5" {
-			return "", "", "", errors.New("browser: Chromium cannot log in to a SOCKS5 proxy; use one without a user name and password, or an http:// proxy")
-		}
-		user = u.User.Username()
-		password, _ = u.User.Password()
-	}
-	return scheme + "://" + u.Host, user, password, nil
 }

@@ -37,6 +37,7 @@ func testConfig(t *testing.T, rawURL string, timeout time.Duration) captureConfi
 		poll:       100 * time.Millisecond,
 		closeGrace: 5 * time.Second,
 		log:        slog.New(slog.DiscardHandler),
+		sandbox:    newSandboxCheck(),
 	}
 }
 
@@ -56,7 +57,7 @@ func TestCaptureAndReplyThroughTheCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bare.Close()
-	for _, err := range bare.Stream(t.Context(), []aura.Message{{Role: aura.RoleUser, Content: "hi"}}) {
+	for _, err := range bare.Chat(t.Context(), "", []aura.Message{{Role: aura.RoleUser, Content: "hi"}}) {
 		var se *aura.StatusError
 		if err != nil && (!errors.As(err, &se) || se.StatusCode != http.StatusForbidden) {
 			t.Fatalf("bare client: got %v, want a 403", err)
@@ -69,11 +70,11 @@ func TestCaptureAndReplyThroughTheCheck(t *testing.T) {
 	}
 	defer c.Close()
 	var reply strings.Builder
-	for s, err := range c.Stream(t.Context(), []aura.Message{{Role: aura.RoleUser, Content: "hi"}}) {
+	for ch, err := range c.Chat(t.Context(), "", []aura.Message{{Role: aura.RoleUser, Content: "hi"}}) {
 		if err != nil {
 			t.Fatalf("got error %v, want the reply", err)
 		}
-		reply.WriteString(s)
+		reply.WriteString(ch.Text)
 	}
 	if got, want := reply.String(), "Hello from behind the check."; got != want {
 		t.Errorf("got reply %q, want %q", got, want)

@@ -7,8 +7,7 @@ import (
 	"sync"
 )
 
-// proxyVars are the environment variables of a system proxy, which Chromium honours like any
-// program; AURA_PROXY goes on its command line instead.
+// proxyVars are a system proxy's, which Chromium honours (AURA_PROXY goes on its command line).
 var proxyVars = []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy"}
 
 // browserEnv is the whole environment Chromium starts with: PATH (Debian's chromium is a shell
@@ -42,12 +41,8 @@ func newSandboxCheck() *sandboxCheck {
 }
 
 // allowed reports whether Chromium (bin) may run sandboxed. The first call decides, and logs a
-// warning when the sandbox cannot be used; a nil check decides every time, silently.
+// warning when the sandbox cannot be used.
 func (s *sandboxCheck) allowed(ctx context.Context, bin string, log *slog.Logger) bool {
-	if s == nil {
-		ok, _ := decideSandbox(os.Geteuid(), func() error { return userNamespaces(bin) })
-		return ok
-	}
 	s.once.Do(func() {
 		var why string
 		s.ok, why = decideSandbox(s.euid, func() error { return s.probe(bin) })

@@ -1,13 +1,13 @@
-// Package transcribe turns speech into text through an OpenAI-compatible
-// speech-to-text server: POST /v1/audio/transcriptions, as OpenAI
-// (whisper-1), LocalAI, Speaches (faster-whisper) and the whisper.cpp
-// server offer it. It knows nothing of Telegram: it takes an audio file and
-// returns its text. It does not convert audio; the server must accept the
-// format (OpenAI and faster-whisper take Telegram's Ogg/Opus voice notes).
+// Package transcribe turns speech into text through an OpenAI-compatible speech-to-text server:
+// POST /v1/audio/transcriptions, as OpenAI (whisper-1), LocalAI, Speaches (faster-whisper) and
+// the whisper.cpp server offer it. It knows nothing of Telegram: it takes an audio file and
+// returns its text. It does not convert audio; the server must accept the format (OpenAI and
+// faster-whisper take Telegram's Ogg/Opus voice notes).
 package transcribe
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"aurabot/aura/internal/reason"
 )
@@ -35,8 +34,7 @@ const (
 // MaxAudioBytes is the largest audio file Transcribe sends: OpenAI's limit.
 const MaxAudioBytes = 25 << 20
 
-// ErrTooLarge means the audio was longer than MaxAudioBytes; nothing was
-// sent.
+// ErrTooLarge means the audio was longer than MaxAudioBytes; nothing was sent.
 var ErrTooLarge = errors.New("transcribe: the audio file is too large")
 
 // maxErrorBody is the most of an error response body a StatusError keeps.
@@ -44,21 +42,19 @@ const maxErrorBody = 1 << 10
 
 // Config says where and how a Client reaches the server.
 type Config struct {
-	// URL is the server's root, e.g. https://api.openai.com or
-	// http://localhost:8000. The client posts to URL +
-	// "/v1/audio/transcriptions"; a URL that already ends in "/v1" gets
+	// URL is the server's root, e.g. https://api.openai.com or http://localhost:8000. The
+	// client posts to URL + "/v1/audio/transcriptions"; a URL that already ends in "/v1" gets
 	// only "/audio/transcriptions".
 	URL string `env:"TRANSCRIBE_URL"`
 	// Model is the model field; empty means DefaultModel.
 	Model string `env:"TRANSCRIBE_MODEL" envDefault:"whisper-1"`
-	// Key is sent as "Authorization: Bearer <Key>" when set. It never
-	// appears in an error.
+	// Key is sent as "Authorization: Bearer <Key>" when set.
 	Key string `env:"TRANSCRIBE_KEY"`
-	// HTTPClient makes the requests; nil means one that reports a redirect
-	// as a StatusError instead of following it.
-	HTTPClient *http.Client
-	// Timeout bounds one Transcribe call, upload included; 0 means
-	// DefaultTimeout.
+	// Redact, when set, removes secrets from what the server writes into a StatusError
+	// (Reason and Body), which users are shown: a server may echo the key. main passes the
+	// log's redactor, which knows the key.
+	Redact func(string) string
+	// Timeout bounds one Transcribe call, upload included; 0 means DefaultTimeout.
 	Timeout time.Duration
 }
 
@@ -68,51 +64,39 @@ type Client struct {
 	urlErr   error // why URL was refused; reported by Transcribe
 	model    string
 	key      string
+	redact   func(string) string
 	hc       *http.Client
 	timeout  time.Duration
 }
 
-// New returns a Client for cfg. A URL that cannot be used is reported by
-// each Transcribe call.
+// New returns a Client for cfg. A URL that cannot be used is reported by each Transcribe call.
 func New(cfg Config) *Client {
-	c := &Client{model: cfg.Model, key: cfg.Key, hc: cfg.HTTPClient, timeout: cfg.Timeout}
-	if c.model == "" {
-		c.model = DefaultModel
+	c := &Client{model: cmp.Or(cfg.Model, DefaultModel), key: cfg.Key, redact: cfg.Redact, timeout: max(cfg.Timeout, 0)}
+	c.timeout = cmp.Or(c.timeout, DefaultTimeout)
+	if c.redact == nil {
+		c.redact = func(s string) string { return s }
 	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
-	}
-	if c.hc == nil {
-		c.hc = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
+	// A redirect is reported as a StatusError, not followed.
+	c.hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.endpoint, c.urlErr = endpoint(cfg.URL)
 	return c
 }
 
-// endpoint returns the transcription URL under root. Its errors leave out
-// the URL, which may carry credentials.
+// endpoint returns the transcription URL under root. Its errors leave out the URL, which may
+// carry credentials.
 func endpoint(root string) (string, error) {
-	if root == "" {
-		return "", errors.New("transcribe: URL is empty")
-	}
 	u, err := url.Parse(root)
-	if err != nil {
+	switch {
+	case root == "":
+		return "", errors.New("transcribe: URL is empty")
+	case err != nil:
 		return "", errors.New("transcribe: URL does not parse")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
+	case u.Scheme != "http" && u.Scheme != "https":
 		return "", fmt.Errorf("transcribe: URL scheme %q is not supported (want http or https)", u.Scheme)
-	}
-	if u.Host == "" {
+	case u.Host == "":
 		return "", errors.New("transcribe: URL has no host")
 	}
-	base := strings.TrimRight(u.Path, "/")
-	if strings.HasSuffix(base, "/v1") {
-		u.Path = base + "/audio/transcriptions"
-	} else {
-		u.Path = base + "/v1/audio/transcriptions"
-	}
+	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1") + "/v1/audio/transcriptions"
 	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
 	return u.String(), nil
 }
@@ -121,8 +105,8 @@ func endpoint(root string) (string, error) {
 type StatusError struct {
 	// StatusCode is the HTTP status.
 	StatusCode int
-	// Reason is error.message from a JSON error body when there is one,
-	// else the status line's reason phrase.
+	// Reason is error.message from a JSON error body when there is one, else the status
+	// line's reason phrase.
 	Reason string
 	// Body is the start of the response body (at most 1 KiB).
 	Body string
@@ -135,18 +119,16 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("transcribe: server answered %d %s", e.StatusCode, e.Reason)
 }
 
-// UserReason returns Reason made fit to show a user, as
-// aura.StatusError.UserReason does: one line of at most 200 characters, no
-// links, nothing key-like, no trailing punctuation; "" when nothing useful
-// remains.
+// UserReason returns Reason made fit to show a user, as aura.StatusError.UserReason does: one
+// line of at most 200 characters, no links, nothing key-like, no trailing punctuation; "" when
+// nothing useful remains.
 func (e *StatusError) UserReason() string {
 	return reason.Sanitize(e.Reason)
 }
 
-// Transcribe sends audio as a file named fileName (its extension tells the
-// server the format, e.g. "voice.ogg") and returns the text. Errors are a
-// *StatusError for a refusal, ErrTooLarge, or a wrapped transport or
-// context error; none contains the Key.
+// Transcribe sends audio as a file named fileName (its extension tells the server the format,
+// e.g. "voice.ogg") and returns the text. Errors are a *StatusError for a refusal, ErrTooLarge,
+// or a wrapped transport or context error.
 func (c *Client) Transcribe(ctx context.Context, fileName string, audio io.Reader) (string, error) {
 	if c.urlErr != nil {
 		return "", c.urlErr
@@ -171,7 +153,7 @@ func (c *Client) Transcribe(ctx context.Context, fileName string, audio io.Reade
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("transcribe: request stopped: %w", ctx.Err())
 		}
-		return "", fmt.Errorf("transcribe: could not reach the server: %w", c.redactErr(err))
+		return "", fmt.Errorf("transcribe: could not reach the server: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -193,16 +175,13 @@ func (c *Client) Transcribe(ctx context.Context, fileName string, audio io.Reade
 	return strings.TrimSpace(*answer.Text), nil
 }
 
-// form builds the multipart body. The audio is read whole first: it is
-// small (a voice note is tens of kilobytes), and a body of known length is
-// what every server accepts.
+// form builds the multipart body. The audio is read whole first: it is small (a voice note is
+// tens of kilobytes), and a body of known length is what every server accepts. Only reading the
+// audio can fail: the form is written to a bytes.Buffer.
 func (c *Client) form(fileName string, audio io.Reader) ([]byte, string, error) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
-	fw, err := w.CreateFormFile("file", cleanFileName(fileName))
-	if err != nil {
-		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
-	}
+	fw, _ := w.CreateFormFile("file", cleanFileName(fileName))
 	n, err := io.Copy(fw, io.LimitReader(audio, MaxAudioBytes+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("transcribe: read audio: %w", err)
@@ -210,17 +189,13 @@ func (c *Client) form(fileName string, audio io.Reader) ([]byte, string, error) 
 	if n > MaxAudioBytes {
 		return nil, "", fmt.Errorf("%w (more than %d bytes)", ErrTooLarge, MaxAudioBytes)
 	}
-	if err := w.WriteField("model", c.model); err != nil {
-		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, "", fmt.Errorf("transcribe: build form: %w", err)
-	}
+	_ = w.WriteField("model", c.model)
+	_ = w.Close()
 	return buf.Bytes(), w.FormDataContentType(), nil
 }
 
-// cleanFileName keeps the base name of name with printable characters
-// only (a line break would end the part's header); "audio" if none.
+// cleanFileName keeps the base name of name with printable characters only (a line break would
+// end the part's header); "audio" if none.
 func cleanFileName(name string) string {
 	name = strings.Map(func(r rune) rune {
 		if !unicode.IsPrint(r) || r == '"' || r == '\\' {
@@ -235,81 +210,26 @@ func cleanFileName(name string) string {
 	return name
 }
 
-// statusError describes a refusal, with the key taken out of whatever the
-// server echoed.
+// statusError describes a refusal, passing what the server wrote through Config.Redact.
 func (c *Client) statusError(resp *http.Response, body []byte) *StatusError {
 	se := &StatusError{
 		StatusCode: resp.StatusCode,
 		Reason:     strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode))),
-		Body:       c.redact(truncateUTF8(string(body), maxErrorBody)),
+		Body:       c.redact(reason.Clip(string(body), maxErrorBody)),
 	}
-	if msg := errorMessage(body); msg != "" {
-		se.Reason = msg
-	}
-	se.Reason = c.redact(se.Reason)
+	se.Reason = c.redact(cmp.Or(errorMessage(body), se.Reason))
 	return se
 }
 
-// errorMessage finds the message in {"error": {"message": ...}},
-// {"error": "..."} or {"detail": "..."} (FastAPI servers such as Speaches).
+// errorMessage finds the message in a JSON error body, or in {"detail": "..."} (FastAPI servers
+// such as Speaches).
 func errorMessage(body []byte) string {
+	if msg, _, ok := reason.ErrorBody(body); ok && msg != "" {
+		return msg
+	}
 	var v struct {
-		Error  json.RawMessage `json:"error"`
-		Detail json.RawMessage `json:"detail"`
+		Detail string `json:"detail"`
 	}
-	if json.Unmarshal(body, &v) != nil {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(v.Error, &s) == nil && s != "" {
-		return s
-	}
-	var obj struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(v.Error, &obj) == nil && obj.Message != "" {
-		return obj.Message
-	}
-	if json.Unmarshal(v.Detail, &s) == nil {
-		return s
-	}
-	return ""
-}
-
-func (c *Client) redact(s string) string {
-	if k := strings.TrimSpace(c.key); k != "" {
-		s = strings.ReplaceAll(s, k, "[redacted]")
-	}
-	return s
-}
-
-// redactErr guards against a transport that quotes the key: net/http does
-// not, but HTTPClient may be anyone's.
-func (c *Client) redactErr(err error) error {
-	if k := strings.TrimSpace(c.key); k != "" && strings.Contains(err.Error(), k) {
-		return &redactedError{msg: c.redact(err.Error()), err: err}
-	}
-	return err
-}
-
-// redactedError is err with its message redacted; errors.Is and As still
-// see err.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// truncateUTF8 returns at most n bytes of s, cut so that no character is
-// split.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	_ = json.Unmarshal(body, &v)
+	return v.Detail
 }

@@ -188,14 +188,12 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 	}
 	fctx, cancel := reply.FinalContext(ctx)
 	defer cancel()
-	if err := h.deps.Pacer.Wait(fctx, r.t.ChatID); err != nil {
-		return done
-	}
-	_, err := h.deps.TG.EditMessageReplyMarkup(fctx, &tgbot.EditMessageReplyMarkupParams{
-		ChatID: r.t.ChatID, MessageID: ids[len(ids)-1], ReplyMarkup: kb,
+	_, err := tg.Call(fctx, h.deps.Pacer, h.deps.Log, r.t.ChatID, func(ctx context.Context) (*models.Message, error) {
+		return h.deps.TG.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{
+			ChatID: r.t.ChatID, MessageID: ids[len(ids)-1], ReplyMarkup: kb,
+		})
 	})
-	h.side.observe(r.t.ChatID, err)
-	if err != nil {
+	if err != nil && fctx.Err() == nil {
 		h.deps.Log.Warn("could not show the model keyboard", "chat_id", r.t.ChatID, "err", err)
 	}
 	return done
@@ -262,11 +260,9 @@ func (s *sideCalls) editText(ctx context.Context, chat int64, msgID int, text st
 	s.wg.Go(func() {
 		cctx, cancel := tg.Background(ctx, sideTimeout)
 		defer cancel()
-		if err := s.deps.Pacer.Wait(cctx, chat); err != nil {
-			return
-		}
-		_, err := s.deps.TG.EditMessageText(cctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: msgID, Text: text})
-		s.observe(chat, err)
+		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
+			return s.deps.TG.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: msgID, Text: text})
+		})
 		if err != nil && !tg.NotModified(err) {
 			s.deps.Log.Debug("could not edit the model picker", "chat_id", chat, "err", err)
 		}

@@ -53,15 +53,13 @@ func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji stri
 		}()
 		cctx, cancel := tg.Background(ctx, sideTimeout)
 		defer cancel()
-		if err := s.deps.Pacer.Wait(cctx, chat); err != nil {
-			return
-		}
-		_, err := s.deps.TG.SetMessageReaction(cctx, &tgbot.SetMessageReactionParams{
-			ChatID:    chat,
-			MessageID: msgID,
-			Reaction:  []models.ReactionType{{Type: models.ReactionTypeTypeEmoji, ReactionTypeEmoji: &models.ReactionTypeEmoji{Type: models.ReactionTypeTypeEmoji, Emoji: emoji}}},
+		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (bool, error) {
+			return s.deps.TG.SetMessageReaction(ctx, &tgbot.SetMessageReactionParams{
+				ChatID:    chat,
+				MessageID: msgID,
+				Reaction:  []models.ReactionType{{Type: models.ReactionTypeTypeEmoji, ReactionTypeEmoji: &models.ReactionTypeEmoji{Type: models.ReactionTypeTypeEmoji, Emoji: emoji}}},
+			})
 		})
-		s.observe(chat, err)
 		if err != nil {
 			s.deps.Log.Debug("setMessageReaction failed", "chat_id", chat, "err", err)
 		}
@@ -85,23 +83,13 @@ func (s *sideCalls) removeButtons(ctx context.Context, chat int64, msgID int) {
 	s.wg.Go(func() {
 		cctx, cancel := tg.Background(ctx, sideTimeout)
 		defer cancel()
-		if err := s.deps.Pacer.Wait(cctx, chat); err != nil {
-			return
-		}
-		_, err := s.deps.TG.EditMessageReplyMarkup(cctx, &tgbot.EditMessageReplyMarkupParams{ChatID: chat, MessageID: msgID})
-		s.observe(chat, err)
+		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
+			return s.deps.TG.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{ChatID: chat, MessageID: msgID})
+		})
 		if err != nil && !tg.NotModified(err) {
 			s.deps.Log.Debug("could not remove a stale button", "chat_id", chat, "err", err)
 		}
 	})
-}
-
-func (s *sideCalls) observe(chat int64, err error) {
-	if wait, ok := tg.RetryAfter(err); ok {
-		s.deps.Pacer.TooMany(chat, wait)
-	} else if err == nil {
-		s.deps.Pacer.OK(chat)
-	}
 }
 
 // run runs fn on its own goroutine, bounded by sideTimeout.

@@ -1,7 +1,7 @@
 // Package pace decides when the bot may call Telegram in a chat: it keeps every chat under
 // Telegram's flood limits (an interval per chat, a global rate, and the penalties Telegram hands
-// out with 429). It knows nothing of messages or replies; time comes from an injected Clock, so
-// its tests can run on a fake one.
+// out with 429). It knows nothing of messages or replies. Its tests run on testing/synctest's
+// fake clock.
 package pace
 
 import (
@@ -13,46 +13,62 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Pacer is the one place that decides when the bot may send or edit a message. It keeps every
-// chat under Telegram's flood limits: a minimum interval per chat (one for private chats, a longer
-// one for groups), a global rate shared by all chats, and the penalties Telegram hands out.
-//
-// A call first waits for its chat: one call per chat at a time, no sooner than the chat's
+// Pacer decides when the bot may send or edit a message. A call first waits for its chat: one call per chat at a time, no sooner than the chat's
 // interval after the chat's previous call, and never inside a retry_after window. Only then does
-// it queue for the global rate. The global queue is a rate.Limiter used by reservation, so calls
-// are served in the order their chats became ready: with many chats streaming at once each gets
-// an equal share, and a chat that waited long for its own interval does not jump ahead of
-// those that were ready before it.
+// it queue for the global rate, a rate.Limiter used by reservation, so calls are served in the
+// order their chats became ready: with many chats streaming at once each gets an equal share.
 type Pacer struct {
 	private, group time.Duration
 	global         *rate.Limiter
 
 	mu          sync.Mutex
 	chats       map[int64]*chatPace
-	globalUntil time.Time // a bot-wide retry_after deadline
-	recent429   []hit     // recent 429s, to tell a global limit from a chat's
+	globalUntil time.Time           // a bot-wide retry_after deadline
+	recent429   map[int64]time.Time // each chat's last 429, to tell a global limit from a chat's
 	nextSweep   time.Time
-
-	clock   Clock
-	onGrant func(id int64, at time.Time) // for tests: called with p.mu held when a call may go
 }
 
-// Clock is the pacer's source of time: the wall clock unless WithClock sets another.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits until t, or returns ctx's error if ctx ends first.
-	Sleep(ctx context.Context, t time.Time) error
+type chatPace struct {
+	// turn is held by the one call of this chat that is waiting for its slot, so that two calls
+	// in a chat (a reply and a notice, two topics of a group) never go out back to back.
+	turn     chan struct{}
+	waiters  int           // calls inside Wait; sweep keeps the chat while > 0
+	base     time.Duration // the configured interval
+	interval time.Duration // base, or more after a 429
+	last     time.Time     // when the chat's last call was let go
+	until    time.Time     // Telegram's retry_after deadline
+	lastUse  time.Time
 }
 
-type realClock struct{}
+const (
+	// Growth of a chat's interval after a 429, and the slow way back, per successful call.
+	penaltyGrowth = 2.0
+	recoverFactor = 0.95
+	maxInterval   = 30 * time.Second
+	// A 429 in this many distinct chats within globalWindow means the bot-wide limit was hit.
+	globalChats  = 3
+	globalWindow = time.Second
+	// A chat quiet for forgetAfter (> maxInterval), with no penalty pending, is forgotten; the map
+	// is swept every sweepEvery, so it holds the chats of the last forgetAfter+sweepEvery only.
+	forgetAfter = 10 * time.Minute
+	sweepEvery  = time.Minute
+)
 
-func (realClock) Now() time.Time                               { return time.Now() }
-func (realClock) Sleep(ctx context.Context, t time.Time) error { return SleepUntil(ctx, t) }
-
-// WithClock makes the pacer read and wait on c; for tests.
-func (p *Pacer) WithClock(c Clock) *Pacer {
-	p.clock = c
-	return p
+// New returns a Pacer that paces calls to at least private (or group, for negative chat ids)
+// apart in each chat and globalRate calls per second over all chats.
+//
+// The global limit lets half a second's worth of calls go at once, so that the first texts of
+// chats that start together appear without delay: 20 chats at once all show text within about
+// 170 ms, where a burst of 1 makes the last wait 630 ms. The sustained rate stays globalRate.
+func New(private, group time.Duration, globalRate float64) *Pacer {
+	burst := max(1, int(math.Ceil(globalRate/2)))
+	return &Pacer{
+		private:   private,
+		group:     group,
+		global:    rate.NewLimiter(rate.Limit(globalRate), burst),
+		chats:     map[int64]*chatPace{},
+		recent429: map[int64]time.Time{},
+	}
 }
 
 // WithBurst lets n calls of the global rate go at once after a quiet spell, instead of New's
@@ -64,68 +80,14 @@ func (p *Pacer) WithBurst(n int) *Pacer {
 	return p
 }
 
-// OnGrant calls f, with the pacer's lock held, each time a call is let go; for tests.
-func (p *Pacer) OnGrant(f func(chat int64, at time.Time)) {
-	p.mu.Lock()
-	p.onGrant = f
-	p.mu.Unlock()
-}
-
-type chatPace struct {
-	// turn is held by the one call of this chat that is waiting for its slot, so that two calls
-	// in a chat (a reply and a notice, two topics of a group) never go out back to back.
-	turn     chan struct{}
-	waiters  int           // calls inside wait for this chat; sweep keeps the chat while > 0
-	base     time.Duration // the configured interval
-	interval time.Duration // base, or more after a 429
-	last     time.Time     // when the chat's last call was let go; the next waits interval
-	until    time.Time     // Telegram's retry_after deadline
-	lastUse  time.Time
-}
-
-type hit struct {
-	chat int64
-	at   time.Time
-}
-
-const (
-	// Growth of a chat's interval after a 429, and the slow way back, per successful call.
-	penaltyGrowth = 2.0
-	recoverFactor = 0.95
-	maxInterval   = 30 * time.Second
-	// A 429 in this many distinct chats within globalWindow means the bot-wide limit was hit.
-	globalChats  = 3
-	globalWindow = time.Second
-	// A chat quiet for forgetAfter, with no penalty pending, is forgotten: by then its interval
-	// is long past (forgetAfter > maxInterval), and a grown interval may start afresh. The map is
-	// swept every sweepEvery, so it holds the chats of the last forgetAfter+sweepEvery only (and
-	// those with a penalty pending), at a cost of one pass over it a minute.
-	forgetAfter = 10 * time.Minute
-	sweepEvery  = time.Minute
-)
-
-// New returns a Pacer that paces calls to at least private (or group, for negative chat ids)
-// apart in each chat and globalRate calls per second over all chats.
-//
-// The global limit lets half a second's worth of calls go at once, so that the first texts of
-// chats that start together appear without delay: 20 chats at once all show text within about
-// 170 ms, where a burst of 1 makes the last wait 630 ms. The sustained rate stays globalRate, and
-// only after a quiet spell can one second hold more than globalRate calls (1.5 times at most).
-func New(private, group time.Duration, globalRate float64) *Pacer {
-	burst := max(1, int(math.Ceil(globalRate/2)))
-	return &Pacer{
-		private: private,
-		group:   group,
-		global:  rate.NewLimiter(rate.Limit(globalRate), burst),
-		chats:   map[int64]*chatPace{},
-		clock:   realClock{},
-	}
-}
-
-// chat returns the state of chat id, creating it if needed. p.mu must be held.
+// chat returns the state of chat id, creating it, and forgets quiet chats. p.mu must be held.
 func (p *Pacer) chat(id int64, now time.Time) *chatPace {
 	if now.After(p.nextSweep) {
-		p.sweep(now)
+		for id, c := range p.chats {
+			if c.waiters == 0 && now.Sub(c.lastUse) > forgetAfter && !now.Before(c.until) {
+				delete(p.chats, id)
+			}
+		}
 		p.nextSweep = now.Add(sweepEvery)
 	}
 	c := p.chats[id]
@@ -141,17 +103,7 @@ func (p *Pacer) chat(id int64, now time.Time) *chatPace {
 	return c
 }
 
-// sweep forgets chats that have been quiet for forgetAfter, carry no pending penalty and have no
-// call waiting. p.mu must be held.
-func (p *Pacer) sweep(now time.Time) {
-	for id, c := range p.chats {
-		if c.waiters == 0 && now.Sub(c.lastUse) > forgetAfter && !now.Before(c.until) {
-			delete(p.chats, id)
-		}
-	}
-}
-
-// deadline returns when chat id may next be called as far as penalties go.
+// deadline is when chat id may next be called as far as penalties go.
 func (p *Pacer) deadline(id int64) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -165,17 +117,26 @@ func (p *Pacer) deadlineLocked(c *chatPace) time.Time {
 	return c.until
 }
 
+// nextLocked is when c's next call may go: after its interval and any penalty.
+func (p *Pacer) nextLocked(c *chatPace) time.Time {
+	at := p.deadlineLocked(c)
+	if next := c.last.Add(c.interval); next.After(at) {
+		return next
+	}
+	return at
+}
+
 // Wait blocks until the bot may make one call (send or edit) in chat id. The call is expected
 // right away: the chat's interval counts from the moment Wait returns.
 func (p *Pacer) Wait(ctx context.Context, id int64) error {
 	p.mu.Lock()
-	c := p.chat(id, p.clock.Now())
+	c := p.chat(id, time.Now())
 	c.waiters++
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		c.waiters--
-		c.lastUse = p.clock.Now()
+		c.lastUse = time.Now()
 		p.mu.Unlock()
 	}()
 
@@ -187,38 +148,26 @@ func (p *Pacer) Wait(ctx context.Context, id int64) error {
 	defer func() { <-c.turn }()
 
 	for {
-		// Wait for the chat: its interval and any penalty, the chat's own or the bot's.
 		p.mu.Lock()
-		at := p.deadlineLocked(c)
-		if next := c.last.Add(c.interval); next.After(at) {
-			at = next
-		}
+		at := p.nextLocked(c)
 		p.mu.Unlock()
-		if err := p.clock.Sleep(ctx, at); err != nil {
+		if err := SleepUntil(ctx, at); err != nil {
 			return err
 		}
 		if p.Penalized(id) { // a penalty arrived while this call slept
 			continue
 		}
-
-		// Queue for the global rate, behind the chats that were ready before this one.
-		r, at := p.reserveGlobal()
-		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
-			p.cancelGlobal(r)
+		if err := p.waitGlobal(ctx); err != nil {
 			return err
 		}
-
 		p.mu.Lock()
-		now := p.clock.Now()
+		now := time.Now()
 		if now.Before(p.deadlineLocked(c)) {
 			// A penalty arrived while this call queued: honour it; the global slot is lost.
 			p.mu.Unlock()
 			continue
 		}
 		c.last = now
-		if p.onGrant != nil {
-			p.onGrant(id, now)
-		}
 		p.mu.Unlock()
 		return nil
 	}
@@ -230,12 +179,9 @@ func (p *Pacer) Wait(ctx context.Context, id int64) error {
 func (p *Pacer) WaitIdle(ctx context.Context, id int64) error {
 	for {
 		p.mu.Lock()
-		now := p.clock.Now()
+		now := time.Now()
 		c := p.chat(id, now)
-		at := p.deadlineLocked(c)
-		if next := c.last.Add(c.interval); next.After(at) {
-			at = next
-		}
+		at := p.nextLocked(c)
 		busy := c.waiters > 0 || p.global.TokensAt(now) < float64(p.global.Burst())/2
 		if busy && at.Before(now.Add(c.base)) {
 			at = now.Add(c.base)
@@ -244,7 +190,7 @@ func (p *Pacer) WaitIdle(ctx context.Context, id int64) error {
 		if !busy && !at.After(now) {
 			return p.Wait(ctx, id)
 		}
-		if err := p.clock.Sleep(ctx, at); err != nil {
+		if err := SleepUntil(ctx, at); err != nil {
 			return err
 		}
 	}
@@ -255,12 +201,10 @@ func (p *Pacer) WaitIdle(ctx context.Context, id int64) error {
 // again after a penalty that arrived while it queued.
 func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
 	for {
-		if err := p.clock.Sleep(ctx, p.deadline(id)); err != nil {
+		if err := SleepUntil(ctx, p.deadline(id)); err != nil {
 			return err
 		}
-		r, at := p.reserveGlobal()
-		if err := p.clock.Sleep(ctx, at.Add(r.DelayFrom(at))); err != nil {
-			p.cancelGlobal(r)
+		if err := p.waitGlobal(ctx); err != nil {
 			return err
 		}
 		if !p.Penalized(id) {
@@ -269,35 +213,33 @@ func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
 	}
 }
 
-// reserveGlobal takes the next slot of the global rate. The clock is read under p.mu, so that
-// reservations are made in time order: rate.Limiter resets its clock to each caller's reading,
-// and readings that reach it out of order (callers racing for its lock) would each hand out a
-// little extra, adding up under contention.
-func (p *Pacer) reserveGlobal() (*rate.Reservation, time.Time) {
+// waitGlobal takes the next slot of the global rate and waits for it. The clock is read under
+// p.mu, so that reservations are made in time order: rate.Limiter resets its clock to each
+// caller's reading, and readings that reach it out of order would each hand out a little extra.
+// A cancelled wait gives its slot back, so the calls queued behind it move up.
+func (p *Pacer) waitGlobal(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.clock.Now()
-	return p.global.ReserveN(now, 1), now
-}
-
-// cancelGlobal gives back a global slot that a cancelled call will not use, so the calls queued
-// behind it move up. It reads the pacer's clock, under p.mu like reserveGlobal: r.Cancel would
-// read the wall clock, and on any other clock give back nothing.
-func (p *Pacer) cancelGlobal(r *rate.Reservation) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r.CancelAt(p.clock.Now())
+	now := time.Now()
+	r := p.global.ReserveN(now, 1)
+	p.mu.Unlock()
+	if err := SleepUntil(ctx, now.Add(r.DelayFrom(now))); err != nil {
+		p.mu.Lock()
+		r.CancelAt(time.Now())
+		p.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // Penalized reports whether a call in chat id would have to wait on a penalty now.
 func (p *Pacer) Penalized(id int64) bool {
-	return p.clock.Now().Before(p.deadline(id))
+	return time.Now().Before(p.deadline(id))
 }
 
 // TooMany records a 429 for chat id: nothing goes to that chat before retryAfter has passed, and
 // its interval grows. 429s in several chats at once set the deadline for the whole bot.
 func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
-	now := p.clock.Now()
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.chat(id, now)
@@ -307,23 +249,23 @@ func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
 	}
 	c.interval = min(time.Duration(float64(c.interval)*penaltyGrowth), maxInterval)
 
-	kept := p.recent429[:0]
-	for _, h := range p.recent429 {
-		if now.Sub(h.at) < globalWindow && h.chat != id {
-			kept = append(kept, h)
+	p.recent429[id] = now
+	for chat, at := range p.recent429 {
+		if now.Sub(at) >= globalWindow {
+			delete(p.recent429, chat)
 		}
 	}
-	p.recent429 = append(kept, hit{chat: id, at: now})
 	if len(p.recent429) >= globalChats && until.After(p.globalUntil) {
 		p.globalUntil = until
 	}
 }
 
-// OK records a successful call in chat id: a grown interval shrinks back slowly.
+// OK records a call in chat id that Telegram answered without a 429: a grown interval shrinks
+// back slowly.
 func (p *Pacer) OK(id int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.chat(id, p.clock.Now())
+	c := p.chat(id, time.Now())
 	if c.interval > c.base {
 		c.interval = max(c.base, time.Duration(float64(c.interval)*recoverFactor))
 	}

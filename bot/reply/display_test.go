@@ -76,7 +76,7 @@ func TestApplyRemovesExtraMessages(t *testing.T) {
 	if err := d.Apply(context.Background(), streaming, false, false); err != nil {
 		t.Fatal(err)
 	}
-	third := strconv.Itoa(d.IDs()[2])
+	third := strconv.Itoa(d.sent[2].id)
 	srv.SetFaults(func(method string, p map[string]string) *telegramtest.Fault {
 		if method == "deleteMessage" && p["message_id"] == third {
 			return &telegramtest.Fault{Code: 400, Description: "Bad Request: message can't be deleted"}
@@ -96,7 +96,7 @@ func TestApplyRemovesExtraMessages(t *testing.T) {
 	if got, want := strings.Join(texts, " | "), "one and two | …"; got != want {
 		t.Errorf("messages: got %q, want %q", got, want)
 	}
-	if len(d.IDs()) != 1 {
-		t.Errorf("the display owns %d messages, want 1", len(d.IDs()))
+	if len(d.sent) != 1 {
+		t.Errorf("the display owns %d messages, want 1", len(d.sent))
 	}
 }

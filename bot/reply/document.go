@@ -29,11 +29,7 @@ type Document struct {
 // message to edit"), which a search reads as "not ours". The gate is freed either way: nothing
 // will ever settle that send. Telegram's flood limits are waited out.
 func (s *Streamer) SendDocument(ctx context.Context, t Target, j Journal, doc Document) (int, error) {
-	deps := s.deps
-	owner := Owner(-anonymous.Add(1))
-	if j != nil {
-		owner = j.Owner()
-	}
+	deps, owner := s.deps, ownerOf(j)
 	held := deps.Registry.Holder(t.ChatID) == owner // by an earlier send of the same reply: it keeps it
 	if err := deps.Registry.Acquire(ctx, t.ChatID, owner); err != nil {
 		return 0, err
@@ -42,16 +38,14 @@ func (s *Streamer) SendDocument(ctx context.Context, t Target, j Journal, doc Do
 		defer deps.Registry.Release(t.ChatID, owner)
 	}
 	for {
-		if err := deps.Pacer.Wait(ctx, t.ChatID); err != nil {
-			return 0, err
-		}
-		m, err := deps.TG.SendDocument(ctx, &tgbot.SendDocumentParams{
-			ChatID: t.ChatID, MessageThreadID: t.ThreadID,
-			Document:        &models.InputFileUpload{Filename: doc.Name, Data: bytes.NewReader(doc.Data)},
-			Caption:         doc.Caption,
-			ReplyParameters: replyTo(t.ReplyTo),
+		m, err := tg.Call(ctx, deps.Pacer, deps.Log, t.ChatID, func(ctx context.Context) (*models.Message, error) {
+			return deps.TG.SendDocument(ctx, &tgbot.SendDocumentParams{
+				ChatID: t.ChatID, MessageThreadID: t.ThreadID,
+				Document:        &models.InputFileUpload{Filename: doc.Name, Data: bytes.NewReader(doc.Data)},
+				Caption:         doc.Caption,
+				ReplyParameters: replyTo(t.ReplyTo),
+			})
 		})
-		observe(deps, t.ChatID, err)
 		switch {
 		case err == nil:
 			deps.Registry.Add(t.ChatID, m.ID)

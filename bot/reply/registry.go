@@ -8,12 +8,12 @@ import (
 )
 
 const (
-	// registryKeep is how many of the newest message ids the registry keeps per chat. A lost
-	// message is looked for only above the ids a send knew, so older ones are never needed.
+	// registryKeep is how many of the newest message ids the registry keeps per chat: a lost
+	// message is looked for only above the ids a send knew.
 	registryKeep = 256
-	// registryChats bounds the chats the registry remembers; past it the chat used least
-	// recently (with no send in flight) is forgotten. Its messages are all older than any
-	// message the chat gets later, so no search ever needs them.
+	// registryChats bounds the chats the registry remembers; past it the chats used least
+	// recently (with no send in flight) are forgotten: no search ever needs their messages, all
+	// older than any the chat gets later.
 	registryChats = 10000
 )
 
@@ -28,12 +28,11 @@ type Owner int64
 // (its floor), goes out, and only once its outcome is known may the next send in that chat be
 // made. A send whose answer never came keeps the gate until a send of the same text has an
 // answer: the messages the lost send may have posted then lie strictly between its floor and
-// that id, where no other send of the bot can be. A search that looks there (Searcher) can
-// take anything of the bot's it finds for the lost copy.
+// that id, where no other send of the bot can be (see Lost).
 type Registry struct {
 	mu    sync.Mutex
 	chats map[int64]*chatState
-	tick  uint64 // use counter, for forgetting the least recently used chat
+	tick  uint64 // use counter, for forgetting the least recently used chats
 }
 
 type chatState struct {
@@ -82,57 +81,42 @@ func (r *Registry) forget() {
 
 // Add notes message id in chat.
 func (r *Registry) Add(chat int64, id int) {
-	if r == nil || id == 0 {
+	if id == 0 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.chat(chat)
-	i, found := slices.BinarySearch(c.ids, id)
-	if found {
-		return
-	}
-	c.ids = slices.Insert(c.ids, i, id)
-	if len(c.ids) > registryKeep {
-		c.ids = slices.Delete(c.ids, 0, len(c.ids)-registryKeep)
+	if i, found := slices.BinarySearch(c.ids, id); !found {
+		c.ids = slices.Insert(c.ids, i, id)
+		c.ids = slices.Delete(c.ids, 0, max(0, len(c.ids)-registryKeep))
 	}
 }
 
 // Known reports whether message id of chat is in the registry.
 func (r *Registry) Known(chat int64, id int) bool {
-	if r == nil {
-		return false
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.chats[chat]
-	if c == nil {
-		return false
+	if c := r.chats[chat]; c != nil {
+		_, found := slices.BinarySearch(c.ids, id)
+		return found
 	}
-	_, found := slices.BinarySearch(c.ids, id)
-	return found
+	return false
 }
 
 // Max is the highest message id known in chat, 0 if none.
 func (r *Registry) Max(chat int64) int {
-	if r == nil {
-		return 0
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.chats[chat]
-	if c == nil || len(c.ids) == 0 {
-		return 0
+	if c := r.chats[chat]; c != nil && len(c.ids) > 0 {
+		return c.ids[len(c.ids)-1]
 	}
-	return c.ids[len(c.ids)-1]
+	return 0
 }
 
 // Acquire waits until owner may send in chat (the gate is free, or owner holds it already) and
 // takes the gate, or returns ctx's error.
 func (r *Registry) Acquire(ctx context.Context, chat int64, owner Owner) error {
-	if r == nil {
-		return nil
-	}
 	for {
 		r.mu.Lock()
 		c := r.chat(chat)
@@ -153,9 +137,6 @@ func (r *Registry) Acquire(ctx context.Context, chat int64, owner Owner) error {
 
 // Hold gives chat's gate to owner at once (at a restart, to the reply whose send had no answer).
 func (r *Registry) Hold(chat int64, owner Owner) {
-	if r == nil {
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.chat(chat).owner = owner
@@ -163,25 +144,17 @@ func (r *Registry) Hold(chat int64, owner Owner) {
 
 // Release frees chat's gate if owner holds it.
 func (r *Registry) Release(chat int64, owner Owner) {
-	if r == nil {
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.chats[chat]
-	if c == nil || c.owner != owner {
-		return
+	if c := r.chats[chat]; c != nil && c.owner == owner {
+		c.owner = 0
+		close(c.free)
+		c.free = make(chan struct{})
 	}
-	c.owner = 0
-	close(c.free)
-	c.free = make(chan struct{})
 }
 
 // Holder is who holds chat's gate, 0 for nobody.
 func (r *Registry) Holder(chat int64) Owner {
-	if r == nil {
-		return 0
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c := r.chats[chat]; c != nil {

@@ -3,46 +3,10 @@ package reply
 import (
 	"context"
 	"errors"
+	"time"
 
 	"aurabot/bot/render"
 )
-
-// Recorded is what a journal holds of a reply that must be finished: cut by a crash, or left
-// unfinished when Telegram stopped answering.
-type Recorded struct {
-	Parts []RecordedPart // the reply's messages in order
-	// Shown is what the reply was about to show last.
-	Shown
-}
-
-// RecordedPart is one message of a recorded reply.
-type RecordedPart struct {
-	ID    int // 0: a send whose answer never came
-	Floor int // the highest message id known in the chat when it was first sent
-	// Wire is what its send carried; Tries counts its sends, before the last, with no answer.
-	Wire  []byte
-	Tries int
-}
-
-// Seen reports whether the user may have seen any of the reply: a message was about to be
-// sent. A reply nobody saw may be asked of the model again.
-func (r Recorded) Seen() bool { return len(r.Parts) > 0 }
-
-// Unsettled reports whether a send of the reply had no answer: until the reply is resumed, no
-// other message may be sent in its chat (see Registry).
-func (r Recorded) Unsettled() bool {
-	for _, p := range r.Parts {
-		if p.ID == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// ErrUnfinished means a reply's messages could not be brought to their final text (Telegram
-// did not answer in time, or refused): the journal holds what they must show, and Resume
-// finishes them.
-var ErrUnfinished = errors.New("reply: unfinished")
 
 // Resume finishes a reply from its journal: after a crash or a kill, or later in the same run
 // when Telegram stopped answering. Its messages (a send that had no answer made again) show the
@@ -53,11 +17,7 @@ var ErrUnfinished = errors.New("reply: unfinished")
 // whether the answer was whole (Shown.Complete); an error wraps ErrUnfinished when the messages
 // are not settled.
 func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded, cut string) (text string, firstID int, complete bool, err error) {
-	text, firstID, complete, err = s.resume(ctx, t, j, rec, cut)
-	return render.WithoutThinking(text), firstID, complete, err
-}
-
-func (s *Streamer) resume(ctx context.Context, t Target, j Journal, rec Recorded, cut string) (text string, firstID int, complete bool, err error) {
+	text = render.WithoutThinking(rec.Text)
 	d := NewDisplay(s.deps, t, j, "")
 	defer d.Close()
 	d.Adopt(rec.Parts)
@@ -66,23 +26,20 @@ func (s *Streamer) resume(ctx context.Context, t Target, j Journal, rec Recorded
 		rec.Final, rec.Notice, rec.Complete = true, cut, false
 		if j != nil {
 			if err := j.Show(ctx, rec.Shown); err != nil {
-				return rec.Text, 0, false, errors.Join(ErrUnfinished, err)
+				return text, 0, false, errors.Join(ErrUnfinished, err)
 			}
 		}
 	}
-	parts := FinalParts(nil, rec.Text, rec.Notice)
+	parts := finalParts(nil, rec.Text, rec.Notice)
 	if rec.Plain {
-		parts = NoticeParts(rec.Text)
+		parts = noticeParts(rec.Text)
 	}
 	fctx, cancel := FinalContext(ctx)
 	defer cancel()
-	if err := d.Apply(fctx, parts, true, false); err != nil {
-		if errors.Is(err, errBlocked) {
-			return rec.Text, d.FirstID(), complete, ErrBlocked
-		}
-		return rec.Text, d.FirstID(), complete, errors.Join(ErrUnfinished, err)
+	if err = d.Apply(fctx, parts, true, false); err != nil && !errors.Is(err, ErrBlocked) {
+		err = errors.Join(ErrUnfinished, err)
 	}
-	return rec.Text, d.FirstID(), complete, nil
+	return text, d.FirstID(), complete, err
 }
 
 // Notify answers with a short plain notice in reply to t, through the same path as a reply's
@@ -99,11 +56,31 @@ func (s *Streamer) Notify(ctx context.Context, t Target, j Journal, text string)
 	defer cancel()
 	d := NewDisplay(s.deps, t, j, "")
 	defer d.Close()
-	if err := d.Apply(fctx, NoticeParts(text), true, false); err != nil {
-		if j != nil && !errors.Is(err, errBlocked) && len(d.sent) > 0 {
-			return errors.Join(ErrUnfinished, err)
-		}
-		return err
+	err := d.Apply(fctx, noticeParts(text), true, false)
+	if err != nil && j != nil && !errors.Is(err, ErrBlocked) && len(d.sent) > 0 {
+		return errors.Join(ErrUnfinished, err)
 	}
-	return nil
+	return err
+}
+
+// A final edit (or a notice) goes on for finalGrace once the bot has begun to cut replies short
+// at shutdown, and for finalLimit at most otherwise (waiting out Telegram penalties: the final
+// text must arrive).
+const (
+	finalGrace = 5 * time.Second
+	finalLimit = 10 * time.Minute
+)
+
+// FinalContext is the context of a final edit or a notice: it outlives ctx, so that a reply cut
+// by a shutdown still shows its text, but by finalGrace at most.
+func FinalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalLimit)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(finalGrace, cancel)
+		context.AfterFunc(fctx, func() { t.Stop() })
+	})
+	return fctx, func() {
+		stop()
+		cancel()
+	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/pace"
 	"aurabot/bot/tg"
@@ -29,20 +31,17 @@ import (
 // found"), or were never used. An edit with exactly Wire changes nothing of a copy ("message is
 // not modified"), and nothing else can be edited: a wrong guess changes nothing.
 //
-// When several sends of one reply lost their answers (or lost the record of them, a full disk),
-// their ranges may overlap, and a message of the bot's the registry does not know may be a copy
-// of another of them; it is sent again too, so it is a copy all the same. The search therefore
-// looks at the whole range, whatever Copies says, and deletes every message of the bot's it
-// finds there that nobody knows.
+// When several sends of one reply lost their answers (or the record of them, a full disk), their
+// ranges may overlap, and a message of the bot's the registry does not know may be a copy of
+// another of them, sent again too: a copy all the same. So the search looks at the whole range,
+// whatever Copies says, and deletes every message of the bot's it finds there that nobody knows.
 type Lost struct {
 	ID             int64 // the journal's id of the search; 0 before it is recorded
 	ChatID         int64
 	Floor, Ceiling int
 	Wire           []byte
 	Copies         int
-	// Lo and Hi are the next ids to look at from each end: every id below Lo and above Hi is
-	// done.
-	Lo, Hi int
+	Lo, Hi         int // the next ids to look at from each end: those below Lo and above Hi are done
 }
 
 // LostStore keeps the searches for lost messages, so that a restart goes on with them.
@@ -57,11 +56,8 @@ type LostStore interface {
 // chat's searches one after another, paced behind every other call of the bot (pace.WaitIdle),
 // so that the search never delays a reply.
 type Searcher struct {
-	tg       *tg.Client
-	pacer    *pace.Pacer
-	registry *Registry
-	store    LostStore
-	log      *slog.Logger
+	deps  Deps
+	store LostStore
 
 	mu      sync.Mutex
 	ctx     context.Context // set by Start
@@ -69,9 +65,10 @@ type Searcher struct {
 	workers sync.WaitGroup
 }
 
-// NewSearcher returns a searcher that keeps its progress in store (nil: in memory only).
+// NewSearcher returns a searcher that keeps its progress in store.
 func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store LostStore, log *slog.Logger) *Searcher {
-	return &Searcher{tg: client, pacer: pacer, registry: registry, store: store, log: log, queues: map[int64][]Lost{}}
+	deps := Deps{TG: client, Pacer: pacer, Log: log, Registry: registry}
+	return &Searcher{deps: deps, store: store, queues: map[int64][]Lost{}}
 }
 
 // Start looks for what pending (the searches a restart found in the journal) and every later Add
@@ -79,10 +76,7 @@ func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store
 func (s *Searcher) Start(ctx context.Context, pending []Lost) {
 	s.mu.Lock()
 	s.ctx = ctx
-	queued := make([]int64, 0, len(s.queues))
-	for chat := range s.queues {
-		queued = append(queued, chat)
-	}
+	queued := slices.Collect(maps.Keys(s.queues))
 	s.mu.Unlock()
 	for _, chat := range queued {
 		s.startWorker(chat)
@@ -93,27 +87,24 @@ func (s *Searcher) Start(ctx context.Context, pending []Lost) {
 }
 
 // Wait waits for the searches to stop (their context ended, or nothing is left).
-func (s *Searcher) Wait() {
-	if s != nil {
-		s.workers.Wait()
-	}
-}
+func (s *Searcher) Wait() { s.workers.Wait() }
 
-// Add queues a search. One not yet recorded (ID 0) is recorded first, when a store is set.
+// Add queues a search, recorded first if it is not yet (ID 0). A nil Searcher looks for nothing.
 func (s *Searcher) Add(ctx context.Context, l Lost) {
-	if s == nil || l.Copies <= 0 || l.Ceiling-l.Floor < 2 {
-		if s != nil && l.ID != 0 && s.store != nil {
-			_ = s.store.SearchDone(context.WithoutCancel(ctx), l.ID) // nothing to look at
-		}
+	if s == nil {
+		return
+	}
+	if l.Copies <= 0 || l.Ceiling-l.Floor < 2 {
+		s.done(ctx, l) // nothing to look at
 		return
 	}
 	if l.Lo == 0 && l.Hi == 0 {
 		l.Lo, l.Hi = l.Floor+1, l.Ceiling-1
 	}
-	if l.ID == 0 && s.store != nil {
+	if l.ID == 0 {
 		id, err := s.store.AddLost(context.WithoutCancel(ctx), l)
 		if err != nil {
-			s.log.Warn("could not record a search for a lost message; looking for it all the same", "chat_id", l.ChatID, "err", err)
+			s.deps.Log.Warn("could not record a search for a lost message; looking for it all the same", "chat_id", l.ChatID, "err", err)
 		}
 		l.ID = id
 	}
@@ -138,9 +129,8 @@ func (s *Searcher) startWorker(chat int64) {
 				s.mu.Unlock()
 				return
 			}
-			l := q[0]
 			s.mu.Unlock()
-			s.search(ctx, l)
+			s.search(ctx, q[0])
 			s.mu.Lock()
 			s.queues[chat] = s.queues[chat][1:]
 			s.mu.Unlock()
@@ -158,7 +148,7 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 		s.done(ctx, l)
 		return
 	}
-	s.log.Info("looking for a message whose send had no answer", "chat_id", l.ChatID, "from", l.Lo, "to", l.Hi, "copies", l.Copies)
+	s.deps.Log.Info("looking for a message whose send had no answer", "chat_id", l.ChatID, "from", l.Lo, "to", l.Hi, "copies", l.Copies)
 	low := true
 	wait := &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: 30 * time.Second}
 	for l.Lo <= l.Hi {
@@ -166,31 +156,30 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 		if low {
 			id = l.Lo
 		}
-		if !s.registry.Known(l.ChatID, id) {
+		if !s.deps.Registry.Known(l.ChatID, id) {
 			found, err := s.probe(ctx, l.ChatID, id, w)
 			switch {
 			case ctx.Err() != nil:
 				return
-			case errors.Is(err, errBlocked):
+			case errors.Is(err, ErrBlocked):
 				l.Lo, l.Hi = 1, 0 // nobody sees the chat any more
 				continue
 			case err != nil:
-				// No answer: look at the same id again, later.
 				d := wait.NextBackOff()
-				s.log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", d)
+				s.deps.Log.Warn("could not look for a lost message; trying again", "chat_id", l.ChatID, "err", err, "retry_in", d)
 				if pace.SleepUntil(ctx, time.Now().Add(d)) != nil {
 					return
 				}
-				continue
+				continue // the same id again
 			case found:
 				if err := s.remove(ctx, l.ChatID, id); err != nil {
 					if ctx.Err() != nil {
 						return
 					}
-					s.log.Warn("could not delete a message found twice; trying again", "chat_id", l.ChatID, "err", err)
+					s.deps.Log.Warn("could not delete a message found twice; trying again", "chat_id", l.ChatID, "err", err)
 					continue
 				}
-				s.log.Info("deleted the message a lost send had posted", "chat_id", l.ChatID, "message_id", id)
+				s.deps.Log.Info("deleted the message a lost send had posted", "chat_id", l.ChatID, "message_id", id)
 				l.Copies = max(l.Copies-1, 0)
 			}
 			wait.Reset()
@@ -201,9 +190,9 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 			l.Hi--
 		}
 		low = !low
-		if l.ID != 0 && s.store != nil {
+		if l.ID != 0 {
 			if err := s.store.Searched(ctx, l.ID, l.Lo, l.Hi, l.Copies); err != nil && ctx.Err() == nil {
-				s.log.Debug("could not record how far a search has come", "chat_id", l.ChatID, "err", err)
+				s.deps.Log.Debug("could not record how far a search has come", "chat_id", l.ChatID, "err", err)
 			}
 		}
 	}
@@ -211,32 +200,29 @@ func (s *Searcher) search(ctx context.Context, l Lost) {
 }
 
 func (s *Searcher) done(ctx context.Context, l Lost) {
-	if l.ID != 0 && s.store != nil {
+	if l.ID != 0 {
 		if err := s.store.SearchDone(context.WithoutCancel(ctx), l.ID); err != nil {
-			s.log.Warn("could not record the end of a search", "chat_id", l.ChatID, "err", err)
+			s.deps.Log.Warn("could not record the end of a search", "chat_id", l.ChatID, "err", err)
 		}
 	}
 }
 
 // probe edits message id of chat to exactly w: a copy of w answers "message is not modified",
 // and no other message can change (see Lost). It reports whether id is a copy; an error is no
-// answer (look again later) or errBlocked.
+// answer (look again later) or ErrBlocked.
 func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool, error) {
-	deps := Deps{Pacer: s.pacer, Log: s.log}
 	for {
-		if err := s.pacer.WaitIdle(ctx, chat); err != nil {
+		if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
 			return false, err
 		}
-		_, err := s.tg.EditMessageText(ctx, &tgbot.EditMessageTextParams{
-			ChatID: chat, MessageID: id, Text: w.Text, Entities: w.Entities, ReplyMarkup: w.markup(),
-			LinkPreviewOptions: noPreview(),
+		_, err := tg.Do(ctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
+			return s.deps.TG.EditMessageText(ctx, w.edit(chat, id))
 		})
-		observe(deps, chat, err)
 		switch {
 		case err == nil || tg.NotModified(err):
 			return true, nil
 		case tg.Blocked(err):
-			return false, errBlocked
+			return false, ErrBlocked
 		case tg.Throttled(err):
 			continue
 		case tg.Refused(err):
@@ -250,8 +236,8 @@ func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool,
 
 // remove deletes (or blanks) the copy at id.
 func (s *Searcher) remove(ctx context.Context, chat int64, id int) error {
-	if err := s.pacer.WaitIdle(ctx, chat); err != nil {
+	if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
 		return err
 	}
-	return deleteOrBlank(ctx, Deps{TG: s.tg, Pacer: s.pacer, Log: s.log}, chat, id)
+	return deleteOrBlank(ctx, s.deps, chat, id)
 }

@@ -58,7 +58,7 @@ func TestStopDuringAJournalWriteIsNoStorageTrouble(t *testing.T) {
 		<-j.stalled
 		stop()
 	}()
-	out := s.Stream(context.Background(), Target{ChatID: 77, ReplyTo: 1}, j, "stop:1", started, chunks)
+	out := s.StreamWith(context.Background(), Target{ChatID: 77, ReplyTo: 1}, j, "stop:1", started, chunks, Options{})
 	if !errors.Is(out.Err, ErrStopped) {
 		t.Errorf("outcome: got %v, want stopped", out.Err)
 	}

@@ -16,18 +16,11 @@ type Chunk struct {
 	Thinking string
 }
 
-// What a reply shows of a model's thinking, above the answer:
-//
-//   - while the model thinks: "💭 Thinking… 12 s" and, with SHOW_THINKING on, its newest lines
-//     (at most liveLines lines and liveRunes characters) in an expandable blockquote, short
-//     enough that Telegram shows it whole;
-//   - once the answer begins, or the reply ends: "💭 Thought for 14 s" and, with SHOW_THINKING
-//     on, the whole thinking in an expandable blockquote, collapsed, if it is at most
-//     quoteBytes long; a longer thinking stays the one line.
-//
-// The thinking is never part of the answer: not counted against MAX_ANSWER_CHARS, not in
-// Outcome.Text, not stored. quoteBytes bounds the whole block well under a message and under
-// the incremental renderer's chunk, so it is never cut in two.
+// Above the answer, while the model thinks, a reply shows "💭 Thinking… 12 s" and (SHOW_THINKING
+// on) the newest liveLines lines, liveRunes characters at most, in a quote Telegram shows whole;
+// once the answer begins, "💭 Thought for 14 s" and the whole thinking in a collapsed quote if it
+// is at most quoteBytes long, which keeps the block under a message and under the incremental
+// renderer's chunk. The thinking is never part of the answer, its count or what is stored.
 const (
 	liveLines  = 3
 	liveRunes  = 240
@@ -81,14 +74,14 @@ func (th *thinking) block(show, done bool, now time.Time) string {
 	}
 	text := strings.TrimSpace(th.tail.String())
 	if !done {
-		label := "💭 Thinking…"
+		label, quote := "💭 Thinking…", ""
 		if d := now.Sub(th.started); d >= time.Second {
 			label += " " + duration(d)
 		}
-		if !show {
-			return render.Thinking(label, "")
+		if show {
+			quote = newest(text, th.cut)
 		}
-		return render.Thinking(label, newest(text, th.cut))
+		return render.Thinking(label, quote)
 	}
 	end := th.ended
 	if end.IsZero() {

@@ -71,7 +71,7 @@ func TestThinkingIsTheFirstText(t *testing.T) {
 			yield(Chunk{Text: "Hello!"}, nil)
 		}
 	}
-	out := s.Stream(context.Background(), Target{ChatID: 77, ReplyTo: 1}, j, "stop:1", nil, chunks)
+	out := s.StreamWith(context.Background(), Target{ChatID: 77, ReplyTo: 1}, j, "stop:1", nil, chunks, Options{})
 	if out.Err != nil || out.Text != "Hello!" {
 		t.Fatalf("outcome: got (%q, %v), want the answer alone", out.Text, out.Err)
 	}

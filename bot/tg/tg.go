@@ -1,6 +1,7 @@
-// Package tg is what every room of the bot shares about the Bot API: a client, the way
-// Telegram's answers are told apart (refused, throttled, gone, or never answered at all), and
-// inline keyboards that carry only the fields that are set.
+// Package tg is what every room of the bot shares about the Bot API: a client, the one way to
+// call Telegram in a chat (Call: paced, its outcome told to the pacer), the way Telegram's
+// answers are told apart (refused, throttled, gone, or never answered at all), and inline
+// keyboards that carry only the fields that are set.
 //
 // It holds no state of the conversation and makes no decisions: the rooms that call Telegram
 // decide what an answer means for them.
@@ -120,22 +121,10 @@ func Gone(err error) bool {
 		badRequest(err, "message not found")
 }
 
-// NotOurs reports that the message exists but the bot may not edit it: it is not the bot's.
-func NotOurs(err error) bool { return badRequest(err, "message can't be edited") }
-
 // BadFormatting reports a 400 about the text's formatting (its entities), in any of the ways
 // Telegram words it ("can't parse entities", "ENTITY_MENTION_USER_INVALID", ...): the same
 // text sent plain goes through.
-func BadFormatting(err error) bool {
-	if !errors.Is(err, tgbot.ErrorBadRequest) {
-		return false
-	}
-	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "entit") || strings.Contains(s, "can't parse")
-}
-
-// TooLong reports Telegram's "message is too long".
-func TooLong(err error) bool { return badRequest(err, "message is too long") }
+func BadFormatting(err error) bool { return badRequest(err, "entit") || badRequest(err, "can't parse") }
 
 func badRequest(err error, what string) bool {
 	return errors.Is(err, tgbot.ErrorBadRequest) && strings.Contains(strings.ToLower(err.Error()), what)

@@ -1,9 +1,13 @@
-// Package reason turns the error text a server sends into a short reason
-// that is safe to show a user: one line, no links, no secrets. It is shared
-// by the aura client and its sub-packages; it knows nothing of HTTP.
+// Package reason turns the error a server sends into a short reason that is safe to show a user:
+// it finds the message in a JSON error body (ErrorBody), and makes it one line, without links or
+// secrets (Sanitize). It is shared by the aura client and its sub-packages; it knows nothing of
+// HTTP.
 package reason
 
 import (
+	"encoding/json"
+	"iter"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,33 +16,30 @@ import (
 // MaxRunes is the most runes Sanitize returns.
 const MaxRunes = 200
 
-// keyRun is the length of a run of key characters (see isKeyChar) that
-// Sanitize treats as a secret: long base64, hex or base64url runs are API
-// keys, tokens and session ids far more often than words.
-const keyRun = 20
+// A run of keyRun key characters (see isKeyChar), or of mixedRun mixing letters and digits, is
+// taken for a secret: long base64, hex or base64url runs are API keys, tokens and session ids
+// far more often than words.
+const (
+	keyRun   = 20
+	mixedRun = 16
+)
 
-// mixedRun is the length from which a run of key characters that mixes
-// letters and digits is treated as a secret.
-const mixedRun = 16
-
-// secretPrefixes start well-known kinds of keys and tokens, matched without
-// regard to case.
+// secretPrefixes start well-known kinds of keys and tokens, matched without regard to case.
 var secretPrefixes = []string{
 	"sk-", "sk_", "pk-", "pk_", "rk_", "ghp_", "gho_", "ghs_", "github_pat_",
 	"xoxb-", "xoxp-", "hf_", "aiza", "eyj", "glpat-", "akia",
 }
 
-// Sanitize returns a short reason taken from a server's error text s, or ""
-// if nothing useful remains:
+// Sanitize returns a short reason taken from a server's error text s, or "" if nothing useful
+// remains:
 //
-//   - only the first non-blank line, with control and invisible characters
-//     removed and runs of spaces folded into one;
-//   - a sentence with a link (http://..., www.example.com, host/path) is
-//     dropped, unless it is the first, which is cut before the link;
-//   - text is cut before the first secret-like word (sk-..., "Bearer x",
-//     key=..., a masked "ab12****yz", a run of 20 or more key characters or
-//     of 16 or more mixing letters and digits, "[redacted]"), and whatever
-//     follows it is dropped;
+//   - only the first non-blank line, with control and invisible characters removed and runs of
+//     spaces folded into one;
+//   - a sentence with a link (http://..., www.example.com, host/path) is dropped, unless it is
+//     the first, which is cut before the link;
+//   - text is cut before the first secret-like word (sk-..., "Bearer x", key=..., a masked
+//     "ab12****yz", a run of 20 or more key characters or of 16 or more mixing letters and
+//     digits, "[redacted]"), and whatever follows it is dropped;
 //   - at most MaxRunes runes, cut at a word boundary where there is one;
 //   - no trailing punctuation or space, so that a caller can append ".".
 func Sanitize(s string) string {
@@ -74,23 +75,20 @@ func Sanitize(s string) string {
 	return out
 }
 
-// sentenceEnd returns the punctuation that ended the sentence's last kept
-// word, when the sentence was kept whole, so that sentences joined again
-// read as they did.
+// sentenceEnd returns the punctuation that ended the last word of a sentence kept whole, so
+// that sentences joined again read as they did.
 func sentenceEnd(words []string, cut int) string {
 	if cut != len(words) || cut == 0 {
 		return ""
 	}
-	last := words[cut-1]
-	r, _ := utf8.DecodeLastRuneInString(last)
-	if r == '.' || r == '!' || r == '?' {
+	if r, _ := utf8.DecodeLastRuneInString(words[cut-1]); strings.ContainsRune(".!?", r) {
 		return string(r)
 	}
 	return ""
 }
 
-// firstLine returns the first line of s that has something other than
-// spaces, with invisible characters removed and spaces folded.
+// firstLine returns the first line of s that has something other than spaces, with invisible
+// characters removed and spaces folded.
 func firstLine(s string) string {
 	s = strings.ToValidUTF8(s, "")
 	for line := range strings.FieldsFuncSeq(s, func(r rune) bool {
@@ -98,11 +96,11 @@ func firstLine(s string) string {
 	}) {
 		line = strings.Map(func(r rune) rune {
 			switch {
-			case r == '\t' || unicode.IsSpace(r):
+			case unicode.IsSpace(r):
 				return ' '
 			case !unicode.IsPrint(r):
-				// Dropped, not turned into a space, so that a secret
-				// with a zero-width character inside stays one word.
+				// Dropped, not turned into a space, so that a secret with a zero-width
+				// character inside stays one word.
 				return -1
 			}
 			return r
@@ -115,12 +113,12 @@ func firstLine(s string) string {
 }
 
 // sentences yields s cut after each '.', '!' or '?' that a space follows.
-func sentences(s string) func(yield func(string) bool) {
+func sentences(s string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for len(s) > 0 {
 			end := len(s)
 			for i := 0; i+1 < len(s); i++ {
-				if (s[i] == '.' || s[i] == '!' || s[i] == '?') && s[i+1] == ' ' {
+				if strings.IndexByte(".!?", s[i]) >= 0 && s[i+1] == ' ' {
 					end = i + 1
 					break
 				}
@@ -159,20 +157,17 @@ func isLink(w string) bool {
 	return strings.ContainsFunc(tld, func(r rune) bool { return r >= 'a' && r <= 'z' })
 }
 
-// isSecret reports whether the word w looks like a key, a token or a
-// credential; rest is the words after it.
+// isSecret reports whether the word w looks like a key, a token or a credential; rest is the
+// words after it.
 func isSecret(w string, rest []string) bool {
 	core := strings.TrimFunc(w, func(r rune) bool { return !isKeyChar(r) && r != '-' && r != '*' && r != '.' && r != '[' && r != ']' })
 	lower := strings.ToLower(core)
-	for _, p := range secretPrefixes {
-		if strings.HasPrefix(lower, p) && len(lower) > len(p) {
-			return true
-		}
+	if slices.ContainsFunc(secretPrefixes, func(p string) bool { return strings.HasPrefix(lower, p) && len(lower) > len(p) }) {
+		return true
 	}
 	switch strings.Trim(lower, ":") {
 	case "bearer", "basic", "token":
-		// "Bearer abc..." or "token abc...": the word after is the secret.
-		// ("token" alone, as in "max tokens", is fine.)
+		// "Bearer abc..." or "token abc...": the word after is the secret ("max tokens" is fine).
 		return len(rest) > 0 && strings.ContainsFunc(rest[0], isKeyChar) && !isPlainWord(rest[0])
 	}
 	if strings.Contains(lower, "[redacted]") {
@@ -186,7 +181,6 @@ func isSecret(w string, rest []string) bool {
 			return true
 		}
 	}
-	// Long runs of key characters.
 	run, letters, digits := 0, false, false
 	for _, r := range w {
 		if !isKeyChar(r) {
@@ -203,60 +197,46 @@ func isSecret(w string, rest []string) bool {
 	return false
 }
 
-// isCredentialName reports whether name, the left side of "name=value", is
-// the name of a credential.
+// isCredentialName reports whether name, the left side of "name=value", names a credential.
 func isCredentialName(name string) bool {
-	for _, n := range []string{"key", "token", "secret", "password", "passwd", "auth", "cookie", "session"} {
-		if strings.Contains(name, n) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc([]string{"key", "token", "secret", "password", "passwd", "auth", "cookie", "session"},
+		func(n string) bool { return strings.Contains(name, n) })
 }
 
-// isCredentialValue reports whether v, the right side of "name=value",
-// could be a credential rather than a number ("max_tokens=4096").
+// isCredentialValue reports whether v, the right side of "name=value", could be a credential
+// rather than a number ("max_tokens=4096").
 func isCredentialValue(v string) bool {
 	v = strings.TrimRightFunc(v, unicode.IsPunct)
 	return len(v) >= 6 && strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsDigit(r) })
 }
 
-// isPlainWord reports whether w is made of lower-case letters only (with
-// trailing punctuation), as words are and keys are not.
+// isPlainWord reports whether w is lower-case letters only (and trailing punctuation), as words
+// are and keys are not.
 func isPlainWord(w string) bool {
 	w = strings.TrimRightFunc(w, unicode.IsPunct)
 	return w != "" && !strings.ContainsFunc(w, func(r rune) bool { return !unicode.IsLower(r) })
 }
 
-// isKeyChar reports whether r can be part of a key: ASCII letters and
-// digits and the extra characters of base64 and base64url, except '-', so
-// that hyphenated names ("gpt-4o-mini-2024-07-18") are not taken for keys.
+// isKeyChar reports whether r can be part of a key: ASCII letters and digits and the extra
+// characters of base64 and base64url, except '-', so that hyphenated names
+// ("gpt-4o-mini-2024-07-18") are not taken for keys.
 func isKeyChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '/' || r == '=' || r == '_'
 }
 
-// truncate cuts s to at most n runes, at the last space if there is one in
-// the second half.
+// truncate cuts s to at most n runes, at the last space if there is one in the second half.
 func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	i, count := 0, 0
-	for i = range s {
-		if count == n {
-			break
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n])
+		if sp := strings.LastIndexByte(s, ' '); sp > len(s)/2 {
+			s = s[:sp]
 		}
-		count++
-	}
-	s = s[:i]
-	if sp := strings.LastIndexByte(s, ' '); sp > len(s)/2 {
-		s = s[:sp]
 	}
 	return s
 }
 
-// trimEnd removes trailing spaces and punctuation, except closing brackets
-// and quotes, which end a phrase without ending a sentence.
+// trimEnd removes trailing spaces and punctuation, except closing brackets and quotes, which end
+// a phrase without ending a sentence.
 func trimEnd(s string) string {
 	return strings.TrimRightFunc(s, func(r rune) bool {
 		if unicode.IsSpace(r) {
@@ -267,4 +247,54 @@ func trimEnd(s string) string {
 		}
 		return r != '%' && (unicode.IsPunct(r) || unicode.IsSymbol(r))
 	})
+}
+
+// Clip returns at most n bytes of s, cut so that no character is split.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && cut > n-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// ErrorBody finds the error in a JSON error body: {"error": {"message": ..., "code": ...}}
+// (OpenAI, vLLM, llama.cpp, Ollama's /v1), {"error": "..."} (Ollama's own routes) or a bare
+// {"object": "error", "message": ...}.
+func ErrorBody(b []byte) (msg string, code int, ok bool) {
+	var body struct {
+		Error  json.RawMessage `json:"error"`
+		Object json.RawMessage `json:"object"`
+	}
+	if json.Unmarshal(b, &body) != nil {
+		return "", 0, false
+	}
+	var s string
+	if len(body.Error) > 0 && body.Error[0] == '"' && json.Unmarshal(body.Error, &s) == nil {
+		return s, 0, true
+	}
+	if msg, code, ok := ErrorObject(body.Error); ok {
+		return msg, code, true
+	}
+	if string(body.Object) == `"error"` {
+		return ErrorObject(b)
+	}
+	return "", 0, false
+}
+
+// ErrorObject reads {"message": "...", "code": 400, ...}; ok is false without a string
+// message. A code that is not a number (OpenAI's "invalid_api_key") gives 0.
+func ErrorObject(b []byte) (msg string, code int, ok bool) {
+	var obj struct {
+		Message *string         `json:"message"`
+		Code    json.RawMessage `json:"code"`
+	}
+	if json.Unmarshal(b, &obj) != nil || obj.Message == nil {
+		return "", 0, false
+	}
+	_ = json.Unmarshal(obj.Code, &code)
+	return *obj.Message, code, true
 }
