@@ -5,7 +5,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 # Only the sources: never a developer's .env (it holds the bot token) or their data/ folder.
-COPY main.go config.go ./
+COPY main.go config.go settings.go ./
 COPY aura ./aura
 COPY bot ./bot
 COPY history ./history

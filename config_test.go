@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,9 +14,10 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/caarlos0/env/v11"
+
 	"aurabot/bot/conversation"
 	"aurabot/bot/intake"
-	"aurabot/bot/ops"
 )
 
 func TestConfigRejectsBadValues(t *testing.T) {
@@ -328,7 +328,12 @@ func TestConfigDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range ops.Settings(reflect.TypeFor[config]()) {
+	params, err := env.GetFieldParams(&config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range params {
+		name := p.Key
 		if !strings.Contains("\n"+string(example), "\n"+name+"=") {
 			t.Errorf("%s has no line in config.example.env", name)
 		}
@@ -512,6 +517,15 @@ func serveWebhook(t *testing.T, webhookURL string) {
 	mux.HandleFunc("POST "+p, http.NotFound)
 }
 
+func TestWebhookSecretPattern(t *testing.T) {
+	for s, want := range map[string]bool{"a": true, "A-z_0": true, strings.Repeat("x", 256): true,
+		"": false, strings.Repeat("x", 257): false, "a b": false, "é": false, "a/b": false} {
+		if got := webhookSecretPattern.MatchString(s); got != want {
+			t.Errorf("WEBHOOK_SECRET=%q: got valid %v, want %v", s, got, want)
+		}
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	tests := []struct{ raw, want string }{
 		{"https://models.example.com/v1", "https://models.example.com/v1"},
@@ -524,8 +538,8 @@ func TestRedactURL(t *testing.T) {
 		{"http://%zz", "http://%zz"},
 	}
 	for _, tt := range tests {
-		if got := ops.RedactURL(tt.raw); got != tt.want {
-			t.Errorf("ops.RedactURL(%q): got %q, want %q", tt.raw, got, tt.want)
+		if got := redactURL(tt.raw); got != tt.want {
+			t.Errorf("redactURL(%q): got %q, want %q", tt.raw, got, tt.want)
 		}
 	}
 }
@@ -678,7 +692,7 @@ func FuzzDotenv(f *testing.F) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := ops.ReadDotenv(path)
+		_, err := readDotenv(path)
 		if err == nil {
 			return
 		}

@@ -26,13 +26,15 @@ import (
 )
 
 // run is the whole program; main only turns its error into an exit code.
-func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer) error {
-	cfg, err := loadConfig(environ, dotenv)
+func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer) (err error) {
+	cfg, err := loadConfig(environ, dotenv) // its errors are redacted already
 	if err != nil {
 		return err
 	}
-	// One redaction point: every line, whoever writes it, passes it before it is written.
+	// One redaction point: every line, whoever writes it, passes it before it is written, and
+	// so does the error that ends the program (main prints it).
 	log, redactor := cfg.logger(stderr)
+	defer func() { err = redactor.Error(err) }()
 	for _, name := range cfg.ignored() {
 		log.Debug("setting ignored with AURA_PROTOCOL="+cfg.Aura.Protocol, "variable", name)
 	}
@@ -77,7 +79,7 @@ func run(ctx context.Context, environ []string, dotenv string, stderr io.Writer)
 		cfg.Transcribe.Redact = redactor.Redact
 		cfg.Bot.Transcriber = transcribe.New(cfg.Transcribe)
 	}
-	cfg.Bot.Force, cfg.Bot.Logger = force(ctx), log
+	cfg.Bot.Force, cfg.Bot.Logger, cfg.Bot.Redactor = force(ctx), log, redactor
 	b, err := bot.New(cfg.Bot, store, model)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1099,7 +1100,7 @@ func TestLoggerRedactsEverySecretSetting(t *testing.T) {
 		"AURA_COOKIES":   "cf_clearance=logger-test-cookie-0123456789; consent=1",
 		"TRANSCRIBE_KEY": "sk-logger-test-transcribe-0123456789",
 		"WEBHOOK_SECRET": "logger-test-webhook-secret-0123456789",
-		"METRICS_TOKEN":  "logger-test-metrics-token-0123456789",
+		"METRICS_TOKEN":  "logger-test+metrics/token=0123456789",
 	}
 	environ := []string{"WEBHOOK_URL=https://bot.example.com/hook", "AURA_PROXY=http://proxyuser:proxy-password-0123@proxy.example.com:3128"}
 	for k, v := range secrets {
@@ -1115,12 +1116,15 @@ func TestLoggerRedactsEverySecretSetting(t *testing.T) {
 		log, _ := cfg.logger(&out)
 		for name, v := range secrets {
 			log.Warn("a line quoting "+v, "err", fmt.Errorf("wrapped: %s", v), "url", "https://x/bot"+v+"/getMe", "name", name)
+			log.Warn("escaped", "query", "https://x/?k="+url.QueryEscape(v), "path", "https://x/"+url.PathEscape(v))
 		}
 		log.Error("proxy", "err", errors.New("proxyconnect tcp: http://proxyuser:proxy-password-0123@proxy.example.com:3128"))
 		_, half, _ := strings.Cut(secrets["TELEGRAM_TOKEN"], ":")
 		for _, v := range append(slices.Collect(maps.Values(secrets)), half, "logger-test-cookie-0123456789", "proxy-password-0123") {
-			if strings.Contains(out.String(), v) {
-				t.Errorf("%s: the log holds %q:\n%s", format, v, out.String())
+			for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
+				if strings.Contains(out.String(), form) {
+					t.Errorf("%s: the log holds %q:\n%s", format, form, out.String())
+				}
 			}
 		}
 		if strings.Count(out.String(), "[redacted]") < 3*len(secrets) {

@@ -30,7 +30,7 @@ func streamSlowly(e *env) func(context.Context, []aura.Message, func(string, err
 
 // In draft mode a private reply grows as a draft and ends as one formatted message, no edits.
 func TestDraftModePrivateChat(t *testing.T) {
-	e := newEnv(t, Config{Reply: reply.Config{StreamMode: StreamDraft}})
+	e := newEnv(t, Config{Reply: reply.Config{StreamMode: reply.StreamDraft}})
 	e.model.fn = streamSlowly(e)
 	id := e.say(user, user, "hi")
 	e.answered(history.Key{ChatID: user}, 2)
@@ -54,7 +54,7 @@ func TestDraftModePrivateChat(t *testing.T) {
 
 // Groups always stream by edits; a draft that Telegram refuses falls back to edits.
 func TestDraftModeFallsBackToEdits(t *testing.T) {
-	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}}, Reply: reply.Config{StreamMode: StreamDraft}})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{All: true}}, Reply: reply.Config{StreamMode: reply.StreamDraft}})
 	e.model.fn = streamSlowly(e)
 	id := e.say(group, 5, "@"+telegramtest.BotUsername+" hi")
 	e.answered(history.Key{ChatID: group}, 2)

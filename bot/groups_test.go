@@ -24,7 +24,7 @@ func TestGroupPermissions(t *testing.T) {
 		owner  = 13 // in ALLOWED_USERS
 		asker  = 14
 	)
-	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{IDs: []int64{owner}}, AllowedChats: conversation.IDList{IDs: []int64{group}}, Models: []ModelChoice{{ID: "small"}, {ID: "large"}}}})
+	e := newEnv(t, Config{Conversation: conversation.Config{AllowedUsers: conversation.IDList{IDs: []int64{owner}}, AllowedChats: conversation.IDList{IDs: []int64{group}}, Models: []conversation.ModelChoice{{ID: "small"}, {ID: "large"}}}})
 	e.tg.SetAdministrators(group, 99, admin)
 	mention := "@" + telegramtest.BotUsername + " "
 

@@ -31,3 +31,9 @@ func checkSpacing(t *testing.T, tg *telegramtest.Server, chat int64, interval ti
 		last = c.At
 	}
 }
+
+// Addr is the address the HTTP listener is bound to ("" before Run listens or when it does not).
+func (b *Bot) Addr() string {
+	a, _ := b.addr.Load().(string)
+	return a
+}

@@ -18,7 +18,7 @@ import (
 	"aurabot/history"
 )
 
-var _ Transcriber = (*transcribe.Client)(nil)
+var _ conversation.Transcriber = (*transcribe.Client)(nil)
 
 // fakeTranscriber is a Transcriber a test scripts.
 type fakeTranscriber struct {
@@ -167,7 +167,7 @@ func TestPhotoTextOnly(t *testing.T) {
 // A model that cannot see answers the picture with an error: the user is told to pick another
 // with /model, and the picture stays, so that /model then /retry sends it to the new model.
 func TestModelRefusesImages(t *testing.T) {
-	e := newEnv(t, Config{Conversation: conversation.Config{Models: []ModelChoice{{ID: "text-model"}, {ID: "vision-model", Name: "Vision"}}, DefaultModel: "text-model"}})
+	e := newEnv(t, Config{Conversation: conversation.Config{Models: []conversation.ModelChoice{{ID: "text-model"}, {ID: "vision-model", Name: "Vision"}}, DefaultModel: "text-model"}})
 	e.model.fn = func(_ context.Context, msgs []aura.Message, yield func(string, error) bool) {
 		yield("", &aura.StatusError{StatusCode: 400, Reason: "model does not support image input"})
 	}
@@ -373,7 +373,7 @@ func TestModelPicker(t *testing.T) {
 
 // /model <name> switches by id or display name; an unknown one is refused.
 func TestModelByName(t *testing.T) {
-	e := newEnv(t, Config{Conversation: conversation.Config{Models: []ModelChoice{{ID: "a"}, {ID: "b-1", Name: "Bee One"}}, DefaultModel: "a"}})
+	e := newEnv(t, Config{Conversation: conversation.Config{Models: []conversation.ModelChoice{{ID: "a"}, {ID: "b-1", Name: "Bee One"}}, DefaultModel: "a"}})
 	sw := e.say(user, user, "/model bee one")
 	e.wait(func() bool { return hasText(e.tg, user, sw, "Switched to Bee One") })
 	unknown := e.say(user, user, "/model c")

@@ -60,7 +60,7 @@ func TestRepeatedRefusalPointsToReset(t *testing.T) {
 // gets the notice before any download, /retry of a picture stored for another model gets it
 // too, and pictures earlier in the history are left out of its requests.
 func TestPicturesOnlyToModelsThatSee(t *testing.T) {
-	e := newEnv(t, Config{Conversation: conversation.Config{Models: []ModelChoice{{ID: "seer"}, {ID: "blind"}}, DefaultModel: "seer"}})
+	e := newEnv(t, Config{Conversation: conversation.Config{Models: []conversation.ModelChoice{{ID: "seer"}, {ID: "blind"}}, DefaultModel: "seer"}})
 	e.model.caps = func(model string) (aura.Capabilities, error) {
 		if model == "seer" {
 			return aura.Capabilities{Known: true, List: []string{"completion", "vision"}}, nil

@@ -258,8 +258,8 @@ func TestNativeStop(t *testing.T) {
 				e.handled()
 				return result{final: msgs[0].Text, journal: e.journalOf(id), stored: ts[len(ts)-1]}
 			}
-			cmd := run(newEnv(t, Config{Reply: reply.Config{StreamMode: StreamDraft}}), false, "tell a story")
-			e := newEnv(t, Config{Reply: reply.Config{StreamMode: StreamDraft}})
+			cmd := run(newEnv(t, Config{Reply: reply.Config{StreamMode: reply.StreamDraft}}), false, "tell a story")
+			e := newEnv(t, Config{Reply: reply.Config{StreamMode: reply.StreamDraft}})
 			native := run(e, true, "tell a story")
 			if native.final != "Once upon a time\n\n⏹ Stopped." {
 				t.Errorf("final: got %q, want the kept text and the stopped note", native.final)
@@ -313,7 +313,7 @@ func TestNativeStop(t *testing.T) {
 
 // In draft mode the thinking goes in the draft, as in the message in edit mode.
 func TestThinkingInDraft(t *testing.T) {
-	e := newEnv(t, Config{Reply: reply.Config{StreamMode: StreamDraft}})
+	e := newEnv(t, Config{Reply: reply.Config{StreamMode: reply.StreamDraft}})
 	e.model.chunks = thinkThenAnswer([]string{thinkingText}, func() bool {
 		return slices.ContainsFunc(e.tg.Drafts(user), func(d telegramtest.Draft) bool {
 			return strings.HasPrefix(d.Text, "💭 Thinking…\n"+thinkingText) && slices.ContainsFunc(d.Entities, func(x models.MessageEntity) bool {
@@ -331,7 +331,7 @@ func TestThinkingInDraft(t *testing.T) {
 // placeholder (an empty draft, with the Stop button), not "typing…"; the text follows in the
 // same draft, or in the final message.
 func TestDraftPlaceholder(t *testing.T) {
-	e := newEnv(t, Config{Reply: reply.Config{StreamMode: StreamDraft}})
+	e := newEnv(t, Config{Reply: reply.Config{StreamMode: reply.StreamDraft}})
 	e.model.fn = func(ctx context.Context, _ []aura.Message, yield func(string, error) bool) {
 		e.wait(func() bool {
 			return slices.ContainsFunc(e.tg.Drafts(user), func(d telegramtest.Draft) bool { return d.Placeholders > 0 && d.CanStop })

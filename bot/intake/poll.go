@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/pace"
@@ -37,23 +38,73 @@ type Inbox interface {
 	SaveUndecodable(ctx context.Context, u inbox.Incoming) (fresh bool, err error)
 }
 
-// Handler takes an update once it is saved as inbox entry seq. It must return without waiting
-// on Telegram.
-type Handler func(ctx context.Context, seq int64, u *models.Update)
-
 // Deps is what intake needs from the rest of the bot.
 type Deps struct {
-	TG     *tg.Client
-	Inbox  Inbox
-	Handle Handler
+	TG    *tg.Client
+	Inbox Inbox
+	// Handle takes an update once it is saved as inbox entry seq. It must return without
+	// waiting on Telegram.
+	Handle func(ctx context.Context, seq int64, u *models.Update)
 	Log    *slog.Logger
 	// SaveFailed, if set, is told about updates that could not be saved (a full disk): they are
 	// not confirmed, so Telegram sends them again, and the users may be told to wait.
 	SaveFailed func(ctx context.Context, us []*models.Update, err error)
 }
 
-// Poller long-polls getUpdates. go-telegram/bot's own poller confirms an update as soon as it is
-// queued, before anything handled it; this one confirms a batch only once it is saved.
+// take decodes, saves and hands on (with handleCtx) a batch of updates, and returns the offset
+// past them. An update that cannot be decoded is kept raw in the inbox (for a later version to
+// handle), logged the first time it arrives, and skipped.
+func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next int64, err error) {
+	var recs []inbox.Incoming
+	byID := map[int64]*models.Update{}
+	for _, raw := range raws {
+		var u models.Update
+		uerr := json.Unmarshal(raw, &u)
+		if uerr == nil && u.ID != 0 {
+			recs = append(recs, inbox.Incoming{ID: u.ID, Payload: raw})
+			byID[u.ID] = &u
+			next = max(next, u.ID+1)
+			continue
+		}
+		var id struct {
+			ID int64 `json:"update_id"`
+		}
+		if json.Unmarshal(raw, &id) != nil || id.ID == 0 {
+			d.Log.Error("skipping an update without an update_id", "err", uerr)
+			continue
+		}
+		fresh, err := d.Inbox.SaveUndecodable(ctx, inbox.Incoming{ID: id.ID, Payload: raw})
+		if err != nil {
+			return 0, err
+		}
+		if fresh {
+			d.Log.Error("kept an update this version cannot decode, and skipped it", "update_id", id.ID, "err", uerr)
+		}
+		next = max(next, id.ID+1)
+	}
+	if len(recs) == 0 {
+		return next, nil
+	}
+	entries, err := d.Inbox.Save(ctx, recs) // exactly as Telegram sent them; those seen before are not fresh
+	if err != nil {
+		if d.SaveFailed != nil {
+			us := make([]*models.Update, 0, len(recs))
+			for _, r := range recs {
+				us = append(us, byID[r.ID])
+			}
+			d.SaveFailed(ctx, us, err)
+		}
+		return 0, err
+	}
+	for _, e := range entries {
+		d.Handle(handleCtx, e.Seq, byID[e.ID])
+	}
+	return next, nil
+}
+
+// Poll long-polls getUpdates until ctx ends; updates are handled with handleCtx.
+// go-telegram/bot's own poller confirms an update as soon as it is queued, before anything
+// handled it; this one confirms a batch only once it is saved.
 //
 // It never polls from a remembered offset. Telegram confirms (deletes) every update whose id is
 // below the offset of a call, and after a week without updates it numbers the next one at
@@ -62,18 +113,7 @@ type Deps struct {
 // the batch's highest id + 1, made right after the batch was saved (while the numbering is
 // sequential: the batch has just arrived), and every other call has no offset at all: Telegram
 // then returns whatever is unconfirmed, whatever its id.
-type Poller struct {
-	deps    Deps
-	timeout time.Duration
-}
-
-// NewPoller returns a poller with the given long-polling timeout.
-func NewPoller(deps Deps, timeout time.Duration) *Poller {
-	return &Poller{deps: deps, timeout: timeout}
-}
-
-// Run polls until ctx ends; updates are handled with handleCtx.
-func (p *Poller) Run(ctx, handleCtx context.Context) error {
+func Poll(ctx, handleCtx context.Context, deps Deps, timeout time.Duration) error {
 	confirm := int64(0) // the offset that confirms the last batch saved; 0: none to confirm
 	retry := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, Multiplier: 2, MaxInterval: 30 * time.Second}
 	wait := time.Duration(0)
@@ -81,147 +121,42 @@ func (p *Poller) Run(ctx, handleCtx context.Context) error {
 		if err := pace.SleepUntil(ctx, time.Now().Add(wait)); err != nil {
 			return nil
 		}
-		timeout := p.timeout
+		poll := timeout
 		if confirm != 0 {
-			timeout = 0 // confirming: take what is there now, and poll without an offset after
+			poll = 0 // confirming: take what is there now, and poll without an offset after
 		}
-		raws, err := p.getUpdates(ctx, confirm, timeout)
+		raws, err := getUpdates(ctx, deps.TG, confirm, poll)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, tgbot.ErrorUnauthorized) {
+			return errors.New("intake: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized)")
+		}
 		if err != nil {
-			var ae *APIError
-			if errors.As(err, &ae) && ae.Code == http.StatusUnauthorized {
-				return errors.New("intake: Telegram rejected TELEGRAM_TOKEN (401 Unauthorized)")
-			}
 			wait = retry.NextBackOff()
-			if errors.As(err, &ae) && ae.RetryAfter > 0 {
-				wait = time.Duration(ae.RetryAfter) * time.Second
+			if d, ok := tg.RetryAfter(err); ok {
+				wait = d
 			}
-			p.deps.Log.Warn("getUpdates failed", "err", err, "retry_in", wait)
+			deps.Log.Warn("getUpdates failed", "err", err, "retry_in", wait)
 			continue
 		}
-		wait = 0
+		wait, confirm = 0, 0
 		retry.Reset()
-		confirm = 0
 		if len(raws) == 0 {
 			continue
 		}
-		next, err := p.take(ctx, handleCtx, raws)
-		if err != nil {
+		if confirm, err = deps.take(ctx, handleCtx, raws); err != nil {
 			// Not confirmed to Telegram: it sends them again on the next call.
 			wait = time.Second
-			p.deps.Log.Error("could not save updates; Telegram will send them again", "err", err)
-			continue
+			deps.Log.Error("could not save updates; Telegram will send them again", "err", err)
 		}
-		confirm = next
 	}
-}
-
-// take decodes, saves and hands on one batch of updates, and returns the offset that confirms
-// it.
-func (p *Poller) take(ctx, handleCtx context.Context, raws []json.RawMessage) (int64, error) {
-	us, next, err := decode(ctx, p.deps, raws)
-	if err != nil {
-		return 0, err
-	}
-	fresh, err := save(ctx, p.deps, us)
-	if err != nil {
-		return 0, err
-	}
-	for _, f := range fresh {
-		p.deps.Handle(handleCtx, f.seq, f.u)
-	}
-	return next, nil
-}
-
-// decoded is an update with the bytes Telegram sent.
-type decoded struct {
-	u   *models.Update
-	raw []byte
-}
-
-// decode decodes each raw update on its own. One that cannot be decoded is kept raw in the
-// inbox (for a later version to handle), logged the first time it arrives, and skipped. next is
-// the offset past all of them.
-func decode(ctx context.Context, deps Deps, raws []json.RawMessage) (us []decoded, next int64, err error) {
-	for _, raw := range raws {
-		var u models.Update
-		uerr := json.Unmarshal(raw, &u)
-		if uerr == nil && u.ID != 0 {
-			us = append(us, decoded{u: &u, raw: raw})
-			next = max(next, u.ID+1)
-			continue
-		}
-		var id struct {
-			ID int64 `json:"update_id"`
-		}
-		if json.Unmarshal(raw, &id) != nil || id.ID == 0 {
-			deps.Log.Error("skipping an update without an update_id", "err", uerr)
-			continue
-		}
-		fresh, err := deps.Inbox.SaveUndecodable(ctx, inbox.Incoming{ID: id.ID, Payload: raw})
-		if err != nil {
-			return nil, 0, err
-		}
-		if fresh {
-			deps.Log.Error("kept an update this version cannot decode, and skipped it", "update_id", id.ID, "err", uerr)
-		}
-		next = max(next, id.ID+1)
-	}
-	return us, next, nil
-}
-
-// saved is an update saved as inbox entry seq.
-type saved struct {
-	seq int64
-	u   *models.Update
-}
-
-// save stores updates in the inbox, exactly as Telegram sent them, and returns those not seen
-// before.
-func save(ctx context.Context, deps Deps, updates []decoded) ([]saved, error) {
-	if len(updates) == 0 {
-		return nil, nil
-	}
-	recs := make([]inbox.Incoming, 0, len(updates))
-	byID := make(map[int64]*models.Update, len(updates))
-	for _, d := range updates {
-		recs = append(recs, inbox.Incoming{ID: d.u.ID, Payload: d.raw})
-		byID[d.u.ID] = d.u
-	}
-	entries, err := deps.Inbox.Save(ctx, recs)
-	if err != nil {
-		if deps.SaveFailed != nil {
-			us := make([]*models.Update, 0, len(updates))
-			for _, d := range updates {
-				us = append(us, d.u)
-			}
-			deps.SaveFailed(ctx, us, err)
-		}
-		return nil, err
-	}
-	fresh := make([]saved, 0, len(entries))
-	for _, e := range entries {
-		fresh = append(fresh, saved{seq: e.Seq, u: byID[e.ID]})
-	}
-	return fresh, nil
-}
-
-// APIError is an error answer of the Bot API to getUpdates.
-type APIError struct {
-	Code        int
-	Description string
-	RetryAfter  int // seconds, with a 429
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("telegram: %d %s", e.Code, e.Description)
 }
 
 // getUpdates asks for the updates Telegram holds, waiting up to timeout for one. An offset of 0
-// is left out of the call: nothing is confirmed, and every unconfirmed update comes back.
-func (p *Poller) getUpdates(ctx context.Context, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
+// is left out of the call: nothing is confirmed, and every unconfirmed update comes back. Its
+// errors are go-telegram/bot's, so that tg tells them apart.
+func getUpdates(ctx context.Context, c *tg.Client, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
 	params := map[string]any{
 		"timeout":         int(timeout / time.Second),
 		"allowed_updates": AllowedUpdates,
@@ -230,19 +165,19 @@ func (p *Poller) getUpdates(ctx context.Context, offset int64, timeout time.Dura
 		params["offset"] = offset
 	}
 	body, _ := json.Marshal(params)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.deps.TG.MethodURL("getUpdates"), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.MethodURL("getUpdates"), bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("getUpdates: %w", p.deps.TG.Scrub(err))
+		return nil, fmt.Errorf("getUpdates: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.deps.TG.HTTP().Do(req)
+	resp, err := c.HTTP().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("getUpdates: %w", p.deps.TG.Scrub(err))
+		return nil, fmt.Errorf("getUpdates: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("getUpdates: read: %w", p.deps.TG.Scrub(err))
+		return nil, fmt.Errorf("getUpdates: read: %w", err)
 	}
 	var r struct {
 		OK          bool              `json:"ok"`
@@ -253,11 +188,15 @@ func (p *Poller) getUpdates(ctx context.Context, offset int64, timeout time.Dura
 			RetryAfter int `json:"retry_after"`
 		} `json:"parameters"`
 	}
-	if err := json.Unmarshal(raw, &r); err != nil {
+	switch err := json.Unmarshal(raw, &r); {
+	case err != nil:
 		return nil, fmt.Errorf("getUpdates: HTTP %d, undecodable body: %w", resp.StatusCode, err)
+	case r.OK:
+		return r.Result, nil
+	case r.ErrorCode == http.StatusTooManyRequests:
+		return nil, &tgbot.TooManyRequestsError{Message: r.Description, RetryAfter: r.Parameters.RetryAfter}
+	case r.ErrorCode == http.StatusUnauthorized:
+		return nil, fmt.Errorf("getUpdates: %w: %s", tgbot.ErrorUnauthorized, r.Description)
 	}
-	if !r.OK {
-		return nil, fmt.Errorf("getUpdates: %w", &APIError{Code: r.ErrorCode, Description: r.Description, RetryAfter: r.Parameters.RetryAfter})
-	}
-	return r.Result, nil
+	return nil, fmt.Errorf("getUpdates: telegram: %d %s", r.ErrorCode, r.Description)
 }

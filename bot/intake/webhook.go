@@ -1,9 +1,8 @@
 package intake
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,27 +23,18 @@ const maxWebhookBody = 1 << 20
 // secretHeader carries the secret_token given to setWebhook on every webhook call.
 const secretHeader = "X-Telegram-Bot-Api-Secret-Token"
 
-var secretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
-
-// ValidWebhookSecret reports whether s is a secret_token Telegram accepts: 1-256 characters of
-// A-Z, a-z, 0-9, _ and -.
-func ValidWebhookSecret(s string) bool { return secretPattern.MatchString(s) }
-
 // WebhookPath is the path the webhook is served at for a WEBHOOK_URL: the URL's own path, so that
-// a reverse proxy can pass requests through unchanged. It refuses a path that is not clean (empty
-// or dot segments), which the HTTP mux could not serve as given.
+// a reverse proxy can pass requests through unchanged. It refuses a path that is not clean, which
+// the HTTP mux would serve as another route or none.
 func WebhookPath(webhookURL string) (string, error) {
 	u, err := url.Parse(webhookURL)
 	if err != nil {
 		return "", errors.New("not a URL")
 	}
-	p := u.EscapedPath()
-	if p == "" {
-		p = "/"
+	if p := cmp.Or(u.EscapedPath(), "/"); p != "/" && path.Clean(p) != p {
+		return "", fmt.Errorf("path %q is not clean (no //, no . or .. segments, no trailing /)", p)
 	}
-	if path.Clean(p) != p && path.Clean(p)+"/" != p || strings.Contains(p, "//") {
-		return "", errors.New("its path " + p + " is not clean: no empty segments, no . or ..")
-	}
+	p := cmp.Or(u.EscapedPath(), "/")
 	if p == "/healthz" || p == "/metrics" {
 		return "", errors.New("path " + p + " is taken by the bot's own endpoint")
 	}
@@ -116,10 +103,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
-	got := sha256.Sum256([]byte(r.Header.Get(secretHeader)))
-	want := sha256.Sum256([]byte(wh.secret))
-	// Hashing first makes the comparison constant-time in the length too.
-	if r.Header.Get(secretHeader) == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+	if got := r.Header.Get(secretHeader); got == "" || !ops.SameSecret(got, wh.secret) {
 		wh.refused.Log("remote", r.RemoteAddr)
 		return http.StatusUnauthorized
 	}
@@ -127,8 +111,7 @@ func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
 		return http.StatusRequestEntityTooLarge
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
 		return http.StatusRequestEntityTooLarge
 	}
 	if err != nil {
@@ -154,39 +137,9 @@ func (wh *Webhook) take(w http.ResponseWriter, r *http.Request) int {
 	if wh.stopped {
 		return http.StatusServiceUnavailable
 	}
-	us, _, err := decode(r.Context(), wh.deps, []json.RawMessage{raw})
-	if err != nil {
-		wh.deps.Log.Error("could not keep an undecodable update; Telegram will send it again", "update_id", id.ID, "err", err)
-		return http.StatusInternalServerError
-	}
-	fresh, err := save(r.Context(), wh.deps, us)
-	if err != nil {
+	if _, err := wh.deps.take(r.Context(), wh.handleCtx, []json.RawMessage{raw}); err != nil {
 		wh.deps.Log.Error("could not save an update; Telegram will send it again", "update_id", id.ID, "err", err)
 		return http.StatusInternalServerError
 	}
-	for _, f := range fresh {
-		wh.deps.Handle(wh.handleCtx, f.seq, f.u)
-	}
 	return http.StatusOK
-}
-
-// CheckWebhookURL checks a WEBHOOK_URL: https (Telegram calls nothing else), a port Telegram
-// calls, and a path the bot can serve: the listener registers it as a route, so a path that is
-// not clean ("//", "/./", "/../", a trailing "/") would be a different route or none.
-func CheckWebhookURL(raw string) error {
-	if err := ops.CheckURL(raw, "https"); err != nil {
-		return fmt.Errorf("%w (Telegram calls webhooks over https only)", err)
-	}
-	u, _ := url.Parse(raw) // CheckURL has parsed it
-	if !slices.Contains([]string{"", "443", "80", "88", "8443"}, u.Port()) {
-		return fmt.Errorf("port %s: Telegram calls webhooks on port 443, 80, 88 or 8443 only", u.Port())
-	}
-	p, err := WebhookPath(raw)
-	if err != nil {
-		return err
-	}
-	if p != "/" && path.Clean(p) != p {
-		return fmt.Errorf("path %q is not clean (no //, no . or .. segments, no trailing /)", p)
-	}
-	return nil
 }

@@ -1,14 +1,13 @@
 // Package ops is what operators see: GET /healthz, GET /metrics, the HTTP listener that serves
-// them (and the webhook), and the log, through one handler that keeps every secret out of it
-// (Redactor). It watches every Bot API call from under the HTTP client, so no call escapes it,
-// and asks the store to really write.
+// them (and the webhook), and the log. One redaction point (Redactor) keeps every secret out of
+// the log and of the errors that leave the process. It watches every Bot API call from under
+// the HTTP client, so no call escapes it, and asks the store to really write.
 //
 // It reaches into no other room: the rooms report to it (Metrics), and it reports to nobody.
 package ops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +26,11 @@ type Store interface {
 // is a long poll: it gets the poll timeout on top.
 const silentAfter = 5 * time.Second
 
+// DefaultDiskEvery is how often, at most, /healthz really writes to the database: each check is
+// a commit and a delete (two fsyncs) on the bot's single writer, and anyone who can reach the
+// port could call it in a loop.
+const DefaultDiskEvery = 5 * time.Second
+
 // Health follows the Bot API calls, for GET /healthz.
 //
 // A call counts as good when Telegram answered it, even with a refusal that concerns that one
@@ -36,11 +40,9 @@ const silentAfter = 5 * time.Second
 // token) or 409 (another instance is polling, or a webhook is set while this one polls). A call
 // in flight for longer than silentAfter (getUpdates: its poll timeout more) is bad already.
 type Health struct {
-	pollTimeout time.Duration
-	store       Store
-	now         func() time.Time
-	// diskEvery is the least time between two real writes of the check (see database).
-	diskEvery time.Duration
+	pollTimeout, diskEvery time.Duration
+	store                  Store
+	now                    func() time.Time
 
 	mu       sync.Mutex
 	reason   string    // "" while the last answered call was good
@@ -50,14 +52,9 @@ type Health struct {
 	// The last database check. diskMu is held while a check writes, so that callers that
 	// come meanwhile wait for its result instead of writing too.
 	diskMu     sync.Mutex
-	diskAt     time.Time // zero until the first check
+	diskAt     time.Time
 	diskReason string
 }
-
-// DefaultDiskEvery is how often, at most, /healthz really writes to the database: each check is
-// a commit and a delete (two fsyncs) on the bot's single writer, and anyone who can reach the
-// port could call it in a loop.
-const DefaultDiskEvery = 5 * time.Second
 
 type flight struct {
 	method string
@@ -104,8 +101,8 @@ func (h *Health) forget(r *http.Request) {
 	h.mu.Unlock()
 }
 
-// Telegram returns "" while Telegram answers, else a one-line reason.
-func (h *Health) Telegram() string {
+// telegram returns "" while Telegram answers, else a one-line reason.
+func (h *Health) telegram() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.now()
@@ -135,18 +132,17 @@ func (h *Health) Quiet(d time.Duration) bool {
 	return h.now().Sub(h.at) >= d
 }
 
-// Check returns "" when the bot is healthy, else a one-line reason: the database cannot write,
+// check returns "" when the bot is healthy, else a one-line reason: the database cannot write,
 // or Telegram is silent or refuses the bot.
-func (h *Health) Check(ctx context.Context) string {
+func (h *Health) check(ctx context.Context) string {
 	if reason := h.database(ctx); reason != "" {
 		return reason
 	}
-	return h.Telegram()
+	return h.telegram()
 }
 
 // database returns "" when a real write to the database succeeds, else a one-line reason. It
-// writes at most once every diskEvery, however often it is called, and answers from the last
-// write meanwhile.
+// writes at most once every diskEvery, and answers from the last write meanwhile.
 func (h *Health) database(ctx context.Context) string {
 	h.diskMu.Lock()
 	defer h.diskMu.Unlock()
@@ -164,23 +160,22 @@ func (h *Health) database(ctx context.Context) string {
 	return h.diskReason
 }
 
-// Handler serves GET /healthz; scrub removes secrets from the reason.
-func (h *Health) Handler(scrub func(error) error) http.HandlerFunc {
+// Handler serves GET /healthz. The reason it shows anyone who asks passes red first: a failed
+// call's error quotes its URL, which holds the token.
+func (h *Health) Handler(red *Redactor) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if reason := h.Check(r.Context()); reason != "" {
+		if reason := h.check(r.Context()); reason != "" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, scrub(errors.New(reason)))
+			fmt.Fprintln(w, red.Redact(reason))
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	}
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // CheckHealth asks the bot listening on listenAddr for GET /healthz over loopback and returns its
 // one-line answer; an error when it is unreachable or unhealthy. It backs the binary's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,8 +42,8 @@ func TestHealthFollowsTelegram(t *testing.T) {
 			r, _ := http.NewRequest(http.MethodPost, "http://x/bot1:a/sendMessage", nil)
 			h.started(r, "sendMessage")
 			h.answered(r, "sendMessage", tt.resp, tt.err)
-			if got := h.Telegram() == ""; got != tt.healthy {
-				t.Errorf("got healthy=%v (%q), want %v", got, h.Telegram(), tt.healthy)
+			if got := h.telegram() == ""; got != tt.healthy {
+				t.Errorf("got healthy=%v (%q), want %v", got, h.telegram(), tt.healthy)
 			}
 		})
 	}
@@ -63,26 +64,26 @@ func TestHealthSeesSilence(t *testing.T) {
 	send, _ := http.NewRequest(http.MethodPost, "http://x/bot1:a/sendMessage", nil)
 	h.started(send, "sendMessage")
 	now = now.Add(4 * time.Second)
-	if got := h.Telegram(); got != "" {
+	if got := h.telegram(); got != "" {
 		t.Fatalf("after 4s: got %q, want healthy", got)
 	}
 	now = now.Add(2 * time.Second)
-	if got := h.Telegram(); !strings.Contains(got, "sendMessage: no answer for 6s") {
+	if got := h.telegram(); !strings.Contains(got, "sendMessage: no answer for 6s") {
 		t.Fatalf("after 6s: got %q, want sendMessage named as silent", got)
 	}
 	h.answered(send, "sendMessage", &http.Response{StatusCode: 200}, nil)
-	if got := h.Telegram(); got != "" {
+	if got := h.telegram(); got != "" {
 		t.Fatalf("a long poll of 6s: got %q, want healthy", got)
 	}
 	now = now.Add(50 * time.Second)
-	if got := h.Telegram(); !strings.Contains(got, "getUpdates: no answer") {
+	if got := h.telegram(); !strings.Contains(got, "getUpdates: no answer") {
 		t.Fatalf("a long poll of 56s: got %q, want getUpdates named as silent", got)
 	}
 }
 
 func TestHealthTriesAWrite(t *testing.T) {
 	h := NewHealth(okStore{err: errors.New("disk full")}, time.Minute, 0)
-	if got := h.Check(context.Background()); got != "database: disk full" {
+	if got := h.check(context.Background()); got != "database: disk full" {
 		t.Fatalf("got %q, want the write's failure", got)
 	}
 }
@@ -94,7 +95,7 @@ func TestTransportCountsTimeouts(t *testing.T) {
 	c := Instrument(&http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
 		<-r.Context().Done()
 		return nil, r.Context().Err()
-	})}, m, h, func(err error) error { return err })
+	})}, m, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://x/bot1:a/sendMessage", nil)
@@ -103,7 +104,7 @@ func TestTransportCountsTimeouts(t *testing.T) {
 	cancel2()
 	req2, _ := http.NewRequestWithContext(ctx2, http.MethodPost, "http://x/bot1:a/editMessageText", nil)
 	_, _ = c.Do(req2)
-	mfs, _ := m.Gatherer().Gather()
+	mfs, _ := m.reg.Gather()
 	got := map[string]float64{}
 	for _, mf := range mfs {
 		if mf.GetName() != "aurabot_telegram_calls_total" {
@@ -119,7 +120,7 @@ func TestTransportCountsTimeouts(t *testing.T) {
 	if _, ok := got["editMessageText/network_error"]; ok {
 		t.Errorf("cancelled call counted: %v", got)
 	}
-	if s := h.Telegram(); !strings.Contains(s, "unreachable") {
+	if s := h.telegram(); !strings.Contains(s, "unreachable") {
 		t.Errorf("health after a timeout: got %q, want unreachable", s)
 	}
 }
@@ -169,7 +170,7 @@ func TestHealthWritesAtMostEveryFewSeconds(t *testing.T) {
 	h.started(ok, "getMe")
 	h.answered(ok, "getMe", &http.Response{StatusCode: 200}, nil)
 
-	srv := httptest.NewServer(h.Handler(func(err error) error { return err }))
+	srv := httptest.NewServer(h.Handler(NewRedactor(slog.DiscardHandler)))
 	defer srv.Close()
 	get := func() int {
 		resp, err := http.Get(srv.URL)

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -20,22 +21,15 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	repliesStarted  prometheus.Counter
-	repliesFinished *prometheus.CounterVec // outcome: done, stopped, interrupted
-	repliesFailed   *prometheus.CounterVec // reason: model, empty, blocked
+	repliesFinished *prometheus.CounterVec
+	repliesFailed   *prometheus.CounterVec
 	replyDuration   prometheus.Histogram
 	firstText       prometheus.Histogram
 	streams         prometheus.Gauge
-	telegramCalls   *prometheus.CounterVec // method, result
-	auraErrors      *prometheus.CounterVec // kind
-	webhookRequests *prometheus.CounterVec // code
+	telegramCalls   *prometheus.CounterVec
+	auraErrors      *prometheus.CounterVec
+	webhookRequests *prometheus.CounterVec
 }
-
-// Label values, created up front so that dashboards see zeros rather than missing series.
-var (
-	finishOutcomes = []string{"done", "stopped", "interrupted"}
-	failReasons    = []string{"model", "empty", "blocked"}
-	auraKinds      = []string{"status", "connect", "first_byte_timeout", "idle_timeout", "broken_stream", "images_unsupported", "browser", "other"}
-)
 
 // NewMetrics returns the metrics; queueLength reports the messages waiting in conversation
 // queues.
@@ -46,40 +40,26 @@ func NewMetrics(queueLength func() float64) *Metrics {
 			Name: "aurabot_replies_started_total",
 			Help: "Replies that began streaming an answer from the model.",
 		}),
-		repliesFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aurabot_replies_finished_total",
-			Help: "Replies that ended without a failure, by outcome: done, stopped (by the user), interrupted (by a shutdown).",
-		}, []string{"outcome"}),
-		repliesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aurabot_replies_failed_total",
-			Help: "Replies that failed, by reason: model (the model server failed), empty (it sent nothing), blocked (the user blocked the bot).",
-		}, []string{"reason"}),
-		replyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "aurabot_reply_duration_seconds",
-			Help:    "Time from asking the model to the final message of a reply.",
-			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
-		}),
-		firstText: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "aurabot_reply_first_text_seconds",
-			Help:    "Time from asking the model to the first text the user sees.",
-			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60},
-		}),
-		streams: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "aurabot_streams_in_flight",
-			Help: "Replies streaming now.",
-		}),
+		repliesFinished: counterVec("aurabot_replies_finished_total",
+			"Replies that ended without a failure, by outcome: done, stopped (by the user), interrupted (by a shutdown).",
+			"outcome", "done", "stopped", "interrupted"),
+		repliesFailed: counterVec("aurabot_replies_failed_total",
+			"Replies that failed, by reason: model (the model server failed), empty (it sent nothing), blocked (the user blocked the bot).",
+			"reason", "model", "empty", "blocked"),
+		replyDuration: histogram("aurabot_reply_duration_seconds", "Time from asking the model to the final message of a reply.",
+			0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+		firstText: histogram("aurabot_reply_first_text_seconds", "Time from asking the model to the first text the user sees.",
+			0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aurabot_streams_in_flight", Help: "Replies streaming now."}),
 		telegramCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aurabot_telegram_calls_total",
 			Help: "Bot API calls by method and result: ok, the HTTP status Telegram answered (429 is flood control), or network_error.",
 		}, []string{"method", "result"}),
-		auraErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aurabot_aura_errors_total",
-			Help: "Model server failures by kind: status, connect, first_byte_timeout, idle_timeout, broken_stream, other.",
-		}, []string{"kind"}),
-		webhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aurabot_webhook_requests_total",
-			Help: "Webhook requests by the HTTP status they were answered with (401: wrong secret).",
-		}, []string{"code"}),
+		auraErrors: counterVec("aurabot_aura_errors_total",
+			"Model server failures by kind: status, connect, first_byte_timeout, idle_timeout, broken_stream, other.",
+			"kind", "status", "connect", "first_byte_timeout", "idle_timeout", "broken_stream", "images_unsupported", "browser", "other"),
+		webhookRequests: counterVec("aurabot_webhook_requests_total",
+			"Webhook requests by the HTTP status they were answered with (401: wrong secret).", "code"),
 	}
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "aurabot_queue_length",
@@ -88,16 +68,21 @@ func NewMetrics(queueLength func() float64) *Metrics {
 	m.reg.MustRegister(m.repliesStarted, m.repliesFinished, m.repliesFailed, m.replyDuration, m.firstText,
 		m.streams, m.telegramCalls, m.auraErrors, m.webhookRequests, queue,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range finishOutcomes {
-		m.repliesFinished.WithLabelValues(o)
-	}
-	for _, r := range failReasons {
-		m.repliesFailed.WithLabelValues(r)
-	}
-	for _, k := range auraKinds {
-		m.auraErrors.WithLabelValues(k)
-	}
 	return m
+}
+
+// counterVec is a counter with one label, whose values are created up front so that dashboards
+// see zeros rather than missing series.
+func counterVec(name, help, label string, values ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	for _, v := range values {
+		c.WithLabelValues(v)
+	}
+	return c
+}
+
+func histogram(name, help string, buckets ...float64) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
 }
 
 // Handler serves GET /metrics.
@@ -141,7 +126,6 @@ type observedTransport struct {
 	next    http.RoundTripper
 	metrics *Metrics
 	health  *Health
-	scrub   func(error) error
 }
 
 func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -163,7 +147,7 @@ func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		result = strconv.Itoa(resp.StatusCode)
 	}
 	t.metrics.telegramCalls.WithLabelValues(method, result).Inc()
-	t.health.answered(r, method, resp, t.scrub(err))
+	t.health.answered(r, method, resp, err)
 	return resp, err
 }
 
@@ -174,27 +158,15 @@ func apiMethod(path string) string {
 		return "file"
 	}
 	m := path[strings.LastIndexByte(path, '/')+1:]
-	if m == "" || len(m) > 40 {
+	if m == "" || len(m) > 40 || strings.ContainsFunc(m, func(c rune) bool { return (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') }) {
 		return "other"
-	}
-	for _, c := range m {
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
-			return "other"
-		}
 	}
 	return m
 }
 
 // Instrument returns a copy of c whose calls are counted in m and followed by h.
-func Instrument(c *http.Client, m *Metrics, h *Health, scrub func(error) error) *http.Client {
+func Instrument(c *http.Client, m *Metrics, h *Health) *http.Client {
 	cc := *c
-	next := cc.Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	cc.Transport = &observedTransport{next: next, metrics: m, health: h, scrub: scrub}
+	cc.Transport = &observedTransport{next: cmp.Or[http.RoundTripper](cc.Transport, http.DefaultTransport), metrics: m, health: h}
 	return &cc
 }
-
-// Gatherer is the metrics' registry, for tests that read a value.
-func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }

@@ -1,16 +1,10 @@
 package ops
 
-// What stands between the bot and its log: one redaction point that removes every secret the bot
-// knows (the configured ones, and those it learns while it runs, such as cookies a browser
-// captured) from every line before it is written, and a limiter for events that come in floods
-// (refused requests), logged at most once an interval with a count (Repeated). It is not a
-// logger of its own: main builds a log/slog handler with it, and every room logs through the
-// *slog.Logger it is given.
-
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -24,46 +18,63 @@ const Redacted = "[redacted]"
 // be part of ("1", "abc"), and is no secret worth the name.
 const MinSecret = 6
 
-// Redactor is a slog.Handler that removes every known secret from a record's message, from the
-// keys and values of its attributes (errors, strings, anything printed, in groups too) and from
-// the attributes bound with WithAttrs, then hands the record to the next handler. Secrets learned
-// later (Add) are removed from lines written after, bound attributes included. It is safe for
-// concurrent use.
+// Redactor is the one redaction point of the bot. As a slog.Handler it removes every known
+// secret from a record's message, the keys and values of its attributes (errors, anything
+// printed, in groups too) and the attributes bound with WithAttrs, then hands the record to
+// next; Error does the same for errors that leave the process (/healthz, the exit message).
+// Secrets learned later (Add: the cookies a browser captures) are removed from what is written
+// after, bound attributes included. It is safe for concurrent use.
 type Redactor struct {
 	next    slog.Handler
 	secrets *secrets
-	// bound are the WithAttrs and WithGroup calls on the way to this handler, in order: they
-	// are applied at Handle, so that a secret learned after them is removed too.
-	bound []bound
+	bound   []bound // the WithAttrs and WithGroup calls, applied at Handle with the secrets of then
 }
 
-// bound is one WithAttrs (attrs) or WithGroup (group) call.
-type bound struct {
+type bound struct { // one WithAttrs (attrs) or WithGroup (group) call
 	group string
 	attrs []slog.Attr
 }
 
-// NewRedactor returns a handler that writes to next without any of secrets (see Add).
-func NewRedactor(next slog.Handler, secrets ...string) *Redactor {
-	r := &Redactor{next: next, secrets: newSecrets()}
-	r.Add(secrets...)
+// NewRedactor returns a handler that writes to next without any of the known secrets (see Add).
+func NewRedactor(next slog.Handler, known ...string) *Redactor {
+	r := &Redactor{next: next, secrets: &secrets{}}
+	r.secrets.cur.Store(&[]string{})
+	r.Add(known...)
 	return r
 }
 
-// Add makes the handler, and every handler derived from it, remove secrets from the lines
-// written from now on. Surrounding white space is ignored; values shorter than MinSecret are
-// not removed.
+// Add makes the handler, and every handler derived from it, remove secrets from now on, in the
+// forms they take in a URL too (escaped for a query or a path). Surrounding white space is
+// ignored; values shorter than MinSecret are not removed.
 func (r *Redactor) Add(secrets ...string) { r.secrets.add(secrets) }
 
 // Redact returns s without any known secret.
-func (r *Redactor) Redact(s string) string { return r.secrets.redact(s) }
+func (r *Redactor) Redact(s string) string { return redact(r.secrets.list(), s) }
 
-// Enabled reports whether the next handler writes records of level.
+// Error returns err with every known secret removed from its text; errors.Is and As still see
+// err. nil stays nil.
+func (r *Redactor) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	if msg := err.Error(); r.Redact(msg) != msg {
+		return &redactedError{msg: r.Redact(msg), err: err}
+	}
+	return err
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
 func (r *Redactor) Enabled(ctx context.Context, level slog.Level) bool {
 	return r.next.Enabled(ctx, level)
 }
 
-// WithAttrs returns a handler that adds attrs to every record, redacted when it is written.
 func (r *Redactor) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return r
@@ -71,7 +82,6 @@ func (r *Redactor) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return r.with(bound{attrs: slices.Clone(attrs)})
 }
 
-// WithGroup returns a handler that puts the record's attributes in group name.
 func (r *Redactor) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return r
@@ -83,7 +93,6 @@ func (r *Redactor) with(b bound) *Redactor {
 	return &Redactor{next: r.next, secrets: r.secrets, bound: append(slices.Clip(r.bound), b)}
 }
 
-// Handle writes rec, redacted, to the next handler.
 func (r *Redactor) Handle(ctx context.Context, rec slog.Record) error {
 	list := r.secrets.list()
 	out := slog.NewRecord(rec.Time, rec.Level, redact(list, rec.Message), rec.PC)
@@ -112,20 +121,17 @@ func (r *Redactor) Handle(ctx context.Context, rec slog.Record) error {
 	return r.next.Handle(ctx, out)
 }
 
-// redactAttr returns a without the secrets of list, in its key and value.
 func redactAttr(list []string, a slog.Attr) slog.Attr {
 	if len(list) == 0 {
 		return a
 	}
 	a.Key = redact(list, a.Key)
 	v := a.Value.Resolve()
+	a.Value = v
+	var text string
 	switch v.Kind() {
 	case slog.KindString:
-		if s := v.String(); redact(list, s) != s {
-			a.Value = slog.StringValue(redact(list, s))
-		} else {
-			a.Value = v
-		}
+		text = v.String()
 	case slog.KindGroup:
 		group := v.Group()
 		out := make([]slog.Attr, len(group))
@@ -133,11 +139,10 @@ func redactAttr(list []string, a slog.Attr) slog.Attr {
 			out[i] = redactAttr(list, g)
 		}
 		a.Value = slog.GroupValue(out...)
+		return a
 	case slog.KindAny:
-		// As the handlers would print it: an error's text, a Stringer's, else %+v. A value
-		// that holds a secret is written as its redacted text; any other is left as it is
-		// (a JSON handler keeps its structure).
-		var text string
+		// As the handlers would print it. A value that holds a secret is written as its
+		// redacted text; any other is left as it is (a JSON handler keeps its structure).
 		switch x := v.Any().(type) {
 		case error:
 			text = x.Error()
@@ -148,28 +153,20 @@ func redactAttr(list []string, a slog.Attr) slog.Attr {
 		default:
 			text = fmt.Sprintf("%+v", x)
 		}
-		if red := redact(list, text); red != text {
-			a.Value = slog.StringValue(red)
-		} else {
-			a.Value = v
-		}
 	default:
-		a.Value = v // numbers, times, durations: nothing to hide
+		return a // numbers, times, durations: nothing to hide
+	}
+	if red := redact(list, text); red != text {
+		a.Value = slog.StringValue(red)
 	}
 	return a
 }
 
-// secrets is the set of secrets, shared by a Redactor and the handlers derived from it. Reads
-// (every log line) take no lock.
+// secrets is the set of secrets, longest first, shared by a Redactor and the handlers derived
+// from it. Reads (every log line) take no lock.
 type secrets struct {
 	mu  sync.Mutex // serialises add
 	cur atomic.Pointer[[]string]
-}
-
-func newSecrets() *secrets {
-	s := &secrets{}
-	s.cur.Store(&[]string{})
-	return s
 }
 
 func (s *secrets) list() []string { return *s.cur.Load() }
@@ -180,17 +177,15 @@ func (s *secrets) add(values []string) {
 	list := slices.Clone(s.list())
 	for _, v := range values {
 		v = strings.TrimSpace(v)
-		if len(v) < MinSecret || slices.Contains(list, v) {
-			continue
+		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
+			if len(form) >= MinSecret && !slices.Contains(list, form) {
+				list = append(list, form)
+			}
 		}
-		list = append(list, v)
 	}
-	// Longest first, so that a secret that contains another is removed whole.
 	slices.SortStableFunc(list, func(a, b string) int { return len(b) - len(a) })
 	s.cur.Store(&list)
 }
-
-func (s *secrets) redact(text string) string { return redact(s.list(), text) }
 
 func redact(list []string, s string) string {
 	for _, secret := range list {
@@ -201,13 +196,49 @@ func redact(list []string, s string) string {
 	return s
 }
 
-// CookieSecrets returns the secrets of a Cookie header value ("a=1; b=2"): the whole value, and
-// each cookie's value of at least 8 bytes. Shorter values ("consent=1") are rarely secret, and
-// removing them would garble the rest of a line.
-func CookieSecrets(header string) []string {
+// The settings whose values are secrets, and those whose URL's user and password are.
+var (
+	secretSettings = []string{"TELEGRAM_TOKEN", "AURA_KEY", "AURA_COOKIES", "TRANSCRIBE_KEY", "WEBHOOK_SECRET", "METRICS_TOKEN"}
+	urlSettings    = []string{"TELEGRAM_API_URL", "AURA_URL", "AURA_PROXY", "TRANSCRIBE_URL", "WEBHOOK_URL"}
+)
+
+// SettingSecrets are the secrets among the settings vars: the values of the secret settings (the
+// secret half of the token and each cookie's value too) and the user and password of the URL
+// settings.
+func SettingSecrets(vars map[string]string) []string {
+	var out []string
+	for _, name := range secretSettings {
+		v := strings.TrimSpace(vars[name])
+		out = append(out, vars[name], v)
+		switch name {
+		case "TELEGRAM_TOKEN":
+			out = append(out, TokenSecrets(v)...)
+		case "AURA_COOKIES":
+			out = append(out, cookieSecrets(v, MinSecret)...)
+		}
+	}
+	for _, name := range urlSettings {
+		if at := strings.LastIndexByte(vars[name], '@'); at >= 0 {
+			userinfo := vars[name][:at]
+			if _, after, ok := strings.Cut(userinfo, "://"); ok {
+				userinfo = after
+			}
+			user, pass, _ := strings.Cut(userinfo, ":")
+			out = append(out, userinfo, user, pass)
+		}
+	}
+	return out
+}
+
+// CookieSecrets returns the secrets of a Cookie header a browser captured ("a=1; b=2"): the
+// whole value, and each cookie's value of at least 8 bytes. Shorter values ("consent=1") are
+// rarely secret, and removing them would garble the rest of a line.
+func CookieSecrets(header string) []string { return cookieSecrets(header, 8) }
+
+func cookieSecrets(header string, least int) []string {
 	out := []string{header}
 	for part := range strings.SplitSeq(header, ";") {
-		if _, value, ok := strings.Cut(part, "="); ok && len(strings.TrimSpace(value)) >= 8 {
+		if _, value, ok := strings.Cut(part, "="); ok && len(strings.TrimSpace(value)) >= least {
 			out = append(out, strings.TrimSpace(value))
 		}
 	}
@@ -217,9 +248,6 @@ func CookieSecrets(header string) []string {
 // TokenSecrets returns the secrets of a Telegram bot token (<bot id>:<secret>): the whole token
 // and the part after the colon, which alone is enough to misuse it.
 func TokenSecrets(token string) []string {
-	out := []string{token}
-	if _, secret, ok := strings.Cut(token, ":"); ok {
-		out = append(out, secret)
-	}
-	return out
+	_, secret, _ := strings.Cut(token, ":")
+	return []string{token, secret}
 }

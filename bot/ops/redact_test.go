@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,4 +117,45 @@ func FuzzRedact(f *testing.F) {
 			t.Errorf("Redact(%q) with secret %q = %q", text, secret, got)
 		}
 	})
+}
+
+// An error that leaves the process (/healthz, the exit message) passes the same redaction: the
+// token in a URL's path, a secret escaped for a query or a path, the half of the token alone;
+// errors.Is and As still see the original.
+func TestRedactorError(t *testing.T) {
+	const key = "sk-key+with/special=chars"
+	r := NewRedactor(slog.DiscardHandler, append(TokenSecrets(token), key)...)
+	cause := &os.PathError{Op: "open", Path: "/srv/" + token + "/file", Err: os.ErrNotExist}
+	err := r.Error(fmt.Errorf("post https://api.telegram.org/bot%s/getMe?key=%s&k2=%s, then half %s: %w",
+		token, url.QueryEscape(key), url.PathEscape(key), "AAHsecretTokenPart_xyz", cause))
+	for _, secret := range []string{token, "AAHsecretTokenPart_xyz", key, url.QueryEscape(key), url.PathEscape(key)} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("got %q, want it without %q", err, secret)
+		}
+	}
+	var pe *os.PathError
+	if !errors.Is(err, os.ErrNotExist) || !errors.As(err, &pe) || pe != cause {
+		t.Errorf("got %v, want errors.Is and As to see the original", err)
+	}
+	if plain := errors.New("nothing secret"); r.Error(plain) != plain || r.Error(nil) != nil {
+		t.Error("an error without a secret, or nil, should come back as it is")
+	}
+}
+
+// Every secret setting is registered, with what of it can leak alone: the token's secret half,
+// each configured cookie's value (a captured one's only from 8 bytes), a URL's user and password.
+func TestSettingSecrets(t *testing.T) {
+	vars := map[string]string{
+		"TELEGRAM_TOKEN": " 123456:AAHsettingsToken\n", "AURA_KEY": "sk-settings-key", "TRANSCRIBE_KEY": "tr-settings-key",
+		"AURA_COOKIES": "sess=7chars!; consent=1", "WEBHOOK_SECRET": "hook-secret", "METRICS_TOKEN": "metrics-token-0123456789",
+		"AURA_PROXY": "http://proxyuser:proxypass@proxy:3128",
+	}
+	r := NewRedactor(slog.DiscardHandler, SettingSecrets(vars)...)
+	line := r.Redact("AAHsettingsToken sk-settings-key tr-settings-key 7chars! hook-secret metrics-token-0123456789 proxyuser proxypass consent=1")
+	if want := strings.Repeat(Redacted+" ", 8) + "consent=1"; line != want {
+		t.Errorf("got %q, want %q", line, want)
+	}
+	if got := CookieSecrets("s=7chars!; t=8chars!!"); !slices.Equal(got, []string{"s=7chars!; t=8chars!!", "8chars!!"}) {
+		t.Errorf("CookieSecrets: got %q, want the header and the 8-byte value alone", got)
+	}
 }

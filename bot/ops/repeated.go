@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -19,12 +20,11 @@ type Repeated struct {
 	msg   string
 	every time.Duration
 	now   func() time.Time
-	// after schedules f in d; time.AfterFunc, or a test's.
-	after func(d time.Duration, f func()) (stop func() bool)
+	after func(d time.Duration, f func()) (stop func() bool) // time.AfterFunc, or a test's
 
 	mu      sync.Mutex
 	last    time.Time // when a line was last written; zero before the first
-	pending int       // events since then, not written yet
+	pending int       // events not written yet
 	attrs   []any     // the latest pending event's attributes
 	stop    func() bool
 }
@@ -32,11 +32,8 @@ type Repeated struct {
 // NewRepeated returns a limiter that writes msg at level to log (nil: nowhere) at most once
 // every interval.
 func NewRepeated(log *slog.Logger, level slog.Level, msg string, every time.Duration) *Repeated {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	return &Repeated{
-		log: log, level: level, msg: msg, every: every, now: time.Now,
+		log: cmp.Or(log, slog.New(slog.DiscardHandler)), level: level, msg: msg, every: every, now: time.Now,
 		after: func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop },
 	}
 }
@@ -45,52 +42,35 @@ func NewRepeated(log *slog.Logger, level slog.Level, msg string, every time.Dura
 func (r *Repeated) Log(attrs ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
-	if r.last.IsZero() || now.Sub(r.last) >= r.every {
-		// A pending count whose flush has not run yet goes in this line.
-		if r.stop != nil {
-			r.stop()
-			r.stop = nil
-		}
-		n := r.pending + 1
-		r.pending, r.attrs = 0, nil
-		r.write(now, n, attrs)
-		return
-	}
 	r.pending++
 	r.attrs = slices.Clone(attrs)
-	if r.stop == nil {
+	if now := r.now(); r.last.IsZero() || now.Sub(r.last) >= r.every {
+		r.write(now)
+	} else if r.stop == nil {
 		r.stop = r.after(r.last.Add(r.every).Sub(now), r.flush)
 	}
 }
 
-// flush writes the pending count, if any.
 func (r *Repeated) flush() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stop = nil
-	if r.pending == 0 {
-		return
-	}
-	n, attrs := r.pending, r.attrs
-	r.pending, r.attrs = 0, nil
-	r.write(r.now(), n, attrs)
+	r.write(r.now())
 }
 
 // Close writes what is pending. Events after it start afresh.
-func (r *Repeated) Close() {
-	r.mu.Lock()
+func (r *Repeated) Close() { r.flush() }
+
+// write writes one line for the events pending, if any, and cancels the flush scheduled for
+// them. r.mu is held.
+func (r *Repeated) write(now time.Time) {
 	if r.stop != nil {
 		r.stop()
 		r.stop = nil
 	}
-	r.mu.Unlock()
-	r.flush()
-}
-
-// write writes one line for the n events since the last line. r.mu is held.
-func (r *Repeated) write(now time.Time, n int, attrs []any) {
+	if r.pending == 0 {
+		return
+	}
 	r.last = now
-	args := append([]any{"count", n}, attrs...)
-	r.log.Log(context.Background(), r.level, r.msg, args...)
+	r.log.Log(context.Background(), r.level, r.msg, append([]any{"count", r.pending}, r.attrs...)...)
+	r.pending, r.attrs = 0, nil
 }

@@ -48,12 +48,7 @@ func Listen(addr string, mux http.Handler, log *slog.Logger) (*Server, error) {
 }
 
 // Addr is the address the server listens on.
-func (s *Server) Addr() string {
-	if s == nil {
-		return ""
-	}
-	return s.addr
-}
+func (s *Server) Addr() string { return s.addr }
 
 // Err is why the server stopped, once Stopped is closed.
 func (s *Server) Err() error { return s.err }
@@ -66,7 +61,8 @@ func (s *Server) Stopped() <-chan struct{} {
 	return s.done
 }
 
-// Shutdown stops the server gracefully: requests in progress get a few seconds.
+// Shutdown stops the server gracefully: requests in progress get a few seconds. A nil server
+// (none listening) has nothing to stop.
 func (s *Server) Shutdown(log *slog.Logger) {
 	if s == nil {
 		return
@@ -89,16 +85,19 @@ func Bearer(token string, next http.Handler) http.Handler {
 	if token == "" {
 		return next
 	}
-	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(got))
-		// Hashing first makes the comparison constant-time in the length too.
-		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); !ok || !SameSecret(got, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aurabot metrics"`)
 			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// SameSecret reports whether a secret a request carries is want, in constant time: hashing
+// first makes the comparison constant-time in the length too.
+func SameSecret(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }

@@ -25,15 +25,11 @@ type builder struct {
 	atLineStart bool
 	verbatim    int // > 0 while writing code: no prefixes, text goes out byte for byte
 
-	scratch []byte // reused for decoding text
 }
 
 type openEntity struct {
-	typ   models.MessageEntityType
-	url   string
-	lang  string
-	start int  // UTF-16 offset, or -1 until the first character is written
-	skip  bool // opened where Telegram would not accept it; emits nothing
+	models.MessageEntity      // Offset -1 until the first character is written
+	skip                 bool // opened where Telegram would not accept it; emits nothing
 }
 
 // push opens an entity. It is skipped (but still popped) where Telegram would reject or
@@ -41,24 +37,11 @@ type openEntity struct {
 // links or code inside links (Telegram lets only bold, italic, underline, strikethrough and
 // spoiler nest in other entities).
 func (b *builder) push(typ models.MessageEntityType, url, lang string) {
-	b.open = append(b.open, openEntity{typ: typ, url: url, lang: lang, start: -1, skip: b.blocked(typ)})
-}
-
-func (b *builder) blocked(typ models.MessageEntityType) bool {
-	for _, o := range b.open {
-		if o.skip {
-			continue
-		}
-		switch {
-		case o.typ == models.MessageEntityTypePre || o.typ == models.MessageEntityTypeCode:
-			return true
-		case o.typ == typ:
-			return true
-		case isExclusive(o.typ) && isExclusive(typ), isQuote(o.typ) && isQuote(typ):
-			return true
-		}
-	}
-	return false
+	skip := slices.ContainsFunc(b.open, func(o openEntity) bool {
+		return !o.skip && (o.Type == models.MessageEntityTypePre || o.Type == models.MessageEntityTypeCode || o.Type == typ ||
+			isExclusive(o.Type) && isExclusive(typ) || isQuote(o.Type) && isQuote(typ))
+	})
+	b.open = append(b.open, openEntity{models.MessageEntity{Type: typ, URL: url, Language: lang, Offset: -1}, skip})
 }
 
 // isExclusive reports whether an entity type may neither contain nor sit inside another
@@ -81,12 +64,10 @@ func isQuote(t models.MessageEntityType) bool {
 func (b *builder) pop() {
 	o := b.open[len(b.open)-1]
 	b.open = b.open[:len(b.open)-1]
-	if o.skip || o.start < 0 || b.u16 <= o.start {
-		return
+	if !o.skip && o.Offset >= 0 && b.u16 > o.Offset {
+		o.Length = b.u16 - o.Offset
+		b.ents = append(b.ents, o.MessageEntity)
 	}
-	b.ents = append(b.ents, models.MessageEntity{
-		Type: o.typ, Offset: o.start, Length: b.u16 - o.start, URL: o.url, Language: o.lang,
-	})
 }
 
 // endBlock records the separator owed after a block: 1 for a new line, 2 for a blank line.
@@ -118,8 +99,8 @@ func (b *builder) write(s []byte) {
 	}
 	b.flush()
 	for i := range b.open {
-		if b.open[i].start < 0 {
-			b.open[i].start = b.u16
+		if b.open[i].Offset < 0 {
+			b.open[i].Offset = b.u16
 		}
 	}
 	b.buf = append(b.buf, s...)

@@ -42,11 +42,11 @@ func (r *Incremental) Render(md string) (frozen []Message, rest Message) {
 	}
 	r.prev = md
 	for len(md)-r.base > freezeAfter {
-		cut := chunkCut(md, r.base, r.base+chunkMax, closingFence(r.reopen))
+		cut := chunkCut(md, r.base, r.base+chunkMax, fenceOf(r.reopen))
 		chunk := r.reopen + md[r.base:cut]
 		fence := openFence(chunk)
 		if fence != "" {
-			chunk = strings.TrimRight(chunk, "\n") + "\n" + closingFence(fence)
+			chunk = strings.TrimRight(chunk, "\n") + "\n" + fenceOf(fence)
 		}
 		r.frozen = append(r.frozen, Split(Markdown(chunk), r.limit)...)
 		r.base = cut
@@ -136,16 +136,4 @@ func openFence(src string) string {
 		}
 	}
 	return openLine
-}
-
-// closingFence is the fence that closes a block opened by the fence line open.
-func closingFence(open string) string {
-	if open == "" {
-		return ""
-	}
-	n := 0
-	for n < len(open) && open[n] == open[0] {
-		n++
-	}
-	return open[:n]
 }

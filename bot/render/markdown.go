@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	stdhtml "html"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/yuin/goldmark/extension"
 	east "github.com/yuin/goldmark/extension/ast"
 	"github.com/yuin/goldmark/parser"
+	"github.com/yuin/goldmark/renderer/html"
 	"github.com/yuin/goldmark/text"
 	"github.com/yuin/goldmark/util"
 )
@@ -72,11 +74,12 @@ func (tableHeadingOrder) Transform(doc *ast.Document, _ text.Reader, _ parser.Co
 // ordered) with nested content indented; quotes are blockquote entities; code blocks are
 // pre entities with their language, their content byte for byte; a thematic break is "———".
 // A table up to 40 columns wide is a pre block of aligned columns; a wider one, or one with
-// links in it, is a line per row, cells joined by " | ", the header bold. Links become text_link entities when their URL is absolute
-// http(s), ftp, tg or ton, bare URLs url entities, images their alt text linked to the
-// image. A block of a model's thinking (see Thinking) is its label and an expandable
-// blockquote. Raw HTML is shown as written. An unclosed code fence (mid-stream) is a code block
-// to the end; a half-typed "**bold" shows as typed.
+// links in it, is a line per row, cells joined by " | ", the header bold. Links become
+// text_link entities when their URL is absolute http(s), ftp, tg or ton, bare URLs url
+// entities, images their alt text linked to the image. A block of a model's thinking (see
+// Thinking) is its label and an expandable blockquote. Raw HTML is shown as written. An
+// unclosed code fence (mid-stream) is a code block to the end; a half-typed "**bold" shows as
+// typed.
 //
 // Input that renders to nothing visible but has visible characters (say, only a link
 // reference definition) comes back as its plain source, so a reply is never empty. Invalid
@@ -103,13 +106,7 @@ func sanitize(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	if strings.IndexByte(s, 0) >= 0 {
-		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	}
-	if strings.IndexByte(s, '\r') >= 0 {
-		s = strings.ReplaceAll(s, "\r\n", "\n")
-	}
-	return s
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\r\n", "\n") // no copy without them
 }
 
 type renderer struct {
@@ -129,42 +126,32 @@ func (r *renderer) block(n ast.Node) {
 		r.children(n)
 		r.b.endBlock(1)
 	case *ast.Heading:
-		r.b.push(models.MessageEntityTypeBold, "", "")
-		r.children(n)
-		r.b.pop()
+		r.wrap(models.MessageEntityTypeBold, n)
 		r.b.endBlock(2)
 	case *ast.ThematicBreak:
 		r.b.writeString(thematicBreak)
 		r.b.endBlock(2)
 	case *ast.FencedCodeBlock:
-		var lang []byte
+		var lang string
 		if n.Info != nil {
-			lang = decode(nil, n.Language(r.source))
+			lang = string(decode(n.Language(r.source)))
 		}
-		if string(lang) == thinkingInfo {
+		if lang == thinkingInfo {
 			r.thinking(n)
 			return
 		}
-		r.code(n, string(lang))
+		r.code(n, lang)
 	case *ast.CodeBlock:
 		r.code(n, "")
 	case *ast.Blockquote:
-		r.b.push(models.MessageEntityTypeBlockquote, "", "")
-		r.children(n)
-		r.b.pop()
+		r.wrap(models.MessageEntityTypeBlockquote, n)
 		r.b.endBlock(2)
 	case *ast.List:
 		r.list(n)
 	case *ast.HTMLBlock:
-		var raw []byte
-		lines := n.Lines()
-		for i := range lines.Len() {
-			seg := lines.At(i)
-			raw = append(raw, seg.Value(r.source)...)
-		}
+		raw := n.Lines().Value(r.source)
 		if n.HasClosure() {
-			closure := n.ClosureLine
-			raw = append(raw, closure.Value(r.source)...)
+			raw = append(raw, n.ClosureLine.Value(r.source)...)
 		}
 		r.b.text(bytes.TrimRight(raw, "\n"))
 		r.b.endBlock(2)
@@ -191,22 +178,27 @@ func (r *renderer) children(n ast.Node) {
 	}
 }
 
-// code writes a code block's lines byte for byte as one pre entity, without list
-// indentation, dropping only the newline that ends its last line.
+// code writes a code block's lines byte for byte as one pre entity, dropping only the newline
+// that ends its last line.
 func (r *renderer) code(n ast.Node, lang string) {
-	var body []byte
-	lines := n.Lines()
-	for i := range lines.Len() {
-		seg := lines.At(i)
-		body = append(body, seg.Value(r.source)...)
-	}
-	body = bytes.TrimSuffix(body, []byte("\n"))
-	r.b.push(models.MessageEntityTypePre, "", lang)
+	r.verbatim(models.MessageEntityTypePre, lang, bytes.TrimSuffix(n.Lines().Value(r.source), []byte("\n")))
+	r.b.endBlock(2)
+}
+
+// wrap writes n's children inside one entity of typ.
+func (r *renderer) wrap(typ models.MessageEntityType, n ast.Node) {
+	r.b.push(typ, "", "")
+	r.children(n)
+	r.b.pop()
+}
+
+// verbatim writes body as one entity of typ, byte for byte: without list indentation.
+func (r *renderer) verbatim(typ models.MessageEntityType, lang string, body []byte) {
+	r.b.push(typ, "", lang)
 	r.b.verbatim++
 	r.b.write(body)
 	r.b.verbatim--
 	r.b.pop()
-	r.b.endBlock(2)
 }
 
 var bullets = [...]string{"• ", "◦ ", "▪ "}
@@ -276,13 +268,9 @@ func (r *renderer) inline(n ast.Node) {
 		if n.Level >= 2 {
 			typ = models.MessageEntityTypeBold
 		}
-		r.b.push(typ, "", "")
-		r.children(n)
-		r.b.pop()
+		r.wrap(typ, n)
 	case *east.Strikethrough:
-		r.b.push(models.MessageEntityTypeStrikethrough, "", "")
-		r.children(n)
-		r.b.pop()
+		r.wrap(models.MessageEntityTypeStrikethrough, n)
 	case *ast.Link:
 		r.link(n, n.Destination)
 	case *ast.Image:
@@ -303,10 +291,7 @@ func (r *renderer) inline(n ast.Node) {
 		r.b.write(label)
 		r.b.pop()
 	case *ast.RawHTML:
-		for i := range n.Segments.Len() {
-			seg := n.Segments.At(i)
-			r.b.text(seg.Value(r.source))
-		}
+		r.b.text(n.Segments.Value(r.source))
 	case *east.TaskCheckBox:
 		if n.IsChecked {
 			r.b.writeString("☑ ")
@@ -329,7 +314,7 @@ func (r *renderer) link(n ast.Node, dest []byte) {
 	before := r.b.u16
 	r.children(n)
 	if r.b.u16 == before {
-		r.b.write(decode(r.b.scratch[:0], dest))
+		r.b.write(decode(dest))
 	}
 	if ok {
 		r.b.pop()
@@ -362,71 +347,20 @@ func (r *renderer) decoded(s []byte) {
 		r.b.text(s) // nothing to resolve: most text
 		return
 	}
-	r.b.scratch = decode(r.b.scratch[:0], s)
-	r.b.text(r.b.scratch)
+	r.b.text(decode(s))
 }
 
-// decode appends src to dst with backslash escapes of ASCII punctuation and HTML character
-// references resolved, as goldmark's HTML writer does for text, but without escaping the
-// result for HTML.
-func decode(dst, src []byte) []byte {
-	n := 0
-	escaped := false
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if escaped {
-			escaped = false
-			if util.IsPunct(c) {
-				dst = append(dst, src[n:i-1]...)
-				n = i
-				continue
-			}
-		}
-		switch c {
-		case '\\':
-			escaped = true
-		case '&':
-			if size, repl := charRef(src[i:]); size > 0 {
-				dst = append(dst, src[n:i]...)
-				dst = append(dst, repl...)
-				n = i + size
-				i = n - 1
-			}
-		}
-	}
-	return append(dst, src[n:]...)
+// decode returns src with backslash escapes of ASCII punctuation and HTML character references
+// resolved: goldmark's HTML writer resolves them as CommonMark says, and escapes the result for
+// HTML, which html.UnescapeString undoes.
+func decode(src []byte) []byte {
+	var w bufWriter
+	html.DefaultWriter.Write(&w, src)
+	return []byte(stdhtml.UnescapeString(w.String()))
 }
 
-// charRef reads an HTML character reference at the start of s ("&amp;", "&#35;", "&#x1F600;")
-// and returns its length and the characters it stands for, or 0 if there is none.
-func charRef(s []byte) (int, []byte) {
-	end := bytes.IndexByte(s, ';')
-	if end < 2 || end > 40 {
-		return 0, nil
-	}
-	body := s[1:end]
-	if body[0] == '#' {
-		digits, base, maxLen := body[1:], 10, 7
-		if len(digits) > 0 && (digits[0] == 'x' || digits[0] == 'X') {
-			digits, base, maxLen = digits[1:], 16, 6
-		}
-		if len(digits) == 0 || len(digits) > maxLen {
-			return 0, nil
-		}
-		v, err := strconv.ParseUint(string(digits), base, 32)
-		if err != nil {
-			return 0, nil
-		}
-		return end + 1, utf8.AppendRune(nil, util.ToValidRune(rune(v)))
-	}
-	for _, c := range body {
-		if !util.IsAlphaNumeric(c) {
-			return 0, nil
-		}
-	}
-	e, ok := util.LookUpHTML5EntityByName(string(body))
-	if !ok {
-		return 0, nil
-	}
-	return end + 1, e.Characters
-}
+// bufWriter is a bytes.Buffer as goldmark writes to it.
+type bufWriter struct{ bytes.Buffer }
+
+func (w *bufWriter) Buffered() int { return w.Len() }
+func (w *bufWriter) Flush() error  { return nil }

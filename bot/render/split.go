@@ -3,21 +3,18 @@ package render
 import (
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
 )
 
-// UTF16Len returns the length of s in UTF-16 code units.
-// Each byte of invalid UTF-8 counts as one unit, as it turns into U+FFFD on the way to
-// Telegram.
+// UTF16Len returns the length of s in UTF-16 code units. Each byte of invalid UTF-8 counts as
+// one unit, as it turns into U+FFFD on the way to Telegram.
 func UTF16Len(s string) int {
 	n := 0
 	for _, r := range s {
-		n++
-		if r >= 0x10000 {
-			n++
-		}
+		n += runeUnits(r)
 	}
 	return n
 }
@@ -269,12 +266,7 @@ func verbatimMask(m Message, total int) []bool {
 	return mask
 }
 
-func runeUnits(r rune) int {
-	if r >= 0x10000 {
-		return 2
-	}
-	return 1
-}
+func runeUnits(r rune) int { return utf16.RuneLen(r) } // the runes of a Go string are valid
 
 func isSpaceByte(c byte) bool {
 	return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'

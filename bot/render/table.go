@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -24,84 +25,60 @@ func (r *renderer) table(n *east.Table) {
 	links := false
 	for row := n.FirstChild(); row != nil; row = row.NextSibling() {
 		var cells []Message
-		var last ast.Node
 		for c := row.FirstChild(); c != nil; c = c.NextSibling() {
 			sub := renderer{source: r.source}
 			sub.children(c)
 			m := sub.b.message()
-			for _, e := range m.Entities {
-				if e.URL != "" || e.Type == models.MessageEntityTypeEmail {
-					links = true
-				}
-			}
+			links = links || slices.ContainsFunc(m.Entities, func(e models.MessageEntity) bool {
+				return e.URL != "" || e.Type == models.MessageEntityTypeEmail
+			})
 			cells = append(cells, m)
-			last = c
 		}
-		cells = append(cells, r.extraCells(last)...)
-		rows = append(rows, cells)
+		rows = append(rows, append(cells, r.extraCells(row.LastChild())...))
 	}
-	if len(rows) == 0 {
-		return
-	}
-
-	cols := 0
-	for _, row := range rows {
-		cols = max(cols, len(row))
-	}
-	widths := make([]int, cols)
+	var widths []int
 	for _, row := range rows {
 		for i, c := range row {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
 			widths[i] = max(widths[i], displayWidth(c.Text))
 		}
 	}
-	total := 3 * (cols - 1)
+	total := 3 * (len(widths) - 1)
 	for _, w := range widths {
 		total += w
 	}
-	if links || total > tableMaxWidth {
+	switch {
+	case len(rows) == 0:
+		return
+	case links || total > tableMaxWidth:
 		r.tableLines(rows)
 		return
 	}
-
-	var body strings.Builder
-	line := func(row []Message) {
-		// Empty cells at the end of a row would only leave dangling separators.
-		last := len(row)
-		for last > 0 && row[last-1].Text == "" {
-			last--
-		}
-		var l strings.Builder
-		for i := range last {
-			if i > 0 {
-				l.WriteString(" | ")
-			}
-			cell := row[i].Text
-			align := east.AlignNone
-			if i < len(n.Alignments) {
-				align = n.Alignments[i]
-			}
-			l.WriteString(pad(cell, widths[i], align))
-		}
-		body.WriteString(strings.TrimRight(l.String(), " "))
-		body.WriteByte('\n')
-	}
+	var lines []string
 	for i, row := range rows {
-		line(row)
-		if i == 0 {
-			for j, w := range widths {
-				if j > 0 {
-					body.WriteString("-+-")
-				}
-				body.WriteString(strings.Repeat("-", w))
+		for len(row) > 0 && row[len(row)-1].Text == "" {
+			row = row[:len(row)-1] // empty cells at the end would only leave dangling separators
+		}
+		cells := make([]string, len(row))
+		for j, c := range row {
+			align := east.AlignNone
+			if j < len(n.Alignments) {
+				align = n.Alignments[j]
 			}
-			body.WriteByte('\n')
+			cells[j] = pad(c.Text, widths[j], align)
+		}
+		lines = append(lines, strings.TrimRight(strings.Join(cells, " | "), " "))
+		if i == 0 {
+			dashes := make([]string, len(widths))
+			for j, w := range widths {
+				dashes[j] = strings.Repeat("-", w)
+			}
+			lines = append(lines, strings.Join(dashes, "-+-"))
 		}
 	}
-	r.b.push(models.MessageEntityTypePre, "", "")
-	r.b.verbatim++
-	r.b.writeString(strings.TrimSuffix(body.String(), "\n"))
-	r.b.verbatim--
-	r.b.pop()
+	r.verbatim(models.MessageEntityTypePre, "", []byte(strings.Join(lines, "\n")))
 }
 
 // tableLines writes one line per row: cells joined by " | ", the header row bold.
@@ -156,7 +133,7 @@ func (r *renderer) extraCells(last ast.Node) []Message {
 		if i < len(rest) && (rest[i] != '|' || (i > 0 && rest[i-1] == '\\')) {
 			continue
 		}
-		cells = append(cells, Message{Text: string(bytes.TrimSpace(decode(nil, rest[start:i])))})
+		cells = append(cells, Message{Text: string(bytes.TrimSpace(decode(rest[start:i])))})
 		start = i + 1
 	}
 	return cells

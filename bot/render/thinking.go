@@ -74,17 +74,14 @@ func WithoutThinking(md string) string {
 
 // thinkingFence returns the fence of a line that opens a thinking block, or "".
 func thinkingFence(line string) string {
-	n := 0
-	for n < len(line) && line[n] == '~' {
-		n++
-	}
-	if n < 3 || !strings.HasPrefix(line[n:], thinkingInfo) {
+	f := fenceOf(line)
+	if f == "" || f[0] != '~' || !strings.HasPrefix(line, f+thinkingInfo) {
 		return ""
 	}
-	if after := line[n+len(thinkingInfo):]; after != "" && after[0] != ' ' {
+	if after := line[len(f)+len(thinkingInfo):]; after != "" && after[0] != ' ' {
 		return ""
 	}
-	return line[:n]
+	return f
 }
 
 // thinking writes a thinking block: its label, then its content in an expandable blockquote.
@@ -92,19 +89,9 @@ func (r *renderer) thinking(n *ast.FencedCodeBlock) {
 	info := n.Info.Segment.Value(r.source)
 	_, label, _ := bytes.Cut(info, []byte(" "))
 	r.b.text(bytes.TrimSpace(label))
-	var body []byte
-	lines := n.Lines()
-	for i := range lines.Len() {
-		seg := lines.At(i)
-		body = append(body, seg.Value(r.source)...)
-	}
-	if body = bytes.TrimRight(body, "\n"); len(body) > 0 {
+	if body := bytes.TrimRight(n.Lines().Value(r.source), "\n"); len(body) > 0 {
 		r.b.newline()
-		r.b.push(models.MessageEntityTypeExpandableBlockquote, "", "")
-		r.b.verbatim++
-		r.b.write(body)
-		r.b.verbatim--
-		r.b.pop()
+		r.verbatim(models.MessageEntityTypeExpandableBlockquote, "", body)
 	}
 	r.b.endBlock(2)
 }

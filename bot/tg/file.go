@@ -54,15 +54,14 @@ func (c *Client) SetLocalFiles(dir string) error {
 // Download fetches a file a user sent, by its file_id: getFile, then the file itself from
 // {api}/file/bot<token>/<file_path>, or, when SetLocalFiles names the directory of a local Bot
 // API server (which answers an absolute path on its disk), from that directory. It reads at most
-// limit bytes and fails with ErrFileTooBig past them. Its errors never hold the token, which the
-// download URL and a local server's paths carry.
+// limit bytes and fails with ErrFileTooBig past them.
 func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]byte, error) {
 	f, err := c.GetFile(ctx, &tgbot.GetFileParams{FileID: fileID})
 	if err != nil {
 		if errors.Is(err, tgbot.ErrorBadRequest) && badRequest(err, "file is too big") {
 			return nil, fmt.Errorf("telegram: getFile: %w", ErrFileTooBig)
 		}
-		return nil, fmt.Errorf("telegram: getFile: %w", c.Scrub(err))
+		return nil, fmt.Errorf("telegram: getFile: %w", err)
 	}
 	if f.FileSize > limit {
 		return nil, fmt.Errorf("telegram: %w (%d bytes)", ErrFileTooBig, f.FileSize)
@@ -83,7 +82,7 @@ func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]by
 	defer body.Close()
 	data, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("telegram: download: %w", c.Scrub(err))
+		return nil, fmt.Errorf("telegram: download: %w", err)
 	}
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("telegram: %w (more than %d bytes)", ErrFileTooBig, limit)
@@ -95,11 +94,11 @@ func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]by
 func (c *Client) get(ctx context.Context, filePath string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.FileURL(filePath), nil)
 	if err != nil {
-		return nil, fmt.Errorf("telegram: download: %w", c.Scrub(err))
+		return nil, fmt.Errorf("telegram: download: %w", err)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("telegram: download: %w", c.Scrub(err))
+		return nil, fmt.Errorf("telegram: download: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -112,8 +111,7 @@ func (c *Client) get(ctx context.Context, filePath string) (io.ReadCloser, error
 }
 
 // openLocal opens the file at the absolute path p, if it is a regular file of at most limit
-// bytes inside the local files directory. Its errors never name the path, which holds the
-// token (a local server keeps a bot's files under <dir>/<token>/).
+// bytes inside the local files directory.
 func (c *Client) openLocal(p string, limit int64) (io.ReadCloser, error) {
 	rel, ok := inside(c.localDir, p)
 	if !ok {
@@ -125,19 +123,19 @@ func (c *Client) openLocal(p string, limit int64) (io.ReadCloser, error) {
 	// The root keeps every step of the path, symbolic links included, inside the directory.
 	root, err := os.OpenRoot(c.localReal)
 	if err != nil {
-		return nil, fmt.Errorf("telegram: local files: %w", c.Scrub(err))
+		return nil, fmt.Errorf("telegram: local files: %w", err)
 	}
 	defer root.Close()
 	// Non-blocking, so that a FIFO put there does not hold the reply up: it is refused below.
 	file, err := root.OpenFile(rel, openLocalFlags, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrLocalFile, c.scrubPath(err, p, rel))
+		return nil, fmt.Errorf("%w: %w", ErrLocalFile, err)
 	}
 	fi, err := file.Stat()
 	switch {
 	case err != nil:
 		file.Close()
-		return nil, fmt.Errorf("%w: %s", ErrLocalFile, c.scrubPath(err, p, rel))
+		return nil, fmt.Errorf("%w: %w", ErrLocalFile, err)
 	case !fi.Mode().IsRegular():
 		file.Close()
 		return nil, fmt.Errorf("%w: it is not a regular file (%s)", ErrLocalFile, fi.Mode().Type())
@@ -146,17 +144,6 @@ func (c *Client) openLocal(p string, limit int64) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("telegram: %w (%d bytes)", ErrFileTooBig, fi.Size())
 	}
 	return file, nil
-}
-
-// scrubPath is err's text without the paths (which hold the token).
-func (c *Client) scrubPath(err error, paths ...string) string {
-	s := err.Error()
-	for _, p := range paths {
-		if p != "" && p != "." {
-			s = strings.ReplaceAll(s, p, "<file>")
-		}
-	}
-	return c.Scrub(errors.New(s)).Error()
 }
 
 // inside returns p relative to dir, if p is inside dir (after cleaning: no ".." leads out).

@@ -1,7 +1,7 @@
-// Package tg is what every room of the bot shares about the Bot API: a client that never lets
-// the token into an error, the one way to call Telegram in a chat (Call: paced, its outcome told
-// to the pacer), the way Telegram's answers are told apart (refused, throttled, gone, or never
-// answered at all), and inline keyboards that carry only the fields that are set.
+// Package tg is what every room of the bot shares about the Bot API: a client, the one way to
+// call Telegram in a chat (Call: paced, its outcome told to the pacer), the way Telegram's
+// answers are told apart (refused, throttled, gone, or never answered at all), and inline
+// keyboards that carry only the fields that are set.
 //
 // It holds no state of the conversation and makes no decisions: the rooms that call Telegram
 // decide what an answer means for them.
@@ -20,7 +20,8 @@ import (
 	tgbot "github.com/go-telegram/bot"
 )
 
-// Client is a Bot API client. Errors it returns never contain the token.
+// Client is a Bot API client. Its errors may quote a URL or a local server's path, which hold
+// the token: they leave the process only through ops.Redactor (the log, /healthz, the exit).
 type Client struct {
 	*tgbot.Bot
 	token  string
@@ -54,7 +55,7 @@ func New(cfg Config, pollTimeout time.Duration, hc *http.Client, log *slog.Logge
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("telegram: %w", c.Scrub(err))
+		return nil, fmt.Errorf("telegram: %w", err)
 	}
 	c.Bot = api
 	if cfg.LocalFiles != "" {
@@ -75,29 +76,6 @@ func (c *Client) MethodURL(method string) string { return c.apiURL + "/bot" + c.
 func (c *Client) FileURL(filePath string) string {
 	return c.apiURL + "/file/bot" + c.token + "/" + strings.TrimPrefix(filePath, "/")
 }
-
-// Scrub removes the token from an error's text, for errors that leave the process (to a user,
-// on /healthz, at exit); log lines need not: main's log handler removes every secret. Errors.Is
-// and As still see the original.
-func (c *Client) Scrub(err error) error {
-	return Scrub(err, c.token)
-}
-
-// Scrub removes token from err's text.
-func Scrub(err error, token string) error {
-	if err == nil || token == "" || !strings.Contains(err.Error(), token) {
-		return err
-	}
-	return scrubbedError{msg: strings.ReplaceAll(err.Error(), token, "<token>"), err: err}
-}
-
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e scrubbedError) Error() string { return e.msg }
-func (e scrubbedError) Unwrap() error { return e.err }
 
 // Refused reports whether Telegram answered the call with an error of its own: the call was not
 // carried out. Any other error (a broken connection, a timeout, a 5xx) leaves the outcome

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	tgbot "github.com/go-telegram/bot"
@@ -52,16 +51,5 @@ func TestKeyboardHoldsOnlyCallbackData(t *testing.T) {
 	}
 	if got, want := string(b), `{"inline_keyboard":[[{"text":"⏹ Stop","callback_data":"stop:42"}]]}`; got != want {
 		t.Errorf("got %s, want %s", got, want)
-	}
-}
-
-func TestScrub(t *testing.T) {
-	err := fmt.Errorf("post https://api.telegram.org/bot123:SECRET/getMe: %w", errors.New("refused"))
-	got := Scrub(err, "123:SECRET")
-	if strings.Contains(got.Error(), "SECRET") || !strings.Contains(got.Error(), "<token>") {
-		t.Errorf("got %q", got)
-	}
-	if errors.Unwrap(got) != err {
-		t.Error("the scrubbed error does not wrap the original")
 	}
 }
