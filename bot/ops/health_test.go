@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,14 +105,14 @@ func TestTransportCountsTimeouts(t *testing.T) {
 	cancel2()
 	req2, _ := http.NewRequestWithContext(ctx2, http.MethodPost, "http://x/bot1:a/editMessageText", nil)
 	_, _ = c.Do(req2)
-	mfs, _ := m.reg.Gather()
+	var out strings.Builder
+	m.set.WritePrometheus(&out)
 	got := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "aurabot_telegram_calls_total" {
-			continue
-		}
-		for _, mm := range mf.GetMetric() {
-			got[mm.GetLabel()[0].GetValue()+"/"+mm.GetLabel()[1].GetValue()] = mm.GetCounter().GetValue()
+	for l := range strings.Lines(out.String()) {
+		if rest, ok := strings.CutPrefix(l, `aurabot_telegram_calls_total{method="`); ok {
+			labels, value, _ := strings.Cut(rest, "} ")
+			method, result, _ := strings.Cut(labels, `",result="`)
+			got[method+"/"+strings.TrimSuffix(result, `"`)], _ = strconv.ParseFloat(strings.TrimSpace(value), 64)
 		}
 	}
 	if got["sendMessage/network_error"] != 1 {

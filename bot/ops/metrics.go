@@ -4,90 +4,68 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/VictoriaMetrics/metrics"
 )
 
-// Metrics are the bot's Prometheus metrics, in a registry of its own (never the global default
-// one), so that tests can run several bots in one process. No label ever holds a chat or user id:
-// the values of every label are a small fixed set.
+// Metrics are the bot's Prometheus metrics, in a set of their own (never the library's global
+// one), so that tests can run several bots in one process. No label ever holds a chat or user
+// id: the values of every label are a small fixed set.
 type Metrics struct {
-	reg *prometheus.Registry
+	set *metrics.Set
 
-	repliesStarted  prometheus.Counter
-	repliesFinished *prometheus.CounterVec
-	repliesFailed   *prometheus.CounterVec
-	replyDuration   prometheus.Histogram
-	firstText       prometheus.Histogram
-	streams         prometheus.Gauge
-	telegramCalls   *prometheus.CounterVec
-	auraErrors      *prometheus.CounterVec
-	webhookRequests *prometheus.CounterVec
+	repliesStarted *metrics.Counter // replies that began streaming an answer from the model
+	// Time from asking the model to the final message of a reply, and to the first text the
+	// user sees.
+	replyDuration, firstText *metrics.PrometheusHistogram
+	streams                  *metrics.Gauge // replies streaming now
 }
 
 // NewMetrics returns the metrics; queueLength reports the messages waiting in conversation
-// queues.
+// queues (not the ones running).
 func NewMetrics(queueLength func() float64) *Metrics {
+	s := metrics.NewSet()
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		repliesStarted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "aurabot_replies_started_total",
-			Help: "Replies that began streaming an answer from the model.",
-		}),
-		repliesFinished: counterVec("aurabot_replies_finished_total",
-			"Replies that ended without a failure, by outcome: done, stopped (by the user), interrupted (by a shutdown).",
-			"outcome", "done", "stopped", "interrupted"),
-		repliesFailed: counterVec("aurabot_replies_failed_total",
-			"Replies that failed, by reason: model (the model server failed), empty (it sent nothing), blocked (the user blocked the bot).",
-			"reason", "model", "empty", "blocked"),
-		replyDuration: histogram("aurabot_reply_duration_seconds", "Time from asking the model to the final message of a reply.",
-			0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
-		firstText: histogram("aurabot_reply_first_text_seconds", "Time from asking the model to the first text the user sees.",
-			0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
-		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aurabot_streams_in_flight", Help: "Replies streaming now."}),
-		telegramCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "aurabot_telegram_calls_total",
-			Help: "Bot API calls by method and result: ok, the HTTP status Telegram answered (429 is flood control), or network_error.",
-		}, []string{"method", "result"}),
-		auraErrors: counterVec("aurabot_aura_errors_total",
-			"Model server failures by kind: status, connect, first_byte_timeout, idle_timeout, broken_stream, other.",
-			"kind", "status", "connect", "first_byte_timeout", "idle_timeout", "broken_stream", "images_unsupported", "browser", "other"),
-		webhookRequests: counterVec("aurabot_webhook_requests_total",
-			"Webhook requests by the HTTP status they were answered with (401: wrong secret).", "code"),
+		set:            s,
+		repliesStarted: s.NewCounter("aurabot_replies_started_total"),
+		replyDuration: s.NewPrometheusHistogramExt("aurabot_reply_duration_seconds",
+			[]float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}),
+		firstText: s.NewPrometheusHistogramExt("aurabot_reply_first_text_seconds",
+			[]float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60}),
+		streams: s.NewGauge("aurabot_streams_in_flight", nil),
 	}
-	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "aurabot_queue_length",
-		Help: "Messages and commands waiting in conversation queues (not the ones running).",
-	}, queueLength)
-	m.reg.MustRegister(m.repliesStarted, m.repliesFinished, m.repliesFailed, m.replyDuration, m.firstText,
-		m.streams, m.telegramCalls, m.auraErrors, m.webhookRequests, queue,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.NewGauge("aurabot_queue_length", queueLength)
+	// Label values created up front, so that dashboards see zeros rather than missing series:
+	// replies that ended without a failure, by outcome (done, stopped by the user, interrupted
+	// by a shutdown); replies that failed, by reason (model: the model server failed, empty: it
+	// sent nothing, blocked: the user blocked the bot); model server failures by kind. Besides
+	// these: Bot API calls by method and result (ok, the HTTP status Telegram answered, 429
+	// being flood control, or network_error), and webhook requests by the status they got.
+	for name, values := range map[string][]string{
+		"aurabot_replies_finished_total{outcome=%q}": {"done", "stopped", "interrupted"},
+		"aurabot_replies_failed_total{reason=%q}":    {"model", "empty", "blocked"},
+		"aurabot_aura_errors_total{kind=%q}": {"status", "connect", "first_byte_timeout", "idle_timeout", "broken_stream",
+			"images_unsupported", "browser", "other"},
+	} {
+		for _, v := range values {
+			s.GetOrCreateCounter(fmt.Sprintf(name, v))
+		}
+	}
 	return m
 }
 
-// counterVec is a counter with one label, whose values are created up front so that dashboards
-// see zeros rather than missing series.
-func counterVec(name, help, label string, values ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
-	for _, v := range values {
-		c.WithLabelValues(v)
-	}
-	return c
-}
-
-func histogram(name, help string, buckets ...float64) prometheus.Histogram {
-	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
-}
-
-// Handler serves GET /metrics.
+// Handler serves GET /metrics: the bot's metrics, then the Go runtime's and the process's.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
 }
 
 // ReplyStarted counts a reply that began streaming.
@@ -101,23 +79,23 @@ func (m *Metrics) ReplyStarted() {
 // ever shown.
 func (m *Metrics) ReplyEnded(result string, failed bool, auraKind string, took, firstText time.Duration) {
 	m.streams.Dec()
-	m.replyDuration.Observe(took.Seconds())
+	m.replyDuration.Update(took.Seconds())
 	if firstText > 0 {
-		m.firstText.Observe(firstText.Seconds())
+		m.firstText.Update(firstText.Seconds())
 	}
 	if failed {
-		m.repliesFailed.WithLabelValues(result).Inc()
+		m.set.GetOrCreateCounter(fmt.Sprintf("aurabot_replies_failed_total{reason=%q}", result)).Inc()
 	} else {
-		m.repliesFinished.WithLabelValues(result).Inc()
+		m.set.GetOrCreateCounter(fmt.Sprintf("aurabot_replies_finished_total{outcome=%q}", result)).Inc()
 	}
 	if auraKind != "" {
-		m.auraErrors.WithLabelValues(auraKind).Inc()
+		m.set.GetOrCreateCounter(fmt.Sprintf("aurabot_aura_errors_total{kind=%q}", auraKind)).Inc()
 	}
 }
 
 // WebhookRequest counts a webhook request by the status it got.
 func (m *Metrics) WebhookRequest(code int) {
-	m.webhookRequests.WithLabelValues(strconv.Itoa(code)).Inc()
+	m.set.GetOrCreateCounter(fmt.Sprintf("aurabot_webhook_requests_total{code=\"%d\"}", code)).Inc()
 }
 
 // observedTransport counts every Bot API call by method and result, and feeds it to the health
@@ -146,7 +124,7 @@ func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case resp.StatusCode != http.StatusOK:
 		result = strconv.Itoa(resp.StatusCode)
 	}
-	t.metrics.telegramCalls.WithLabelValues(method, result).Inc()
+	t.metrics.set.GetOrCreateCounter(`aurabot_telegram_calls_total{method="` + method + `",result="` + result + `"}`).Inc()
 	t.health.answered(r, method, resp, err)
 	return resp, err
 }
