@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"iter"
 	"log/slog"
@@ -125,6 +126,8 @@ type env struct {
 	store *history.Store
 	bot   *Bot
 	stop  func()
+	// patience bounds each wait for the bot (20 s unless a test knows a longer bound).
+	patience time.Duration
 }
 
 const (
@@ -210,7 +213,7 @@ func newEnvOn(t *testing.T, cfg Config, tg *telegramtest.Server, apiURL string, 
 
 func (e *env) wait(cond func() bool) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(e.patience, 20*time.Second))
 	defer cancel()
 	if err := e.tg.Wait(ctx, cond); err != nil {
 		e.t.Fatal(err)
