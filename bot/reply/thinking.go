@@ -9,8 +9,8 @@ import (
 	"aurabot/bot/render"
 )
 
-// Chunk is one piece of a model's reply as Stream takes it: the answer's text, or the model's
-// thinking (a reasoning model's, before it answers). At most one of them is set.
+// Chunk is one piece of a model's reply: the answer's text, or a reasoning model's thinking
+// (at most one of them set).
 type Chunk struct {
 	Text     string
 	Thinking string
@@ -28,8 +28,7 @@ const (
 )
 
 // thinking is what a reply knows of the model's thinking: its newest part (at most 2 *
-// quoteBytes, for the memory of a reply that thinks for long), whether any of it was dropped,
-// and when it began and ended.
+// quoteBytes, bounding memory), and when it began and ended.
 type thinking struct {
 	tail    strings.Builder
 	cut     bool      // the start of the thinking is no longer in tail
@@ -66,8 +65,8 @@ func (th *thinking) answering(now time.Time) {
 	}
 }
 
-// block returns the Markdown shown above the answer at now: "" when the model has not thought.
-// done says the thinking is over (the answer began, or the reply ended).
+// block returns the Markdown shown above the answer at now ("": no thinking); done: the thinking
+// is over.
 func (th *thinking) block(show, done bool, now time.Time) string {
 	if th.started.IsZero() {
 		return ""
