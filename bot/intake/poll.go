@@ -27,9 +27,8 @@ import (
 	"aurabot/history/inbox"
 )
 
-// AllowedUpdates are the update types the bot asks Telegram for: only those it handles, so that
-// nothing else is stored. stopped_message_generation is a press on Telegram's own Stop button
-// of a draft (STREAM_MODE=draft).
+// AllowedUpdates are the update types the bot handles, so that nothing else is stored.
+// stopped_message_generation is a press on a draft's own Stop button (STREAM_MODE=draft).
 var AllowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateCallbackQuery, models.AllowedUpdateStoppedMessageGeneration}
 
 // Inbox is what intake needs of the update store.
@@ -42,18 +41,16 @@ type Inbox interface {
 type Deps struct {
 	TG    *tg.Client
 	Inbox Inbox
-	// Handle takes an update once it is saved as inbox entry seq. It must return without
-	// waiting on Telegram.
+	// Handle takes an update saved as inbox entry seq, without waiting on Telegram.
 	Handle func(ctx context.Context, seq int64, u *models.Update)
 	Log    *slog.Logger
-	// SaveFailed, if set, is told about updates that could not be saved (a full disk): they are
-	// not confirmed, so Telegram sends them again, and the users may be told to wait.
+	// SaveFailed, if set, is told about updates that could not be saved (a full disk): not
+	// confirmed, Telegram sends them again; the users may be told to wait.
 	SaveFailed func(ctx context.Context, us []*models.Update, err error)
 }
 
-// take decodes, saves and hands on (with handleCtx) a batch of updates, and returns the offset
-// past them. An update that cannot be decoded is kept raw in the inbox (for a later version to
-// handle), logged the first time it arrives, and skipped.
+// take decodes, saves and hands on (with handleCtx) a batch, and returns the offset past it. An
+// update that cannot be decoded is kept raw (for a later version), logged once, and skipped.
 func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next int64, err error) {
 	var recs []inbox.Incoming
 	byID := map[int64]*models.Update{}
@@ -153,9 +150,8 @@ func Poll(ctx, handleCtx context.Context, deps Deps, timeout time.Duration) erro
 	}
 }
 
-// getUpdates asks for the updates Telegram holds, waiting up to timeout for one. An offset of 0
-// is left out of the call: nothing is confirmed, and every unconfirmed update comes back. Its
-// errors are go-telegram/bot's, so that tg tells them apart.
+// getUpdates asks for the updates Telegram holds, waiting up to timeout; offset 0 is left out
+// (every unconfirmed update comes back). Its errors are go-telegram/bot's, for tg to tell apart.
 func getUpdates(ctx context.Context, c *tg.Client, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
 	params := map[string]any{
 		"timeout":         int(timeout / time.Second),

@@ -20,26 +20,21 @@ import (
 	tgbot "github.com/go-telegram/bot"
 )
 
-// Client is a Bot API client. Its errors may quote a URL or a local server's path, which hold
-// the token: they leave the process only through ops.Redactor (the log, /healthz, the exit).
+// Client is a Bot API client. Its errors may quote a URL or a local server's path, which hold the
+// token: they leave the process only through ops.Redactor (the log, /healthz, the exit).
 type Client struct {
 	*tgbot.Bot
-	token  string
-	apiURL string
-	http   *http.Client
-	// localDir is TELEGRAM_LOCAL_FILES, as given and with symbolic links resolved (localReal);
-	// "" reads no local file. See SetLocalFiles.
-	localDir, localReal string
+	token               string
+	apiURL              string
+	http                *http.Client
+	localDir, localReal string // TELEGRAM_LOCAL_FILES, as given and with links resolved; see SetLocalFiles
 }
 
 // Config is how to reach the Bot API.
 type Config struct {
-	Token  string `env:"TELEGRAM_TOKEN"`
-	APIURL string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
-	// LocalFiles is the working directory of a local Bot API server (telegram-bot-api --local),
-	// as the bot sees it: the only place Download reads a file from the local disk (see
-	// SetLocalFiles). "" reads none.
-	LocalFiles string `env:"TELEGRAM_LOCAL_FILES"`
+	Token      string `env:"TELEGRAM_TOKEN"`
+	APIURL     string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
+	LocalFiles string `env:"TELEGRAM_LOCAL_FILES"` // a local Bot API server's --dir (SetLocalFiles); "": none
 }
 
 // New builds a client for cfg. It makes no network call.
@@ -77,9 +72,8 @@ func (c *Client) FileURL(filePath string) string {
 	return c.apiURL + "/file/bot" + c.token + "/" + strings.TrimPrefix(filePath, "/")
 }
 
-// Refused reports whether Telegram answered the call with an error of its own: the call was not
-// carried out. Any other error (a broken connection, a timeout, a 5xx) leaves the outcome
-// unknown: the call may have been carried out.
+// Refused reports whether Telegram answered with an error of its own: the call was not carried
+// out. Any other error (a broken connection, a timeout, a 5xx) leaves the outcome unknown.
 func Refused(err error) bool {
 	var tm *tgbot.TooManyRequestsError
 	var mig *tgbot.MigrateError
@@ -88,8 +82,8 @@ func Refused(err error) bool {
 		errors.Is(err, tgbot.ErrorConflict) || errors.As(err, &tm) || errors.As(err, &mig)
 }
 
-// Unknown reports whether err leaves the outcome of a call unknown (see Refused). A call the
-// caller cancelled itself is unknown too: it may have reached Telegram.
+// Unknown reports whether err leaves the outcome of a call unknown (see Refused), as a call the
+// caller cancelled does: it may have reached Telegram.
 func Unknown(err error) bool { return err != nil && !Refused(err) }
 
 // RetryAfter is Telegram's flood-control wait for a 429, if err is one.
@@ -121,9 +115,8 @@ func Gone(err error) bool {
 		badRequest(err, "message not found")
 }
 
-// BadFormatting reports a 400 about the text's formatting (its entities), in any of the ways
-// Telegram words it ("can't parse entities", "ENTITY_MENTION_USER_INVALID", ...): the same
-// text sent plain goes through.
+// BadFormatting reports a 400 about the text's entities ("can't parse entities",
+// "ENTITY_MENTION_USER_INVALID", ...): the same text sent plain goes through.
 func BadFormatting(err error) bool { return badRequest(err, "entit") || badRequest(err, "can't parse") }
 
 func badRequest(err error, what string) bool {
