@@ -53,12 +53,14 @@ type Deps struct {
 // update that cannot be decoded is kept raw (for a later version), logged once, and skipped.
 func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next int64, err error) {
 	var recs []inbox.Incoming
+	var us []*models.Update
 	byID := map[int64]*models.Update{}
 	for _, raw := range raws {
 		var u models.Update
 		uerr := json.Unmarshal(raw, &u)
 		if uerr == nil && u.ID != 0 {
 			recs = append(recs, inbox.Incoming{ID: u.ID, Payload: raw})
+			us = append(us, &u)
 			byID[u.ID] = &u
 			next = max(next, u.ID+1)
 			continue
@@ -85,10 +87,6 @@ func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next
 	entries, err := d.Inbox.Save(ctx, recs) // exactly as Telegram sent them; those seen before are not fresh
 	if err != nil {
 		if d.SaveFailed != nil {
-			us := make([]*models.Update, 0, len(recs))
-			for _, r := range recs {
-				us = append(us, byID[r.ID])
-			}
 			d.SaveFailed(ctx, us, err)
 		}
 		return 0, err
@@ -99,17 +97,14 @@ func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next
 	return next, nil
 }
 
-// Poll long-polls getUpdates until ctx ends; updates are handled with handleCtx.
-// go-telegram/bot's own poller confirms an update as soon as it is queued, before anything
-// handled it; this one confirms a batch only once it is saved.
+// Poll long-polls getUpdates until ctx ends; updates are handled with handleCtx. Unlike
+// go-telegram/bot's poller, which confirms an update once queued, it confirms a batch once saved.
 //
-// It never polls from a remembered offset. Telegram confirms (deletes) every update whose id is
-// below the offset of a call, and after a week without updates it numbers the next one at
-// random, possibly below every id seen before: a bot that polls from its highest id + 1 then
-// deletes the new updates unseen. So a saved batch is confirmed with one call whose offset is
-// the batch's highest id + 1, made right after the batch was saved (while the numbering is
-// sequential: the batch has just arrived), and every other call has no offset at all: Telegram
-// then returns whatever is unconfirmed, whatever its id.
+// It never polls from a remembered offset: an offset confirms (deletes) every update below it,
+// and after a week without updates Telegram numbers the next one at random, possibly below every
+// id seen. So a saved batch is confirmed by one call with its highest id + 1 right after it was
+// saved (while the numbering is sequential), and every other call has no offset: Telegram then
+// returns whatever is unconfirmed, whatever its id.
 func Poll(ctx, handleCtx context.Context, deps Deps, timeout time.Duration) error {
 	confirm := int64(0) // the offset that confirms the last batch saved; 0: none to confirm
 	retry := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, Multiplier: 2, MaxInterval: 30 * time.Second}

@@ -57,8 +57,7 @@ type Webhook struct {
 	stopped   bool
 }
 
-// NewWebhook returns a webhook handler that checks secret; count, if not nil, is told the
-// status of every request.
+// NewWebhook returns a webhook handler that checks secret; count, if set, gets every status.
 func NewWebhook(deps Deps, secret string, count func(code int)) *Webhook {
 	return &Webhook{
 		deps: deps, secret: secret, count: count, open: make(chan struct{}), closed: make(chan struct{}),
@@ -84,8 +83,8 @@ func (wh *Webhook) Close() {
 	wh.refused.Close()
 }
 
-// ServeHTTP takes one update. It answers 200 only once the update is saved (or kept raw), so that
-// Telegram sends again what the bot could not keep; a wrong secret is refused before the body is read.
+// ServeHTTP takes one update, answering 200 only once it is saved (or kept raw): Telegram sends
+// again what the bot could not keep. A wrong secret is refused before the body is read.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	code := wh.take(w, r)
 	if wh.count != nil {

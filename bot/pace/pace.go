@@ -13,9 +13,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Pacer decides when the bot may call Telegram. A call first waits for its chat (one at a time,
-// the chat's interval after its previous call, never inside a retry_after window), then queues for
-// the global rate by reservation: calls go in the order their chats became ready, an equal share each.
+// Pacer decides when the bot may call Telegram. A call waits for its chat (one at a time, the
+// chat's interval after its previous call, never inside a retry_after window), then queues for the
+// global rate by reservation: calls go in the order their chats became ready, a fair share each.
 type Pacer struct {
 	private, group time.Duration
 	global         *rate.Limiter
@@ -249,8 +249,7 @@ func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
 	}
 }
 
-// OK records a call in chat id that Telegram answered without a 429: a grown interval shrinks
-// back slowly.
+// OK records a call in chat id answered without a 429: a grown interval shrinks back slowly.
 func (p *Pacer) OK(id int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

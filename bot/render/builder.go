@@ -117,8 +117,7 @@ func (b *builder) text(s []byte) {
 	}
 }
 
-// newline ends the current line inside a block (a soft or hard break). It is dropped at the
-// very start of the text, where it could only show as a leading blank line.
+// newline ends a line inside a block (a soft or hard break); at the start of the text it is dropped.
 func (b *builder) newline() {
 	if len(b.buf) == 0 {
 		return
@@ -167,7 +166,6 @@ func sortEntities(ents []models.MessageEntity) {
 	})
 }
 
-// appendMessage appends an already rendered fragment and its entities.
 func (b *builder) appendMessage(m Message) {
 	if m.Text == "" {
 		return

@@ -114,8 +114,7 @@ func fenceOf(line string) string {
 	return t[:n]
 }
 
-// openFence returns the opening fence line (with its info string) of a code block that src
-// leaves open, or "".
+// openFence returns the opening line (info string and all) of a code block src leaves open, or "".
 func openFence(src string) string {
 	open, openLine := "", ""
 	for line := range strings.Lines(src) {

@@ -167,14 +167,12 @@ func (r *renderer) children(n ast.Node) {
 	}
 }
 
-// code writes a code block's lines byte for byte as one pre entity, dropping only the newline
-// that ends its last line.
+// code writes a code block as one pre entity, byte for byte but for its last newline.
 func (r *renderer) code(n ast.Node, lang string) {
 	r.verbatim(models.MessageEntityTypePre, lang, bytes.TrimSuffix(n.Lines().Value(r.source), []byte("\n")))
 	r.b.endBlock(2)
 }
 
-// wrap writes n's children inside one entity of typ.
 func (r *renderer) wrap(typ models.MessageEntityType, n ast.Node) {
 	r.b.push(typ, "", "")
 	r.children(n)

@@ -215,8 +215,7 @@ func extendsPrevious(r rune) bool {
 
 func isRegional(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
 
-// regionalRunOdd reports whether t ends in an odd number of regional indicators, that is in
-// the first half of a flag.
+// regionalRunOdd reports whether t ends in half a flag (an odd run of regional indicators).
 func regionalRunOdd(t string) bool {
 	n := 0
 	for len(t) > 0 {
@@ -230,8 +229,7 @@ func regionalRunOdd(t string) bool {
 	return n%2 == 1
 }
 
-// verbatimMask marks the bytes of m.Text inside pre and code entities, or is nil if there
-// are none.
+// verbatimMask marks the bytes of m.Text inside pre and code entities; nil if there are none.
 func verbatimMask(m Message, total int) []bool {
 	var mask []bool
 	var byteAt []int32 // UTF-16 offset -> byte offset

@@ -78,7 +78,6 @@ func (r *renderer) table(n *east.Table) {
 	r.verbatim(models.MessageEntityTypePre, "", []byte(strings.Join(lines, "\n")))
 }
 
-// tableLines writes one line per row: cells joined by " | ", the header row bold.
 func (r *renderer) tableLines(rows [][]Message) {
 	for i, row := range rows {
 		if i > 0 {

@@ -28,7 +28,6 @@ func Thinking(label, quote string) string {
 	return b.String()
 }
 
-// longestRun returns the length of the longest run of c in s.
 func longestRun(s string, c byte) int {
 	longest, n := 0, 0
 	for i := range len(s) {
@@ -42,8 +41,7 @@ func longestRun(s string, c byte) int {
 	return longest
 }
 
-// WithoutThinking returns md without the first block Thinking made, if it has one: the answer a
-// reply showed under the model's thinking.
+// WithoutThinking returns md without the first block Thinking made: the answer under it.
 func WithoutThinking(md string) string {
 	for start := 0; start < len(md); {
 		line, _, _ := strings.Cut(md[start:], "\n")

@@ -48,8 +48,7 @@ type sentMessage struct {
 	tries int
 }
 
-// wire is exactly what a send carries: an edit with it changes nothing of a copy a lost send
-// of it posted ("message is not modified").
+// wire is exactly what a send carries: an edit with it finds a lost send's copy "not modified".
 type wire struct {
 	Text     string                 `json:"text"`
 	Entities []models.MessageEntity `json:"entities,omitempty"`
@@ -63,7 +62,6 @@ func (w wire) markup() models.ReplyMarkup {
 	return tg.OneButton("⏹ Stop", w.Button)
 }
 
-// edit is the edit that makes message id of chat show w.
 func (w wire) edit(chat int64, id int) *tgbot.EditMessageTextParams {
 	return &tgbot.EditMessageTextParams{
 		ChatID: chat, MessageID: id, Text: w.Text, Entities: w.Entities, ReplyMarkup: w.markup(),
@@ -129,10 +127,9 @@ func (d *Display) Settled() bool {
 	return !slices.ContainsFunc(d.sent, func(s sentMessage) bool { return s.id == 0 })
 }
 
-// Apply brings the display to parts: message i shows parts[i] (the last with the Stop button while
-// streaming), messages beyond them are deleted. paid: the caller holds a pacer slot. Final applies
-// retry until ctx ends. A message whose send had no answer is sent again first, exactly as it was:
-// the reply goes on at once, the search for the lost send's copy comes afterwards.
+// Apply brings the display to parts (the last with the Stop button while streaming) and deletes
+// the messages beyond; paid: the caller holds a pacer slot. Final applies retry until ctx ends. A
+// send with no answer is made again first, exactly as it was; the search for its copy comes later.
 func (d *Display) Apply(ctx context.Context, parts []render.Message, final, paid bool) error {
 	again := func(err error, what string) bool {
 		if !final || !retryable(err) || ctx.Err() != nil {
@@ -212,8 +209,7 @@ func retryable(err error) bool {
 		!errors.Is(err, tgbot.ErrorUnauthorized) && !errors.Is(err, tgbot.ErrorNotFound)
 }
 
-// put sends part i (again, exactly as before, if its send had no answer) or edits the message
-// that shows it. The caller has waited for a pacer slot.
+// put sends part i (again, exactly, if its send had no answer) or edits it, in the caller's slot.
 func (d *Display) put(ctx context.Context, i int, p render.Message, button bool) error {
 	if i < len(d.sent) && d.sent[i].id == 0 {
 		return d.resend(ctx, i)

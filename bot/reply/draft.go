@@ -19,9 +19,8 @@ var errDraftThrottled = errors.New("draft update throttled")
 
 const (
 	// draftEvery: drafts are not limited like edits (about one a second); 200-500 ms is tolerated.
-	draftEvery = 300 * time.Millisecond
-	// draftRefresh: Telegram shows a draft for about 30 s, and a model may pause longer.
-	draftRefresh = 20 * time.Second
+	draftEvery   = 300 * time.Millisecond
+	draftRefresh = 20 * time.Second // Telegram shows a draft for about 30 s; a model may pause longer
 	// Telegram shows "typing…" for about 5 s; it is shown once the model is silent typingAfter.
 	typingEvery = 4 * time.Second
 	typingAfter = 500 * time.Millisecond
@@ -37,7 +36,6 @@ type draft struct {
 	last time.Time
 }
 
-// wait blocks until the next draft update may go out.
 func (dr *draft) wait(ctx context.Context) error {
 	if err := pace.SleepUntil(ctx, dr.last.Add(draftEvery)); err != nil {
 		return err

@@ -26,8 +26,7 @@ type TooLongError struct{ Max int }
 func (e *TooLongError) Error() string        { return ErrTooLong.Error() }
 func (e *TooLongError) Is(target error) bool { return target == ErrTooLong }
 
-// PanicError is a panic of the model's stream (or of the code that reads it), recovered: the
-// reply ends with it as its error, and the bot goes on.
+// PanicError is a recovered panic of the model's stream (or its reader): the reply ends with it.
 type PanicError struct {
 	Value any
 	Stack []byte

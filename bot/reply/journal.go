@@ -14,15 +14,13 @@ type Target struct {
 	Group    bool
 }
 
-// Journal records, before each Telegram call, what a reply is about to do, so that a restart
-// finds every message the reply may have posted and the text they must end with, whatever was
-// killed or lost on the way. A nil Journal records nothing. A method that fails stops the call
-// it precedes: the reply never shows what it could not record.
+// Journal records what a reply is about to do before each Telegram call, so that a restart finds
+// every message it may have posted and the text they must end with. A nil Journal records
+// nothing; a method that fails stops its call: the reply never shows what it could not record.
 type Journal interface {
 	// Show records the text the reply is about to show; nothing follows a final record.
 	Show(ctx context.Context, s Shown) error
-	// Sending records that message idx of the reply is about to be sent: above which id it will
-	// be, what it carries, and after how many sends of it whose outcome is unknown.
+	// Sending records that message idx of the reply is about to be sent (see Sending).
 	Sending(ctx context.Context, idx int, s Sending) error
 	// Sent records the id Telegram gave message idx. lost, if not nil, is the search for the
 	// copies earlier sends of it may have posted, recorded with it; Sent returns its id.
@@ -49,8 +47,7 @@ type Shown struct {
 	Complete bool   // a final answer is whole (no notice, or one about an output limit): stored done
 }
 
-// Recorded is what a journal holds of a reply that must be finished (after a crash, or Telegram
-// stopped answering).
+// Recorded is what a journal holds of a reply that must be finished.
 type Recorded struct {
 	Parts []RecordedPart // the reply's messages in order
 	Shown                // what the reply was about to show last

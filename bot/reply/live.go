@@ -13,7 +13,6 @@ import (
 	"aurabot/bot/render"
 )
 
-// stream is one reply while it streams.
 type stream struct {
 	s          *Streamer
 	ctx        context.Context
@@ -50,8 +49,7 @@ func (st *stream) typing() {
 	st.s.side.Go(func() { st.s.typing(st.ctx, st.t, st.gotText, st.typingDone) })
 }
 
-// read takes the model's chunks until its stream ends, fails, panics or passes MaxAnswerChars,
-// and wakes the loop for each.
+// read takes the model's chunks until its stream ends, fails, panics or passes MaxAnswerChars.
 func (st *stream) read(chunks func(ctx context.Context) iter.Seq2[Chunk, error]) {
 	defer close(st.done)
 	defer func() {

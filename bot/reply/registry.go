@@ -103,8 +103,7 @@ func (r *Registry) Max(chat int64) int {
 	return 0
 }
 
-// Acquire waits until owner may send in chat (the gate is free, or owner holds it already) and
-// takes the gate, or returns ctx's error.
+// Acquire waits until chat's gate is free (or owner's) and takes it, or returns ctx's error.
 func (r *Registry) Acquire(ctx context.Context, chat int64, owner Owner) error {
 	for {
 		r.mu.Lock()

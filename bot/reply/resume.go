@@ -9,10 +9,9 @@ import (
 )
 
 // Resume finishes a reply from its journal (after a crash, or when Telegram stopped answering):
-// its messages show the recorded text with its notice if it was final, else with cut (the
-// caller's words for a reply cut short); never less than the user saw. It reports the answer
-// shown (without the thinking), the first message and whether the answer was whole; an error
-// wraps ErrUnfinished when the messages are not settled.
+// the recorded text, never less than the user saw, with its notice if final, else with cut. It
+// reports the answer shown (without the thinking), the first message and whether the answer was
+// whole; an error wraps ErrUnfinished when the messages are not settled.
 func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded, cut string) (text string, firstID int, complete bool, err error) {
 	text = render.WithoutThinking(rec.Text)
 	d := NewDisplay(s.deps, t, j, "")
@@ -65,8 +64,7 @@ const (
 	finalLimit = 10 * time.Minute
 )
 
-// FinalContext is the context of a final edit or a notice: it outlives ctx, so that a reply cut
-// by a shutdown still shows its text, but by finalGrace at most.
+// FinalContext is the context of a final edit or a notice: it outlives ctx by finalGrace at most.
 func FinalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalLimit)
 	stop := context.AfterFunc(ctx, func() {

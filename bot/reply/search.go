@@ -67,8 +67,7 @@ func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store
 	return &Searcher{deps: deps, store: store, queues: map[int64][]Lost{}}
 }
 
-// Start runs pending (the searches a restart found in the journal) and every later Add until
-// ctx ends.
+// Start runs pending (the searches a restart found in the journal) and later Adds until ctx ends.
 func (s *Searcher) Start(ctx context.Context, pending []Lost) {
 	s.mu.Lock()
 	s.ctx = ctx
@@ -227,7 +226,6 @@ func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool,
 	}
 }
 
-// remove deletes (or blanks) the copy at id.
 func (s *Searcher) remove(ctx context.Context, chat int64, id int) error {
 	if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
 		return err

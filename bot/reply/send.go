@@ -11,8 +11,7 @@ import (
 	"aurabot/bot/tg"
 )
 
-// send posts part i as a new message under the chat's send gate, its floor and wire recorded
-// first. A send with no answer keeps the gate and is made again (resend): see the package comment.
+// send posts part i as a new message under the chat's send gate, its floor and wire recorded first.
 func (d *Display) send(ctx context.Context, i int, w wire) error {
 	if err := d.deps.Registry.Acquire(ctx, d.t.ChatID, d.owner); err != nil {
 		return err
@@ -39,8 +38,7 @@ func (d *Display) resend(ctx context.Context, i int) error {
 	return d.post(ctx, i)
 }
 
-// post records, then makes the send of part i (d.sent[i], id 0): it gets an id, or one more
-// send with an unknown outcome.
+// post records, then sends part i (id 0): it gets an id, or one more send of unknown outcome.
 func (d *Display) post(ctx context.Context, i int) error {
 	s := &d.sent[i]
 	if d.journal != nil {
@@ -92,8 +90,7 @@ func (d *Display) post(ctx context.Context, i int) error {
 	return err
 }
 
-// posted records that the send of part i gave message id, with the search for what earlier
-// sends of it, whose answers never came, may have posted.
+// posted records part i's id, and the search for what its earlier sends with no answer posted.
 func (d *Display) posted(ctx context.Context, i, id int) {
 	s := &d.sent[i]
 	d.deps.Registry.Add(d.t.ChatID, id)
@@ -117,7 +114,6 @@ func (d *Display) posted(ctx context.Context, i, id int) {
 	d.releaseIfSettled()
 }
 
-// releaseIfSettled frees the chat's send gate once no send of the display is unsettled.
 func (d *Display) releaseIfSettled() {
 	if d.Settled() {
 		d.deps.Registry.Release(d.t.ChatID, d.owner)

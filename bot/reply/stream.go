@@ -10,22 +10,19 @@
 //
 //   - Sends in a chat go one at a time (Registry's gate). Before each, the reply records the
 //     highest message id known in the chat (the send's floor) and exactly what it carries.
-//   - A send with no answer keeps the gate, and is sent again at once, exactly as it was: the
+//   - A send with no answer keeps the gate and is sent again at once, exactly as it was: the
 //     user sees the reply go on. The new message's id is the ceiling: Telegram numbers a chat's
-//     messages in the order it posts them, so the lost send's message, if it exists, lies
-//     strictly between floor and ceiling, and no other message of the bot's can be there.
-//   - In the background, paced behind every other call, Searcher edits each id of that range
-//     with exactly what the lost send carried: its own message answers "message is not
-//     modified" and is deleted; a user's is refused ("can't be edited"), a deleted or unused id
-//     is "not found". Nothing else can change. Ids known to belong to other replies are skipped.
+//     messages in the order it posts them, so the lost send's message, if any, lies strictly
+//     between floor and ceiling, where no other message of the bot's can be.
+//   - In the background, paced behind every other call, Searcher edits each unknown id of that
+//     range with exactly what the lost send carried: only its copy answers "message is not
+//     modified", and is deleted. Nothing else can change.
 //   - A restart gives each chat with a send of unknown outcome to the reply that made it until
-//     that reply has sent again, and takes floors from the journal, never from what the chat
-//     knows by then.
+//     that reply has sent again, and takes floors from the journal, not from the chat.
 //
 // Lost has the argument in full. The package knows nothing of conversations, commands or
 // storage: the caller hands it a stream of text (the answer, and a reasoning model's thinking,
-// shown above the answer but never part of it: see thinking.go) and a journal, and stores what
-// it returns.
+// shown above it: see thinking.go) and a journal, and stores what it returns.
 package reply
 
 import (

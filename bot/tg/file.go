@@ -13,12 +13,10 @@ import (
 	tgbot "github.com/go-telegram/bot"
 )
 
-// MaxDownload is the largest file the Bot API lets a bot download (20 MB); a local Bot API
-// server (--local) has no such limit.
+// MaxDownload is the largest file the Bot API lets a bot download; a local server has no limit.
 const MaxDownload = 20 << 20
 
-// ErrFileTooBig means a file is larger than the caller's limit, or than Telegram hands out to
-// bots; nothing more of it was read.
+// ErrFileTooBig means a file is over the caller's limit or Telegram's; no more of it was read.
 var ErrFileTooBig = errors.New("telegram: the file is too big")
 
 // ErrLocalFile means getFile named a path on the Bot API server's disk that the bot may not read
@@ -83,7 +81,6 @@ func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]by
 	return data, nil
 }
 
-// get downloads a file_path over HTTP.
 func (c *Client) get(ctx context.Context, filePath string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.FileURL(filePath), nil)
 	if err != nil {
@@ -103,8 +100,7 @@ func (c *Client) get(ctx context.Context, filePath string) (io.ReadCloser, error
 	return resp.Body, nil
 }
 
-// openLocal opens the file at the absolute path p, if it is a regular file of at most limit
-// bytes inside the local files directory.
+// openLocal opens absolute path p if it is a regular file of at most limit bytes in localDir.
 func (c *Client) openLocal(p string, limit int64) (io.ReadCloser, error) {
 	rel, ok := inside(c.localDir, p)
 	if !ok {

@@ -95,8 +95,7 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return time.Duration(max(tm.RetryAfter, 1)) * time.Second, true
 }
 
-// Throttled reports whether err is Telegram's 429: the call was not carried out, and may go
-// again after RetryAfter.
+// Throttled reports Telegram's 429: the call was not carried out, and may go after RetryAfter.
 func Throttled(err error) bool {
 	_, ok := RetryAfter(err)
 	return ok
@@ -105,8 +104,7 @@ func Throttled(err error) bool {
 // Blocked reports whether the user blocked the bot, or the bot may no longer write in the chat.
 func Blocked(err error) bool { return errors.Is(err, tgbot.ErrorForbidden) }
 
-// NotModified reports Telegram's "message is not modified": the message already shows exactly
-// that, which is success for an edit.
+// NotModified reports "message is not modified": it shows exactly that, success for an edit.
 func NotModified(err error) bool { return badRequest(err, "message is not modified") }
 
 // Gone reports that the message no longer exists (the user deleted it) or was never there.
@@ -123,8 +121,7 @@ func badRequest(err error, what string) bool {
 	return errors.Is(err, tgbot.ErrorBadRequest) && strings.Contains(strings.ToLower(err.Error()), what)
 }
 
-// Background is ctx without its cancellation, bounded by d: for calls that must not be cut by
-// the caller ending (an answer to a callback, a reaction) but must not hang either.
+// Background is ctx without its cancellation, bounded by d: for calls the caller's end must not cut.
 func Background(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }
