@@ -27,9 +27,8 @@ import (
 	"aurabot/history/inbox"
 )
 
-// AllowedUpdates are the update types the bot asks Telegram for: only those it handles, so that
-// nothing else is stored. stopped_message_generation is a press on Telegram's own Stop button
-// of a draft (STREAM_MODE=draft).
+// AllowedUpdates are the update types the bot handles, so that nothing else is stored.
+// stopped_message_generation is a press on a draft's own Stop button (STREAM_MODE=draft).
 var AllowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateCallbackQuery, models.AllowedUpdateStoppedMessageGeneration}
 
 // Inbox is what intake needs of the update store.
@@ -42,26 +41,26 @@ type Inbox interface {
 type Deps struct {
 	TG    *tg.Client
 	Inbox Inbox
-	// Handle takes an update once it is saved as inbox entry seq. It must return without
-	// waiting on Telegram.
+	// Handle takes an update saved as inbox entry seq, without waiting on Telegram.
 	Handle func(ctx context.Context, seq int64, u *models.Update)
 	Log    *slog.Logger
-	// SaveFailed, if set, is told about updates that could not be saved (a full disk): they are
-	// not confirmed, so Telegram sends them again, and the users may be told to wait.
+	// SaveFailed, if set, is told about updates that could not be saved (a full disk): not
+	// confirmed, Telegram sends them again; the users may be told to wait.
 	SaveFailed func(ctx context.Context, us []*models.Update, err error)
 }
 
-// take decodes, saves and hands on (with handleCtx) a batch of updates, and returns the offset
-// past them. An update that cannot be decoded is kept raw in the inbox (for a later version to
-// handle), logged the first time it arrives, and skipped.
+// take decodes, saves and hands on (with handleCtx) a batch, and returns the offset past it. An
+// update that cannot be decoded is kept raw (for a later version), logged once, and skipped.
 func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next int64, err error) {
 	var recs []inbox.Incoming
+	var us []*models.Update
 	byID := map[int64]*models.Update{}
 	for _, raw := range raws {
 		var u models.Update
 		uerr := json.Unmarshal(raw, &u)
 		if uerr == nil && u.ID != 0 {
 			recs = append(recs, inbox.Incoming{ID: u.ID, Payload: raw})
+			us = append(us, &u)
 			byID[u.ID] = &u
 			next = max(next, u.ID+1)
 			continue
@@ -88,10 +87,6 @@ func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next
 	entries, err := d.Inbox.Save(ctx, recs) // exactly as Telegram sent them; those seen before are not fresh
 	if err != nil {
 		if d.SaveFailed != nil {
-			us := make([]*models.Update, 0, len(recs))
-			for _, r := range recs {
-				us = append(us, byID[r.ID])
-			}
 			d.SaveFailed(ctx, us, err)
 		}
 		return 0, err
@@ -102,17 +97,14 @@ func (d Deps) take(ctx, handleCtx context.Context, raws []json.RawMessage) (next
 	return next, nil
 }
 
-// Poll long-polls getUpdates until ctx ends; updates are handled with handleCtx.
-// go-telegram/bot's own poller confirms an update as soon as it is queued, before anything
-// handled it; this one confirms a batch only once it is saved.
+// Poll long-polls getUpdates until ctx ends; updates are handled with handleCtx. Unlike
+// go-telegram/bot's poller, which confirms an update once queued, it confirms a batch once saved.
 //
-// It never polls from a remembered offset. Telegram confirms (deletes) every update whose id is
-// below the offset of a call, and after a week without updates it numbers the next one at
-// random, possibly below every id seen before: a bot that polls from its highest id + 1 then
-// deletes the new updates unseen. So a saved batch is confirmed with one call whose offset is
-// the batch's highest id + 1, made right after the batch was saved (while the numbering is
-// sequential: the batch has just arrived), and every other call has no offset at all: Telegram
-// then returns whatever is unconfirmed, whatever its id.
+// It never polls from a remembered offset: an offset confirms (deletes) every update below it,
+// and after a week without updates Telegram numbers the next one at random, possibly below every
+// id seen. So a saved batch is confirmed by one call with its highest id + 1 right after it was
+// saved (while the numbering is sequential), and every other call has no offset: Telegram then
+// returns whatever is unconfirmed, whatever its id.
 func Poll(ctx, handleCtx context.Context, deps Deps, timeout time.Duration) error {
 	confirm := int64(0) // the offset that confirms the last batch saved; 0: none to confirm
 	retry := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, Multiplier: 2, MaxInterval: 30 * time.Second}
@@ -153,9 +145,8 @@ func Poll(ctx, handleCtx context.Context, deps Deps, timeout time.Duration) erro
 	}
 }
 
-// getUpdates asks for the updates Telegram holds, waiting up to timeout for one. An offset of 0
-// is left out of the call: nothing is confirmed, and every unconfirmed update comes back. Its
-// errors are go-telegram/bot's, so that tg tells them apart.
+// getUpdates asks for the updates Telegram holds, waiting up to timeout; offset 0 is left out
+// (every unconfirmed update comes back). Its errors are go-telegram/bot's, for tg to tell apart.
 func getUpdates(ctx context.Context, c *tg.Client, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
 	params := map[string]any{
 		"timeout":         int(timeout / time.Second),

@@ -17,40 +17,37 @@ import (
 	"aurabot/bot/ops"
 )
 
-// maxWebhookBody is the largest update the webhook accepts. Telegram's updates are a few KiB.
-const maxWebhookBody = 1 << 20
+const (
+	maxWebhookBody = 1 << 20                           // the largest update accepted; Telegram's are a few KiB
+	secretHeader   = "X-Telegram-Bot-Api-Secret-Token" // carries setWebhook's secret_token
+)
 
-// secretHeader carries the secret_token given to setWebhook on every webhook call.
-const secretHeader = "X-Telegram-Bot-Api-Secret-Token"
-
-// WebhookPath is the path the webhook is served at for a WEBHOOK_URL: the URL's own path, so that
-// a reverse proxy can pass requests through unchanged. It refuses a path that is not clean, which
+// WebhookPath is the path the webhook is served at for a WEBHOOK_URL: the URL's own, so that a
+// reverse proxy can pass requests through unchanged. It refuses a path that is not clean, which
 // the HTTP mux would serve as another route or none.
 func WebhookPath(webhookURL string) (string, error) {
 	u, err := url.Parse(webhookURL)
 	if err != nil {
 		return "", errors.New("not a URL")
 	}
-	if p := cmp.Or(u.EscapedPath(), "/"); p != "/" && path.Clean(p) != p {
+	switch p := cmp.Or(u.EscapedPath(), "/"); {
+	case path.Clean(p) != p:
 		return "", fmt.Errorf("path %q is not clean (no //, no . or .. segments, no trailing /)", p)
-	}
-	p := cmp.Or(u.EscapedPath(), "/")
-	if p == "/healthz" || p == "/metrics" {
+	case p == "/healthz" || p == "/metrics":
 		return "", errors.New("path " + p + " is taken by the bot's own endpoint")
+	default:
+		return p, nil
 	}
-	return p, nil
 }
 
-// Webhook takes updates that Telegram posts. It lets requests in once Open is called (after the
-// updates left from before a restart are queued) and serialises them, so that updates are saved
-// and handed on in the order they arrive: the same guarantees as polling, though Telegram may
-// call over several connections at once.
+// Webhook takes updates that Telegram posts, once Open is called (after the updates left from
+// before a restart are queued), one at a time in the order they arrive, as polling does, though
+// Telegram may call over several connections at once.
 type Webhook struct {
 	deps   Deps
 	secret string
 	count  func(code int) // counts requests by status, for metrics
-	// refused logs requests with a wrong secret at most once a minute, with a count: anyone
-	// who finds the URL could send them in a loop.
+	// refused logs wrong secrets once a minute: anyone who finds the URL could loop them.
 	refused *ops.Repeated
 
 	mu        sync.Mutex // held while an update is saved and handed on
@@ -60,8 +57,7 @@ type Webhook struct {
 	stopped   bool
 }
 
-// NewWebhook returns a webhook handler that checks secret; count, if not nil, is told the
-// status of every request.
+// NewWebhook returns a webhook handler that checks secret; count, if set, gets every status.
 func NewWebhook(deps Deps, secret string, count func(code int)) *Webhook {
 	return &Webhook{
 		deps: deps, secret: secret, count: count, open: make(chan struct{}), closed: make(chan struct{}),
@@ -87,9 +83,8 @@ func (wh *Webhook) Close() {
 	wh.refused.Close()
 }
 
-// ServeHTTP takes one update from Telegram. It answers 200 only once the update is saved in the
-// inbox (or kept raw, when it cannot be decoded), so that Telegram sends again what the bot could
-// not keep; a request without the right secret is refused before its body is read.
+// ServeHTTP takes one update, answering 200 only once it is saved (or kept raw): Telegram sends
+// again what the bot could not keep. A wrong secret is refused before the body is read.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	code := wh.take(w, r)
 	if wh.count != nil {

@@ -13,10 +13,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Pacer decides when the bot may send or edit a message. A call first waits for its chat: one call per chat at a time, no sooner than the chat's
-// interval after the chat's previous call, and never inside a retry_after window. Only then does
-// it queue for the global rate, a rate.Limiter used by reservation, so calls are served in the
-// order their chats became ready: with many chats streaming at once each gets an equal share.
+// Pacer decides when the bot may call Telegram. A call waits for its chat (one at a time, the
+// chat's interval after its previous call, never inside a retry_after window), then queues for the
+// global rate by reservation: calls go in the order their chats became ready, a fair share each.
 type Pacer struct {
 	private, group time.Duration
 	global         *rate.Limiter
@@ -29,9 +28,7 @@ type Pacer struct {
 }
 
 type chatPace struct {
-	// turn is held by the one call of this chat that is waiting for its slot, so that two calls
-	// in a chat (a reply and a notice, two topics of a group) never go out back to back.
-	turn     chan struct{}
+	turn     chan struct{} // held by the call waiting for its slot: two calls never go back to back
 	waiters  int           // calls inside Wait; sweep keeps the chat while > 0
 	base     time.Duration // the configured interval
 	interval time.Duration // base, or more after a 429
@@ -48,18 +45,14 @@ const (
 	// A 429 in this many distinct chats within globalWindow means the bot-wide limit was hit.
 	globalChats  = 3
 	globalWindow = time.Second
-	// A chat quiet for forgetAfter (> maxInterval), with no penalty pending, is forgotten; the map
-	// is swept every sweepEvery, so it holds the chats of the last forgetAfter+sweepEvery only.
+	// A chat quiet for forgetAfter (> maxInterval), no penalty pending, goes at the next sweep.
 	forgetAfter = 10 * time.Minute
 	sweepEvery  = time.Minute
 )
 
-// New returns a Pacer that paces calls to at least private (or group, for negative chat ids)
-// apart in each chat and globalRate calls per second over all chats.
-//
-// The global limit lets half a second's worth of calls go at once, so that the first texts of
-// chats that start together appear without delay: 20 chats at once all show text within about
-// 170 ms, where a burst of 1 makes the last wait 630 ms. The sustained rate stays globalRate.
+// New returns a Pacer that paces calls at least private (or group, for negative chat ids) apart
+// in each chat and globalRate a second over all. Half a second's worth may go at once, so that
+// chats starting together show text without delay (20 chats: within about 170 ms, not 630 ms).
 func New(private, group time.Duration, globalRate float64) *Pacer {
 	burst := max(1, int(math.Ceil(globalRate/2)))
 	return &Pacer{
@@ -71,8 +64,7 @@ func New(private, group time.Duration, globalRate float64) *Pacer {
 	}
 }
 
-// WithBurst lets n calls of the global rate go at once after a quiet spell, instead of New's
-// half a second's worth; n < 1 is taken as 1.
+// WithBurst lets n (at least 1) calls of the global rate go at once, instead of New's half second.
 func (p *Pacer) WithBurst(n int) *Pacer {
 	p.mu.Lock()
 	p.global = rate.NewLimiter(p.global.Limit(), max(n, 1)) // full, as a new pacer's is
@@ -173,9 +165,8 @@ func (p *Pacer) Wait(ctx context.Context, id int64) error {
 	}
 }
 
-// WaitIdle is Wait for calls that may wait behind every other (looking for a lost message): one
-// goes only when no other call of the chat waits and the bot-wide rate has half of its burst to
-// spare, so that it never holds up a reply. It checks again every chat interval.
+// WaitIdle is Wait for calls that wait behind every other (a search): one goes only when no call
+// of the chat waits and the global rate has half its burst to spare; it checks every interval.
 func (p *Pacer) WaitIdle(ctx context.Context, id int64) error {
 	for {
 		p.mu.Lock()
@@ -196,9 +187,8 @@ func (p *Pacer) WaitIdle(ctx context.Context, id int64) error {
 	}
 }
 
-// WaitUnpaced blocks until a call that does not count against the chat's message interval (a
-// draft update) may go out in chat id: after any penalty, in turn for the global rate, and
-// again after a penalty that arrived while it queued.
+// WaitUnpaced blocks until a call outside the chat's interval (a draft update) may go in chat id:
+// after any penalty (also one that arrived while it queued), in turn for the global rate.
 func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
 	for {
 		if err := SleepUntil(ctx, p.deadline(id)); err != nil {
@@ -214,9 +204,8 @@ func (p *Pacer) WaitUnpaced(ctx context.Context, id int64) error {
 }
 
 // waitGlobal takes the next slot of the global rate and waits for it. The clock is read under
-// p.mu, so that reservations are made in time order: rate.Limiter resets its clock to each
-// caller's reading, and readings that reach it out of order would each hand out a little extra.
-// A cancelled wait gives its slot back, so the calls queued behind it move up.
+// p.mu: rate.Limiter resets its clock to each caller's reading, and readings out of order would
+// each hand out a little extra. A cancelled wait gives its slot back to the calls behind it.
 func (p *Pacer) waitGlobal(ctx context.Context) error {
 	p.mu.Lock()
 	now := time.Now()
@@ -260,8 +249,7 @@ func (p *Pacer) TooMany(id int64, retryAfter time.Duration) {
 	}
 }
 
-// OK records a call in chat id that Telegram answered without a 429: a grown interval shrinks
-// back slowly.
+// OK records a call in chat id answered without a 429: a grown interval shrinks back slowly.
 func (p *Pacer) OK(id int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -8,12 +8,10 @@ import (
 	"github.com/go-telegram/bot/models"
 )
 
-// builder accumulates rendered text and the entities over it.
-//
-// Block structure is written lazily: a block that ends only records how many newlines must
-// come before whatever is written next, and an entity opened at the start of a block only gets
-// its offset when its first character is written. That way an empty block adds neither blank
-// lines nor zero-length entities, and no entity starts with the separator before it.
+// builder accumulates rendered text and the entities over it. Block structure is written lazily:
+// an ended block records the newlines owed before what comes next, and an entity gets its offset
+// at its first character, so an empty block adds no blank lines nor empty entities, and no entity
+// starts with the separator before it.
 type builder struct {
 	buf  []byte
 	u16  int // UTF-16 length of buf
@@ -24,7 +22,6 @@ type builder struct {
 	prefix      []byte // written at the start of every line (list indentation)
 	atLineStart bool
 	verbatim    int // > 0 while writing code: no prefixes, text goes out byte for byte
-
 }
 
 type openEntity struct {
@@ -32,10 +29,9 @@ type openEntity struct {
 	skip                 bool // opened where Telegram would not accept it; emits nothing
 }
 
-// push opens an entity. It is skipped (but still popped) where Telegram would reject or
-// ignore it: inside code, the same emphasis inside itself, a quote inside a quote, and
-// links or code inside links (Telegram lets only bold, italic, underline, strikethrough and
-// spoiler nest in other entities).
+// push opens an entity, skipped (but still popped) where Telegram would reject or ignore it:
+// inside code, inside itself, a quote in a quote, links or code in links (only bold, italic,
+// underline, strikethrough and spoiler nest in other entities).
 func (b *builder) push(typ models.MessageEntityType, url, lang string) {
 	skip := slices.ContainsFunc(b.open, func(o openEntity) bool {
 		return !o.skip && (o.Type == models.MessageEntityTypePre || o.Type == models.MessageEntityTypeCode || o.Type == typ ||
@@ -44,8 +40,7 @@ func (b *builder) push(typ models.MessageEntityType, url, lang string) {
 	b.open = append(b.open, openEntity{models.MessageEntity{Type: typ, URL: url, Language: lang, Offset: -1}, skip})
 }
 
-// isExclusive reports whether an entity type may neither contain nor sit inside another
-// exclusive one.
+// isExclusive reports whether an entity type may neither contain nor sit in another exclusive one.
 func isExclusive(t models.MessageEntityType) bool {
 	switch t {
 	case models.MessageEntityTypePre, models.MessageEntityTypeCode, models.MessageEntityTypeTextLink,
@@ -70,9 +65,8 @@ func (b *builder) pop() {
 	}
 }
 
-// endBlock records the separator owed after a block: 1 for a new line, 2 for a blank line.
-// It overrides what inner blocks asked for, so a tight list item that ends in a nested list
-// is still followed by a single newline.
+// endBlock records the newlines owed after a block (1, or 2 for a blank line), overriding inner
+// blocks: a tight list item that ends in a nested list is still followed by one newline.
 func (b *builder) endBlock(newlines int) { b.need = newlines }
 
 // flush writes the owed separator and line prefix before content.
@@ -123,8 +117,7 @@ func (b *builder) text(s []byte) {
 	}
 }
 
-// newline ends the current line inside a block (a soft or hard break). It is dropped at the
-// very start of the text, where it could only show as a leading blank line.
+// newline ends a line inside a block (a soft or hard break); at the start of the text it is dropped.
 func (b *builder) newline() {
 	if len(b.buf) == 0 {
 		return
@@ -173,7 +166,6 @@ func sortEntities(ents []models.MessageEntity) {
 	})
 }
 
-// appendMessage appends an already rendered fragment and its entities.
 func (b *builder) appendMessage(m Message) {
 	if m.Text == "" {
 		return

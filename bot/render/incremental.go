@@ -6,15 +6,12 @@ import (
 )
 
 // Incremental renders a Markdown text that only grows at its end (a streaming answer) in time
-// bounded by its newest part, not by the whole text: rendering everything again on every edit
-// costs the square of the answer's length.
+// bounded by its newest part: rendering all again on every edit costs the square of its length.
 //
 // Once the unrendered source passes freezeAfter bytes, a chunk at its start (up to chunkMax
-// bytes, cut at a paragraph break outside code where there is one, else a line break, else a
-// space) is rendered for the last time into its messages, which are frozen: they never change
-// again. A code block cut by a freeze is closed in the frozen chunk and reopened after it. Cut
-// points depend only on the text, never on when Render was called, so rendering a finished text
-// in one go gives the same messages as rendering it while it grew.
+// bytes, cut as chunkCut says) is rendered for the last time into frozen messages. A code block
+// cut by a freeze is closed in the chunk and reopened after it. Cut points depend only on the
+// text, so rendering a finished text in one go gives the messages rendering it while it grew does.
 type Incremental struct {
 	limit  int       // UTF-16 units per message
 	frozen []Message // the messages of the frozen chunks
@@ -117,8 +114,7 @@ func fenceOf(line string) string {
 	return t[:n]
 }
 
-// openFence returns the opening fence line (with its info string) of a code block that src
-// leaves open, or "".
+// openFence returns the opening line (info string and all) of a code block src leaves open, or "".
 func openFence(src string) string {
 	open, openLine := "", ""
 	for line := range strings.Lines(src) {

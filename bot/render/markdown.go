@@ -30,8 +30,8 @@ type Message struct {
 // thematicBreak is what a Markdown "---" line shows as.
 const thematicBreak = "———"
 
-// mdParser is built once: building it sorts goldmark's parser tables, which would cost more
-// than parsing a short answer. A goldmark parser keeps no state between Parse calls.
+// mdParser is built once (building sorts goldmark's tables, which costs more than a short
+// answer); a goldmark parser keeps no state between Parse calls.
 var mdParser = sync.OnceValue(func() parser.Parser { return newGoldmark().Parser() })
 
 // newGoldmark returns goldmark set up the way Markdown parses.
@@ -66,24 +66,16 @@ func (tableHeadingOrder) Transform(doc *ast.Document, _ text.Reader, _ parser.Co
 	}
 }
 
-// Markdown renders Markdown (possibly partial, mid-stream) into text and entities.
-//
-// It follows CommonMark with GitHub's strikethrough, tables, task lists and bare-URL links.
-// Blocks are separated by a blank line and the model's soft line breaks stay newlines.
-// Headings are bold lines; list items are "• " lines ("◦ ", "▪ " when nested, "1. " when
-// ordered) with nested content indented; quotes are blockquote entities; code blocks are
-// pre entities with their language, their content byte for byte; a thematic break is "———".
-// A table up to 40 columns wide is a pre block of aligned columns; a wider one, or one with
-// links in it, is a line per row, cells joined by " | ", the header bold. Links become
-// text_link entities when their URL is absolute http(s), ftp, tg or ton, bare URLs url
-// entities, images their alt text linked to the image. A block of a model's thinking (see
-// Thinking) is its label and an expandable blockquote. Raw HTML is shown as written. An
-// unclosed code fence (mid-stream) is a code block to the end; a half-typed "**bold" shows as
-// typed.
-//
-// Input that renders to nothing visible but has visible characters (say, only a link
-// reference definition) comes back as its plain source, so a reply is never empty. Invalid
-// UTF-8 and NUL bytes become U+FFFD. Markdown is safe for concurrent use.
+// Markdown renders Markdown (possibly partial, mid-stream) into text and entities: CommonMark
+// with GitHub's strikethrough, tables (see table), task lists and bare-URL links. Blocks are
+// separated by a blank line, soft line breaks stay newlines. Headings are bold lines; list items
+// "• " lines ("◦ ", "▪ " nested, "1. " ordered), nested content indented; quotes blockquotes;
+// code blocks pre entities, byte for byte; a thematic break "———". Links become text_links when
+// their URL is absolute http(s), ftp, tg or ton, bare URLs url entities, images their alt text
+// linked. A thinking block (see Thinking) is its label and an expandable blockquote. Raw HTML
+// shows as written, an unclosed fence is code to the end, a half-typed "**bold" shows as typed.
+// Input that renders to nothing visible comes back as its source; invalid UTF-8 and NULs become
+// U+FFFD. It is safe for concurrent use.
 func Markdown(src string) Message {
 	src = sanitize(src)
 	source := []byte(src)
@@ -92,16 +84,13 @@ func Markdown(src string) Message {
 	r.b.buf = make([]byte, 0, len(source)) // rendered text is rarely longer than its source
 	r.block(doc)
 	m := r.b.message()
-	if m.Text == "" {
-		// Nothing rendered, though the source may hold characters, e.g. only a link
-		// reference definition: show the source rather than an empty reply.
+	if m.Text == "" { // e.g. only a link reference definition: never an empty reply
 		return Message{Text: strings.TrimRightFunc(strings.TrimLeft(src, "\n"), unicode.IsSpace)}
 	}
 	return m
 }
 
-// sanitize makes the source valid UTF-8 without NULs or CRs, so every later step can rely on
-// that and the output is valid UTF-8 whatever the model sent.
+// sanitize makes the source valid UTF-8 without NULs or CRLFs, for every later step to rely on.
 func sanitize(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
@@ -178,14 +167,12 @@ func (r *renderer) children(n ast.Node) {
 	}
 }
 
-// code writes a code block's lines byte for byte as one pre entity, dropping only the newline
-// that ends its last line.
+// code writes a code block as one pre entity, byte for byte but for its last newline.
 func (r *renderer) code(n ast.Node, lang string) {
 	r.verbatim(models.MessageEntityTypePre, lang, bytes.TrimSuffix(n.Lines().Value(r.source), []byte("\n")))
 	r.b.endBlock(2)
 }
 
-// wrap writes n's children inside one entity of typ.
 func (r *renderer) wrap(typ models.MessageEntityType, n ast.Node) {
 	r.b.push(typ, "", "")
 	r.children(n)
@@ -276,19 +263,15 @@ func (r *renderer) inline(n ast.Node) {
 	case *ast.Image:
 		r.link(n, n.Destination)
 	case *ast.AutoLink:
-		label := n.Label(r.source)
 		typ := models.MessageEntityTypeURL
 		if n.AutoLinkType == ast.AutoLinkEmail {
 			typ = models.MessageEntityTypeEmail
 		} else if _, ok := linkURL(n.URL(r.source)); !ok {
-			typ = ""
-		}
-		if typ == "" {
-			r.b.write(label)
+			r.b.write(n.Label(r.source))
 			return
 		}
 		r.b.push(typ, "", "")
-		r.b.write(label)
+		r.b.write(n.Label(r.source))
 		r.b.pop()
 	case *ast.RawHTML:
 		r.b.text(n.Segments.Value(r.source))
@@ -303,9 +286,8 @@ func (r *renderer) inline(n ast.Node) {
 	}
 }
 
-// link writes a link's or an image's text as a text_link to its destination. A destination
-// Telegram would not take (relative, javascript:, ...) leaves just the text; a link without
-// text shows its destination instead.
+// link writes a link's or an image's text as a text_link to dest: just the text for a dest
+// Telegram would not take (relative, javascript:...), dest itself for a link without text.
 func (r *renderer) link(n ast.Node, dest []byte) {
 	u, ok := linkURL(dest)
 	if ok {

@@ -21,23 +21,18 @@ func UTF16Len(s string) int {
 
 func utf16Len(b []byte) int { return UTF16Len(string(b)) } // no copy: the conversion is only ranged over
 
-// Split cuts a rendered message into messages of at most limit UTF-16 code units each (limit is 4096 for Telegram).
+// Split cuts a rendered message into messages of at most limit UTF-16 units (4096 for Telegram;
+// below 2 taken as 2, so any character fits).
 //
-// Where to cut: Split looks at the longest piece that fits and takes the last paragraph
-// break in its second half, else the last line break there, else the last space there. If
-// its second half has none of these, it takes the last line break in the whole piece, else
-// the last space, and only if there is none cuts hard at the end of the piece, backed off to
-// a grapheme boundary when a combining mark, joiner, variation selector or flag pair would
-// straddle the cut. Cuts never fall inside a UTF-16 surrogate pair. Inside code (a pre or
-// code entity) only a single newline or space is a place to cut, so code keeps its blank
-// lines and indentation.
+// In the longest piece that fits, it cuts at the last paragraph break in the second half, else
+// the last line break there, else the last space there; else at the last line break or space of
+// the whole piece; else hard at its end, backed off to a grapheme boundary (marks, joiners,
+// variation selectors, flag pairs), never inside a surrogate pair. Inside code (pre or code)
+// only a single newline or space is a cut, so code keeps its blank lines and indentation.
 //
-// Only the whitespace at a cut is dropped: the parts' texts joined with the dropped
-// whitespace give m.Text back (leading whitespace that would make a part of its own, which
-// only very odd input has, is dropped as well). An entity crossing a cut is clipped into both
-// parts with the same type, URL and language, so a code block cut in two is closed in one
-// message and reopened in the next. No part is empty or whitespace-only; a message without
-// visible text gives no parts. A limit below 2 is taken as 2, so any character fits.
+// Only the whitespace at a cut is dropped (and leading whitespace that would make a part of its
+// own). An entity crossing a cut is clipped into both parts, so a code block cut in two is closed
+// in one message and reopened in the next. No part is blank; a blank message gives no parts.
 func Split(m Message, limit int) []Message {
 	spans := splitSpans(m, max(limit, 2))
 	if len(spans) == 0 {
@@ -220,8 +215,7 @@ func extendsPrevious(r rune) bool {
 
 func isRegional(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
 
-// regionalRunOdd reports whether t ends in an odd number of regional indicators, that is in
-// the first half of a flag.
+// regionalRunOdd reports whether t ends in half a flag (an odd run of regional indicators).
 func regionalRunOdd(t string) bool {
 	n := 0
 	for len(t) > 0 {
@@ -235,8 +229,7 @@ func regionalRunOdd(t string) bool {
 	return n%2 == 1
 }
 
-// verbatimMask marks the bytes of m.Text inside pre and code entities, or is nil if there
-// are none.
+// verbatimMask marks the bytes of m.Text inside pre and code entities; nil if there are none.
 func verbatimMask(m Message, total int) []bool {
 	var mask []bool
 	var byteAt []int32 // UTF-16 offset -> byte offset

@@ -11,15 +11,12 @@ import (
 	east "github.com/yuin/goldmark/extension/ast"
 )
 
-// tableMaxWidth is the widest table, in monospace columns, shown as an aligned pre block. A
-// Telegram bubble on a phone holds about 40 monospace characters; a wider pre block wraps its
-// rows and stops reading as a table, so wider tables are shown as one line per row instead.
+// tableMaxWidth is the widest table, in monospace columns, shown as an aligned pre block: a phone's
+// bubble holds about 40, and a wider pre block wraps its rows and stops reading as a table.
 const tableMaxWidth = 40
 
-// table renders a GFM table. A narrow table becomes a pre block of aligned columns, which
-// reads like the table the model meant. A wide one, or one whose cells hold links (a pre
-// block cannot keep them clickable), becomes one line per row with cells joined by " | " and
-// the header row in bold; that wraps gracefully and keeps the cells' formatting.
+// table renders a GFM table: a narrow one as a pre block of aligned columns; a wide one, or one
+// with links (not clickable in pre), as one line per row, cells joined by " | ", the header bold.
 func (r *renderer) table(n *east.Table) {
 	var rows [][]Message
 	links := false
@@ -81,7 +78,6 @@ func (r *renderer) table(n *east.Table) {
 	r.verbatim(models.MessageEntityTypePre, "", []byte(strings.Join(lines, "\n")))
 }
 
-// tableLines writes one line per row: cells joined by " | ", the header row bold.
 func (r *renderer) tableLines(rows [][]Message) {
 	for i, row := range rows {
 		if i > 0 {
@@ -102,10 +98,8 @@ func (r *renderer) tableLines(rows [][]Message) {
 	}
 }
 
-// extraCells returns the cells of a body row beyond the header's column count. GFM says to
-// ignore them and goldmark drops them from the tree, but they are usually text the model
-// meant to show (often a cell with an unescaped "|" in it), so they are read back from the
-// source as plain text.
+// extraCells reads back from the source, as plain text, the cells of a body row beyond the
+// header's: GFM ignores them, but they are usually text the model meant (an unescaped "|").
 func (r *renderer) extraCells(last ast.Node) []Message {
 	if last == nil || last.Parent() == nil || last.Parent().Kind() != east.KindTableRow {
 		return nil
@@ -154,9 +148,8 @@ func pad(s string, width int, align east.Alignment) string {
 	return s + strings.Repeat(" ", gap)
 }
 
-// displayWidth approximates how many monospace columns s takes: East Asian wide characters
-// and emoji take two, combining marks and joiners none. It only has to be good enough to
-// line up table columns.
+// displayWidth approximates the monospace columns s takes, enough to line up a table: East Asian
+// wide characters and emoji take two, combining marks and joiners none.
 func displayWidth(s string) int {
 	w := 0
 	for _, r := range s {

@@ -8,15 +8,13 @@ import (
 	"github.com/yuin/goldmark/ast"
 )
 
-// thinkingInfo is the info string that marks a fenced block as a reasoning model's thinking,
-// shown above its answer: the block's info string goes on with the label, its content is the
-// thinking. It is a name no model writes by chance.
+// thinkingInfo marks a fenced block as a model's thinking (a name no model writes by chance):
+// the label follows it in the info string, the content is the thinking.
 const thinkingInfo = "aurabot-thinking"
 
-// Thinking returns the Markdown of a model's thinking shown above its answer: label on a line
-// of its own, then quote, plain text in an expandable blockquote ("" for none). It is a fenced
-// block that Markdown renders so (a fence no line of quote can close), so that the text a reply
-// records is the text it shows. label must be one line.
+// Thinking returns the Markdown of a model's thinking above its answer: label (one line), then
+// quote ("": none) as plain text in an expandable blockquote. It is a fenced block no line of
+// quote can close, so that the text a reply records is the text it shows.
 func Thinking(label, quote string) string {
 	quote = strings.ReplaceAll(strings.ReplaceAll(quote, "\r\n", "\n"), "\r", "\n")
 	fence := strings.Repeat("~", max(3, longestRun(quote, '~')+1))
@@ -30,7 +28,6 @@ func Thinking(label, quote string) string {
 	return b.String()
 }
 
-// longestRun returns the length of the longest run of c in s.
 func longestRun(s string, c byte) int {
 	longest, n := 0, 0
 	for i := range len(s) {
@@ -44,8 +41,7 @@ func longestRun(s string, c byte) int {
 	return longest
 }
 
-// WithoutThinking returns md without the first block Thinking made, if it has one: the answer a
-// reply showed under the model's thinking.
+// WithoutThinking returns md without the first block Thinking made: the answer under it.
 func WithoutThinking(md string) string {
 	for start := 0; start < len(md); {
 		line, _, _ := strings.Cut(md[start:], "\n")

@@ -23,14 +23,12 @@ type Deps struct {
 	Log      *slog.Logger
 	Registry *Registry // the messages and send gates of each chat, shared by all replies
 	Searcher *Searcher // looks for the copies lost sends may have posted; nil: none is looked for
-	// Trouble, if set, is told when a reply cannot record what it is about to show (a full
-	// disk, err): the reply waits, and the user may be told why.
+	// Trouble, if set, is told when a reply cannot record what it is about to show: it waits.
 	Trouble func(ctx context.Context, t Target, err error)
 }
 
-// Display is the set of Telegram messages that show one reply. It owns them: Apply brings the
-// whole set to the wanted parts (editing, sending and deleting as needed), so that no message of
-// the reply is ever left behind with stale text, a cursor or a button.
+// Display owns the Telegram messages that show one reply: Apply edits, sends and deletes so that
+// none is left behind with stale text, a cursor or a button.
 type Display struct {
 	deps    Deps
 	t       Target
@@ -41,10 +39,8 @@ type Display struct {
 	button  string // callback data of the Stop button on a streaming reply; "" for none
 }
 
-// sentMessage is a message of the reply: what it shows (wire), or, while id is 0 (a send whose
-// outcome is unknown), what its send carried, above which id, and how many of its sends had no
-// answer. It is sent again exactly so, and the copies looked for between floor and the id of
-// the send that has an answer.
+// sentMessage is a message of the reply and what it shows, or, while id is 0 (a send whose
+// outcome is unknown), what its send carried, its floor and how many of its sends had no answer.
 type sentMessage struct {
 	id    int
 	wire  wire
@@ -52,8 +48,7 @@ type sentMessage struct {
 	tries int
 }
 
-// wire is what a send carries, exactly: sent again, an edit with it changes nothing of a
-// message that a lost send of it posted ("message is not modified").
+// wire is exactly what a send carries: an edit with it finds a lost send's copy "not modified".
 type wire struct {
 	Text     string                 `json:"text"`
 	Entities []models.MessageEntity `json:"entities,omitempty"`
@@ -67,7 +62,6 @@ func (w wire) markup() models.ReplyMarkup {
 	return tg.OneButton("⏹ Stop", w.Button)
 }
 
-// edit is the edit that makes message id of chat show w.
 func (w wire) edit(chat int64, id int) *tgbot.EditMessageTextParams {
 	return &tgbot.EditMessageTextParams{
 		ChatID: chat, MessageID: id, Text: w.Text, Entities: w.Entities, ReplyMarkup: w.markup(),
@@ -98,15 +92,14 @@ func ownerOf(j Journal) Owner {
 	return Owner(-anonymous.Add(1))
 }
 
-// NewDisplay returns an empty display for a reply to t, recorded in j (nil: not recorded).
-// button, if not "", is the callback data of the Stop button shown under a streaming reply.
+// NewDisplay returns an empty display for a reply to t, recorded in j (nil: not recorded), with
+// button ("": none) as the callback data of its Stop button while it streams.
 func NewDisplay(deps Deps, t Target, j Journal, button string) *Display {
 	return &Display{deps: deps, t: t, journal: j, owner: ownerOf(j), button: button}
 }
 
-// Adopt makes the display own the messages a reply posted before a restart, as the journal
-// recorded them. Their text is unknown, so the next Apply edits each. A message whose send had
-// no answer is sent again, exactly as it was, before anything else.
+// Adopt takes over the messages a reply posted before a restart, as the journal recorded them:
+// the next Apply edits each, after sending again, exactly as it was, one whose send had no answer.
 func (d *Display) Adopt(parts []RecordedPart) {
 	for _, p := range parts {
 		s := sentMessage{id: p.ID, wire: wire{Text: unknownText}, floor: p.Floor, tries: p.Tries}
@@ -134,11 +127,9 @@ func (d *Display) Settled() bool {
 	return !slices.ContainsFunc(d.sent, func(s sentMessage) bool { return s.id == 0 })
 }
 
-// Apply brings the display to parts: message i shows parts[i] (the last one with the Stop
-// button while streaming), and messages beyond the parts are deleted. paid says the caller has
-// already waited for one pacer slot. Final applies retry until ctx ends: the final text must
-// arrive. A message whose send had no answer is sent again first, exactly as it was: the reply
-// goes on at once, and the search for what the lost send may have posted comes afterwards.
+// Apply brings the display to parts (the last with the Stop button while streaming) and deletes
+// the messages beyond; paid: the caller holds a pacer slot. Final applies retry until ctx ends. A
+// send with no answer is made again first, exactly as it was; the search for its copy comes later.
 func (d *Display) Apply(ctx context.Context, parts []render.Message, final, paid bool) error {
 	again := func(err error, what string) bool {
 		if !final || !retryable(err) || ctx.Err() != nil {
@@ -218,8 +209,7 @@ func retryable(err error) bool {
 		!errors.Is(err, tgbot.ErrorUnauthorized) && !errors.Is(err, tgbot.ErrorNotFound)
 }
 
-// put sends part i as a new message (again, exactly as before, for one whose send had no
-// answer) or edits the message that shows it. The caller has waited for a pacer slot.
+// put sends part i (again, exactly, if its send had no answer) or edits it, in the caller's slot.
 func (d *Display) put(ctx context.Context, i int, p render.Message, button bool) error {
 	if i < len(d.sent) && d.sent[i].id == 0 {
 		return d.resend(ctx, i)
@@ -242,8 +232,7 @@ func (d *Display) put(ctx context.Context, i int, p render.Message, button bool)
 		d.sent[i] = sentMessage{id: d.sent[i].id, wire: w}
 		return nil
 	case tg.Gone(err):
-		// The user deleted it: this part, and every later one, go on in new messages, so that
-		// the reply stays in order.
+		// The user deleted it: this part and every later one go on in new messages, in order.
 		for j := len(d.sent) - 1; j > i; j-- {
 			if err := d.remove(ctx, j, true); err != nil {
 				return err
@@ -264,9 +253,7 @@ func (d *Display) put(ctx context.Context, i int, p render.Message, button bool)
 	return err
 }
 
-// remove deletes message i, which the reply no longer needs, after a pacer slot unless paid. If
-// Telegram refuses to delete it (too old, no right to), it is blanked instead: no text of the
-// reply, no cursor, no button.
+// remove deletes (or blanks, see deleteOrBlank) message i, after a pacer slot unless paid.
 func (d *Display) remove(ctx context.Context, i int, paid bool) error {
 	if id := d.sent[i].id; id != 0 {
 		if err := d.slot(ctx, &paid); err != nil {
@@ -283,8 +270,8 @@ func (d *Display) remove(ctx context.Context, i int, paid bool) error {
 	return nil
 }
 
-// deleteOrBlank deletes message id of chat, or, if Telegram refuses, edits it to "…". The caller
-// has waited for its turn.
+// deleteOrBlank deletes message id of chat, or, if Telegram refuses (too old, no right to), edits
+// it to "…": no text, cursor or button is left. The caller has waited for its turn.
 func deleteOrBlank(ctx context.Context, deps Deps, chat int64, id int) error {
 	_, err := tg.Do(ctx, deps.Pacer, deps.Log, chat, func(ctx context.Context) (bool, error) {
 		return deps.TG.DeleteMessage(ctx, &tgbot.DeleteMessageParams{ChatID: chat, MessageID: id})

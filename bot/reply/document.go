@@ -18,16 +18,11 @@ type Document struct {
 	Caption string // plain text under it, at most 1024 characters
 }
 
-// SendDocument sends doc in reply to t and returns its message id. Like every send of the bot's,
-// it holds the chat's send gate (Registry) while it goes out, and the id it gets is noted in the
-// registry: no other send of the bot's falls between a floor and a ceiling that do not know it,
-// and the search for lost messages (Searcher) never looks at it.
-//
-// A document is sent once: a send whose answer never came is not made again, and the error
-// (tg.Unknown) says so. That is safe for the searches: a document the send may have posted
-// cannot be taken for a lost text, as an edit of its text is refused ("there is no text in the
-// message to edit"), which a search reads as "not ours". The gate is freed either way: nothing
-// will ever settle that send. Telegram's flood limits are waited out.
+// SendDocument sends doc in reply to t and returns its message id. Like every send, it holds the
+// chat's send gate and notes its id in the registry, so no search for lost messages looks at it.
+// It is sent once: a send with no answer is not made again (the error is tg.Unknown), and frees
+// the gate, as nothing will settle it. That is safe: a search cannot take a document for a lost
+// text, as an edit of its text is refused ("no text in the message to edit"). 429s are waited out.
 func (s *Streamer) SendDocument(ctx context.Context, t Target, j Journal, doc Document) (int, error) {
 	deps, owner := s.deps, ownerOf(j)
 	held := deps.Registry.Holder(t.ChatID) == owner // by an earlier send of the same reply: it keeps it

@@ -14,28 +14,21 @@ import (
 	"aurabot/bot/tg"
 )
 
-// errDraftThrottled means Telegram answered a draft update with 429: nothing was shown, and the
-// next update waits out the penalty.
+// errDraftThrottled: a draft update got a 429; the next one waits out the penalty.
 var errDraftThrottled = errors.New("draft update throttled")
 
 const (
-	// draftEvery is how often a draft is refreshed: far smoother than edits, which Telegram
-	// limits to about one a second; third-party experience is that 200-500 ms is tolerated.
-	draftEvery = 300 * time.Millisecond
-	// draftRefresh is how often a draft the model has not changed is sent again: Telegram shows
-	// a draft for a while only (about 30 s), and a model may pause longer than that.
-	draftRefresh = 20 * time.Second
-	// typingEvery is how often "typing…" is renewed: Telegram shows it for about 5 s.
-	// typingAfter is how long the model may be silent before it is shown at all.
+	// draftEvery: drafts are not limited like edits (about one a second); 200-500 ms is tolerated.
+	draftEvery   = 300 * time.Millisecond
+	draftRefresh = 20 * time.Second // Telegram shows a draft for about 30 s; a model may pause longer
+	// Telegram shows "typing…" for about 5 s; it is shown once the model is silent typingAfter.
 	typingEvery = 4 * time.Second
 	typingAfter = 500 * time.Millisecond
 )
 
-// draft streams a private-chat reply through sendMessageDraft (STREAM_MODE=draft). Telegram
-// shows the draft as it grows; the reply persists only when the final message is sent. Every
-// draft carries Telegram's own Stop button (can_stop), which keeps the draft's text on the
-// screen when pressed (keep_on_stop): the press arrives as a stopped_message_generation update
-// naming the draft, and stops the reply as /stop does, its text then sent as the final message.
+// draft streams a private-chat reply through sendMessageDraft (STREAM_MODE=draft); only the final
+// message persists. Telegram's own Stop button (can_stop, keep_on_stop) arrives as a
+// stopped_message_generation update naming the draft and stops the reply as /stop does.
 type draft struct {
 	s    *Streamer
 	t    Target
@@ -43,7 +36,6 @@ type draft struct {
 	last time.Time
 }
 
-// wait blocks until the next draft update may go out.
 func (dr *draft) wait(ctx context.Context) error {
 	if err := pace.SleepUntil(ctx, dr.last.Add(draftEvery)); err != nil {
 		return err
@@ -51,9 +43,8 @@ func (dr *draft) wait(ctx context.Context) error {
 	return dr.s.deps.Pacer.WaitUnpaced(ctx, dr.t.ChatID)
 }
 
-// show updates the draft with the newest text (its last 4096-unit part, for a long reply), or,
-// for md "", with Telegram's "Thinking…" placeholder, which a draft without text is. An error
-// but errDraftThrottled means Telegram refused the draft: the reply should go on with edits.
+// show updates the draft with md's last part, or with Telegram's "Thinking…" placeholder for md
+// "". An error but errDraftThrottled means Telegram refused drafts: the reply goes on by edits.
 func (dr *draft) show(ctx context.Context, r *render.Incremental, md string) error {
 	var p render.Message
 	if md != "" {
@@ -77,10 +68,8 @@ func (dr *draft) show(ctx context.Context, r *render.Incremental, md string) err
 	return err
 }
 
-// typing shows "typing…" until the first text arrives or done closes, from typingAfter on: a
-// model that answers at once costs nothing of Telegram's limits. A call in flight is let
-// finish (bounded by its own timeout), never cancelled: Telegram logs a cancelled call as a
-// malformed request.
+// typing shows "typing…" from typingAfter until the first text or done. A call in flight is let
+// finish (within its own timeout), never cancelled: Telegram logs that as a malformed request.
 func (s *Streamer) typing(ctx context.Context, t Target, gotText, done <-chan struct{}) {
 	next := time.NewTimer(typingAfter)
 	defer next.Stop()

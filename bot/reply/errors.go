@@ -13,9 +13,8 @@ var (
 	ErrBlocked  = errors.New("the user blocked the bot")       // nobody can see the reply
 	ErrTooLong  = errors.New("the answer is too long")         // past MAX_ANSWER_CHARS: a *TooLongError
 	ErrEmpty    = errors.New("the model sent an empty answer") // for Options.Notice; Outcome.Err is nil
-	// ErrUnfinished: a reply's messages could not be brought to their final text (Telegram did
-	// not answer in time, or refused): the journal holds what they must show, and Resume
-	// finishes them.
+	// ErrUnfinished: a reply's messages could not be brought to their final text in time; the
+	// journal holds what they must show, and Resume finishes them.
 	ErrUnfinished = errors.New("reply: unfinished")
 	// errNotRecorded: the journal could not record a call, which was not made.
 	errNotRecorded = errors.New("reply: could not record what the reply is about to do")
@@ -27,8 +26,7 @@ type TooLongError struct{ Max int }
 func (e *TooLongError) Error() string        { return ErrTooLong.Error() }
 func (e *TooLongError) Is(target error) bool { return target == ErrTooLong }
 
-// PanicError is a panic of the model's stream (or of the code that reads it), recovered: the
-// reply ends with it as its error, and the bot goes on.
+// PanicError is a recovered panic of the model's stream (or its reader): the reply ends with it.
 type PanicError struct {
 	Value any
 	Stack []byte

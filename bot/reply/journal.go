@@ -10,22 +10,17 @@ type Target struct {
 	ChatID   int64
 	ThreadID int
 	ReplyTo  int // the message the reply answers
-	// Seen is the id of the message that led to the reply (the question, or a /retry): every
-	// message of the bot's sent before it has a lower id.
-	Seen  int
-	Group bool
+	Seen     int // the message that led to the reply (question, /retry): the bot's earlier ones are lower
+	Group    bool
 }
 
-// Journal records, before each Telegram call, what a reply is about to do, so that a restart
-// finds every message the reply may have posted and the text they must end with, whatever was
-// killed or lost on the way. A nil Journal records nothing. A method that fails stops the call
-// it precedes: the reply never shows what it could not record.
+// Journal records what a reply is about to do before each Telegram call, so that a restart finds
+// every message it may have posted and the text they must end with. A nil Journal records
+// nothing; a method that fails stops its call: the reply never shows what it could not record.
 type Journal interface {
-	// Show records the text the reply is about to show. A final record is never followed by
-	// another.
+	// Show records the text the reply is about to show; nothing follows a final record.
 	Show(ctx context.Context, s Shown) error
-	// Sending records that message idx of the reply is about to be sent: above which id it will
-	// be, what it carries, and after how many sends of it whose outcome is unknown.
+	// Sending records that message idx of the reply is about to be sent (see Sending).
 	Sending(ctx context.Context, idx int, s Sending) error
 	// Sent records the id Telegram gave message idx. lost, if not nil, is the search for the
 	// copies earlier sends of it may have posted, recorded with it; Sent returns its id.
@@ -38,46 +33,40 @@ type Journal interface {
 
 // Sending is what a reply records before it sends one of its messages.
 type Sending struct {
-	// Floor is the highest message id known in the chat when the message was first sent: a
-	// message that the send posts gets a higher id.
-	Floor int
+	Floor int    // the highest message id known in the chat when it was first sent
 	Wire  []byte // exactly what the send carries (see wire), to send it again, and to look for it
 	Tries int    // the sends of it before this one whose outcome is unknown
 }
 
 // Shown is a text a reply shows.
 type Shown struct {
-	Text   string // Markdown (or plain, for a notice)
-	Final  bool   // the complete answer, or a notice
-	Notice string // the line under a final answer
-	Plain  bool   // a notice: plain text, not Markdown
-	// Complete says a final answer is whole (no notice, or one about an output limit): it is
-	// stored done, not cut, whoever stores it.
-	Complete bool
+	Text     string // Markdown (or plain, for a notice)
+	Final    bool   // the complete answer, or a notice
+	Notice   string // the line under a final answer
+	Plain    bool   // a notice: plain text, not Markdown
+	Complete bool   // a final answer is whole (no notice, or one about an output limit): stored done
 }
 
-// Recorded is what a journal holds of a reply that must be finished: cut by a crash, or left
-// unfinished when Telegram stopped answering.
+// Recorded is what a journal holds of a reply that must be finished.
 type Recorded struct {
 	Parts []RecordedPart // the reply's messages in order
 	Shown                // what the reply was about to show last
 }
 
-// RecordedPart is one message of a recorded reply.
+// RecordedPart is one message of a recorded reply; Floor, Wire and Tries are as in Sending.
 type RecordedPart struct {
 	ID    int // 0: a send whose answer never came
-	Floor int // the highest message id known in the chat when it was first sent
-	// Wire is what its send carried; Tries counts its sends, before the last, with no answer.
+	Floor int
 	Wire  []byte
 	Tries int
 }
 
-// Seen reports whether the user may have seen any of the reply: a message was about to be
-// sent. A reply nobody saw may be asked of the model again.
+// Seen reports whether the user may have seen any of the reply (a message was about to be sent):
+// a reply nobody saw may be asked of the model again.
 func (r Recorded) Seen() bool { return len(r.Parts) > 0 }
 
-// Unsettled reports whether a send of the reply had no answer: until the reply is resumed, no
-// other message may be sent in its chat (see Registry).
+// Unsettled reports whether a send of the reply had no answer: until it is resumed, nothing else
+// may be sent in its chat (see Registry).
 func (r Recorded) Unsettled() bool {
 	return slices.ContainsFunc(r.Parts, func(p RecordedPart) bool { return p.ID == 0 })
 }

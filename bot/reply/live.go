@@ -13,7 +13,6 @@ import (
 	"aurabot/bot/render"
 )
 
-// stream is one reply while it streams.
 type stream struct {
 	s          *Streamer
 	ctx        context.Context
@@ -50,8 +49,7 @@ func (st *stream) typing() {
 	st.s.side.Go(func() { st.s.typing(st.ctx, st.t, st.gotText, st.typingDone) })
 }
 
-// read takes the model's chunks in until its stream ends, fails, panics or passes
-// MaxAnswerChars (which stops the model's stream), and wakes the loop for each.
+// read takes the model's chunks until its stream ends, fails, panics or passes MaxAnswerChars.
 func (st *stream) read(chunks func(ctx context.Context) iter.Seq2[Chunk, error]) {
 	defer close(st.done)
 	defer func() {
@@ -122,9 +120,8 @@ func (st *stream) byEdits(err error) {
 	st.dr = nil
 }
 
-// live shows the text as it grows, until the model's stream ends; false if the user blocked the
-// bot. In draft mode it keeps (every typingEvery) Telegram's "Thinking…" placeholder while
-// nothing is shown, and the draft alive (every draftRefresh) while the model is silent.
+// live shows the text as it grows until the model's stream ends; false if the user blocked the
+// bot. A draft is kept alive while the model is silent: its placeholder, or its text.
 func (st *stream) live() bool {
 	retry := time.AfterFunc(time.Hour, st.poke)
 	retry.Stop()

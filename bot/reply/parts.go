@@ -43,8 +43,7 @@ func noticeParts(text string) []render.Message {
 	return render.Split(render.Message{Text: text}, maxText)
 }
 
-// readable reports whether text is enough for a first message: a line, or a whole word and at
-// least firstWord characters.
+// readable reports whether text will do as a first message: a line, or a word and firstWord runes.
 func readable(text string) bool {
 	if strings.ContainsRune(text, '\n') {
 		return true

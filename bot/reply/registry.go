@@ -8,12 +8,10 @@ import (
 )
 
 const (
-	// registryKeep is how many of the newest message ids the registry keeps per chat: a lost
-	// message is looked for only above the ids a send knew.
+	// registryKeep: the newest message ids kept per chat; a lost message lies above the ids a send knew.
 	registryKeep = 256
-	// registryChats bounds the chats the registry remembers; past it the chats used least
-	// recently (with no send in flight) are forgotten: no search ever needs their messages, all
-	// older than any the chat gets later.
+	// registryChats bounds the chats remembered; past it those used least recently (their gates
+	// free) are forgotten: no search needs their messages, older than any the chat gets later.
 	registryChats = 10000
 )
 
@@ -21,14 +19,9 @@ const (
 // entry (a notice that cannot be recorded), a negative number unique in the process.
 type Owner int64
 
-// Registry knows, per chat, the newest message ids (the bot's own and the users' it has seen)
-// and who may send there now.
-//
-// Sends in a chat are one at a time (the gate): a send records the highest id known in the chat
-// (its floor), goes out, and only once its outcome is known may the next send in that chat be
-// made. A send whose answer never came keeps the gate until a send of the same text has an
-// answer: the messages the lost send may have posted then lie strictly between its floor and
-// that id, where no other send of the bot can be (see Lost).
+// Registry knows, per chat, the newest message ids (the bot's and the users' it has seen) and
+// who holds the send gate: sends in a chat go one at a time, and a send whose answer never came
+// keeps the gate until a send of the same text has an answer (see Lost for why).
 type Registry struct {
 	mu    sync.Mutex
 	chats map[int64]*chatState
@@ -63,19 +56,15 @@ func (r *Registry) chat(id int64) *chatState {
 // forget drops the tenth of the chats used least recently whose gates are free, so that its
 // cost is spread over the chats that come after. r.mu must be held.
 func (r *Registry) forget() {
-	type use struct {
-		chat int64
-		at   uint64
-	}
-	free := make([]use, 0, len(r.chats))
+	free := make([]int64, 0, len(r.chats))
 	for id, c := range r.chats {
 		if c.owner == 0 {
-			free = append(free, use{id, c.lastUse})
+			free = append(free, id)
 		}
 	}
-	slices.SortFunc(free, func(a, b use) int { return cmp.Compare(a.at, b.at) })
-	for _, u := range free[:min(len(free), max(registryChats/10, 1))] {
-		delete(r.chats, u.chat)
+	slices.SortFunc(free, func(a, b int64) int { return cmp.Compare(r.chats[a].lastUse, r.chats[b].lastUse) })
+	for _, id := range free[:min(len(free), max(registryChats/10, 1))] {
+		delete(r.chats, id)
 	}
 }
 
@@ -114,8 +103,7 @@ func (r *Registry) Max(chat int64) int {
 	return 0
 }
 
-// Acquire waits until owner may send in chat (the gate is free, or owner holds it already) and
-// takes the gate, or returns ctx's error.
+// Acquire waits until chat's gate is free (or owner's) and takes it, or returns ctx's error.
 func (r *Registry) Acquire(ctx context.Context, chat int64, owner Owner) error {
 	for {
 		r.mu.Lock()

@@ -8,14 +8,10 @@ import (
 	"aurabot/bot/render"
 )
 
-// Resume finishes a reply from its journal: after a crash or a kill, or later in the same run
-// when Telegram stopped answering. Its messages (a send that had no answer made again) show the
-// recorded text, complete, with its notice if it was final, else with cut (the caller's words
-// for a reply cut short: interrupted, or skipped). It never shows less than the user saw, as
-// every text is recorded before it is shown. It reports the text shown (less the model's
-// thinking shown above the answer, which is not part of it), the reply's first message and
-// whether the answer was whole (Shown.Complete); an error wraps ErrUnfinished when the messages
-// are not settled.
+// Resume finishes a reply from its journal (after a crash, or when Telegram stopped answering):
+// the recorded text, never less than the user saw, with its notice if final, else with cut. It
+// reports the answer shown (without the thinking), the first message and whether the answer was
+// whole; an error wraps ErrUnfinished when the messages are not settled.
 func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded, cut string) (text string, firstID int, complete bool, err error) {
 	text = render.WithoutThinking(rec.Text)
 	d := NewDisplay(s.deps, t, j, "")
@@ -42,10 +38,8 @@ func (s *Streamer) Resume(ctx context.Context, t Target, j Journal, rec Recorded
 	return text, d.FirstID(), complete, err
 }
 
-// Notify answers with a short plain notice in reply to t, through the same path as a reply's
-// final text: recorded first, Telegram penalties waited out, other failures retried, within
-// the final context's bounds (a shutdown cuts it short). An error wraps ErrUnfinished when a
-// journaled notice may still have to be finished (Resume).
+// Notify answers t with a short plain notice the way a final text goes: recorded first, retried
+// within FinalContext. An error wraps ErrUnfinished when a journaled notice must be resumed.
 func (s *Streamer) Notify(ctx context.Context, t Target, j Journal, text string) error {
 	if j != nil {
 		if err := j.Show(ctx, Shown{Text: text, Final: true, Plain: true}); err != nil {
@@ -63,16 +57,14 @@ func (s *Streamer) Notify(ctx context.Context, t Target, j Journal, text string)
 	return err
 }
 
-// A final edit (or a notice) goes on for finalGrace once the bot has begun to cut replies short
-// at shutdown, and for finalLimit at most otherwise (waiting out Telegram penalties: the final
-// text must arrive).
+// A final edit (or a notice) goes on for finalGrace after a shutdown began, else for finalLimit at
+// most (waiting out Telegram's penalties: the final text must arrive).
 const (
 	finalGrace = 5 * time.Second
 	finalLimit = 10 * time.Minute
 )
 
-// FinalContext is the context of a final edit or a notice: it outlives ctx, so that a reply cut
-// by a shutdown still shows its text, but by finalGrace at most.
+// FinalContext is the context of a final edit or a notice: it outlives ctx by finalGrace at most.
 func FinalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalLimit)
 	stop := context.AfterFunc(ctx, func() {

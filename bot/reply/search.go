@@ -19,22 +19,19 @@ import (
 // Lost is a send that may have posted messages nobody knows the ids of: Copies messages showing
 // Wire may lie strictly between Floor and Ceiling in the chat.
 //
-// Why that range holds every copy, and nothing else of the bot's that it does not know: a send
-// records Floor, the highest id known in the chat, before it goes out, holding the chat's send
-// gate (Registry), so every message of the bot's sent before it is at or below Floor, or known.
-// A message the send posts gets a higher id. While its outcome is unknown the gate stays held;
-// it is released only when a send of the same Wire has an answer, whose id is Ceiling: Telegram
-// numbers a chat's messages in the order it posts them, and carries out one bot's sends to one
-// chat in the order they reach it, so a copy has a lower id. No other send of the bot's can fall
-// in between, as none could be made without the gate. The other ids in the range belong to the
-// users (editing them is refused: "message can't be edited"), are deleted ("message to edit not
-// found"), or were never used. An edit with exactly Wire changes nothing of a copy ("message is
-// not modified"), and nothing else can be edited: a wrong guess changes nothing.
+// Why that range holds every copy and nothing else of the bot's it does not know: a send records
+// Floor, the highest id known in the chat, holding the chat's send gate (Registry), so every
+// earlier message of the bot's is at or below Floor, or known; what it posts gets a higher id.
+// The gate stays held until a send of the same Wire has an answer, whose id is Ceiling: Telegram
+// numbers a chat's messages in the order it posts them, and posts one bot's sends to one chat in
+// the order they arrive, so a copy is lower, and no other send of the bot's can be in between.
+// The range's other ids are the users' (an edit is refused: "message can't be edited"), deleted
+// ("message to edit not found") or unused. An edit with exactly Wire changes nothing of a copy
+// ("message is not modified"), and nothing else can be edited: a wrong guess changes nothing.
 //
-// When several sends of one reply lost their answers (or the record of them, a full disk), their
-// ranges may overlap, and a message of the bot's the registry does not know may be a copy of
-// another of them, sent again too: a copy all the same. So the search looks at the whole range,
-// whatever Copies says, and deletes every message of the bot's it finds there that nobody knows.
+// Several lost sends of one reply (or lost records of them: a full disk) may have overlapping
+// ranges, and an unknown message of the bot's there is a copy of another of them all the same.
+// So the search looks at the whole range, whatever Copies says, and deletes every such message.
 type Lost struct {
 	ID             int64 // the journal's id of the search; 0 before it is recorded
 	ChatID         int64
@@ -51,10 +48,9 @@ type LostStore interface {
 	SearchDone(ctx context.Context, id int64) error
 }
 
-// Searcher looks for the messages that lost sends may have posted, and deletes them: by then the
-// reply has gone on in a message sent again. It looks at every id of the range (see Lost), one
-// chat's searches one after another, paced behind every other call of the bot (pace.WaitIdle),
-// so that the search never delays a reply.
+// Searcher looks for the messages that lost sends may have posted, and deletes them (the reply
+// has gone on in a message sent again): one chat's searches one after another, paced behind every
+// other call (pace.WaitIdle), so that a search never delays a reply.
 type Searcher struct {
 	deps  Deps
 	store LostStore
@@ -71,8 +67,7 @@ func NewSearcher(client *tg.Client, pacer *pace.Pacer, registry *Registry, store
 	return &Searcher{deps: deps, store: store, queues: map[int64][]Lost{}}
 }
 
-// Start looks for what pending (the searches a restart found in the journal) and every later Add
-// name, until ctx ends.
+// Start runs pending (the searches a restart found in the journal) and later Adds until ctx ends.
 func (s *Searcher) Start(ctx context.Context, pending []Lost) {
 	s.mu.Lock()
 	s.ctx = ctx
@@ -138,10 +133,9 @@ func (s *Searcher) startWorker(chat int64) {
 	})
 }
 
-// search looks at every id of l's range not known to the registry, from both ends (a copy is
-// most often right above the floor, or right below the ceiling), and deletes every message of
-// the bot's it finds there. It returns early only when ctx ends: the journal keeps the rest for
-// the restart.
+// search looks at every id of l's range the registry does not know, from both ends (where a copy
+// most often is), and deletes every copy. It stops early only when ctx ends: the journal keeps
+// the rest for the restart.
 func (s *Searcher) search(ctx context.Context, l Lost) {
 	w, ok := decodeWire(l.Wire)
 	if !ok {
@@ -207,9 +201,8 @@ func (s *Searcher) done(ctx context.Context, l Lost) {
 	}
 }
 
-// probe edits message id of chat to exactly w: a copy of w answers "message is not modified",
-// and no other message can change (see Lost). It reports whether id is a copy; an error is no
-// answer (look again later) or ErrBlocked.
+// probe edits message id to exactly w and reports whether it is a copy ("message is not
+// modified"); nothing else can change (see Lost). An error is no answer, or ErrBlocked.
 func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool, error) {
 	for {
 		if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
@@ -226,15 +219,13 @@ func (s *Searcher) probe(ctx context.Context, chat int64, id int, w wire) (bool,
 		case tg.Throttled(err):
 			continue
 		case tg.Refused(err):
-			// Someone else's ("message can't be edited"), deleted or never used ("not
-			// found"), or anything else Telegram will not edit there: not ours.
+			// Someone else's ("can't be edited"), deleted or unused ("not found"), any refusal: not ours.
 			return false, nil
 		}
 		return false, err
 	}
 }
 
-// remove deletes (or blanks) the copy at id.
 func (s *Searcher) remove(ctx context.Context, chat int64, id int) error {
 	if err := s.deps.Pacer.WaitIdle(ctx, chat); err != nil {
 		return err

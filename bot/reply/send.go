@@ -11,9 +11,7 @@ import (
 	"aurabot/bot/tg"
 )
 
-// send posts a new message as part i under the chat's send gate, recording first the highest id
-// known in the chat and exactly what the message carries. A send with no answer keeps the gate
-// and is made again (resend), as the package comment tells.
+// send posts part i as a new message under the chat's send gate, its floor and wire recorded first.
 func (d *Display) send(ctx context.Context, i int, w wire) error {
 	if err := d.deps.Registry.Acquire(ctx, d.t.ChatID, d.owner); err != nil {
 		return err
@@ -32,8 +30,7 @@ func (d *Display) send(ctx context.Context, i int, w wire) error {
 	return err
 }
 
-// resend sends part i again, exactly as its send that had no answer. The caller has waited for a
-// pacer slot.
+// resend sends part i again, exactly as the send that had no answer, after the caller's slot.
 func (d *Display) resend(ctx context.Context, i int) error {
 	if err := d.deps.Registry.Acquire(ctx, d.t.ChatID, d.owner); err != nil {
 		return err
@@ -41,8 +38,7 @@ func (d *Display) resend(ctx context.Context, i int) error {
 	return d.post(ctx, i)
 }
 
-// post makes the send of part i (d.sent[i], id 0): recorded first, then sent. Its outcome
-// decides what the display knows: an id, or one more send with an unknown outcome.
+// post records, then sends part i (id 0): it gets an id, or one more send of unknown outcome.
 func (d *Display) post(ctx context.Context, i int) error {
 	s := &d.sent[i]
 	if d.journal != nil {
@@ -94,8 +90,7 @@ func (d *Display) post(ctx context.Context, i int) error {
 	return err
 }
 
-// posted records that the send of part i gave message id, with the search for what earlier
-// sends of it, whose answers never came, may have posted.
+// posted records part i's id, and the search for what its earlier sends with no answer posted.
 func (d *Display) posted(ctx context.Context, i, id int) {
 	s := &d.sent[i]
 	d.deps.Registry.Add(d.t.ChatID, id)
@@ -119,17 +114,14 @@ func (d *Display) posted(ctx context.Context, i, id int) {
 	d.releaseIfSettled()
 }
 
-// releaseIfSettled frees the chat's send gate once no send of the display has an unknown
-// outcome.
 func (d *Display) releaseIfSettled() {
 	if d.Settled() {
 		d.deps.Registry.Release(d.t.ChatID, d.owner)
 	}
 }
 
-// Close ends the display. A display with no journal entry frees its chat's send gate even with
-// a send unsettled, as nothing would ever settle it; one with an entry keeps it for the reply's
-// next display (the rest of the run, or the restart).
+// Close ends the display. One with no journal entry frees the send gate even when unsettled, as
+// nothing would settle it; one with an entry keeps it for the reply's next display (or restart).
 func (d *Display) Close() {
 	if d.owner < 0 || d.Settled() {
 		d.deps.Registry.Release(d.t.ChatID, d.owner)

@@ -10,22 +10,19 @@
 //
 //   - Sends in a chat go one at a time (Registry's gate). Before each, the reply records the
 //     highest message id known in the chat (the send's floor) and exactly what it carries.
-//   - A send with no answer keeps the gate, and is sent again at once, exactly as it was: the
+//   - A send with no answer keeps the gate and is sent again at once, exactly as it was: the
 //     user sees the reply go on. The new message's id is the ceiling: Telegram numbers a chat's
-//     messages in the order it posts them, so the lost send's message, if it exists, lies
-//     strictly between floor and ceiling, and no other message of the bot's can be there.
-//   - In the background, paced behind every other call, Searcher edits each id of that range
-//     with exactly what the lost send carried: its own message answers "message is not
-//     modified" and is deleted; a user's is refused ("can't be edited"), a deleted or unused id
-//     is "not found". Nothing else can change. Ids known to belong to other replies are skipped.
+//     messages in the order it posts them, so the lost send's message, if any, lies strictly
+//     between floor and ceiling, where no other message of the bot's can be.
+//   - In the background, paced behind every other call, Searcher edits each unknown id of that
+//     range with exactly what the lost send carried: only its copy answers "message is not
+//     modified", and is deleted. Nothing else can change.
 //   - A restart gives each chat with a send of unknown outcome to the reply that made it until
-//     that reply has sent again, and takes floors from the journal, never from what the chat
-//     knows by then.
+//     that reply has sent again, and takes floors from the journal, not from the chat.
 //
 // Lost has the argument in full. The package knows nothing of conversations, commands or
 // storage: the caller hands it a stream of text (the answer, and a reasoning model's thinking,
-// shown above the answer but never part of it: see thinking.go) and a journal, and stores what
-// it returns.
+// shown above it: see thinking.go) and a journal, and stores what it returns.
 package reply
 
 import (
@@ -45,19 +42,16 @@ const (
 	maxText = 4096 // Telegram's limit, UTF-16 units
 	// The first text waits up to firstWait for a whole word (firstWord characters): three bytes
 	// and a second of silence read worse than a moment's wait.
-	firstWait = 200 * time.Millisecond
-	firstWord = 8
-	// retryPause is how soon an update that failed is tried again when no new text comes.
-	retryPause = 500 * time.Millisecond
+	firstWait  = 200 * time.Millisecond
+	firstWord  = 8
+	retryPause = 500 * time.Millisecond // a failed update is tried again this soon without new text
 )
 
 // Config is how replies stream.
 type Config struct {
-	// StreamMode is StreamEdit or StreamDraft: private replies grow in a draft (sendMessageDraft).
-	StreamMode     string `env:"STREAM_MODE" envDefault:"edit"`
+	StreamMode     string `env:"STREAM_MODE" envDefault:"edit"`       // StreamEdit, or StreamDraft (private chats)
 	MaxAnswerChars int    `env:"MAX_ANSWER_CHARS" envDefault:"65536"` // longer answers are cut (ErrTooLong)
-	// Thinking "off" shows only how long a reasoning model thought, not its thinking.
-	Thinking string `env:"SHOW_THINKING" envDefault:"on"`
+	Thinking       string `env:"SHOW_THINKING" envDefault:"on"`       // "off": only how long the model thought
 }
 
 // Stream modes.
@@ -89,8 +83,7 @@ type Outcome struct {
 	Text    string // the answer the model sent, as the user sees it (its thinking left out)
 	Err     error  // why the stream ended early; nil when it completed
 	FirstID int    // the first Telegram message of the reply
-	// Unfinished: the final text could not be shown in time (a shutdown, a database that
-	// could not record it). The journal holds what the restart must show.
+	// Unfinished: the final text could not be shown (or recorded) in time; the journal holds it.
 	Unfinished bool
 	Edits      int           // live updates shown before the final message
 	FirstText  time.Duration // from the start to the first text on screen; 0 if none
@@ -98,29 +91,23 @@ type Outcome struct {
 
 // Control is how the caller reaches a reply while it streams.
 type Control struct {
-	Stop func() // stops the reply (ErrStopped): /stop, the Stop button, Telegram's own stop
-	// DraftID is the draft_id Telegram's own Stop button names (stopped_message_generation); 0
-	// when the reply streams by edits.
-	DraftID int64
+	Stop    func() // stops the reply (ErrStopped): /stop, the Stop button, Telegram's own stop
+	DraftID int64  // the draft_id Telegram's own Stop button names; 0 when streaming by edits
 }
 
 // Options are what a reply shows besides the model's answer.
 type Options struct {
-	// Prefix (Markdown, a voice message's transcript, say) tops the reply from its start, above
-	// the thinking. It is journaled and shown like the answer, but is not part of Outcome.Text
-	// nor counted against MaxAnswerChars.
+	// Prefix (Markdown: a voice message's transcript, say) tops the reply, above the thinking;
+	// it is not part of Outcome.Text nor counted against MaxAnswerChars.
 	Prefix string
-	// Notice gives the line shown under a reply that ended with err (ErrEmpty: the model sent
-	// nothing; nil: none), and whether the answer is whole for all that (an output limit,
-	// which the line explains). nil shows no line.
+	// Notice gives the line under a reply that ended with err (ErrEmpty: nothing sent; nil:
+	// none), and whether the answer is whole all the same (an output limit). nil: no line.
 	Notice func(err error) (notice string, complete bool)
 }
 
-// StreamWith shows the answer that chunks yields as it grows, in a reply to t, with the model's
-// thinking above it (see thinking.go). stopData is the callback data of the Stop button ("" for
-// none); started, if not nil, is called once with the reply's Control, for /stop and the
-// buttons. The answer is cut at MaxAnswerChars. chunks must end when the context it was made
-// with ends: StreamWith's ctx.
+// StreamWith shows the answer chunks yields as it grows, in a reply to t, with the model's
+// thinking above it. stopData is the Stop button's callback data ("": none); started, if not nil,
+// gets the reply's Control. chunks must end when the context it is given ends.
 func (s *Streamer) StreamWith(ctx context.Context, t Target, j Journal, stopData string, started func(Control), chunks func(ctx context.Context) iter.Seq2[Chunk, error], opt Options) Outcome {
 	st := &stream{s: s, ctx: ctx, t: t, j: j, opt: opt, start: time.Now(), r: render.NewIncremental(maxText),
 		gotText: make(chan struct{}), dirty: make(chan struct{}, 1), done: make(chan struct{}), typingDone: make(chan struct{})}

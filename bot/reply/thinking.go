@@ -9,18 +9,16 @@ import (
 	"aurabot/bot/render"
 )
 
-// Chunk is one piece of a model's reply as Stream takes it: the answer's text, or the model's
-// thinking (a reasoning model's, before it answers). At most one of them is set.
+// Chunk is one piece of a model's reply: the answer's text or a reasoning model's thinking.
 type Chunk struct {
 	Text     string
 	Thinking string
 }
 
 // Above the answer, while the model thinks, a reply shows "💭 Thinking… 12 s" and (SHOW_THINKING
-// on) the newest liveLines lines, liveRunes characters at most, in a quote Telegram shows whole;
-// once the answer begins, "💭 Thought for 14 s" and the whole thinking in a collapsed quote if it
-// is at most quoteBytes long, which keeps the block under a message and under the incremental
-// renderer's chunk. The thinking is never part of the answer, its count or what is stored.
+// on) the newest liveLines lines, liveRunes characters at most; once the answer begins, "💭 Thought
+// for 14 s" and the whole thinking collapsed if at most quoteBytes (under a message and under the
+// incremental renderer's chunk). It is never part of the answer, its count or what is stored.
 const (
 	liveLines  = 3
 	liveRunes  = 240
@@ -28,8 +26,7 @@ const (
 )
 
 // thinking is what a reply knows of the model's thinking: its newest part (at most 2 *
-// quoteBytes, for the memory of a reply that thinks for long), whether any of it was dropped,
-// and when it began and ended.
+// quoteBytes, bounding memory), and when it began and ended.
 type thinking struct {
 	tail    strings.Builder
 	cut     bool      // the start of the thinking is no longer in tail
@@ -37,7 +34,6 @@ type thinking struct {
 	ended   time.Time // when the answer began; zero while the model thinks
 }
 
-// add takes the next piece of thinking, at now.
 func (th *thinking) add(s string, now time.Time) {
 	if th.started.IsZero() {
 		s = strings.TrimLeft(s, " \t\r\n")
@@ -66,8 +62,7 @@ func (th *thinking) answering(now time.Time) {
 	}
 }
 
-// block returns the Markdown shown above the answer at now: "" when the model has not thought.
-// done says the thinking is over (the answer began, or the reply ended).
+// block is the Markdown above the answer at now ("": no thinking); done: the thinking is over.
 func (th *thinking) block(show, done bool, now time.Time) string {
 	if th.started.IsZero() {
 		return ""

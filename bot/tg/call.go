@@ -23,11 +23,9 @@ func Call[T any](ctx context.Context, p Pacer, log *slog.Logger, chat int64, cal
 	return Do(ctx, p, log, chat, call)
 }
 
-// Do makes a call in chat whose turn the caller has waited for itself (a slot it held, or the
-// pacer's WaitIdle or WaitUnpaced), and tells p how it went: a 429 holds the chat for
-// retry_after, any other answer lets an interval grown by 429s shrink back. Metrics and health
-// see the call in the HTTP client. The error is the call's, to be told apart with Refused,
-// Unknown, Gone and the rest.
+// Do makes a call in chat whose turn the caller has waited for itself (a slot it held, WaitIdle,
+// WaitUnpaced) and tells p how it went: a 429 holds the chat for retry_after, any other answer
+// lets a grown interval shrink back. The error is the call's (see Refused, Unknown, Gone...).
 func Do[T any](ctx context.Context, p Pacer, log *slog.Logger, chat int64, call func(context.Context) (T, error)) (T, error) {
 	v, err := call(ctx)
 	if d, ok := RetryAfter(err); ok {

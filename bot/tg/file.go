@@ -13,34 +13,30 @@ import (
 	tgbot "github.com/go-telegram/bot"
 )
 
-// MaxDownload is the largest file the Bot API lets a bot download (20 MB); a local Bot API
-// server (--local) has no such limit.
+// MaxDownload is the largest file the Bot API lets a bot download; a local server has no limit.
 const MaxDownload = 20 << 20
 
-// ErrFileTooBig means a file is larger than the caller's limit, or than Telegram hands out to
-// bots; nothing more of it was read.
+// ErrFileTooBig means a file is over the caller's limit or Telegram's; no more of it was read.
 var ErrFileTooBig = errors.New("telegram: the file is too big")
 
-// ErrLocalFile means the Bot API server answered getFile with a path on its own disk that the
-// bot may not read: outside the directory of TELEGRAM_LOCAL_FILES, or not a regular file.
-// Nothing of it was read.
+// ErrLocalFile means getFile named a path on the Bot API server's disk that the bot may not read
+// (outside TELEGRAM_LOCAL_FILES, or not a regular file); nothing of it was read.
 var ErrLocalFile = errors.New("telegram: refused to read a file the Bot API server named on its disk")
 
-// SetLocalFiles lets Download read the files a local Bot API server (telegram-bot-api --local)
-// answers getFile with, as absolute paths on its own disk, from dir: the server's working
-// directory (--dir), as the bot sees it. Only regular files inside dir are read, symbolic links
-// resolved (none may lead out of it). Without it, Download reads nothing from the local disk:
-// any file_path, absolute or not, is downloaded over HTTP. It is set before the first Download.
+// SetLocalFiles lets Download read the absolute paths a local Bot API server (telegram-bot-api
+// --local) answers getFile with from dir, the server's --dir as the bot sees it: only regular
+// files inside dir, no symbolic link leading out. Without it every file_path is fetched over
+// HTTP. It is set before the first Download.
 func (c *Client) SetLocalFiles(dir string) error {
+	var real string
+	var fi os.FileInfo
 	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("telegram: local files: %w", err)
+	if err == nil {
+		real, err = filepath.EvalSymlinks(abs)
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return fmt.Errorf("telegram: local files: %w", err)
+	if err == nil {
+		fi, err = os.Stat(real)
 	}
-	fi, err := os.Stat(real)
 	if err != nil {
 		return fmt.Errorf("telegram: local files: %w", err)
 	}
@@ -51,10 +47,9 @@ func (c *Client) SetLocalFiles(dir string) error {
 	return nil
 }
 
-// Download fetches a file a user sent, by its file_id: getFile, then the file itself from
-// {api}/file/bot<token>/<file_path>, or, when SetLocalFiles names the directory of a local Bot
-// API server (which answers an absolute path on its disk), from that directory. It reads at most
-// limit bytes and fails with ErrFileTooBig past them.
+// Download fetches a file by its file_id: getFile, then the file over HTTP, or from the local
+// files directory (SetLocalFiles) for an absolute path. Past limit bytes it fails with
+// ErrFileTooBig.
 func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]byte, error) {
 	f, err := c.GetFile(ctx, &tgbot.GetFileParams{FileID: fileID})
 	if err != nil {
@@ -66,18 +61,14 @@ func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]by
 	if f.FileSize > limit {
 		return nil, fmt.Errorf("telegram: %w (%d bytes)", ErrFileTooBig, f.FileSize)
 	}
-	local := filepath.IsAbs(f.FilePath) && c.localDir != ""
 	var body io.ReadCloser
-	if local {
+	if filepath.IsAbs(f.FilePath) && c.localDir != "" {
 		body, err = c.openLocal(f.FilePath, limit)
-		if err != nil {
-			return nil, err
-		}
 	} else {
 		body, err = c.get(ctx, f.FilePath)
-		if err != nil {
-			return nil, err
-		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	defer body.Close()
 	data, err := io.ReadAll(io.LimitReader(body, limit+1))
@@ -90,7 +81,6 @@ func (c *Client) Download(ctx context.Context, fileID string, limit int64) ([]by
 	return data, nil
 }
 
-// get downloads a file_path over HTTP.
 func (c *Client) get(ctx context.Context, filePath string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.FileURL(filePath), nil)
 	if err != nil {
@@ -110,8 +100,7 @@ func (c *Client) get(ctx context.Context, filePath string) (io.ReadCloser, error
 	return resp.Body, nil
 }
 
-// openLocal opens the file at the absolute path p, if it is a regular file of at most limit
-// bytes inside the local files directory.
+// openLocal opens absolute path p if it is a regular file of at most limit bytes in localDir.
 func (c *Client) openLocal(p string, limit int64) (io.ReadCloser, error) {
 	rel, ok := inside(c.localDir, p)
 	if !ok {
@@ -134,16 +123,16 @@ func (c *Client) openLocal(p string, limit int64) (io.ReadCloser, error) {
 	fi, err := file.Stat()
 	switch {
 	case err != nil:
-		file.Close()
-		return nil, fmt.Errorf("%w: %w", ErrLocalFile, err)
+		err = fmt.Errorf("%w: %w", ErrLocalFile, err)
 	case !fi.Mode().IsRegular():
-		file.Close()
-		return nil, fmt.Errorf("%w: it is not a regular file (%s)", ErrLocalFile, fi.Mode().Type())
+		err = fmt.Errorf("%w: it is not a regular file (%s)", ErrLocalFile, fi.Mode().Type())
 	case fi.Size() > limit:
-		file.Close()
-		return nil, fmt.Errorf("telegram: %w (%d bytes)", ErrFileTooBig, fi.Size())
+		err = fmt.Errorf("telegram: %w (%d bytes)", ErrFileTooBig, fi.Size())
+	default:
+		return file, nil
 	}
-	return file, nil
+	file.Close()
+	return nil, err
 }
 
 // inside returns p relative to dir, if p is inside dir (after cleaning: no ".." leads out).
@@ -155,8 +144,7 @@ func inside(dir, p string) (string, bool) {
 	return rel, true
 }
 
-// CheckLocalFiles checks that dir is empty (not set) or an existing directory (TELEGRAM_LOCAL_FILES:
-// the local Bot API server's working directory, as the bot sees it).
+// CheckLocalFiles checks TELEGRAM_LOCAL_FILES: empty, or an existing directory.
 func CheckLocalFiles(dir string) error {
 	if dir == "" {
 		return nil

@@ -1,10 +1,9 @@
 package tg
 
-// Keyboard is an inline keyboard for reply_markup. go-telegram/bot's own InlineKeyboardButton
-// always carries "copy_text":{"text":""} (a struct field with omitempty, which encoding/json never
-// omits), and Telegram refuses such a button with BUTTON_COPY_TEXT_INVALID: a button has exactly
-// one of its optional type fields. These types hold only what is set. The library takes
-// reply_markup as an interface, so a Keyboard goes wherever models.ReplyMarkup does.
+// Keyboard is an inline keyboard for reply_markup. go-telegram/bot's InlineKeyboardButton always
+// carries "copy_text":{"text":""} (omitempty does not omit a struct), which Telegram refuses
+// (BUTTON_COPY_TEXT_INVALID); these types hold only what is set, and go wherever
+// models.ReplyMarkup does.
 type Keyboard struct {
 	Rows [][]Button `json:"inline_keyboard"`
 }

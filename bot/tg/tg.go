@@ -20,26 +20,21 @@ import (
 	tgbot "github.com/go-telegram/bot"
 )
 
-// Client is a Bot API client. Its errors may quote a URL or a local server's path, which hold
-// the token: they leave the process only through ops.Redactor (the log, /healthz, the exit).
+// Client is a Bot API client. Its errors may quote a URL or a local server's path, which hold the
+// token: they leave the process only through ops.Redactor (the log, /healthz, the exit).
 type Client struct {
 	*tgbot.Bot
-	token  string
-	apiURL string
-	http   *http.Client
-	// localDir is TELEGRAM_LOCAL_FILES, as given and with symbolic links resolved (localReal);
-	// "" reads no local file. See SetLocalFiles.
-	localDir, localReal string
+	token               string
+	apiURL              string
+	http                *http.Client
+	localDir, localReal string // TELEGRAM_LOCAL_FILES, as given and with links resolved; see SetLocalFiles
 }
 
 // Config is how to reach the Bot API.
 type Config struct {
-	Token  string `env:"TELEGRAM_TOKEN"`
-	APIURL string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
-	// LocalFiles is the working directory of a local Bot API server (telegram-bot-api --local),
-	// as the bot sees it: the only place Download reads a file from the local disk (see
-	// SetLocalFiles). "" reads none.
-	LocalFiles string `env:"TELEGRAM_LOCAL_FILES"`
+	Token      string `env:"TELEGRAM_TOKEN"`
+	APIURL     string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
+	LocalFiles string `env:"TELEGRAM_LOCAL_FILES"` // a local Bot API server's --dir (SetLocalFiles); "": none
 }
 
 // New builds a client for cfg. It makes no network call.
@@ -77,9 +72,8 @@ func (c *Client) FileURL(filePath string) string {
 	return c.apiURL + "/file/bot" + c.token + "/" + strings.TrimPrefix(filePath, "/")
 }
 
-// Refused reports whether Telegram answered the call with an error of its own: the call was not
-// carried out. Any other error (a broken connection, a timeout, a 5xx) leaves the outcome
-// unknown: the call may have been carried out.
+// Refused reports whether Telegram answered with an error of its own: the call was not carried
+// out. Any other error (a broken connection, a timeout, a 5xx) leaves the outcome unknown.
 func Refused(err error) bool {
 	var tm *tgbot.TooManyRequestsError
 	var mig *tgbot.MigrateError
@@ -88,8 +82,8 @@ func Refused(err error) bool {
 		errors.Is(err, tgbot.ErrorConflict) || errors.As(err, &tm) || errors.As(err, &mig)
 }
 
-// Unknown reports whether err leaves the outcome of a call unknown (see Refused). A call the
-// caller cancelled itself is unknown too: it may have reached Telegram.
+// Unknown reports whether err leaves the outcome of a call unknown (see Refused), as a call the
+// caller cancelled does: it may have reached Telegram.
 func Unknown(err error) bool { return err != nil && !Refused(err) }
 
 // RetryAfter is Telegram's flood-control wait for a 429, if err is one.
@@ -101,8 +95,7 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return time.Duration(max(tm.RetryAfter, 1)) * time.Second, true
 }
 
-// Throttled reports whether err is Telegram's 429: the call was not carried out, and may go
-// again after RetryAfter.
+// Throttled reports Telegram's 429: the call was not carried out, and may go after RetryAfter.
 func Throttled(err error) bool {
 	_, ok := RetryAfter(err)
 	return ok
@@ -111,8 +104,7 @@ func Throttled(err error) bool {
 // Blocked reports whether the user blocked the bot, or the bot may no longer write in the chat.
 func Blocked(err error) bool { return errors.Is(err, tgbot.ErrorForbidden) }
 
-// NotModified reports Telegram's "message is not modified": the message already shows exactly
-// that, which is success for an edit.
+// NotModified reports "message is not modified": it shows exactly that, success for an edit.
 func NotModified(err error) bool { return badRequest(err, "message is not modified") }
 
 // Gone reports that the message no longer exists (the user deleted it) or was never there.
@@ -121,17 +113,15 @@ func Gone(err error) bool {
 		badRequest(err, "message not found")
 }
 
-// BadFormatting reports a 400 about the text's formatting (its entities), in any of the ways
-// Telegram words it ("can't parse entities", "ENTITY_MENTION_USER_INVALID", ...): the same
-// text sent plain goes through.
+// BadFormatting reports a 400 about the text's entities ("can't parse entities",
+// "ENTITY_MENTION_USER_INVALID", ...): the same text sent plain goes through.
 func BadFormatting(err error) bool { return badRequest(err, "entit") || badRequest(err, "can't parse") }
 
 func badRequest(err error, what string) bool {
 	return errors.Is(err, tgbot.ErrorBadRequest) && strings.Contains(strings.ToLower(err.Error()), what)
 }
 
-// Background is ctx without its cancellation, bounded by d: for calls that must not be cut by
-// the caller ending (an answer to a callback, a reaction) but must not hang either.
+// Background is ctx without its cancellation, bounded by d: for calls the caller's end must not cut.
 func Background(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }
