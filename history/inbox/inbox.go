@@ -64,8 +64,6 @@ type Update struct {
 // ErrNotFound means the inbox has no such entry.
 var ErrNotFound = errors.New("not found")
 
-func (in *Inbox) fail(what string, err error) error { return sqldb.Fail("inbox: "+what, err) }
-
 // Save stores updates in one transaction and returns the entries of those it did not have
 // (an update redelivered within Redelivery is kept once), in the order given.
 func (in *Inbox) Save(ctx context.Context, us []Incoming) ([]Update, error) {
@@ -183,7 +181,7 @@ func (in *Inbox) entries(ctx context.Context, cond string, args ...any) ([]Updat
 func (in *Inbox) Attempt(ctx context.Context, seq int64) (int, error) {
 	var n int
 	err := in.w.GetContext(ctx, &n, `UPDATE inbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts`, seq)
-	return n, in.fail("attempt", err)
+	return n, sqldb.Fail("inbox: attempt", err)
 }
 
 // Finish marks entry seq handled. Its reply's message ids stay known (KnownMessages) until the
