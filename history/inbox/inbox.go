@@ -36,13 +36,12 @@ type Inbox struct {
 // New returns the inbox in the database that w writes and r reads.
 func New(w, r *sqlx.DB) *Inbox { return &Inbox{w: w, r: r} }
 
-// Redelivery is how long an update's id identifies it: Telegram sends an update again until it
-// is confirmed, for 24 hours at most, and numbers the next update at random only after a week
-// without any, so within a day an id names one update.
+// Redelivery is how long an update's id identifies it: Telegram redelivers for 24 hours at most,
+// and numbers afresh only after a quiet week.
 const Redelivery = 25 * time.Hour
 
-// Keep is how long a handled entry (and its reply's message ids) stays in the inbox: past
-// Redelivery, and long enough that the bot's recent messages are known after a restart.
+// Keep is how long a handled entry and its reply's message ids stay: past Redelivery, and long
+// enough that the bot's recent messages are known after a restart.
 const Keep = 48 * time.Hour
 
 // Incoming is an update as it arrived: Telegram's update_id, and the update as received.
@@ -70,8 +69,8 @@ func (in *Inbox) Save(ctx context.Context, us []Incoming) ([]Update, error) {
 	return in.save(ctx, "inbox: save", us, false)
 }
 
-// SaveUndecodable keeps an update that could not be decoded, raw, for a later version to
-// handle: it is never pending. It reports false for an update redelivered within Redelivery.
+// SaveUndecodable keeps an undecodable update raw, for a later version; it is never pending.
+// fresh is false for a redelivery.
 func (in *Inbox) SaveUndecodable(ctx context.Context, u Incoming) (fresh bool, err error) {
 	saved, err := in.save(ctx, "inbox: save undecodable", []Incoming{u}, true)
 	return len(saved) > 0, err

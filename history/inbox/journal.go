@@ -48,9 +48,8 @@ type Lost struct {
 	Lo, Hi int64
 }
 
-// RecordSending records that message idx of entry seq's reply is about to be sent in a chat:
-// p says where (ChatID), above which id (Floor), what (Sent) and after how many sends of it
-// with an unknown outcome (Tries). Its id is 0 until RecordSent.
+// RecordSending records that message idx of entry seq's reply, p, is about to be sent; its id is
+// 0 until RecordSent.
 func (in *Inbox) RecordSending(ctx context.Context, seq int64, idx int, p Part) error {
 	_, err := sqldb.Exec(ctx, in.w, "inbox: record sending", `INSERT INTO inbox_messages (seq, idx, chat_id, message_id, floor, sent, tries)
 		VALUES (?, ?, ?, 0, ?, ?, ?)
@@ -60,9 +59,9 @@ func (in *Inbox) RecordSending(ctx context.Context, seq int64, idx int, p Part) 
 	return err
 }
 
-// RecordSent records the id Telegram gave message idx of entry seq's reply. When earlier sends
-// of it had no answer (lost is not nil), the search for the messages they may have posted is
-// recorded with it, in one transaction, and its id returned.
+// RecordSent records the id Telegram gave message idx of entry seq's reply, and in the same
+// transaction, when earlier sends had no answer (lost), the search for what they may have posted,
+// returning its id.
 func (in *Inbox) RecordSent(ctx context.Context, seq int64, idx int, messageID int64, lost *Lost) (id int64, err error) {
 	err = sqldb.Write(ctx, in.w, "inbox: record sent", func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET message_id = ?, tries = 0 WHERE seq = ? AND idx = ?`,
