@@ -143,13 +143,16 @@ func command(ctx context.Context, args, environ []string, dotenv string, stdout,
 		return fmt.Errorf("unexpected argument %q: the bot is configured by environment variables (see config.example.env)", fs.Arg(0))
 	}
 	switch {
+	case !*health && *backup == "":
+		return run(ctx, environ, dotenv, stderr)
 	case *health && *backup != "":
 		return errors.New("use -healthcheck or -backup, not both")
-	case *health:
-		cfg, err := parseConfig(environ, dotenv)
-		if err != nil {
-			return err
-		}
+	}
+	cfg, err := parseConfig(environ, dotenv)
+	if err != nil {
+		return err
+	}
+	if *health {
 		if cfg.Bot.ListenAddr == "" {
 			return errors.New("healthcheck: LISTEN_ADDR is empty, so the bot serves no /healthz")
 		}
@@ -158,19 +161,13 @@ func command(ctx context.Context, args, environ []string, dotenv string, stdout,
 			fmt.Fprintln(stdout, status)
 		}
 		return err
-	case *backup != "":
-		cfg, err := parseConfig(environ, dotenv)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		if err := history.BackupFile(ctx, cfg.DatabasePath, *backup); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "backed up %s to %s in %s\n", cfg.DatabasePath, *backup, time.Since(start).Round(time.Millisecond))
-		return nil
 	}
-	return run(ctx, environ, dotenv, stderr)
+	start := time.Now()
+	if err := history.BackupFile(ctx, cfg.DatabasePath, *backup); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s in %s\n", cfg.DatabasePath, *backup, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 func main() {

@@ -18,15 +18,13 @@ import (
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
-	// Images are pictures sent with a user message (openai only: in the chatbot-ui protocol
-	// a request that holds any fails with ErrImagesUnsupported).
+	// Images are pictures sent with a user message (openai only: ErrImagesUnsupported).
 	Images []Image `json:"-"`
 }
 
 // Image is a picture attached to a Message.
 type Image struct {
-	// MIME is the image's media type, such as "image/jpeg"; empty means the type sniffed from
-	// Data. It must be an image type.
+	// MIME is the image's media type, such as "image/jpeg"; empty: sniffed from Data.
 	MIME string
 	Data []byte
 }
@@ -91,8 +89,7 @@ type Config struct {
 	// 429 or 503 and an HTML page is tried once more with fresh ones.
 	Credentials Credentials
 	// Redact, when set, removes secrets from what a server writes into a StatusError, which
-	// users are shown (UserReason): a server may echo the key or cookies it was sent. main
-	// passes its log's redactor, which also learns the cookies a browser captures.
+	// users are shown (UserReason): a server may echo the key or cookies it was sent.
 	Redact func(string) string
 	// Logger receives debug and warning records (never message contents); nil discards them.
 	Logger *slog.Logger
@@ -193,18 +190,15 @@ func New(cfg Config) (*Client, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	c.endpoint, c.model, c.redactText = endpoint.String(), cmp.Or(cfg.Model, defaultChatbotUIModel), cfg.Redact
-	c.log = cfg.Logger
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
+	c.log = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	c.firstByte, c.idle, c.drain = cfg.FirstByteTimeout, cfg.IdleTimeout, min(cfg.IdleTimeout, 2*time.Second)
 	c.tries, c.backoff, c.now = 3, 250*time.Millisecond, time.Now
 	c.creds, c.ownCookies, c.ownUserAgent = cfg.Credentials, cfg.Cookies != "", ownUserAgent
 	return c, nil
 }
 
-// controlChar returns the name of the first header value (of name, value pairs) that holds a
-// control character, which would end the header; "" if none does.
+// controlChar returns the name of the first value (of name, value pairs) with a control
+// character, which would end a header; "" if none.
 func controlChar(pairs ...string) string {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if strings.ContainsFunc(pairs[i+1], func(r rune) bool { return r < ' ' || r == 0x7f }) {

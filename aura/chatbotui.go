@@ -8,11 +8,10 @@ import (
 	"strings"
 )
 
-// dialect is what differs between the wire protocols: the request, and the decoding of the
-// reply's body. Transport, timeouts, retries, errors and UTF-8 carry-over are shared.
+// dialect is what differs between the wire protocols: the request, and the decoding of the body.
 type dialect interface {
-	// request returns the request body's value for msgs, asking for model ("": the
-	// configured one); usage asks the server to report the tokens it counted, where it can.
+	// request returns the request body for msgs and model ("": the configured one); usage asks
+	// for the tokens counted, where the protocol can.
 	request(model string, msgs []Message, usage bool) (any, error)
 	newDecoder() decoder
 }
@@ -29,11 +28,9 @@ func (c *Client) encode(model string, msgs []Message, usage bool) ([]byte, error
 	return b, nil
 }
 
-// turns checks the roles of msgs and their images (only user messages carry any, and only in a
-// protocol that sends images), passes each user and assistant message to turn, and returns the
-// system messages' contents. Both protocols send them as one, joined with "\n", as the Python
-// provider did: chatbot-ui takes one prompt, and many chat templates (llama.cpp, vLLM) take one
-// system message, and only at the start.
+// turns checks the roles and images of msgs, passes each user and assistant message to turn,
+// and returns the system messages' contents. Both protocols send them as one, joined with "\n":
+// chatbot-ui takes one prompt, and many chat templates take one system message, at the start.
 func turns(msgs []Message, images bool, turn func(Message) error) (system []string, err error) {
 	for i, m := range msgs {
 		switch {
@@ -120,8 +117,8 @@ func (d *chatbotUI) request(model string, msgs []Message, _ bool) (any, error) {
 
 func (d *chatbotUI) newDecoder() decoder { return plainDecoder{} }
 
-// plainDecoder passes the body through: the body is the reply, and it ends when the body does
-// (a truncated chunked body is not a clean end: net/http reports it as a read error).
+// plainDecoder passes the body through: it is the reply (net/http reports a truncated chunked
+// body as a read error).
 type plainDecoder struct{}
 
 func (plainDecoder) decode(dst *decoded, p []byte) (bool, error) {

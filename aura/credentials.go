@@ -12,20 +12,18 @@ import (
 // Credentials supplies the cookies and User-Agent that a server behind a browser check expects
 // (see Config.Credentials); aurabot/aura/browser takes them from a real browser.
 type Credentials interface {
-	// Credentials returns a Cookie header value ("a=1; b=2") and a User-Agent; either may be
-	// empty. refresh asks for new ones because the server refused the last ones. It may wait
-	// (for a browser to load the site) and must return when ctx ends. Its errors must not
-	// contain the cookies, and Config.Redact should know the cookies before they are returned.
+	// Credentials returns a Cookie header value and a User-Agent; either may be empty. refresh:
+	// the server refused the last ones. It must return when ctx ends, and its errors must not
+	// contain the cookies, which Config.Redact should know before they are returned.
 	Credentials(ctx context.Context, refresh bool) (cookie, userAgent string, err error)
 }
 
-// ErrBrowserCapture means Config.Credentials could not supply cookies: no browser, a browser
-// that crashed or a page that did not load in time. The error that wraps it also wraps the
-// cause. The request was not sent.
+// ErrBrowserCapture means Config.Credentials could not supply cookies (no browser, a crash, a page
+// that did not load); the error wraps the cause too. The request was not sent.
 var ErrBrowserCapture = errors.New("aura: could not get the server's cookies from a browser")
 
-// send streams one reply, with the credentials of c.creds when it is set: a reply the server
-// refuses as a browser check would (see refused) is tried once more, with fresh ones.
+// send streams one reply with c.creds' credentials, if set: a reply refused as a browser check
+// would (see refused) is tried once more, with fresh ones.
 func (c *Client) send(ctx context.Context, body []byte, yield func(Chunk, error) bool) error {
 	if c.creds == nil {
 		return c.stream(ctx, c.header, body, yield)
@@ -55,8 +53,7 @@ func (c *Client) send(ctx context.Context, body []byte, yield func(Chunk, error)
 	}
 }
 
-// credentialHeader returns the request header with the credentials of c.creds; the configured
-// Cookies and UserAgent win over them.
+// credentialHeader returns the header with c.creds' credentials; configured ones win.
 func (c *Client) credentialHeader(ctx context.Context, refresh bool) (http.Header, error) {
 	cookie, ua, err := c.creds.Credentials(ctx, refresh)
 	if err != nil {
@@ -78,9 +75,8 @@ func (c *Client) credentialHeader(ctx context.Context, refresh bool) (http.Heade
 	return h, nil
 }
 
-// refused reports whether err is the answer of a browser check in front of the server: 403, 429
-// or 503 with an HTML page, which a model server never sends. It is false without
-// Config.Credentials.
+// refused reports whether err is a browser check's answer: 403, 429 or 503 with an HTML page,
+// which a model server never sends. False without Config.Credentials.
 func (c *Client) refused(err error) bool {
 	var se *StatusError
 	if c.creds == nil || !errors.As(err, &se) || se.inStream {
@@ -93,8 +89,7 @@ func (c *Client) refused(err error) bool {
 	return false
 }
 
-// looksHTML reports whether body starts like an HTML document, after any byte order mark, white
-// space and comments.
+// looksHTML reports whether body starts like HTML, after a byte order mark, space and comments.
 func looksHTML(body string) bool {
 	s := strings.TrimPrefix(body, "\ufeff")
 	for {

@@ -9,25 +9,23 @@ import (
 	"aurabot/aura/internal/reason"
 )
 
-// Sentinel errors a caller can branch on with errors.Is; the errors Chat yields wrap them with
-// details ("aura: the reply broke off before its end: unexpected EOF").
+// Sentinel errors a caller can branch on with errors.Is; the errors Chat yields wrap them.
 var (
 	// ErrBrokenStream means the body broke off before the reply's end: a truncated chunked
 	// body, a reset connection, an openai stream without [DONE] or a finish_reason.
 	ErrBrokenStream = errors.New("aura: the reply broke off before its end")
-	// ErrFirstByteTimeout means no response headers or first body byte came within
-	// Config.FirstByteTimeout.
+	// ErrFirstByteTimeout means no headers or first body byte came within FirstByteTimeout.
 	ErrFirstByteTimeout = errors.New("aura: the server did not start answering in time")
 	// ErrIdleTimeout means the server went silent mid-reply for longer than Config.IdleTimeout.
 	ErrIdleTimeout = errors.New("aura: the server stopped sending mid-reply")
-	// ErrConnect means no connection could be made, even after retries; the error that wraps
-	// it also wraps the last cause (a *net.OpError, say).
+	// ErrConnect means no connection could be made, even after retries; the error wraps the
+	// last cause too.
 	ErrConnect = errors.New("aura: could not connect to the server")
 	// ErrOutputLimit means the server stopped the reply at its output limit (openai:
 	// finish_reason "length"): the text yielded before it is worth keeping, but unfinished.
 	ErrOutputLimit = errors.New("aura: the reply was cut at the output limit")
-	// ErrImagesUnsupported means a request held images but the protocol (chatbot-ui) cannot
-	// send them. No request was made.
+	// ErrImagesUnsupported means a request held images, which chatbot-ui cannot send; no
+	// request was made.
 	ErrImagesUnsupported = errors.New("aura: the chatbot-ui protocol cannot send images")
 )
 
@@ -40,9 +38,8 @@ type StatusError struct {
 	// StatusCode is the HTTP status; for an error event, the error object's "code" when it is
 	// a valid HTTP status (llama.cpp and vLLM send one), else 200, the stream's.
 	StatusCode int
-	// Reason says why: in the chatbot-ui dialect the status line's reason phrase ("HTTP/1.1
-	// 500 model overloaded"), where that server puts its explanation; in the openai dialect
-	// error.message from a JSON error body when there is one, else the reason phrase.
+	// Reason says why: the status line's reason phrase (where chatbot-ui explains), or in
+	// openai error.message from a JSON error body when there is one.
 	Reason string
 	// Body is the start of the response body (at most 1 KiB), or the error event's payload.
 	Body string
@@ -62,16 +59,14 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("aura: server answered %d %s", e.StatusCode, e.Reason)
 }
 
-// UserReason returns Reason made fit to show a user: the first line, at most 200 characters,
-// without links or anything that looks like a key or a token (the text after such a word is
-// dropped too), and without trailing punctuation, so that the caller can end it with its own
-// ".". It is "" when nothing useful remains. Error and Body keep the full text for logs.
+// UserReason returns Reason made fit to show a user (see reason.Sanitize): one line of at most
+// 200 characters, no links, nothing key-like, no trailing punctuation; "" when nothing useful
+// remains. Error and Body keep the full text for logs.
 func (e *StatusError) UserReason() string {
 	return reason.Sanitize(e.Reason)
 }
 
-// statusError describes a non-2xx answer (status is resp.Status; see StatusError.Reason), with
-// Config.Redact applied to what the server sent.
+// statusError describes a non-2xx answer (status is resp.Status), redacted.
 func (c *Client) statusError(code int, status string, body []byte) *StatusError {
 	se := &StatusError{
 		StatusCode: code,
@@ -108,8 +103,7 @@ func streamError(data []byte) *StatusError {
 	return se
 }
 
-// OutputLimitError is ErrOutputLimit with the limit the client asked for (MaxOutputTokens; 0
-// when it asked for none and the server's own applied), for the user to be told which.
+// OutputLimitError is ErrOutputLimit with the limit asked for (MaxOutputTokens; 0: the server's).
 type OutputLimitError struct{ MaxTokens int }
 
 func (e *OutputLimitError) Error() string {

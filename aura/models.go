@@ -17,8 +17,7 @@ import (
 )
 
 // What an openai-dialect server is asked about its models: the list, a model it does not list,
-// and what a model can do, which only Ollama says (its own routes, /api/show).
-
+// and what a model can do, which only Ollama says (/api/show).
 const modelsTTL = time.Minute
 
 // keptModels is the last list a server sent, kept until expiry.
@@ -27,11 +26,9 @@ type keptModels struct {
 	expiry time.Time
 }
 
-// Models returns the names of the models the server offers, in its order. In the openai
-// protocol it asks GET /v1/models beside the chat endpoint, with a chat request's Authorization,
-// bounded by Config.FirstByteTimeout, and keeps the answer a minute (errors are not kept); in
-// the chatbot-ui protocol, which has no list, it returns the configured model alone. A refusal
-// is a *StatusError.
+// Models returns the names of the models the server offers, in its order: openai's GET /v1/models,
+// kept a minute (errors are not kept); in chatbot-ui, which has no list, the configured model
+// alone. A refusal is a *StatusError.
 func (c *Client) Models(ctx context.Context) ([]string, error) {
 	if !c.openai {
 		return []string{c.model}, nil
@@ -65,17 +62,14 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 	return slices.Clone(ids), nil
 }
 
-// beside returns the URL of an openai route beside the chat endpoint: /v1/chat/completions gives
-// /v1 + path.
+// beside returns the URL of an openai route beside the chat endpoint: /v1 + path.
 func (c *Client) beside(path string) string {
 	return strings.TrimSuffix(c.endpoint, "/chat/completions") + path
 }
 
-// HasModel reports whether the server serves model, for a name its list (Models) lacks. Ollama
-// is asked with /api/show; another openai server with GET /v1/models/{model}, and when that
-// does not say yes, with a chat request for one token of answer. In the chatbot-ui protocol,
-// which cannot ask, only the configured model is known. A refusal that is not "no such model"
-// (an unreachable server, a 401) is an error.
+// HasModel reports whether the server serves model, for a name its list (Models) lacks: Ollama's
+// /api/show; elsewhere GET /v1/models/{model}, then a chat request for one token. In chatbot-ui
+// only the configured model is known. A failure that is not "no such model" is an error.
 func (c *Client) HasModel(ctx context.Context, model string) (bool, error) {
 	if !c.openai {
 		return SameModel(model, c.model), nil
@@ -119,13 +113,11 @@ func (c *Client) HasModel(ctx context.Context, model string) (bool, error) {
 	return false, se
 }
 
-// maxAskBody bounds what ask reads: some servers (OpenRouter) describe hundreds of models at
-// length, and Ollama's /api/show a model's template, license and parameters.
+// maxAskBody bounds what ask reads: OpenRouter describes hundreds of models at length.
 const maxAskBody = 8 << 20
 
-// ask makes one request to the server with the Client's headers, bounded by
-// Config.FirstByteTimeout as a whole, and returns the response (its body read and closed) and
-// the body. Errors are a failure to get an answer at all.
+// ask makes one request with the Client's headers, bounded by Config.FirstByteTimeout as a whole,
+// and returns the response and its body, read and closed. Errors: no answer at all.
 func (c *Client) ask(ctx context.Context, method, endpoint string, body []byte) (*http.Response, []byte, error) {
 	reqCtx, cancel := context.WithTimeoutCause(ctx, c.firstByte, ErrFirstByteTimeout)
 	defer cancel()
@@ -162,9 +154,7 @@ func (c *Client) ask(ctx context.Context, method, endpoint string, body []byte) 
 
 // Capabilities is what a server says one model can do.
 type Capabilities struct {
-	// Known reports that the server said: an Ollama server (0.6.4 and later) answers
-	// /api/show with a model's capabilities. When false nothing is known, and List is empty.
-	Known bool
+	Known bool // the server said (Ollama 0.6.4 and later); else List is empty
 	// List holds the capabilities as the server names them: Ollama's are "completion",
 	// "vision", "tools", "insert", "embedding" and "thinking".
 	List []string
@@ -185,8 +175,7 @@ func SameModel(a, b string) bool {
 // ErrNoSuchModel means the server says it has no model of that name.
 var ErrNoSuchModel = errors.New("aura: the server has no such model")
 
-// ollamaCache remembers whether the server is Ollama (asked once, the first time it matters)
-// and what it said about each model (asked once per model).
+// ollamaCache remembers whether the server is Ollama and what it said about each model.
 type ollamaCache struct {
 	is   atomic.Pointer[bool] // nil until the server answered
 	caps sync.Map             // model name without ":latest" -> Capabilities
@@ -197,9 +186,8 @@ func (c *Client) ollamaRoot() string {
 	return strings.TrimSuffix(c.endpoint, "/v1/chat/completions")
 }
 
-// isOllama reports whether the server is Ollama: whether GET /api/version answers with a
-// version. A definite answer is kept; a failure to ask is an error, and is asked again next
-// time. The chatbot-ui protocol is never Ollama.
+// isOllama reports whether GET /api/version answers with a version. An answer is kept; a failure
+// to ask is an error, asked again next time. chatbot-ui is never Ollama.
 func (c *Client) isOllama(ctx context.Context) (bool, error) {
 	if !c.openai {
 		return false, nil
@@ -220,11 +208,9 @@ func (c *Client) isOllama(ctx context.Context) (bool, error) {
 	return is, nil
 }
 
-// Capabilities returns what the server says model can do ("" means Config.Model). Only an
-// Ollama server says (its /api/show, asked once per model and kept); elsewhere, and from an
-// Ollama too old to list capabilities, it is Capabilities{} with no error. A model Ollama does
-// not have gives an error wrapping ErrNoSuchModel; a failure to ask, another error. Neither is
-// kept.
+// Capabilities returns what the server says model can do ("": Config.Model). Only Ollama says
+// (/api/show, kept per model); elsewhere it is Capabilities{} with no error. A model Ollama does
+// not have gives ErrNoSuchModel; errors are not kept.
 func (c *Client) Capabilities(ctx context.Context, model string) (Capabilities, error) {
 	if model == "" {
 		model = c.model

@@ -30,7 +30,7 @@ type openAIStreamOptions struct {
 }
 
 // openAIMessage is a Message on the wire. Content is a string, or for a message with images a
-// list of parts: its text (left out when there is none), then each image as a data: URL.
+// list of parts: its text, if any, then each image as a data: URL.
 type openAIMessage struct {
 	Role    string `json:"role"`
 	Content any    `json:"content"`
@@ -106,8 +106,8 @@ func wireMessage(m Message) (openAIMessage, error) {
 	return openAIMessage{Role: m.Role, Content: parts}, nil
 }
 
-// imageMIME returns the media type to send for img: its own, lower-cased, or the one sniffed
-// from its bytes. It must be a bare image type: a data: URL can carry nothing else there.
+// imageMIME returns img's media type, lower-cased, or else sniffed from its bytes: a bare image
+// type, as a data: URL needs.
 func imageMIME(img Image) (string, error) {
 	if len(img.Data) == 0 {
 		return "", errors.New("no data")

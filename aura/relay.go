@@ -9,14 +9,11 @@ import (
 	"unicode/utf8"
 )
 
-// decoder turns raw body bytes into reply text: the answer, and the model's thinking where the
-// wire carries it apart (openai's reasoning_content and reasoning).
+// decoder turns raw body bytes into reply text: the answer, and the model's thinking.
 type decoder interface {
-	// decode adds the text in p, the next bytes of the body, to dst; done reports that the
-	// reply is complete, and an error (a *StatusError for an error event) ends it.
+	// decode adds the text in p to dst; done: the reply is complete. An error ends it.
 	decode(dst *decoded, p []byte) (done bool, err error)
-	// end adds what is held back when the body ends before done, and says whether that is a
-	// clean end.
+	// end adds what is held back when the body ends before done; nil: a clean end.
 	end(dst *decoded) error
 	// trail reads what follows the reply's end (an openai usage event); nil: the body ended.
 	trail(p []byte)
@@ -25,7 +22,6 @@ type decoder interface {
 	result() (*Usage, error)
 }
 
-// textKind is what a piece of decoded text is: the answer, or the model's thinking.
 type textKind uint8
 
 const (
@@ -40,9 +36,8 @@ func (k textKind) chunk(s string) Chunk {
 	return Chunk{Text: s}
 }
 
-// decoded is the text a decoder has read and the relay has not passed on yet, in the order it
-// came: whole runs of one kind, and the newest run, whose last bytes may be the start of a
-// UTF-8 sequence that the next read completes.
+// decoded is the text a decoder has read and the relay has not passed on yet: whole runs of one
+// kind, and the newest run, which may end inside a UTF-8 sequence the next read completes.
 type decoded struct {
 	runs []Chunk // earlier runs, complete
 	kind textKind
@@ -64,8 +59,7 @@ func add[T string | []byte](d *decoded, k textKind, s T) {
 
 const readBufSize = 4 << 10 // the size of each read of a reply's body
 
-// relay copies one reply's text from a body to the caller, carrying an incomplete UTF-8
-// sequence over to the next read. It keeps its buffers across tries.
+// relay copies one reply's text from a body to the caller, keeping its buffers across tries.
 type relay struct {
 	yield func(Chunk, error) bool
 	buf   []byte  // raw body bytes
@@ -77,8 +71,8 @@ type relay struct {
 	chunks int  // chunks yielded
 }
 
-// run reads body to its end; wd may be nil (in tests). It returns nil on a clean end;
-// errStopped if the caller stopped; a decoder's error; or the read error, unclassified.
+// run reads body to its end (wd may be nil): nil on a clean end, errStopped if the caller
+// stopped, a decoder's error, or the read error.
 func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.Duration) error {
 	if r.buf == nil {
 		r.buf = make([]byte, readBufSize)
@@ -136,8 +130,8 @@ func (r *relay) run(body io.Reader, dec decoder, wd *watchdog, idle, drain time.
 	}
 }
 
-// emit yields the complete runs of r.out and its newest run up to cut, and keeps the rest as
-// the carry. It reports whether the caller wants more.
+// emit yields the complete runs and the newest run up to cut, keeping the rest; false: the
+// caller stopped.
 func (r *relay) emit(cut int) bool {
 	for i, c := range r.out.runs {
 		r.sent = true
@@ -179,9 +173,8 @@ func completeUTF8(p []byte) int {
 // reply stands.
 var errDrained = errors.New("aura: body did not end after the reply")
 
-// watchdog cancels a request when the server is silent for too long. It is a single timer,
-// stopped while the caller handles a chunk and re-armed before each read, so it costs no
-// allocation per chunk.
+// watchdog cancels a request when the server is silent for too long: one timer, stopped while
+// the caller handles a chunk and re-armed before each read (no allocation per chunk).
 type watchdog struct {
 	t      *time.Timer
 	cancel context.CancelCauseFunc

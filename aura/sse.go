@@ -7,9 +7,8 @@ import (
 	"fmt"
 )
 
-// sseDecoder reads the server-sent events of an openai stream. It keeps its line and data
-// buffers for the whole body. Once the reply is finished (a finish_reason, or [DONE]) it goes on
-// reading the events that follow for a usage report only: their text and errors are ignored.
+// sseDecoder reads the server-sent events of an openai stream. Once the reply is finished (a
+// finish_reason, or [DONE]) it reads what follows for a usage report only.
 type sseDecoder struct {
 	line      []byte // a line split across reads
 	data      []byte // the data of the event being read
@@ -155,8 +154,7 @@ func (d *sseDecoder) dispatch(dst *decoded) error {
 	}
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
-		// A server that sends both reasoning fields (vLLM while it renames one to the
-		// other) sends the same text in each.
+		// A server that sends both reasoning fields (vLLM) sends the same text in each.
 		add(dst, thinkingText, cmp.Or(string(ch.Delta.ReasoningContent), string(ch.Delta.Reasoning)))
 		add(dst, answerText, ch.Delta.Content)
 		if ch.FinishReason != "" {
@@ -166,8 +164,7 @@ func (d *sseDecoder) dispatch(dst *decoded) error {
 	return nil
 }
 
-// chunk is the part of an openai stream chunk the client reads; role, tool calls and the rest
-// are skipped.
+// chunk is the part of an openai stream chunk the client reads.
 type chunk struct {
 	Choices []struct {
 		Delta struct {
@@ -179,9 +176,7 @@ type chunk struct {
 		} `json:"delta"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
-	// Usage comes in a last chunk with no choices (OpenAI, vLLM), or with the finish_reason
-	// (llama.cpp).
-	Usage  *Usage          `json:"usage"`
+	Usage  *Usage          `json:"usage"` // in a last chunk with no choices, or with the finish_reason
 	Error  json.RawMessage `json:"error"`
 	Object json.RawMessage `json:"object"`
 }

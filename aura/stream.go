@@ -17,42 +17,32 @@ import (
 
 // Chunk is one element of a reply stream; exactly one field is set.
 type Chunk struct {
-	// Text is the next piece of the answer; never split inside a UTF-8 sequence.
-	Text string
-	// Thinking is the next piece of what a reasoning model thinks before it answers: openai's
-	// delta.reasoning_content (llama.cpp, vLLM, DeepSeek) or delta.reasoning (Ollama,
-	// OpenRouter), or a <think>…</think> block that starts the content (either protocol). It
-	// is not part of the answer: a conversation's history keeps Text alone.
+	Text string // the next piece of the answer; never split inside a UTF-8 sequence
+	// Thinking is the next piece of what a reasoning model thinks before it answers (openai's
+	// delta.reasoning_content or delta.reasoning, or a <think>…</think> block that starts the
+	// content). It is not part of the answer: a conversation's history keeps Text alone.
 	Thinking string
-	// Usage comes once, after the text, from openai servers that support
-	// stream_options.include_usage (OpenAI, vLLM, llama.cpp, Ollama).
+	// Usage comes once, after the text, from openai servers that support include_usage.
 	Usage *Usage
 }
 
-// Usage is the token count a server reports for one request.
+// Usage is the token count a server reports for one request; PromptTokens includes its chat
+// template: the real size of the prompt.
 type Usage struct {
-	// PromptTokens is what the server counted for the request's messages, its chat template
-	// included: the real size of the prompt.
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
 }
 
-// Chat sends msgs, asking for model ("": Config.Model; in the chatbot-ui protocol model.id, with
-// the known name for that id, else the id itself), and yields the reply as it is read: the
-// answer's text, the model's thinking (see Chunk; the whitespace after a <think> block is
-// dropped), then the usage the server reported, if it did. A failed reply yields (Chunk{}, err)
-// last. Each iteration sends a new request; stopping it early closes the connection.
+// Chat sends msgs, asking for model ("": Config.Model; in chatbot-ui, model.id with its known
+// name, else the id), and yields the reply as it is read: the answer's text, the model's thinking
+// (see Chunk), then the usage the server reported, if it did. A failed reply yields (Chunk{}, err)
+// last. Each iteration sends a new request; stopping it early closes the connection. A reply cut
+// at the output limit (finish_reason "length") yields all its text, then ErrOutputLimit.
 //
-// A reply the server stopped at its output limit (openai: finish_reason "length") yields all its
-// text, then an error wrapping ErrOutputLimit: the text is good to keep, but ends mid-answer.
-//
-// Connection failures, and 502, 503 and 504 answers, are retried (twice, with a jittered
-// exponential backoff) as long as nothing has been yielded; a timeout, a cancellation, any other
-// status and anything after the first yield are not.
-//
-// In the openai protocol it asks for the usage (stream_options with include_usage). A server
-// that refuses that field (a 400 or 422 naming it) gets the request again without it, and never
-// again from this Client.
+// Connection failures and 502, 503 and 504 are retried (twice, jittered exponential backoff)
+// while nothing has been yielded; nothing else is. In the openai protocol it asks for the usage
+// (stream_options); a server that refuses that field (a 400 or 422 naming it) is asked again
+// without it, and never again from this Client.
 func (c *Client) Chat(ctx context.Context, model string, msgs []Message) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
 		usage := !c.noUsage.Load()
@@ -76,8 +66,8 @@ func (c *Client) Chat(ctx context.Context, model string, msgs []Message) iter.Se
 	}
 }
 
-// usageRefused reports whether err is a server's refusal of the stream_options field: a 400 or
-// 422 (FastAPI-style servers' status for a field they do not know) that names it.
+// usageRefused reports whether err is a 400 or 422 (FastAPI's status for an unknown field) that
+// names stream_options.
 func usageRefused(err error) bool {
 	var se *StatusError
 	if !errors.As(err, &se) || se.inStream || se.StatusCode != http.StatusBadRequest && se.StatusCode != http.StatusUnprocessableEntity {
@@ -89,8 +79,7 @@ func usageRefused(err error) bool {
 
 var errStopped = errors.New("aura: caller stopped reading")
 
-// stream runs the tries for one reply. It returns the error to yield, or nil after a clean end
-// or when the caller stopped iterating.
+// stream runs the tries for one reply: the error to yield, or nil after a clean end or a stop.
 func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yield func(Chunk, error) bool) error {
 	start := time.Now()
 	r := relay{yield: yield}
@@ -125,8 +114,8 @@ func (c *Client) stream(ctx context.Context, header http.Header, body []byte, yi
 	}
 }
 
-// retryBackoff is the wait between tries of one reply: backoff, doubled per try, times a
-// random factor in [0.5, 1.5] so that clients that failed together do not come back together.
+// retryBackoff doubles per try, jittered by [0.5, 1.5] so that clients that failed together do
+// not come back together.
 func (c *Client) retryBackoff() *backoff.ExponentialBackOff {
 	return &backoff.ExponentialBackOff{InitialInterval: c.backoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Hour}
 }
@@ -141,8 +130,8 @@ func cancelError(ctx context.Context) error {
 	return fmt.Errorf("aura: request stopped: %w", ctx.Err())
 }
 
-// try makes one request and relays its body. retry reports whether the failure may be retried
-// if no text has reached the caller yet.
+// try makes one request and relays its body; retry: the failure may be retried if no text has
+// reached the caller yet.
 func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *relay) (retry bool, err error) {
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -172,10 +161,9 @@ func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *re
 		se := c.statusError(resp.StatusCode, resp.Status, data)
 		switch resp.StatusCode {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			// A proxy or load balancer in front of the model could not reach it, or it is
-			// briefly overloaded: worth another try. A 500 is the model's own answer
-			// (chatbot-ui puts its reason there) and is not retried. A browser check's page
-			// is not retried here: send captures fresh cookies first.
+			// A proxy could not reach the model, or it is briefly overloaded. A 500 is the
+			// model's own answer (chatbot-ui's reason), not retried; nor is a browser check's
+			// page here: send captures fresh cookies first.
 			return !c.refused(se), se
 		}
 		return false, se
@@ -206,8 +194,7 @@ func (c *Client) try(ctx context.Context, header http.Header, body []byte, r *re
 	return true, fmt.Errorf("%w: %w", ErrBrokenStream, err)
 }
 
-// stopError returns the error for a request stopped by the caller's context or by the
-// watchdog, or nil if it was neither.
+// stopError is the error of a request stopped by the caller or the watchdog; nil for neither.
 func (c *Client) stopError(ctx, reqCtx context.Context) error {
 	if ctx.Err() != nil {
 		return cancelError(ctx)

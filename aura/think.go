@@ -11,14 +11,13 @@ const (
 	thinkSpace = " \t\r\n" // the whitespace around the block
 )
 
-// thinkSplitter splits an answer's text, fed to it piece by piece whatever the boundaries, into
-// the thinking of a leading <think>…</think> block and the answer. Text that does not start with
-// the block (after whitespace) is all answer, byte for byte. Inside the block, the text up to
-// </think> is thinking (all of it, if the text ends first); the whitespace after it is dropped.
+// thinkSplitter splits an answer's text, fed piece by piece, into the thinking of a leading
+// <think>…</think> block and the answer. Text that does not start with the block (after
+// whitespace) is all answer, byte for byte; the whitespace after </think> is dropped.
 type thinkSplitter struct {
 	state thinkState
-	// What is held back until the next piece tells what it is: the leading whitespace and a
-	// start of "<think>" after it (thinkBefore), or a start of "</think>" (thinkInside).
+	// Held back until the next piece tells: leading whitespace and a start of "<think>", or a
+	// start of "</think>".
 	space strings.Builder
 	held  string
 }
@@ -105,8 +104,7 @@ func tagStart(s, tag string) int {
 	return 0
 }
 
-// thinkYield passes a reply's chunks on to yield (chunk is the relay's yield), moving a <think>
-// block that starts its text to Thinking chunks.
+// thinkYield passes a reply's chunks on to yield, moving a leading <think> block to Thinking.
 type thinkYield struct {
 	yield   func(Chunk, error) bool
 	split   thinkSplitter

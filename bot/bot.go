@@ -67,8 +67,7 @@ type Config struct {
 	// nil: voice messages get a notice that they are not set up.
 	Transcriber conversation.Transcriber
 	// Pacing. Defaults: 1s per private chat, 3s per group, 30 calls/s for the whole bot, of
-	// which 24 may go at once after a quiet spell (GlobalBurst): the first texts of many chats
-	// that start together come out at once, with a margin of 6 below the 30 Telegram lets pass.
+	// which 24 may go at once after a quiet spell (GlobalBurst), 6 below what Telegram lets pass.
 	PrivateInterval, GroupInterval time.Duration
 	GlobalRate                     float64
 	GlobalBurst                    int
@@ -80,7 +79,7 @@ type Config struct {
 	Force  <-chan struct{}
 	Logger *slog.Logger
 	// Redactor is the redaction point Logger writes through (main's); nil: one is put in front
-	// of Logger. The bot adds the token to it, and /healthz shows nothing it has not passed.
+	// of Logger. The bot adds the token to it.
 	Redactor   *ops.Redactor
 	HTTPClient *http.Client // for the Bot API; default one with sane timeouts
 }
@@ -163,14 +162,11 @@ func (b *Bot) intakeDeps() intake.Deps {
 	return intake.Deps{TG: b.tg, Inbox: b.inbox, Handle: b.handler.Handle, Log: b.log, SaveFailed: b.handler.SaveFailed}
 }
 
-// Run connects to Telegram and serves updates until ctx ends, then shuts down gracefully:
-// it stops taking updates, lets streaming replies finish for up to ShutdownTimeout (or until
-// Force closes) and marks the rest as interrupted.
-//
-// Updates come by long polling, or by webhook when WebhookURL is set. The HTTP listener (health,
-// metrics, webhook) opens first, as Telegram may call a webhook left set by the previous run as
-// soon as it can, and closes last; webhook requests wait until the updates left from before a
-// restart are queued, so that every conversation keeps its order.
+// Run connects to Telegram and serves updates until ctx ends, then shuts down gracefully: it
+// stops taking updates, lets streaming replies finish for up to ShutdownTimeout (or until Force
+// closes) and marks the rest as interrupted. The HTTP listener opens first, as Telegram may call
+// a webhook left set by the previous run at once, and closes last; webhook requests wait until
+// the updates left from before a restart are queued, so that every conversation keeps its order.
 func (b *Bot) Run(ctx context.Context) error {
 	return b.cfg.Redactor.Error(b.run(ctx))
 }

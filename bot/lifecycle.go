@@ -112,8 +112,7 @@ func every(ctx context.Context, d time.Duration, f func(context.Context)) {
 	}
 }
 
-// prune forgets handled inbox entries older than inbox.Keep: run every 10 minutes, it keeps the
-// inbox at about two days of updates however long the bot runs.
+// prune forgets handled inbox entries older than inbox.Keep.
 func (b *Bot) prune(ctx context.Context) {
 	if n, err := b.inbox.Prune(ctx, time.Now().Add(-inbox.Keep)); err != nil && ctx.Err() == nil {
 		b.log.Warn("could not prune the inbox", "err", err)
@@ -122,9 +121,8 @@ func (b *Bot) prune(ctx context.Context) {
 	}
 }
 
-// probe asks Telegram something cheap if no call has been answered for ProbeEvery: run that
-// often, it makes a Telegram that leaves calls unanswered show in health within seconds (see
-// ops.Health). In webhook mode it asks whether Telegram can deliver, worth a warning if not.
+// probe asks Telegram something cheap if no call has been answered for ProbeEvery, so that a
+// silent Telegram shows in health within seconds; in webhook mode, whether it can deliver.
 func (b *Bot) probe(ctx context.Context) {
 	if !b.health.Quiet(b.cfg.ProbeEvery) {
 		return
@@ -172,8 +170,7 @@ func (b *Bot) connect(ctx context.Context) (*models.User, error) {
 }
 
 // getMe checks the token and learns the bot's username. A network failure or a Telegram outage
-// is waited out, so a bot that starts before the network is up still comes up; a rejected token
-// is final.
+// is waited out (a bot may start before the network); a rejected token is final.
 func (b *Bot) getMe(ctx context.Context) (*models.User, error) {
 	return backoff.Retry(ctx, func() (*models.User, error) {
 		me, err := b.tg.GetMe(ctx)

@@ -12,14 +12,12 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// BackupFile writes a consistent copy of the database at dbPath to path, for the binary's
-// -backup flag, while a bot may be running on it: VACUUM INTO makes it one snapshot, and WAL
-// lets writers commit meanwhile.
+// BackupFile writes a consistent copy of the database at dbPath to path (-backup), while a bot
+// may be running on it: VACUUM INTO makes it one snapshot, and WAL lets writers go on.
 //
-// It only reads dbPath: it opens it read-only (mode=ro), never migrates it (a newer binary must
-// not upgrade the schema under an older bot that is running), never switches its journal mode,
-// and never creates it; anything but an SQLite database in a regular file is refused with one
-// error that says why. path must not exist: the copy is created 0600 and synced to disk.
+// It only reads dbPath: read-only, never migrated (a newer binary must not upgrade the schema
+// under an older bot), never created; anything but an SQLite database in a regular file is
+// refused with one error that says why. path must not exist: the copy is created 0600 and synced.
 func BackupFile(ctx context.Context, dbPath, path string) error {
 	src, err := filepath.Abs(dbPath)
 	if err != nil {

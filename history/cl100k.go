@@ -2,6 +2,7 @@ package history
 
 import (
 	"bytes"
+	"container/heap"
 	_ "embed"
 	"encoding/binary"
 	"unicode"
@@ -249,17 +250,14 @@ func countLongPiece(p []byte) int {
 	for i := range n {
 		next[i], prev[i] = i+1, i-1
 	}
-	alive := make([]bool, n)
-	for i := range alive {
-		alive[i] = true
-	}
+	merged := make([]bool, n) // a part joined into the one before it
 	h := &pairHeap{}
 	push := func(i int) {
 		if i < 0 || next[i] >= n {
 			return
 		}
 		if r, ok := cl100k.rank(p[i:next[next[i]]]); ok {
-			h.push(pair{rank: r, at: i, end: next[next[i]]})
+			heap.Push(h, pair{rank: r, at: i, end: next[next[i]]})
 		}
 	}
 	next = append(next, n) // next[n] == n: the end of a pair whose second part is the last
@@ -267,14 +265,14 @@ func countLongPiece(p []byte) int {
 		push(i)
 	}
 	parts := n
-	for h.len() > 0 {
-		top := h.pop()
+	for h.Len() > 0 {
+		top := heap.Pop(h).(pair)
 		// Still the same two parts?
-		if !alive[top.at] || next[top.at] >= n || next[next[top.at]] != top.end {
+		if merged[top.at] || next[top.at] >= n || next[next[top.at]] != top.end {
 			continue
 		}
 		second := next[top.at]
-		alive[second] = false
+		merged[second] = true
 		next[top.at] = next[second]
 		if next[top.at] < n {
 			prev[next[top.at]] = top.at
@@ -289,45 +287,17 @@ func countLongPiece(p []byte) int {
 // pair is a pair of adjacent parts of a long piece, starting at at and ending at end.
 type pair struct{ rank, at, end int }
 
-// pairHeap is a min-heap of pairs by rank, then position.
-type pairHeap struct{ a []pair }
+// pairHeap is a min-heap (container/heap) of pairs by rank, then position.
+type pairHeap []pair
 
-func (h *pairHeap) len() int { return len(h.a) }
-
-func (h *pairHeap) less(i, j int) bool {
-	return h.a[i].rank < h.a[j].rank || h.a[i].rank == h.a[j].rank && h.a[i].at < h.a[j].at
+func (h pairHeap) Len() int { return len(h) }
+func (h pairHeap) Less(i, j int) bool {
+	return h[i].rank < h[j].rank || h[i].rank == h[j].rank && h[i].at < h[j].at
 }
-
-func (h *pairHeap) push(x pair) {
-	h.a = append(h.a, x)
-	for i := len(h.a) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if !h.less(i, parent) {
-			break
-		}
-		h.a[i], h.a[parent] = h.a[parent], h.a[i]
-		i = parent
-	}
-}
-
-func (h *pairHeap) pop() pair {
-	top := h.a[0]
-	last := len(h.a) - 1
-	h.a[0] = h.a[last]
-	h.a = h.a[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(h.a) && h.less(l, m) {
-			m = l
-		}
-		if r < len(h.a) && h.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.a[i], h.a[m] = h.a[m], h.a[i]
-		i = m
-	}
-	return top
+func (h pairHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *pairHeap) Push(x any)   { *h = append(*h, x.(pair)) }
+func (h *pairHeap) Pop() any {
+	x := (*h)[len(*h)-1]
+	*h = (*h)[:len(*h)-1]
+	return x
 }

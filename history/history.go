@@ -3,10 +3,8 @@
 // file, and picks the recent turns that fit a model's context window.
 //
 // It knows nothing of Telegram or HTTP: message ids and display names are plain values handed
-// in by the caller. The schema lives in the migrations package and is brought up to date by
-// Open.
-//
-// A Store is safe for concurrent use by multiple goroutines.
+// in by the caller. The schema lives in the migrations package and Open brings it up to date.
+// A Store is safe for concurrent use.
 package history
 
 import (
@@ -50,7 +48,7 @@ type Turn struct {
 	Role      Role
 	Content   string
 	Author    string    // display name of the user who wrote a user turn (groups); "" otherwise
-	MessageID int64     // Telegram message id: the user's message, or the first message of the reply; 0 = none
+	MessageID int64     // Telegram message id: the user's, or the reply's first; 0 = none
 	Entry     int64     // the inbox entry an answer replies to (0 = none): stored once per entry; never read back
 	Status    Status    // "" means done when appending
 	CreatedAt time.Time // zero = now when appending; always UTC, millisecond precision, when read
@@ -95,15 +93,12 @@ func (t Turn) ImageCount() int { return max(t.imageCount, len(t.Images)) }
 // the conversation has no user turn.
 var ErrNotFound = errors.New("history: not found")
 
-// Store is the conversation store. Create it with Open. SQLite allows one writer at a time, and
-// a writer that finds the lock taken does not queue but polls (busy_timeout), so many
-// goroutines writing through a pool would wait far longer than the writes take. Instead every
-// write goes through w, a pool of one connection: writers queue in database/sql, in order,
-// honouring their contexts. Reads go through r, connections that WAL lets run alongside.
-//
-// w begins its transactions with BEGIN IMMEDIATE: with BEGIN DEFERRED, a transaction that reads
-// and then writes while another process committed in between fails at once with
-// SQLITE_BUSY_SNAPSHOT.
+// Store is the conversation store; create it with Open. SQLite allows one writer at a time, and
+// a writer that finds the lock taken polls (busy_timeout) rather than queues, so every write goes
+// through w, a pool of one connection: writers queue in database/sql, in order, honouring their
+// contexts. Reads go through r, connections that WAL lets run alongside. w begins transactions
+// with BEGIN IMMEDIATE: a DEFERRED one that reads, then writes after another process committed,
+// fails at once with SQLITE_BUSY_SNAPSHOT.
 type Store struct {
 	w, r *sqlx.DB
 
@@ -112,8 +107,7 @@ type Store struct {
 	counted      chan struct{}
 }
 
-// Close closes the store, first stopping the count of stored turns' tokens if it is still
-// going. The last connection to close checkpoints the WAL into the database file.
+// Close closes the store, first stopping the count of stored turns' tokens if it still runs.
 func (s *Store) Close() error {
 	if s.stopCounting != nil {
 		s.stopCounting()
@@ -125,17 +119,15 @@ func (s *Store) Close() error {
 // Inbox returns the update inbox kept in the same database, on the store's connections.
 func (s *Store) Inbox() *inbox.Inbox { return inbox.New(s.w, s.r) }
 
-// ErrStorageFull is wrapped by the errors of writes that failed because the storage is full, so
-// the caller can tell the user "cannot save right now". Nothing was stored by such a write;
-// once there is room again, writes succeed and nothing stored before is lost.
+// ErrStorageFull is wrapped by the errors of writes that failed because the storage is full.
+// Nothing was stored by such a write; once there is room again, writes succeed.
 var ErrStorageFull = sqldb.ErrFull
 
 // ErrStorageFailing is wrapped by the errors of writes that failed because the disk reported an
 // I/O error or the file is damaged: waiting may not help.
 var ErrStorageFailing = sqldb.ErrFailing
 
-// StorageTrouble reports whether err is a write that failed on the storage itself (full or
-// failing), as opposed to a bug or a cancelled context.
+// StorageTrouble reports whether err is a write that failed on the storage itself.
 func StorageTrouble(err error) bool {
 	return errors.Is(err, ErrStorageFull) || errors.Is(err, ErrStorageFailing)
 }

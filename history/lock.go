@@ -18,18 +18,14 @@ import (
 	"github.com/cenkalti/backoff/v5"
 )
 
-// Lock makes sure one instance at a time runs on the database at dbPath. It takes an
-// exclusive flock on dbPath + ".lock" (created 0600 if missing) and writes into it who holds
-// it: "pid 1234 since 2026-11-29T09:00:00Z".
+// Lock makes sure one instance at a time runs on the database at dbPath: it takes an exclusive
+// flock on dbPath + ".lock" (created 0600) and writes who holds it ("pid 1234 since ..."). If
+// another process holds it, Lock calls waiting (if not nil) once with that line and waits until
+// the lock is free or ctx ends: in a rolling deploy the new instance waits for the old one.
 //
-// If another process holds the lock, Lock calls waiting (if not nil) once with that line (""
-// if not written yet) and waits until the lock is free or ctx ends: in a rolling deploy the
-// new instance waits for the old one to exit.
-//
-// The kernel drops the lock when the process dies, however it dies: a crash leaves no stale
-// lock. release may be called more than once. The lock file stays: removing it would let two
-// processes lock two different files of the same name. The lock is per open file: a second
-// Lock on the same path waits even within one process.
+// The kernel drops the lock when the process dies: a crash leaves no stale lock. release may be
+// called more than once. The file stays: removing it would let two processes lock two files of
+// one name. The lock is per open file: a second Lock waits even within one process.
 func Lock(ctx context.Context, dbPath string, waiting func(holder string)) (release func() error, err error) {
 	if dbPath == "" {
 		return nil, errors.New("history: lock: empty path")
@@ -102,8 +98,7 @@ func lockFile(ctx context.Context, path string, waiting func(string)) (*os.File,
 // holderMax bounds how much of the lock file is read as the holder line.
 const holderMax = 200
 
-// readHolder returns the first line of the lock file, bounded, with
-// anything unprintable replaced: it ends up in a log line.
+// readHolder returns the lock file's first line, bounded and printable: it goes in a log line.
 func readHolder(f *os.File) string {
 	b := make([]byte, holderMax)
 	n, _ := f.ReadAt(b, 0)

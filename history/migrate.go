@@ -54,10 +54,9 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 	return ms, nil
 }
 
-// migrate applies, in order, the migrations in fsys that db has not had yet, each in one
-// transaction with its row in schema_migrations: wholly applied and recorded, or not at all. db
-// begins transactions with BEGIN IMMEDIATE, so that two processes opening a new file at once
-// take turns and the second finds the first one's work recorded.
+// migrate applies, in order, the migrations in fsys that db has not had, each in one transaction
+// with its row in schema_migrations. db begins transactions IMMEDIATE: two processes opening a
+// new file at once take turns, and the second finds the first one's work recorded.
 func migrate(ctx context.Context, db *sqlx.DB, fsys fs.FS) error {
 	ms, err := loadMigrations(fsys)
 	if err != nil {

@@ -32,10 +32,9 @@ const busyTimeoutMS = "10000"
 // as SQLite does when it cannot write the file: tests run as root, which can write any file.
 type options struct{ readOnly bool }
 
-// Open opens the store in the SQLite file at path, creating the folder (0700) and the file
-// (0600) if missing, and applies pending migrations. It fails, naming the path and changing
-// nothing, if the file is not a SQLite database or cannot be written, or its folder cannot be
-// created.
+// Open opens the store in the SQLite file at path, creating the folder (0700) and the file (0600)
+// if missing, and applies pending migrations. It fails, naming the path and changing nothing, if
+// the file is not a SQLite database or cannot be written.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return open(ctx, path, options{})
 }
@@ -76,9 +75,8 @@ func open(ctx context.Context, path string, opt options) (*Store, error) {
 }
 
 // prepareFile creates the folder and the file with private permissions, and refuses a file that
-// is not a database or cannot be written, before SQLite touches it: SQLite would create it 0644
-// (and its -wal and -shm files take their permissions from it) and open a file it cannot write
-// read-only, silently.
+// is not a database or cannot be written, before SQLite would create it 0644 (its -wal and -shm
+// too) or silently open it read-only.
 func prepareFile(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create folder: %w", err)
@@ -111,9 +109,8 @@ func checkHeader(f *os.File, emptyOK bool) error {
 	return nil
 }
 
-// openFile opens the regular file at path (see openRegular) after a look at what is there,
-// which names what open(2) would refuse less clearly (a socket). Its errors leave the path to
-// the caller.
+// openFile opens the regular file at path (see openRegular) after a look that names what open(2)
+// would refuse less clearly (a socket). Its errors leave the path to the caller.
 func openFile(path string, flag int) (*os.File, error) {
 	if fi, err := os.Stat(path); err == nil {
 		if err := notRegular(fi); err != nil {
@@ -166,11 +163,9 @@ func notRegular(fi fs.FileInfo) error {
 }
 
 // connect opens the writer and reader pools and checks the file can be written.
-// synchronous=FULL makes a commit durable on power loss, not just on a crash of the process
-// (NORMAL, the usual WAL choice, may lose the last commits): losing what a user said is the
-// worst failure this store can have. secure_delete makes /reset really remove the content from
-// the file. mmap_size halves the time Request takes to gather turns scattered over a large
-// file.
+// synchronous=FULL makes a commit survive power loss (NORMAL may lose the last ones): losing what
+// a user said is the worst failure this store can have. secure_delete makes /reset really remove
+// the content. mmap_size halves the time Request takes to gather turns over a large file.
 func connect(ctx context.Context, path string, opt options) (*Store, error) {
 	pool := func(n int, q url.Values, pragmas ...string) (*sqlx.DB, error) {
 		q["_pragma"] = append([]string{"busy_timeout(" + busyTimeoutMS + ")", "foreign_keys(1)",
@@ -210,8 +205,7 @@ func connect(ctx context.Context, path string, opt options) (*Store, error) {
 	return &Store{w: w, r: r}, nil
 }
 
-// checkWritable connects w and makes sure SQLite can write the file: SQLite opens a file it
-// may not write read-only without saying so.
+// checkWritable connects w and makes sure SQLite can write the file, which it does not say.
 func checkWritable(ctx context.Context, w *sqlx.DB) error {
 	conn, err := w.Conn(ctx)
 	if err != nil {

@@ -11,8 +11,7 @@ import (
 	"aurabot/history/internal/sqldb"
 )
 
-// CutMarker ends the text sent to the model for an answer that broke off
-// (StatusCut), so the model knows the user saw it unfinished.
+// CutMarker ends the text sent for a cut answer (StatusCut): the user saw it unfinished.
 const CutMarker = "\n\n[this answer was cut off]"
 
 // Sent returns the exact text the bot sends to the model for the turn, which the budget counts:
@@ -60,8 +59,7 @@ func (q Quote) lead() string {
 // message not transcribed yet does not.
 func (t Turn) IsSent() bool { return t.Sent() != "" || t.ImageCount() > 0 }
 
-// special is the shape of a special token: "<|", 1 to 64 letters, digits, "_", "." or "-",
-// then "|>".
+// special is the shape of a special token, such as "<|endoftext|>".
 var special = regexp.MustCompile(`<\|[A-Za-z0-9_.-]{1,64}\|>`)
 
 // Defuse returns s with a zero-width space (U+200B, one cl100k_base token) after the "<|" of
@@ -88,9 +86,8 @@ func countOf(s string) count { return count{utf8.RuneCountInString(s), CountToke
 // countBatch is how many turns countStored counts at a time.
 const countBatch = 500
 
-// countInBackground starts countStored on a goroutine that Close stops and waits for: counting
-// a million turns takes minutes, which Open should not make a restarting bot wait. Request
-// counts a turn still uncounted from its text meanwhile.
+// countInBackground starts countStored on a goroutine that Close stops and waits for: counting a
+// million turns takes minutes, which a restarting bot should not wait for.
 func (s *Store) countInBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -101,10 +98,9 @@ func (s *Store) countInBackground() {
 	}()
 }
 
-// countStored fills in token_count, and recounts char_count, for the turns stored before
-// token_count existed (migration 0004 leaves it NULL: SQL cannot tokenize). Each batch is
-// counted without holding the write lock, then written in one short transaction: a turn's text
-// never changes once stored, and a turn deleted meanwhile is simply not found.
+// countStored fills in token_count and char_count for the turns stored before token_count existed
+// (migration 0004 leaves it NULL). Each batch is counted without the write lock, then written in
+// one short transaction: a stored turn's text never changes, and a deleted one is not found.
 func countStored(ctx context.Context, s *Store) error {
 	const what = "history: count tokens of stored turns"
 	for after := int64(0); ; {

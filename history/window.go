@@ -15,16 +15,14 @@ type Request struct {
 	Lead    string  // the system message, before Defuse: the system prompt, then the summary (see Lead)
 	Summary Summary // the summary that leads, its Turns not filled in; zero when none does
 	Turns   []Turn  // the window, oldest first, ending with the newest user turn
-	// Fold, when not 0, says that the request leaves out stored turns its summary does not hold
-	// yet: a summary that holds every turn up to Fold is due. Fold is older than the window's
-	// newest half, so that the window has room to grow again once the summary holds it, which
-	// keeps the summaries few (one per half window).
+	// Fold, when not 0, says that a summary holding every turn up to Fold is due: the request
+	// leaves out turns the summary does not hold. Fold is older than the window's newest half,
+	// so that summaries stay few (one per half window).
 	Fold int64
 }
 
-// Report says how much of a conversation the next request carries: how many of the stored
-// turns the window holds, how many the conversation holds, and how many the summary that
-// leads the request holds (0 when none leads).
+// Report says how many stored turns the next request's window holds, the conversation holds,
+// and the summary that leads it holds (0 when none leads).
 type Report struct {
 	InWindow, Total, Summarized int
 }
@@ -51,20 +49,15 @@ func (s *Store) read(ctx context.Context, what string, k Key, fn func(tx *sqlx.T
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// Request returns the context to send with the conversation's newest user turn: the newest
-// contiguous run of turns, oldest first and ending with that user turn, that fits the budget b
-// together with the lead (systemPrompt, then the conversation's summary when b.Summaries says
-// to send one). A turn counts as the text sent for it (Turn.Sent) and its pictures: the
-// characters of the lead and the turns must be at most b.Chars, and their cl100k_base tokens,
-// b.PerMessage for each message and for the reply's priming, and b.ReserveTokens at most
-// b.Tokens, so that a server that trims a request by its own count (chatbot-ui: tokens + 1000 >
-// tokenLimit; Ollama: its num_ctx) never has to. Assistant turns after the user turn (a reply
-// being retried) are left out. If the user turn does not fit with the lead, the summary is left
-// out; if it does not fit with systemPrompt alone, Request returns a *TooLongError.
+// Request returns the context to send with the conversation's newest user turn: the newest run
+// of turns, oldest first and ending with that user turn, that fits the budget b (see Budget)
+// with the lead (systemPrompt, then the summary when b.Summaries), so that a server that trims
+// a request by its own count never has to. Assistant turns after the user turn (a reply being
+// retried) are left out. If the user turn does not fit with the lead, the summary is left out;
+// if it does not fit with systemPrompt alone, Request returns a *TooLongError.
 //
-// It walks the conversation newest-first over an index of each turn's counts and stops at the
-// first turn that does not fit, so its cost follows the size of the window, not of the
-// conversation.
+// It walks an index of each turn's counts newest first and stops at the first turn that does not
+// fit: its cost follows the size of the window, not of the conversation.
 func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt string) (Request, error) {
 	req := Request{Lead: systemPrompt, Turns: []Turn{}}
 	err := s.read(ctx, "history: window", k, func(tx *sqlx.Tx, conv int64) error {
@@ -88,11 +81,9 @@ func (s *Store) Request(ctx context.Context, k Key, b Budget, systemPrompt strin
 	return req, nil
 }
 
-// Report says how much of the conversation the next request carries ("the model sees the last
-// 12 of 40 messages"): that request answers a new message, and InWindow is what its window
-// holds for the shortest one (one character, one token). A voice message never transcribed
-// counts in none. If the lead leaves no room for a message, it returns the total and a
-// *TooLongError.
+// Report says how much of the conversation the next request carries ("the model sees the last 12
+// of 40 messages"), for a new message of one character and one token. A voice message never
+// transcribed counts in none. If the lead leaves no room, it returns the total and a *TooLongError.
 func (s *Store) Report(ctx context.Context, k Key, b Budget, systemPrompt string) (Report, error) {
 	var r Report
 	err := s.read(ctx, "history: coverage", k, func(tx *sqlx.Tx, conv int64) (err error) {
@@ -115,8 +106,7 @@ func (s *Store) Report(ctx context.Context, k Key, b Budget, systemPrompt string
 	return r, nil
 }
 
-// countSent counts the turns of conv up to through that are sent: not a voice message never
-// transcribed.
+// countSent counts the turns of conv up to through that are sent (see Turn.IsSent).
 func countSent(ctx context.Context, tx *sqlx.Tx, conv, through int64) (n int, err error) {
 	err = tx.GetContext(ctx, &n, `SELECT count(*) FROM turns
 		WHERE conversation_id = ? AND id <= ? AND (char_count > 0 OR image_count > 0)`, conv, through)
@@ -129,9 +119,8 @@ const windowWalk = `SELECT id, role, char_count, coalesce(token_count, -1), imag
 	WHERE conversation_id = ? ORDER BY id DESC`
 
 // bounds are the stored turns a request carries: ids first to last (0 when none), n of them
-// sent (a voice message not transcribed yet is in the range, but carries nothing); with the
-// lead and the summary in it. due: turns newer than the summary were left out; fold is the
-// newest turn older than the window's newest half (see Request.Fold).
+// sent, with the lead and summary. due: turns newer than the summary were left out; fold: see
+// Request.Fold.
 type bounds struct {
 	first, last int64
 	n           int
@@ -141,10 +130,9 @@ type bounds struct {
 	fold        int64
 }
 
-// windowBounds decides which stored turns a request carries, for Request and Report alike.
-// next is nil for the request that answers the newest stored user turn, or the size of a new
-// message not stored yet, which the request ends with after every stored turn. With
-// b.Summaries, the summary leads unless the message the request answers does not fit with it.
+// windowBounds decides which stored turns a request carries. next is nil for the request that
+// answers the newest stored user turn, or the size of a new message not stored yet. With
+// b.Summaries, the summary leads unless the message answered does not fit with it.
 func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, systemPrompt string, next *count) (bounds, error) {
 	if b.Summaries {
 		sum, err := loadSummary(ctx, tx, conv)
@@ -164,9 +152,7 @@ func windowBounds(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, system
 }
 
 // walk is windowBounds with the given lead, carrying no turn at or below through (the summary
-// holds them). A turn costs its counts, its images and b.PerMessage; the walk stops at the
-// first turn that does not fit. The message the request answers must fit, or it is a
-// *TooLongError.
+// holds them). The message the request answers must fit, or it is a *TooLongError.
 func walk(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, lead string, through int64, next *count) (w bounds, err error) {
 	w.lead = lead
 	poolChars, poolTokens := b.pool(lead)
@@ -212,8 +198,8 @@ func walk(ctx context.Context, tx *sqlx.Tx, conv int64, b Budget, lead string, t
 		if anchored && id <= through {
 			break // the summary holds it, and every older turn
 		}
-		// A NULL token_count is a turn stored before tokens were counted, not yet reached by
-		// countInBackground, or stored since by an older program: it is counted here.
+		// A NULL token_count: stored before tokens were counted, not yet counted in the
+		// background, or by an older program.
 		if c.tokens < 0 {
 			if c, err = countTurn(ctx, tx, id); err != nil {
 				return bounds{}, err

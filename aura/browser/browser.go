@@ -43,9 +43,8 @@ type Options struct {
 	Browser string `env:"AURA_BROWSER"`
 	// URL is the page to open: the model server's base URL (main sets AURA_URL).
 	URL string
-	// Proxy, when set, is the http://, https:// or socks5:// proxy the browser goes through
-	// (main sets AURA_PROXY). A user name and password in it are given to an http(s) proxy
-	// that asks; Chromium cannot log in to a SOCKS5 one.
+	// Proxy, when set, is the proxy the browser goes through (main sets AURA_PROXY); Chromium
+	// cannot log in to a SOCKS5 one.
 	Proxy string
 	// Refresh is how long captured cookies are used before a request captures new ones.
 	Refresh time.Duration `env:"AURA_BROWSER_REFRESH" envDefault:"30m"`
@@ -54,30 +53,24 @@ type Options struct {
 	Timeout time.Duration `env:"AURA_BROWSER_TIMEOUT" envDefault:"30s"`
 	// Logger receives the captures' records (never cookies); nil discards them.
 	Logger *slog.Logger
-	// Captured, when set, is told the cookies (a Cookie header value) and the User-Agent of
-	// each capture before anyone else sees them: main's redactor learns them there, so that
-	// no log line or error shown to a user holds them.
+	// Captured, when set, is told each capture's cookies and User-Agent before anyone else
+	// sees them (main's redactor learns them there).
 	Captured func(cookie, userAgent string)
 }
 
 // Capturer supplies captured cookies and User-Agent, capturing them when there are none yet,
-// when they are older than Options.Refresh, and when a caller asks for a refresh. It runs one
-// capture at a time: callers that come during a capture wait for it. After a failed capture,
-// callers get that failure at once until a backoff has passed; the next call then tries again.
-// It is safe for concurrent use.
+// when they are older than Options.Refresh, and on a caller's refresh. One capture runs at a
+// time, and callers that come meanwhile wait for it. After a failure, callers get it at once
+// until a backoff has passed. It is safe for concurrent use.
 type Capturer struct {
 	capture  func(ctx context.Context) (captured, error)
 	captured func(cookie, userAgent string) // Options.Captured; nil: nobody
 	now      func() time.Time
 	log      *slog.Logger
 
-	refresh time.Duration
-	// minGap is the least age of cookies that a refresh replaces: replies refused together
-	// ask for a refresh together, and one capture serves them all.
-	minGap time.Duration
-	// backoffMin and backoffMax bound the wait after a failed capture; it doubles with each
-	// failure in a row.
-	backoffMin, backoffMax time.Duration
+	refresh                time.Duration
+	minGap                 time.Duration // cookies younger are kept on refresh: one capture serves replies refused together
+	backoffMin, backoffMax time.Duration // the wait after a failure, doubled per failure in a row
 
 	life context.Context // ends at Close; the parent of every capture
 	stop context.CancelFunc
@@ -119,10 +112,7 @@ func New(opts Options) (*Capturer, error) {
 		return nil, errors.New("browser: refresh and timeout must not be negative")
 	}
 	opts.Refresh, opts.Timeout = cmp.Or(opts.Refresh, DefaultRefresh), cmp.Or(opts.Timeout, DefaultTimeout)
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	cfg := captureConfig{
 		browser: opts.Browser, url: opts.URL, host: u.Hostname(),
 		proxy: proxy, proxyUser: proxyUser, proxyPassword: proxyPassword,
@@ -150,9 +140,8 @@ func newCapturer(capture func(context.Context) (captured, error), refresh time.D
 }
 
 // Credentials returns the captured Cookie header value and User-Agent, capturing them first when
-// needed (see Capturer). refresh asks for a new capture because the server refused the current
-// cookies. It waits for a capture at most until ctx ends; a capture that every waiter has given
-// up on is stopped. Its errors never contain a cookie.
+// needed (see Capturer); refresh: the server refused the current cookies. A capture that every
+// waiter has given up on is stopped. Its errors never contain a cookie.
 func (c *Capturer) Credentials(ctx context.Context, refresh bool) (cookie, userAgent string, err error) {
 	c.mu.Lock()
 	if c.closed {
@@ -270,9 +259,8 @@ func (c *Capturer) Close() {
 	c.wg.Wait()
 }
 
-// Check checks AURA_BROWSER: empty (off), auto (find one), a command on PATH or the path of an
-// executable file. That it is of the Chromium family is not checked: a wrapper script or a
-// distribution's renamed binary is as good.
+// Check checks AURA_BROWSER: empty (off), auto, a command on PATH or an executable's path (of
+// any name: a wrapper script is as good).
 func Check(s string) error {
 	if s == "" || s == "auto" {
 		return nil

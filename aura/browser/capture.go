@@ -29,9 +29,8 @@ var ErrNoBrowser = errors.New("browser: no Chromium-family browser found")
 // Auto is the Options.Browser value that looks for a browser on the PATH.
 const Auto = "auto"
 
-// Find returns the browser binary for an AURA_BROWSER setting: Auto looks for chromium,
-// chromium-browser, google-chrome and google-chrome-stable on the PATH, in that order; anything
-// else is a path, or a name looked up on the PATH. Its errors match ErrNoBrowser.
+// Find returns the browser binary for an AURA_BROWSER setting: Auto looks for the known names on
+// the PATH; anything else is a path, or a name on the PATH. Its errors match ErrNoBrowser.
 func Find(setting string) (string, error) {
 	if setting == Auto {
 		names := []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
@@ -74,11 +73,9 @@ type captureConfig struct {
 	sandbox    *sandboxCheck // decides once whether Chromium runs in its sandbox
 }
 
-// capture runs one capture: it starts the browser headless with a fresh profile, opens the page,
-// waits for its cookies to settle, reads them and the User-Agent, and closes the browser.
-// Whatever happens, when capture returns the browser's processes are gone and its profile is
-// deleted (chromedp's ExecAllocator kills every process that runs with the profile and removes
-// it). Its errors never contain a cookie.
+// capture runs one capture (see Capturer). Whatever happens, when it returns the browser's
+// processes are gone and its profile is deleted (chromedp's ExecAllocator sees to both). Its
+// errors never contain a cookie.
 func capture(ctx context.Context, cfg captureConfig) (captured, error) {
 	bin, err := Find(cfg.browser)
 	if err != nil {

@@ -42,17 +42,15 @@ const maxErrorBody = 1 << 10
 
 // Config says where and how a Client reaches the server.
 type Config struct {
-	// URL is the server's root, e.g. https://api.openai.com or http://localhost:8000. The
-	// client posts to URL + "/v1/audio/transcriptions"; a URL that already ends in "/v1" gets
-	// only "/audio/transcriptions".
+	// URL is the server's root, e.g. https://api.openai.com; the client posts to its
+	// /v1/audio/transcriptions ("/v1" is not doubled).
 	URL string `env:"TRANSCRIBE_URL"`
 	// Model is the model field; empty means DefaultModel.
 	Model string `env:"TRANSCRIBE_MODEL" envDefault:"whisper-1"`
 	// Key is sent as "Authorization: Bearer <Key>" when set.
 	Key string `env:"TRANSCRIBE_KEY"`
-	// Redact, when set, removes secrets from what the server writes into a StatusError
-	// (Reason and Body), which users are shown: a server may echo the key. main passes the
-	// log's redactor, which knows the key.
+	// Redact, when set, removes secrets from what the server writes into a StatusError, which
+	// users are shown: a server may echo the key.
 	Redact func(string) string
 	// Timeout bounds one Transcribe call, upload included; 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -82,8 +80,7 @@ func New(cfg Config) *Client {
 	return c
 }
 
-// endpoint returns the transcription URL under root. Its errors leave out the URL, which may
-// carry credentials.
+// endpoint returns the transcription URL under root; its errors leave out the URL.
 func endpoint(root string) (string, error) {
 	u, err := url.Parse(root)
 	switch {
@@ -103,13 +100,9 @@ func endpoint(root string) (string, error) {
 
 // StatusError is an answer other than 2xx.
 type StatusError struct {
-	// StatusCode is the HTTP status.
 	StatusCode int
-	// Reason is error.message from a JSON error body when there is one, else the status
-	// line's reason phrase.
-	Reason string
-	// Body is the start of the response body (at most 1 KiB).
-	Body string
+	Reason     string // error.message (or detail) from a JSON body, else the reason phrase
+	Body       string // the start of the response body (at most 1 KiB)
 }
 
 func (e *StatusError) Error() string {
@@ -119,9 +112,7 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("transcribe: server answered %d %s", e.StatusCode, e.Reason)
 }
 
-// UserReason returns Reason made fit to show a user, as aura.StatusError.UserReason does: one
-// line of at most 200 characters, no links, nothing key-like, no trailing punctuation; "" when
-// nothing useful remains.
+// UserReason returns Reason made fit to show a user, as aura.StatusError.UserReason does.
 func (e *StatusError) UserReason() string {
 	return reason.Sanitize(e.Reason)
 }
@@ -175,9 +166,8 @@ func (c *Client) Transcribe(ctx context.Context, fileName string, audio io.Reade
 	return strings.TrimSpace(*answer.Text), nil
 }
 
-// form builds the multipart body. The audio is read whole first: it is small (a voice note is
-// tens of kilobytes), and a body of known length is what every server accepts. Only reading the
-// audio can fail: the form is written to a bytes.Buffer.
+// form builds the multipart body in memory: a voice note is small, and a body of known length is
+// what every server accepts. Only reading the audio can fail.
 func (c *Client) form(fileName string, audio io.Reader) ([]byte, string, error) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)

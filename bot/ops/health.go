@@ -31,14 +31,11 @@ const silentAfter = 5 * time.Second
 // port could call it in a loop.
 const DefaultDiskEvery = 5 * time.Second
 
-// Health follows the Bot API calls, for GET /healthz.
-//
-// A call counts as good when Telegram answered it, even with a refusal that concerns that one
-// call (400 "message is not modified", 403 "blocked by the user") or with 429 flood control:
-// those show Telegram is reachable and takes the token. A call is bad when Telegram could not
-// be reached, did not answer in time, failed (5xx), or refused the bot itself: 401/404 (the
-// token) or 409 (another instance is polling, or a webhook is set while this one polls). A call
-// in flight for longer than silentAfter (getUpdates: its poll timeout more) is bad already.
+// Health follows the Bot API calls, for GET /healthz. A call is good when Telegram answered it,
+// even with a refusal of that one call (400, 403) or 429 flood control: Telegram is reachable and
+// takes the token. It is bad when Telegram could not be reached, failed (5xx), or refused the bot
+// itself: 401/404 (the token) or 409 (another instance polls, or a webhook is set). A call in
+// flight for longer than silentAfter (getUpdates: its poll timeout more) is bad already.
 type Health struct {
 	pollTimeout, diskEvery time.Duration
 	store                  Store
@@ -49,8 +46,7 @@ type Health struct {
 	at       time.Time // when the last call was answered; zero until then
 	inFlight map[*http.Request]flight
 
-	// The last database check. diskMu is held while a check writes, so that callers that
-	// come meanwhile wait for its result instead of writing too.
+	// The last database check; diskMu is held while it writes, so that callers wait for it.
 	diskMu     sync.Mutex
 	diskAt     time.Time
 	diskReason string
@@ -124,16 +120,14 @@ func (h *Health) telegram() string {
 	return ""
 }
 
-// Quiet reports whether no call has been answered for d: time to ask Telegram something, so
-// that health follows Telegram rather than whichever call happened to run last.
+// Quiet reports whether no call has been answered for d: time to ask Telegram something.
 func (h *Health) Quiet(d time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.now().Sub(h.at) >= d
 }
 
-// check returns "" when the bot is healthy, else a one-line reason: the database cannot write,
-// or Telegram is silent or refuses the bot.
+// check returns "" when the bot is healthy, else a one-line reason.
 func (h *Health) check(ctx context.Context) string {
 	if reason := h.database(ctx); reason != "" {
 		return reason
@@ -177,9 +171,8 @@ func (h *Health) Handler(red *Redactor) http.HandlerFunc {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// CheckHealth asks the bot listening on listenAddr for GET /healthz over loopback and returns its
-// one-line answer; an error when it is unreachable or unhealthy. It backs the binary's
-// -healthcheck flag, for Docker's HEALTHCHECK in an image without curl.
+// CheckHealth asks the bot listening on listenAddr for GET /healthz over loopback (-healthcheck)
+// and returns its one-line answer; an error when it is unreachable or unhealthy.
 func CheckHealth(ctx context.Context, listenAddr string) (string, error) {
 	host, port, err := net.SplitHostPort(listenAddr)
 	if err != nil {

@@ -13,9 +13,9 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// Metrics are the bot's Prometheus metrics, in a set of their own (never the library's global
-// one), so that tests can run several bots in one process. No label ever holds a chat or user
-// id: the values of every label are a small fixed set.
+// Metrics are the bot's Prometheus metrics, in a set of their own (not the global one), so that
+// tests can run several bots in one process. Every label's values are a small fixed set: never a
+// chat or user id.
 type Metrics struct {
 	set *metrics.Set
 

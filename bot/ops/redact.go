@@ -19,11 +19,9 @@ const Redacted = "[redacted]"
 const MinSecret = 6
 
 // Redactor is the one redaction point of the bot. As a slog.Handler it removes every known
-// secret from a record's message, the keys and values of its attributes (errors, anything
-// printed, in groups too) and the attributes bound with WithAttrs, then hands the record to
-// next; Error does the same for errors that leave the process (/healthz, the exit message).
-// Secrets learned later (Add: the cookies a browser captures) are removed from what is written
-// after, bound attributes included. It is safe for concurrent use.
+// secret from a record's message and attributes (keys and values, in groups and bound with
+// WithAttrs too) before next; Error does the same for errors that leave the process. Secrets
+// learned later (Add) are removed from what is written after. It is safe for concurrent use.
 type Redactor struct {
 	next    slog.Handler
 	secrets *secrets
@@ -43,16 +41,14 @@ func NewRedactor(next slog.Handler, known ...string) *Redactor {
 	return r
 }
 
-// Add makes the handler, and every handler derived from it, remove secrets from now on, in the
-// forms they take in a URL too (escaped for a query or a path). Surrounding white space is
-// ignored; values shorter than MinSecret are not removed.
+// Add makes the handler and those derived from it remove secrets from now on, escaped for a URL
+// too. Surrounding space is ignored; values shorter than MinSecret are not removed.
 func (r *Redactor) Add(secrets ...string) { r.secrets.add(secrets) }
 
 // Redact returns s without any known secret.
 func (r *Redactor) Redact(s string) string { return redact(r.secrets.list(), s) }
 
-// Error returns err with every known secret removed from its text; errors.Is and As still see
-// err. nil stays nil.
+// Error returns err with every known secret removed from its text; errors.Is and As still see err.
 func (r *Redactor) Error(err error) error {
 	if err == nil {
 		return nil
@@ -202,9 +198,8 @@ var (
 	urlSettings    = []string{"TELEGRAM_API_URL", "AURA_URL", "AURA_PROXY", "TRANSCRIBE_URL", "WEBHOOK_URL"}
 )
 
-// SettingSecrets are the secrets among the settings vars: the values of the secret settings (the
-// secret half of the token and each cookie's value too) and the user and password of the URL
-// settings.
+// SettingSecrets are the secrets among the settings vars: the secret settings' values (with the
+// token's secret half and each cookie's value) and the URL settings' user and password.
 func SettingSecrets(vars map[string]string) []string {
 	var out []string
 	for _, name := range secretSettings {

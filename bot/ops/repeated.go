@@ -9,11 +9,10 @@ import (
 	"time"
 )
 
-// Repeated logs an event that may come in floods (a request with a wrong secret, a message from
-// a stranger) at most once an interval, with a count, so that nobody can fill the log by
-// repeating it. The first event is written at once ("count=1"); the events that follow within
-// the interval are counted and written as one line, with the attributes of the latest of them,
-// when the interval has passed (or at Close). It is safe for concurrent use.
+// Repeated logs an event that may come in floods (a wrong secret, a stranger's message) at most
+// once an interval, with a count. The first is written at once ("count=1"); those that follow
+// within the interval are written as one line, with the latest one's attributes, when it has
+// passed (or at Close). It is safe for concurrent use.
 type Repeated struct {
 	log   *slog.Logger
 	level slog.Level

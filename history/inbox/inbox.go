@@ -36,13 +36,12 @@ type Inbox struct {
 // New returns the inbox in the database that w writes and r reads.
 func New(w, r *sqlx.DB) *Inbox { return &Inbox{w: w, r: r} }
 
-// Redelivery is how long an update's id identifies it: Telegram sends an update again until it
-// is confirmed, for 24 hours at most, and numbers the next update at random only after a week
-// without any, so within a day an id names one update.
+// Redelivery is how long an update's id identifies it: Telegram redelivers for 24 hours at most,
+// and numbers afresh only after a quiet week.
 const Redelivery = 25 * time.Hour
 
-// Keep is how long a handled entry (and its reply's message ids) stays in the inbox: past
-// Redelivery, and long enough that the bot's recent messages are known after a restart.
+// Keep is how long a handled entry and its reply's message ids stay: past Redelivery, and long
+// enough that the bot's recent messages are known after a restart.
 const Keep = 48 * time.Hour
 
 // Incoming is an update as it arrived: Telegram's update_id, and the update as received.
@@ -64,16 +63,14 @@ type Update struct {
 // ErrNotFound means the inbox has no such entry.
 var ErrNotFound = errors.New("not found")
 
-func (in *Inbox) fail(what string, err error) error { return sqldb.Fail("inbox: "+what, err) }
-
 // Save stores updates in one transaction and returns the entries of those it did not have
 // (an update redelivered within Redelivery is kept once), in the order given.
 func (in *Inbox) Save(ctx context.Context, us []Incoming) ([]Update, error) {
 	return in.save(ctx, "inbox: save", us, false)
 }
 
-// SaveUndecodable keeps an update that could not be decoded, raw, for a later version to
-// handle: it is never pending. It reports false for an update redelivered within Redelivery.
+// SaveUndecodable keeps an undecodable update raw, for a later version; it is never pending.
+// fresh is false for a redelivery.
 func (in *Inbox) SaveUndecodable(ctx context.Context, u Incoming) (fresh bool, err error) {
 	saved, err := in.save(ctx, "inbox: save undecodable", []Incoming{u}, true)
 	return len(saved) > 0, err
@@ -183,7 +180,7 @@ func (in *Inbox) entries(ctx context.Context, cond string, args ...any) ([]Updat
 func (in *Inbox) Attempt(ctx context.Context, seq int64) (int, error) {
 	var n int
 	err := in.w.GetContext(ctx, &n, `UPDATE inbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts`, seq)
-	return n, in.fail("attempt", err)
+	return n, sqldb.Fail("inbox: attempt", err)
 }
 
 // Finish marks entry seq handled. Its reply's message ids stay known (KnownMessages) until the

@@ -48,39 +48,31 @@ type Lost struct {
 	Lo, Hi int64
 }
 
-// RecordSending records that message idx of entry seq's reply is about to be sent in a chat:
-// p says where (ChatID), above which id (Floor), what (Sent) and after how many sends of it
-// with an unknown outcome (Tries). Its id is 0 until RecordSent.
+// RecordSending records that message idx of entry seq's reply, p, is about to be sent; its id is
+// 0 until RecordSent.
 func (in *Inbox) RecordSending(ctx context.Context, seq int64, idx int, p Part) error {
-	if _, err := in.w.ExecContext(ctx, `INSERT INTO inbox_messages (seq, idx, chat_id, message_id, floor, sent, tries)
+	_, err := sqldb.Exec(ctx, in.w, "inbox: record sending", `INSERT INTO inbox_messages (seq, idx, chat_id, message_id, floor, sent, tries)
 		VALUES (?, ?, ?, 0, ?, ?, ?)
 		ON CONFLICT (seq, idx) DO UPDATE SET chat_id = excluded.chat_id, message_id = 0, floor = excluded.floor,
 			sent = excluded.sent, tries = excluded.tries`,
-		seq, idx, p.ChatID, p.Floor, string(p.Sent), p.Tries); err != nil {
-		return in.fail("record sending", err)
-	}
-	return nil
+		seq, idx, p.ChatID, p.Floor, string(p.Sent), p.Tries)
+	return err
 }
 
-// RecordSent records the id Telegram gave message idx of entry seq's reply. When earlier sends
-// of it had no answer (lost is not nil), the search for the messages they may have posted is
-// recorded with it, in one transaction, and its id returned.
-func (in *Inbox) RecordSent(ctx context.Context, seq int64, idx int, messageID int64, lost *Lost) (int64, error) {
-	tx, err := in.w.BeginTxx(ctx, nil)
+// RecordSent records the id Telegram gave message idx of entry seq's reply, and in the same
+// transaction, when earlier sends had no answer (lost), the search for what they may have posted,
+// returning its id.
+func (in *Inbox) RecordSent(ctx context.Context, seq int64, idx int, messageID int64, lost *Lost) (id int64, err error) {
+	err = sqldb.Write(ctx, in.w, "inbox: record sent", func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET message_id = ?, tries = 0 WHERE seq = ? AND idx = ?`,
+			messageID, seq, idx); err != nil {
+			return err
+		}
+		id, err = addLost(ctx, tx, lost)
+		return err
+	})
 	if err != nil {
-		return 0, in.fail("record sent", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET message_id = ?, tries = 0 WHERE seq = ? AND idx = ?`,
-		messageID, seq, idx); err != nil {
-		return 0, in.fail("record sent", err)
-	}
-	id, err := addLost(ctx, tx, lost)
-	if err != nil {
-		return 0, in.fail("record sent", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, in.fail("record sent", err)
+		return 0, err
 	}
 	return id, nil
 }
@@ -89,7 +81,7 @@ func (in *Inbox) RecordSent(ctx context.Context, seq int64, idx int, messageID i
 // journal entry of its own) and returns its id.
 func (in *Inbox) AddLost(ctx context.Context, lost Lost) (int64, error) {
 	id, err := addLost(ctx, in.w, &lost)
-	return id, in.fail("add lost", err)
+	return id, sqldb.Fail("inbox: add lost", err)
 }
 
 func addLost(ctx context.Context, q sqlx.QueryerContext, lost *Lost) (int64, error) {
@@ -105,25 +97,17 @@ func addLost(ctx context.Context, q sqlx.QueryerContext, lost *Lost) (int64, err
 
 // RecordRemoved records that message idx of entry seq's reply is gone; the later ones move up.
 func (in *Inbox) RecordRemoved(ctx context.Context, seq int64, idx int) error {
-	tx, err := in.w.BeginTxx(ctx, nil)
-	if err != nil {
-		return in.fail("record removed", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM inbox_messages WHERE seq = ? AND idx = ?`, seq, idx); err != nil {
-		return in.fail("record removed", err)
-	}
-	// Through a negative detour: the primary key forbids two rows with one idx on the way.
-	if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET idx = -(idx - 1) WHERE seq = ? AND idx > ?`, seq, idx); err != nil {
-		return in.fail("record removed", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET idx = -idx WHERE seq = ? AND idx < 0`, seq); err != nil {
-		return in.fail("record removed", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return in.fail("record removed", err)
-	}
-	return nil
+	return sqldb.Write(ctx, in.w, "inbox: record removed", func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM inbox_messages WHERE seq = ? AND idx = ?`, seq, idx)
+		if err == nil {
+			// Through a negative detour: the primary key forbids two rows with one idx on the way.
+			_, err = tx.ExecContext(ctx, `UPDATE inbox_messages SET idx = -(idx - 1) WHERE seq = ? AND idx > ?`, seq, idx)
+		}
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `UPDATE inbox_messages SET idx = -idx WHERE seq = ? AND idx < 0`, seq)
+		}
+		return err
+	})
 }
 
 // KnownMessages returns the message ids of every reply the inbox remembers, per chat: a search

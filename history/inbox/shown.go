@@ -10,15 +10,13 @@ import (
 	"aurabot/history/internal/sqldb"
 )
 
-// RecordText records the text entry seq's reply is about to show (r's Text, Final, Notice,
-// Plain and Complete). A final record (the complete answer, or a notice) is not replaced by a
-// later one that is not final.
+// RecordText records the text entry seq's reply is about to show. A final record (the complete
+// answer, or a notice) is not replaced by a later one that is not final.
 //
-// A streaming reply's text grows at its end: when r extends the text this inbox last recorded
-// for seq (neither final), only the new end is written (a row of inbox_shown), so an edit of a
-// long answer costs what it adds, not a rewrite of the whole text. Anything else (a text that
-// changed before its end, a final one, the first record after a restart or after a failed
-// write) writes the whole text and drops the ends recorded before it.
+// When r extends the streaming text this inbox last recorded for seq, only the new end is written
+// (a row of inbox_shown): an edit of a long answer costs what it adds. Anything else (a changed
+// text, a final one, the first record after a restart or a failed write) writes the whole text
+// and drops the ends recorded before it.
 func (in *Inbox) RecordText(ctx context.Context, seq int64, r Reply) error {
 	streaming := !r.Final && r.Notice == "" && !r.Plain && !r.Complete
 	if last, ok := in.shown.get(seq); ok && streaming && len(r.Text) > len(last) && strings.HasPrefix(r.Text, last) {
@@ -49,12 +47,10 @@ func (in *Inbox) RecordText(ctx context.Context, seq int64, r Reply) error {
 	return err
 }
 
-// maxShownCached bounds the texts remembered for RecordText: past it, records write whole
-// texts until replies finish.
+// maxShownCached bounds the texts remembered for RecordText; past it, whole texts are written.
 const maxShownCached = 4096
 
-// shownCache remembers, per entry, the text last recorded for a streaming reply (the reply's
-// own strings, not copies).
+// shownCache remembers, per entry, the text last recorded for a streaming reply (not a copy).
 type shownCache struct {
 	mu   sync.Mutex
 	last map[int64]string
