@@ -20,8 +20,7 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	if res, over := h.atCap(ctx, r); over {
 		return res // neither stored nor answered
 	}
-	// The prompt is read here, in turn, so that a /system queued before this message applies.
-	prompt := h.prompt(ctx, r.k)
+	prompt := h.prompt(ctx, r.k) // read in turn: a /system queued before this message applies
 	turn = h.withoutRedundantQuote(ctx, r, turn)
 	r.quoted = 0 // looked at: store need not again
 	if msg := tooLong(h.cfg.Budget, prompt, turn.Sent()); msg != "" {
@@ -33,8 +32,7 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	return h.respond(ctx, r, prompt, reply.Options{})
 }
 
-// store appends t to r's conversation (see append). ok is false when it could not: res then
-// says what became of the update.
+// store appends t to r's conversation; when it cannot (!ok), res is what became of the update.
 func (h *Handler) store(ctx context.Context, r req, t history.Turn) (stored history.Turn, res result, ok bool) {
 	stored, err := h.append(ctx, r, h.withoutRedundantQuote(ctx, r, t))
 	if err != nil {
@@ -53,8 +51,7 @@ func (h *Handler) storeAnswer(ctx context.Context, r req, text string, firstID i
 	return err
 }
 
-// respond asks the model about the conversation as stored, shows the answer live (below what
-// opt.Prefix says), and stores it.
+// respond asks the model about the conversation as stored, shows the answer live, and stores it.
 func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.Options) result {
 	request, err := h.deps.Store.Request(ctx, r.k, h.cfg.Budget, prompt)
 	window := request.Turns
@@ -68,8 +65,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 		return h.notify(ctx, r, "There is nothing to answer.")
 	}
 	model := h.model(ctx, r.k)
-	// Pictures go only to a model that can see them. The message answered now is refused if it
-	// holds some; pictures earlier in the window are left out, their text kept.
+	// Pictures go only to a model that can see them: the newest turn's are refused, older ones left out.
 	blind := h.cfg.TextOnly
 	if !blind && hasImages(window) {
 		if msg := h.cannotSee(ctx, model); msg != "" {
@@ -106,9 +102,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 			h.usage.check(ctx, h.deps.Log, model, estimate, len(msgs), u)
 		}
 	}
-	// A summary the request says is due is decided now, and asked for once the answer has
-	// ended: never before it, nor beside it.
-	defer h.summarizeLater(ctx, r, model, prompt, request)()
+	defer h.summarizeLater(ctx, r, model, prompt, request)() // asked for once the answer has ended
 
 	start := time.Now()
 	h.deps.Metrics.ReplyStarted()
@@ -130,8 +124,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 	h.noteOutcome(r.k, out.Err, ids)
 	h.countUsage(ctx, r, history.UsageChat, used.Load(), estimate, out.Text, out.Text != "" || out.Err == nil)
 
-	// Stored now, even when the reply's messages are not final yet: the next turn of the
-	// conversation comes after it.
+	// Stored even when the reply is not final yet: the next turn comes after it.
 	if _, complete := notice(out.Err); out.Text != "" && h.storeAnswer(ctx, r, out.Text, out.FirstID, complete) != nil {
 		return left // the restart stores it, from the journal
 	}
@@ -141,8 +134,8 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 	return done
 }
 
-// requestMessages is what the model is sent for a window: the system message, then each turn as
-// the window counted it (Sent), with its pictures unless blind, which images counts.
+// requestMessages is what the model is sent for a window: the system message, then each turn
+// as counted (Sent), with its pictures (counted in images) unless blind.
 func requestMessages(lead string, window []history.Turn, blind bool) (msgs []aura.Message, images int) {
 	msgs = append(make([]aura.Message, 0, len(window)+1), aura.Message{Role: aura.RoleSystem, Content: history.Defuse(lead)})
 	for _, turn := range window {
@@ -206,8 +199,7 @@ func replyResult(out reply.Outcome) (string, bool) {
 	return "done", false
 }
 
-// replyChunks is a model's stream as the reply shows it: the answer's text and the model's
-// thinking. What else the stream carries goes to onUsage (the server's count of the request).
+// replyChunks is a model's stream as the reply shows it; the server's count goes to onUsage.
 func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) iter.Seq2[reply.Chunk, error] {
 	return func(yield func(reply.Chunk, error) bool) {
 		for c, err := range chunks {
@@ -228,8 +220,7 @@ func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) 
 	}
 }
 
-// tooLong returns a notice if a message (as sent) cannot fit the budget with prompt even alone,
-// saying how long it may be; "" if it fits.
+// tooLong is a notice if a message (as sent) cannot fit the budget with prompt even alone.
 func tooLong(b history.Budget, prompt, sent string) string {
 	roomChars, roomTokens := b.Room(prompt)
 	chars, tokens := utf8.RuneCountInString(sent), 0
@@ -253,9 +244,7 @@ func tooLongNotice(e *history.TooLongError) string {
 		", and with the system prompt it may be at most " + limit(e.MaxChars, e.MaxTokens) + ". Please send a shorter one."
 }
 
-// PromptTooLong returns a notice if a system prompt would take more than half of what may be
-// sent to the model (leaving too little room for the conversation), saying how long it may be;
-// "" if it fits.
+// PromptTooLong is a notice if a system prompt takes more than half of what may be sent.
 func PromptTooLong(b history.Budget, prompt string) string {
 	half := b.PromptHalf()
 	if roomChars, roomTokens := half.Room(prompt); roomChars >= 0 && roomTokens >= 0 {

@@ -21,12 +21,11 @@ type req struct {
 	from      int64 // the sender; for an anonymous administrator (anonAdmin), the chat's id
 	anonAdmin bool
 	name      string // the sender's name in the usage figures
-	quoted    int    // the message replied to, when the turn quotes the whole of it (quoteOf)
-	album     *album // the album whose first photo this is (see settleAlbum)
+	quoted    int    // the message replied to, when the turn quotes all of it (quoteOf)
+	album     *album // the album whose first photo this is
 }
 
-// Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
-// reply: answers are queued per conversation.
+// Handle routes update u, saved as inbox entry seq; it never blocks on Telegram or on a reply.
 func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 	h.intake(ctx, seq, u, func() bool {
 		switch {
@@ -41,8 +40,7 @@ func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 	})
 }
 
-// reqOf is the conversation and reply target of a message: its chat, or its topic in a chat
-// with topics.
+// reqOf is the conversation and reply target of a message: its chat, or its topic.
 func reqOf(entry int64, m *models.Message) req {
 	r := req{entry: entry, k: history.Key{ChatID: m.Chat.ID}, t: reply.Target{ChatID: m.Chat.ID, ReplyTo: m.ID, Seen: m.ID, Group: isGroup(m.Chat)}}
 	if id, anon, ok := sender(m); ok {
@@ -108,8 +106,7 @@ func (h *Handler) userTurn(r req, m *models.Message, content string) history.Tur
 	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m), Quote: q}
 }
 
-// parseCommand splits "/cmd@bot arg". A command addressed to another bot is cmd "@" (see
-// listens).
+// parseCommand splits "/cmd@bot arg"; a command to another bot is cmd "@".
 func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd bool) {
 	if !strings.HasPrefix(text, "/") {
 		return "", "", false
@@ -129,8 +126,7 @@ func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd bool) {
 	return strings.ToLower(cmd), strings.TrimSpace(arg), true
 }
 
-// author is the name a group message's turn carries, so that the model can tell its people
-// apart: the sender's name, or an anonymous administrator's signature (else the group's title).
+// author is the name a group message's turn carries, so that the model can tell people apart.
 func author(r req, m *models.Message) string {
 	switch {
 	case !r.t.Group:
@@ -156,19 +152,15 @@ func displayName(u *models.User) string {
 	return name
 }
 
-// A message that replies to another carries that message with its turn, quoted (history.Quote):
-// "shorter, please" in reply to an answer from an hour ago means something to the model, also
-// when that answer is older than the stored history, as Telegram sends the replied-to message
-// with the update. The quote is stored, defused and counted in the window with the turn.
+// A reply carries the message it replies to with its turn, quoted (history.Quote): "shorter,
+// please" in reply to an old answer means something to the model even when that answer is no
+// longer in the stored history.
 
-// maxQuoteChars is enough for the model to know which message is meant, not a second copy of a
-// long answer in every turn.
+// maxQuoteChars is enough to tell which message is meant, not a second copy of a long answer.
 const maxQuoteChars = 1000
 
-// quoteOf is the message m replies to, as m's turn quotes it: the part the user quoted, or the
-// message's text; and the id of the replied-to message when the quote is the whole of it. The
-// zero Quote when m replies to nothing, or to the message that opened its forum topic (every
-// message of a topic does).
+// quoteOf is what m's turn quotes: the part the user quoted, or the replied-to message's text
+// (then also its id). Nothing for a reply to a forum topic's opening message (every one is).
 func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
 	rt := m.ReplyToMessage
 	if rt != nil && (rt.ForumTopicCreated != nil || m.IsTopicMessage && rt.ID == m.MessageThreadID) {
@@ -197,8 +189,7 @@ func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
 	return q, whole
 }
 
-// messageText is what a quoted message says: its text or caption, after the kind of message
-// for a message that is more than text ("[a photo] caption").
+// messageText is what a quoted message says: "[a photo] caption", or its text.
 func messageText(m *models.Message) string {
 	text, kind := cmp.Or(m.Text, m.Caption), ""
 	switch {
@@ -228,7 +219,6 @@ func messageText(m *models.Message) string {
 	return strings.TrimSpace("[" + strings.TrimSpace(kind) + "] " + text)
 }
 
-// quotedAuthor is the name a quoted group message goes by.
 func quotedAuthor(m *models.Message) string {
 	switch {
 	case m.SenderChat != nil && m.SenderChat.ID == m.Chat.ID:
@@ -244,7 +234,7 @@ func quotedAuthor(m *models.Message) string {
 	return ""
 }
 
-// boundQuote trims text and cuts it to maxQuoteChars characters, marking the cut with "…".
+// boundQuote trims text and cuts it to maxQuoteChars characters, marked "…".
 func boundQuote(text string) string {
 	text = strings.TrimSpace(text)
 	if utf8.RuneCountInString(text) <= maxQuoteChars {
@@ -253,9 +243,8 @@ func boundQuote(text string) string {
 	return strings.TrimRight(string([]rune(text)[:maxQuoteChars-1]), " \n") + "…"
 }
 
-// withoutRedundantQuote drops t's quote when it quotes the whole of the conversation's newest
-// turn (in a group, replying to the bot's answer is how one talks to it): the model reads that
-// message right before the turn anyway.
+// withoutRedundantQuote drops t's quote when it quotes all of the conversation's newest turn,
+// which the model reads right before it anyway.
 func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Turn) history.Turn {
 	if t.Quote.Text == "" || r.quoted == 0 {
 		return t

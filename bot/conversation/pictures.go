@@ -17,8 +17,7 @@ import (
 )
 
 // Pictures: a photo, or the photos of an album (each a message of its own, within moments),
-// become one turn with the images and the caption as its question. They go only to a model that
-// can see them (see cannotSee).
+// become one turn with the images and the caption as its question.
 
 const (
 	albumWait            = time.Second // an album stays open that long after its last photo
@@ -35,8 +34,7 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 	r.album = a
 	var taken bool
 	if h.cfg.TextOnly {
-		// One notice for a whole album, from the notice queue (a sender's share of it).
-		taken = h.queueNotice(ctx, r, func(ctx context.Context, r req) result {
+		taken = h.queueNotice(ctx, r, func(ctx context.Context, r req) result { // one for the album
 			if _, ok := a.gather(ctx, h.albums); !ok {
 				return left // told after the restart
 			}
@@ -55,7 +53,7 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	items, ok := a.gather(ctx, h.albums)
 	if !ok {
-		return left // every update of the album stays in the inbox
+		return left
 	}
 	if res, over := h.atCap(ctx, r); over {
 		return res
@@ -86,7 +84,7 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	if _, res, ok := h.store(ctx, r, turn); !ok {
 		return res
 	}
-	h.settleAlbum(ctx, r) // stored under the first photo's message: should the bot stop now, it alone comes back
+	h.settleAlbum(ctx, r) // stored under the first photo's message: only it may come back
 	return h.respond(ctx, r, prompt, reply.Options{})
 }
 
@@ -102,8 +100,7 @@ func (h *Handler) tooLongTurn(prompt string, t history.Turn) string {
 	return tooLong(b, prompt, t.Sent())
 }
 
-// photoSize is the largest size of a photo whose longer side is at most maxPhotoSide, or the
-// smallest if every size is larger.
+// photoSize is the largest size whose longer side is at most maxPhotoSide, else the smallest.
 func photoSize(sizes []models.PhotoSize) models.PhotoSize {
 	side := func(i int) int { return max(sizes[i].Width, sizes[i].Height) }
 	best, smallest := -1, 0
@@ -129,12 +126,11 @@ func blindNotice(model string) string {
 	return "This model (" + model + ") takes text only: it cannot see pictures. Choose one that can with /model and send the picture again, or describe it in words."
 }
 
-// cannotSee returns blindNotice for model if its server says it cannot see, "" if it can or
-// does not say. Only Ollama says: elsewhere pictures are sent, and a refusal gets imagesRefused.
+// cannotSee is blindNotice for model if its server says it cannot see (only Ollama says:
+// elsewhere a refusal gets imagesRefused); "" if it can or does not say.
 func (h *Handler) cannotSee(ctx context.Context, model string) string {
 	caps, err := h.deps.Model.Capabilities(ctx, model)
-	if err != nil {
-		// Unknown: the request goes as it would have; a missing model fails with its own notice.
+	if err != nil { // the request goes as it would have
 		h.deps.Log.Debug("could not learn what the model can do", "model", model, "err", err)
 		return ""
 	}
@@ -148,8 +144,8 @@ func hasImages(window []history.Turn) bool {
 	return slices.ContainsFunc(window, func(t history.Turn) bool { return len(t.Images) > 0 })
 }
 
-// imagesRefused is the notice under a reply to a request with pictures that the server refused
-// (4xx): its model most likely cannot see. A 404 (a missing model) gets notice's.
+// imagesRefused is the notice under a request with pictures the server refused (4xx other than
+// 401, 404, 429): its model most likely cannot see.
 func imagesRefused(err error) string {
 	var se *aura.StatusError
 	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && !slices.Contains([]int{401, 404, 429}, se.StatusCode) {
@@ -180,7 +176,7 @@ type album struct {
 	mu      sync.Mutex
 	items   []albumItem
 	done    bool // gathered: later photos of the group start an album of their own
-	settled bool // the updates after the first are finished (see settleAlbum)
+	settled bool // the updates after the first are finished
 }
 
 type albumItem struct {
@@ -188,8 +184,7 @@ type albumItem struct {
 	entry int64
 }
 
-// join adds a photo message to the open album of its media group, or opens one (opened), whose
-// job must be queued.
+// join adds a photo to the open album of its media group, or opens one, whose job must be queued.
 func (as *albums) join(k history.Key, m *models.Message, entry int64) (a *album, opened bool) {
 	item := albumItem{msg: m, entry: entry}
 	key := albumKey{k, m.MediaGroupID}
@@ -214,8 +209,7 @@ func (as *albums) join(k history.Key, m *models.Message, entry int64) (a *album,
 	return a, true
 }
 
-// isOpen reports whether m belongs to an album open now: in a group, an album's later photos
-// carry no mention of the bot.
+// isOpen reports whether m belongs to an open album (whose later photos need no mention).
 func (as *albums) isOpen(k history.Key, m *models.Message) bool {
 	if m.MediaGroupID == "" || len(m.Photo) == 0 {
 		return false
@@ -225,7 +219,6 @@ func (as *albums) isOpen(k history.Key, m *models.Message) bool {
 	return as.open[albumKey{k, m.MediaGroupID}] != nil
 }
 
-// close closes a: later photos of its group start an album of their own.
 func (as *albums) close(a *album) {
 	as.mu.Lock()
 	if as.open[a.key] == a {
@@ -238,7 +231,7 @@ func (as *albums) close(a *album) {
 }
 
 // gather waits until no photo has joined for albumWait, closes the album and returns its
-// photos; ok is false if ctx ended first.
+// photos; !ok if ctx ended first.
 func (a *album) gather(ctx context.Context, as *albums) (items []albumItem, ok bool) {
 	if a.key.group != "" {
 		t := time.NewTimer(albumWait)
