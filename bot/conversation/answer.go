@@ -223,17 +223,15 @@ func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) 
 // tooLong is a notice if a message (as sent) cannot fit the budget with prompt even alone.
 func tooLong(b history.Budget, prompt, sent string) string {
 	roomChars, roomTokens := b.Room(prompt)
-	chars, tokens := utf8.RuneCountInString(sent), 0
-	if chars <= roomChars && roomTokens != math.MaxInt {
-		tokens = history.CountTokens(sent)
-	}
-	if chars <= roomChars && tokens <= roomTokens {
+	if within(sent, roomChars, roomTokens) {
 		return ""
 	}
-	if tokens == 0 {
-		tokens = history.CountTokens(sent)
-	}
-	return tooLongNotice(&history.TooLongError{Chars: chars, MaxChars: roomChars, Tokens: tokens, MaxTokens: roomTokens})
+	return tooLongNotice(&history.TooLongError{Chars: utf8.RuneCountInString(sent), MaxChars: roomChars, Tokens: history.CountTokens(sent), MaxTokens: roomTokens})
+}
+
+// within reports whether s has at most chars characters and tokens tokens (MaxInt: no bound).
+func within(s string, chars, tokens int) bool {
+	return utf8.RuneCountInString(s) <= chars && (tokens == math.MaxInt || history.CountTokens(s) <= tokens)
 }
 
 func tooLongNotice(e *history.TooLongError) string {

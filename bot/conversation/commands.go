@@ -260,12 +260,10 @@ func (h *Handler) cmdExport(ctx context.Context, r req, _ string) result {
 func exportMarkdown(prompt string, sum history.Summary, turns []history.Turn, now time.Time) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Conversation\n\nExported %s UTC.\n\n", now.Format("2006-01-02 15:04"))
-	sb.WriteString("## System prompt\n\n")
 	if strings.TrimSpace(prompt) == "" {
-		sb.WriteString("(none)\n\n")
-	} else {
-		sb.WriteString(prompt + "\n\n")
+		prompt = "(none)"
 	}
+	sb.WriteString("## System prompt\n\n" + prompt + "\n\n")
 	if sum.Text != "" {
 		fmt.Fprintf(&sb, "## Summary\n\nWhat the model is told of the first %d messages (written %s UTC):\n\n%s\n\n",
 			sum.Turns, sum.At.UTC().Format("2006-01-02 15:04"), sum.Text)
@@ -277,10 +275,7 @@ func exportMarkdown(prompt string, sum history.Summary, turns []history.Turn, no
 	for _, t := range turns {
 		who := "Assistant"
 		if t.Role == history.RoleUser {
-			who = "User"
-			if t.Author != "" {
-				who = t.Author
-			}
+			who = cmp.Or(t.Author, "User")
 		}
 		fmt.Fprintf(&sb, "\n### %s · %s\n\n", who, t.CreatedAt.UTC().Format("2006-01-02 15:04"))
 		if q := t.Quote; q.Text != "" {

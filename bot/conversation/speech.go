@@ -22,7 +22,7 @@ import (
 // without its text (so that /retry can hear it again), transcribed, and answered below the
 // transcript, so that the user can tell a wrong answer from a wrong hearing.
 
-// Transcriber turns speech into text. transcribe.Client implements it.
+// Transcriber turns speech into text (transcribe.Client).
 type Transcriber interface {
 	Transcribe(ctx context.Context, fileName string, audio io.Reader) (string, error)
 }
@@ -60,8 +60,7 @@ func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) re
 	return h.respond(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
 }
 
-// transcribeTurn hears a stored spoken turn and stores its transcript. On failure it tells the
-// user and reports false, with what became of the update.
+// transcribeTurn hears a stored spoken turn and stores its transcript; on failure it tells the user.
 func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn history.Turn) (string, result, bool) {
 	fail := func(msg string) (string, result, bool) { return "", h.notify(ctx, r, msg), false }
 	if h.deps.Transcriber == nil {

@@ -341,11 +341,6 @@ func fitLine(line string, fits func(string) bool) string {
 	return string(runes[:lo]) + "…"
 }
 
-// within reports whether s has at most chars characters and tokens tokens (MaxInt: no bound).
-func within(s string, chars, tokens int) bool {
-	return utf8.RuneCountInString(s) <= chars && (tokens == math.MaxInt || history.CountTokens(s) <= tokens)
-}
-
 // cutText cuts text to at most chars characters and tokens tokens, at the end of a sentence
 // or a word where it can, marked "…".
 func cutText(text string, chars, tokens int) string {
