@@ -70,9 +70,8 @@ func steerCommand(cmd, arg string) bool {
 	return false
 }
 
-// steers reports whether r's sender may steer its conversation: any in a private chat; in a
-// group, an owner, an administrator, or owner (the asker of a reply). It may ask Telegram, so it
-// runs in queued jobs and side calls, never on the path that takes updates.
+// steers reports whether r's sender may steer its conversation: in a group, an owner, an admin
+// or owner (the asker of a reply). It may ask Telegram, so never on the path that takes updates.
 func (h *Handler) steers(ctx context.Context, r req, owner int64) bool {
 	return h.steersWithoutAsking(r, owner) || h.isAdmin(ctx, r.t.ChatID, r.from)
 }

@@ -23,12 +23,13 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	prompt := h.prompt(ctx, r.k) // read in turn: a /system queued before this message applies
 	turn = h.withoutRedundantQuote(ctx, r, turn)
 	r.quoted = 0 // looked at: store need not again
-	if msg := tooLong(h.cfg.Budget, prompt, turn.Sent()); msg != "" {
+	if msg := h.tooLong(prompt, turn); msg != "" {
 		return h.notify(ctx, r, msg)
 	}
 	if _, res, ok := h.store(ctx, r, turn); !ok {
 		return res
 	}
+	h.settleAlbum(ctx, r) // an album is one stored turn now: only its first photo may come back
 	return h.respond(ctx, r, prompt, reply.Options{})
 }
 
@@ -134,8 +135,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 	return done
 }
 
-// requestMessages is what the model is sent for a window: the system message, then each turn
-// as counted (Sent), with its pictures (counted in images) unless blind.
+// requestMessages is what the model is sent for a window, its pictures (images) unless blind.
 func requestMessages(lead string, window []history.Turn, blind bool) (msgs []aura.Message, images int) {
 	msgs = append(make([]aura.Message, 0, len(window)+1), aura.Message{Role: aura.RoleSystem, Content: history.Defuse(lead)})
 	for _, turn := range window {
@@ -220,8 +220,15 @@ func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) 
 	}
 }
 
-// tooLong is a notice if a message (as sent) cannot fit the budget with prompt even alone.
-func tooLong(b history.Budget, prompt, sent string) string {
+// tooLong is a notice if turn (as sent, each image at Budget.ImageTokens) cannot fit the budget
+// with prompt even alone.
+func (h *Handler) tooLong(prompt string, t history.Turn) string {
+	b, sent := h.cfg.Budget, t.Sent()
+	if n := len(t.Images) * b.ImageTokens; n > 0 && b.Tokens > 0 {
+		if b.Tokens -= n; b.Tokens <= max(b.ReserveTokens, 0) {
+			return "That picture cannot be sent: with the system prompt it takes more of the model's context than there is."
+		}
+	}
 	roomChars, roomTokens := b.Room(prompt)
 	if within(sent, roomChars, roomTokens) {
 		return ""

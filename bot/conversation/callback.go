@@ -52,8 +52,7 @@ func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 	}
 }
 
-// onGenerationStopped handles a press on Telegram's own Stop button of a draft (in private
-// chats only, so the chat is who pressed).
+// onGenerationStopped handles Telegram's own Stop button of a draft (private chats only).
 func (h *Handler) onGenerationStopped(ctx context.Context, s *models.MessageGenerationStopped) {
 	if s.Chat.Type != models.ChatTypePrivate || !h.allowed(s.Chat.ID, s.Chat.ID) {
 		return
@@ -69,8 +68,7 @@ func (h *Handler) onGenerationStopped(ctx context.Context, s *models.MessageGene
 }
 
 // stopAs stops, for r's sender, the reply streaming in r.k (update 0: any, else only the reply
-// to update), if they asked it or steer the conversation; answer is told the outcome. Asking
-// Telegram about an administrator runs on its own goroutine.
+// to update) if they asked it or steer; answer is told the outcome, maybe from a side call.
 func (h *Handler) stopAs(ctx context.Context, r req, update int64, answer func(ctx context.Context, text string)) {
 	a := h.activeIn(r.k)
 	switch {

@@ -109,8 +109,7 @@ func thousands(n int64) string {
 	return s
 }
 
-// countUsage counts a request for r's sender in r's chat: used, else (if answered) estimate in
-// and text's tokens out.
+// countUsage counts a request for r's sender: used, else (if answered) estimate and text's tokens.
 func (h *Handler) countUsage(ctx context.Context, r req, kind history.UsageKind, used *aura.Usage, estimate int, text string, answered bool) {
 	u := history.Usage{User: r.from, Chat: r.k.ChatID, Name: r.name, Kind: kind}
 	switch {

@@ -124,8 +124,7 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
 	return h.notify(ctx, r, "System prompt set. It applies from your next message.")
 }
 
-// coverage is a line for a notice that says how much of the conversation the next request
-// carries; "" when there is nothing or the store cannot tell.
+// coverage is a line that says how much of the conversation the next request carries, or "".
 func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) string {
 	rep, err := h.deps.Store.Report(ctx, k, h.cfg.Budget, prompt)
 	in, total, held := rep.InWindow, rep.Total, rep.Summarized
@@ -255,8 +254,7 @@ func (h *Handler) cmdExport(ctx context.Context, r req, _ string) result {
 	return h.notify(ctx, r, "⚠️ Telegram refused the file. Please try /export again later.")
 }
 
-// exportMarkdown is the conversation as a Markdown document: the system prompt, the summary,
-// then every turn with who wrote it and when, as stored (not as sent: no defusing).
+// exportMarkdown is the conversation as stored (not defused), as a Markdown document.
 func exportMarkdown(prompt string, sum history.Summary, turns []history.Turn, now time.Time) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Conversation\n\nExported %s UTC.\n\n", now.Format("2006-01-02 15:04"))

@@ -80,7 +80,7 @@ type Metrics interface {
 	ReplyEnded(result string, failed bool, auraKind string, took, firstText time.Duration)
 }
 
-// Telegram is the Bot API calls a conversation makes itself (tg.Client); replies go through Streamer.
+// Telegram is the Bot API a conversation calls itself (tg.Client); replies go through Streamer.
 type Telegram interface {
 	Download(ctx context.Context, fileID string, limit int64) ([]byte, error)
 	GetChatAdministrators(ctx context.Context, p *tgbot.GetChatAdministratorsParams) ([]models.ChatMember, error)
@@ -106,13 +106,13 @@ type Streamer interface {
 	SendDocument(ctx context.Context, t reply.Target, j reply.Journal, doc reply.Document) (int, error)
 }
 
-// Registry learns the chats' messages and who holds a chat's send gate after a restart (reply.Registry).
+// Registry learns chats' messages and who holds a send gate after a restart (reply.Registry).
 type Registry interface {
 	Add(chat int64, id int)
 	Hold(chat int64, owner reply.Owner)
 }
 
-// Config is read from the environment by main, which derives Budget.Tokens, DefaultModel and TextOnly.
+// Config is read from the environment by main, which sets Budget.Tokens, DefaultModel, TextOnly.
 type Config struct {
 	// AllowedUsers may use the bot (* for everyone); those it names are its owners. Members of
 	// AllowedChats may all use it.
@@ -256,7 +256,7 @@ func New(cfg Config, deps Deps) *Handler {
 		cfg:      cfg,
 		deps:     deps,
 		queue:    newDispatcher(max(cfg.MaxConcurrentReplies, 1), maxWaiting),
-		side:     newSideCalls(deps),
+		side:     &sideCalls{deps: deps, waiting: map[int64]int{}},
 		rates:    newRates(cfg.UserMessagesPerMinute),
 		refused:  newOnce[int64](time.Hour),
 		troubled: newOnce[int64](troubleEvery),
@@ -292,7 +292,7 @@ func (h *Handler) Close() {
 func (h *Handler) Wait() {
 	h.queue.wait()
 	h.finishing.Wait()
-	h.side.wait()
+	h.side.wg.Wait()
 	h.sums.wg.Wait()
 }
 

@@ -40,8 +40,7 @@ func (h *Handler) tell(ctx context.Context, r req, text string) bool {
 	return h.queueNotice(ctx, r, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
 }
 
-// queueNotice queues fn, which sends a notice, in the conversation's notice lane: not on the
-// path that takes updates, nor behind a streaming reply.
+// queueNotice queues fn, which sends a notice, in the conversation's notice lane.
 func (h *Handler) queueNotice(ctx context.Context, r req, fn func(ctx context.Context, r req) result) bool {
 	j := h.job(r, false, fn)
 	j.notice = true
@@ -108,8 +107,7 @@ func newRates(perMinute int) *rates {
 	return &rates{perMinute: perMinute, users: map[int64]*userRate{}}
 }
 
-// allow takes one message of user from its bucket; when empty, tell reports the first refusal
-// since the user was last let through.
+// allow takes a message from user's bucket; tell reports the first refusal since the last pass.
 func (r *rates) allow(user int64, now time.Time) (ok, tell bool) {
 	if r.perMinute <= 0 {
 		return true, false

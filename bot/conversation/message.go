@@ -147,9 +147,8 @@ func displayName(u *models.User) string {
 	return cmp.Or(strings.TrimSpace(u.FirstName+" "+u.LastName), u.Username, "user "+strconv.FormatInt(u.ID, 10))
 }
 
-// A reply carries the message it replies to with its turn, quoted (history.Quote): "shorter,
-// please" in reply to an old answer means something to the model even when that answer is no
-// longer in the stored history.
+// A reply's turn quotes the message it replies to (history.Quote): "shorter, please" means
+// something to the model even when that answer is no longer in the stored history.
 
 // maxQuoteChars is enough to tell which message is meant, not a second copy of a long answer.
 const maxQuoteChars = 1000
@@ -235,8 +234,7 @@ func boundQuote(text string) string {
 	return strings.TrimRight(string([]rune(text)[:maxQuoteChars-1]), " \n") + "…"
 }
 
-// withoutRedundantQuote drops t's quote when it quotes all of the conversation's newest turn,
-// which the model reads right before it anyway.
+// withoutRedundantQuote drops t's quote of all of the newest turn, which the model reads anyway.
 func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Turn) history.Turn {
 	if t.Quote.Text == "" || r.quoted == 0 {
 		return t
@@ -252,9 +250,8 @@ func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Tu
 	return t
 }
 
-// A message without text is a photo (pictures.go), a recording (speech.go) or a file
-// (files.go); each becomes the user's turn, downloaded by the queued job, never on the path
-// that takes updates. Anything else is told what the bot reads.
+// A message without text is a photo (pictures.go), a recording (speech.go) or a file (files.go),
+// downloaded by the queued job, never on the path that takes updates.
 
 const canRead = "I read text, photos, voice and audio messages, round video messages, and text files (.txt, .md, .csv, .json, .yaml, .xml, .html, source code, logs)."
 
@@ -296,8 +293,7 @@ func tooBig(what string) string {
 }
 
 // fetch downloads a file of r's message, at most limit bytes. On failure it tells the user
-// (tooLarge past limit, if set; else that their what could not be downloaded, then again) and
-// reports false, with what became of the update.
+// (tooLarge past limit, if set; else that their what could not be downloaded, then again).
 func (h *Handler) fetch(ctx context.Context, r req, fileID string, limit int64, what, tooLarge, again string) ([]byte, result, bool) {
 	data, err := h.deps.TG.Download(ctx, fileID, limit)
 	switch {

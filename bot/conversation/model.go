@@ -47,8 +47,7 @@ func (h *Handler) models(ctx context.Context) ([]ModelChoice, error) {
 	return out, nil
 }
 
-// model is the model conversation k asks for: its own choice, unless AURA_MODELS no longer
-// lists it, or the default.
+// model is conversation k's choice (if AURA_MODELS still lists it), else the default.
 func (h *Handler) model(ctx context.Context, k history.Key) string {
 	m, ok, err := h.deps.Store.Model(ctx, k)
 	if err != nil {
@@ -141,8 +140,7 @@ func modelsFailure(err error) string {
 	return modelFailure(err).Notice
 }
 
-// showPicker answers /model with the current model and a keyboard of the others, which
-// follows on the notice's message.
+// showPicker answers /model with the current model, then adds a keyboard of the others.
 func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, current ModelChoice) result {
 	text := "The model is " + current.label() + "."
 	if !slices.ContainsFunc(list, func(c ModelChoice) bool { return !aura.SameModel(c.ID, current.ID) }) {
@@ -180,8 +178,7 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 	return done
 }
 
-// onModelPress switches the conversation of the picker msg to the model pressed, from the
-// notice queue: the reply streaming now keeps the model it started with.
+// onModelPress switches msg's conversation to the model pressed, from the notice lane.
 func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg *models.Message, arg string) {
 	r := reqOf(0, msg)
 	r.from, r.anonAdmin = q.From.ID, false
@@ -197,8 +194,7 @@ func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg
 	}
 }
 
-// pressModel switches r's conversation to the model a button names, if the presser steers it;
-// it returns the answer to the press, and the model chosen (nil for none).
+// pressModel switches to the model pressed if the presser steers: the answer, and the model.
 func (h *Handler) pressModel(ctx context.Context, r req, arg string) (string, *ModelChoice) {
 	switch {
 	case h.closing.Load():

@@ -12,8 +12,7 @@ import (
 	"aurabot/history"
 )
 
-// The words a user reads under a reply that did not end well: decided here, where the
-// conversation is, from what went wrong; bot/reply only shows them.
+// The words under a reply that did not end well are decided here; bot/reply only shows them.
 
 // notice is the line under a reply that ended with err, and whether the answer is whole to the
 // user: it ended by itself, or at an output limit, which the notice explains.
@@ -96,8 +95,7 @@ type failure struct {
 }
 
 // historyFault reports whether err is a refusal that may come from the history, and would come
-// again: a 500 (chatbot-ui's tokenizer throws), or a 4xx that says nothing else (a key, a
-// missing model, a rate limit, a timeout).
+// again: a 500 (chatbot-ui's tokenizer throws), or a 4xx that says nothing else.
 func historyFault(err error) (*aura.StatusError, bool) {
 	var se *aura.StatusError
 	if !errors.As(err, &se) {

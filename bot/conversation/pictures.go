@@ -11,13 +11,11 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
-	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history"
 )
 
-// Pictures: a photo, or the photos of an album (each a message of its own, within moments),
-// become one turn with the images and the caption as its question.
+// Pictures: a photo, or an album's photos (messages of their own), become one turn.
 
 const (
 	albumWait            = time.Second // an album stays open that long after its last photo
@@ -77,27 +75,7 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	}
 	turn := h.userTurn(r, items[0].msg, cmp.Or(question, defaultPhotoQuestion))
 	turn.Images = images
-	prompt := h.prompt(ctx, r.k)
-	if msg := h.tooLongTurn(prompt, turn); msg != "" {
-		return h.notify(ctx, r, msg)
-	}
-	if _, res, ok := h.store(ctx, r, turn); !ok {
-		return res
-	}
-	h.settleAlbum(ctx, r) // stored under the first photo's message: only it may come back
-	return h.respond(ctx, r, prompt, reply.Options{})
-}
-
-// tooLongTurn is tooLong for a turn whose images each cost Budget.ImageTokens.
-func (h *Handler) tooLongTurn(prompt string, t history.Turn) string {
-	b := h.cfg.Budget
-	if n := len(t.Images) * b.ImageTokens; n > 0 && b.Tokens > 0 {
-		b.Tokens -= n
-		if b.Tokens <= max(b.ReserveTokens, 0) {
-			return "That picture cannot be sent: with the system prompt it takes more of the model's context than there is."
-		}
-	}
-	return tooLong(b, prompt, t.Sent())
+	return h.answer(ctx, r, turn)
 }
 
 // photoSize is the largest size whose longer side is at most maxPhotoSide, else the smallest.
@@ -126,8 +104,7 @@ func blindNotice(model string) string {
 	return "This model (" + model + ") takes text only: it cannot see pictures. Choose one that can with /model and send the picture again, or describe it in words."
 }
 
-// cannotSee is blindNotice for model if its server says it cannot see (only Ollama says:
-// elsewhere a refusal gets imagesRefused); "" if it can or does not say.
+// cannotSee is blindNotice for model if its server says it cannot see (only Ollama says).
 func (h *Handler) cannotSee(ctx context.Context, model string) string {
 	caps, err := h.deps.Model.Capabilities(ctx, model)
 	if err != nil { // the request goes as it would have
@@ -144,8 +121,7 @@ func hasImages(window []history.Turn) bool {
 	return slices.ContainsFunc(window, func(t history.Turn) bool { return len(t.Images) > 0 })
 }
 
-// imagesRefused is the notice under a request with pictures the server refused (4xx other than
-// 401, 404, 429): its model most likely cannot see.
+// imagesRefused is the notice under a request with pictures that the server refused (4xx).
 func imagesRefused(err error) string {
 	var se *aura.StatusError
 	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && !slices.Contains([]int{401, 404, 429}, se.StatusCode) {
@@ -230,8 +206,7 @@ func (as *albums) close(a *album) {
 	a.mu.Unlock()
 }
 
-// gather waits until no photo has joined for albumWait, closes the album and returns its
-// photos; !ok if ctx ended first.
+// gather waits until no photo has joined for albumWait, closes the album and returns its photos.
 func (a *album) gather(ctx context.Context, as *albums) (items []albumItem, ok bool) {
 	if a.key.group != "" {
 		t := time.NewTimer(albumWait)

@@ -21,8 +21,7 @@ type lane struct {
 	notice bool
 }
 
-// dispatcher runs each lane's jobs one at a time, in order, and lanes in parallel. An idle lane
-// holds no goroutine.
+// dispatcher runs each lane's jobs one at a time, in order, and lanes in parallel.
 type dispatcher struct {
 	sem     chan struct{} // one slot per reply allowed to run at once
 	perUser int           // the most jobs one user may have waiting in a lane (submitCapped)

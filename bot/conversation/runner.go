@@ -108,8 +108,7 @@ func (h *Handler) protect(ctx context.Context, r req, fn func(ctx context.Contex
 	return fn(ctx, r)
 }
 
-// settleAlbum finishes the updates of the later photos of r's album, handled with the first's
-// (answerPhotos, once stored: a crash must not bring them back as turns of their own).
+// settleAlbum finishes the updates of r's album's later photos, stored with the first's.
 func (h *Handler) settleAlbum(ctx context.Context, r req) {
 	if r.album != nil {
 		for _, entry := range r.album.settle(r.entry) {
@@ -138,8 +137,7 @@ func (h *Handler) skip(ctx context.Context, r req) result {
 // maxFinishRefusals is how many refusals in a row (a 400) make the bot give up finishing a reply.
 const maxFinishRefusals = 10
 
-// finishLater finishes r's reply from its journal in the background, once Telegram answers
-// again, and then the entry; a shutdown leaves it to the restart.
+// finishLater finishes r's reply from its journal once Telegram answers again, then the entry.
 func (h *Handler) finishLater(ctx context.Context, r req) {
 	h.finishing.Go(func() {
 		refusals := 0

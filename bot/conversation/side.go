@@ -16,18 +16,13 @@ const (
 	maxReactionsPerChat = 3                // a flood of messages gets a few reactions
 )
 
-// sideCalls are the Bot API calls that go out on their own, off the path that takes updates:
-// reactions, button answers and edits. Nothing waits for them but shutdown.
+// sideCalls are the Bot API calls that go out on their own; nothing waits for them but shutdown.
 type sideCalls struct {
 	deps Deps
 
 	mu      sync.Mutex
 	waiting map[int64]int // reactions waiting per chat
 	wg      sync.WaitGroup
-}
-
-func newSideCalls(deps Deps) *sideCalls {
-	return &sideCalls{deps: deps, waiting: map[int64]int{}}
 }
 
 // react puts emoji on message msgID of chat, unless too many reactions wait there already.
@@ -101,5 +96,3 @@ func (s *sideCalls) run(ctx context.Context, fn func(ctx context.Context)) {
 		fn(cctx)
 	})
 }
-
-func (s *sideCalls) wait() { s.wg.Wait() }

@@ -60,7 +60,7 @@ func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) re
 	return h.respond(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
 }
 
-// transcribeTurn hears a stored spoken turn and stores its transcript; on failure it tells the user.
+// transcribeTurn hears a stored spoken turn and stores its transcript; a failure is told.
 func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn history.Turn) (string, result, bool) {
 	fail := func(msg string) (string, result, bool) { return "", h.notify(ctx, r, msg), false }
 	if h.deps.Transcriber == nil {
@@ -83,7 +83,7 @@ func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn
 	}
 	heard := turn
 	heard.Content = text
-	if msg := tooLong(h.cfg.Budget, prompt, heard.Sent()); msg != "" {
+	if msg := h.tooLong(prompt, heard); msg != "" {
 		return fail(msg)
 	}
 	if err := h.retryStore(ctx, r, func(ctx context.Context) error {
@@ -112,8 +112,7 @@ func transcribeFailure(err error) string {
 
 const transcriptMark = "> 🎤 "
 
-// transcriptPrefix quotes the transcript in Markdown, ASCII punctuation escaped (CommonMark
-// allows it for all of it) so that spoken words render as they are.
+// transcriptPrefix quotes the transcript in Markdown, ASCII punctuation escaped.
 func transcriptPrefix(text string) string {
 	var b strings.Builder
 	b.WriteString(transcriptMark + "\"")

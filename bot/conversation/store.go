@@ -35,7 +35,6 @@ func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, err error
 }
 
 // storageTrouble tells t's chat, at most once every troubleEvery, that the bot cannot save.
-// The notice is not journaled: the database is what fails.
 func (h *Handler) storageTrouble(ctx context.Context, t reply.Target, err error) {
 	if !h.troubled.due(t.ChatID, time.Now()) {
 		return

@@ -61,8 +61,7 @@ func newSummaries(concurrent int) *summaries {
 		running: map[history.Key]bool{}, failures: map[history.Key]*summaryFailures{}}
 }
 
-// begin reports whether a summary of k may start now (none runs for k, k does not back off,
-// there is a free slot, not stopped), and takes its place.
+// begin reports whether a summary of k may start now, and takes its place.
 func (s *summaries) begin(k history.Key) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -142,8 +141,7 @@ func summaryWords(chars, tokens int) int {
 	return max(words, 20)
 }
 
-// summarizeLater decides whether the summary request says is due is written by model; it is,
-// in the background, once start is called.
+// summarizeLater decides whether the summary request says is due is written, once start is called.
 func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt string, request history.Request) (start func()) {
 	start = func() {}
 	if !h.cfg.Budget.Summaries || request.Fold == 0 || request.Fold <= request.Summary.Through {
@@ -183,8 +181,7 @@ func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt strin
 	return sync.OnceFunc(func() { close(ready) })
 }
 
-// summarize asks model for a summary of request's summary and the turns after it up to
-// request.Fold (or the oldest that fit), at most chars characters and tokens tokens, and stores it.
+// summarize asks model for a summary of request's and the turns up to Fold, and stores it.
 func (h *Handler) summarize(ctx context.Context, r req, model string, request history.Request, chars, tokens int) error {
 	turns, err := h.deps.Store.TurnsBetween(ctx, r.k, request.Summary.Through, request.Fold)
 	if err != nil {
