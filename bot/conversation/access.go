@@ -164,8 +164,7 @@ func (h *Handler) addressed(m *models.Message) bool {
 	return inText || inCaption
 }
 
-// stripMentions returns text without the bot's mentions, and whether it had any. Entities
-// count UTF-16 code units; one out of range is ignored.
+// stripMentions returns text without the bot's mentions (UTF-16 entities), and whether it had any.
 func (h *Handler) stripMentions(text string, entities []models.MessageEntity) (string, bool) {
 	if text == "" || len(entities) == 0 {
 		return text, false

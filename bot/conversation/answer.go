@@ -35,8 +35,11 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 
 // store appends t to r's conversation; when it cannot (!ok), res is what became of the update.
 func (h *Handler) store(ctx context.Context, r req, t history.Turn) (stored history.Turn, res result, ok bool) {
-	stored, err := h.append(ctx, r, h.withoutRedundantQuote(ctx, r, t))
-	if err != nil {
+	t = h.withoutRedundantQuote(ctx, r, t)
+	if err := h.retryStore(ctx, r, func(ctx context.Context) (err error) {
+		stored, _, err = h.deps.Store.Append(ctx, r.k, t) // stored before a crash: that turn
+		return err
+	}); err != nil {
 		return stored, h.storeFailed(ctx, r, "save your message", err), false
 	}
 	return stored, done, true
@@ -48,8 +51,11 @@ func (h *Handler) storeAnswer(ctx context.Context, r req, text string, firstID i
 	if complete {
 		status = history.StatusDone
 	}
-	_, err := h.append(ctx, r, history.Turn{Role: history.RoleAssistant, Content: text, MessageID: int64(firstID), Status: status, Entry: r.entry})
-	return err
+	t := history.Turn{Role: history.RoleAssistant, Content: text, MessageID: int64(firstID), Status: status, Entry: r.entry}
+	return h.retryStore(ctx, r, func(ctx context.Context) error {
+		_, _, err := h.deps.Store.Append(ctx, r.k, t)
+		return err
+	})
 }
 
 // respond asks the model about the conversation as stored, shows the answer live, and stores it.
@@ -220,8 +226,7 @@ func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) 
 	}
 }
 
-// tooLong is a notice if turn (as sent, each image at Budget.ImageTokens) cannot fit the budget
-// with prompt even alone.
+// tooLong is a notice if turn (images at Budget.ImageTokens) cannot fit with prompt even alone.
 func (h *Handler) tooLong(prompt string, t history.Turn) string {
 	b, sent := h.cfg.Budget, t.Sent()
 	if n := len(t.Images) * b.ImageTokens; n > 0 && b.Tokens > 0 {

@@ -11,8 +11,7 @@ import (
 	"aurabot/history"
 )
 
-// Stopping a reply: /stop, the Stop button under a reply, and Telegram's own Stop button of a
-// draft all stop it the same way (stopAs).
+// Stopping a reply: /stop, the reply's Stop button and a draft's own Stop button all use stopAs.
 
 const (
 	callbackStop = "stop"

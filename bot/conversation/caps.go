@@ -14,11 +14,9 @@ import (
 )
 
 // Usage and caps. Every model request counts for the user whose message needed it, in their
-// chat, on the UTC day: the server's count, or else the bot's own.
-//
-// A user whose tokens (over every chat) reach USER_DAILY_TOKENS or USER_MONTHLY_TOKENS gets no
-// model request until the UTC day (or month) ends, owners too, and is told so once per chat. A
-// request that starts under the cap is not cut.
+// chat, on the UTC day: the server's count, or else the bot's own. A user (owners too) past
+// USER_DAILY_TOKENS or USER_MONTHLY_TOKENS gets no model request until the UTC day (or month)
+// ends, and is told so once per chat. A request that starts under the cap is not cut.
 
 type capNotice struct {
 	user, chat int64
@@ -201,9 +199,8 @@ func usageAllText(all []history.UserUsage, now time.Time) string {
 	return sb.String()
 }
 
-// usageCheck logs, once per model and direction, when a server's count of a request differs
-// from the window's estimate by more than a tenth (and 16 tokens, a template's preamble): a
-// server that counts more cuts the conversation silently near its limit.
+// usageCheck logs, once per model and direction, when a server counts a request's tokens more
+// than a tenth (and 16) off the window's estimate: one that counts more cuts it silently.
 type usageCheck struct {
 	told *once[string] // model + direction
 }

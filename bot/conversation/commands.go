@@ -203,9 +203,8 @@ const (
 	maxExportBytes = 50 << 20
 )
 
-// cmdExport sends the conversation as a Markdown file, at most once per /export: once it is out,
-// the journal records it (a final plain text, which nothing resumes), and a restart sends
-// nothing. A crash between the send and the record sends it twice.
+// cmdExport sends the conversation as a Markdown file, once per /export: the journal records it
+// as a final plain text, which nothing resumes (a crash before the record sends it twice).
 func (h *Handler) cmdExport(ctx context.Context, r req, _ string) result {
 	if rec, err := h.recordedOf(ctx, r); err == nil && rec.Final && rec.Text == exportSent {
 		return done // sent before a restart

@@ -46,7 +46,6 @@ type Store interface {
 	SetTranscript(ctx context.Context, k history.Key, turnID int64, text string) error
 	Model(ctx context.Context, k history.Key) (string, bool, error)
 	SetModel(ctx context.Context, k history.Key, model string) error
-
 	Summary(ctx context.Context, k history.Key) (history.Summary, error)
 	SetSummary(ctx context.Context, k history.Key, text string, through int64) (bool, error)
 	TurnsBetween(ctx context.Context, k history.Key, after, through int64) ([]history.Turn, error)
@@ -137,15 +136,13 @@ type Config struct {
 // Switch is a setting that is "on" or "off".
 type Switch bool
 
+// UnmarshalText parses "on" or "off", in any case.
 func (s *Switch) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "on":
-		*s = true
-	case "off":
-		*s = false
-	default:
+	v := strings.ToLower(strings.TrimSpace(string(b)))
+	if v != "on" && v != "off" {
 		return fmt.Errorf("%q is not on or off", string(b))
 	}
+	*s = v == "on"
 	return nil
 }
 
@@ -155,6 +152,7 @@ type IDList struct {
 	IDs []int64
 }
 
+// UnmarshalText parses the comma-separated ids, or *.
 func (l *IDList) UnmarshalText(b []byte) error {
 	*l = IDList{}
 	s := strings.TrimSpace(string(b))
@@ -180,6 +178,7 @@ func (l IDList) Has(id int64) bool { return id != 0 && slices.Contains(l.IDs, id
 // ModelList is comma-separated entries, each an id or id=Display name.
 type ModelList []ModelChoice
 
+// UnmarshalText parses the comma-separated entries.
 func (l *ModelList) UnmarshalText(b []byte) error {
 	*l = nil
 	if strings.TrimSpace(string(b)) == "" {
@@ -230,9 +229,8 @@ type Handler struct {
 	closing   atomic.Bool // jobs not started once it is set stay in the inbox
 	rates     *rates
 
-	strangers, skipped *ops.Repeated // refusals, logged at most once a minute
-
-	refused, troubled, noVoice *once[int64] // chats told: private bot, cannot save, no voice
+	strangers, skipped         *ops.Repeated // refusals, logged at most once a minute
+	refused, troubled, noVoice *once[int64]  // chats told: private bot, cannot save, no voice
 	capped                     *once[capNotice]
 	admins                     *admins
 	albums                     *albums
@@ -250,6 +248,7 @@ type activeReply struct {
 	draft         int64 // the draft it streams through; 0: none
 }
 
+// New returns a handler for cfg.
 func New(cfg Config, deps Deps) *Handler {
 	cfg.Budget.Summaries = bool(cfg.Summaries)
 	return &Handler{

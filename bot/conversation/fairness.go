@@ -3,6 +3,7 @@ package conversation
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -12,9 +13,8 @@ import (
 )
 
 // How work gets into a conversation's queues, and why no one user can swamp the bot: each may
-// have at most maxWaiting messages waiting in a conversation, and send at most
-// USER_MESSAGES_PER_MINUTE. Owners are not bounded, nor are updates from before a restart. A
-// message past a bound costs no model call; the user is told once, until they are let in again.
+// have maxWaiting messages waiting in a conversation, and send USER_MESSAGES_PER_MINUTE (not
+// owners, nor updates from before a restart). Past a bound the user is told once, no model call.
 
 const maxWaiting = 3 // per user, conversation and lane
 
@@ -25,10 +25,7 @@ func recovered(ctx context.Context) context.Context {
 	return context.WithValue(ctx, recoveredKey{}, true)
 }
 
-func isRecovered(ctx context.Context) bool {
-	v, _ := ctx.Value(recoveredKey{}).(bool)
-	return v
-}
+func isRecovered(ctx context.Context) bool { return ctx.Value(recoveredKey{}) != nil }
 
 // job is fn as a job of r's conversation, under the runner.
 func (h *Handler) job(r req, isReply bool, fn func(ctx context.Context, r req) result) job {
@@ -134,11 +131,7 @@ func (r *rates) prune(now time.Time) {
 	if len(r.users) < maxRateUsers {
 		return
 	}
-	for id, u := range r.users {
-		if u.lim.TokensAt(now) >= float64(r.perMinute) {
-			delete(r.users, id)
-		}
-	}
+	maps.DeleteFunc(r.users, func(_ int64, u *userRate) bool { return u.lim.TokensAt(now) >= float64(r.perMinute) })
 	for id := range r.users { // still full: forget some at random (they start with a full bucket)
 		if len(r.users) < maxRateUsers/2 {
 			break

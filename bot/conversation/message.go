@@ -147,8 +147,7 @@ func displayName(u *models.User) string {
 	return cmp.Or(strings.TrimSpace(u.FirstName+" "+u.LastName), u.Username, "user "+strconv.FormatInt(u.ID, 10))
 }
 
-// A reply's turn quotes the message it replies to (history.Quote): "shorter, please" means
-// something to the model even when that answer is no longer in the stored history.
+// A reply's turn quotes the message it replies to (history.Quote), stored or not.
 
 // maxQuoteChars is enough to tell which message is meant, not a second copy of a long answer.
 const maxQuoteChars = 1000
@@ -173,8 +172,7 @@ func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
 		return history.Quote{}, 0
 	}
 	switch {
-	case rt == nil:
-		// A quote of a message in another chat: who wrote it is not known.
+	case rt == nil: // a quote of a message in another chat: who wrote it is not known
 	case rt.From != nil && h.me.ID != 0 && rt.From.ID == h.me.ID:
 		q.Bot = true
 	case r.t.Group:
@@ -250,8 +248,7 @@ func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Tu
 	return t
 }
 
-// A message without text is a photo (pictures.go), a recording (speech.go) or a file (files.go),
-// downloaded by the queued job, never on the path that takes updates.
+// A message without text is a photo (pictures.go), a recording (speech.go) or a file (files.go).
 
 const canRead = "I read text, photos, voice and audio messages, round video messages, and text files (.txt, .md, .csv, .json, .yaml, .xml, .html, source code, logs)."
 
@@ -292,8 +289,7 @@ func tooBig(what string) string {
 	return "That " + what + " is too big: Telegram lets bots download files up to 20 MB."
 }
 
-// fetch downloads a file of r's message, at most limit bytes. On failure it tells the user
-// (tooLarge past limit, if set; else that their what could not be downloaded, then again).
+// fetch downloads a file of r's message, at most limit bytes; a failure is told (tooLarge, again).
 func (h *Handler) fetch(ctx context.Context, r req, fileID string, limit int64, what, tooLarge, again string) ([]byte, result, bool) {
 	data, err := h.deps.TG.Download(ctx, fileID, limit)
 	switch {

@@ -19,6 +19,7 @@ import (
 	"aurabot/history"
 )
 
+// ModelChoice is a model /model offers.
 type ModelChoice struct {
 	ID   string // what the model server calls it
 	Name string // what people see; "" means ID

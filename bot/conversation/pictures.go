@@ -80,20 +80,13 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 
 // photoSize is the largest size whose longer side is at most maxPhotoSide, else the smallest.
 func photoSize(sizes []models.PhotoSize) models.PhotoSize {
-	side := func(i int) int { return max(sizes[i].Width, sizes[i].Height) }
-	best, smallest := -1, 0
-	for i := range sizes {
-		if side(i) < side(smallest) {
-			smallest = i
-		}
-		if side(i) <= maxPhotoSide && (best < 0 || side(i) > side(best)) {
-			best = i
-		}
+	side := func(s models.PhotoSize) int { return max(s.Width, s.Height) }
+	bySide := func(a, b models.PhotoSize) int { return cmp.Compare(side(a), side(b)) }
+	fit := slices.DeleteFunc(slices.Clone(sizes), func(s models.PhotoSize) bool { return side(s) > maxPhotoSide })
+	if len(fit) == 0 {
+		return slices.MinFunc(sizes, bySide)
 	}
-	if best < 0 {
-		best = smallest
-	}
-	return sizes[best]
+	return slices.MaxFunc(fit, bySide)
 }
 
 // blindNotice says a picture cannot be seen: by any model of the server (""), or by model.

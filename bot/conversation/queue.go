@@ -52,8 +52,7 @@ func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued b
 	return d.add(ctx, lane{k: k, notice: j.notice}, j)
 }
 
-// submitCapped is submit, unless j.user has perUser jobs waiting in the lane: then first reports
-// the first refusal since they last had nothing waiting there.
+// submitCapped is submit unless j.user has perUser jobs waiting in the lane (first: tell them).
 func (d *dispatcher) submitCapped(ctx context.Context, k history.Key, j job) (queued, ok, first bool) {
 	l := lane{k: k, notice: j.notice}
 	d.mu.Lock()

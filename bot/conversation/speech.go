@@ -18,9 +18,8 @@ import (
 	"aurabot/history"
 )
 
-// Speech: a voice message, an audio file or a round video message is stored as the user's turn
-// without its text (so that /retry can hear it again), transcribed, and answered below the
-// transcript, so that the user can tell a wrong answer from a wrong hearing.
+// Speech: a recording is stored as the user's turn without text (/retry can hear it again),
+// transcribed, and answered below the transcript, so a wrong hearing shows.
 
 // Transcriber turns speech into text (transcribe.Client).
 type Transcriber interface {

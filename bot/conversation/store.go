@@ -51,8 +51,7 @@ func (h *Handler) storageTrouble(ctx context.Context, t reply.Target, err error)
 	})
 }
 
-// retryStore runs a store write for r, again while the storage fails, until it works or ctx
-// ends (the restart writes it then). Any other error is returned at once.
+// retryStore runs a write while the storage fails, until it works or ctx ends; other errors return.
 func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.Context) error) error {
 	full := &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second}
 	failing := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Second, Multiplier: 2, MaxInterval: 5 * time.Minute}
@@ -73,15 +72,6 @@ func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.
 			return errors.Join(err, serr)
 		}
 	}
-}
-
-// append stores t in r's conversation; a message stored before a crash returns that turn.
-func (h *Handler) append(ctx context.Context, r req, t history.Turn) (stored history.Turn, err error) {
-	err = h.retryStore(ctx, r, func(ctx context.Context) error {
-		stored, _, err = h.deps.Store.Append(ctx, r.k, t)
-		return err
-	})
-	return stored, err
 }
 
 // storeFailed tells the user that the store failed at what, unless shutting down.

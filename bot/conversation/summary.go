@@ -120,8 +120,7 @@ func (s *summaries) worked(k history.Key) (recovered bool) {
 	return recovered
 }
 
-// summaryLimit is the most a summary may take: a quarter of the window's room beside prompt, at
-// most maxSummaryChars; ok is false when that is too little to hold anything.
+// summaryLimit is a quarter of the room beside prompt (at most maxSummaryChars); !ok: too little.
 func summaryLimit(b history.Budget, prompt string) (chars, tokens int, ok bool) {
 	c, t := b.Room(prompt)
 	chars, tokens = min(c/4, maxSummaryChars), t
@@ -131,8 +130,7 @@ func summaryLimit(b history.Budget, prompt string) (chars, tokens int, ok bool) 
 	return chars, tokens, chars >= minSummaryChars && tokens >= minSummaryTokens
 }
 
-// summaryWords is how many words a summary within chars and tokens may take: about 6
-// characters and 1.4 tokens a word in English, with a margin (a longer one is cut).
+// summaryWords is how many words fit chars and tokens: about 6 characters and 1.4 tokens each.
 func summaryWords(chars, tokens int) int {
 	words := chars / 8
 	if tokens != math.MaxInt {
@@ -338,8 +336,7 @@ func fitLine(line string, fits func(string) bool) string {
 	return string(runes[:lo]) + "…"
 }
 
-// cutText cuts text to at most chars characters and tokens tokens, at the end of a sentence
-// or a word where it can, marked "…".
+// cutText cuts text to chars and tokens, at a sentence's or word's end where it can.
 func cutText(text string, chars, tokens int) string {
 	fits := func(s string) bool { return within(s, chars, tokens) }
 	if fits(text) {
