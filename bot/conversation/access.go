@@ -15,28 +15,20 @@ import (
 	"aurabot/bot/tg"
 )
 
-// Who may do what: the one rule, and the only place it is decided.
+// Who may do what: the one place it is decided.
 //
-// Who may use the bot at all: a user in ALLOWED_USERS (or everyone, with *), and every member
-// of a chat in ALLOWED_CHATS. Others are told, at most once an hour per chat, how the owner can
-// let them in.
+// The bot may be used by the users in ALLOWED_USERS (or everyone, with *) and every member of
+// a chat in ALLOWED_CHATS; others are told, at most once an hour per chat, how to get in. It
+// listens to people: not to bots, automatic forwards or messages sent as a channel; an
+// anonymous administrator (the group sending as itself) is a person and an administrator.
 //
-// Who the bot listens to: people. Other bots, a linked channel's automatic forwards and
-// messages sent as a channel are ignored. An anonymous administrator (a message the group sends
-// as itself) is a person, and an administrator.
-//
-// In a group, the bot answers a message addressed to it (its @username as a mention entity, a
-// text mention of it, or a reply to one of its messages; never a substring, so @aurabot_x is
-// not @aurabot), commands not addressed to another bot, and the later photos of an album.
-//
-// In a private chat the user may do everything. In a group, steering the conversation that
-// everyone shares takes a steward (see steers): /system <text>, /system default, /reset,
-// /retry, /model (before the model server is asked anything) and its keyboard, stopping someone
-// else's reply, and /export (the whole stored conversation, messages from before a member
-// joined included). /system alone, /memory, /usage (one's own; /usage all is for the owners
-// named in ALLOWED_USERS), /help, /start and talking to the bot are open to every member.
+// In a group, the bot answers a message addressed to it (a mention entity of its @username, a
+// text mention, or a reply to it; never a substring), commands not addressed to another bot,
+// and an album's later photos. Steering the conversation everyone shares takes a steward (see
+// steers and steerCommand): /system <text>, /reset, /retry, /model and its keyboard, stopping
+// someone else's reply, and /export (messages from before a member joined included).
 
-// allowed reports whether a user (0 for an anonymous administrator) in chat may use the bot.
+// allowed reports whether user (0: an anonymous administrator) in chat may use the bot.
 func (h *Handler) allowed(userID, chatID int64) bool {
 	return h.cfg.AllowedUsers.All || h.cfg.AllowedUsers.Has(userID) || h.cfg.AllowedChats.Has(chatID)
 }
@@ -44,8 +36,7 @@ func (h *Handler) allowed(userID, chatID int64) bool {
 // named reports whether user is named in ALLOWED_USERS (* names nobody): the bot's owners.
 func (h *Handler) named(user int64) bool { return h.cfg.AllowedUsers.Has(user) }
 
-// listens reports whether the bot takes m at all; exempt (a command, an album's later photo)
-// needs no mention in a group.
+// listens reports whether the bot takes m; exempt (a command, an album's photo) needs no mention.
 func (h *Handler) listens(r req, m *models.Message, cmd string, exempt bool) bool {
 	if _, _, ok := sender(m); !ok || cmd == "@" {
 		return false
@@ -53,8 +44,7 @@ func (h *Handler) listens(r req, m *models.Message, cmd string, exempt bool) boo
 	return !r.t.Group || exempt || h.addressed(m)
 }
 
-// refuse tells a stranger, at most once an hour per chat, how the owner can let them in; the log
-// says so at most once a minute, with a count. It reports whether it queued the notice.
+// refuse tells a stranger, at most once an hour per chat, how the owner can let them in.
 func (h *Handler) refuse(ctx context.Context, r req) bool {
 	h.strangers.Log("user_id", r.from, "chat_id", r.t.ChatID)
 	if !h.refused.due(r.t.ChatID, time.Now()) {
@@ -70,7 +60,6 @@ func (h *Handler) refuse(ctx context.Context, r req) bool {
 	return h.tell(ctx, r, text)
 }
 
-// steerCommand reports whether cmd with arg takes a steward in a group.
 func steerCommand(cmd, arg string) bool {
 	switch cmd {
 	case "reset", "retry", "model", "export":
@@ -81,10 +70,8 @@ func steerCommand(cmd, arg string) bool {
 	return false
 }
 
-// steers reports whether the sender of r may steer its conversation: in a private chat, its
-// user; in a group, an owner, an administrator of the chat or, for something of their own
-// (owner: the asker of a reply), that user. It may ask Telegram, so it runs in queued jobs and
-// side calls, never on the path that takes updates.
+// steers reports whether r's sender may steer its conversation: in a group, an owner, an admin
+// or owner (the asker of a reply). It may ask Telegram, so never on the path that takes updates.
 func (h *Handler) steers(ctx context.Context, r req, owner int64) bool {
 	return h.steersWithoutAsking(r, owner) || h.isAdmin(ctx, r.t.ChatID, r.from)
 }
@@ -109,7 +96,7 @@ type adminList struct {
 	at  time.Time
 }
 
-// isAdmin reports whether user administers chat; when Telegram cannot tell, no.
+// isAdmin reports whether user administers chat; no when Telegram cannot tell.
 func (h *Handler) isAdmin(ctx context.Context, chat, user int64) bool {
 	a := h.admins
 	a.mu.Lock()
@@ -151,8 +138,7 @@ func (h *Handler) isAdmin(ctx context.Context, chat, user int64) bool {
 
 func isGroup(c models.Chat) bool { return c.Type != models.ChatTypePrivate }
 
-// sender is who sent a message: ok is false for a bot, a channel and a message with no sender.
-// An anonymous administrator's id is the chat's own.
+// sender is who sent m (an anonymous administrator: the chat); !ok for a bot, a channel, nobody.
 func sender(m *models.Message) (id int64, anonAdmin, ok bool) {
 	switch {
 	case m.IsAutomaticForward:
@@ -178,9 +164,7 @@ func (h *Handler) addressed(m *models.Message) bool {
 	return inText || inCaption
 }
 
-// stripMentions returns text without the bot's mentions (a mention entity of exactly its
-// @username, in any case, or a text mention of it), and whether it had any. Entities count
-// UTF-16 code units; one out of range is ignored.
+// stripMentions returns text without the bot's mentions (UTF-16 entities), and whether it had any.
 func (h *Handler) stripMentions(text string, entities []models.MessageEntity) (string, bool) {
 	if text == "" || len(entities) == 0 {
 		return text, false

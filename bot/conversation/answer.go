@@ -20,24 +20,26 @@ func (h *Handler) answer(ctx context.Context, r req, turn history.Turn) result {
 	if res, over := h.atCap(ctx, r); over {
 		return res // neither stored nor answered
 	}
-	// The prompt is read here, in turn, so that a /system queued before this message applies.
-	prompt := h.prompt(ctx, r.k)
+	prompt := h.prompt(ctx, r.k) // read in turn: a /system queued before this message applies
 	turn = h.withoutRedundantQuote(ctx, r, turn)
 	r.quoted = 0 // looked at: store need not again
-	if msg := tooLong(h.cfg.Budget, prompt, turn.Sent()); msg != "" {
+	if msg := h.tooLong(prompt, turn); msg != "" {
 		return h.notify(ctx, r, msg)
 	}
 	if _, res, ok := h.store(ctx, r, turn); !ok {
 		return res
 	}
+	h.settleAlbum(ctx, r) // an album is one stored turn now: only its first photo may come back
 	return h.respond(ctx, r, prompt, reply.Options{})
 }
 
-// store appends t to r's conversation (see append). ok is false when it could not: res then
-// says what became of the update.
+// store appends t to r's conversation; when it cannot (!ok), res is what became of the update.
 func (h *Handler) store(ctx context.Context, r req, t history.Turn) (stored history.Turn, res result, ok bool) {
-	stored, err := h.append(ctx, r, h.withoutRedundantQuote(ctx, r, t))
-	if err != nil {
+	t = h.withoutRedundantQuote(ctx, r, t)
+	if err := h.retryStore(ctx, r, func(ctx context.Context) (err error) {
+		stored, _, err = h.deps.Store.Append(ctx, r.k, t) // stored before a crash: that turn
+		return err
+	}); err != nil {
 		return stored, h.storeFailed(ctx, r, "save your message", err), false
 	}
 	return stored, done, true
@@ -49,12 +51,14 @@ func (h *Handler) storeAnswer(ctx context.Context, r req, text string, firstID i
 	if complete {
 		status = history.StatusDone
 	}
-	_, err := h.append(ctx, r, history.Turn{Role: history.RoleAssistant, Content: text, MessageID: int64(firstID), Status: status, Entry: r.entry})
-	return err
+	t := history.Turn{Role: history.RoleAssistant, Content: text, MessageID: int64(firstID), Status: status, Entry: r.entry}
+	return h.retryStore(ctx, r, func(ctx context.Context) error {
+		_, _, err := h.deps.Store.Append(ctx, r.k, t)
+		return err
+	})
 }
 
-// respond asks the model about the conversation as stored, shows the answer live (below what
-// opt.Prefix says), and stores it.
+// respond asks the model about the conversation as stored, shows the answer live, and stores it.
 func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.Options) result {
 	request, err := h.deps.Store.Request(ctx, r.k, h.cfg.Budget, prompt)
 	window := request.Turns
@@ -68,8 +72,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 		return h.notify(ctx, r, "There is nothing to answer.")
 	}
 	model := h.model(ctx, r.k)
-	// Pictures go only to a model that can see them. The message answered now is refused if it
-	// holds some; pictures earlier in the window are left out, their text kept.
+	// Pictures go only to a model that can see them: the newest turn's are refused, older ones left out.
 	blind := h.cfg.TextOnly
 	if !blind && hasImages(window) {
 		if msg := h.cannotSee(ctx, model); msg != "" {
@@ -106,9 +109,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 			h.usage.check(ctx, h.deps.Log, model, estimate, len(msgs), u)
 		}
 	}
-	// A summary the request says is due is decided now, and asked for once the answer has
-	// ended: never before it, nor beside it.
-	defer h.summarizeLater(ctx, r, model, prompt, request)()
+	defer h.summarizeLater(ctx, r, model, prompt, request)() // asked for once the answer has ended
 
 	start := time.Now()
 	h.deps.Metrics.ReplyStarted()
@@ -130,8 +131,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 	h.noteOutcome(r.k, out.Err, ids)
 	h.countUsage(ctx, r, history.UsageChat, used.Load(), estimate, out.Text, out.Text != "" || out.Err == nil)
 
-	// Stored now, even when the reply's messages are not final yet: the next turn of the
-	// conversation comes after it.
+	// Stored even when the reply is not final yet: the next turn comes after it.
 	if _, complete := notice(out.Err); out.Text != "" && h.storeAnswer(ctx, r, out.Text, out.FirstID, complete) != nil {
 		return left // the restart stores it, from the journal
 	}
@@ -141,8 +141,7 @@ func (h *Handler) respond(ctx context.Context, r req, prompt string, opt reply.O
 	return done
 }
 
-// requestMessages is what the model is sent for a window: the system message, then each turn as
-// the window counted it (Sent), with its pictures unless blind, which images counts.
+// requestMessages is what the model is sent for a window, its pictures (images) unless blind.
 func requestMessages(lead string, window []history.Turn, blind bool) (msgs []aura.Message, images int) {
 	msgs = append(make([]aura.Message, 0, len(window)+1), aura.Message{Role: aura.RoleSystem, Content: history.Defuse(lead)})
 	for _, turn := range window {
@@ -206,8 +205,7 @@ func replyResult(out reply.Outcome) (string, bool) {
 	return "done", false
 }
 
-// replyChunks is a model's stream as the reply shows it: the answer's text and the model's
-// thinking. What else the stream carries goes to onUsage (the server's count of the request).
+// replyChunks is a model's stream as the reply shows it; the server's count goes to onUsage.
 func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) iter.Seq2[reply.Chunk, error] {
 	return func(yield func(reply.Chunk, error) bool) {
 		for c, err := range chunks {
@@ -228,21 +226,24 @@ func replyChunks(chunks iter.Seq2[aura.Chunk, error], onUsage func(aura.Usage)) 
 	}
 }
 
-// tooLong returns a notice if a message (as sent) cannot fit the budget with prompt even alone,
-// saying how long it may be; "" if it fits.
-func tooLong(b history.Budget, prompt, sent string) string {
-	roomChars, roomTokens := b.Room(prompt)
-	chars, tokens := utf8.RuneCountInString(sent), 0
-	if chars <= roomChars && roomTokens != math.MaxInt {
-		tokens = history.CountTokens(sent)
+// tooLong is a notice if turn (images at Budget.ImageTokens) cannot fit with prompt even alone.
+func (h *Handler) tooLong(prompt string, t history.Turn) string {
+	b, sent := h.cfg.Budget, t.Sent()
+	if n := len(t.Images) * b.ImageTokens; n > 0 && b.Tokens > 0 {
+		if b.Tokens -= n; b.Tokens <= max(b.ReserveTokens, 0) {
+			return "That picture cannot be sent: with the system prompt it takes more of the model's context than there is."
+		}
 	}
-	if chars <= roomChars && tokens <= roomTokens {
+	roomChars, roomTokens := b.Room(prompt)
+	if within(sent, roomChars, roomTokens) {
 		return ""
 	}
-	if tokens == 0 {
-		tokens = history.CountTokens(sent)
-	}
-	return tooLongNotice(&history.TooLongError{Chars: chars, MaxChars: roomChars, Tokens: tokens, MaxTokens: roomTokens})
+	return tooLongNotice(&history.TooLongError{Chars: utf8.RuneCountInString(sent), MaxChars: roomChars, Tokens: history.CountTokens(sent), MaxTokens: roomTokens})
+}
+
+// within reports whether s has at most chars characters and tokens tokens (MaxInt: no bound).
+func within(s string, chars, tokens int) bool {
+	return utf8.RuneCountInString(s) <= chars && (tokens == math.MaxInt || history.CountTokens(s) <= tokens)
 }
 
 func tooLongNotice(e *history.TooLongError) string {
@@ -253,9 +254,7 @@ func tooLongNotice(e *history.TooLongError) string {
 		", and with the system prompt it may be at most " + limit(e.MaxChars, e.MaxTokens) + ". Please send a shorter one."
 }
 
-// PromptTooLong returns a notice if a system prompt would take more than half of what may be
-// sent to the model (leaving too little room for the conversation), saying how long it may be;
-// "" if it fits.
+// PromptTooLong is a notice if a system prompt takes more than half of what may be sent.
 func PromptTooLong(b history.Budget, prompt string) string {
 	half := b.PromptHalf()
 	if roomChars, roomTokens := half.Room(prompt); roomChars >= 0 && roomTokens >= 0 {

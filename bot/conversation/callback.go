@@ -11,25 +11,21 @@ import (
 	"aurabot/history"
 )
 
-// Stopping a reply: /stop, the Stop button under a reply, and Telegram's own Stop button of a
-// draft all stop it the same way (stopAs).
+// Stopping a reply: /stop, the reply's Stop button and a draft's own Stop button all use stopAs.
 
 const (
 	callbackStop = "stop"
-	// What stopAs tells its caller, besides a refusal.
-	replyStopped = "Stopped."
+	replyStopped = "Stopped." // what stopAs tells its caller, besides a refusal
 	replyEnded   = "That reply has already ended."
 )
 
-// stopData is the callback data of the Stop button of the reply to update: the button stops
-// that reply only, never a later one in the same conversation.
+// stopData is the callback data of the Stop button of the reply to update, and no later one.
 func stopData(update int64) string { return callbackStop + ":" + strconv.FormatInt(update, 10) }
 
-// onCallback handles a button press. The answer to the press and any edit go out on their own.
+// onCallback handles a button press; the answer to the press and any edit go out on their own.
 func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 	msg := q.Message.Message
-	if im := q.Message.InaccessibleMessage; msg == nil && im != nil {
-		// An old message (Telegram no longer sends its content): its chat is enough.
+	if im := q.Message.InaccessibleMessage; msg == nil && im != nil { // an old message: its chat is enough
 		msg = &models.Message{ID: im.MessageID, Chat: im.Chat}
 	}
 	name, arg, _ := strings.Cut(q.Data, ":")
@@ -55,8 +51,7 @@ func (h *Handler) onCallback(ctx context.Context, q *models.CallbackQuery) {
 	}
 }
 
-// onGenerationStopped handles a press on Telegram's own Stop button of a draft. It names the
-// chat, the topic and the draft, not who pressed: drafts are shown in private chats only.
+// onGenerationStopped handles Telegram's own Stop button of a draft (private chats only).
 func (h *Handler) onGenerationStopped(ctx context.Context, s *models.MessageGenerationStopped) {
 	if s.Chat.Type != models.ChatTypePrivate || !h.allowed(s.Chat.ID, s.Chat.ID) {
 		return
@@ -68,14 +63,11 @@ func (h *Handler) onGenerationStopped(ctx context.Context, s *models.MessageGene
 		return
 	}
 	r := req{k: k, t: reply.Target{ChatID: s.Chat.ID, ThreadID: s.MessageThreadID}, from: s.Chat.ID}
-	// Nothing to answer: the stopped reply says so itself, and a press has no message.
-	h.stopAs(ctx, r, a.update, func(context.Context, string) {})
+	h.stopAs(ctx, r, a.update, func(context.Context, string) {}) // the stopped reply says so itself
 }
 
-// stopAs stops, on behalf of r's sender, the reply streaming in conversation r.k: any reply
-// when update is 0 (/stop), else only the reply to update. The asker may, and whoever steers
-// the conversation (see steers); answer is told the outcome. Checking an administrator asks
-// Telegram, so that case finishes on its own goroutine: the caller never waits on Telegram.
+// stopAs stops, for r's sender, the reply streaming in r.k (update 0: any, else only the reply
+// to update) if they asked it or steer; answer is told the outcome, maybe from a side call.
 func (h *Handler) stopAs(ctx context.Context, r req, update int64, answer func(ctx context.Context, text string)) {
 	a := h.activeIn(r.k)
 	switch {

@@ -13,15 +13,10 @@ import (
 	"aurabot/history"
 )
 
-// Usage and caps. Every request to the model is counted for the user whose message it answers
-// (or whose conversation it summarises), in their chat, on the UTC day: the tokens the model
-// server reported, or else the bot's own count. A request the server answered nothing to is not
-// counted.
-//
-// A user whose tokens (summaries included, over every chat) reach USER_DAILY_TOKENS or
-// USER_MONTHLY_TOKENS gets no model request until the UTC day (or month) ends, owners too. They
-// are told so once per chat, with when it resets. A request that starts under the cap is not
-// cut: the cap may be passed by one request.
+// Usage and caps. Every model request counts for the user whose message needed it, in their
+// chat, on the UTC day: the server's count, or else the bot's own. A user (owners too) past
+// USER_DAILY_TOKENS or USER_MONTHLY_TOKENS gets no model request until the UTC day (or month)
+// ends, and is told so once per chat. A request that starts under the cap is not cut.
 
 type capNotice struct {
 	user, chat int64
@@ -35,8 +30,7 @@ type capState struct {
 	until   time.Time
 }
 
-// overCap reports whether user has reached a cap, and which (the monthly one first: it resets
-// later). A store that cannot tell caps nobody.
+// overCap reports whether user has reached a cap, and which (monthly first: it resets later).
 func (h *Handler) overCap(ctx context.Context, user int64) (capState, bool) {
 	daily, monthly := h.cfg.UserDailyTokens, h.cfg.UserMonthlyTokens
 	if daily <= 0 && monthly <= 0 {
@@ -67,8 +61,7 @@ func nextMonth(now time.Time) time.Time {
 	return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
 }
 
-// atCap takes care of r when its sender has reached a cap (over): the first time in the chat
-// until the cap resets, a notice that says when; after that, nothing.
+// atCap takes care of r when its sender has reached a cap: once per chat and cap, a notice.
 func (h *Handler) atCap(ctx context.Context, r req) (res result, over bool) {
 	st, over := h.overCap(ctx, r.from)
 	if !over {
@@ -114,9 +107,7 @@ func thousands(n int64) string {
 	return s
 }
 
-// countUsage counts a request for r's sender in r's chat: used when the server sent it, else
-// estimate tokens in and the answer's text's tokens out; nothing when the server answered
-// nothing and sent no count.
+// countUsage counts a request for r's sender: used, else (if answered) estimate and text's tokens.
 func (h *Handler) countUsage(ctx context.Context, r req, kind history.UsageKind, used *aura.Usage, estimate int, text string, answered bool) {
 	u := history.Usage{User: r.from, Chat: r.k.ChatID, Name: r.name, Kind: kind}
 	switch {
@@ -134,8 +125,7 @@ func (h *Handler) countUsage(ctx context.Context, r req, kind history.UsageKind,
 
 const maxUsageLines = 50 // users /usage all lists
 
-// cmdUsage shows the sender's token usage today and this month (UTC), with the caps; "all"
-// shows every user's, to the bot's owners.
+// cmdUsage shows the sender's token usage and caps; "all" shows every user's, to the owners.
 func (h *Handler) cmdUsage(ctx context.Context, r req, arg string) result {
 	now := time.Now().UTC()
 	switch strings.ToLower(arg) {
@@ -209,11 +199,8 @@ func usageAllText(all []history.UserUsage, now time.Time) string {
 	return sb.String()
 }
 
-// usageCheck compares what a server counted for a request (usage.prompt_tokens) with what the
-// bot's window counted for it, and logs once per model and direction when they differ by more
-// than a tenth (and 16 tokens, a preamble some templates add): the window is an estimate
-// (cl100k_base tokens, AURA_TOKENS_PER_MESSAGE for the chat template), and a server that
-// counts more than the bot cuts the conversation silently near its limit.
+// usageCheck logs, once per model and direction, when a server counts a request's tokens more
+// than a tenth (and 16) off the window's estimate: one that counts more cuts it silently.
 type usageCheck struct {
 	told *once[string] // model + direction
 }

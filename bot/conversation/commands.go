@@ -15,9 +15,7 @@ import (
 )
 
 // Command is one of the bot's commands, for the menu and /help.
-type Command struct {
-	Name, Short string
-}
+type Command struct{ Name, Short string }
 
 // Commands is the command menu and the /help text, in order.
 func Commands() []Command {
@@ -40,8 +38,7 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 	switch cmd {
 	case "start", "help":
 		return h.tell(ctx, r, h.helpText(cmd == "start"))
-	case "stop":
-		// The update is finished at once; a refusal, if any, is a notice of its own.
+	case "stop": // finished at once; a refusal is a notice of its own
 		h.stopAs(ctx, r, 0, func(ctx context.Context, text string) {
 			if text != replyStopped { // a stopped reply says so itself
 				h.tell(ctx, r, text)
@@ -49,8 +46,7 @@ func (h *Handler) onCommand(ctx context.Context, r req, cmd, arg string) bool {
 		})
 		return false
 	}
-	// These change the conversation or show it as it stands, so they wait for the reply in
-	// progress. A steward is checked before anything else, the model server included, is asked.
+	// These wait for the reply in progress. A steward is checked before anything else is asked.
 	run := map[string]func(ctx context.Context, r req, arg string) result{
 		"system": h.cmdSystem, "reset": h.cmdReset, "model": h.cmdModel, "retry": h.cmdRetry,
 		"memory": h.cmdMemory, "usage": h.cmdUsage, "export": h.cmdExport,
@@ -90,7 +86,6 @@ func (h *Handler) helpText(start bool) string {
 	return sb.String()
 }
 
-// prompt is the conversation's system prompt, or the configured default.
 func (h *Handler) prompt(ctx context.Context, k history.Key) string {
 	p, ok, err := h.deps.Store.SystemPrompt(ctx, k)
 	if err != nil {
@@ -129,8 +124,7 @@ func (h *Handler) cmdSystem(ctx context.Context, r req, arg string) result {
 	return h.notify(ctx, r, "System prompt set. It applies from your next message.")
 }
 
-// coverage says how much of the conversation the next request carries, as a line to add to a
-// notice; "" when there is nothing or the store cannot tell.
+// coverage is a line that says how much of the conversation the next request carries, or "".
 func (h *Handler) coverage(ctx context.Context, k history.Key, prompt string) string {
 	rep, err := h.deps.Store.Report(ctx, k, h.cfg.Budget, prompt)
 	in, total, held := rep.InWindow, rep.Total, rep.Summarized
@@ -176,7 +170,7 @@ func (h *Handler) cmdRetry(ctx context.Context, r req, _ string) result {
 	}
 	prompt := h.prompt(ctx, r.k)
 	var opt reply.Options
-	if last.Untranscribed() { // a recording never heard (a failed transcription): hear it now
+	if last.Untranscribed() { // a recording never heard: hear it now
 		text, res, ok := h.transcribeTurn(ctx, r, prompt, last)
 		if !ok {
 			return res
@@ -204,15 +198,13 @@ func (h *Handler) cmdMemory(ctx context.Context, r req, _ string) result {
 		"(a summary written %s UTC; /reset forgets it with the history):\n\n%s", sum.Turns, sum.At.UTC().Format("2 Jan 15:04"), sum.Text))
 }
 
-// exportSent is what the journal of an /export records once the document is out.
-const exportSent = "📄 The conversation was sent as a Markdown file."
+const (
+	exportSent     = "📄 The conversation was sent as a Markdown file." // what the journal records once it is out
+	maxExportBytes = 50 << 20
+)
 
-const maxExportBytes = 50 << 20
-
-// cmdExport sends the conversation (system prompt, summary, every turn) as a Markdown file, at
-// most once per /export: once it is out, the update's journal records it (as a final plain text,
-// which nothing resumes), and a restart that finds that record sends nothing. A crash between
-// the send and the record sends it twice; a send whose answer never came is not made again.
+// cmdExport sends the conversation as a Markdown file, once per /export: the journal records it
+// as a final plain text, which nothing resumes (a crash before the record sends it twice).
 func (h *Handler) cmdExport(ctx context.Context, r req, _ string) result {
 	if rec, err := h.recordedOf(ctx, r); err == nil && rec.Final && rec.Text == exportSent {
 		return done // sent before a restart
@@ -261,17 +253,14 @@ func (h *Handler) cmdExport(ctx context.Context, r req, _ string) result {
 	return h.notify(ctx, r, "⚠️ Telegram refused the file. Please try /export again later.")
 }
 
-// exportMarkdown is the conversation as a Markdown document: the system prompt, the summary,
-// then every turn with who wrote it and when, as stored (not as sent: no defusing).
+// exportMarkdown is the conversation as stored (not defused), as a Markdown document.
 func exportMarkdown(prompt string, sum history.Summary, turns []history.Turn, now time.Time) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Conversation\n\nExported %s UTC.\n\n", now.Format("2006-01-02 15:04"))
-	sb.WriteString("## System prompt\n\n")
 	if strings.TrimSpace(prompt) == "" {
-		sb.WriteString("(none)\n\n")
-	} else {
-		sb.WriteString(prompt + "\n\n")
+		prompt = "(none)"
 	}
+	sb.WriteString("## System prompt\n\n" + prompt + "\n\n")
 	if sum.Text != "" {
 		fmt.Fprintf(&sb, "## Summary\n\nWhat the model is told of the first %d messages (written %s UTC):\n\n%s\n\n",
 			sum.Turns, sum.At.UTC().Format("2006-01-02 15:04"), sum.Text)
@@ -283,10 +272,7 @@ func exportMarkdown(prompt string, sum history.Summary, turns []history.Turn, no
 	for _, t := range turns {
 		who := "Assistant"
 		if t.Role == history.RoleUser {
-			who = "User"
-			if t.Author != "" {
-				who = t.Author
-			}
+			who = cmp.Or(t.Author, "User")
 		}
 		fmt.Fprintf(&sb, "\n### %s · %s\n\n", who, t.CreatedAt.UTC().Format("2006-01-02 15:04"))
 		if q := t.Quote; q.Text != "" {

@@ -46,7 +46,6 @@ type Store interface {
 	SetTranscript(ctx context.Context, k history.Key, turnID int64, text string) error
 	Model(ctx context.Context, k history.Key) (string, bool, error)
 	SetModel(ctx context.Context, k history.Key, model string) error
-
 	Summary(ctx context.Context, k history.Key) (history.Summary, error)
 	SetSummary(ctx context.Context, k history.Key, text string, through int64) (bool, error)
 	TurnsBetween(ctx context.Context, k history.Key, after, through int64) ([]history.Turn, error)
@@ -55,8 +54,7 @@ type Store interface {
 	UsageAll(ctx context.Context, now time.Time) ([]history.UserUsage, error)
 }
 
-// Journal is what a conversation needs of the update inbox, whose entries (seq) name updates:
-// the reply journal, counting the attempts at an update, and finishing it.
+// Journal is the update inbox (entries, seq, name updates): reply journals, attempts, finishing.
 type Journal interface {
 	RecordText(ctx context.Context, seq int64, r inbox.Reply) error
 	RecordSending(ctx context.Context, seq int64, idx int, p inbox.Part) error
@@ -67,8 +65,7 @@ type Journal interface {
 	Finish(ctx context.Context, seq int64) error
 }
 
-// Model streams an answer from the model a conversation chose ("" for the default), with the
-// server's count of the request; lists and looks up models, and says what one can do.
+// Model is the model server; model "" is its default.
 type Model interface {
 	Chat(ctx context.Context, model string, msgs []aura.Message) iter.Seq2[aura.Chunk, error]
 	Models(ctx context.Context) ([]string, error)
@@ -82,8 +79,7 @@ type Metrics interface {
 	ReplyEnded(result string, failed bool, auraKind string, took, firstText time.Duration)
 }
 
-// Telegram is the Bot API as a conversation calls it itself (tg.Client): files, administrators,
-// and the side calls. Replies and notices go through Streamer.
+// Telegram is the Bot API a conversation calls itself (tg.Client); replies go through Streamer.
 type Telegram interface {
 	Download(ctx context.Context, fileID string, limit int64) ([]byte, error)
 	GetChatAdministrators(ctx context.Context, p *tgbot.GetChatAdministratorsParams) ([]models.ChatMember, error)
@@ -109,40 +105,32 @@ type Streamer interface {
 	SendDocument(ctx context.Context, t reply.Target, j reply.Journal, doc reply.Document) (int, error)
 }
 
-// Registry learns the chats' messages, and which reply holds a chat's send gate from before a
-// restart (reply.Registry).
+// Registry learns chats' messages and who holds a send gate after a restart (reply.Registry).
 type Registry interface {
 	Add(chat int64, id int)
 	Hold(chat int64, owner reply.Owner)
 }
 
-// Config is how conversations are handled: the settings this room declares (main reads them
-// from the environment) and those main derives from the model server's (Budget.Tokens,
-// DefaultModel, TextOnly).
+// Config is read from the environment by main, which sets Budget.Tokens, DefaultModel, TextOnly.
 type Config struct {
-	// AllowedUsers may use the bot (* for everyone); those it names (not *) are its owners, who
-	// steer any group they are in. Members of AllowedChats may all use it.
+	// AllowedUsers may use the bot (* for everyone); those it names are its owners. Members of
+	// AllowedChats may all use it.
 	AllowedUsers          IDList `env:"ALLOWED_USERS"`
 	AllowedChats          IDList `env:"ALLOWED_CHATS"`
 	UserMessagesPerMinute int    `env:"USER_MESSAGES_PER_MINUTE"` // 0: no bound (fairness.go)
 
-	DefaultPrompt string `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
-	// Budget is what may be sent to the model with each request; New sets its Summaries.
-	Budget               history.Budget
-	MaxConcurrentReplies int    `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
-	Summaries            Switch `env:"SUMMARIES" envDefault:"on"` // summary.go
+	DefaultPrompt        string         `env:"SYSTEM_PROMPT" envDefault:"You are a helpful assistant."`
+	Budget               history.Budget // New sets its Summaries
+	MaxConcurrentReplies int            `env:"MAX_CONCURRENT_REPLIES" envDefault:"32"`
+	Summaries            Switch         `env:"SUMMARIES" envDefault:"on"` // summary.go
 	// Token caps per user over every chat, per UTC day and month; 0: no cap (caps.go).
 	UserDailyTokens   int64 `env:"USER_DAILY_TOKENS"`
 	UserMonthlyTokens int64 `env:"USER_MONTHLY_TOKENS"`
 
-	// Models is what /model offers; empty: the list the model server gives.
-	Models ModelList `env:"AURA_MODELS"`
-	// DefaultModel is the model of a conversation that chose none; "" leaves it to the server.
-	DefaultModel string
-	// TextOnly says the model server's protocol carries text only (chatbot-ui): photos are
-	// refused without asking it, and stored pictures are not sent.
-	TextOnly     bool
-	MaxFileBytes int `env:"MAX_FILE_BYTES" envDefault:"524288"` // 0 means 512 KiB
+	Models       ModelList `env:"AURA_MODELS"` // what /model offers; empty: the server's list
+	DefaultModel string    // "" leaves it to the server
+	TextOnly     bool      // the server takes text only (chatbot-ui): no pictures are sent
+	MaxFileBytes int       `env:"MAX_FILE_BYTES" envDefault:"524288"` // 0 means 512 KiB
 }
 
 // Switch is a setting that is "on" or "off".
@@ -150,14 +138,11 @@ type Switch bool
 
 // UnmarshalText parses "on" or "off", in any case.
 func (s *Switch) UnmarshalText(b []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(b))) {
-	case "on":
-		*s = true
-	case "off":
-		*s = false
-	default:
+	v := strings.ToLower(strings.TrimSpace(string(b)))
+	if v != "on" && v != "off" {
 		return fmt.Errorf("%q is not on or off", string(b))
 	}
+	*s = v == "on"
 	return nil
 }
 
@@ -190,8 +175,7 @@ func (l *IDList) UnmarshalText(b []byte) error {
 // Has reports whether the list names id (* names nobody).
 func (l IDList) Has(id int64) bool { return id != 0 && slices.Contains(l.IDs, id) }
 
-// ModelList is a list of models: comma-separated entries, each an id or id=Display name; empty,
-// no list.
+// ModelList is comma-separated entries, each an id or id=Display name.
 type ModelList []ModelChoice
 
 // UnmarshalText parses the comma-separated entries.
@@ -240,35 +224,28 @@ type Handler struct {
 	deps      Deps
 	queue     *dispatcher
 	side      *sideCalls
-	finishing sync.WaitGroup // replies being finished in the background (finishLater)
+	finishing sync.WaitGroup // finishLater
+	me        models.User
+	closing   atomic.Bool // jobs not started once it is set stay in the inbox
+	rates     *rates
 
-	me      models.User // set by SetMe
-	closing atomic.Bool // jobs not started once it is set stay in the inbox
-	rates   *rates
-
-	// Floods of refusals are logged at most once a minute, with a count.
-	strangers *ops.Repeated // messages from users who may not use the bot
-	skipped   *ops.Repeated // messages over a user's share (see fairness.go)
-
-	refused  *once[int64] // chats told that the bot is private
-	troubled *once[int64] // chats told that the bot cannot save
-	noVoice  *once[int64] // chats told that voice messages are not set up
-	capped   *once[capNotice]
-	admins   *admins
-	albums   *albums
-	usage    *usageCheck
-	sums     *summaries
+	strangers, skipped         *ops.Repeated // refusals, logged at most once a minute
+	refused, troubled, noVoice *once[int64]  // chats told: private bot, cannot save, no voice
+	capped                     *once[capNotice]
+	admins                     *admins
+	albums                     *albums
+	usage                      *usageCheck
+	sums                       *summaries
 
 	mu     sync.Mutex
 	active map[history.Key]*activeReply // replies streaming now, for /stop and the button
-	failed map[history.Key]failure      // the last request of a conversation the server refused (notices.go)
+	failed map[history.Key]failure      // the last refused request per conversation (notices.go)
 }
 
 type activeReply struct {
-	update int64 // the inbox entry it answers: its Stop button carries it
-	asker  int64 // who asked: they may stop it
-	stop   func()
-	draft  int64 // the draft it streams through (Telegram's own Stop button names it); 0: none
+	update, asker int64 // the inbox entry it answers (its Stop button's), and who asked
+	stop          func()
+	draft         int64 // the draft it streams through; 0: none
 }
 
 // New returns a handler for cfg.
@@ -278,7 +255,7 @@ func New(cfg Config, deps Deps) *Handler {
 		cfg:      cfg,
 		deps:     deps,
 		queue:    newDispatcher(max(cfg.MaxConcurrentReplies, 1), maxWaiting),
-		side:     newSideCalls(deps),
+		side:     &sideCalls{deps: deps, waiting: map[int64]int{}},
 		rates:    newRates(cfg.UserMessagesPerMinute),
 		refused:  newOnce[int64](time.Hour),
 		troubled: newOnce[int64](troubleEvery),
@@ -299,7 +276,7 @@ func New(cfg Config, deps Deps) *Handler {
 // SetMe tells the handler who the bot is (getMe), before the first Handle.
 func (h *Handler) SetMe(me models.User) { h.me = me }
 
-// Queued is how many jobs wait in conversation queues (not the ones running).
+// Queued is how many jobs wait (not the ones running).
 func (h *Handler) Queued() int { return h.queue.pending() }
 
 // Close stops starting jobs: those not started stay in the inbox, for the restart.
@@ -314,11 +291,10 @@ func (h *Handler) Close() {
 func (h *Handler) Wait() {
 	h.queue.wait()
 	h.finishing.Wait()
-	h.side.wait()
+	h.side.wg.Wait()
 	h.sums.wg.Wait()
 }
 
-// activeIn is the reply streaming in conversation k now, or nil.
 func (h *Handler) activeIn(k history.Key) *activeReply {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -3,6 +3,7 @@ package conversation
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -12,29 +13,21 @@ import (
 )
 
 // How work gets into a conversation's queues, and why no one user can swamp the bot: each may
-// have at most maxWaiting messages waiting in a conversation (the one being answered not
-// counted), and, with USER_MESSAGES_PER_MINUTE, send at most that many a minute. The bot's
-// owners are not bounded, nor are updates from before a restart (accepted then). A message past
-// either bound costs no model call; the user is told once: for the queue, until nothing of
-// theirs waits there any more; for the rate, until a message of theirs is let through again.
+// have maxWaiting messages waiting in a conversation, and send USER_MESSAGES_PER_MINUTE (not
+// owners, nor updates from before a restart). Past a bound the user is told once, no model call.
 
-// maxWaiting is the most messages (and commands) of one user that may wait in a conversation's
-// queue, and the most notices for them.
-const maxWaiting = 3
+const maxWaiting = 3 // per user, conversation and lane
 
 type recoveredKey struct{}
 
-// recovered is ctx for updates from before a restart.
+// recovered marks ctx for updates from before a restart.
 func recovered(ctx context.Context) context.Context {
 	return context.WithValue(ctx, recoveredKey{}, true)
 }
 
-func isRecovered(ctx context.Context) bool {
-	v, _ := ctx.Value(recoveredKey{}).(bool)
-	return v
-}
+func isRecovered(ctx context.Context) bool { return ctx.Value(recoveredKey{}) != nil }
 
-// job is fn as a job of r's conversation, under the runner, counted as its sender's.
+// job is fn as a job of r's conversation, under the runner.
 func (h *Handler) job(r req, isReply bool, fn func(ctx context.Context, r req) result) job {
 	return job{reply: isReply, user: r.from, run: func(ctx context.Context) { h.run(ctx, r, fn) }}
 }
@@ -44,9 +37,7 @@ func (h *Handler) tell(ctx context.Context, r req, text string) bool {
 	return h.queueNotice(ctx, r, func(ctx context.Context, r req) result { return h.notify(ctx, r, text) })
 }
 
-// queueNotice queues fn, which sends a notice, in the conversation's notice queue: not on the
-// path that takes updates (a chat under a Telegram penalty must not hold up the others), nor
-// behind a streaming reply. A sender with maxWaiting notices waiting gets no more.
+// queueNotice queues fn, which sends a notice, in the conversation's notice lane.
 func (h *Handler) queueNotice(ctx context.Context, r req, fn func(ctx context.Context, r req) result) bool {
 	j := h.job(r, false, fn)
 	j.notice = true
@@ -67,9 +58,8 @@ func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn f
 	return taken
 }
 
-// admit queues fn in r's conversation unless the sender already has maxWaiting messages waiting
-// there (then, the first time, a notice). waited reports whether the job waits behind others;
-// taken, whether a job owns the update.
+// admit queues fn in r's conversation unless the sender has maxWaiting messages waiting there
+// (then, once, a notice). waited: it waits behind others; taken: a job owns the update.
 func (h *Handler) admit(ctx context.Context, r req, isReply bool, fn func(ctx context.Context, r req) result) (waited, taken bool) {
 	j := h.job(r, isReply, fn)
 	if isRecovered(ctx) || h.named(r.from) {
@@ -83,9 +73,7 @@ func (h *Handler) admit(ctx context.Context, r req, isReply bool, fn func(ctx co
 	return false, first && h.tell(ctx, r, fmt.Sprintf("I still have %d of your messages to answer here, so I skipped this one. Send it again once I have answered them.", maxWaiting))
 }
 
-// overRate reports whether the sender of r has sent more than USER_MESSAGES_PER_MINUTE, and
-// then takes care of the update: the first time, a notice. Anonymous administrators are not
-// bounded.
+// overRate reports whether r's sender is over USER_MESSAGES_PER_MINUTE (then, once, a notice).
 func (h *Handler) overRate(ctx context.Context, r req) (over, taken bool) {
 	if r.anonAdmin || h.named(r.from) || isRecovered(ctx) {
 		return false, false
@@ -98,15 +86,13 @@ func (h *Handler) overRate(ctx context.Context, r req) (over, taken bool) {
 	return true, tell && h.tell(ctx, r, fmt.Sprintf("You are writing faster than this bot allows (%d messages a minute), so I skipped this message. Please wait a little and send it again.", h.cfg.UserMessagesPerMinute))
 }
 
-// maxRateUsers bounds the users whose rate is remembered: past it, the quiet ones are forgotten.
-const maxRateUsers = 10000
+const maxRateUsers = 10000 // past it, the quiet ones are forgotten
 
 // rates is a token bucket per user: a minute's worth of messages, refilled at perMinute.
 type rates struct {
 	perMinute int
-
-	mu    sync.Mutex
-	users map[int64]*userRate
+	mu        sync.Mutex
+	users     map[int64]*userRate
 }
 
 type userRate struct {
@@ -118,8 +104,7 @@ func newRates(perMinute int) *rates {
 	return &rates{perMinute: perMinute, users: map[int64]*userRate{}}
 }
 
-// allow takes one message of user from its bucket at now. When it is empty, ok is false, and
-// tell reports whether this is the first refusal since the user was last let through.
+// allow takes a message from user's bucket; tell reports the first refusal since the last pass.
 func (r *rates) allow(user int64, now time.Time) (ok, tell bool) {
 	if r.perMinute <= 0 {
 		return true, false
@@ -146,11 +131,7 @@ func (r *rates) prune(now time.Time) {
 	if len(r.users) < maxRateUsers {
 		return
 	}
-	for id, u := range r.users {
-		if u.lim.TokensAt(now) >= float64(r.perMinute) {
-			delete(r.users, id)
-		}
-	}
+	maps.DeleteFunc(r.users, func(_ int64, u *userRate) bool { return u.lim.TokensAt(now) >= float64(r.perMinute) })
 	for id := range r.users { // still full: forget some at random (they start with a full bucket)
 		if len(r.users) < maxRateUsers/2 {
 			break
@@ -164,15 +145,13 @@ const (
 	forever       = time.Duration(math.MaxInt64)
 )
 
-// once remembers when each key (a chat, a user) was last told something, so that it is told at
-// most once every period.
+// once tells each key (a chat, a user) something at most once every period.
 type once[K comparable] struct {
 	every time.Duration
 	max   int
-
 	mu    sync.Mutex
 	last  map[K]time.Time
-	order []K // keys in the order they were first told, oldest first
+	order []K // in the order they were first told
 }
 
 func newOnce[K comparable](every time.Duration) *once[K] {
@@ -183,18 +162,17 @@ func newOnce[K comparable](every time.Duration) *once[K] {
 func (o *once[K]) due(key K, now time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if last, seen := o.last[key]; seen {
-		if now.Sub(last) < o.every {
-			return false
+	last, seen := o.last[key]
+	switch {
+	case seen && now.Sub(last) < o.every:
+		return false
+	case !seen:
+		for len(o.order) >= o.max {
+			delete(o.last, o.order[0])
+			o.order = o.order[1:]
 		}
-		o.last[key] = now
-		return true
-	}
-	for len(o.order) >= o.max {
-		delete(o.last, o.order[0])
-		o.order = o.order[1:]
+		o.order = append(o.order, key)
 	}
 	o.last[key] = now
-	o.order = append(o.order, key)
 	return true
 }

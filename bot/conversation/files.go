@@ -13,8 +13,7 @@ import (
 	"github.com/go-telegram/bot/models"
 )
 
-// Files: a text file becomes the user's turn, its name and content in a fenced block, then the
-// caption. Other files are told what the bot reads.
+// Files: a text file becomes the user's turn, its name and content fenced, then the caption.
 
 // textExtensions are read as text whatever MIME type the sender's app gave (often octet-stream).
 const textExtensions = `.txt .text .md .markdown .rst .csv .tsv .json .jsonl .ndjson .yaml .yml .xml .html .htm
@@ -70,8 +69,7 @@ func (h *Handler) answerDocument(ctx context.Context, r req, m *models.Message) 
 	return h.answer(ctx, r, h.userTurn(r, m, fileText(d.FileName, string(data), h.caption(r, m))))
 }
 
-// fileText is a file's name, its content (as UTF-8) in a fence longer than any run of backticks
-// inside, then the question.
+// fileText is a file's name, its content fenced (longer than any backticks inside), the question.
 func fileText(name, content, question string) string {
 	content = strings.ToValidUTF8(content, "\uFFFD")
 	fence := "```"

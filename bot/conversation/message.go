@@ -3,6 +3,7 @@ package conversation
 import (
 	"cmp"
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -10,6 +11,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/bot/reply"
+	"aurabot/bot/tg"
 	"aurabot/history"
 )
 
@@ -21,12 +23,11 @@ type req struct {
 	from      int64 // the sender; for an anonymous administrator (anonAdmin), the chat's id
 	anonAdmin bool
 	name      string // the sender's name in the usage figures
-	quoted    int    // the message replied to, when the turn quotes the whole of it (quoteOf)
-	album     *album // the album whose first photo this is (see settleAlbum)
+	quoted    int    // the message replied to, when the turn quotes all of it (quoteOf)
+	album     *album // the album whose first photo this is
 }
 
-// Handle routes one update, saved as inbox entry seq. It never blocks on Telegram or on a
-// reply: answers are queued per conversation.
+// Handle routes update u, saved as inbox entry seq; it never blocks on Telegram or on a reply.
 func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 	h.intake(ctx, seq, u, func() bool {
 		switch {
@@ -41,8 +42,7 @@ func (h *Handler) Handle(ctx context.Context, seq int64, u *models.Update) {
 	})
 }
 
-// reqOf is the conversation and reply target of a message: its chat, or its topic in a chat
-// with topics.
+// reqOf is the conversation and reply target of a message: its chat, or its topic.
 func reqOf(entry int64, m *models.Message) req {
 	r := req{entry: entry, k: history.Key{ChatID: m.Chat.ID}, t: reply.Target{ChatID: m.Chat.ID, ReplyTo: m.ID, Seen: m.ID, Group: isGroup(m.Chat)}}
 	if id, anon, ok := sender(m); ok {
@@ -108,8 +108,7 @@ func (h *Handler) userTurn(r req, m *models.Message, content string) history.Tur
 	return history.Turn{Role: history.RoleUser, Content: content, MessageID: int64(m.ID), Author: author(r, m), Quote: q}
 }
 
-// parseCommand splits "/cmd@bot arg". A command addressed to another bot is cmd "@" (see
-// listens).
+// parseCommand splits "/cmd@bot arg"; a command to another bot is cmd "@".
 func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd bool) {
 	if !strings.HasPrefix(text, "/") {
 		return "", "", false
@@ -129,8 +128,7 @@ func (h *Handler) parseCommand(text string) (cmd, arg string, isCmd bool) {
 	return strings.ToLower(cmd), strings.TrimSpace(arg), true
 }
 
-// author is the name a group message's turn carries, so that the model can tell its people
-// apart: the sender's name, or an anonymous administrator's signature (else the group's title).
+// author is the name a group message's turn carries, so that the model can tell people apart.
 func author(r req, m *models.Message) string {
 	switch {
 	case !r.t.Group:
@@ -146,29 +144,16 @@ func author(r req, m *models.Message) string {
 }
 
 func displayName(u *models.User) string {
-	name := strings.TrimSpace(u.FirstName + " " + u.LastName)
-	if name == "" {
-		name = u.Username
-	}
-	if name == "" {
-		name = "user " + strconv.FormatInt(u.ID, 10)
-	}
-	return name
+	return cmp.Or(strings.TrimSpace(u.FirstName+" "+u.LastName), u.Username, "user "+strconv.FormatInt(u.ID, 10))
 }
 
-// A message that replies to another carries that message with its turn, quoted (history.Quote):
-// "shorter, please" in reply to an answer from an hour ago means something to the model, also
-// when that answer is older than the stored history, as Telegram sends the replied-to message
-// with the update. The quote is stored, defused and counted in the window with the turn.
+// A reply's turn quotes the message it replies to (history.Quote), stored or not.
 
-// maxQuoteChars is enough for the model to know which message is meant, not a second copy of a
-// long answer in every turn.
+// maxQuoteChars is enough to tell which message is meant, not a second copy of a long answer.
 const maxQuoteChars = 1000
 
-// quoteOf is the message m replies to, as m's turn quotes it: the part the user quoted, or the
-// message's text; and the id of the replied-to message when the quote is the whole of it. The
-// zero Quote when m replies to nothing, or to the message that opened its forum topic (every
-// message of a topic does).
+// quoteOf is what m's turn quotes: the part the user quoted, or the replied-to message's text
+// (then also its id). Nothing for a reply to a forum topic's opening message (every one is).
 func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
 	rt := m.ReplyToMessage
 	if rt != nil && (rt.ForumTopicCreated != nil || m.IsTopicMessage && rt.ID == m.MessageThreadID) {
@@ -187,8 +172,7 @@ func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
 		return history.Quote{}, 0
 	}
 	switch {
-	case rt == nil:
-		// A quote of a message in another chat: who wrote it is not known.
+	case rt == nil: // a quote of a message in another chat: who wrote it is not known
 	case rt.From != nil && h.me.ID != 0 && rt.From.ID == h.me.ID:
 		q.Bot = true
 	case r.t.Group:
@@ -197,8 +181,7 @@ func (h *Handler) quoteOf(r req, m *models.Message) (history.Quote, int) {
 	return q, whole
 }
 
-// messageText is what a quoted message says: its text or caption, after the kind of message
-// for a message that is more than text ("[a photo] caption").
+// messageText is what a quoted message says: "[a photo] caption", or its text.
 func messageText(m *models.Message) string {
 	text, kind := cmp.Or(m.Text, m.Caption), ""
 	switch {
@@ -228,14 +211,10 @@ func messageText(m *models.Message) string {
 	return strings.TrimSpace("[" + strings.TrimSpace(kind) + "] " + text)
 }
 
-// quotedAuthor is the name a quoted group message goes by.
 func quotedAuthor(m *models.Message) string {
 	switch {
 	case m.SenderChat != nil && m.SenderChat.ID == m.Chat.ID:
-		if m.AuthorSignature != "" {
-			return m.AuthorSignature
-		}
-		return "an administrator"
+		return cmp.Or(m.AuthorSignature, "an administrator")
 	case m.SenderChat != nil:
 		return m.SenderChat.Title
 	case m.From != nil:
@@ -244,7 +223,7 @@ func quotedAuthor(m *models.Message) string {
 	return ""
 }
 
-// boundQuote trims text and cuts it to maxQuoteChars characters, marking the cut with "…".
+// boundQuote trims text and cuts it to maxQuoteChars characters, marked "…".
 func boundQuote(text string) string {
 	text = strings.TrimSpace(text)
 	if utf8.RuneCountInString(text) <= maxQuoteChars {
@@ -253,9 +232,7 @@ func boundQuote(text string) string {
 	return strings.TrimRight(string([]rune(text)[:maxQuoteChars-1]), " \n") + "…"
 }
 
-// withoutRedundantQuote drops t's quote when it quotes the whole of the conversation's newest
-// turn (in a group, replying to the bot's answer is how one talks to it): the model reads that
-// message right before the turn anyway.
+// withoutRedundantQuote drops t's quote of all of the newest turn, which the model reads anyway.
 func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Turn) history.Turn {
 	if t.Quote.Text == "" || r.quoted == 0 {
 		return t
@@ -269,4 +246,60 @@ func (h *Handler) withoutRedundantQuote(ctx context.Context, r req, t history.Tu
 		t.Quote = history.Quote{}
 	}
 	return t
+}
+
+// A message without text is a photo (pictures.go), a recording (speech.go) or a file (files.go).
+
+const canRead = "I read text, photos, voice and audio messages, round video messages, and text files (.txt, .md, .csv, .json, .yaml, .xml, .html, source code, logs)."
+
+// onMedia reports whether it queued a job that owns the update.
+func (h *Handler) onMedia(ctx context.Context, r req, m *models.Message) bool {
+	switch {
+	case len(m.Photo) > 0:
+		return h.onPhoto(ctx, r, m)
+	case m.Voice != nil:
+		return h.onSpoken(ctx, r, m, "voice message", m.Voice.FileID, m.Voice.FileSize, "voice.ogg")
+	case m.Audio != nil:
+		return h.onSpoken(ctx, r, m, "audio file", m.Audio.FileID, m.Audio.FileSize, audioName(m.Audio))
+	case m.VideoNote != nil:
+		return h.onSpoken(ctx, r, m, "video message", m.VideoNote.FileID, int64(m.VideoNote.FileSize), "video_note.mp4")
+	case m.Document != nil:
+		return h.onDocument(ctx, r, m)
+	}
+	what := "that kind of message"
+	switch {
+	case m.Sticker != nil:
+		what = "stickers"
+	case m.Video != nil || m.Animation != nil:
+		what = "videos"
+	}
+	return h.tell(ctx, r, "I can't use "+what+". "+canRead)
+}
+
+// caption is a media message's caption, without the bot's mentions in a group.
+func (h *Handler) caption(r req, m *models.Message) string {
+	c := m.Caption
+	if r.t.Group {
+		c, _ = h.stripMentions(c, m.CaptionEntities)
+	}
+	return strings.TrimSpace(c)
+}
+
+func tooBig(what string) string {
+	return "That " + what + " is too big: Telegram lets bots download files up to 20 MB."
+}
+
+// fetch downloads a file of r's message, at most limit bytes; a failure is told (tooLarge, again).
+func (h *Handler) fetch(ctx context.Context, r req, fileID string, limit int64, what, tooLarge, again string) ([]byte, result, bool) {
+	data, err := h.deps.TG.Download(ctx, fileID, limit)
+	switch {
+	case err == nil:
+		return data, done, true
+	case tooLarge != "" && errors.Is(err, tg.ErrFileTooBig):
+		return nil, h.notify(ctx, r, tooLarge), false
+	case ctx.Err() != nil:
+		return nil, left, false
+	}
+	h.deps.Log.Warn("could not download a "+what, "chat_id", r.t.ChatID, "err", err)
+	return nil, h.notify(ctx, r, "⚠️ I could not download your "+what+" from Telegram. "+again), false
 }

@@ -48,8 +48,7 @@ func (h *Handler) models(ctx context.Context) ([]ModelChoice, error) {
 	return out, nil
 }
 
-// model is the model conversation k asks for: its own choice, or the default. A choice that
-// AURA_MODELS no longer lists falls back to the default.
+// model is conversation k's choice (if AURA_MODELS still lists it), else the default.
 func (h *Handler) model(ctx context.Context, k history.Key) string {
 	m, ok, err := h.deps.Store.Model(ctx, k)
 	if err != nil {
@@ -64,8 +63,7 @@ func (h *Handler) model(ctx context.Context, k history.Key) string {
 	return m
 }
 
-// indexOf is the index of the model id in list, or -1: the same id, else the same model
-// ("name" and "name:latest" are one, aura.SameModel).
+// indexOf is the index of the model id in list, or -1: the same id, else aura.SameModel.
 func indexOf(list []ModelChoice, id string) int {
 	if i := slices.IndexFunc(list, func(c ModelChoice) bool { return c.ID == id }); i >= 0 {
 		return i
@@ -73,8 +71,8 @@ func indexOf(list []ModelChoice, id string) int {
 	return slices.IndexFunc(list, func(c ModelChoice) bool { return aura.SameModel(c.ID, id) })
 }
 
-// modelData is the callback data of the button for list[i]: its index, and a hash of its id so
-// that a press on a list that has changed since switches to nothing rather than to another.
+// modelData is the callback data of list[i]'s button: the index, and a hash of the id so that
+// a press on a list that has changed since switches to nothing rather than to another.
 func modelData(i int, id string) string {
 	f := fnv.New32a()
 	f.Write([]byte(id))
@@ -106,8 +104,7 @@ func (h *Handler) cmdModel(ctx context.Context, r req, arg string) result {
 }
 
 // findModel finds the model /model <arg> names: in the list by id, then by id or name in any
-// case; else, when the list is the server's own, any model the server says it serves. When
-// there is none it tells the user and reports false, with what became of the update.
+// case; else, with the server's own list, any model it serves. If none, it tells the user.
 func (h *Handler) findModel(ctx context.Context, r req, list []ModelChoice, arg string) (ModelChoice, result, bool) {
 	if i := indexOf(list, arg); i >= 0 {
 		return list[i], done, true
@@ -116,8 +113,7 @@ func (h *Handler) findModel(ctx context.Context, r req, list []ModelChoice, arg 
 		return list[i], done, true
 	}
 	if len(h.cfg.Models) == 0 {
-		// The list may leave out what the server serves (a model Ollama loads by name, one a
-		// router does not list): ask it.
+		// The list may leave out what the server serves (Ollama, routers): ask it.
 		ok, err := h.deps.Model.HasModel(ctx, arg)
 		if err != nil {
 			h.deps.Log.Warn("could not ask the model server about a model", "model", arg, "err", err)
@@ -134,7 +130,6 @@ func switched(c ModelChoice) string {
 	return "Switched to " + c.label() + ". It answers from your next message (/retry asks it about your last one)."
 }
 
-// modelsFailure says why the list could not be had, fit for a user.
 func modelsFailure(err error) string {
 	var se *aura.StatusError
 	if errors.As(err, &se) {
@@ -146,8 +141,7 @@ func modelsFailure(err error) string {
 	return modelFailure(err).Notice
 }
 
-// showPicker answers /model with the current model and, when there is a choice, a keyboard.
-// The text goes out like any notice, through the journal; the keyboard follows on the message.
+// showPicker answers /model with the current model, then adds a keyboard of the others.
 func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, current ModelChoice) result {
 	text := "The model is " + current.label() + "."
 	if !slices.ContainsFunc(list, func(c ModelChoice) bool { return !aura.SameModel(c.ID, current.ID) }) {
@@ -168,15 +162,15 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 	if res := h.notify(ctx, r, text); res != done {
 		return res
 	}
-	ids := h.replyIDs(ctx, r)
-	if len(ids) == 0 || ids[len(ids)-1] == 0 {
+	rec, _ := h.recordedOf(ctx, r)
+	if len(rec.Parts) == 0 || rec.Parts[len(rec.Parts)-1].ID == 0 {
 		return done
 	}
 	fctx, cancel := reply.FinalContext(ctx)
 	defer cancel()
 	_, err := tg.Call(fctx, h.deps.Pacer, h.deps.Log, r.t.ChatID, func(ctx context.Context) (*models.Message, error) {
 		return h.deps.TG.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{
-			ChatID: r.t.ChatID, MessageID: ids[len(ids)-1], ReplyMarkup: kb,
+			ChatID: r.t.ChatID, MessageID: rec.Parts[len(rec.Parts)-1].ID, ReplyMarkup: kb,
 		})
 	})
 	if err != nil && fctx.Err() == nil {
@@ -185,19 +179,7 @@ func (h *Handler) showPicker(ctx context.Context, r req, list []ModelChoice, cur
 	return done
 }
 
-// replyIDs are the ids of the messages of r's reply, as its journal recorded them.
-func (h *Handler) replyIDs(ctx context.Context, r req) []int {
-	rec, _ := h.recordedOf(ctx, r)
-	ids := make([]int, 0, len(rec.Parts))
-	for _, p := range rec.Parts {
-		ids = append(ids, p.ID)
-	}
-	return ids
-}
-
-// onModelPress switches the conversation of the picker msg to the model whose button was
-// pressed. It runs in the conversation's notice queue: a switch need not wait for the reply
-// streaming now, which keeps the model it started with.
+// onModelPress switches msg's conversation to the model pressed, from the notice lane.
 func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg *models.Message, arg string) {
 	r := reqOf(0, msg)
 	r.from, r.anonAdmin = q.From.ID, false
@@ -213,8 +195,7 @@ func (h *Handler) onModelPress(ctx context.Context, q *models.CallbackQuery, msg
 	}
 }
 
-// pressModel switches r's conversation to the model a button names, if the presser steers it:
-// the answer to the press, and the model chosen (nil for none).
+// pressModel switches to the model pressed if the presser steers: the answer, and the model.
 func (h *Handler) pressModel(ctx context.Context, r req, arg string) (string, *ModelChoice) {
 	switch {
 	case h.closing.Load():
@@ -236,19 +217,4 @@ func (h *Handler) pressModel(ctx context.Context, r req, arg string) (string, *M
 		return "Sorry, the bot's database failed. Please try again later.", nil
 	}
 	return "Switched to " + list[i].label() + ".", &list[i]
-}
-
-// editText replaces the text of message msgID of chat, which loses its keyboard: the model
-// picker, once a model is chosen.
-func (s *sideCalls) editText(ctx context.Context, chat int64, msgID int, text string) {
-	s.wg.Go(func() {
-		cctx, cancel := tg.Background(ctx, sideTimeout)
-		defer cancel()
-		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
-			return s.deps.TG.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: msgID, Text: text})
-		})
-		if err != nil && !tg.NotModified(err) {
-			s.deps.Log.Debug("could not edit the model picker", "chat_id", chat, "err", err)
-		}
-	})
 }

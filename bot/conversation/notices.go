@@ -12,12 +12,10 @@ import (
 	"aurabot/history"
 )
 
-// The words a user reads under a reply that did not end well: decided here, where the
-// conversation is, from what went wrong; bot/reply only shows them.
+// The words under a reply that did not end well are decided here; bot/reply only shows them.
 
-// notice is the line under a reply that ended with err (nil: none), and whether the answer is
-// whole as far as the user is concerned: it ended by itself, or at an output limit, which its
-// notice explains.
+// notice is the line under a reply that ended with err, and whether the answer is whole to the
+// user: it ended by itself, or at an output limit, which the notice explains.
 func notice(err error) (string, bool) {
 	var se *aura.StatusError
 	var tooLong *reply.TooLongError
@@ -40,8 +38,7 @@ func notice(err error) (string, bool) {
 	case errors.As(err, &se):
 		msg := "⚠️ The model server failed with HTTP status " + strconv.Itoa(se.StatusCode)
 		reason := se.UserReason()
-		if se.StatusCode < 300 {
-			// An error event inside a stream that had started fine.
+		if se.StatusCode < 300 { // an error event inside a stream that had started fine
 			msg = "⚠️ The model server reported an error mid-answer"
 			if reason != "" {
 				msg += ": " + reason
@@ -49,8 +46,7 @@ func notice(err error) (string, bool) {
 		} else if reason != "" {
 			msg = "⚠️ The model server failed: " + strconv.Itoa(se.StatusCode) + " " + reason
 		}
-		if se.StatusCode == http.StatusNotFound {
-			// "model 'x' not found" (Ollama, OpenAI, vLLM): asking again cannot help.
+		if se.StatusCode == http.StatusNotFound { // "model 'x' not found": asking again cannot help
 			return sentence(msg) + " Choose another model with /model.", false
 		}
 		return sentence(msg) + " Send /retry to try again.", false
@@ -58,15 +54,13 @@ func notice(err error) (string, bool) {
 	return "⚠️ " + modelFailure(err).Notice + " Send /retry to try again.", false
 }
 
-// interrupted is the line under a reply that a shutdown or a crash cut.
 const interrupted = "⚠️ Interrupted: the bot restarted. Send /retry to get a full answer."
 
 func sentence(s string) string {
 	return strings.TrimRight(s, " .!?:;,") + "."
 }
 
-// failureKind is a model server failure other than an HTTP status: the error it matches, its
-// metric label, and what the user is told.
+// failureKind is a model server failure: the error it matches, its metric label, its notice.
 type failureKind struct {
 	Err          error
 	Kind, Notice string
@@ -94,17 +88,14 @@ func modelFailure(err error) failureKind {
 	return failureKind{Kind: "other", Notice: "The answer failed."}
 }
 
-// failure is a request of a conversation that the server refused for what it held: its status,
-// and the turns it carried.
+// failure is a request the server refused for what it held: its status, and its turns.
 type failure struct {
 	status int
 	turns  []int64 // ascending
 }
 
-// historyFault reports whether err is a refusal that may come from what the request held, and
-// would come again with the same history: a 500 (chatbot-ui's answer to a text its token
-// counter throws on), or a 4xx other than those that say something else (a key, a missing
-// model, a rate limit, a timeout).
+// historyFault reports whether err is a refusal that may come from the history, and would come
+// again: a 500 (chatbot-ui's tokenizer throws), or a 4xx that says nothing else.
 func historyFault(err error) (*aura.StatusError, bool) {
 	var se *aura.StatusError
 	if !errors.As(err, &se) {
@@ -122,10 +113,8 @@ func historyFault(err error) (*aura.StatusError, bool) {
 	return se, false
 }
 
-// repeated reports whether err, the failure of a request of conversation k that carried the
-// turns ids, is the one its last request met, with the same history: the same refusal, and
-// every turn of that request carried again (a /retry, or a new message after it). Another
-// /retry would only meet it again.
+// repeated reports whether err, the failure of k's request with turns ids, is the refusal its
+// last request met, with every turn of that one carried again: /retry cannot help.
 func (h *Handler) repeated(k history.Key, err error, ids []int64) bool {
 	se, ok := historyFault(err)
 	if !ok {
@@ -145,8 +134,7 @@ func (h *Handler) repeated(k history.Key, err error, ids []int64) bool {
 	return true
 }
 
-// noteOutcome remembers a refusal for repeated, and forgets it when the conversation's request
-// ended any other way (err nil: /reset forgot the history).
+// noteOutcome remembers a refusal for repeated, and forgets it on any other outcome.
 func (h *Handler) noteOutcome(k history.Key, err error, ids []int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -157,7 +145,6 @@ func (h *Handler) noteOutcome(k history.Key, err error, ids []int64) {
 	delete(h.failed, k)
 }
 
-// repeatedNotice: /retry cannot help, /reset does.
 func repeatedNotice(err error) string {
 	se, _ := historyFault(err)
 	msg := "⚠️ The model server failed again with this conversation (" + strconv.Itoa(se.StatusCode)

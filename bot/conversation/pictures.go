@@ -11,14 +11,11 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"aurabot/aura"
-	"aurabot/bot/reply"
 	"aurabot/bot/tg"
 	"aurabot/history"
 )
 
-// Pictures: a photo, or the photos of an album (each a message of its own, within moments),
-// become one turn with the images and the caption as its question. They go only to a model that
-// can see them (see cannotSee).
+// Pictures: a photo, or an album's photos (messages of their own), become one turn.
 
 const (
 	albumWait            = time.Second // an album stays open that long after its last photo
@@ -35,8 +32,7 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 	r.album = a
 	var taken bool
 	if h.cfg.TextOnly {
-		// One notice for a whole album, from the notice queue (a sender's share of it).
-		taken = h.queueNotice(ctx, r, func(ctx context.Context, r req) result {
+		taken = h.queueNotice(ctx, r, func(ctx context.Context, r req) result { // one for the album
 			if _, ok := a.gather(ctx, h.albums); !ok {
 				return left // told after the restart
 			}
@@ -55,7 +51,7 @@ func (h *Handler) onPhoto(ctx context.Context, r req, m *models.Message) bool {
 func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	items, ok := a.gather(ctx, h.albums)
 	if !ok {
-		return left // every update of the album stays in the inbox
+		return left
 	}
 	if res, over := h.atCap(ctx, r); over {
 		return res
@@ -79,46 +75,18 @@ func (h *Handler) answerPhotos(ctx context.Context, r req, a *album) result {
 	}
 	turn := h.userTurn(r, items[0].msg, cmp.Or(question, defaultPhotoQuestion))
 	turn.Images = images
-	prompt := h.prompt(ctx, r.k)
-	if msg := h.tooLongTurn(prompt, turn); msg != "" {
-		return h.notify(ctx, r, msg)
-	}
-	if _, res, ok := h.store(ctx, r, turn); !ok {
-		return res
-	}
-	h.settleAlbum(ctx, r) // stored under the first photo's message: should the bot stop now, it alone comes back
-	return h.respond(ctx, r, prompt, reply.Options{})
+	return h.answer(ctx, r, turn)
 }
 
-// tooLongTurn is tooLong for a turn whose images each cost Budget.ImageTokens.
-func (h *Handler) tooLongTurn(prompt string, t history.Turn) string {
-	b := h.cfg.Budget
-	if n := len(t.Images) * b.ImageTokens; n > 0 && b.Tokens > 0 {
-		b.Tokens -= n
-		if b.Tokens <= max(b.ReserveTokens, 0) {
-			return "That picture cannot be sent: with the system prompt it takes more of the model's context than there is."
-		}
-	}
-	return tooLong(b, prompt, t.Sent())
-}
-
-// photoSize is the largest size of a photo whose longer side is at most maxPhotoSide, or the
-// smallest if every size is larger.
+// photoSize is the largest size whose longer side is at most maxPhotoSide, else the smallest.
 func photoSize(sizes []models.PhotoSize) models.PhotoSize {
-	side := func(i int) int { return max(sizes[i].Width, sizes[i].Height) }
-	best, smallest := -1, 0
-	for i := range sizes {
-		if side(i) < side(smallest) {
-			smallest = i
-		}
-		if side(i) <= maxPhotoSide && (best < 0 || side(i) > side(best)) {
-			best = i
-		}
+	side := func(s models.PhotoSize) int { return max(s.Width, s.Height) }
+	bySide := func(a, b models.PhotoSize) int { return cmp.Compare(side(a), side(b)) }
+	fit := slices.DeleteFunc(slices.Clone(sizes), func(s models.PhotoSize) bool { return side(s) > maxPhotoSide })
+	if len(fit) == 0 {
+		return slices.MinFunc(sizes, bySide)
 	}
-	if best < 0 {
-		best = smallest
-	}
-	return sizes[best]
+	return slices.MaxFunc(fit, bySide)
 }
 
 // blindNotice says a picture cannot be seen: by any model of the server (""), or by model.
@@ -129,12 +97,10 @@ func blindNotice(model string) string {
 	return "This model (" + model + ") takes text only: it cannot see pictures. Choose one that can with /model and send the picture again, or describe it in words."
 }
 
-// cannotSee returns blindNotice for model if its server says it cannot see, "" if it can or
-// does not say. Only Ollama says: elsewhere pictures are sent, and a refusal gets imagesRefused.
+// cannotSee is blindNotice for model if its server says it cannot see (only Ollama says).
 func (h *Handler) cannotSee(ctx context.Context, model string) string {
 	caps, err := h.deps.Model.Capabilities(ctx, model)
-	if err != nil {
-		// Unknown: the request goes as it would have; a missing model fails with its own notice.
+	if err != nil { // the request goes as it would have
 		h.deps.Log.Debug("could not learn what the model can do", "model", model, "err", err)
 		return ""
 	}
@@ -148,8 +114,7 @@ func hasImages(window []history.Turn) bool {
 	return slices.ContainsFunc(window, func(t history.Turn) bool { return len(t.Images) > 0 })
 }
 
-// imagesRefused is the notice under a reply to a request with pictures that the server refused
-// (4xx): its model most likely cannot see. A 404 (a missing model) gets notice's.
+// imagesRefused is the notice under a request with pictures that the server refused (4xx).
 func imagesRefused(err error) string {
 	var se *aura.StatusError
 	if errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && !slices.Contains([]int{401, 404, 429}, se.StatusCode) {
@@ -180,7 +145,7 @@ type album struct {
 	mu      sync.Mutex
 	items   []albumItem
 	done    bool // gathered: later photos of the group start an album of their own
-	settled bool // the updates after the first are finished (see settleAlbum)
+	settled bool // the updates after the first are finished
 }
 
 type albumItem struct {
@@ -188,8 +153,7 @@ type albumItem struct {
 	entry int64
 }
 
-// join adds a photo message to the open album of its media group, or opens one (opened), whose
-// job must be queued.
+// join adds a photo to the open album of its media group, or opens one, whose job must be queued.
 func (as *albums) join(k history.Key, m *models.Message, entry int64) (a *album, opened bool) {
 	item := albumItem{msg: m, entry: entry}
 	key := albumKey{k, m.MediaGroupID}
@@ -214,8 +178,7 @@ func (as *albums) join(k history.Key, m *models.Message, entry int64) (a *album,
 	return a, true
 }
 
-// isOpen reports whether m belongs to an album open now: in a group, an album's later photos
-// carry no mention of the bot.
+// isOpen reports whether m belongs to an open album (whose later photos need no mention).
 func (as *albums) isOpen(k history.Key, m *models.Message) bool {
 	if m.MediaGroupID == "" || len(m.Photo) == 0 {
 		return false
@@ -225,7 +188,6 @@ func (as *albums) isOpen(k history.Key, m *models.Message) bool {
 	return as.open[albumKey{k, m.MediaGroupID}] != nil
 }
 
-// close closes a: later photos of its group start an album of their own.
 func (as *albums) close(a *album) {
 	as.mu.Lock()
 	if as.open[a.key] == a {
@@ -237,8 +199,7 @@ func (as *albums) close(a *album) {
 	a.mu.Unlock()
 }
 
-// gather waits until no photo has joined for albumWait, closes the album and returns its
-// photos; ok is false if ctx ended first.
+// gather waits until no photo has joined for albumWait, closes the album and returns its photos.
 func (a *album) gather(ctx context.Context, as *albums) (items []albumItem, ok bool) {
 	if a.key.group != "" {
 		t := time.NewTimer(albumWait)

@@ -9,11 +9,9 @@ import (
 
 // job is one piece of work for a conversation: a message to answer or a command to apply.
 type job struct {
-	run   func(ctx context.Context)
-	reply bool // it calls the model: it counts against MaxConcurrentReplies
-	// notice marks a short answer (help, a refusal): notices have a lane of their own per
-	// conversation, so that they neither wait behind a streaming reply nor hold up what follows.
-	notice bool
+	run    func(ctx context.Context)
+	reply  bool  // it calls the model: it counts against MaxConcurrentReplies
+	notice bool  // a short answer, in a lane of its own: it never waits behind a streaming reply
 	user   int64 // whose it is (0: nobody's), for submitCapped
 }
 
@@ -23,9 +21,7 @@ type lane struct {
 	notice bool
 }
 
-// dispatcher runs the jobs of each conversation one at a time, in the order they came, and the
-// jobs of different conversations in parallel. A conversation with nothing to do holds no
-// goroutine: the worker of a conversation exits when its queue is empty.
+// dispatcher runs each lane's jobs one at a time, in order, and lanes in parallel.
 type dispatcher struct {
 	sem     chan struct{} // one slot per reply allowed to run at once
 	perUser int           // the most jobs one user may have waiting in a lane (submitCapped)
@@ -49,16 +45,14 @@ func newDispatcher(maxReplies, perUser int) *dispatcher {
 	}
 }
 
-// submit queues j for conversation k. It reports whether the job waits behind others.
+// submit queues j for conversation k, and reports whether it waits behind others.
 func (d *dispatcher) submit(ctx context.Context, k history.Key, j job) (queued bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.add(ctx, lane{k: k, notice: j.notice}, j)
 }
 
-// submitCapped is submit, unless j.user already has perUser jobs waiting in the lane: then
-// nothing is queued, and first reports the first such refusal since the user last had nothing
-// waiting there (the one to tell them about).
+// submitCapped is submit unless j.user has perUser jobs waiting in the lane (first: tell them).
 func (d *dispatcher) submitCapped(ctx context.Context, k history.Key, j job) (queued, ok, first bool) {
 	l := lane{k: k, notice: j.notice}
 	d.mu.Lock()
@@ -86,16 +80,14 @@ func (d *dispatcher) add(ctx context.Context, l lane, j job) (queued bool) {
 	return false
 }
 
-// started notes that j left the queue of lane l to run. d.mu is held.
+// started notes that j left lane l to run. d.mu is held.
 func (d *dispatcher) started(l lane, j job) {
 	if j.user == 0 {
 		return
 	}
 	lu := laneUser{l, j.user}
 	if d.waiting[lu]--; d.waiting[lu] <= 0 {
-		// Nothing of theirs waits any more: a later flood gets a notice again. (Not as soon
-		// as they are under the bound: a flood that goes on while their jobs run would get
-		// a notice each time one starts.)
+		// A later flood gets a notice again (not merely under the bound: a notice per job).
 		delete(d.waiting, lu)
 		delete(d.told, lu)
 	}
@@ -118,8 +110,7 @@ func (d *dispatcher) work(ctx context.Context, k lane) {
 		d.mu.Unlock()
 
 		if j.reply {
-			// Even when shutting down the job runs, so that it can mark itself interrupted;
-			// the slot frees up quickly then, as every reply's context is cancelled too.
+			// Even when shutting down the job runs, to mark itself interrupted.
 			d.sem <- struct{}{}
 		}
 		j.run(ctx)

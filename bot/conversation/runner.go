@@ -23,24 +23,19 @@ import (
 type result int
 
 const (
-	done result = iota // handled: the runner finishes the entry
-	// unfinished: handled, its answer stored, but its reply's messages could not be brought to
-	// their final text. The runner finishes them from the journal as soon as Telegram answers
-	// again, then the entry.
-	unfinished
-	left     // not handled, as the bot is shutting down: the entry stays in the inbox
-	panicked // the runner tries again, up to maxAttempts in all
+	done       result = iota // handled: the runner finishes the entry
+	unfinished               // handled, but the reply is not final yet: finishLater
+	left                     // not handled, as the bot is shutting down: the entry stays in the inbox
+	panicked                 // the runner tries again, up to maxAttempts in all
 )
 
-// maxAttempts is how many times the handling of one update may start (after crashes or panics)
-// before it is skipped with a notice: an update that kills the bot must not keep it in a loop.
+// maxAttempts bounds the starts of one update's handling: one that kills the bot must not loop.
 const maxAttempts = 3
 
 const skippedNotice = "⚠️ Something went wrong while I handled this message, several times, so I skipped it. Please send it again in other words, or tell the bot's owner."
 
-// intake runs route on the path that takes updates; route reports whether it queued a job
-// that owns entry seq. Otherwise the entry is finished here. A panic skips the update, with a
-// notice where there is a chat to tell.
+// intake runs route, which reports whether it queued a job that owns entry seq; else the entry
+// is finished here. A panic skips the update, with a notice where there is a chat to tell.
 func (h *Handler) intake(ctx context.Context, seq int64, u *models.Update, route func() bool) {
 	taken := false
 	defer func() {
@@ -60,8 +55,7 @@ func (h *Handler) intake(ctx context.Context, seq int64, u *models.Update, route
 	taken = route()
 }
 
-// run runs fn for r (an inbox entry, or none), counting the attempt first, and does what its
-// result says.
+// run runs fn for r, counting the attempt first, and does what its result says.
 func (h *Handler) run(ctx context.Context, r req, fn func(ctx context.Context, r req) result) {
 	for !h.closing.Load() { // once closing, left in the inbox
 		var res result
@@ -92,7 +86,6 @@ func (h *Handler) run(ctx context.Context, r req, fn func(ctx context.Context, r
 	}
 }
 
-// attempt counts an attempt at r's update, and says how many there were.
 func (h *Handler) attempt(ctx context.Context, r req) int {
 	if r.entry == 0 {
 		return 0
@@ -115,9 +108,7 @@ func (h *Handler) protect(ctx context.Context, r req, fn func(ctx context.Contex
 	return fn(ctx, r)
 }
 
-// settleAlbum finishes the updates of the later photos of r's album, handled with the first's.
-// answerPhotos settles them as soon as their turn is stored: a crash after that must not bring
-// them back as a turn of their own.
+// settleAlbum finishes the updates of r's album's later photos, stored with the first's.
 func (h *Handler) settleAlbum(ctx context.Context, r req) {
 	if r.album != nil {
 		for _, entry := range r.album.settle(r.entry) {
@@ -143,12 +134,10 @@ func (h *Handler) skip(ctx context.Context, r req) result {
 	return done
 }
 
-// maxFinishRefusals is how many times in a row Telegram may refuse to finish a reply (a 400 that
-// waiting does not cure) before the bot gives up on its messages; its answer is stored.
+// maxFinishRefusals is how many refusals in a row (a 400) make the bot give up finishing a reply.
 const maxFinishRefusals = 10
 
-// finishLater finishes the reply of r from its journal in the background, as soon as Telegram
-// answers again, and then the entry; a shutdown leaves it to the restart.
+// finishLater finishes r's reply from its journal once Telegram answers again, then the entry.
 func (h *Handler) finishLater(ctx context.Context, r req) {
 	h.finishing.Go(func() {
 		refusals := 0
@@ -187,8 +176,7 @@ func (h *Handler) finish(ctx context.Context, entry int64) {
 	}
 }
 
-// notify sends a notice in reply to r's message, recorded in r's journal, and says what became
-// of the update.
+// notify sends a notice in reply to r's message, recorded in r's journal.
 func (h *Handler) notify(ctx context.Context, r req, text string) result {
 	err := h.deps.Streamer.Notify(ctx, r.t, h.journal(r), text)
 	switch {
@@ -203,11 +191,9 @@ func (h *Handler) notify(ctx context.Context, r req, text string) result {
 	return done
 }
 
-// Recover handles what the inbox holds from before a crash or a stop, in order: a reply that may
-// have been seen (a message was about to be sent) is finished from its journal, showing at least
-// what the user saw and never asking the model again; anything else is handled as if it had just
-// arrived, but not bounded again (see recovered). The runner skips an update whose handling has
-// started maxAttempts times already.
+// Recover handles what the inbox holds from before a restart, in order: a reply that may have
+// been seen is finished from its journal, never asking the model again; anything else is handled
+// as new, but not bounded again (see recovered).
 //
 // It must run before any new update is handled, and nothing may be sent before: a reply whose
 // send had no answer holds its chat's send gate (reply.Registry) until it is resumed.
@@ -257,7 +243,6 @@ func (h *Handler) resume(ctx context.Context, r req, rec reply.Recorded) result 
 	return unfinished
 }
 
-// recorded is an entry's reply journal, as the reply package reads it.
 func recorded(j inbox.Reply) reply.Recorded {
 	rec := reply.Recorded{Shown: reply.Shown{Text: j.Text, Final: j.Final, Notice: j.Notice, Plain: j.Plain, Complete: j.Complete}}
 	for _, p := range j.Parts {
@@ -266,7 +251,7 @@ func recorded(j inbox.Reply) reply.Recorded {
 	return rec
 }
 
-// recordedOf reads the reply journal of r's entry; nothing for none.
+// recordedOf reads the reply journal of r's entry, if any.
 func (h *Handler) recordedOf(ctx context.Context, r req) (reply.Recorded, error) {
 	if r.entry == 0 {
 		return reply.Recorded{}, nil
@@ -275,7 +260,7 @@ func (h *Handler) recordedOf(ctx context.Context, r req) (reply.Recorded, error)
 	return recorded(u.Reply), err
 }
 
-// journal is the reply journal of r's inbox entry; nil for none.
+// journal is the reply journal of r's inbox entry, if any.
 func (h *Handler) journal(r req) reply.Journal {
 	if r.entry == 0 {
 		return nil

@@ -11,26 +11,18 @@ import (
 	"aurabot/bot/tg"
 )
 
-// sideTimeout bounds one side call: a slow Telegram delays the call, never the bot.
-const sideTimeout = 30 * time.Second
+const (
+	sideTimeout         = 30 * time.Second // a slow Telegram delays the call, never the bot
+	maxReactionsPerChat = 3                // a flood of messages gets a few reactions
+)
 
-// maxReactionsPerChat is how many reactions may wait in one chat: one user sending thousands of
-// messages gets a few, and costs the other chats nothing.
-const maxReactionsPerChat = 3
-
-// sideCalls are the Bot API calls that go out on their own, off the path that takes updates:
-// reactions and answers to button presses. Reactions are paced like messages and dropped past a
-// few waiting in one chat; nothing waits for them but shutdown.
+// sideCalls are the Bot API calls that go out on their own; nothing waits for them but shutdown.
 type sideCalls struct {
 	deps Deps
 
 	mu      sync.Mutex
 	waiting map[int64]int // reactions waiting per chat
 	wg      sync.WaitGroup
-}
-
-func newSideCalls(deps Deps) *sideCalls {
-	return &sideCalls{deps: deps, waiting: map[int64]int{}}
 }
 
 // react puts emoji on message msgID of chat, unless too many reactions wait there already.
@@ -43,7 +35,7 @@ func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji stri
 	}
 	s.waiting[chat]++
 	s.mu.Unlock()
-	s.wg.Go(func() {
+	s.run(ctx, func(cctx context.Context) {
 		defer func() {
 			s.mu.Lock()
 			if s.waiting[chat]--; s.waiting[chat] <= 0 {
@@ -51,8 +43,6 @@ func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji stri
 			}
 			s.mu.Unlock()
 		}()
-		cctx, cancel := tg.Background(ctx, sideTimeout)
-		defer cancel()
 		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (bool, error) {
 			return s.deps.TG.SetMessageReaction(ctx, &tgbot.SetMessageReactionParams{
 				ChatID:    chat,
@@ -68,26 +58,32 @@ func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji stri
 
 // answerCallback answers a button press (Telegram shows a spinner until then) with text.
 func (s *sideCalls) answerCallback(ctx context.Context, id, text string) {
-	s.wg.Go(func() {
-		cctx, cancel := tg.Background(ctx, sideTimeout)
-		defer cancel()
+	s.run(ctx, func(cctx context.Context) {
 		if _, err := s.deps.TG.AnswerCallbackQuery(cctx, &tgbot.AnswerCallbackQueryParams{CallbackQueryID: id, Text: text}); err != nil {
 			s.deps.Log.Debug("answerCallbackQuery failed", "err", err)
 		}
 	})
 }
 
-// removeButtons takes the keyboard off message msgID of chat (a Stop button left on a reply
-// that has ended).
+// removeButtons takes the keyboard off message msgID of chat (a stale Stop button).
 func (s *sideCalls) removeButtons(ctx context.Context, chat int64, msgID int) {
-	s.wg.Go(func() {
-		cctx, cancel := tg.Background(ctx, sideTimeout)
-		defer cancel()
-		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (*models.Message, error) {
-			return s.deps.TG.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{ChatID: chat, MessageID: msgID})
-		})
-		if err != nil && !tg.NotModified(err) {
-			s.deps.Log.Debug("could not remove a stale button", "chat_id", chat, "err", err)
+	s.edit(ctx, chat, "could not remove a stale button", func(ctx context.Context) (*models.Message, error) {
+		return s.deps.TG.EditMessageReplyMarkup(ctx, &tgbot.EditMessageReplyMarkupParams{ChatID: chat, MessageID: msgID})
+	})
+}
+
+// editText replaces the text (and so the keyboard) of the model picker msgID in chat.
+func (s *sideCalls) editText(ctx context.Context, chat int64, msgID int, text string) {
+	s.edit(ctx, chat, "could not edit the model picker", func(ctx context.Context) (*models.Message, error) {
+		return s.deps.TG.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chat, MessageID: msgID, Text: text})
+	})
+}
+
+// edit makes a paced edit in chat; a failure, "not modified" aside, is logged as failed.
+func (s *sideCalls) edit(ctx context.Context, chat int64, failed string, call func(ctx context.Context) (*models.Message, error)) {
+	s.run(ctx, func(cctx context.Context) {
+		if _, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, call); err != nil && !tg.NotModified(err) {
+			s.deps.Log.Debug(failed, "chat_id", chat, "err", err)
 		}
 	})
 }
@@ -100,5 +96,3 @@ func (s *sideCalls) run(ctx context.Context, fn func(ctx context.Context)) {
 		fn(cctx)
 	})
 }
-
-func (s *sideCalls) wait() { s.wg.Wait() }

@@ -18,11 +18,10 @@ import (
 	"aurabot/history"
 )
 
-// Speech: a voice message, an audio file or a round video message is stored as the user's turn
-// without its text (so that /retry can hear it again), transcribed, and answered below the
-// transcript, so that the user can tell a wrong answer from a wrong hearing.
+// Speech: a recording is stored as the user's turn without text (/retry can hear it again),
+// transcribed, and answered below the transcript, so a wrong hearing shows.
 
-// Transcriber turns speech into text. transcribe.Client implements it.
+// Transcriber turns speech into text (transcribe.Client).
 type Transcriber interface {
 	Transcribe(ctx context.Context, fileName string, audio io.Reader) (string, error)
 }
@@ -60,8 +59,7 @@ func (h *Handler) answerSpoken(ctx context.Context, r req, turn history.Turn) re
 	return h.respond(ctx, r, prompt, reply.Options{Prefix: transcriptPrefix(text)})
 }
 
-// transcribeTurn hears a stored spoken turn and stores its transcript. On failure it tells the
-// user and reports false, with what became of the update.
+// transcribeTurn hears a stored spoken turn and stores its transcript; a failure is told.
 func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn history.Turn) (string, result, bool) {
 	fail := func(msg string) (string, result, bool) { return "", h.notify(ctx, r, msg), false }
 	if h.deps.Transcriber == nil {
@@ -84,7 +82,7 @@ func (h *Handler) transcribeTurn(ctx context.Context, r req, prompt string, turn
 	}
 	heard := turn
 	heard.Content = text
-	if msg := tooLong(h.cfg.Budget, prompt, heard.Sent()); msg != "" {
+	if msg := h.tooLong(prompt, heard); msg != "" {
 		return fail(msg)
 	}
 	if err := h.retryStore(ctx, r, func(ctx context.Context) error {
@@ -113,8 +111,7 @@ func transcribeFailure(err error) string {
 
 const transcriptMark = "> 🎤 "
 
-// transcriptPrefix quotes the transcript in Markdown, ASCII punctuation escaped (CommonMark
-// allows it for all of it) so that spoken words render as they are.
+// transcriptPrefix quotes the transcript in Markdown, ASCII punctuation escaped.
 func transcriptPrefix(text string) string {
 	var b strings.Builder
 	b.WriteString(transcriptMark + "\"")

@@ -15,14 +15,14 @@ import (
 
 const troubleEvery = 10 * time.Minute
 
-// StorageTrouble is told about the reply journal's failures: the chat of t learns why it waits.
+// StorageTrouble tells the chat of t why it waits when the reply journal fails.
 func (h *Handler) StorageTrouble(ctx context.Context, t reply.Target, err error) {
 	if history.StorageTrouble(err) {
 		h.storageTrouble(ctx, t, err)
 	}
 }
 
-// SaveFailed is told about updates intake could not save: their users learn why they wait.
+// SaveFailed tells the users of updates intake could not save why they wait.
 func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, err error) {
 	if !history.StorageTrouble(err) {
 		return
@@ -34,8 +34,7 @@ func (h *Handler) SaveFailed(ctx context.Context, us []*models.Update, err error
 	}
 }
 
-// storageTrouble tells the chat of t, at most once every troubleEvery, that the bot cannot save
-// now (a full or failing disk). The notice is not journaled: the database is what fails.
+// storageTrouble tells t's chat, at most once every troubleEvery, that the bot cannot save.
 func (h *Handler) storageTrouble(ctx context.Context, t reply.Target, err error) {
 	if !h.troubled.due(t.ChatID, time.Now()) {
 		return
@@ -52,10 +51,7 @@ func (h *Handler) storageTrouble(ctx context.Context, t reply.Target, err error)
 	})
 }
 
-// retryStore runs a store write for r, trying again while the storage fails (a full disk soon,
-// a failing one less and less often) until it succeeds or ctx ends: what a shutdown leaves
-// unwritten is done again after the restart. r's chat is told once that the bot cannot save
-// right now. Any other error is returned at once.
+// retryStore runs a write while the storage fails, until it works or ctx ends; other errors return.
 func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.Context) error) error {
 	full := &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second}
 	failing := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Second, Multiplier: 2, MaxInterval: 5 * time.Minute}
@@ -78,17 +74,7 @@ func (h *Handler) retryStore(ctx context.Context, r req, write func(ctx context.
 	}
 }
 
-// append stores t in r's conversation (see retryStore). A Telegram message stored already (before
-// a crash) is not stored again: the turn stored then is returned.
-func (h *Handler) append(ctx context.Context, r req, t history.Turn) (stored history.Turn, err error) {
-	err = h.retryStore(ctx, r, func(ctx context.Context) error {
-		stored, _, err = h.deps.Store.Append(ctx, r.k, t)
-		return err
-	})
-	return stored, err
-}
-
-// storeFailed tells the user that the store failed at what, unless ctx ended (a shutdown).
+// storeFailed tells the user that the store failed at what, unless shutting down.
 func (h *Handler) storeFailed(ctx context.Context, r req, what string, err error) result {
 	if ctx.Err() != nil {
 		return left

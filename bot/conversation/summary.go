@@ -15,26 +15,19 @@ import (
 
 // Summaries instead of forgetting (SUMMARIES, on by default).
 //
-// When a request leaves out turns that the conversation's summary does not hold yet
-// (history.Request.Fold, older than the newest half of the window, so that a summary is needed
-// once per half window), the conversation's own model is asked, in the background, for a
-// summary that holds the old one and the turns up to Fold. Stored with the conversation, it
-// leads the context after the system prompt, counted in the window; the turns it holds are no
-// longer sent.
+// When a request leaves out turns the summary does not hold yet (history.Request.Fold), the
+// conversation's own model is asked, in the background, for a summary of the old one and the
+// turns up to Fold. Stored with the conversation, it leads the context after the system prompt.
 //
-// A summary request never holds up the conversation: it is decided before the answer streams
-// and made once the answer has ended (a server that serves one request at a time answers the
-// user first). Until it is there (or when it failed), the oldest turns are dropped as they
-// always were. A failure is logged once as a warning until a summary works again, and the
-// conversation tries again after 1, 2, 4, ... (at most 64) more requests that leave turns out.
-// A summary that comes back after a /reset, or after a newer one, is thrown away
-// (history.Store.SetSummary). It is counted in the usage of the user whose message needed it
-// (kind "summary"), and not made for a user past a cap.
+// It is asked for once the answer has ended (a server that serves one request at a time
+// answers the user first); until then the oldest turns are dropped. After a failure (logged
+// once as a warning until one works) the conversation tries again after 1, 2, 4, ... (at most
+// 64) requests that leave turns out. It counts in the usage of the user whose message needed
+// it, and is not made for a user past a cap.
 
 const (
-	maxSummaryChars = 8000 // however large the window: what a summary holds is the gist
-	// A window whose quarter is smaller holds no useful summary, and none is asked for.
-	minSummaryChars    = 200
+	maxSummaryChars    = 8000 // however large the window: what a summary holds is the gist
+	minSummaryChars    = 200  // a window whose quarter is smaller gets no summary
 	minSummaryTokens   = 50
 	maxSummaryFailures = 10000 // conversations whose failures are remembered
 )
@@ -44,7 +37,7 @@ const summaryInstructions = `You keep the memory of a conversation between a use
 
 Write one summary that holds the summary so far (if there is one) and the messages that follow it. Keep what the rest of the conversation may need: who is who, facts and numbers given, decisions, preferences and instructions the user gave, questions still open, and what the assistant answered or promised. Leave out greetings and small talk. Write in the conversation's language, in plain sentences, at most %d words. Answer with the summary alone.`
 
-// summaries are the summary requests running, one at most per conversation and a few at once.
+// summaries are the summary requests running: at most one per conversation, a few at once.
 type summaries struct {
 	ctx  context.Context // ends with stop: a summary being written is dropped
 	stop context.CancelFunc
@@ -68,8 +61,7 @@ func newSummaries(concurrent int) *summaries {
 		running: map[history.Key]bool{}, failures: map[history.Key]*summaryFailures{}}
 }
 
-// begin reports whether a summary of k may start now, and takes its place: not while one runs
-// for k, while k backs off after failures, when as many run as may, nor after stop.
+// begin reports whether a summary of k may start now, and takes its place.
 func (s *summaries) begin(k history.Key) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,8 +88,7 @@ func (s *summaries) end(k history.Key) {
 	<-s.sem
 }
 
-// failed notes that a summary of k failed; it reports whether this is the first failure since
-// summaries last worked (the one to log as a warning).
+// failed notes that a summary of k failed, and reports the first failure since one worked.
 func (s *summaries) failed(k history.Key) (first bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,9 +120,7 @@ func (s *summaries) worked(k history.Key) (recovered bool) {
 	return recovered
 }
 
-// summaryLimit is the most a summary may take: a quarter of what the window leaves a message
-// with prompt, in characters and in tokens, and at most maxSummaryChars characters; ok is false
-// when that is too little to hold anything.
+// summaryLimit is a quarter of the room beside prompt (at most maxSummaryChars); !ok: too little.
 func summaryLimit(b history.Budget, prompt string) (chars, tokens int, ok bool) {
 	c, t := b.Room(prompt)
 	chars, tokens = min(c/4, maxSummaryChars), t
@@ -141,8 +130,7 @@ func summaryLimit(b history.Budget, prompt string) (chars, tokens int, ok bool) 
 	return chars, tokens, chars >= minSummaryChars && tokens >= minSummaryTokens
 }
 
-// summaryWords is how many words a summary within chars and tokens is asked to take: about 6
-// characters and 1.4 tokens a word in English, with a margin (a longer one is cut).
+// summaryWords is how many words fit chars and tokens: about 6 characters and 1.4 tokens each.
 func summaryWords(chars, tokens int) int {
 	words := chars / 8
 	if tokens != math.MaxInt {
@@ -151,8 +139,7 @@ func summaryWords(chars, tokens int) int {
 	return max(words, 20)
 }
 
-// summarizeLater decides whether the summary that request says is due is written, for the
-// conversation of r, by model; it is, in the background, once start is called.
+// summarizeLater decides whether the summary request says is due is written, once start is called.
 func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt string, request history.Request) (start func()) {
 	start = func() {}
 	if !h.cfg.Budget.Summaries || request.Fold == 0 || request.Fold <= request.Summary.Through {
@@ -160,12 +147,9 @@ func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt strin
 	}
 	chars, tokens, ok := summaryLimit(h.cfg.Budget, prompt)
 	if !ok {
-		return start // the window is too small for a summary to hold anything
+		return start
 	}
-	if _, over := h.overCap(ctx, r.from); over {
-		return start // no model request past a cap, not even in the background
-	}
-	if !h.sums.begin(r.k) {
+	if _, over := h.overCap(ctx, r.from); over || !h.sums.begin(r.k) {
 		return start
 	}
 	h.deps.Log.Debug("summarising a conversation's oldest turns", "chat_id", r.k.ChatID, "thread_id", r.k.ThreadID,
@@ -183,8 +167,7 @@ func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt strin
 			if h.sums.worked(r.k) {
 				h.deps.Log.Info("summaries work again: conversations that outgrow the context window are summarised")
 			}
-		case h.sums.ctx.Err() != nil:
-			// Shutting down: the next request after the restart asks again.
+		case h.sums.ctx.Err() != nil: // shutting down: the next request asks again
 		case h.sums.failed(r.k):
 			h.deps.Log.Warn("a summary request failed: conversations go on, their oldest messages dropped as they fall out of the context window, "+
 				"until a summary works (logged once; later failures at debug level)", "chat_id", r.k.ChatID, "model", model, "err", err)
@@ -196,9 +179,7 @@ func (h *Handler) summarizeLater(ctx context.Context, r req, model, prompt strin
 	return sync.OnceFunc(func() { close(ready) })
 }
 
-// summarize asks model for a summary of r's conversation that holds request's summary and the
-// turns after it up to request.Fold (or fewer, the oldest ones, when they do not fit one
-// request), at most chars characters and tokens tokens, and stores it.
+// summarize asks model for a summary of request's and the turns up to Fold, and stores it.
 func (h *Handler) summarize(ctx context.Context, r req, model string, request history.Request, chars, tokens int) error {
 	turns, err := h.deps.Store.TurnsBetween(ctx, r.k, request.Summary.Through, request.Fold)
 	if err != nil {
@@ -208,13 +189,11 @@ func (h *Handler) summarize(ctx context.Context, r req, model string, request hi
 	if through == 0 {
 		return errors.New("the turns to summarise do not fit a request")
 	}
-	if msgs == nil {
-		// Nothing in the range is sent (voice messages never heard): the summary holds it as it is.
+	if msgs == nil { // nothing in the range is sent: the summary holds it as it is
 		if request.Summary.Text != "" {
-			_, err := h.deps.Store.SetSummary(context.WithoutCancel(ctx), r.k, request.Summary.Text, through)
-			return err
+			_, err = h.deps.Store.SetSummary(context.WithoutCancel(ctx), r.k, request.Summary.Text, through)
 		}
-		return nil
+		return err
 	}
 	var (
 		text strings.Builder
@@ -255,19 +234,16 @@ func (h *Handler) summarize(ctx context.Context, r req, model string, request hi
 	return nil
 }
 
-// summaryRequest builds the messages of a summary request: the instructions, then one user
-// message with the old summary and the turns, oldest first, as many as fit the budget b with
-// room for an answer of the summary's size. through is the last turn it holds (0 when not even
-// the first fits, even cut); msgs is nil when none of them is sent (nothing to summarise).
+// summaryRequest is a summary request: the instructions, then the old summary and as many of
+// the turns as fit b with room for the answer. through is the last turn it holds (0 when not
+// even the first fits, cut); msgs is nil when none of them is sent.
 func summaryRequest(b history.Budget, old string, turns []history.Turn, chars, tokens int) (msgs []aura.Message, through int64) {
 	system := fmt.Sprintf(summaryInstructions, summaryWords(chars, tokens))
 	roomChars, roomTokens := b.Room(system)
 	if roomTokens != math.MaxInt && tokens != math.MaxInt {
 		roomTokens -= tokens // the answer must fit too, where the window does not keep room for it
 	}
-	fits := func(text string) bool {
-		return utf8.RuneCountInString(text) <= roomChars && (roomTokens == math.MaxInt || history.CountTokens(text) <= roomTokens)
-	}
+	fits := func(text string) bool { return within(text, roomChars, roomTokens) }
 	var head strings.Builder
 	if old != "" {
 		head.WriteString("The summary so far:\n" + old + "\n\n")
@@ -278,8 +254,7 @@ func summaryRequest(b history.Budget, old string, turns []history.Turn, chars, t
 		return history.Defuse(head.String() + strings.Join(lines, "\n\n") + "\n\n" + tail)
 	}
 
-	// Sizes are added up line by line, then the message is counted whole and trimmed if the sum
-	// was short of it.
+	// Sizes are added up line by line, then the whole is counted and trimmed if the sum was short.
 	base := build(nil)
 	usedChars, usedTokens := utf8.RuneCountInString(base), history.CountTokens(base)
 	var (
@@ -310,7 +285,6 @@ func summaryRequest(b history.Budget, old string, turns []history.Turn, chars, t
 		lines, ids = lines[:len(lines)-1], ids[:len(ids)-1]
 	}
 	if !fits(build(lines)) {
-		// The oldest turn does not fit even alone: its beginning does.
 		line := fitLine(lines[0], func(l string) bool { return fits(build([]string{l})) })
 		if line == "" {
 			return nil, 0
@@ -324,7 +298,7 @@ func summaryRequest(b history.Budget, old string, turns []history.Turn, chars, t
 	}, through
 }
 
-// transcriptLine is a turn as a summary request shows it, who wrote it first; "" if not sent.
+// transcriptLine is a turn as a summary request shows it; "" if not sent.
 func transcriptLine(t history.Turn) string {
 	if !t.IsSent() {
 		return ""
@@ -344,8 +318,7 @@ func transcriptLine(t history.Turn) string {
 	return line
 }
 
-// fitLine returns the longest beginning of line, cut at a space where it can be, marked "…",
-// for which fits holds; "" if none does.
+// fitLine is the longest beginning of line, marked "…", for which fits holds; "" if none does.
 func fitLine(line string, fits func(string) bool) string {
 	runes := []rune(line)
 	lo, hi := 0, len(runes) // fits(runes[:lo]+"…") holds or lo is 0; runes[:hi] is too much
@@ -363,12 +336,9 @@ func fitLine(line string, fits func(string) bool) string {
 	return string(runes[:lo]) + "…"
 }
 
-// cutText cuts text to at most chars characters and tokens tokens, at the end of a sentence
-// or a word where it can, marked "…".
+// cutText cuts text to chars and tokens, at a sentence's or word's end where it can.
 func cutText(text string, chars, tokens int) string {
-	fits := func(s string) bool {
-		return utf8.RuneCountInString(s) <= chars && (tokens == math.MaxInt || history.CountTokens(s) <= tokens)
-	}
+	fits := func(s string) bool { return within(s, chars, tokens) }
 	if fits(text) {
 		return text
 	}
