@@ -482,6 +482,49 @@ func TestShutdownLeavesUpdates(t *testing.T) {
 	y.finished(6) // undecodable: dropped
 }
 
+// A message that waits behind a reply gets the 👀 reaction only when its turn does not come
+// within the side calls' delay: one sent as the reply before it ends costs no reaction call.
+func TestReactionOnlyForALongWait(t *testing.T) {
+	x := newHarness(t, Config{})
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 20 s", what)
+			}
+		}
+	}
+	requests := func() int { x.model.mu.Lock(); defer x.model.mu.Unlock(); return len(x.model.requests) }
+	// wait sends one message while another is being answered, and lets the first answer go on.
+	wait := func(first, next string, release func()) {
+		hold := make(chan struct{})
+		x.model.mu.Lock()
+		x.model.hold = hold
+		x.model.mu.Unlock()
+		before := requests()
+		x.seq++
+		x.h.Handle(context.Background(), x.seq, &models.Update{ID: x.seq, Message: x.private(ann, first)})
+		waitFor("model request", func() bool { return requests() == before+1 })
+		x.seq++
+		x.h.Handle(context.Background(), x.seq, &models.Update{ID: x.seq, Message: x.private(ann, next)})
+		release()
+		close(hold)
+		x.h.Wait()
+	}
+
+	x.h.side.after = time.Hour
+	wait("one", "two, at once", func() {})
+	if n := x.tg.reacted(); n != 0 {
+		t.Errorf("a message whose turn came at once: %d reactions, want none", n)
+	}
+
+	x.h.side.after = time.Millisecond
+	wait("three", "four, after a while", func() { waitFor("reaction", func() bool { return x.tg.reacted() == 1 }) })
+	if got := x.asked(); len(got) != 4 {
+		t.Errorf("requests %q, want every message answered", got)
+	}
+}
+
 // USER_MESSAGES_PER_MINUTE: past it a user is told once, until a message of theirs is let
 // through again; /stop is never bounded, nor are the owners.
 func TestMessageRate(t *testing.T) {

@@ -255,7 +255,7 @@ func New(cfg Config, deps Deps) *Handler {
 		cfg:      cfg,
 		deps:     deps,
 		queue:    newDispatcher(max(cfg.MaxConcurrentReplies, 1), maxWaiting),
-		side:     &sideCalls{deps: deps, waiting: map[int64]int{}},
+		side:     &sideCalls{deps: deps, after: time.Second, waiting: map[int64]int{}},
 		rates:    newRates(cfg.UserMessagesPerMinute),
 		refused:  newOnce[int64](time.Hour),
 		troubled: newOnce[int64](troubleEvery),

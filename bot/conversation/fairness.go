@@ -49,11 +49,18 @@ func (h *Handler) queueNotice(ctx context.Context, r req, fn func(ctx context.Co
 	return ok
 }
 
-// queueReply admits fn as the reply to m, with the 👀 reaction when it waits behind another.
+// queueReply admits fn as the reply to m, with the 👀 reaction when it waits behind another
+// for longer than a second: a message sent as the reply before it ends is answered at once,
+// without a reaction call.
 func (h *Handler) queueReply(ctx context.Context, r req, m *models.Message, fn func(ctx context.Context, r req) result) bool {
-	waited, taken := h.admit(ctx, r, true, fn)
+	started := make(chan struct{})
+	var once sync.Once
+	waited, taken := h.admit(ctx, r, true, func(ctx context.Context, r req) result {
+		once.Do(func() { close(started) })
+		return fn(ctx, r)
+	})
 	if waited {
-		h.side.react(ctx, r.t.ChatID, m.ID, "👀")
+		h.side.react(ctx, r.t.ChatID, m.ID, "👀", started)
 	}
 	return taken
 }

@@ -442,6 +442,7 @@ type fakeTelegram struct {
 	admins    []int64
 	downloads []string
 	asked     int // getChatAdministrators calls
+	reactions int
 }
 
 func (f *fakeTelegram) Download(_ context.Context, fileID string, limit int64) ([]byte, error) {
@@ -476,7 +477,16 @@ func (f *fakeTelegram) GetChatAdministrators(context.Context, *tgbot.GetChatAdmi
 }
 
 func (f *fakeTelegram) SetMessageReaction(context.Context, *tgbot.SetMessageReactionParams) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reactions++
 	return true, nil
+}
+
+func (f *fakeTelegram) reacted() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reactions
 }
 
 func (f *fakeTelegram) AnswerCallbackQuery(context.Context, *tgbot.AnswerCallbackQueryParams) (bool, error) {
@@ -499,15 +509,21 @@ type fakeModel struct {
 	list     []string
 	caps     aura.Capabilities
 	requests [][]aura.Message
-	listed   int // Models calls
+	listed   int           // Models calls
+	hold     chan struct{} // when set, each answer waits until it is closed
 }
 
 func (m *fakeModel) Chat(_ context.Context, _ string, msgs []aura.Message) iter.Seq2[aura.Chunk, error] {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.requests = append(m.requests, msgs)
-	answer, err := m.answer, m.err
-	return func(yield func(aura.Chunk, error) bool) { yield(aura.Chunk{Text: answer}, err) }
+	answer, err, hold := m.answer, m.err, m.hold
+	return func(yield func(aura.Chunk, error) bool) {
+		if hold != nil {
+			<-hold
+		}
+		yield(aura.Chunk{Text: answer}, err)
+	}
 }
 
 func (m *fakeModel) Models(context.Context) ([]string, error) {

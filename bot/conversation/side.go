@@ -18,15 +18,17 @@ const (
 
 // sideCalls are the Bot API calls that go out on their own; nothing waits for them but shutdown.
 type sideCalls struct {
-	deps Deps
+	deps  Deps
+	after time.Duration // a message whose turn comes sooner than this gets no reaction
 
 	mu      sync.Mutex
 	waiting map[int64]int // reactions waiting per chat
 	wg      sync.WaitGroup
 }
 
-// react puts emoji on message msgID of chat, unless too many reactions wait there already.
-func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji string) {
+// react puts emoji on message msgID of chat s.after from now, unless started is closed (or
+// ctx ends) by then, or too many reactions wait there already.
+func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji string, started <-chan struct{}) {
 	s.mu.Lock()
 	if s.waiting[chat] >= maxReactionsPerChat {
 		s.mu.Unlock()
@@ -43,6 +45,15 @@ func (s *sideCalls) react(ctx context.Context, chat int64, msgID int, emoji stri
 			}
 			s.mu.Unlock()
 		}()
+		t := time.NewTimer(s.after)
+		defer t.Stop()
+		select {
+		case <-started:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		_, err := tg.Call(cctx, s.deps.Pacer, s.deps.Log, chat, func(ctx context.Context) (bool, error) {
 			return s.deps.TG.SetMessageReaction(ctx, &tgbot.SetMessageReactionParams{
 				ChatID:    chat,
