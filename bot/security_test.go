@@ -274,15 +274,7 @@ func TestGroupAddressing(t *testing.T) {
 func TestOneUserCannotSwampTheBot(t *testing.T) {
 	e := newEnv(t, Config{Conversation: conversation.Config{AllowedChats: conversation.IDList{IDs: []int64{group}}}})
 	release := make(chan struct{})
-	e.model.fn = func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool) {
-		select {
-		case <-release:
-		case <-ctx.Done():
-			yield("", ctx.Err())
-			return
-		}
-		yield("re: "+lastUser(msgs), nil)
-	}
+	e.model.fn = heldUntil(release)
 	const flooder, other = 41, 42
 	bot := "@" + telegramtest.BotUsername
 	var ids []int
@@ -534,15 +526,7 @@ func TestGetFileOutsideTheLocalFilesIsNotRead(t *testing.T) {
 func TestNamedUsersAreNotBounded(t *testing.T) {
 	e := newEnv(t, Config{})
 	release := make(chan struct{})
-	e.model.fn = func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool) {
-		select {
-		case <-release:
-		case <-ctx.Done():
-			yield("", ctx.Err())
-			return
-		}
-		yield("re: "+lastUser(msgs), nil)
-	}
+	e.model.fn = heldUntil(release)
 	var ids []int
 	for i := range 2 * maxWaitingPerUser {
 		ids = append(ids, e.say(user, user, "part "+strconv.Itoa(i)))
@@ -553,5 +537,18 @@ func TestNamedUsersAreNotBounded(t *testing.T) {
 		if got := e.final(user, id)[0].Text; got != "re: part "+strconv.Itoa(i) {
 			t.Errorf("part %d: got %q", i, got)
 		}
+	}
+}
+
+// heldUntil is a model that answers "re: " and the user's last message once release is closed.
+func heldUntil(release <-chan struct{}) func(context.Context, []aura.Message, func(string, error) bool) {
+	return func(ctx context.Context, msgs []aura.Message, yield func(string, error) bool) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			yield("", ctx.Err())
+			return
+		}
+		yield("re: "+lastUser(msgs), nil)
 	}
 }

@@ -494,18 +494,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Doc
 		if f != nil {
 			return nil, f
 		}
-		c := s.chat(chatID)
-		c.last++
-		m := &Message{ID: c.last, ChatID: chatID, Text: p["text"], Entities: ents, Markup: p["reply_markup"], CreatedAt: now, UpdatedAt: now}
-		m.ThreadID, _ = strconv.Atoi(p["message_thread_id"])
-		m.ReplyTo, _ = strconv.Atoi(p["reply_to_message_id"])
-		if rp := p["reply_parameters"]; rp != "" {
-			var v models.ReplyParameters
-			_ = json.Unmarshal([]byte(rp), &v)
-			m.ReplyTo = v.MessageID
-		}
-		c.bot[m.ID] = m
-		return s.wire(m, false), nil
+		return s.post(chatID, p, &Message{Text: p["text"], Entities: ents, Markup: p["reply_markup"], CreatedAt: now, UpdatedAt: now}), nil
 	case "sendDocument":
 		doc, ok := files["document"]
 		switch {
@@ -520,17 +509,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Doc
 		case len(utf16.Encode([]rune(p["caption"]))) > 1024:
 			return nil, &Fault{Code: 400, Description: "Bad Request: message caption is too long"}
 		}
-		c := s.chat(chatID)
-		c.last++
-		m := &Message{ID: c.last, ChatID: chatID, Caption: p["caption"], Document: &doc, CreatedAt: now, UpdatedAt: now}
-		m.ThreadID, _ = strconv.Atoi(p["message_thread_id"])
-		if rp := p["reply_parameters"]; rp != "" {
-			var v models.ReplyParameters
-			_ = json.Unmarshal([]byte(rp), &v)
-			m.ReplyTo = v.MessageID
-		}
-		c.bot[m.ID] = m
-		return s.wire(m, false), nil
+		return s.post(chatID, p, &Message{Caption: p["caption"], Document: &doc, CreatedAt: now, UpdatedAt: now}), nil
 	case "editMessageText":
 		m, f := s.editable(chatID, p)
 		if f != nil {
@@ -669,6 +648,23 @@ func botUser() *models.User {
 // wire renders one of the bot's messages as Telegram answers sendMessage and the edits: with the
 // message it replied to (its id and chat, and its text when it is the bot's) and the inline
 // keyboard it carries. It runs with s.mu held.
+// post gives m the next id of chatID, the topic and the message it replies to from p, and keeps
+// it as the bot's.
+func (s *Server) post(chatID int64, p map[string]string, m *Message) wireMessage {
+	c := s.chat(chatID)
+	c.last++
+	m.ID, m.ChatID = c.last, chatID
+	m.ThreadID, _ = strconv.Atoi(p["message_thread_id"])
+	m.ReplyTo, _ = strconv.Atoi(p["reply_to_message_id"])
+	if rp := p["reply_parameters"]; rp != "" {
+		var v models.ReplyParameters
+		_ = json.Unmarshal([]byte(rp), &v)
+		m.ReplyTo = v.MessageID
+	}
+	c.bot[m.ID] = m
+	return s.wire(m, false)
+}
+
 func (s *Server) wire(m *Message, edited bool) wireMessage {
 	w := wireMessage{
 		ID: m.ID, ThreadID: m.ThreadID, From: botUser(), Chat: chatOf(m.ChatID),
